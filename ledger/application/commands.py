@@ -1,0 +1,395 @@
+"""Commands: what staff ask the ledger to do, named and shaped as on the command line.
+
+A command holds its arguments as given (after parsing), so its fingerprint, used
+for idempotency, is the same whether it came from the CLI or a JSON line. The
+effective date stays `None` when not given; the service resolves the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ledger.domain.errors import InvalidInput
+from ledger.domain.values import (
+    Element,
+    FinancialYear,
+    FreeText,
+    parse_amount,
+    parse_consortium_code,
+    parse_element,
+    parse_holder,
+    parse_percent,
+    parse_practice_code,
+    parse_qs_code,
+    parse_signed_amount,
+)
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ClassVar[str]
+    on: date | None = Field(default=None, description="effective date (default today)")
+
+    def fingerprint(self, actor: str) -> str:
+        body = self.model_dump(mode="json", exclude_none=True)
+        canonical = orjson.dumps([self.name, actor, body], option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value.strip())
+            except ValueError:
+                raise InvalidInput("date", f"malformed date {value!r}: write it as 2024-06-01")
+        return value
+
+
+def _practice(value: str) -> str:
+    return parse_practice_code(value)
+
+
+class _PracticeArg(Command):
+    practice: str
+
+    @field_validator("practice")
+    @classmethod
+    def _p(cls, value: str) -> str:
+        return _practice(value)
+
+
+class _ConsortiumArg(Command):
+    consortium: str
+
+    @field_validator("consortium")
+    @classmethod
+    def _c(cls, value: str) -> str:
+        return parse_consortium_code(value)
+
+
+class _BudgetArg(_PracticeArg):
+    year: str
+
+    @field_validator("year")
+    @classmethod
+    def _y(cls, value: str) -> str:
+        return str(FinancialYear.parse(value))
+
+    @property
+    def financial_year(self) -> FinancialYear:
+        return FinancialYear.parse(self.year)
+
+
+def _elements(value: Any) -> tuple[Element, ...]:
+    items = [value] if isinstance(value, str) else list(value)
+    parsed = [parse_element(str(v)) for part in items for v in str(part).split(",") if v.strip()]
+    return tuple(dict.fromkeys(parsed))
+
+
+# --- practices -----------------------------------------------------------------------
+
+
+class PracticeRegister(_PracticeArg):
+    name: ClassVar[str] = "practice register"
+    practice_name: FreeText = Field(alias="name", min_length=1)
+    list_size: int = Field(ge=0)
+    weighted: dict[Element, int] = Field(default_factory=dict)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("weighted", mode="before")
+    @classmethod
+    def _weighted(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {parse_element(str(k)): v for k, v in value.items()}
+        return value
+
+
+# --- consortia -----------------------------------------------------------------------
+
+
+class ConsortiumForm(_ConsortiumArg):
+    name: ClassVar[str] = "consortium form"
+    consortium_name: FreeText = Field(alias="name", min_length=1)
+    officer: FreeText = Field(min_length=1)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ConsortiumJoin(_ConsortiumArg, _PracticeArg):
+    name: ClassVar[str] = "consortium join"
+
+
+class ConsortiumLeave(_ConsortiumArg, _PracticeArg):
+    name: ClassVar[str] = "consortium leave"
+
+
+class ConsortiumRiskPool(_ConsortiumArg):
+    name: ClassVar[str] = "consortium risk-pool"
+    year: str
+    top_slice: str
+
+    @field_validator("year")
+    @classmethod
+    def _y(cls, value: str) -> str:
+        return str(FinancialYear.parse(value))
+
+    @field_validator("top_slice")
+    @classmethod
+    def _t(cls, value: str) -> str:
+        parse_percent(value)
+        return value.strip()
+
+
+class ConsortiumAdopt(_ConsortiumArg):
+    name: ClassVar[str] = "consortium adopt"
+    year: str
+    codes: tuple[str, ...]
+
+    @field_validator("year")
+    @classmethod
+    def _y(cls, value: str) -> str:
+        return str(FinancialYear.parse(value))
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes(cls, value: Any) -> Any:
+        items = [value] if isinstance(value, str) else list(value)
+        return tuple(parse_qs_code(str(v)) for v in items)
+
+
+# --- budgets -------------------------------------------------------------------------
+
+
+class BudgetAllocate(_BudgetArg):
+    name: ClassVar[str] = "budget allocate"
+    element: dict[Element, str]
+    basis: FreeText | None = None
+
+    @field_validator("element", mode="before")
+    @classmethod
+    def _amounts(cls, value: Any) -> Any:
+        if isinstance(value, str | list | tuple):
+            items = [value] if isinstance(value, str) else list(value)
+            pairs: dict[Element, str] = {}
+            for item in items:
+                key, sep, amount = str(item).partition("=")
+                if not sep:
+                    raise InvalidInput("element", f"write --element {item}=AMOUNT")
+                pairs[parse_element(key)] = amount
+            value = pairs
+        if isinstance(value, dict):
+            parsed = {parse_element(str(k)): str(v) for k, v in value.items()}
+            for amount in parsed.values():
+                parse_amount(amount, allow_zero=True)
+            return parsed
+        return value
+
+    def amounts_pence(self) -> dict[Element, int]:
+        return {e: parse_amount(a, allow_zero=True) for e, a in self.element.items()}
+
+
+class BudgetAdjust(_BudgetArg):
+    name: ClassVar[str] = "budget adjust"
+    element: Element
+    by: str
+    reason: FreeText
+
+    @field_validator("element", mode="before")
+    @classmethod
+    def _e(cls, value: Any) -> Any:
+        return parse_element(str(value))
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        parse_signed_amount(value)
+        return value.strip()
+
+
+class BudgetDelegate(_BudgetArg):
+    name: ClassVar[str] = "budget delegate"
+    element: tuple[Element, ...]
+    to: str
+
+    @field_validator("element", mode="before")
+    @classmethod
+    def _e(cls, value: Any) -> Any:
+        return _elements(value)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        return parse_holder(value)
+
+
+class BudgetRevoke(_BudgetArg):
+    name: ClassVar[str] = "budget revoke"
+    element: tuple[Element, ...]
+
+    @field_validator("element", mode="before")
+    @classmethod
+    def _e(cls, value: Any) -> Any:
+        return _elements(value)
+
+
+class BudgetOptOut(_BudgetArg):
+    name: ClassVar[str] = "budget opt-out"
+    to: str
+    reason: FreeText = Field(min_length=1)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        return parse_holder(value)
+
+
+class BudgetOptIn(_BudgetArg):
+    name: ClassVar[str] = "budget opt-in"
+    reason: FreeText | None = None
+
+
+class BudgetHarden(_BudgetArg):
+    name: ClassVar[str] = "budget harden"
+    reason: FreeText | None = None
+
+
+class BudgetSoften(_BudgetArg):
+    name: ClassVar[str] = "budget soften"
+    reason: FreeText | None = None
+
+
+# --- spending ------------------------------------------------------------------------
+
+
+def _ref(value: str) -> str:
+    ref = value.strip()
+    if not ref or len(ref) > 64 or any(c.isspace() for c in ref):
+        raise InvalidInput("ref", f"malformed commitment reference {value!r}")
+    return ref
+
+
+class SpendCommit(_BudgetArg):
+    name: ClassVar[str] = "spend commit"
+    element: Element
+    ref: str
+    amount: str
+    provider: FreeText = Field(min_length=1)
+    service: FreeText = Field(min_length=1)
+    qs: tuple[str, ...] = ()
+
+    @field_validator("element", mode="before")
+    @classmethod
+    def _e(cls, value: Any) -> Any:
+        return parse_element(str(value))
+
+    @field_validator("ref")
+    @classmethod
+    def _r(cls, value: str) -> str:
+        return _ref(value)
+
+    @field_validator("amount")
+    @classmethod
+    def _a(cls, value: str) -> str:
+        parse_amount(value)
+        return value.strip()
+
+    @field_validator("qs", mode="before")
+    @classmethod
+    def _qs(cls, value: Any) -> Any:
+        items = [value] if isinstance(value, str) else list(value or ())
+        return tuple(dict.fromkeys(parse_qs_code(str(v)) for v in items))
+
+
+class SpendVary(Command):
+    name: ClassVar[str] = "spend vary"
+    ref: str
+    amount: str
+    reason: FreeText | None = None
+
+    @field_validator("ref")
+    @classmethod
+    def _r(cls, value: str) -> str:
+        return _ref(value)
+
+    @field_validator("amount")
+    @classmethod
+    def _a(cls, value: str) -> str:
+        parse_amount(value)
+        return value.strip()
+
+
+class SpendSettle(SpendVary):
+    name: ClassVar[str] = "spend settle"
+    final: bool = False
+
+
+class SpendCancel(Command):
+    name: ClassVar[str] = "spend cancel"
+    ref: str
+    reason: FreeText | None = None
+
+    @field_validator("ref")
+    @classmethod
+    def _r(cls, value: str) -> str:
+        return _ref(value)
+
+
+C = TypeVar("C", bound=Command)
+
+COMMANDS: dict[str, type[Command]] = {
+    cls.name: cls
+    for cls in (
+        PracticeRegister,
+        ConsortiumForm,
+        ConsortiumJoin,
+        ConsortiumLeave,
+        ConsortiumRiskPool,
+        ConsortiumAdopt,
+        BudgetAllocate,
+        BudgetAdjust,
+        BudgetDelegate,
+        BudgetRevoke,
+        BudgetOptOut,
+        BudgetOptIn,
+        BudgetHarden,
+        BudgetSoften,
+        SpendCommit,
+        SpendVary,
+        SpendSettle,
+        SpendCancel,
+    )
+}
+
+
+def build_command(name: str, args: dict[str, Any]) -> Command:
+    """A command from its CLI words and arguments; bad input raises InvalidInput."""
+    cls = COMMANDS.get(" ".join(name.split()))
+    if cls is None:
+        raise InvalidInput("command", f"unknown command {name!r}")
+    return parse_command(cls, args)
+
+
+def parse_command(cls: type[C], args: dict[str, Any]) -> C:
+    try:
+        return cls.model_validate(args)
+    except ValidationError as error:
+        raise InvalidInput("arguments", describe_validation_error(cls.name, error)) from None
+
+
+def describe_validation_error(name: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "arguments"
+    kind = first["type"]
+    if kind == "missing":
+        return f"{name}: missing {where}"
+    if kind == "extra_forbidden":
+        return f"{name}: unknown argument {where}"
+    return f"{name}: {where}: {first['msg']}"

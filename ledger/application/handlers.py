@@ -1,0 +1,370 @@
+"""One handler per command: load the aggregates, call the domain, describe the result.
+
+Handlers do no I/O of their own; the unit of work loads aggregates and the
+service saves what they trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ledger.application.commands import (
+    BudgetAdjust,
+    BudgetAllocate,
+    BudgetDelegate,
+    BudgetHarden,
+    BudgetOptIn,
+    BudgetOptOut,
+    BudgetRevoke,
+    BudgetSoften,
+    Command,
+    ConsortiumAdopt,
+    ConsortiumForm,
+    ConsortiumJoin,
+    ConsortiumLeave,
+    ConsortiumRiskPool,
+    PracticeRegister,
+    SpendCancel,
+    SpendCommit,
+    SpendSettle,
+    SpendVary,
+)
+from ledger.application.unit_of_work import UnitOfWork
+from ledger.domain.aggregate import Context
+from ledger.domain.budget import Budget
+from ledger.domain.errors import NotFound, RuleViolation
+from ledger.domain.organisations import Consortium, Practice
+from ledger.domain.rules import check_new_holder, check_no_cycle
+from ledger.domain.values import (
+    Element,
+    FinancialYear,
+    format_pence,
+    parse_amount,
+    parse_percent,
+    parse_signed_amount,
+)
+from ledger.store.recorders import RefEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    summary: str
+    refs: tuple[RefEntry, ...] = ()
+
+
+Handler = Callable[[Any, Context, UnitOfWork], Result]
+HANDLERS: dict[type[Command], Handler] = {}
+
+
+def handles(command_type: type[Command]) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        HANDLERS[command_type] = func
+        return func
+
+    return register
+
+
+# --- effective dates -----------------------------------------------------------------
+
+
+def effective_date(command: Command, today: date, uow: UnitOfWork) -> date:
+    """`--on` when given; otherwise today, kept inside the budget's financial year.
+
+    When today lies outside the budget's year, the default is the year's nearest
+    day (its last day for a past year), and the answer says which date was used.
+    """
+    if command.on is not None:
+        return command.on
+    year = _year_of(command, uow)
+    if year is None:
+        return today
+    return min(max(today, year.first_day), year.last_day)
+
+
+def _year_of(command: Command, uow: UnitOfWork) -> FinancialYear | None:
+    year = getattr(command, "year", None)
+    if isinstance(year, str) and not isinstance(command, ConsortiumAdopt):
+        return FinancialYear.parse(year)
+    ref = getattr(command, "ref", None)
+    if isinstance(command, SpendVary | SpendCancel) and ref:
+        entry = uow.ref(ref)
+        return FinancialYear.parse(entry.year) if entry else None
+    return None
+
+
+def refs_named(commands: Iterable[Command]) -> Iterator[str]:
+    for command in commands:
+        ref = getattr(command, "ref", None)
+        if isinstance(ref, str):
+            yield ref
+
+
+# --- practices -----------------------------------------------------------------------
+
+
+def existing_practice(uow: UnitOfWork, code: str) -> Practice:
+    practice = uow.practice(code)
+    if not practice.version:
+        raise NotFound("practice", f"no practice {code}; register it first")
+    return practice
+
+
+def existing_consortium(uow: UnitOfWork, code: str) -> Consortium:
+    consortium = uow.consortium(code)
+    if not consortium.version:
+        raise NotFound("consortium", f"no consortium {code}; form it first")
+    return consortium
+
+
+@handles(PracticeRegister)
+def register_practice(command: PracticeRegister, context: Context, uow: UnitOfWork) -> Result:
+    if uow.practice(command.practice).version:
+        raise RuleViolation("practice", f"practice {command.practice} is already registered")
+    practice = Practice.register(
+        context,
+        code=command.practice,
+        name=command.practice_name,
+        list_size=command.list_size,
+        weighted_population=dict(command.weighted),
+    )
+    uow.touched[practice.id] = practice
+    uow.cache.put(practice)
+    return Result(
+        f"registered {practice.code} {practice.name} (list size {practice.list_size:,}) "
+        f"for allocator:{practice.allocator}"
+    )
+
+
+# --- consortia -----------------------------------------------------------------------
+
+
+@handles(ConsortiumForm)
+def form_consortium(command: ConsortiumForm, context: Context, uow: UnitOfWork) -> Result:
+    if uow.consortium(command.consortium).version:
+        raise RuleViolation("consortium", f"consortium {command.consortium} already exists")
+    consortium = Consortium.form(
+        context, code=command.consortium, name=command.consortium_name, officer=command.officer
+    )
+    uow.touched[consortium.id] = consortium
+    uow.cache.put(consortium)
+    return Result(f"formed consortium {consortium.code} {consortium.name}")
+
+
+@handles(ConsortiumJoin)
+def join_consortium(command: ConsortiumJoin, context: Context, uow: UnitOfWork) -> Result:
+    consortium = existing_consortium(uow, command.consortium)
+    existing_practice(uow, command.practice).require_open_on(context.effective_on)
+    consortium.join(context, command.practice)
+    return Result(f"{command.practice} joined {consortium.code} on {context.effective_on}")
+
+
+@handles(ConsortiumLeave)
+def leave_consortium(command: ConsortiumLeave, context: Context, uow: UnitOfWork) -> Result:
+    consortium = existing_consortium(uow, command.consortium)
+    existing_practice(uow, command.practice)
+    day = context.effective_on
+    budget = uow.budget(command.practice, FinancialYear.containing(day))
+    held = budget.held_by_on_or_after(f"consortium:{consortium.code}", day) if budget.exists else []
+    if held:
+        raise RuleViolation(
+            "membership",
+            f"{consortium.code} holds {', '.join(held)} of {command.practice} on or after {day}; "
+            "revoke those delegations first",
+        )
+    consortium.leave(context, command.practice)
+    return Result(f"{command.practice} left {consortium.code} on {day}")
+
+
+@handles(ConsortiumRiskPool)
+def agree_risk_pool(command: ConsortiumRiskPool, context: Context, uow: UnitOfWork) -> Result:
+    consortium = existing_consortium(uow, command.consortium)
+    year = FinancialYear.parse(command.year)
+    basis_points = parse_percent(command.top_slice)
+    consortium.agree_risk_pool(context, year, basis_points)
+    return Result(
+        f"{consortium.code} agreed a {basis_points / 100:g}% risk pool top-slice for {year}"
+    )
+
+
+@handles(ConsortiumAdopt)
+def adopt_standards(command: ConsortiumAdopt, context: Context, uow: UnitOfWork) -> Result:
+    consortium = existing_consortium(uow, command.consortium)
+    consortium.adopt_standards(context, FinancialYear.parse(command.year), list(command.codes))
+    adopted = consortium.standards(command.year)
+    return Result(f"{consortium.code} adopted {', '.join(adopted)} for {command.year}")
+
+
+# --- budgets -------------------------------------------------------------------------
+
+
+def existing_budget(uow: UnitOfWork, practice: str, year: str) -> Budget:
+    existing_practice(uow, practice)
+    return uow.budget(practice, FinancialYear.parse(year))
+
+
+@handles(BudgetAllocate)
+def allocate(command: BudgetAllocate, context: Context, uow: UnitOfWork) -> Result:
+    practice = existing_practice(uow, command.practice)
+    budget = uow.budget(command.practice, command.financial_year)
+    amounts = command.amounts_pence()
+    budget.allocate(context, practice, amounts, getattr(command, "basis", None))
+    total = sum(amounts.values())
+    return Result(
+        f"allocated {format_pence(total)} to {practice.code} for {command.year} "
+        f"across {len(amounts)} element(s)"
+    )
+
+
+@handles(BudgetAdjust)
+def adjust(command: BudgetAdjust, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    delta = parse_signed_amount(command.by)
+    budget.adjust(context, command.element, delta)
+    return Result(
+        f"adjusted {command.element} of {command.practice} {command.year} by "
+        f"{format_pence(delta)} to {format_pence(budget.allocated[command.element])}"
+    )
+
+
+def _check_holder(
+    uow: UnitOfWork, budget: Budget, elements: list[Element], holder: str, day: date
+) -> None:
+    kind, _, code = holder.partition(":")
+    consortium = uow.consortium(code) if kind == "consortium" else None
+    holder_practice = uow.practice(code) if kind == "practice" else None
+    check_new_holder(
+        budget.practice,
+        holder,
+        day,
+        consortium=consortium if consortium and consortium.version else None,
+        holder_practice=holder_practice if holder_practice and holder_practice.version else None,
+    )
+
+    def holder_of(practice: str, element: Element, on: date) -> str | None:
+        other = uow.budget(practice, budget.year)
+        return other.holder_on(element, on) if other.exists else None
+
+    check_no_cycle(budget.practice, elements, holder, day, holder_of)
+
+
+@handles(BudgetDelegate)
+def delegate(command: BudgetDelegate, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    elements = list(command.element)
+    if budget.exists:
+        _check_holder(uow, budget, elements, command.to, context.effective_on)
+    budget.delegate(context, elements, command.to)
+    return Result(
+        f"{command.practice} delegated {', '.join(elements)} to {command.to} "
+        f"from {context.effective_on}"
+    )
+
+
+@handles(BudgetRevoke)
+def revoke(command: BudgetRevoke, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    budget.revoke(context, list(command.element))
+    return Result(
+        f"{command.practice} took back {', '.join(command.element)} from {context.effective_on}"
+    )
+
+
+@handles(BudgetOptOut)
+def opt_out(command: BudgetOptOut, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    if budget.exists:
+        _check_holder(uow, budget, list(Element), command.to, context.effective_on)
+    budget.opt_out(context, command.to)
+    return Result(
+        f"{command.practice} opted out to {command.to} from {context.effective_on}; "
+        f"it stays accountable"
+    )
+
+
+@handles(BudgetOptIn)
+def opt_in(command: BudgetOptIn, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    budget.opt_in(context)
+    return Result(f"{command.practice} opted back in from {context.effective_on}")
+
+
+@handles(BudgetHarden)
+def harden(command: BudgetHarden, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    budget.make_hard(context)
+    return Result(f"{command.practice} {command.year} is hard from {context.effective_on}")
+
+
+@handles(BudgetSoften)
+def soften(command: BudgetSoften, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    budget.make_indicative(context)
+    return Result(
+        f"{command.practice} {command.year} is indicative from {context.effective_on}"
+    )
+
+
+# --- spending ------------------------------------------------------------------------
+
+
+@handles(SpendCommit)
+def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
+    budget = existing_budget(uow, command.practice, command.year)
+    if uow.ref(command.ref) is not None:
+        raise RuleViolation("commitment", f"commitment reference {command.ref} is already used")
+    amount = parse_amount(command.amount)
+    budget.commit(
+        context,
+        ref=command.ref,
+        element=command.element,
+        amount=amount,
+        provider=command.provider,
+        service=command.service,
+        qs_codes=command.qs,
+    )
+    event = context.journal[-1]
+    overspend = getattr(event, "overspend_pence", 0)
+    flag = f"; OVERSPEND FLAGGED: {format_pence(overspend)} over" if overspend else ""
+    return Result(
+        f"committed {format_pence(amount)} as {command.ref} against {command.element} of "
+        f"{command.practice} {command.year}{flag}",
+        refs=(RefEntry(command.ref, command.practice, command.year),),
+    )
+
+
+def budget_of_ref(uow: UnitOfWork, ref: str) -> Budget:
+    entry = uow.ref(ref)
+    if entry is None:
+        raise NotFound("commitment", f"no commitment {ref}")
+    return uow.budget(entry.practice, FinancialYear.parse(entry.year))
+
+
+@handles(SpendVary)
+def vary(command: SpendVary, context: Context, uow: UnitOfWork) -> Result:
+    budget = budget_of_ref(uow, command.ref)
+    amount = parse_amount(command.amount)
+    budget.vary(context, command.ref, amount)
+    overspend = getattr(context.journal[-1], "overspend_pence", 0)
+    flag = f"; OVERSPEND FLAGGED: {format_pence(overspend)} over" if overspend else ""
+    return Result(f"varied {command.ref} to {format_pence(amount)}{flag}")
+
+
+@handles(SpendSettle)
+def settle(command: SpendSettle, context: Context, uow: UnitOfWork) -> Result:
+    budget = budget_of_ref(uow, command.ref)
+    amount = parse_amount(command.amount)
+    budget.settle(context, command.ref, amount, final=command.final)
+    left = budget.commitment(command.ref).outstanding
+    tail = "final; closed" if command.final else f"{format_pence(left)} outstanding"
+    return Result(f"settled {format_pence(amount)} of {command.ref} ({tail})")
+
+
+@handles(SpendCancel)
+def cancel(command: SpendCancel, context: Context, uow: UnitOfWork) -> Result:
+    budget = budget_of_ref(uow, command.ref)
+    released = budget.commitment(command.ref).outstanding
+    budget.cancel(context, command.ref)
+    return Result(f"cancelled {command.ref}, releasing {format_pence(released)}")

@@ -1,0 +1,221 @@
+"""The application service: commands in, events out, one transaction per unit of work.
+
+Every write goes through `execute` (one command) or `execute_batch` (many, one
+transaction). Both check the command id first (idempotency), run the domain with
+the aggregates it needs, and append the events together with the command's
+receipt. A version conflict from a concurrent writer voids the unit of work and
+the commands are run again against fresh state (optimistic concurrency).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from ledger.application import handlers
+from ledger.application.commands import Command
+from ledger.application.unit_of_work import AggregateCache, UnitOfWork
+from ledger.domain.aggregate import Context
+from ledger.domain.errors import (
+    IdempotencyConflict,
+    LedgerError,
+    NotAuthorised,
+    StoreUnavailable,
+)
+from ledger.domain.values import Actor, Role
+from ledger.store.eventstore import EventStore
+from ledger.store.recorders import Indexes, Receipt
+
+Clock = Callable[[], datetime]
+
+MAX_ATTEMPTS = 25
+
+
+def system_clock() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a command did; the same command id always gets the same answer."""
+
+    command: str
+    command_id: str
+    summary: str
+    effective_on: date | None
+    events: tuple[dict[str, Any], ...]
+    already_applied: bool = False
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {
+                "command": self.command,
+                "command_id": self.command_id,
+                "summary": self.summary,
+                "effective_on": self.effective_on,
+                "events": self.events,
+            }
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Answer:
+        data = orjson.loads(text)
+        on = data.get("effective_on")
+        return cls(
+            command=data["command"],
+            command_id=data["command_id"],
+            summary=data["summary"],
+            effective_on=date.fromisoformat(on) if on else None,
+            events=tuple(data["events"]),
+            already_applied=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One command with who issues it and under which id."""
+
+    command: Command
+    actor: str
+    command_id: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    request: Request
+    answer: Answer | None = None
+    error: LedgerError | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "refused"
+        assert self.answer is not None
+        return "already applied" if self.answer.already_applied else "applied"
+
+
+@dataclass
+class LedgerService:
+    store: EventStore
+    clock: Clock = system_clock
+    cache: AggregateCache = field(default_factory=AggregateCache)
+
+    # --- one command -------------------------------------------------------------------
+
+    def execute(self, command: Command, actor: str, command_id: str | None = None) -> Answer:
+        request = Request(command, actor, command_id or str(uuid.uuid4()))
+        outcome = self.execute_batch([request])[0]
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.answer is not None
+        return outcome.answer
+
+    # --- many commands, one transaction ------------------------------------------------
+
+    def execute_batch(self, requests: Sequence[Request], *, atomic: bool = False) -> list[Outcome]:
+        """Run each request in order; refused ones record nothing, the rest commit together.
+
+        With `atomic`, one refusal records nothing at all (file imports).
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            uow = UnitOfWork(self.store, self.cache)
+            try:
+                outcomes = self._run(uow, requests)
+                if atomic and any(o.error for o in outcomes):
+                    uow.discard()
+                    return outcomes
+                if uow.events or uow.receipts:
+                    self.store.append(
+                        uow.events, Indexes(receipts=uow.receipts, refs=list(uow.new_refs.values()))
+                    )
+            except (IntegrityError, OperationalError):
+                # Another writer got there first (a stream version, a command id or a
+                # ref is taken) or holds the lock: void everything and run again.
+                uow.discard()
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter only
+                continue
+            except BaseException:
+                uow.discard()
+                raise
+            uow.committed()
+            return outcomes
+        raise StoreUnavailable(
+            "concurrency", f"gave up after {MAX_ATTEMPTS} attempts: the ledger is too busy"
+        )
+
+    def _run(self, uow: UnitOfWork, requests: Sequence[Request]) -> list[Outcome]:
+        receipts = self.store.receipts([r.command_id for r in requests])
+        uow.prefetch_refs(handlers.refs_named(r.command for r in requests))
+        recorded_at = self.clock()
+        outcomes: list[Outcome] = []
+        for request in requests:
+            fingerprint = request.command.fingerprint(request.actor)
+            earlier = receipts.get(request.command_id)
+            if earlier is not None:
+                outcomes.append(self._replayed(request, earlier, fingerprint))
+                continue
+            try:
+                answer = self._apply(uow, request, recorded_at)
+            except LedgerError as error:
+                outcomes.append(Outcome(request, error=error))
+                continue
+            receipt = Receipt(request.command_id, fingerprint, answer.to_json())
+            receipts[request.command_id] = receipt
+            outcomes.append(Outcome(request, answer=answer))
+        return outcomes
+
+    def _replayed(self, request: Request, earlier: Receipt, fingerprint: str) -> Outcome:
+        if earlier.fingerprint != fingerprint:
+            return Outcome(
+                request,
+                error=IdempotencyConflict(
+                    "idempotency",
+                    f"command id {request.command_id} was already used for a different command",
+                ),
+            )
+        return Outcome(request, answer=Answer.from_json(earlier.answer))
+
+    def _apply(self, uow: UnitOfWork, request: Request, recorded_at: datetime) -> Answer:
+        actor = Actor.parse(request.actor)
+        if actor.role is Role.AUDITOR:
+            raise NotAuthorised("authority", f"{actor} is an auditor: auditors only read")
+        handler = handlers.HANDLERS[type(request.command)]
+        effective_on = handlers.effective_date(request.command, recorded_at.date(), uow)
+        context = Context(
+            actor=actor,
+            command_id=request.command_id,
+            effective_on=effective_on,
+            recorded_at=recorded_at,
+            reason=getattr(request.command, "reason", None),
+        )
+        try:
+            result = handler(request.command, context, uow)
+        except LedgerError:
+            if context.journal:
+                # Domain methods check every rule before triggering; a refusal after
+                # an event would leave an aggregate half-changed. Never expected.
+                uow.discard()
+                raise RuntimeError("a refused command left events behind") from None
+            raise
+        answer = Answer(
+            command=request.command.name,
+            command_id=request.command_id,
+            summary=result.summary,
+            effective_on=effective_on,
+            events=tuple(
+                {"topic": e.topic, "stream": str(e.originator_id), "version": e.originator_version}
+                for e in context.journal
+            ),
+        )
+        receipt = Receipt(request.command_id, request.command.fingerprint(request.actor),
+                          answer.to_json())
+        uow.record(context.journal, receipt, result.refs)
+        return answer

@@ -1,0 +1,114 @@
+"""Loading aggregates for a batch of commands, and collecting what they record."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from ledger.domain.aggregate import Aggregate
+from ledger.domain.budget import Budget
+from ledger.domain.events import LedgerEvent, budget_stream, consortium_stream, practice_stream
+from ledger.domain.organisations import Consortium, Practice
+from ledger.domain.values import FinancialYear
+from ledger.store.eventstore import EventStore
+from ledger.store.recorders import Receipt, RefEntry
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class AggregateCache:
+    """Aggregates kept between commands, fast-forwarded from the store on each load.
+
+    Fast-forwarding (one indexed query for events after the cached version) keeps
+    loads cheap however long a stream grows, and still sees other writers' events.
+    """
+
+    def __init__(self, maxsize: int = 20_000) -> None:
+        self._items: OrderedDict[uuid.UUID, Aggregate] = OrderedDict()
+        self._maxsize = maxsize
+
+    def get(self, stream_id: uuid.UUID) -> Aggregate | None:
+        item = self._items.get(stream_id)
+        if item is not None:
+            self._items.move_to_end(stream_id)
+        return item
+
+    def put(self, aggregate: Aggregate) -> None:
+        self._items[aggregate.id] = aggregate
+        self._items.move_to_end(aggregate.id)
+        while len(self._items) > self._maxsize:
+            self._items.popitem(last=False)
+
+    def evict(self, stream_ids: Iterable[uuid.UUID]) -> None:
+        for stream_id in stream_ids:
+            self._items.pop(stream_id, None)
+
+
+class UnitOfWork:
+    """One transaction's worth of commands: the aggregates they touch and their events."""
+
+    def __init__(self, store: EventStore, cache: AggregateCache) -> None:
+        self.store = store
+        self.cache = cache
+        self.touched: dict[uuid.UUID, Aggregate] = {}
+        self.events: list[LedgerEvent] = []
+        self.receipts: list[Receipt] = []
+        self.new_refs: dict[str, RefEntry] = {}
+        self.known_refs: dict[str, RefEntry | None] = {}
+
+    def _load(self, stream_id: uuid.UUID, empty: Callable[[], A], kind: type[A]) -> A:
+        aggregate = self.touched.get(stream_id)
+        if aggregate is None:
+            cached = self.cache.get(stream_id)
+            aggregate = cached if isinstance(cached, kind) else empty()
+            for event in self.store.stream(stream_id, after_version=aggregate.version):
+                aggregate.apply(event)
+            self.touched[stream_id] = aggregate
+            self.cache.put(aggregate)
+        assert isinstance(aggregate, kind)
+        return aggregate
+
+    def practice(self, code: str) -> Practice:
+        stream_id = practice_stream(code)
+        return self._load(stream_id, lambda: Practice(stream_id), Practice)
+
+    def consortium(self, code: str) -> Consortium:
+        stream_id = consortium_stream(code)
+        return self._load(stream_id, lambda: Consortium(stream_id), Consortium)
+
+    def budget(self, practice: str, year: FinancialYear) -> Budget:
+        return self._load(
+            budget_stream(practice, str(year)), lambda: Budget.empty(practice, year), Budget
+        )
+
+    def prefetch_refs(self, refs: Iterable[str]) -> None:
+        wanted = [r for r in refs if r not in self.known_refs and r not in self.new_refs]
+        if wanted:
+            found = self.store.refs(wanted)
+            for ref in wanted:
+                self.known_refs[ref] = found.get(ref)
+
+    def ref(self, ref: str) -> RefEntry | None:
+        if ref in self.new_refs:
+            return self.new_refs[ref]
+        if ref not in self.known_refs:
+            self.known_refs[ref] = self.store.ref(ref)
+        return self.known_refs[ref]
+
+    def record(self, journal: list[LedgerEvent], receipt: Receipt,
+               refs: Iterable[RefEntry] = ()) -> None:
+        self.events.extend(journal)
+        self.receipts.append(receipt)
+        for entry in refs:
+            self.new_refs[entry.ref] = entry
+
+    def discard(self) -> None:
+        """Forget every aggregate this unit touched: their unsaved state is void."""
+        self.cache.evict(self.touched)
+        self.touched.clear()
+
+    def committed(self) -> None:
+        for aggregate in self.touched.values():
+            aggregate.collect_events()

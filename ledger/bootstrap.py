@@ -1,0 +1,32 @@
+"""The composition root: the one place infrastructure is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.application.service import Clock, LedgerService, system_clock
+from ledger.store.eventstore import EventStore, open_store
+
+DEFAULT_DB = "ledger.db"
+
+
+@dataclass
+class Ledger:
+    """A store and the service that writes to it, opened together, closed together."""
+
+    store: EventStore
+    service: LedgerService
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def bootstrap(db: str = DEFAULT_DB, clock: Clock = system_clock) -> Ledger:
+    store = open_store(db)
+    return Ledger(store=store, service=LedgerService(store=store, clock=clock))

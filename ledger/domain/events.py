@@ -1,0 +1,254 @@
+"""Domain events: the public contract of the ledger (DESIGN §3).
+
+Each event is a frozen pydantic model with an explicit, exportable JSON Schema.
+`topic` is the stable stored name and `schema_version` its version: once an event
+has been released its meaning never changes; a new version gets an upcaster in
+`UPCASTERS` that turns the old stored form into the new one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.domain.values import Element, FreeText
+
+LEDGER_NAMESPACE = uuid.UUID("6f1c3b0e-8a53-5d2f-9c41-0d7f3a9e2b15")
+
+
+def practice_stream(practice: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"practice:{practice}")
+
+
+def consortium_stream(consortium: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"consortium:{consortium}")
+
+
+def budget_stream(practice: str, year: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"budget:{practice}:{year}")
+
+
+class LedgerEvent(BaseModel):
+    """Fields every event carries (DESIGN §3)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: ClassVar[str] = "LedgerEvent"
+    schema_version: ClassVar[int] = 1
+
+    originator_id: uuid.UUID = Field(description="stream (aggregate) id")
+    originator_version: int = Field(ge=1, description="position of the event in its stream")
+    recorded_at: datetime = Field(description="UTC instant the ledger stored the event")
+    effective_on: date = Field(description="business date the event takes effect")
+    actor: str = Field(description="role:code, optionally /person")
+    command_id: str = Field(min_length=1, description="idempotency key of the command")
+    reason: FreeText | None = None
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        """Deterministic: one stream position is one event, forever."""
+        return uuid.uuid5(self.originator_id, str(self.originator_version))
+
+    @property
+    def timestamp(self) -> datetime:
+        # eventsourcing's protocols call the recording instant `timestamp`.
+        return self.recorded_at
+
+
+# --- practice stream -----------------------------------------------------------------
+
+
+class PracticeEvent(LedgerEvent):
+    practice: str
+
+
+class PracticeRegistered(PracticeEvent):
+    topic: ClassVar[str] = "PracticeRegistered"
+    name: FreeText
+    list_size: int = Field(ge=0)
+    weighted_population: dict[Element, int] = Field(default_factory=dict)
+    allocator: str
+
+
+class ListSizeRecorded(PracticeEvent):
+    topic: ClassVar[str] = "ListSizeRecorded"
+    list_size: int = Field(ge=0)
+    weighted_population: dict[Element, int] = Field(default_factory=dict)
+
+
+class PracticeClosed(PracticeEvent):
+    topic: ClassVar[str] = "PracticeClosed"
+
+
+# --- consortium stream ---------------------------------------------------------------
+
+
+class ConsortiumEvent(LedgerEvent):
+    consortium: str
+
+
+class ConsortiumFormed(ConsortiumEvent):
+    topic: ClassVar[str] = "ConsortiumFormed"
+    name: FreeText
+    accountable_officer: FreeText
+
+
+class PracticeJoined(ConsortiumEvent):
+    topic: ClassVar[str] = "PracticeJoined"
+    practice: str
+
+
+class PracticeLeft(ConsortiumEvent):
+    topic: ClassVar[str] = "PracticeLeft"
+    practice: str
+
+
+class RiskPoolAgreed(ConsortiumEvent):
+    topic: ClassVar[str] = "RiskPoolAgreed"
+    year: str
+    top_slice_basis_points: int = Field(ge=0, le=1000, description="1% = 100")
+
+
+class QualityStandardsAdopted(ConsortiumEvent):
+    topic: ClassVar[str] = "QualityStandardsAdopted"
+    year: str
+    codes: tuple[str, ...]
+
+
+# --- budget stream (one per practice per financial year) -----------------------------
+
+
+class BudgetEvent(LedgerEvent):
+    practice: str = Field(description="the accountable practice; never changes")
+    year: str
+
+
+class BudgetAllocated(BudgetEvent):
+    topic: ClassVar[str] = "BudgetAllocated"
+    allocator: str
+    amounts_pence: dict[Element, int]
+    basis: FreeText | None = None
+
+
+class AllocationAdjusted(BudgetEvent):
+    topic: ClassVar[str] = "AllocationAdjusted"
+    element: Element
+    delta_pence: int
+
+
+class HoldingDelegated(BudgetEvent):
+    topic: ClassVar[str] = "HoldingDelegated"
+    elements: tuple[Element, ...]
+    holder: str
+
+
+class DelegationRevoked(BudgetEvent):
+    topic: ClassVar[str] = "DelegationRevoked"
+    elements: tuple[Element, ...]
+
+
+class OptedOut(BudgetEvent):
+    topic: ClassVar[str] = "OptedOut"
+    holder: str
+
+
+class OptedIn(BudgetEvent):
+    topic: ClassVar[str] = "OptedIn"
+
+
+class MadeHard(BudgetEvent):
+    topic: ClassVar[str] = "MadeHard"
+
+
+class MadeIndicative(BudgetEvent):
+    topic: ClassVar[str] = "MadeIndicative"
+
+
+class SpendCommitted(BudgetEvent):
+    topic: ClassVar[str] = "SpendCommitted"
+    ref: str
+    element: Element
+    amount_pence: int = Field(gt=0)
+    provider: FreeText
+    service: FreeText
+    qs_codes: tuple[str, ...] = ()
+    overspend_pence: int = Field(
+        default=0, ge=0, description="by how much an indicative budget was overspent"
+    )
+
+
+class CommitmentVaried(BudgetEvent):
+    topic: ClassVar[str] = "CommitmentVaried"
+    ref: str
+    amount_pence: int = Field(gt=0, description="the commitment's new total")
+    overspend_pence: int = Field(default=0, ge=0)
+
+
+class CommitmentSettled(BudgetEvent):
+    topic: ClassVar[str] = "CommitmentSettled"
+    ref: str
+    amount_pence: int = Field(gt=0)
+    final: bool = False
+
+
+class CommitmentCancelled(BudgetEvent):
+    topic: ClassVar[str] = "CommitmentCancelled"
+    ref: str
+
+
+class RiskPoolDrawn(BudgetEvent):
+    topic: ClassVar[str] = "RiskPoolDrawn"
+    ref: str
+    consortium: str
+    amount_pence: int = Field(gt=0)
+
+
+EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
+    PracticeRegistered,
+    ListSizeRecorded,
+    PracticeClosed,
+    ConsortiumFormed,
+    PracticeJoined,
+    PracticeLeft,
+    RiskPoolAgreed,
+    QualityStandardsAdopted,
+    BudgetAllocated,
+    AllocationAdjusted,
+    HoldingDelegated,
+    DelegationRevoked,
+    OptedOut,
+    OptedIn,
+    MadeHard,
+    MadeIndicative,
+    SpendCommitted,
+    CommitmentVaried,
+    CommitmentSettled,
+    CommitmentCancelled,
+    RiskPoolDrawn,
+)
+
+EVENTS_BY_TOPIC: dict[str, type[LedgerEvent]] = {cls.topic: cls for cls in EVENT_TYPES}
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+# (topic, stored version) -> function returning the state at version + 1.
+# Empty while every event is at version 1; add entries, never edit released ones.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcast(topic: str, version: int, state: dict[str, Any]) -> dict[str, Any]:
+    target = EVENTS_BY_TOPIC[topic].schema_version
+    while version < target:
+        state = UPCASTERS[(topic, version)](state)
+        version += 1
+    return state
+
+
+def event_schemas() -> dict[str, Any]:
+    """JSON Schema of every event, keyed by `topic/v<version>`."""
+    return {
+        f"{cls.topic}/v{cls.schema_version}": cls.model_json_schema() for cls in EVENT_TYPES
+    }

@@ -1,0 +1,240 @@
+"""Practices and consortia: who exists, who belongs where, and when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from ledger.domain.aggregate import Aggregate, Context, applies
+from ledger.domain.errors import NotAuthorised, RuleViolation
+from ledger.domain.events import (
+    ConsortiumFormed,
+    ListSizeRecorded,
+    PracticeClosed,
+    PracticeJoined,
+    PracticeLeft,
+    PracticeRegistered,
+    QualityStandardsAdopted,
+    RiskPoolAgreed,
+    consortium_stream,
+    practice_stream,
+)
+from ledger.domain.values import Element, FinancialYear, Role
+
+
+class Practice(Aggregate):
+    """A GP practice: registered once by an allocator, who alone may fund it."""
+
+    code: str
+    name: str
+    list_size: int
+    weighted_population: dict[Element, int]
+    allocator: str
+    closed_on: date | None
+
+    @classmethod
+    def register(
+        cls,
+        context: Context,
+        *,
+        code: str,
+        name: str,
+        list_size: int,
+        weighted_population: dict[Element, int],
+    ) -> Practice:
+        context.require_role(Role.ALLOCATOR, what="register practices")
+        practice = cls(practice_stream(code))
+        practice.trigger(
+            PracticeRegistered,
+            context,
+            practice=code,
+            name=name,
+            list_size=list_size,
+            weighted_population=weighted_population,
+            allocator=context.actor.code,
+        )
+        return practice
+
+    @applies(PracticeRegistered)
+    def _registered(self, event: PracticeRegistered) -> None:
+        self.code = event.practice
+        self.name = event.name
+        self.list_size = event.list_size
+        self.weighted_population = dict(event.weighted_population)
+        self.allocator = event.allocator
+        self.closed_on = None
+
+    def require_allocator(self, context: Context, what: str) -> None:
+        actor = context.actor
+        if actor.role is not Role.ALLOCATOR or actor.code != self.allocator:
+            raise NotAuthorised(
+                "authority",
+                f"only allocator:{self.allocator}, which registered {self.code}, may {what}; "
+                f"{actor} may not",
+            )
+
+    def record_list_size(
+        self, context: Context, list_size: int, weighted_population: dict[Element, int]
+    ) -> None:
+        self.require_allocator(context, "record its list size")
+        self.trigger(
+            ListSizeRecorded,
+            context,
+            practice=self.code,
+            list_size=list_size,
+            weighted_population=weighted_population or self.weighted_population,
+        )
+
+    @applies(ListSizeRecorded)
+    def _list_size(self, event: ListSizeRecorded) -> None:
+        self.list_size = event.list_size
+        self.weighted_population = dict(event.weighted_population)
+
+    def close(self, context: Context) -> None:
+        self.require_allocator(context, "close it")
+        if self.closed_on is not None:
+            raise RuleViolation("practice-open", f"{self.code} closed on {self.closed_on}")
+        self.trigger(PracticeClosed, context, practice=self.code)
+
+    @applies(PracticeClosed)
+    def _closed(self, event: PracticeClosed) -> None:
+        self.closed_on = event.effective_on
+
+    def require_open_on(self, day: date) -> None:
+        if self.closed_on is not None and day >= self.closed_on:
+            raise RuleViolation("practice-open", f"{self.code} closed on {self.closed_on}")
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    joined_on: date
+    left_on: date | None = None
+
+    def covers(self, day: date) -> bool:
+        return self.joined_on <= day and (self.left_on is None or day < self.left_on)
+
+
+class Consortium(Aggregate):
+    """Practices commissioning together, with joint accountability arrangements."""
+
+    code: str
+    name: str
+    accountable_officer: str
+    memberships: dict[str, list[Membership]]
+    top_slices: dict[str, int]
+    adopted_standards: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def form(cls, context: Context, *, code: str, name: str, officer: str) -> Consortium:
+        require_officer_or_allocator(context, code, "form it")
+        consortium = cls(consortium_stream(code))
+        consortium.trigger(
+            ConsortiumFormed, context, consortium=code, name=name, accountable_officer=officer
+        )
+        return consortium
+
+    @applies(ConsortiumFormed)
+    def _formed(self, event: ConsortiumFormed) -> None:
+        self.code = event.consortium
+        self.name = event.name
+        self.accountable_officer = event.accountable_officer
+        self.memberships = {}
+        self.top_slices = {}
+        self.adopted_standards = {}
+
+    def is_member(self, practice: str, day: date) -> bool:
+        return any(m.covers(day) for m in self.memberships.get(practice, ()))
+
+    def members_on(self, day: date) -> list[str]:
+        return sorted(p for p in self.memberships if self.is_member(p, day))
+
+    def join(self, context: Context, practice: str) -> None:
+        require_officer_or_allocator(context, self.code, "manage its membership")
+        day = context.effective_on
+        history = self.memberships.get(practice, [])
+        if history and history[-1].left_on is None:
+            raise RuleViolation(
+                "membership", f"{practice} is already a member of {self.code} "
+                f"(since {history[-1].joined_on})"
+            )
+        if history and history[-1].left_on is not None and day < history[-1].left_on:
+            raise RuleViolation(
+                "membership", f"{practice} left {self.code} on {history[-1].left_on}; "
+                "it can rejoin on or after that date"
+            )
+        self.trigger(PracticeJoined, context, consortium=self.code, practice=practice)
+
+    @applies(PracticeJoined)
+    def _joined(self, event: PracticeJoined) -> None:
+        self.memberships.setdefault(event.practice, []).append(Membership(event.effective_on))
+
+    def leave(self, context: Context, practice: str) -> None:
+        require_officer_or_allocator(context, self.code, "manage its membership")
+        history = self.memberships.get(practice, [])
+        if not history or history[-1].left_on is not None:
+            raise RuleViolation("membership", f"{practice} is not a member of {self.code}")
+        if context.effective_on <= history[-1].joined_on:
+            raise RuleViolation(
+                "membership", f"{practice} joined {self.code} on {history[-1].joined_on}; "
+                "it can leave only after that date"
+            )
+        self.trigger(PracticeLeft, context, consortium=self.code, practice=practice)
+
+    @applies(PracticeLeft)
+    def _left(self, event: PracticeLeft) -> None:
+        history = self.memberships[event.practice]
+        history[-1] = Membership(history[-1].joined_on, event.effective_on)
+
+    def agree_risk_pool(self, context: Context, year: FinancialYear, basis_points: int) -> None:
+        require_officer_or_allocator(context, self.code, "agree its risk pool")
+        if not 0 < basis_points <= 1000:
+            raise RuleViolation("top-slice", "the top-slice must be more than 0% and at most 10%")
+        if context.effective_on not in year:
+            raise RuleViolation("effective-date", f"{context.effective_on} is outside {year}")
+        if not self.members_on(context.effective_on):
+            raise RuleViolation(
+                "risk-pool", f"{self.code} has no members on {context.effective_on}"
+            )
+        self.trigger(
+            RiskPoolAgreed,
+            context,
+            consortium=self.code,
+            year=str(year),
+            top_slice_basis_points=basis_points,
+        )
+
+    @applies(RiskPoolAgreed)
+    def _risk_pool(self, event: RiskPoolAgreed) -> None:
+        self.top_slices[event.year] = event.top_slice_basis_points
+
+    def adopt_standards(self, context: Context, year: FinancialYear, codes: list[str]) -> None:
+        require_officer_or_allocator(context, self.code, "adopt quality standards")
+        if not codes:
+            raise RuleViolation("qs-code", "name at least one quality standard")
+        new = tuple(c for c in dict.fromkeys(codes) if c not in self.standards(str(year)))
+        if not new:
+            raise RuleViolation(
+                "qs-code", f"{self.code} has already adopted {', '.join(codes)} for {year}"
+            )
+        self.trigger(
+            QualityStandardsAdopted, context, consortium=self.code, year=str(year), codes=new
+        )
+
+    @applies(QualityStandardsAdopted)
+    def _adopted(self, event: QualityStandardsAdopted) -> None:
+        self.adopted_standards[event.year] = self.standards(event.year) + event.codes
+
+    def standards(self, year: str) -> tuple[str, ...]:
+        return self.adopted_standards.get(year, ())
+
+
+def require_officer_or_allocator(context: Context, consortium: str, what: str) -> None:
+    actor = context.actor
+    if actor.role is Role.ALLOCATOR:
+        return
+    if actor.role is Role.CONSORTIUM and actor.code == consortium:
+        return
+    raise NotAuthorised(
+        "authority",
+        f"only consortium:{consortium}'s officer or an allocator may {what}; {actor} may not",
+    )

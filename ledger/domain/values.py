@@ -1,0 +1,286 @@
+"""Value types of the commissioning domain: codes, money, years, actors, free text.
+
+Every parser here is strict: it accepts exactly the forms DESIGN §4 lists and
+raises `InvalidInput` (naming the rule) for anything else. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
+
+from ledger.domain.errors import InvalidInput
+
+
+class Element(StrEnum):
+    """The fixed set of budget elements."""
+
+    ACUTE = "acute"
+    COMMUNITY = "community"
+    MENTAL_HEALTH = "mental-health"
+    MATERNITY = "maternity"
+    PRESCRIBING = "prescribing"
+    HEALTH_INEQUALITIES = "health-inequalities"
+    PRIMARY_CARE = "primary-care"
+
+
+ELEMENTS: Final[tuple[Element, ...]] = tuple(Element)
+
+
+def parse_element(text: str) -> Element:
+    try:
+        return Element(text.strip().lower())
+    except ValueError:
+        known = ", ".join(ELEMENTS)
+        raise InvalidInput("element", f"unknown element {text!r} (one of: {known})") from None
+
+
+# --- organisation codes --------------------------------------------------------------
+
+_ODS_PRACTICE = re.compile(r"[A-Z][0-9]{5}")
+# Three-character commissioner codes always contain a digit (16C, 07L, 00C); the
+# five-character form used since 2021 (X2C4Y) is alphanumeric.
+_CONSORTIUM = re.compile(r"(?=[A-Z]*[0-9])[A-Z0-9]{3}|[A-Z0-9]{5}")
+_ALLOCATOR = re.compile(r"[A-Z0-9]{3,5}")
+
+
+def parse_practice_code(text: str) -> str:
+    code = text.strip().upper()
+    if not _ODS_PRACTICE.fullmatch(code):
+        raise InvalidInput(
+            "practice-code", f"malformed practice code {text!r}: one letter and five digits"
+        )
+    return code
+
+
+def parse_consortium_code(text: str) -> str:
+    code = text.strip().upper()
+    if not _CONSORTIUM.fullmatch(code):
+        raise InvalidInput(
+            "consortium-code",
+            f"malformed consortium code {text!r}: 3 characters with a digit (16C) "
+            "or 5 characters (X2C4Y)",
+        )
+    return code
+
+
+def parse_qs_code(text: str) -> str:
+    code = text.strip().upper()
+    if not re.fullmatch(r"QS[1-9][0-9]{0,3}", code):
+        raise InvalidInput("qs-code", f"malformed quality standard {text!r}: QS and a number")
+    return code
+
+
+# --- financial years -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class FinancialYear:
+    """1 April to 31 March, written `2024-25`."""
+
+    start_year: int
+
+    @classmethod
+    def parse(cls, text: str) -> FinancialYear:
+        match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+        if not match or (int(match[1]) + 1) % 100 != int(match[2]):
+            raise InvalidInput(
+                "year", f"malformed financial year {text!r}: write it as 2024-25"
+            )
+        return cls(int(match[1]))
+
+    @classmethod
+    def containing(cls, day: date) -> FinancialYear:
+        return cls(day.year if day.month >= 4 else day.year - 1)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.start_year, 4, 1)
+
+    @property
+    def last_day(self) -> date:
+        return date(self.start_year + 1, 3, 31)
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.first_day <= day <= self.last_day
+
+    def __str__(self) -> str:
+        return f"{self.start_year}-{(self.start_year + 1) % 100:02d}"
+
+
+# --- money ---------------------------------------------------------------------------
+
+# Digits either plain (1234) or grouped in threes (1,234,567); at most two decimals.
+_AMOUNT = re.compile(r"(?P<sign>[+-])?£?(?P<units>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
+                     r"(?:\.(?P<fraction>[0-9]{1,2}))?")
+
+
+def _parse_money(text: str) -> int:
+    """Signed pence from `1234`, `1234.5`, `1,234.56`, `£1,234.56`, `-5000`."""
+    match = _AMOUNT.fullmatch(text.strip())
+    if not match:
+        raise InvalidInput(
+            "amount",
+            f"malformed amount {text!r}: write pounds like 1234.56 or £1,234.56 "
+            "(at most two decimals, no exponents)",
+        )
+    units = int(match["units"].replace(",", ""))
+    fraction = int((match["fraction"] or "0").ljust(2, "0"))
+    pence = units * 100 + fraction
+    return -pence if match["sign"] == "-" else pence
+
+
+def parse_amount(text: str, *, allow_zero: bool = False) -> int:
+    """A positive amount (zero where allowed) in pence; signs are refused."""
+    stripped = text.strip()
+    if stripped[:1] in "+-":
+        raise InvalidInput("amount", f"amount {text!r} must not carry a sign")
+    pence = _parse_money(stripped)
+    if pence == 0 and not allow_zero:
+        raise InvalidInput("amount", f"amount {text!r} must be more than zero")
+    return pence
+
+
+def parse_signed_amount(text: str) -> int:
+    """A non-zero signed amount in pence, for adjustments."""
+    pence = _parse_money(text)
+    if pence == 0:
+        raise InvalidInput("amount", "an adjustment must not be zero")
+    return pence
+
+
+def format_pence(pence: int) -> str:
+    """`£1,234.56`, with a leading minus for negative amounts."""
+    sign = "-" if pence < 0 else ""
+    pounds, rest = divmod(abs(pence), 100)
+    return f"{sign}£{pounds:,}.{rest:02d}"
+
+
+def parse_percent(text: str) -> int:
+    """A percentage such as `1%` or `2.5` in basis points (1% = 100)."""
+    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?\s*%?", text.strip())
+    if not match:
+        raise InvalidInput("percent", f"malformed percentage {text!r}: write it like 1.5%")
+    return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+
+
+# --- actors --------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    ALLOCATOR = "allocator"
+    PRACTICE = "practice"
+    CONSORTIUM = "consortium"
+    AUDITOR = "auditor"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who issues a command: `role:code`, optionally `/person`."""
+
+    role: Role
+    code: str
+    person: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        role_text, sep, rest = text.strip().partition(":")
+        code, _, person = rest.partition("/")
+        try:
+            role = Role(role_text.lower())
+        except ValueError:
+            role = None
+        if not sep or role is None or not code:
+            raise InvalidInput(
+                "actor",
+                f"malformed actor {text!r}: write role:code, e.g. allocator:Q71, "
+                "practice:A81001, consortium:16C or auditor:jsmith",
+            )
+        code = {
+            Role.PRACTICE: parse_practice_code,
+            Role.CONSORTIUM: parse_consortium_code,
+            Role.ALLOCATOR: _parse_allocator_code,
+            Role.AUDITOR: str.strip,
+        }[role](code)
+        if person:
+            check_free_text(person, "actor")
+        return cls(role, code, person.strip() or None)
+
+    @property
+    def holder(self) -> str:
+        """The holder string this actor acts as (`practice:A81001`)."""
+        return f"{self.role}:{self.code}"
+
+    def __str__(self) -> str:
+        return f"{self.holder}/{self.person}" if self.person else self.holder
+
+
+def _parse_allocator_code(text: str) -> str:
+    code = text.strip().upper()
+    if not _ALLOCATOR.fullmatch(code):
+        raise InvalidInput("actor", f"malformed allocator code {text!r}: 3 to 5 characters")
+    return code
+
+
+# --- holders -------------------------------------------------------------------------
+
+
+def parse_holder(text: str) -> str:
+    """`practice:A81002` or `consortium:16C`, normalised."""
+    kind, sep, code = text.strip().partition(":")
+    kind = kind.lower()
+    if sep and kind == "practice":
+        return f"practice:{parse_practice_code(code)}"
+    if sep and kind == "consortium":
+        return f"consortium:{parse_consortium_code(code)}"
+    raise InvalidInput(
+        "holder", f"malformed holder {text!r}: write practice:A81002 or consortium:16C"
+    )
+
+
+def practice_holder(code: str) -> str:
+    return f"practice:{code}"
+
+
+# --- patient-identifiable data -------------------------------------------------------
+
+# Ten digits, optionally grouped 3-3-4 with spaces or dashes, not part of a longer number.
+_NHS_CANDIDATE = re.compile(r"(?<![0-9])([0-9]{3})[ -]?([0-9]{3})[ -]?([0-9]{4})(?![0-9])")
+
+
+def is_valid_nhs_number(digits: str) -> bool:
+    """The modulus-11 check of the NHS number."""
+    if len(digits) != 10 or not digits.isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+def contains_nhs_number(text: str) -> bool:
+    return any(is_valid_nhs_number("".join(m.groups())) for m in _NHS_CANDIDATE.finditer(text))
+
+
+def check_free_text(text: str, field: str) -> str:
+    if contains_nhs_number(text):
+        raise InvalidInput(
+            "no-patient-data",
+            f"{field} appears to contain an NHS number; patient-identifiable data "
+            "must not be recorded",
+        )
+    return text
+
+
+def _free_text(text: str) -> str:
+    return check_free_text(text, "text")
+
+
+FreeText = Annotated[str, AfterValidator(_free_text)]
+"""A pydantic string type that refuses NHS numbers (invariant 9)."""

@@ -1,0 +1,223 @@
+"""The event store: eventsourcing's Application configured for the ledger.
+
+`open_store(target)` is the one place a database is chosen: a filesystem path
+means a SQLite file, a `postgresql://` URL means PostgreSQL (`?schema=name`
+selects a schema, created on first use). Configuration is passed to
+eventsourcing as an explicit `env` mapping, never through the process
+environment, so two stores can live in one process.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification, PersistenceError
+from eventsourcing.utils import get_topic
+from psycopg import sql
+
+from ledger.domain.errors import InvalidInput, StoreUnavailable
+from ledger.domain.events import LedgerEvent
+from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event
+from ledger.store.recorders import (
+    Indexes,
+    LedgerPostgresRecorder,
+    LedgerSQLiteRecorder,
+    Receipt,
+    RefEntry,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTarget:
+    """Where the events live, parsed from `--db` / `LEDGER_DB`."""
+
+    kind: str  # "sqlite" | "postgres"
+    location: str
+    env: dict[str, str]
+
+    @property
+    def display(self) -> str:
+        return self.location
+
+
+def mask_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*(@)", r"\1***\2", url)
+
+
+def parse_target(target: str) -> StoreTarget:
+    if target.startswith(("postgresql://", "postgres://")):
+        return _postgres_target(target)
+    if "://" in target:
+        raise InvalidInput(
+            "db", f"unsupported database {mask_password(target)!r}: a file path or postgresql://"
+        )
+    path = Path(target).expanduser()
+    return StoreTarget("sqlite", str(path), {"SQLITE_DBNAME": str(path)})
+
+
+def _postgres_target(url: str) -> StoreTarget:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    schema = query.get("schema", [""])[0]
+    if schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise InvalidInput("db", f"malformed schema name {schema!r}")
+    env = {
+        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["5"])[0],
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "4",
+    }
+    return StoreTarget("postgres", mask_password(url), env)
+
+
+class LedgerApplication(Application[uuid.UUID]):
+    """eventsourcing's Application with the pydantic mapper and the ledger's recorders."""
+
+    name = "ledger"
+    env: ClassVar[dict[str, str]] = {
+        "MAPPER_TOPIC": get_topic(PydanticMapper),
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+    }
+
+
+class EventStore:
+    """Appends events atomically with their indexes and reads them back."""
+
+    def __init__(self, target: StoreTarget) -> None:
+        self.target = target
+        env = dict(target.env)
+        if target.kind == "sqlite":
+            env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+            env["APPLICATION_RECORDER_TOPIC"] = get_topic(LedgerSQLiteRecorder)
+        else:
+            env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
+            env["APPLICATION_RECORDER_TOPIC"] = get_topic(LedgerPostgresRecorder)
+        try:
+            self.app = LedgerApplication(env=_isolated(env))
+        except (PersistenceError, OSError, psycopg.Error) as error:
+            raise StoreUnavailable(
+                "store", f"cannot open the ledger at {target.display}: {_first_line(error)}"
+            ) from error
+        recorder = self.app.recorder
+        assert isinstance(recorder, LedgerSQLiteRecorder | LedgerPostgresRecorder)
+        self.recorder: LedgerSQLiteRecorder | LedgerPostgresRecorder = recorder
+
+    # --- writing -----------------------------------------------------------------------
+
+    def append(self, events: Sequence[LedgerEvent], indexes: Indexes) -> list[int]:
+        """Write events and their indexes in one transaction; returns their positions.
+
+        Raises eventsourcing's IntegrityError when a stream version or an index key
+        is already taken: the caller reloads and retries (optimistic concurrency).
+        """
+        recordings = self.app.save(*events, indexes=indexes)
+        return [r.notification.id for r in recordings]
+
+    # --- reading -----------------------------------------------------------------------
+
+    def stream(self, stream_id: uuid.UUID, after_version: int = 0) -> list[LedgerEvent]:
+        stored = self.app.recorder.select_events(stream_id, gt=after_version or None)
+        return [decode_event(s.topic, s.originator_id, s.originator_version, s.state)
+                for s in stored]  # type: ignore[arg-type]
+
+    def receipts(self, command_ids: Sequence[str]) -> dict[str, Receipt]:
+        return self.recorder.select_receipts(command_ids) if command_ids else {}
+
+    def ref(self, ref: str) -> RefEntry | None:
+        return self.recorder.select_ref(ref)
+
+    def refs(self, refs: Sequence[str]) -> dict[str, RefEntry]:
+        return self.recorder.select_refs(refs) if refs else {}
+
+    def notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        return self.app.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+
+    def iter_events(self, after: int = 0, page: int = 1000) -> Iterator[tuple[int, LedgerEvent]]:
+        """Every event after a position, in position order, with its position."""
+        while True:
+            batch = self.notifications(after, page)
+            for n in batch:
+                yield n.id, decode_event(n.topic, n.originator_id, n.originator_version, n.state)
+            if len(batch) < page:
+                return
+            after = batch[-1].id
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def _isolated(env: dict[str, str]) -> dict[str, Any]:
+    """Shadow eventsourcing settings inherited from the process environment.
+
+    Application merges os.environ under the explicit env; blank values for the
+    keys we do not set keep a stray PERSISTENCE_MODULE or POSTGRES_* from
+    redirecting the ledger.
+    """
+    import os  # noqa: PLC0415 - only to list the keys to shadow
+
+    shadowed = {
+        key: ""
+        for key in os.environ
+        if key.startswith(("POSTGRES_", "SQLITE_", "PERSISTENCE_", "LEDGER_"))
+        or key.endswith("_TOPIC")
+    }
+    return {**shadowed, **env}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def prepare_postgres(target: StoreTarget) -> None:
+    """Create the schema (if named) before eventsourcing creates its tables there."""
+    env = target.env
+    schema = env.get("POSTGRES_SCHEMA")
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+            autocommit=True,
+        ) as conn:
+            if schema:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(
+                    sql.Identifier(schema)))
+    except psycopg.Error as error:
+        raise StoreUnavailable(
+            "store", f"cannot reach PostgreSQL at {target.display}: {_first_line(error)}"
+        ) from error
+
+
+def open_store(target: str | StoreTarget) -> EventStore:
+    parsed = parse_target(target) if isinstance(target, str) else target
+    if parsed.kind == "postgres":
+        prepare_postgres(parsed)
+    else:
+        parent = Path(parsed.location).parent
+        if not parent.is_dir():
+            raise StoreUnavailable(
+                "store", f"cannot open the ledger at {parsed.location}: no directory {parent}"
+            )
+    return EventStore(parsed)
