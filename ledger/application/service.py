@@ -120,15 +120,22 @@ class LedgerService:
 
     # --- many commands, one transaction ------------------------------------------------
 
-    def execute_batch(self, requests: Sequence[Request], *, atomic: bool = False) -> list[Outcome]:
+    def execute_batch(
+        self,
+        requests: Sequence[Request],
+        *,
+        atomic: bool = False,
+        stop_at_first_refusal: bool = False,
+    ) -> list[Outcome]:
         """Run each request in order; refused ones record nothing, the rest commit together.
 
-        With `atomic`, one refusal records nothing at all (file imports).
+        With `atomic`, one refusal records nothing at all (file imports). With
+        `stop_at_first_refusal`, requests after a refused one are not run.
         """
         for attempt in range(MAX_ATTEMPTS):
             uow = UnitOfWork(self.store, self.cache)
             try:
-                outcomes = self._run(uow, requests)
+                outcomes = self._run(uow, requests, stop_at_first_refusal)
                 if atomic and any(o.error for o in outcomes):
                     uow.discard()
                     return outcomes
@@ -151,7 +158,9 @@ class LedgerService:
             "concurrency", f"gave up after {MAX_ATTEMPTS} attempts: the ledger is too busy"
         )
 
-    def _run(self, uow: UnitOfWork, requests: Sequence[Request]) -> list[Outcome]:
+    def _run(
+        self, uow: UnitOfWork, requests: Sequence[Request], stop_at_first_refusal: bool
+    ) -> list[Outcome]:
         receipts = self.store.receipts([r.command_id for r in requests])
         uow.prefetch_refs(handlers.refs_named(r.command for r in requests))
         recorded_at = self.clock()
@@ -161,11 +170,15 @@ class LedgerService:
             earlier = receipts.get(request.command_id)
             if earlier is not None:
                 outcomes.append(self._replayed(request, earlier, fingerprint))
+                if stop_at_first_refusal and outcomes[-1].error:
+                    break
                 continue
             try:
                 answer = self._apply(uow, request, recorded_at)
             except LedgerError as error:
                 outcomes.append(Outcome(request, error=error))
+                if stop_at_first_refusal:
+                    break
                 continue
             receipt = Receipt(request.command_id, fingerprint, answer.to_json())
             receipts[request.command_id] = receipt

@@ -1,0 +1,52 @@
+"""The `ledger` command: global options, sub-apps per noun, one error mapping.
+
+Building infrastructure happens only inside `CliState.ledger()` (through the
+composition root), never at import time, so `ledger --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from commands.state import CliState
+
+app = typer.Typer(
+    name="ledger",
+    help="Event-sourced ledger of GP commissioning budgets: who holds what, who is "
+    "accountable, and every commitment against it.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[
+        str,
+        typer.Option(
+            envvar="LEDGER_DB",
+            help="SQLite file path, or a postgresql:// URL (add ?schema=NAME for a schema).",
+        ),
+    ] = "ledger.db",
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LEDGER_ACTOR",
+            help="Who issues writes: allocator:Q71, practice:A81001, consortium:16C/Name, "
+            "auditor:NAME.",
+        ),
+    ] = None,
+    command_id: Annotated[
+        str | None,
+        typer.Option(help="Idempotency key: the same id twice records once."),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(db=db, actor=actor, command_id=command_id)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,34 @@
+"""What the global options carry to every sub-command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ledger.bootstrap import Ledger, bootstrap
+from ledger.domain.errors import InvalidInput
+
+
+@dataclass
+class CliState:
+    db: str
+    actor: str | None
+    command_id: str | None
+    _ledger: Ledger | None = field(default=None, repr=False)
+
+    def ledger(self) -> Ledger:
+        """Open the store on first use (the composition root builds it)."""
+        if self._ledger is None:
+            self._ledger = bootstrap(self.db)
+        return self._ledger
+
+    def require_actor(self) -> str:
+        if not self.actor:
+            raise InvalidInput(
+                "actor", "writes need an actor: --actor allocator:Q71 (or LEDGER_ACTOR)"
+            )
+        return self.actor
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
