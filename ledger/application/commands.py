@@ -48,7 +48,9 @@ class Command(BaseModel):
             try:
                 return date.fromisoformat(value.strip())
             except ValueError:
-                raise InvalidInput("date", f"malformed date {value!r}: write it as 2024-06-01")
+                raise InvalidInput(
+                    "date", f"malformed date {value!r}: write it as 2024-06-01"
+                ) from None
         return value
 
 

@@ -174,14 +174,13 @@ class LedgerService:
                     break
                 continue
             try:
-                answer = self._apply(uow, request, recorded_at)
+                answer = self._apply(uow, request, recorded_at, fingerprint)
             except LedgerError as error:
                 outcomes.append(Outcome(request, error=error))
                 if stop_at_first_refusal:
                     break
                 continue
-            receipt = Receipt(request.command_id, fingerprint, answer.to_json())
-            receipts[request.command_id] = receipt
+            receipts[request.command_id] = uow.receipts[-1]
             outcomes.append(Outcome(request, answer=answer))
         return outcomes
 
@@ -196,7 +195,9 @@ class LedgerService:
             )
         return Outcome(request, answer=Answer.from_json(earlier.answer))
 
-    def _apply(self, uow: UnitOfWork, request: Request, recorded_at: datetime) -> Answer:
+    def _apply(
+        self, uow: UnitOfWork, request: Request, recorded_at: datetime, fingerprint: str
+    ) -> Answer:
         actor = Actor.parse(request.actor)
         if actor.role is Role.AUDITOR:
             raise NotAuthorised("authority", f"{actor} is an auditor: auditors only read")
@@ -228,7 +229,6 @@ class LedgerService:
                 for e in context.journal
             ),
         )
-        receipt = Receipt(request.command_id, request.command.fingerprint(request.actor),
-                          answer.to_json())
+        receipt = Receipt(request.command_id, fingerprint, answer.to_json())
         uow.record(context.journal, receipt, result.refs)
         return answer

@@ -41,5 +41,5 @@ class IdempotencyConflict(RuleViolation):
     """The command id was already used for a different command (invariant 10)."""
 
 
-class StoreUnavailable(LedgerError):
+class StoreUnavailable(LedgerError):  # noqa: N818
     """The event store cannot be reached or opened."""

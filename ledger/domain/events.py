@@ -8,6 +8,7 @@ has been released its meaning never changes; a new version gets an upcaster in
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
@@ -20,14 +21,19 @@ from ledger.domain.values import Element, FreeText
 LEDGER_NAMESPACE = uuid.UUID("6f1c3b0e-8a53-5d2f-9c41-0d7f3a9e2b15")
 
 
+# Stream ids are uuid5 of natural keys: deterministic, so any process finds the
+# same stream for the same practice, consortium or budget. Cached: uuid5 hashes.
+@functools.lru_cache(maxsize=65_536)
 def practice_stream(practice: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"practice:{practice}")
 
 
+@functools.lru_cache(maxsize=65_536)
 def consortium_stream(consortium: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"consortium:{consortium}")
 
 
+@functools.lru_cache(maxsize=65_536)
 def budget_stream(practice: str, year: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"budget:{practice}:{year}")
 

@@ -7,6 +7,7 @@ raises `InvalidInput` (naming the rule) for anything else. Nothing here does I/O
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -201,12 +202,13 @@ class Actor:
                 f"malformed actor {text!r}: write role:code, e.g. allocator:Q71, "
                 "practice:A81001, consortium:16C or auditor:jsmith",
             )
-        code = {
+        parsers: dict[Role, Callable[[str], str]] = {
             Role.PRACTICE: parse_practice_code,
             Role.CONSORTIUM: parse_consortium_code,
             Role.ALLOCATOR: _parse_allocator_code,
             Role.AUDITOR: str.strip,
-        }[role](code)
+        }
+        code = parsers[role](code)
         if person:
             check_free_text(person, "actor")
         return cls(role, code, person.strip() or None)
@@ -265,6 +267,8 @@ def is_valid_nhs_number(digits: str) -> bool:
 
 
 def contains_nhs_number(text: str) -> bool:
+    if sum(map(str.isdigit, text)) < 10:  # cheap: most free text has few digits
+        return False
     return any(is_valid_nhs_number("".join(m.groups())) for m in _NHS_CANDIDATE.finditer(text))
 
 

@@ -16,7 +16,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 
 from ledger.domain.events import EVENTS_BY_TOPIC, LedgerEvent, upcast
 
-_EXCLUDED = frozenset({"originator_id", "originator_version"})
+_EXCLUDED = {"originator_id", "originator_version"}
 
 
 class OrjsonTranscoder(Transcoder):

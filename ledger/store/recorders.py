@@ -15,11 +15,13 @@ and could be rebuilt from them; they exist so the write path never scans.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from psycopg import Cursor
@@ -80,41 +82,59 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             )
         return super()._insert_events(c, stored_events, **kwargs)
 
+    def _select(self, statement: str, params: Sequence[Any]) -> list[Any]:
+        """One SELECT on a pooled connection, without BEGIN/ROLLBACK.
+
+        A single statement is atomic in autocommit mode, and skipping the explicit
+        transaction halves the cost of the small reads the write path makes.
+        """
+        with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
+            try:
+                c.execute(statement, params)
+                return list(c.fetchall())
+            except sqlite3.Error as error:
+                raise OperationalError(error) from error
+
+    def _select_in(self, head: str, keys: list[str]) -> list[Any]:
+        rows: list[Any] = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            rows += self._select(f"{head} IN ({','.join('?' * len(chunk))})", chunk)
+        return rows
+
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
-        found: dict[str, Receipt] = {}
-        ids = list(command_ids)
-        with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                c.execute(
-                    "SELECT command_id, fingerprint, answer FROM ledger_commands "
-                    f"WHERE command_id IN ({','.join('?' * len(chunk))})",  # noqa: S608
-                    chunk,
-                )
-                for row in c.fetchall():
-                    found[row[0]] = Receipt(row[0], row[1], row[2])
-        return found
+        rows = self._select_in(
+            "SELECT command_id, fingerprint, answer FROM ledger_commands WHERE command_id",
+            list(command_ids),
+        )
+        return {row[0]: Receipt(row[0], row[1], row[2]) for row in rows}
 
     def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]:
-        found: dict[str, RefEntry] = {}
-        wanted = list(refs)
-        with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                c.execute(
-                    "SELECT ref, practice, year FROM ledger_refs "
-                    f"WHERE ref IN ({','.join('?' * len(chunk))})",  # noqa: S608
-                    chunk,
-                )
-                for row in c.fetchall():
-                    found[row[0]] = RefEntry(row[0], row[1], row[2])
-        return found
+        rows = self._select_in("SELECT ref, practice, year FROM ledger_refs WHERE ref", list(refs))
+        return {row[0]: RefEntry(row[0], row[1], row[2]) for row in rows}
 
     def select_ref(self, ref: str) -> RefEntry | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT ref, practice, year FROM ledger_refs WHERE ref = ?", (ref,))
-            row = c.fetchone()
-        return RefEntry(row[0], row[1], row[2]) if row else None
+        return self.select_refs([ref]).get(ref)
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        if lte is not None or desc or limit is not None:
+            return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        key = originator_id.hex if isinstance(originator_id, UUID) else originator_id
+        rows = self._select(
+            f"SELECT originator_version, topic, state FROM {self.events_table_name} "  # noqa: S608
+            "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version",
+            (key, gt or 0),
+        )
+        stream_id = self.convert_originator_id(key)
+        return [StoredEvent(stream_id, row[0], row[1], row[2]) for row in rows]
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):

@@ -1,0 +1,229 @@
+"""File imports: practices and allocations from CSV, all or nothing.
+
+Each row becomes one command with a command id derived from the import's id and
+the row's line (`<id>:line<N>`), and the whole file runs as one atomic batch:
+one bad row refuses the file, naming its line, and nothing is recorded. Without
+an explicit id, the import's id is derived from the file's content, so running
+the same file again answers "already applied" and records nothing new.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ledger.application.commands import Command, build_command
+from ledger.application.service import LedgerService, Outcome, Request
+from ledger.domain.errors import InvalidInput, LedgerError
+from ledger.domain.values import ELEMENTS, FinancialYear
+
+PRACTICE_COLUMNS = ("practice", "name", "list_size")
+ALLOCATION_COLUMNS = ("practice", "element", "amount")
+WEIGHTED_SUFFIX = "_weighted"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    source: str
+    what: str
+    rows: int
+    command_id: str
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def applied(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "applied")
+
+    @property
+    def already_applied(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "already applied")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    values: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CsvFile:
+    source: str
+    text: str
+
+    @classmethod
+    def read(cls, path: Path) -> CsvFile:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise InvalidInput("file", f"cannot read {path}: {reason}") from None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise InvalidInput(
+                "file", f"{path} is not UTF-8 text (byte {error.start} cannot be read)"
+            ) from None
+        return cls(path.name, text)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def rows(self, required: Sequence[str]) -> Iterator[Row]:
+        """Rows as {column: value} with lower-cased, trimmed column names."""
+        reader = csv.reader(io.StringIO(self.text, newline=""))
+        try:
+            header = [h.strip().lower() for h in next(reader)]
+        except StopIteration:
+            raise InvalidInput("csv-header", f"{self.source} is empty: it needs a header row "
+                               f"({','.join(required)})") from None
+        except csv.Error as error:
+            raise InvalidInput("csv", f"{self.source} line 1: {error}") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise InvalidInput(
+                "csv-header",
+                f"{self.source} line 1: missing column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} (the header has: {', '.join(h for h in header if h)})",
+            )
+        try:
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue
+                values = {
+                    name: cell.strip() for name, cell in zip(header, cells, strict=False) if name
+                }
+                yield Row(reader.line_num, values)
+        except csv.Error as error:
+            raise InvalidInput("csv", f"{self.source} line {reader.line_num}: {error}") from None
+
+
+def _cell(row: Row, column: str, source: str) -> str:
+    value = row.values.get(column, "")
+    if not value:
+        raise InvalidInput("csv-row", f"{source} line {row.line}: no {column}")
+    return value
+
+
+def _at_line(error: LedgerError, source: str, line: int) -> LedgerError:
+    """The same kind of error, naming the file and line; the file is refused whole."""
+    return type(error)(
+        error.rule, f"{source} line {line}: {error.message}; nothing was imported"
+    )
+
+
+@dataclass
+class _Plan:
+    """The commands of an import, each remembering the line it came from."""
+
+    source: str
+    command_id: str
+    actor: str
+    requests: list[Request]
+    lines: list[int]
+
+    def add(self, line: int, suffix: str, name: str, args: dict[str, Any]) -> None:
+        try:
+            command: Command = build_command(name, args)
+        except LedgerError as error:
+            raise _at_line(error, self.source, line) from None
+        self.requests.append(Request(command, self.actor, f"{self.command_id}:line{line}{suffix}"))
+        self.lines.append(line)
+
+    def run(self, service: LedgerService, what: str, rows: int) -> ImportReport:
+        outcomes = service.execute_batch(self.requests, atomic=True)
+        for outcome, line in zip(outcomes, self.lines, strict=False):
+            if outcome.error is not None:
+                raise _at_line(outcome.error, self.source, line)
+        return ImportReport(self.source, what, rows, self.command_id, tuple(outcomes))
+
+
+def _plan(file: CsvFile, kind: str, actor: str, command_id: str | None) -> _Plan:
+    return _Plan(file.source, command_id or f"import:{kind}:{file.digest}", actor, [], [])
+
+
+def import_practices(
+    service: LedgerService,
+    path: Path,
+    *,
+    actor: str,
+    command_id: str | None = None,
+    on: str | None = None,
+) -> ImportReport:
+    """Register each practice of a `practice,name,list_size[,consortium][,<element>_weighted]`
+    file, and join it to its consortium when one is named.
+
+    Registration and joining take effect on `on`, by default the first day of the
+    current financial year (a practice joins on the day it is registered).
+    """
+    file = CsvFile.read(path)
+    plan = _plan(file, "practices", actor, command_id)
+    effective = on or default_join_date(service.clock().date()).isoformat()
+    rows = 0
+    for row in file.rows(PRACTICE_COLUMNS):
+        rows += 1
+        practice = _cell(row, "practice", file.source)
+        weighted = {
+            element: row.values[f"{element}{WEIGHTED_SUFFIX}"]
+            for element in ELEMENTS
+            if row.values.get(f"{element}{WEIGHTED_SUFFIX}")
+        }
+        plan.add(row.line, "", "practice register", {
+            "practice": practice,
+            "name": _cell(row, "name", file.source),
+            "list_size": _cell(row, "list_size", file.source),
+            "weighted": weighted,
+            "on": effective,
+        })
+        consortium = row.values.get("consortium", "")
+        if consortium:
+            plan.add(row.line, ":join", "consortium join", {
+                "consortium": consortium, "practice": practice, "on": effective,
+            })
+    _require_rows(rows, file.source)
+    return plan.run(service, "practices", rows)
+
+
+def import_allocations(
+    service: LedgerService,
+    path: Path,
+    *,
+    actor: str,
+    year: str,
+    command_id: str | None = None,
+    on: str | None = None,
+) -> ImportReport:
+    """Allocate each row of a `practice,element,amount` file to the practice's budget."""
+    year = str(FinancialYear.parse(year))
+    file = CsvFile.read(path)
+    plan = _plan(file, f"allocations:{year}", actor, command_id)
+    rows = 0
+    for row in file.rows(ALLOCATION_COLUMNS):
+        rows += 1
+        args: dict[str, Any] = {
+            "practice": _cell(row, "practice", file.source),
+            "year": year,
+            "element": {_cell(row, "element", file.source): _cell(row, "amount", file.source)},
+            "basis": f"allocations file, line {row.line}",
+        }
+        if on:
+            args["on"] = on
+        plan.add(row.line, "", "budget allocate", args)
+    _require_rows(rows, file.source)
+    return plan.run(service, "allocation rows", rows)
+
+
+def _require_rows(rows: int, source: str) -> None:
+    if rows == 0:
+        raise InvalidInput("csv", f"{source} has a header but no rows: nothing to import")
+
+
+def default_join_date(today: date) -> date:
+    """When imported practices join their consortium unless `--on` says otherwise."""
+    return FinancialYear.containing(today).first_day
