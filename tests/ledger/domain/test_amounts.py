@@ -1,0 +1,115 @@
+"""Invariant 6: amounts are positive pence, at most two decimals, in the listed forms only."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.domain.errors import InvalidInput
+from ledger.domain.values import format_pence, parse_amount, parse_signed_amount
+
+
+@pytest.mark.parametrize(
+    ("text", "pence"),
+    [
+        ("1234", 123400),
+        ("1234.5", 123450),
+        ("1234.56", 123456),
+        ("1,234.56", 123456),
+        ("£1,234.56", 123456),
+        ("£1234", 123400),
+        ("1,234,567.89", 123456789),
+        ("0.01", 1),
+        ("  12500  ", 1250000),
+    ],
+)
+def test_accepted_amount_forms_parse_to_exact_pence(text: str, pence: int) -> None:
+    assert parse_amount(text) == pence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-5",
+        "+5",
+        "-£5",
+        "£-5",
+        "1.234",
+        "abc",
+        "1e9",
+        "1E9",
+        "NaN",
+        "nan",
+        "inf",
+        "-inf",
+        "Infinity",
+        "£1,2,3",
+        "1,23",
+        "12,34.56",
+        "1,2345",
+        ",123",
+        "123,",
+        "1234.",
+        ".5",
+        "1 234",
+        "£ 1234",
+        "$1234",
+        "1234p",
+        "0x10",
+        "1_000",
+        "\uff11\uff12\uff13",  # full-width digits
+        "",
+        "   ",
+    ],
+)
+def test_malformed_or_signed_amounts_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_amount(text)
+    assert refused.value.rule == "amount"
+
+
+@pytest.mark.parametrize("text", ["0", "0.00", "£0", "0.0"])
+def test_zero_is_refused_where_a_positive_amount_is_needed(text: str) -> None:
+    with pytest.raises(InvalidInput, match="more than zero"):
+        parse_amount(text)
+
+
+@pytest.mark.parametrize("text", ["0", "0.00", "£0"])
+def test_zero_is_accepted_for_allocations(text: str) -> None:
+    assert parse_amount(text, allow_zero=True) == 0
+
+
+def test_allow_zero_still_refuses_signs_and_malformed_forms() -> None:
+    for text in ("-5", "1.234", "NaN", "£1,2,3"):
+        with pytest.raises(InvalidInput):
+            parse_amount(text, allow_zero=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "pence"),
+    [("-5000", -500000), ("5000", 500000), ("+5000", 500000), ("-£1,234.56", -123456),
+     ("-0.01", -1)],
+)
+def test_adjustments_accept_signed_amounts(text: str, pence: int) -> None:
+    assert parse_signed_amount(text) == pence
+
+
+@pytest.mark.parametrize("text", ["0", "-0", "+0.00", "1.234", "--5", "+-5", "1e3", "NaN",
+                                  "-inf", "£-5", "1,23"])
+def test_adjustments_refuse_zero_and_malformed_amounts(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_signed_amount(text)
+
+
+def test_money_is_integer_pence_never_float() -> None:
+    value = parse_amount("310000.50")
+    assert type(value) is int
+    assert value == 31000050
+
+
+@pytest.mark.parametrize("pence", [0, 1, 99, 100, 123456, 100_000_000_00, -500000])
+def test_formatted_pence_parse_back_to_the_same_amount(pence: int) -> None:
+    text = format_pence(pence)
+    if pence < 0:
+        assert parse_signed_amount(text) == pence
+    else:
+        assert parse_amount(text, allow_zero=True) == pence
