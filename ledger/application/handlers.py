@@ -34,9 +34,16 @@ from ledger.application.commands import (
 )
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.aggregate import Context
-from ledger.domain.budget import Budget
+from ledger.domain.budget import Budget, top_slice
 from ledger.domain.errors import NotFound, RuleViolation
+from ledger.domain.events import (
+    CommitmentVaried,
+    RiskPoolDrawn,
+    RiskPoolReturned,
+    SpendCommitted,
+)
 from ledger.domain.organisations import Consortium, Practice
+from ledger.domain.pool import PoolAccess
 from ledger.domain.rules import check_new_holder, check_no_cycle
 from ledger.domain.values import (
     Element,
@@ -93,6 +100,13 @@ def _year_of(command: Command, uow: UnitOfWork) -> FinancialYear | None:
         entry = uow.ref(ref)
         return FinancialYear.parse(entry.year) if entry else None
     return None
+
+
+def practices_named(commands: Iterable[Command]) -> Iterator[str]:
+    for command in commands:
+        practice = getattr(command, "practice", None)
+        if isinstance(practice, str):
+            yield practice
 
 
 def refs_named(commands: Iterable[Command]) -> Iterator[str]:
@@ -158,6 +172,7 @@ def join_consortium(command: ConsortiumJoin, context: Context, uow: UnitOfWork) 
     consortium = existing_consortium(uow, command.consortium)
     existing_practice(uow, command.practice).require_open_on(context.effective_on)
     consortium.join(context, command.practice)
+    uow.affiliate(command.practice, consortium.code)
     return Result(f"{command.practice} joined {consortium.code} on {context.effective_on}")
 
 
@@ -222,7 +237,8 @@ def allocate(command: BudgetAllocate, context: Context, uow: UnitOfWork) -> Resu
 def adjust(command: BudgetAdjust, context: Context, uow: UnitOfWork) -> Result:
     budget = existing_budget(uow, command.practice, command.year)
     delta = parse_signed_amount(command.by)
-    budget.adjust(context, command.element, delta)
+    basis_points = basis_points_of(uow, budget, context.effective_on)
+    budget.adjust(context, command.element, delta, basis_points)
     return Result(
         f"adjusted {command.element} of {command.practice} {command.year} by "
         f"{format_pence(delta)} to {format_pence(budget.allocated[command.element])}"
@@ -294,7 +310,7 @@ def opt_in(command: BudgetOptIn, context: Context, uow: UnitOfWork) -> Result:
 @handles(BudgetHarden)
 def harden(command: BudgetHarden, context: Context, uow: UnitOfWork) -> Result:
     budget = existing_budget(uow, command.practice, command.year)
-    budget.make_hard(context)
+    budget.make_hard(context, basis_points_of(uow, budget, context.effective_on))
     return Result(f"{command.practice} {command.year} is hard from {context.effective_on}")
 
 
@@ -307,6 +323,54 @@ def soften(command: BudgetSoften, context: Context, uow: UnitOfWork) -> Result:
     )
 
 
+# --- the consortium's risk pool ------------------------------------------------------
+
+
+def top_slice_terms(uow: UnitOfWork, practice: str, year: str, day: date) -> tuple[str, int]:
+    """(consortium, top-slice in basis points) of the pool the practice belongs to on `day`.
+
+    ("", 0) when the practice is in no consortium with a risk pool for the year.
+    """
+    for code in uow.consortia_of(practice):
+        consortium = uow.consortium(code)
+        if year in consortium.top_slices and consortium.is_member(practice, day):
+            return code, consortium.top_slices[year]
+    return "", 0
+
+
+def pool_access(uow: UnitOfWork, consortium_code: str, year: str, day: date) -> PoolAccess:
+    """The pool with its capacity: the sum of its members' top-slices on `day`."""
+    consortium = uow.consortium(consortium_code)
+    basis_points = consortium.top_slices.get(year, 0)
+    fy = FinancialYear.parse(year)
+    capacity = 0
+    for member in consortium.members_on(day):
+        budget = uow.budget(member, fy)
+        capacity += sum(top_slice(budget.allocated[e], basis_points) for e in Element)
+    return PoolAccess(consortium_code, basis_points, capacity, uow.pool(consortium_code, year))
+
+
+def pool_for_spend(
+    uow: UnitOfWork, budget: Budget, element: Element, extra: int, day: date
+) -> tuple[int, PoolAccess | None]:
+    """Top-slice basis points, and the pool only when the spend would overspend."""
+    code, basis_points = top_slice_terms(uow, budget.practice, str(budget.year), day)
+    if not code or budget.shortfall(element, extra, basis_points) == 0:
+        return basis_points, None
+    return basis_points, pool_access(uow, code, str(budget.year), day)
+
+
+def pool_for_return(uow: UnitOfWork, budget: Budget, ref: str, day: date) -> PoolAccess | None:
+    commitment = budget.commitment(ref)
+    if not commitment.drawn:
+        return None
+    return pool_access(uow, commitment.pool, str(budget.year), day)
+
+
+def basis_points_of(uow: UnitOfWork, budget: Budget, day: date) -> int:
+    return top_slice_terms(uow, budget.practice, str(budget.year), day)[1]
+
+
 # --- spending ------------------------------------------------------------------------
 
 
@@ -316,6 +380,8 @@ def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
     if uow.ref(command.ref) is not None:
         raise RuleViolation("commitment", f"commitment reference {command.ref} is already used")
     amount = parse_amount(command.amount)
+    basis_points, pool = pool_for_spend(uow, budget, command.element, amount,
+                                        context.effective_on)
     budget.commit(
         context,
         ref=command.ref,
@@ -324,10 +390,10 @@ def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
         provider=command.provider,
         service=command.service,
         qs_codes=command.qs,
+        basis_points=basis_points,
+        pool=pool,
     )
-    event = context.journal[-1]
-    overspend = getattr(event, "overspend_pence", 0)
-    flag = f"; OVERSPEND FLAGGED: {format_pence(overspend)} over" if overspend else ""
+    flag = _spend_flags(context)
     return Result(
         f"committed {format_pence(amount)} as {command.ref} against {command.element} of "
         f"{command.practice} {command.year}{flag}",
@@ -346,9 +412,14 @@ def budget_of_ref(uow: UnitOfWork, ref: str) -> Budget:
 def vary(command: SpendVary, context: Context, uow: UnitOfWork) -> Result:
     budget = budget_of_ref(uow, command.ref)
     amount = parse_amount(command.amount)
-    budget.vary(context, command.ref, amount)
-    overspend = getattr(context.journal[-1], "overspend_pence", 0)
-    flag = f"; OVERSPEND FLAGGED: {format_pence(overspend)} over" if overspend else ""
+    commitment = budget.commitment(command.ref)
+    increase = max(amount - commitment.amount, 0)
+    basis_points, pool = pool_for_spend(uow, budget, commitment.element, increase,
+                                        context.effective_on)
+    if not increase:
+        pool = pool_for_return(uow, budget, command.ref, context.effective_on)
+    budget.vary(context, command.ref, amount, basis_points, pool)
+    flag = _spend_flags(context)
     return Result(f"varied {command.ref} to {format_pence(amount)}{flag}")
 
 
@@ -356,15 +427,39 @@ def vary(command: SpendVary, context: Context, uow: UnitOfWork) -> Result:
 def settle(command: SpendSettle, context: Context, uow: UnitOfWork) -> Result:
     budget = budget_of_ref(uow, command.ref)
     amount = parse_amount(command.amount)
-    budget.settle(context, command.ref, amount, final=command.final)
+    pool = pool_for_return(uow, budget, command.ref, context.effective_on)
+    budget.settle(context, command.ref, amount, final=command.final, pool=pool)
     left = budget.commitment(command.ref).outstanding
     tail = "final; closed" if command.final else f"{format_pence(left)} outstanding"
-    return Result(f"settled {format_pence(amount)} of {command.ref} ({tail})")
+    flags = _spend_flags(context)
+    return Result(f"settled {format_pence(amount)} of {command.ref} ({tail}){flags}")
 
 
 @handles(SpendCancel)
 def cancel(command: SpendCancel, context: Context, uow: UnitOfWork) -> Result:
     budget = budget_of_ref(uow, command.ref)
     released = budget.commitment(command.ref).outstanding
-    budget.cancel(context, command.ref)
-    return Result(f"cancelled {command.ref}, releasing {format_pence(released)}")
+    budget.cancel(context, command.ref, pool_for_return(uow, budget, command.ref,
+                                                        context.effective_on))
+    return Result(
+        f"cancelled {command.ref}, releasing {format_pence(released)}{_spend_flags(context)}"
+    )
+
+
+def _spend_flags(context: Context) -> str:
+    """What the answer must tell staff: an indicative overspend, or a pool draw."""
+    flags = []
+    for event in context.journal:
+        if isinstance(event, SpendCommitted | CommitmentVaried) and event.overspend_pence:
+            flags.append(f"OVERSPEND FLAGGED: {format_pence(event.overspend_pence)} over")
+        if isinstance(event, RiskPoolDrawn):
+            flags.append(
+                f"{format_pence(event.amount_pence)} drawn from consortium "
+                f"{event.consortium}'s risk pool"
+            )
+        if isinstance(event, RiskPoolReturned):
+            flags.append(
+                f"{format_pence(event.amount_pence)} returned to consortium "
+                f"{event.consortium}'s risk pool"
+            )
+    return "".join(f"; {flag}" for flag in flags)

@@ -141,7 +141,12 @@ class LedgerService:
                     return outcomes
                 if uow.events or uow.receipts:
                     self.store.append(
-                        uow.events, Indexes(receipts=uow.receipts, refs=list(uow.new_refs.values()))
+                        uow.events,
+                        Indexes(
+                            receipts=uow.receipts,
+                            refs=list(uow.new_refs.values()),
+                            affiliations=sorted(uow.new_affiliations),
+                        ),
                     )
             except (IntegrityError, OperationalError):
                 # Another writer got there first (a stream version, a command id or a
@@ -163,6 +168,7 @@ class LedgerService:
     ) -> list[Outcome]:
         receipts = self.store.receipts([r.command_id for r in requests])
         uow.prefetch_refs(handlers.refs_named(r.command for r in requests))
+        uow.prefetch_affiliations(handlers.practices_named(r.command for r in requests))
         recorded_at = self.clock()
         outcomes: list[Outcome] = []
         for request in requests:

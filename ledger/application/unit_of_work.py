@@ -9,8 +9,15 @@ from typing import TypeVar
 
 from ledger.domain.aggregate import Aggregate
 from ledger.domain.budget import Budget
-from ledger.domain.events import LedgerEvent, budget_stream, consortium_stream, practice_stream
+from ledger.domain.events import (
+    LedgerEvent,
+    budget_stream,
+    consortium_stream,
+    pool_stream,
+    practice_stream,
+)
 from ledger.domain.organisations import Consortium, Practice
+from ledger.domain.pool import RiskPool
 from ledger.domain.values import FinancialYear
 from ledger.store.eventstore import EventStore
 from ledger.store.recorders import Receipt, RefEntry
@@ -57,6 +64,8 @@ class UnitOfWork:
         self.receipts: list[Receipt] = []
         self.new_refs: dict[str, RefEntry] = {}
         self.known_refs: dict[str, RefEntry | None] = {}
+        self.affiliations: dict[str, set[str]] = {}
+        self.new_affiliations: set[tuple[str, str]] = set()
 
     def _load(self, stream_id: uuid.UUID, empty: Callable[[], A], kind: type[A]) -> A:
         aggregate = self.touched.get(stream_id)
@@ -82,6 +91,28 @@ class UnitOfWork:
         return self._load(
             budget_stream(practice, str(year)), lambda: Budget.empty(practice, year), Budget
         )
+
+    def pool(self, consortium: str, year: str) -> RiskPool:
+        return self._load(
+            pool_stream(consortium, year), lambda: RiskPool.empty(consortium, year), RiskPool
+        )
+
+    def prefetch_affiliations(self, practices: Iterable[str]) -> None:
+        wanted = sorted({p for p in practices if p not in self.affiliations})
+        if wanted:
+            found = self.store.affiliations(wanted)
+            for practice in wanted:
+                self.affiliations[practice] = set(found.get(practice, ()))
+
+    def consortia_of(self, practice: str) -> list[str]:
+        self.prefetch_affiliations([practice])
+        return sorted(self.affiliations[practice])
+
+    def affiliate(self, practice: str, consortium: str) -> None:
+        self.prefetch_affiliations([practice])
+        if consortium not in self.affiliations[practice]:
+            self.affiliations[practice].add(consortium)
+            self.new_affiliations.add((practice, consortium))
 
     def prefetch_refs(self, refs: Iterable[str]) -> None:
         wanted = [r for r in refs if r not in self.known_refs and r not in self.new_refs]

@@ -28,10 +28,12 @@ from ledger.domain.events import (
     OptedIn,
     OptedOut,
     RiskPoolDrawn,
+    RiskPoolReturned,
     SpendCommitted,
     budget_stream,
 )
 from ledger.domain.organisations import Practice
+from ledger.domain.pool import PoolAccess
 from ledger.domain.values import ELEMENTS, Element, FinancialYear, Role, format_pence
 
 # A timeline is a sorted list of (effective_on, sequence, value); the value in
@@ -56,6 +58,7 @@ class Commitment:
     amount: int
     settled: int = 0
     drawn: int = 0
+    pool: str = ""
     open: bool = True
 
     @property
@@ -122,6 +125,10 @@ class Budget(Aggregate):
 
     def is_hard_on(self, day: date) -> bool:
         return value_on(self.status, day, INDICATIVE) == HARD
+
+    def is_hard_on_or_after(self, day: date) -> bool:
+        """Hard on `day` or from a later date: a backdated change still counts against it."""
+        return self.is_hard_on(day) or any(d > day and v == HARD for d, _, v in self.status)
 
     def available(self, element: Element, basis_points: int = 0) -> int:
         allocated = self.allocated[element]
@@ -200,7 +207,7 @@ class Budget(Aggregate):
                 "allocation",
                 f"{element} would fall below zero ({format_pence(new_allocated)})",
             )
-        if self.is_hard_on(context.effective_on):
+        if delta < 0 and self.is_hard_on_or_after(context.effective_on):
             new_available = new_allocated - top_slice(new_allocated, basis_points)
             if new_available + self.drawn[element] < self.used(element):
                 raise RuleViolation(
@@ -360,6 +367,7 @@ class Budget(Aggregate):
         service: str,
         qs_codes: tuple[str, ...] = (),
         basis_points: int = 0,
+        pool: PoolAccess | None = None,
     ) -> None:
         self._require_budget()
         self._require_in_year(context)
@@ -368,7 +376,7 @@ class Budget(Aggregate):
             raise RuleViolation("amount", "a commitment must be more than zero")
         if ref in self.commitments:
             raise RuleViolation("commitment", f"commitment {ref} already exists")
-        overspend = self._check_spend(context, element, amount, basis_points)
+        overspend, draw = self._check_spend(context, element, amount, basis_points, pool)
         self.trigger(
             SpendCommitted,
             context,
@@ -382,6 +390,7 @@ class Budget(Aggregate):
             qs_codes=qs_codes,
             overspend_pence=overspend,
         )
+        self._draw(context, ref, draw, pool)
 
     @applies(SpendCommitted)
     def _committed(self, event: SpendCommitted) -> None:
@@ -390,7 +399,18 @@ class Budget(Aggregate):
         )
         self.outstanding[event.element] += event.amount_pence
 
-    def vary(self, context: Context, ref: str, amount: int, basis_points: int = 0) -> None:
+    def shortfall(self, element: Element, extra: int, basis_points: int = 0) -> int:
+        """How far `extra` more spend would take the element past what it has."""
+        return max(extra - self.remaining(element, basis_points), 0)
+
+    def vary(
+        self,
+        context: Context,
+        ref: str,
+        amount: int,
+        basis_points: int = 0,
+        pool: PoolAccess | None = None,
+    ) -> None:
         commitment = self._open_commitment(context, ref, "vary")
         if amount < commitment.settled:
             raise RuleViolation(
@@ -400,7 +420,11 @@ class Budget(Aggregate):
         if amount == commitment.amount:
             raise RuleViolation("commitment", f"{ref} is already {format_pence(amount)}")
         increase = max(amount - commitment.amount, 0)
-        overspend = self._check_spend(context, commitment.element, increase, basis_points)
+        overspend, draw = self._check_spend(
+            context, commitment.element, increase, basis_points, pool
+        )
+        returned = 0 if increase else min(commitment.drawn, commitment.amount - amount)
+        self._require_pool_for_return(commitment, returned, pool)
         self.trigger(
             CommitmentVaried,
             context,
@@ -410,6 +434,8 @@ class Budget(Aggregate):
             amount_pence=amount,
             overspend_pence=overspend,
         )
+        self._draw(context, ref, draw, pool)
+        self._return(context, commitment, returned, pool)
 
     @applies(CommitmentVaried)
     def _varied(self, event: CommitmentVaried) -> None:
@@ -417,7 +443,15 @@ class Budget(Aggregate):
         self.outstanding[commitment.element] += event.amount_pence - commitment.amount
         commitment.amount = event.amount_pence
 
-    def settle(self, context: Context, ref: str, amount: int, *, final: bool = False) -> None:
+    def settle(
+        self,
+        context: Context,
+        ref: str,
+        amount: int,
+        *,
+        final: bool = False,
+        pool: PoolAccess | None = None,
+    ) -> None:
         commitment = self._open_commitment(context, ref, "settle")
         if amount <= 0:
             raise RuleViolation("amount", "a settlement must be more than zero")
@@ -427,6 +461,9 @@ class Budget(Aggregate):
                 f"settling {format_pence(amount)} exceeds the "
                 f"{format_pence(commitment.outstanding)} outstanding on {ref}; vary it first",
             )
+        released = commitment.outstanding - amount if final else 0
+        returned = min(commitment.drawn, released)
+        self._require_pool_for_return(commitment, returned, pool)
         self.trigger(
             CommitmentSettled,
             context,
@@ -436,6 +473,7 @@ class Budget(Aggregate):
             amount_pence=amount,
             final=final,
         )
+        self._return(context, commitment, returned, pool)
 
     @applies(CommitmentSettled)
     def _settled(self, event: CommitmentSettled) -> None:
@@ -449,11 +487,14 @@ class Budget(Aggregate):
             commitment.open = False
         self.outstanding[commitment.element] += commitment.outstanding - before
 
-    def cancel(self, context: Context, ref: str) -> None:
-        self._open_commitment(context, ref, "cancel")
+    def cancel(self, context: Context, ref: str, pool: PoolAccess | None = None) -> None:
+        commitment = self._open_commitment(context, ref, "cancel")
+        returned = min(commitment.drawn, commitment.outstanding)
+        self._require_pool_for_return(commitment, returned, pool)
         self.trigger(
             CommitmentCancelled, context, practice=self.practice, year=str(self.year), ref=ref
         )
+        self._return(context, commitment, returned, pool)
 
     @applies(CommitmentCancelled)
     def _cancelled(self, event: CommitmentCancelled) -> None:
@@ -462,27 +503,97 @@ class Budget(Aggregate):
         commitment.amount = commitment.settled
         commitment.open = False
 
+    # --- the consortium's risk pool ----------------------------------------------------
+
+    def _draw(self, context: Context, ref: str, amount: int, pool: PoolAccess | None) -> None:
+        if amount <= 0 or pool is None:
+            return
+        self.trigger(
+            RiskPoolDrawn,
+            context,
+            practice=self.practice,
+            year=str(self.year),
+            ref=ref,
+            consortium=pool.consortium,
+            amount_pence=amount,
+        )
+        pool.pool.record_draw(context, self.practice, ref, amount)
+
     @applies(RiskPoolDrawn)
     def _pool_drawn(self, event: RiskPoolDrawn) -> None:
         commitment = self.commitments[event.ref]
         commitment.drawn += event.amount_pence
+        commitment.pool = event.consortium
         self.drawn[commitment.element] += event.amount_pence
+
+    def _require_pool_for_return(
+        self, commitment: Commitment, amount: int, pool: PoolAccess | None
+    ) -> None:
+        if amount > 0 and (pool is None or pool.consortium != commitment.pool):
+            raise RuleViolation(
+                "risk-pool",
+                f"{commitment.ref} drew on consortium {commitment.pool}'s pool; "
+                "its draw must be returned to that pool",
+            )
+
+    def _return(
+        self, context: Context, commitment: Commitment, amount: int, pool: PoolAccess | None
+    ) -> None:
+        if amount <= 0 or pool is None:
+            return
+        self.trigger(
+            RiskPoolReturned,
+            context,
+            practice=self.practice,
+            year=str(self.year),
+            ref=commitment.ref,
+            consortium=commitment.pool,
+            amount_pence=amount,
+        )
+        pool.pool.record_return(context, self.practice, commitment.ref, amount)
+
+    @applies(RiskPoolReturned)
+    def _pool_returned(self, event: RiskPoolReturned) -> None:
+        commitment = self.commitments[event.ref]
+        commitment.drawn -= event.amount_pence
+        self.drawn[commitment.element] -= event.amount_pence
 
     # --- rules shared by the commands above --------------------------------------------
 
-    def _check_spend(self, context: Context, element: Element, extra: int,
-                     basis_points: int) -> int:
-        """Refuse overspend on a hard budget; return the overspend an indicative one flags."""
+    def _check_spend(
+        self,
+        context: Context,
+        element: Element,
+        extra: int,
+        basis_points: int,
+        pool: PoolAccess | None = None,
+    ) -> tuple[int, int]:
+        """(overspend an indicative budget flags, draw a hard budget takes from its pool).
+
+        A hard budget refuses overspend unless its consortium's pool has headroom
+        for the whole excess; then the excess is drawn, atomically with the spend.
+        """
         after = self.remaining(element, basis_points) - extra
         if after >= 0:
-            return 0
-        if self.is_hard_on(context.effective_on):
+            return 0, 0
+        # Only an increase can be refused: reducing a commitment never adds to overspend.
+        if extra > 0 and self.is_hard_on_or_after(context.effective_on):
+            excess = -after
+            if pool is not None and pool.headroom >= excess:
+                return 0, excess
+            headroom = (
+                f"; consortium {pool.consortium}'s risk pool has "
+                f"{format_pence(max(pool.headroom, 0))} headroom"
+                if pool is not None
+                else ""
+            )
             raise RuleViolation(
                 "hard-budget",
                 f"{element} of {self._name} is hard: {format_pence(extra)} exceeds the "
-                f"{format_pence(max(self.remaining(element, basis_points), 0))} remaining",
+                f"{format_pence(max(self.remaining(element, basis_points), 0))} remaining"
+                f"{headroom}",
             )
-        return -after
+        return -after, 0
 
     def _open_commitment(self, context: Context, ref: str, what: str) -> Commitment:
         self._require_budget()

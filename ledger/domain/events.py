@@ -38,6 +38,11 @@ def budget_stream(practice: str, year: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"budget:{practice}:{year}")
 
 
+@functools.lru_cache(maxsize=4_096)
+def pool_stream(consortium: str, year: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"pool:{consortium}:{year}")
+
+
 class LedgerEvent(BaseModel):
     """Fields every event carries (DESIGN §3)."""
 
@@ -207,10 +212,43 @@ class CommitmentCancelled(BudgetEvent):
 
 
 class RiskPoolDrawn(BudgetEvent):
+    """A hard budget's overspend on a commitment, covered by its consortium's risk pool."""
+
     topic: ClassVar[str] = "RiskPoolDrawn"
     ref: str
     consortium: str
     amount_pence: int = Field(gt=0)
+
+
+class RiskPoolReturned(BudgetEvent):
+    """Part or all of a commitment's draw given back: it was reduced, cancelled or closed."""
+
+    topic: ClassVar[str] = "RiskPoolReturned"
+    ref: str
+    consortium: str
+    amount_pence: int = Field(gt=0)
+
+
+# --- risk pool stream (one per consortium per financial year) ------------------------
+
+
+class PoolEvent(LedgerEvent):
+    consortium: str
+    year: str
+    practice: str
+    ref: str
+    amount_pence: int = Field(gt=0)
+
+
+class PoolDrawRecorded(PoolEvent):
+    """The pool's side of a RiskPoolDrawn: every draw on one pool goes through one stream,
+    so two members overspending at once cannot both take the last of the headroom."""
+
+    topic: ClassVar[str] = "PoolDrawRecorded"
+
+
+class PoolDrawReturned(PoolEvent):
+    topic: ClassVar[str] = "PoolDrawReturned"
 
 
 EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
@@ -235,6 +273,9 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     CommitmentSettled,
     CommitmentCancelled,
     RiskPoolDrawn,
+    RiskPoolReturned,
+    PoolDrawRecorded,
+    PoolDrawReturned,
 )
 
 EVENTS_BY_TOPIC: dict[str, type[LedgerEvent]] = {cls.topic: cls for cls in EVENT_TYPES}

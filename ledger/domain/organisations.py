@@ -189,6 +189,12 @@ class Consortium(Aggregate):
         require_officer_or_allocator(context, self.code, "agree its risk pool")
         if not 0 < basis_points <= 1000:
             raise RuleViolation("top-slice", "the top-slice must be more than 0% and at most 10%")
+        if str(year) in self.top_slices:
+            raise RuleViolation(
+                "risk-pool",
+                f"{self.code} already agreed a {self.top_slices[str(year)] / 100:g}% risk pool "
+                f"for {year}",
+            )
         if context.effective_on not in year:
             raise RuleViolation("effective-date", f"{context.effective_on} is outside {year}")
         if not self.members_on(context.effective_on):

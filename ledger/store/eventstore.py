@@ -153,6 +153,10 @@ class EventStore:
     def refs(self, refs: Sequence[str]) -> dict[str, RefEntry]:
         return self.recorder.select_refs(refs) if refs else {}
 
+    def affiliations(self, practices: Sequence[str]) -> dict[str, list[str]]:
+        """Consortia each practice has ever joined (membership dates are in their streams)."""
+        return self.recorder.select_affiliations(practices) if practices else {}
+
     def notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return self.app.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False

@@ -49,6 +49,7 @@ class Indexes:
 
     receipts: Sequence[Receipt] = ()
     refs: Sequence[RefEntry] = ()
+    affiliations: Sequence[tuple[str, str]] = ()  # (practice, consortium) ever joined
 
 
 def _indexes(kwargs: dict[str, Any]) -> Indexes:
@@ -64,6 +65,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "command_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, answer TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ledger_refs ("
             "ref TEXT PRIMARY KEY, practice TEXT NOT NULL, year TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS ledger_affiliations (practice TEXT NOT NULL, "
+            "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))",
         ]
 
     def _insert_events(
@@ -79,6 +82,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany(
                 "INSERT INTO ledger_refs VALUES (?, ?, ?)",
                 [(r.ref, r.practice, r.year) for r in indexes.refs],
+            )
+        if indexes.affiliations:
+            c.executemany(
+                "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)", indexes.affiliations
             )
         return super()._insert_events(c, stored_events, **kwargs)
 
@@ -116,6 +123,15 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def select_ref(self, ref: str) -> RefEntry | None:
         return self.select_refs([ref]).get(ref)
 
+    def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
+        rows = self._select_in(
+            "SELECT practice, consortium FROM ledger_affiliations WHERE practice", list(practices)
+        )
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(row[1])
+        return found
+
     def select_events(
         self,
         originator_id: UUID | str,
@@ -151,12 +167,22 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {0}.ledger_refs (ref TEXT PRIMARY KEY, "
                     "practice TEXT NOT NULL, year TEXT NOT NULL)"
                 ).format(schema),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.ledger_affiliations (practice TEXT NOT NULL, "
+                    "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))"
+                ).format(schema),
             ]
         )
         self._insert_receipt = SQL("INSERT INTO {0}.ledger_commands VALUES (%s, %s, %s)").format(
             schema
         )
         self._insert_ref = SQL("INSERT INTO {0}.ledger_refs VALUES (%s, %s, %s)").format(schema)
+        self._insert_affiliation = SQL(
+            "INSERT INTO {0}.ledger_affiliations VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        ).format(schema)
+        self._select_affiliations = SQL(
+            "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
+        ).format(schema)
         self._select_receipts = SQL(
             "SELECT command_id, fingerprint, answer FROM {0}.ledger_commands "
             "WHERE command_id = ANY(%s)"
@@ -179,6 +205,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             )
         if indexes.refs:
             curs.executemany(self._insert_ref, [(r.ref, r.practice, r.year) for r in indexes.refs])
+        if indexes.affiliations:
+            curs.executemany(self._insert_affiliation, list(indexes.affiliations))
         super()._insert_events(curs, stored_events, **kwargs)
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
@@ -196,6 +224,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 row["ref"]: RefEntry(row["ref"], row["practice"], row["year"])
                 for row in curs.fetchall()
             }
+
+    def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_affiliations, (list(practices),))
+            for row in curs.fetchall():
+                found.setdefault(row["practice"], []).append(row["consortium"])
+        return found
 
     def select_ref(self, ref: str) -> RefEntry | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
