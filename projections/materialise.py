@@ -1,0 +1,433 @@
+"""Projections materialised in the event store's own database, with their positions.
+
+Each projection's tables live beside the events (SQLite or PostgreSQL), and its
+position is a row in eventsourcing's tracking table (`SQLiteTrackingRecorder` /
+`PostgresTrackingRecorder`, application name `projection:<name>`). A batch of
+events is applied in one transaction that also moves the tracking row, after
+checking under a write lock that the row still holds the position the batch
+started from: a crash never applies an event twice or skips one, and two
+processes catching up at once cannot both apply the same batch (the loser
+rolls back and starts again from the new position).
+
+Catch-up pulls notifications from the tracked position (SQLite has no
+subscription; PostgreSQL is read the same way). A rebuild empties the
+projection's tables and sets its position to zero in one transaction, then
+catches up; since catch-up is what a rebuild runs, the two agree by
+construction, and the tests check it on random histories anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
+
+from ledger.domain.errors import InvalidInput
+from ledger.store.eventstore import EventStore
+from projections.core import (
+    Add,
+    Change,
+    Column,
+    Key,
+    Positioned,
+    Projection,
+    Put,
+    Table,
+    Values,
+    trusted_event,
+)
+from projections.registry import PROJECTIONS, READ_TABLES
+
+BATCH = 10_000
+MAX_CONFLICTS = 10
+TRACKING_PREFIX = "projection:"
+PG_TRACKING_TABLE = "projection_tracking"
+
+Progress = Callable[[int], None]
+
+
+class TrackingConflictError(Exception):
+    """Another process moved a projection while this one was applying a batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    name: str
+    description: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+
+# --- values to and from SQL ----------------------------------------------------------
+
+
+def to_sql(column: Column, value: Any) -> Any:
+    if value is None:
+        return None
+    if column.type == "date":
+        return value.isoformat() if isinstance(value, date) else value
+    if column.type == "instant":
+        return value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value
+    if column.type == "bool":
+        return int(bool(value))
+    return value
+
+
+def from_sql(column: Column, value: Any) -> Any:
+    if value is None:
+        return None
+    if column.type == "date":
+        return date.fromisoformat(value)
+    if column.type == "instant":
+        return datetime.fromisoformat(value)
+    if column.type == "bool":
+        return bool(value)
+    return value
+
+
+_SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "date": "TEXT", "instant": "TEXT",
+              "bool": "INTEGER"}
+
+
+# --- the database the events live in -------------------------------------------------
+
+
+class Database:
+    """The store's own database, seen through plain SQL with tuple rows."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        datastore = store.app.recorder.datastore  # type: ignore[attr-defined]
+        self.kind = store.target.kind
+        self.p = "?" if self.kind == "sqlite" else "%s"
+        if self.kind == "sqlite":
+            assert isinstance(datastore, SQLiteDatastore)
+            self.sqlite: SQLiteDatastore = datastore
+            self.tracker: SQLiteTrackingRecorder | PostgresTrackingRecorder = (
+                SQLiteTrackingRecorder(datastore))
+            self.schema = ""
+            self.tracking_table = "tracking"
+        else:
+            assert isinstance(datastore, PostgresDatastore)
+            self.postgres: PostgresDatastore = datastore
+            self.tracker = PostgresTrackingRecorder(datastore,
+                                                    tracking_table_name=PG_TRACKING_TABLE)
+            self.schema = datastore.schema
+            self.tracking_table = self.name(PG_TRACKING_TABLE)
+
+    def name(self, table: str) -> str:
+        if self.kind == "sqlite":
+            return table
+        return SQL("{0}.{1}").format(Identifier(self.schema), Identifier(table)).as_string()
+
+    @contextmanager
+    def cursor(self, *, write: bool) -> Iterator[Any]:
+        if self.kind == "sqlite":
+            with self.sqlite.transaction(commit=write) as c:
+                yield c
+            return
+        with (
+            self.postgres.get_connection() as conn,
+            conn.transaction(force_rollback=not write),
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            yield cur
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read; `?` marks parameters on both stores."""
+        if self.kind == "postgres":
+            sql = sql.replace("?", "%s")
+        with self.cursor(write=False) as c:
+            c.execute(sql, tuple(params))
+            return [tuple(row) for row in c.fetchall()]
+
+    def track(self, cursor: Any, name: str, position: int) -> None:
+        self.tracker._insert_tracking(cursor, Tracking(TRACKING_PREFIX + name, position))
+
+
+# --- the write-back cache folds read through -----------------------------------------
+
+
+@dataclass
+class Cache:
+    """Rows the folds read, rows they changed, and totals they added, for one run.
+
+    `complete` means the tables are known to hold nothing that is not cached
+    (right after a rebuild emptied them), so a miss needs no query.
+    """
+
+    db: Database
+    complete: bool = False
+    rows: dict[str, dict[Key, Values | None]] = field(default_factory=dict)
+    dirty: dict[str, dict[Key, Values | None]] = field(default_factory=dict)
+    adds: dict[str, dict[Key, list[int]]] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    def get(self, table: Table, key: Key) -> Values | None:
+        rows = self.rows.setdefault(table.name, {})
+        if key in rows:
+            return rows[key]
+        if self.complete:
+            return None
+        found = self._load(table, key)
+        rows[key] = found
+        return found
+
+    def _load(self, table: Table, key: Key) -> Values | None:
+        where = " AND ".join(f"{c.name} = ?" for c in table.key)
+        names = ", ".join(c.name for c in table.values)
+        params = [to_sql(c, v) for c, v in zip(table.key, key, strict=True)]
+        found = self.db.query(
+            f"SELECT {names} FROM {self.db.name(table.name)} WHERE {where}",  # noqa: S608
+            params,
+        )
+        if not found:
+            return None
+        return tuple(from_sql(c, v) for c, v in zip(table.values, found[0], strict=True))
+
+    def apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            table = change.table
+            name = table.name
+            self.tables[name] = table
+            if isinstance(change, Add):
+                totals = self.adds.setdefault(name, {})
+                old = totals.get(change.key)
+                if old is None:
+                    totals[change.key] = list(change.deltas)
+                else:
+                    for i, delta in enumerate(change.deltas):
+                        old[i] += delta
+                continue
+            values = change.values if isinstance(change, Put) else None
+            self.dirty.setdefault(name, {})[change.key] = values
+            if name in READ_TABLES:
+                self.rows.setdefault(name, {})[change.key] = values
+
+    def flush(self, cursor: Any) -> None:
+        for name, rows in self.dirty.items():
+            table = self.tables[name]
+            gone = [key for key, values in rows.items() if values is None]
+            kept = [key + values for key, values in rows.items() if values is not None]
+            if gone:
+                cursor.executemany(self._delete_sql(table),
+                                   [self._params(table.key, k) for k in gone])
+            if kept:
+                cursor.executemany(self._upsert_sql(table, add=False),
+                                   [self._params(table.columns, r) for r in kept])
+        for name, totals in self.adds.items():
+            table = self.tables[name]
+            cursor.executemany(
+                self._upsert_sql(table, add=True),
+                [self._params(table.columns, key + tuple(deltas))
+                 for key, deltas in totals.items()],
+            )
+        self.dirty = {}
+        self.adds = {}
+
+    def forget(self) -> None:
+        """After a failed transaction: nothing cached can be trusted."""
+        self.rows = {}
+        self.dirty = {}
+        self.adds = {}
+        self.complete = False
+
+    @staticmethod
+    def _params(columns: tuple[Column, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(to_sql(c, v) for c, v in zip(columns, values, strict=True))
+
+    def _delete_sql(self, table: Table) -> str:
+        where = " AND ".join(f"{c.name} = {self.db.p}" for c in table.key)
+        return f"DELETE FROM {self.db.name(table.name)} WHERE {where}"  # noqa: S608
+
+    def _upsert_sql(self, table: Table, *, add: bool) -> str:
+        p = self.db.p
+        names = ", ".join(c.name for c in table.columns)
+        marks = ", ".join(p for _ in table.columns)
+        keys = ", ".join(c.name for c in table.key)
+        if add:
+            sets = ", ".join(f"{c.name} = {table.name}.{c.name} + excluded.{c.name}"
+                             for c in table.values)
+        else:
+            sets = ", ".join(f"{c.name} = excluded.{c.name}" for c in table.values)
+        return (f"INSERT INTO {self.db.name(table.name)} ({names}) VALUES ({marks}) "  # noqa: S608
+                f"ON CONFLICT ({keys}) DO UPDATE SET {sets}")
+
+
+# --- the materialiser ----------------------------------------------------------------
+
+
+class Materialiser:
+    """Creates, catches up, rebuilds and reports the projections of one store."""
+
+    def __init__(self, store: EventStore, projections: Sequence[Projection] = PROJECTIONS
+                 ) -> None:
+        self.store = store
+        self.db = Database(store)
+        self.projections = {p.name: p for p in projections}
+        self._ready = False
+
+    def select(self, names: Sequence[str] | None) -> list[Projection]:
+        if not names:
+            return list(self.projections.values())
+        unknown = [n for n in names if n not in self.projections]
+        if unknown:
+            raise InvalidInput(
+                "projection",
+                f"unknown projection {unknown[0]!r} (one of: {', '.join(self.projections)})",
+            )
+        return [self.projections[n] for n in names]
+
+    # --- tables ------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create the tables and tracking rows that do not exist yet (idempotent)."""
+        if self._ready:
+            return
+        self.db.tracker.create_table()
+        with self.db.cursor(write=True) as c:
+            for projection in self.projections.values():
+                for table in projection.tables:
+                    for statement in self._create_sql(table):
+                        c.execute(statement)
+                c.execute(
+                    f"INSERT INTO {self.db.tracking_table} VALUES ({self.db.p}, 0) "  # noqa: S608
+                    "ON CONFLICT (application_name) DO NOTHING",
+                    (TRACKING_PREFIX + projection.name,),
+                )
+        self._ready = True
+
+    def _create_sql(self, table: Table) -> list[str]:
+        columns = ", ".join(f"{c.name} {_SQL_TYPES[c.type]}" for c in table.columns)
+        keys = ", ".join(c.name for c in table.key)
+        statements = [f"CREATE TABLE IF NOT EXISTS {self.db.name(table.name)} "
+                      f"({columns}, PRIMARY KEY ({keys}))"]
+        for index in table.indexes:
+            index_name = f"{table.name}_by_{'_'.join(index)}"
+            statements.append(
+                f"CREATE INDEX IF NOT EXISTS {index_name} ON {self.db.name(table.name)} "
+                f"({', '.join(index)})"
+            )
+        return statements
+
+    # --- positions ---------------------------------------------------------------------
+
+    def positions(self) -> dict[str, int]:
+        self.setup()
+        rows = self.db.query(
+            f"SELECT application_name, notification_id FROM {self.db.tracking_table} "  # noqa: S608
+            "WHERE application_name LIKE ?",
+            (TRACKING_PREFIX + "%",),
+        )
+        found = {name.removeprefix(TRACKING_PREFIX): position for name, position in rows}
+        return {name: int(found.get(name, 0)) for name in self.projections}
+
+    def status(self) -> list[Status]:
+        positions = self.positions()
+        head = self.store.head()
+        return [Status(p.name, p.description, positions[p.name], head)
+                for p in self.projections.values()]
+
+    # --- catching up -------------------------------------------------------------------
+
+    def catch_up(self, names: Sequence[str] | None = None, progress: Progress | None = None,
+                 *, complete: bool = False) -> int:
+        """Apply every event after each projection's position; returns events read."""
+        chosen = self.select(names)
+        self.setup()
+        for _ in range(MAX_CONFLICTS):
+            try:
+                return self._catch_up(chosen, progress, complete=complete)
+            except TrackingConflictError:
+                complete = False
+        raise TrackingConflictError("projections kept moving under this catch-up; try again")
+
+    def _catch_up(self, chosen: list[Projection], progress: Progress | None, *,
+                  complete: bool) -> int:
+        positions = self.positions()
+        at = {p.name: positions[p.name] for p in chosen}
+        cache = Cache(self.db, complete=complete)
+        start = min(at.values(), default=0)
+        read = 0
+        while True:
+            batch = self.store.notifications(start, BATCH)
+            if not batch:
+                return read
+            last = batch[-1].id
+            for n in batch:
+                behind = [p for p in chosen if at[p.name] < n.id and n.topic in p.applies]
+                if not behind:
+                    continue
+                item = Positioned(n.id, trusted_event(n.topic, n.originator_id,
+                                                      n.originator_version, n.state))
+                for projection in behind:
+                    cache.apply(projection.applies[n.topic](cache, item))
+            self._commit(cache, chosen, at, last)
+            read += len(batch)
+            if progress:
+                progress(len(batch))
+            start = last
+            if len(batch) < BATCH:
+                return read
+
+    def _commit(self, cache: Cache, chosen: list[Projection], at: dict[str, int],
+                last: int) -> None:
+        moving = [p for p in chosen if at[p.name] < last]
+        try:
+            with self.db.cursor(write=True) as c:
+                for projection in moving:
+                    self._check_position(c, projection.name, at[projection.name])
+                cache.flush(c)
+                for projection in moving:
+                    self.db.track(c, projection.name, last)
+        except BaseException:
+            cache.forget()
+            raise
+        for projection in moving:
+            at[projection.name] = last
+
+    def _check_position(self, cursor: Any, name: str, expected: int) -> None:
+        p = self.db.p
+        table = self.db.tracking_table
+        if self.db.kind == "sqlite":
+            # A write first, so this transaction holds the write lock before it reads.
+            cursor.execute(f"UPDATE {table} SET notification_id = notification_id "  # noqa: S608
+                           f"WHERE application_name = {p}", (TRACKING_PREFIX + name,))
+            cursor.execute(f"SELECT notification_id FROM {table} "  # noqa: S608
+                           f"WHERE application_name = {p}", (TRACKING_PREFIX + name,))
+        else:
+            cursor.execute(f"SELECT notification_id FROM {table} "  # noqa: S608
+                           f"WHERE application_name = {p} FOR UPDATE", (TRACKING_PREFIX + name,))
+        row = cursor.fetchone()
+        if row is None or int(row[0]) != expected:
+            raise TrackingConflictError(name)
+
+    # --- rebuilding --------------------------------------------------------------------
+
+    def rebuild(self, names: Sequence[str] | None = None, progress: Progress | None = None
+                ) -> int:
+        """Empty the projections and their positions, then catch up from zero."""
+        chosen = self.select(names)
+        self.setup()
+        with self.db.cursor(write=True) as c:
+            for projection in chosen:
+                for table in projection.tables:
+                    c.execute(f"DELETE FROM {self.db.name(table.name)}")  # noqa: S608
+                c.execute(
+                    f"UPDATE {self.db.tracking_table} SET notification_id = 0 "  # noqa: S608
+                    f"WHERE application_name = {self.db.p}",
+                    (TRACKING_PREFIX + projection.name,),
+                )
+        return self.catch_up([p.name for p in chosen], progress, complete=True)

@@ -1,0 +1,161 @@
+"""trail: every event that touched a practice, in order, in words.
+
+Rows are kept per subject: `practice:A81001` for events about the practice, its
+budgets, and holdings handed to it; `consortium:16C` for events of a
+consortium. A practice's trail is its own rows plus the consortium-wide events
+(risk pool, quality standards) of the consortia it belonged to when they took
+effect, joined at query time from the organisations read model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ledger.domain.events import (
+    AllocationAdjusted,
+    BudgetAllocated,
+    BudgetEvent,
+    CommitmentCancelled,
+    CommitmentSettled,
+    CommitmentVaried,
+    ConsortiumEvent,
+    ConsortiumFormed,
+    DelegationRevoked,
+    HoldingDelegated,
+    LedgerEvent,
+    ListSizeRecorded,
+    MadeHard,
+    MadeIndicative,
+    OptedIn,
+    OptedOut,
+    PracticeClosed,
+    PracticeEvent,
+    PracticeJoined,
+    PracticeLeft,
+    PracticeRegistered,
+    QualityStandardsAdopted,
+    RiskPoolAgreed,
+    RiskPoolDrawn,
+    SpendCommitted,
+)
+from ledger.domain.values import format_pence
+from projections.core import (
+    Change,
+    Positioned,
+    Projection,
+    Put,
+    State,
+    Table,
+    day,
+    instant,
+    integer,
+    text,
+)
+
+TRAIL = Table(
+    "trail",
+    key=(text("subject"), integer("position")),
+    values=(text("year"), instant("recorded_at"), day("effective_on"), text("actor"),
+            text("event"), text("summary")),
+)
+
+# Consortium events that concern every member practice.
+CONSORTIUM_WIDE = (RiskPoolAgreed.topic, QualityStandardsAdopted.topic)
+
+
+def _elements(elements: Any) -> str:
+    return ", ".join(str(e) for e in elements)
+
+
+def _allocated(e: Any) -> str:
+    total = sum(e.amounts_pence.values())
+    parts = ", ".join(f"{el} {format_pence(v)}" for el, v in e.amounts_pence.items())
+    return f"{e.allocator} allocated {format_pence(total)} for {e.year} ({parts})"
+
+
+_WORDS: dict[str, Callable[[Any], str]] = {
+    PracticeRegistered.topic: lambda e: (
+        f"{e.practice} ({e.name}) registered by allocator {e.allocator}, "
+        f"list size {e.list_size:,}"),
+    ListSizeRecorded.topic: lambda e: f"list size of {e.practice} recorded as {e.list_size:,}",
+    PracticeClosed.topic: lambda e: f"{e.practice} closed",
+    ConsortiumFormed.topic: lambda e: (
+        f"consortium {e.consortium} ({e.name}) formed, accountable officer "
+        f"{e.accountable_officer}"),
+    PracticeJoined.topic: lambda e: f"{e.practice} joined consortium {e.consortium}",
+    PracticeLeft.topic: lambda e: f"{e.practice} left consortium {e.consortium}",
+    RiskPoolAgreed.topic: lambda e: (
+        f"consortium {e.consortium} agreed a {e.top_slice_basis_points / 100:g}% risk pool "
+        f"top-slice for {e.year}"),
+    QualityStandardsAdopted.topic: lambda e: (
+        f"consortium {e.consortium} adopted {', '.join(e.codes)} for {e.year}"),
+    BudgetAllocated.topic: _allocated,
+    AllocationAdjusted.topic: lambda e: (
+        f"{e.element} allocation of {e.practice} {e.year} adjusted by "
+        f"{format_pence(e.delta_pence)}"),
+    HoldingDelegated.topic: lambda e: (
+        f"{e.practice} delegated holding of {_elements(e.elements)} ({e.year}) to {e.holder}"),
+    DelegationRevoked.topic: lambda e: (
+        f"{e.practice} revoked its delegation of {_elements(e.elements)} ({e.year}); "
+        "held by the practice again"),
+    OptedOut.topic: lambda e: (
+        f"{e.practice} opted out of its {e.year} budget to {e.holder}; "
+        "it stays accountable"),
+    OptedIn.topic: lambda e: (
+        f"{e.practice} opted back in for {e.year}; every element held by the practice again"),
+    MadeHard.topic: lambda e: f"{e.practice} {e.year} budget made hard (competence assured)",
+    MadeIndicative.topic: lambda e: f"{e.practice} {e.year} budget made indicative",
+    SpendCommitted.topic: lambda e: (
+        f"committed {format_pence(e.amount_pence)} as {e.ref} against {e.element} of "
+        f"{e.practice} {e.year}: {e.service} from {e.provider}"
+        + (f" ({', '.join(e.qs_codes)})" if e.qs_codes else "")
+        + (f"; OVERSPEND {format_pence(e.overspend_pence)}" if e.overspend_pence else "")),
+    CommitmentVaried.topic: lambda e: (
+        f"commitment {e.ref} varied to {format_pence(e.amount_pence)}"
+        + (f"; OVERSPEND {format_pence(e.overspend_pence)}" if e.overspend_pence else "")),
+    CommitmentSettled.topic: lambda e: (
+        f"{'final ' if e.final else ''}settlement of {format_pence(e.amount_pence)} "
+        f"on {e.ref}"),
+    CommitmentCancelled.topic: lambda e: f"commitment {e.ref} cancelled",
+    RiskPoolDrawn.topic: lambda e: (
+        f"{format_pence(e.amount_pence)} drawn from consortium {e.consortium}'s risk pool "
+        f"for {e.ref}"),
+}
+
+
+def describe(event: LedgerEvent) -> str:
+    """One line in words: what happened (the reason, when there is one, appended)."""
+    words = _WORDS[event.topic](event)
+    return f"{words} — {event.reason}" if event.reason else words
+
+
+def subjects(event: LedgerEvent) -> list[str]:
+    """Whose trails an event belongs to."""
+    found: list[str] = []
+    if isinstance(event, PracticeEvent | BudgetEvent):
+        found.append(f"practice:{event.practice}")
+    if isinstance(event, ConsortiumEvent):
+        found.append(f"consortium:{event.consortium}")
+        practice = getattr(event, "practice", None)
+        if isinstance(practice, str):
+            found.append(f"practice:{practice}")
+    holder = getattr(event, "holder", None)
+    if isinstance(holder, str) and holder not in found:
+        found.append(holder)
+    return found
+
+
+def trail_rows(_state: State, item: Positioned) -> list[Change]:
+    e = item.event
+    values = (getattr(e, "year", None), e.recorded_at, e.effective_on, e.actor, e.topic,
+              describe(e))
+    return [Put(TRAIL, (subject, item.position), values) for subject in subjects(e)]
+
+
+TRAIL_PROJECTION = Projection(
+    name="trail",
+    tables=(TRAIL,),
+    applies=dict.fromkeys(_WORDS, trail_rows),
+    description="every event per practice and consortium, in words",
+)
