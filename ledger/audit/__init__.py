@@ -1,0 +1,1 @@
+"""Tamper evidence: RFC 6962 Merkle log over the stored events, checkpoints, bundles (pure)."""

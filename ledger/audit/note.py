@@ -1,0 +1,235 @@
+"""Signed notes (c2sp.org/signed-note) and checkpoints (c2sp.org/tlog-checkpoint). No I/O.
+
+A checkpoint is the log's origin, tree size and base64 root hash, one per line,
+plus one extension line `time <UTC instant>` (when it was signed), then a blank
+line and Ed25519 signature lines:
+
+    commissioning-ledger/4f0c...e2
+    1042
+    CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=
+    time 2024-07-15T09:30:00Z
+
+    — commissioning-ledger/4f0c...e2 Az3grlgtzPICa5OS8npVmf1...
+
+The key name is the origin; the key ID is SHA-256(name || 0x0A || 0x01 || public
+key)[:4]; the public key is shared as a verifier key `name+keyid+base64(0x01 ||
+key)`, the form Go's golang.org/x/mod/sumdb/note reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ED25519 = 0x01
+_SIG_PREFIX = "\u2014 "  # em dash, space
+_NAME = re.compile(r"[^\s+]+")
+
+
+class NoteError(ValueError):
+    """A note, key or checkpoint that cannot be read or does not verify."""
+
+
+def key_id(name: str, public_key: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise NoteError(f"key name {name!r} must be non-empty, without spaces or '+'")
+
+
+def _b64decode(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode(), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as error:
+        raise NoteError(f"{what} is not valid base64") from error
+
+
+@dataclass(frozen=True, slots=True)
+class Verifier:
+    name: str
+    public_key: bytes  # 32 raw Ed25519 bytes
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id(self.name, self.public_key)
+
+    @property
+    def vkey(self) -> str:
+        """The verifier key text: name+hexid+base64(0x01 || key)."""
+        material = base64.b64encode(bytes([ED25519]) + self.public_key).decode()
+        return f"{self.name}+{self.key_id.hex()}+{material}"
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def parse_verifier_key(text: str) -> Verifier:
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3:
+        raise NoteError("a verifier key reads NAME+KEYID+BASE64KEY")
+    name, hex_id, material = parts
+    _check_name(name)
+    raw = _b64decode(material, "the verifier key")
+    if len(raw) != 33 or raw[0] != ED25519:
+        raise NoteError("the verifier key is not an Ed25519 key")
+    verifier = Verifier(name, raw[1:])
+    if verifier.key_id.hex() != hex_id.lower() or len(hex_id) != 8:
+        raise NoteError("the verifier key's ID does not match its name and key")
+    return verifier
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    name: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def verifier(self) -> Verifier:
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+        raw = self.private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return Verifier(self.name, raw)
+
+    def sign(self, text: str) -> str:
+        """The signed note: text (ending in a newline), a blank line, one signature line."""
+        _check_name(self.name)
+        check_text(text)
+        signature = self.private_key.sign(text.encode())
+        blob = base64.b64encode(self.verifier.key_id + signature).decode()
+        return f"{text}\n{_SIG_PREFIX}{self.name} {blob}\n"
+
+
+def check_text(text: str) -> None:
+    if not text.endswith("\n"):
+        raise NoteError("note text must end with a newline")
+    if any(ord(c) < 0x20 and c != "\n" for c in text):
+        raise NoteError("note text holds control characters")
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    name: str
+    key_id: bytes
+    signature: bytes
+
+
+def split_note(note: str) -> tuple[str, list[Signature]]:
+    """Text and signature lines of a signed note (signatures not yet checked)."""
+    if not note.endswith("\n"):
+        raise NoteError("a signed note ends with a newline")
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise NoteError("a signed note needs a blank line before its signatures")
+    text, sig_block = note[: cut + 1], note[cut + 2 :]
+    check_text(text)
+    signatures: list[Signature] = []
+    for line in sig_block.splitlines():
+        if not line.startswith(_SIG_PREFIX):
+            raise NoteError(f"malformed signature line {line[:40]!r}")
+        name, _, blob = line[len(_SIG_PREFIX) :].partition(" ")
+        _check_name(name)
+        raw = _b64decode(blob, "a signature")
+        if len(raw) < 5:
+            raise NoteError("a signature is too short")
+        signatures.append(Signature(name, raw[:4], raw[4:]))
+    if not signatures:
+        raise NoteError("the note carries no signature")
+    return text, signatures
+
+
+def open_note(note: str, verifier: Verifier) -> str:
+    """The note's text, if `verifier`'s key signed it; NoteError otherwise."""
+    text, signatures = split_note(note)
+    known = [s for s in signatures if s.name == verifier.name and s.key_id == verifier.key_id]
+    if not known:
+        raise NoteError(f"not signed by the key {verifier.name}+{verifier.key_id.hex()}")
+    for s in known:
+        if not verifier.verify(text.encode(), s.signature):
+            raise NoteError("the signature does not verify: the checkpoint was altered")
+    return text
+
+
+# --- checkpoints --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    time: datetime | None = None
+
+    def text(self) -> str:
+        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode()]
+        if self.time is not None:
+            lines.append("time " + format_time(self.time))
+        return "\n".join(lines) + "\n"
+
+
+def format_time(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_checkpoint(text: str) -> Checkpoint:
+    lines = text.split("\n")
+    if len(lines) < 4 or lines[-1] != "":
+        raise NoteError("a checkpoint has an origin, a size and a root hash, one per line")
+    origin, size_text, root_text, *extensions = lines[:-1]
+    if not origin:
+        raise NoteError("the checkpoint has no origin")
+    if not re.fullmatch(r"0|[1-9][0-9]*", size_text):
+        raise NoteError(f"the checkpoint size {size_text[:20]!r} is not a number")
+    root = _b64decode(root_text, "the checkpoint root hash")
+    if len(root) != 32:
+        raise NoteError("the checkpoint root hash is not 32 bytes")
+    time: datetime | None = None
+    for line in extensions:
+        if not line:
+            raise NoteError("empty extension line in the checkpoint")
+        if line.startswith("time "):
+            try:
+                time = datetime.strptime(line[5:], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            except ValueError as error:
+                raise NoteError(f"malformed checkpoint time {line[5:40]!r}") from error
+    return Checkpoint(origin, int(size_text), root, time)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    checkpoint: Checkpoint
+    note: str
+
+
+def sign_checkpoint(checkpoint: Checkpoint, signer: Signer) -> SignedCheckpoint:
+    return SignedCheckpoint(checkpoint, signer.sign(checkpoint.text()))
+
+
+def open_checkpoint(note: str, verifier: Verifier) -> Checkpoint:
+    """Verify the signature, then parse; the origin must be the key's name."""
+    checkpoint = parse_checkpoint(open_note(note, verifier))
+    if checkpoint.origin != verifier.name:
+        raise NoteError(
+            f"the checkpoint is from log {checkpoint.origin!r}, the key from {verifier.name!r}"
+        )
+    return checkpoint
+
+
+def unverified_checkpoint(note: str) -> Checkpoint:
+    """Parse a note's checkpoint without checking any signature (to find its origin)."""
+    text, _ = split_note(note)
+    return parse_checkpoint(text)
