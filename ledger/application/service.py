@@ -9,6 +9,7 @@ the commands are run again against fresh state (optimistic concurrency).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import uuid
@@ -30,6 +31,7 @@ from ledger.domain.errors import (
     NotAuthorised,
     StoreUnavailable,
 )
+from ledger.domain.events import LedgerEvent
 from ledger.domain.values import Actor, Role
 from ledger.store.eventstore import EventStore
 from ledger.store.recorders import Indexes, Receipt
@@ -133,35 +135,44 @@ class LedgerService:
         `stop_at_first_refusal`, requests after a refused one are not run.
         """
         for attempt in range(MAX_ATTEMPTS):
-            uow = UnitOfWork(self.store, self.cache)
+            units: list[UnitOfWork] = []
             try:
-                outcomes = self._run(uow, requests, stop_at_first_refusal)
-                if atomic and any(o.error for o in outcomes):
-                    uow.discard()
-                    return outcomes
-                if uow.events or uow.receipts:
-                    self.store.append(
-                        uow.events,
-                        Indexes(
-                            receipts=uow.receipts,
-                            refs=list(uow.new_refs.values()),
-                            affiliations=sorted(uow.new_affiliations),
-                        ),
-                    )
+                outcomes = self.store.write(
+                    functools.partial(self._work, units, requests, atomic, stop_at_first_refusal)
+                )
             except (IntegrityError, OperationalError):
                 # Another writer got there first (a stream version, a command id or a
                 # ref is taken) or holds the lock: void everything and run again.
-                uow.discard()
+                for uow in units:
+                    uow.discard()
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter only
                 continue
             except BaseException:
-                uow.discard()
+                for uow in units:
+                    uow.discard()
                 raise
-            uow.committed()
+            for uow in units:
+                uow.committed()
             return outcomes
         raise StoreUnavailable(
             "concurrency", f"gave up after {MAX_ATTEMPTS} attempts: the ledger is too busy"
         )
+
+    def _work(
+        self,
+        units: list[UnitOfWork],
+        requests: Sequence[Request],
+        atomic: bool,
+        stop_at_first_refusal: bool,
+    ) -> tuple[list[LedgerEvent], Indexes, list[Outcome]]:
+        """Reads and decisions of one attempt: (events to append, their indexes, outcomes)."""
+        uow = UnitOfWork(self.store, self.cache)
+        units.append(uow)
+        outcomes = self._run(uow, requests, stop_at_first_refusal)
+        if atomic and any(o.error for o in outcomes):
+            uow.discard()
+            return [], Indexes(), outcomes
+        return uow.events, uow.indexes(), outcomes
 
     def _run(
         self, uow: UnitOfWork, requests: Sequence[Request], stop_at_first_refusal: bool

@@ -20,7 +20,7 @@ from ledger.domain.organisations import Consortium, Practice
 from ledger.domain.pool import RiskPool
 from ledger.domain.values import FinancialYear
 from ledger.store.eventstore import EventStore
-from ledger.store.recorders import Receipt, RefEntry
+from ledger.store.recorders import Indexes, Receipt, RefEntry
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -134,6 +134,13 @@ class UnitOfWork:
         self.receipts.append(receipt)
         for entry in refs:
             self.new_refs[entry.ref] = entry
+
+    def indexes(self) -> Indexes:
+        return Indexes(
+            receipts=self.receipts,
+            refs=list(self.new_refs.values()),
+            affiliations=sorted(self.new_affiliations),
+        )
 
     def discard(self) -> None:
         """Forget every aggregate this unit touched: their unsaved state is void."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
@@ -28,11 +28,15 @@ from ledger.domain.events import LedgerEvent
 from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event, encode_event
 from ledger.store.recorders import (
     Indexes,
+    LedgerPostgresFactory,
     LedgerPostgresRecorder,
+    LedgerSQLiteFactory,
     LedgerSQLiteRecorder,
     Receipt,
     RefEntry,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +104,9 @@ class EventStore:
         self.target = target
         env = dict(target.env)
         if target.kind == "sqlite":
-            env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
-            env["APPLICATION_RECORDER_TOPIC"] = get_topic(LedgerSQLiteRecorder)
+            env["PERSISTENCE_MODULE"] = get_topic(LedgerSQLiteFactory)
         else:
-            env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
-            env["APPLICATION_RECORDER_TOPIC"] = get_topic(LedgerPostgresRecorder)
+            env["PERSISTENCE_MODULE"] = get_topic(LedgerPostgresFactory)
         try:
             self.app = LedgerApplication(env=_isolated(env))
         except (PersistenceError, OSError, psycopg.Error) as error:
@@ -116,6 +118,28 @@ class EventStore:
         self.recorder: LedgerSQLiteRecorder | LedgerPostgresRecorder = recorder
 
     # --- writing -----------------------------------------------------------------------
+
+    def write(self, work: Callable[[], tuple[Sequence[LedgerEvent], Indexes, T]]) -> T:
+        """Run `work` (reads, then decisions) and append the events it returns, atomically.
+
+        On SQLite the reads and the append share one write transaction (SQLite
+        has a single writer anyway), so nothing can change in between. On
+        PostgreSQL the reads run first and the append is checked optimistically:
+        a stream version, command id or reference taken meanwhile raises
+        IntegrityError, and the caller runs the work again.
+        """
+        recorder = self.recorder
+        if isinstance(recorder, LedgerSQLiteRecorder):
+            with recorder.write_transaction() as cursor:
+                events, indexes, result = work()
+                if events or indexes.receipts:
+                    stored = [self._to_stored(e) for e in events]
+                    recorder._insert_events(cursor, stored, indexes=indexes)
+            return result
+        events, indexes, result = work()
+        if events or indexes.receipts:
+            self.append(events, indexes)
+        return result
 
     def append(self, events: Sequence[LedgerEvent], indexes: Indexes) -> list[int]:
         """Write events and their indexes in one transaction; returns their positions.
