@@ -1,7 +1,8 @@
 """The `ledger` command: global options, sub-apps per noun, one error mapping.
 
 Building infrastructure happens only inside `CliState.ledger()` (through the
-composition root), never at import time, so `ledger --help` stays fast.
+composition root), never at import time, so `ledger --help` stays fast: the
+command modules import the application only inside their functions.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from commands import apply, budget, consortium, demo, practice, spend
 from commands.state import CliState
 
 app = typer.Typer(
@@ -46,6 +48,19 @@ def main_options(
     ] = None,
 ) -> None:
     ctx.obj = CliState(db=db, actor=actor, command_id=command_id)
+
+
+# --- sub-commands: one sub-app per noun; add new ones to these lists -------------------
+
+# Writes (DESIGN §6).
+app.add_typer(practice.app)
+app.add_typer(consortium.app)
+app.add_typer(budget.app)
+app.add_typer(spend.app)
+app.command("apply", epilog=apply.EPILOG)(apply.apply)
+app.command("demo", epilog=demo.EPILOG)(demo.demo)
+
+# Reads (projections/): registered here by commands/reads.py's author.
 
 
 def main() -> None:

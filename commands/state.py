@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ledger.bootstrap import Ledger
 
 
 @dataclass
@@ -16,8 +19,13 @@ class CliState:
     _ledger: Ledger | None = field(default=None, repr=False)
 
     def ledger(self) -> Ledger:
-        """Open the store on first use (the composition root builds it)."""
+        """Open the store on first use (the composition root builds it).
+
+        Imported here, not at the top, so `ledger --help` never loads the store.
+        """
         if self._ledger is None:
+            from ledger.bootstrap import bootstrap  # noqa: PLC0415 - keeps --help fast
+
             self._ledger = bootstrap(self.db)
         return self._ledger
 

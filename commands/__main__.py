@@ -1,0 +1,5 @@
+"""`python -m commands`: the same as the `ledger` entry point."""
+
+from commands.app import main
+
+main()

@@ -1,0 +1,83 @@
+"""`ledger apply`: a JSON-lines file of commands, each atomic and idempotent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from commands import options, render
+from commands.errors import EXIT_REFUSED, handled
+from commands.run import state_of
+from ledger.domain.errors import InvalidInput
+
+DEFAULT_BATCH = 2_000
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines; a file that cannot be read at all is a usage error (exit 2)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidInput("file", f"cannot read {path}: {reason}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            "file", f"{path} is not UTF-8 text (byte {error.start} cannot be read)"
+        ) from None
+    # Only newlines end a line: JSON strings may hold other line separators.
+    return text.split("\n")
+
+
+def apply(
+    ctx: typer.Context,
+    file: options.JsonLinesFile,
+    stop_on_error: Annotated[
+        bool,
+        typer.Option("--stop-on-error", help="Stop at the first refused line."),
+    ] = False,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, help="Lines per transaction (each keeps its own id)."),
+    ] = DEFAULT_BATCH,
+) -> None:
+    """Apply a file of commands, one JSON object a line, each with its command_id.
+
+    A line is {"command": "spend commit", "command_id": "c-17", "actor":
+    "practice:A81001", "args": {...}} with the command's words and its arguments
+    by name (DESIGN §6); --actor is the default actor. Each line is atomic and
+    idempotent: a re-run after a crash or a kill answers "already applied" for
+    what was recorded and applies only what is missing. A refused line records
+    nothing and the rest go on, unless --stop-on-error. Exit 0 when no line was
+    refused, 1 when any was, 2 when the file cannot be read.
+    """
+    state = state_of(ctx)
+    with handled(state):
+        from ledger.application.batch import apply_lines  # noqa: PLC0415 - fast --help
+
+        lines = read_lines(file)
+        total = sum(1 for line in lines if line.strip())
+        if total == 0:
+            render.nothing_to_apply(file.name)
+            return
+        service = state.ledger().service
+        with render.apply_progress(total, batch_size) as progress:
+            report = apply_lines(
+                service,
+                lines,
+                default_actor=state.actor,
+                batch_size=batch_size,
+                stop_on_error=stop_on_error,
+                progress=progress,
+            )
+        render.apply_report(report, file.name)
+        refused = len(report.refused)
+        if refused:
+            render.error(f"{refused:,} of {total:,} lines refused (listed above)")
+            raise typer.Exit(EXIT_REFUSED)
+
+
+EPILOG = "Example: ledger --db ledger.db apply commands.jsonl --stop-on-error"

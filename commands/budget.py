@@ -1,0 +1,200 @@
+"""`ledger budget`: allocations, adjustments, who holds which element, hard or indicative."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from commands import options, render
+from commands.errors import handled
+from commands.run import state_of, write
+
+app = typer.Typer(
+    name="budget",
+    help="A practice's budget for a financial year: allocation, holding, status.",
+    no_args_is_help=True,
+)
+
+
+@app.command(
+    "allocate",
+    epilog="Example: ledger --actor allocator:Q71 budget allocate A81001 --year 2024-25 "
+    "--element acute=1200000 --element prescribing=310000.50",
+)
+def allocate(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    element: options.ElementAmounts,
+    basis: Annotated[
+        str | None,
+        typer.Option("--basis", help="How the amounts were set (formula, weighting).",
+                     show_default=False),
+    ] = None,
+    on: options.On = None,
+) -> None:
+    """Allocate amounts per element (an allocation may be zero)."""
+    write(ctx, "budget allocate",
+          {"practice": practice, "year": year, "element": element, "basis": basis, "on": on})
+
+
+@app.command(
+    "import",
+    epilog="Example: ledger --actor allocator:Q71 budget import allocations.csv --year 2024-25",
+)
+def import_(
+    ctx: typer.Context, file: options.CsvFile, year: options.Year, on: options.On = None
+) -> None:
+    """Allocate from a CSV file with columns practice,element,amount, all or nothing.
+
+    Amounts are written as on the command line (1200000, £1,200,000.00). Any bad
+    row refuses the whole file, naming its line, and nothing is recorded. Each row
+    gets the command id <id>:line<N> (the id is --command-id, or derived from the
+    file's content), so importing the same file again records nothing new.
+    """
+    state = state_of(ctx)
+    with handled(state):
+        from ledger.application.imports import import_allocations  # noqa: PLC0415 - fast --help
+
+        actor = state.require_actor()
+        report = import_allocations(
+            state.ledger().service, file, actor=actor, year=year,
+            command_id=state.command_id, on=on,
+        )
+        render.import_report(report)
+
+
+@app.command(
+    "adjust",
+    epilog="Example: ledger --actor allocator:Q71 budget adjust A81001 --year 2024-25 "
+    '--element acute --by -5000 --reason "List cleansing"',
+)
+def adjust(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    element: options.Element,
+    by: Annotated[
+        str,
+        typer.Option("--by", metavar="AMOUNT",
+                     help="Signed change in pounds, not zero: -5000 or 2500.50."),
+    ],
+    reason: options.Reason,
+    on: options.On = None,
+) -> None:
+    """Adjust one element's allocation up or down, with a reason."""
+    write(ctx, "budget adjust", {"practice": practice, "year": year, "element": element,
+                                 "by": by, "reason": reason, "on": on})
+
+
+@app.command(
+    "delegate",
+    epilog="Example: ledger --actor practice:A81001 budget delegate A81001 --year 2024-25 "
+    "--element prescribing --to consortium:16C --on 2024-06-01",
+)
+def delegate(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    element: options.Elements,
+    to: options.Holder,
+    on: options.On = None,
+) -> None:
+    """Hand the holding of some elements to a consortium or another practice.
+
+    The practice stays accountable; the holder commissions against the elements.
+    """
+    write(ctx, "budget delegate",
+          {"practice": practice, "year": year, "element": element, "to": to, "on": on})
+
+
+@app.command(
+    "revoke",
+    epilog="Example: ledger --actor practice:A81001 budget revoke A81001 --year 2024-25 "
+    "--element prescribing --on 2024-09-01",
+)
+def revoke(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    element: options.Elements,
+    on: options.On = None,
+) -> None:
+    """Take delegated elements back to the practice."""
+    write(ctx, "budget revoke", {"practice": practice, "year": year, "element": element, "on": on})
+
+
+@app.command(
+    "opt-out",
+    epilog="Example: ledger --actor practice:A81001 budget opt-out A81001 --year 2024-25 "
+    '--to practice:A81002 --on 2024-05-01 --reason "Partner retiring"',
+)
+def opt_out(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    to: options.Holder,
+    reason: options.Reason,
+    on: options.On = None,
+) -> None:
+    """Hand the holding of every element to one nominated third party; accountability stays."""
+    write(ctx, "budget opt-out",
+          {"practice": practice, "year": year, "to": to, "reason": reason, "on": on})
+
+
+@app.command(
+    "opt-in",
+    epilog="Example: ledger --actor practice:A81001 budget opt-in A81001 --year 2024-25 "
+    "--on 2024-10-01",
+)
+def opt_in(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    reason: options.OptionalReason = None,
+    on: options.On = None,
+) -> None:
+    """Return every element to the practice (earlier delegations are not restored)."""
+    write(ctx, "budget opt-in",
+          {"practice": practice, "year": year, "reason": reason, "on": on})
+
+
+@app.command(
+    "harden",
+    epilog="Example: ledger --actor allocator:Q71 budget harden A81001 --year 2024-25 "
+    "--on 2024-07-01",
+)
+def harden(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    reason: options.OptionalReason = None,
+    on: options.On = None,
+) -> None:
+    """Make the budget hard (competence assured): overspend is refused from --on."""
+    write(ctx, "budget harden", {"practice": practice, "year": year, "reason": reason, "on": on})
+
+
+@app.command(
+    "soften",
+    epilog="Example: ledger --actor allocator:Q71 budget soften A81001 --year 2024-25 "
+    "--on 2025-01-01",
+)
+def soften(
+    ctx: typer.Context,
+    *,
+    practice: options.Practice,
+    year: options.Year,
+    reason: options.OptionalReason = None,
+    on: options.On = None,
+) -> None:
+    """Make the budget indicative: overspend is recorded and flagged, not refused."""
+    write(ctx, "budget soften", {"practice": practice, "year": year, "reason": reason, "on": on})

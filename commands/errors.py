@@ -1,0 +1,59 @@
+"""The one mapping from errors to exit codes (DESIGN §6).
+
+    0  done
+    1  refused by a domain rule: RuleViolation and its kinds (NotFound,
+       NotAuthorised, IdempotencyConflict); nothing recorded
+    2  usage error: the command line, or malformed input the ledger cannot even
+       read as a value (InvalidInput: a bad code, amount, date, element, actor,
+       free text holding an NHS number, a CSV row or missing column); nothing
+       recorded
+    3  store unavailable (the URL is shown with its password masked)
+    4  verification failed (`ledger verify`)
+
+Every user error ends as one line on stderr naming the problem and its rule,
+never a traceback; the store is closed on the way out, whatever happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from commands import render
+from commands.state import CliState
+from ledger.domain.errors import InvalidInput, LedgerError, RuleViolation, StoreUnavailable
+
+EXIT_DONE = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_STORE_UNAVAILABLE = 3
+EXIT_VERIFICATION_FAILED = 4
+
+# Most specific first; the first class an error is an instance of decides.
+EXIT_CODES: tuple[tuple[type[LedgerError], int], ...] = (
+    (StoreUnavailable, EXIT_STORE_UNAVAILABLE),
+    (InvalidInput, EXIT_USAGE),
+    (RuleViolation, EXIT_REFUSED),
+)
+
+
+def exit_code(error: LedgerError) -> int:
+    for kind, code in EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return EXIT_REFUSED
+
+
+@contextmanager
+def handled(state: CliState | None = None) -> Iterator[None]:
+    """Run a command body: a LedgerError becomes one stderr line and its exit code."""
+    try:
+        yield
+    except LedgerError as error:
+        render.error(error)
+        raise typer.Exit(exit_code(error)) from None
+    finally:
+        if state is not None:
+            state.close()

@@ -1,0 +1,106 @@
+"""Shared argument and option types, so every command spells them the same way.
+
+Values stay strings here: the application's command models parse them, so the
+command line and `ledger apply` accept exactly the same forms and give the same
+errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# --- positional arguments ------------------------------------------------------------
+
+Practice = Annotated[
+    str, typer.Argument(help="ODS code of the practice: one letter and five digits (A81001).")
+]
+OtherPractice = Annotated[str, typer.Argument(help="ODS code of the practice (A81001).")]
+Consortium = Annotated[
+    str, typer.Argument(help="Consortium code: 3 characters with a digit (16C) or 5 (X2C4Y).")
+]
+Ref = Annotated[str, typer.Argument(help="Reference of the commitment (R-0001).")]
+QsCodes = Annotated[
+    list[str], typer.Argument(help="NICE quality standards: QS and a number (QS1 QS2).")
+]
+CsvFile = Annotated[
+    Path,
+    typer.Argument(
+        help="UTF-8 CSV file with a header row; extra columns are ignored.",
+        dir_okay=False,
+    ),
+]
+JsonLinesFile = Annotated[
+    Path, typer.Argument(help="JSON-lines file: one command a line, each with its command_id.")
+]
+
+# --- options every write takes -------------------------------------------------------
+
+On = Annotated[
+    str | None,
+    typer.Option(
+        "--on",
+        metavar="DATE",
+        help="Effective date, YYYY-MM-DD (default: today, kept inside the budget's year). "
+        "May lie in the past: backdating is recorded as such.",
+        show_default=False,
+    ),
+]
+
+# --- options shared by several commands ----------------------------------------------
+
+Year = Annotated[
+    str, typer.Option("--year", metavar="YYYY-YY", help="Financial year, written 2024-25.")
+]
+Element = Annotated[
+    str,
+    typer.Option(
+        "--element",
+        help="Budget element: acute, community, mental-health, maternity, prescribing, "
+        "health-inequalities or primary-care.",
+    ),
+]
+Elements = Annotated[
+    list[str],
+    typer.Option(
+        "--element",
+        help="Budget element(s); repeat the option (or separate with commas).",
+    ),
+]
+ElementAmounts = Annotated[
+    list[str],
+    typer.Option(
+        "--element",
+        metavar="ELEMENT=AMOUNT",
+        help="An element and its amount in pounds (acute=1200000 or acute=£1,200,000.00); "
+        "repeat for each element.",
+    ),
+]
+Amount = Annotated[
+    str,
+    typer.Option(
+        "--amount",
+        help="Pounds, positive, at most two decimals: 12500, 12500.5 or £12,500.50.",
+    ),
+]
+Holder = Annotated[
+    str,
+    typer.Option(
+        "--to", metavar="HOLDER", help="The new holder: practice:A81002 or consortium:16C."
+    ),
+]
+Reason = Annotated[
+    str,
+    typer.Option("--reason", help="Why (recorded on the event; no patient-identifiable data)."),
+]
+OptionalReason = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        help="Why (recorded on the event; no patient-identifiable data).",
+        show_default=False,
+    ),
+]
+Name = Annotated[str, typer.Option("--name", help="Name as it should appear in reports.")]

@@ -1,0 +1,229 @@
+"""Everything the write commands print, in one place (rich; money as £1,234.56).
+
+Answers and reports go to stdout; errors go to stderr as one line. Text from the
+ledger is printed literally (never read as rich markup), and lines are never
+wrapped, so programs and people can rely on one line per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from ledger.application.batch import ApplyReport, LineResult
+    from ledger.application.demo import DemoSummary
+    from ledger.application.imports import ImportReport
+    from ledger.application.service import Answer
+    from ledger.domain.errors import LedgerError
+
+# Consoles resolve sys.stdout / sys.stderr when they print, so test runners that
+# swap the streams see the output.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Above this many lines, `apply` lists refused lines one by one and the rest as
+# runs of line numbers.
+LIST_EACH_LINE_UP_TO = 50
+
+_STATUS_STYLE = {"applied": "green", "already applied": "cyan", "refused": "bold red"}
+
+
+def _line(text: str, style: str = "") -> Text:
+    return Text(text, style=style)
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+def error(problem: LedgerError | str) -> None:
+    """One line on stderr: `error: <what> [rule: <rule>]`."""
+    message = str(problem)
+    if "://" in message:
+        from ledger.store.eventstore import mask_password  # noqa: PLC0415 - error path only
+
+        message = mask_password(message)
+    err.print(_line(f"error: {' '.join(message.split())}", "bold red"))
+
+
+# --- one command ---------------------------------------------------------------------
+
+
+def answer(result: Answer) -> None:
+    status = "already applied" if result.already_applied else "done"
+    style = "cyan" if result.already_applied else "green"
+    summary = result.summary
+    flagged = "OVERSPEND FLAGGED" in summary
+    text = Text()
+    text.append(f"{status}: ", style=style)
+    text.append(summary, style="yellow" if flagged else "")
+    out.print(text)
+    when = f"effective {result.effective_on.isoformat()}; " if result.effective_on else ""
+    events = len(result.events)
+    out.print(
+        _line(
+            f"  {when}{events} event{'s' if events != 1 else ''}; "
+            f"command id {result.command_id}",
+            "dim",
+        )
+    )
+
+
+# --- file imports --------------------------------------------------------------------
+
+
+def import_report(report: ImportReport) -> None:
+    already = report.already_applied
+    applied = report.applied
+    if applied == 0 and already:
+        status, style = "already applied", "cyan"
+    else:
+        status, style = "done", "green"
+    text = Text()
+    text.append(f"{status}: ", style=style)
+    text.append(
+        f"imported {report.rows} {report.what} from {report.source} "
+        f"({applied} command{'s' if applied != 1 else ''} applied, {already} already applied)"
+    )
+    out.print(text)
+    out.print(_line(f"  command ids {report.command_id}:line<N>", "dim"))
+
+
+# --- apply ---------------------------------------------------------------------------
+
+
+@contextmanager
+def apply_progress(total: int, batch_size: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal; elsewhere a line on stderr per batch of a long file."""
+    if out.is_terminal:
+        from rich.progress import (  # noqa: PLC0415 - only on a terminal
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(
+            TextColumn("applying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=out,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("apply", total=total)
+            yield lambda settled: bar.advance(task, settled)
+        return
+    done = 0
+
+    def log(settled: int) -> None:
+        nonlocal done
+        done += settled
+        if total > batch_size:
+            err.print(_line(f"settled {done:,} of {total:,} lines"))
+
+    yield log
+
+
+def _runs(numbers: Sequence[int]) -> str:
+    """`1-4, 7, 9-10` from sorted line numbers."""
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], -1]:
+        if n == prev + 1:
+            prev = n
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        start = prev = n
+    return ", ".join(parts)
+
+
+def _result_line(result: LineResult) -> Text:
+    text = Text()
+    text.append(f"line {result.line}: ")
+    text.append(result.status, style=_STATUS_STYLE.get(result.status, ""))
+    text.append(f" {result.command_id or '(no command id)'}")
+    if result.command:
+        text.append(f" {result.command}")
+    text.append(f": {' '.join(result.message.split())}")
+    return text
+
+
+def apply_report(report: ApplyReport, source: str) -> None:
+    results = report.results
+    if len(results) <= LIST_EACH_LINE_UP_TO:
+        for result in results:
+            out.print(_result_line(result))
+    else:
+        for status in ("applied", "already applied"):
+            chosen = [r for r in results if r.status == status]
+            if chosen:
+                out.print(
+                    _line(
+                        f"{status}: {len(chosen):,} lines ({_runs([r.line for r in chosen])}), "
+                        f"command ids {chosen[0].command_id} … {chosen[-1].command_id}",
+                        _STATUS_STYLE[status],
+                    )
+                )
+        for result in report.refused:
+            out.print(_result_line(result))
+    refused = len(report.refused)
+    total = Text()
+    total.append(f"{source}: ")
+    total.append(f"{report.applied:,} applied", style="green")
+    total.append(", ")
+    total.append(f"{report.already_applied:,} already applied", style="cyan")
+    total.append(", ")
+    total.append(f"{refused:,} refused", style="bold red" if refused else "")
+    if report.stopped_early:
+        total.append(" (stopped at the first refusal: --stop-on-error)")
+    out.print(total)
+
+
+def nothing_to_apply(source: str) -> None:
+    out.print(_line(f"{source}: no commands to apply"))
+
+
+# --- demo ----------------------------------------------------------------------------
+
+
+def demo_summary(summary: DemoSummary) -> None:
+    from ledger.domain.values import format_pence  # noqa: PLC0415 - keeps --help fast
+
+    out.print(
+        _line(
+            f"Demo ledger at {summary.location}: {summary.consortia} consortia, "
+            f"{summary.practices} practices, year {summary.year}, "
+            f"{format_pence(summary.allocated_pence)} allocated, "
+            f"{format_pence(summary.committed_pence)} committed.",
+            "bold",
+        )
+    )
+    table = Table(title="Events recorded", title_justify="left")
+    table.add_column("event")
+    table.add_column("count", justify="right")
+    for topic, count in summary.events_by_type.items():
+        table.add_row(topic, f"{count:,}")
+    table.add_row(Text("total", style="bold"), Text(f"{summary.events:,}", style="bold"))
+    out.print(table)
+    out.print(
+        _line(
+            f"{summary.commands:,} commands issued: {summary.commands - summary.refusals:,} "
+            f"applied, {summary.refusals:,} refused by a rule; "
+            f"{summary.flagged_overspends:,} overspends flagged on indicative budgets."
+        )
+    )
+    for rule, examples in summary.refused_by_rule.items():
+        out.print(_line(f"  refused [{rule}] x{len(examples)}, e.g. {examples[0]}", "yellow"))
+
+
+def demo_highlights(summary: DemoSummary) -> None:
+    out.print(_line("Practices to look at:", "bold"))
+    for what, practice in summary.highlights:
+        out.print(_line(f"  {practice}: {what}"))

@@ -1,0 +1,52 @@
+"""The one path every write command takes: parse, one call into the application, render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from commands import render
+from commands.errors import handled
+from commands.state import CliState
+from ledger.domain.errors import InvalidInput
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    state = ctx.find_object(CliState)
+    if state is None:  # a sub-app run on its own, without the global options
+        state = CliState(db="ledger.db", actor=None, command_id=None)
+        ctx.obj = state
+    return state
+
+
+def pairs(option: str, items: list[str] | None) -> dict[str, str]:
+    """`--weighted acute=4100` options as {"acute": "4100"}."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInput(option.lstrip("-"), f"write {option} NAME=VALUE, not {item!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+Args = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def write(ctx: typer.Context, name: str, args: Args) -> None:
+    """Build the command `name` from its arguments, execute it, print the answer.
+
+    The arguments use the same names as a `ledger apply` line, so both routes
+    give the same command (and the same idempotency fingerprint). `args` may be a
+    function, when building them can itself fail on bad input.
+    """
+    state = state_of(ctx)
+    with handled(state):
+        from ledger.application.commands import build_command  # noqa: PLC0415 - fast --help
+
+        given = args() if callable(args) else args
+        command = build_command(name, {k: v for k, v in given.items() if v is not None})
+        actor = state.require_actor()
+        render.answer(state.ledger().service.execute(command, actor, state.command_id))

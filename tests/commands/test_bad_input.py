@@ -1,0 +1,201 @@
+"""Bad input (issue 3, item 6): one line naming the problem, the right exit code,
+no traceback, and nothing recorded.
+
+Most cases run the app in-process (fast); a few run the real command in a
+subprocess to prove the same holds end to end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from commands.errors import EXIT_REFUSED, EXIT_USAGE
+from ledger.application.commands import build_command
+from ledger.bootstrap import Ledger
+from tests.commands.conftest import Ledger as RunLedger
+from tests.commands.conftest import head
+
+ALLOCATOR = "allocator:Q71"
+PRACTICE = "practice:A81001"
+
+
+@pytest.fixture
+def base(ledger: Ledger, db_url: str) -> str:
+    """A81001 in consortium 16C with a 2024-25 budget and one commitment, R-0001."""
+    service = ledger.service
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        (ALLOCATOR, "consortium form",
+         {"consortium": "16C", "name": "Tees Valley", "officer": "Dr A Example"}),
+        (ALLOCATOR, "practice register",
+         {"practice": "A81001", "name": "The Densham Surgery", "list_size": 4069}),
+        (ALLOCATOR, "practice register",
+         {"practice": "A81002", "name": "Queens Park Medical Centre", "list_size": 9000}),
+        (ALLOCATOR, "consortium join", {"consortium": "16C", "practice": "A81001",
+                                        "on": "2024-04-01"}),
+        (ALLOCATOR, "budget allocate", {"practice": "A81001", "year": "2024-25",
+                                        "element": {"acute": "1200000"}, "on": "2024-04-01"}),
+        (PRACTICE, "spend commit", {"practice": "A81001", "year": "2024-25", "element": "acute",
+                                    "ref": "R-0001", "amount": "12500", "provider": "RTR",
+                                    "service": "Hip replacement", "on": "2024-06-01"}),
+    ]
+    for actor, name, args in steps:
+        service.execute(build_command(name, args), actor)
+    ledger.close()
+    return db_url
+
+
+COMMIT = ["spend", "commit", "A81001", "--year", "2024-25", "--element", "acute",
+          "--ref", "R-0002", "--provider", "RTR", "--service", "Cataract surgery",
+          "--on", "2024-07-01"]
+
+
+def commit(amount: str = "100", *extra: str) -> list[str]:
+    return [*COMMIT, "--amount", amount, *extra]
+
+
+CASES: list[tuple[str, str | None, list[str], int, tuple[str, ...]]] = [
+    ("malformed ODS code", ALLOCATOR,
+     ["practice", "register", "A8100", "--name", "X", "--list-size", "10"],
+     EXIT_USAGE, ("malformed practice code 'A8100'", "[rule: practice-code]")),
+    ("ODS code with letters", ALLOCATOR,
+     ["budget", "harden", "AB1001", "--year", "2024-25"],
+     EXIT_USAGE, ("malformed practice code 'AB1001'",)),
+    ("malformed consortium code", ALLOCATOR,
+     ["consortium", "form", "1C", "--name", "X", "--officer", "Y"],
+     EXIT_USAGE, ("malformed consortium code '1C'", "[rule: consortium-code]")),
+    ("consortium code without a digit", ALLOCATOR,
+     ["consortium", "join", "ABC", "A81001"],
+     EXIT_USAGE, ("malformed consortium code 'ABC'",)),
+    ("unknown practice", ALLOCATOR,
+     ["budget", "allocate", "A99999", "--year", "2024-25", "--element", "acute=10"],
+     EXIT_REFUSED, ("no practice A99999", "[rule: practice]")),
+    ("unknown commitment", PRACTICE, ["spend", "vary", "R-9999", "--amount", "10"],
+     EXIT_REFUSED, ("no commitment R-9999", "[rule: commitment]")),
+    ("negative amount", PRACTICE, commit("-5"),
+     EXIT_USAGE, ("amount '-5' must not carry a sign", "[rule: amount]")),
+    ("zero amount", PRACTICE, commit("0"),
+     EXIT_USAGE, ("amount '0' must be more than zero",)),
+    ("three decimals", PRACTICE, commit("1.234"), EXIT_USAGE, ("malformed amount '1.234'",)),
+    ("not a number", PRACTICE, commit("abc"), EXIT_USAGE, ("malformed amount 'abc'",)),
+    ("exponent", PRACTICE, commit("1e9"), EXIT_USAGE, ("malformed amount '1e9'",)),
+    ("NaN", PRACTICE, commit("NaN"), EXIT_USAGE, ("malformed amount 'NaN'",)),
+    ("infinity", PRACTICE, commit("inf"), EXIT_USAGE, ("malformed amount 'inf'",)),
+    ("bad separators", PRACTICE, commit("£1,2,3"), EXIT_USAGE, ("malformed amount '£1,2,3'",)),
+    ("zero adjustment", ALLOCATOR,
+     ["budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute", "--by", "0",
+      "--reason", "x"], EXIT_USAGE, ("an adjustment must not be zero",)),
+    ("allocation without amount", ALLOCATOR,
+     ["budget", "allocate", "A81001", "--year", "2024-25", "--element", "maternity"],
+     EXIT_USAGE, ("write --element maternity=AMOUNT",)),
+    ("date after the year", PRACTICE,
+     [*COMMIT[:-2], "--on", "2025-04-01", "--amount", "100"],
+     EXIT_REFUSED, ("effective date 2025-04-01 is outside the financial year 2024-25",
+                    "[rule: effective-date]")),
+    ("date before the year", ALLOCATOR,
+     ["budget", "harden", "A81001", "--year", "2024-25", "--on", "2024-03-31"],
+     EXIT_REFUSED, ("outside the financial year 2024-25",)),
+    ("malformed date", PRACTICE, [*COMMIT[:-2], "--on", "2024-13-01", "--amount", "100"],
+     EXIT_USAGE, ("malformed date '2024-13-01'",)),
+    ("malformed year", ALLOCATOR, ["budget", "harden", "A81001", "--year", "2024-26"],
+     EXIT_USAGE, ("malformed financial year '2024-26'", "[rule: year]")),
+    ("unknown element", PRACTICE,
+     ["spend", "commit", "A81001", "--year", "2024-25", "--element", "dentistry",
+      "--ref", "R-0002", "--amount", "100", "--provider", "RTR", "--service", "x"],
+     EXIT_USAGE, ("unknown element 'dentistry'", "[rule: element]")),
+    ("unknown element to delegate", PRACTICE,
+     ["budget", "delegate", "A81001", "--year", "2024-25", "--element", "acute,optics",
+      "--to", "consortium:16C"], EXIT_USAGE, ("unknown element 'optics'",)),
+    ("holder is not a holder", PRACTICE,
+     ["budget", "delegate", "A81001", "--year", "2024-25", "--element", "acute",
+      "--to", "16C"], EXIT_USAGE, ("malformed holder '16C'",)),
+    ("another practice commits", "practice:A81002", commit("100"),
+     EXIT_REFUSED, ("only the holder of acute on 2024-07-01 (practice:A81001)",
+                    "[rule: authority]")),
+    ("practice allocates to itself", PRACTICE,
+     ["budget", "allocate", "A81001", "--year", "2024-25", "--element", "maternity=10"],
+     EXIT_REFUSED, ("only allocator:Q71", "[rule: authority]")),
+    ("another allocator", "allocator:Q99",
+     ["budget", "harden", "A81001", "--year", "2024-25", "--on", "2024-07-01"],
+     EXIT_REFUSED, ("only allocator:Q71", "[rule: authority]")),
+    ("auditor writes", "auditor:jsmith", commit("100"),
+     EXIT_REFUSED, ("auditors only read", "[rule: authority]")),
+    ("no actor", None, commit("100"), EXIT_USAGE, ("writes need an actor", "[rule: actor]")),
+    ("malformed actor", "nobody", commit("100"), EXIT_USAGE, ("malformed actor 'nobody'",)),
+    ("NHS number in a service", PRACTICE,
+     [*COMMIT[:-4], "--service", "Review for 943 476 5919", "--on", "2024-07-01",
+      "--amount", "100"],
+     EXIT_USAGE, ("NHS number", "[rule: no-patient-data]")),
+    ("NHS number with dashes in a reason", ALLOCATOR,
+     ["budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute", "--by", "10",
+      "--reason", "Patient 943-476-5919 moved"], EXIT_USAGE, ("NHS number",)),
+    ("NHS number in a name", ALLOCATOR,
+     ["practice", "register", "A81009", "--name", "Surgery 9434765919", "--list-size", "10"],
+     EXIT_USAGE, ("NHS number",)),
+    ("NHS number in an actor's name", "practice:A81001/9434765919", commit("100"),
+     EXIT_USAGE, ("NHS number",)),
+    ("weighted population without a value", ALLOCATOR,
+     ["practice", "register", "A81009", "--name", "X", "--list-size", "10",
+      "--weighted", "acute"], EXIT_USAGE, ("write --weighted NAME=VALUE",)),
+    ("allocation below zero", ALLOCATOR,
+     ["budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
+      "--by", "-1200000.01", "--reason", "Error"], EXIT_REFUSED, ("would fall below zero",)),
+    ("unsupported database", PRACTICE, ["--db", "mysql://x/y", *commit("100")],
+     EXIT_USAGE, ("unsupported database",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("actor", "args", "code", "fragments"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+)
+def test_bad_input_is_one_line_with_its_exit_code_and_records_nothing(
+    base: str, invoke: RunLedger, actor: str | None, args: list[str], code: int,
+    fragments: tuple[str, ...],
+) -> None:
+    before = head(base)
+    if args[0] == "--db":  # a global option overriding the test's store
+        args = ["--db", args[1], *(["--actor", actor] if actor else []), *args[2:]]
+        actor = None
+    result = invoke(*args, actor=actor)
+    assert result.code == code, (result.stdout, result.stderr)
+    result.one_line_error(*fragments)
+    assert result.stdout == ""
+    assert head(base) == before
+
+
+def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: RunLedger) -> None:
+    """The bad cases fail for the reason given: change the bad part and they pass."""
+    for n, amount in enumerate(("1234", "1234.5", "£1,234.56", "1,234.56")):
+        ref = f"R-100{n}"
+        result = invoke(*[a if a != "R-0002" else ref for a in COMMIT], "--amount", amount,
+                        actor=PRACTICE)
+        assert result.code == 0, result.stderr
+        assert f"committed {'£1,234.50' if n == 1 else '£1,234.00' if n == 0 else '£1,234.56'}" \
+            in result.stdout
+    assert head(base) == 6 + 4
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("actor", "args", "code", "fragments"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES
+     if case[0] in {"NHS number in a service", "bad separators", "another practice commits"}],
+)
+def test_bad_input_in_the_real_command(
+    base: str, run_ledger: RunLedger, actor: str | None, args: list[str], code: int,
+    fragments: tuple[str, ...],
+) -> None:
+    before = head(base)
+    result = run_ledger(*args, actor=actor)
+    assert result.code == code, result.stderr
+    result.one_line_error(*fragments)
+    assert head(base) == before
+
+
+def test_a_usage_error_from_the_parser_exits_2(base: str, invoke: RunLedger) -> None:
+    result = invoke("spend", "commit", "A81001", "--year", "2024-25", actor=PRACTICE)
+    assert result.code == EXIT_USAGE
+    assert "Missing option" in result.stderr
+    assert head(base) == 6
