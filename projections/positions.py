@@ -10,7 +10,7 @@ one indexed sum. The arithmetic mirrors ledger/domain/budget.py:
   the change in total, a settlement moves its amount from committed to settled,
   a final settlement releases what is left, a cancellation releases what is
   outstanding (what was settled stays settled);
-- drawn is what the consortium's risk pool covered.
+- drawn is what the consortium's risk pool covers (draws less returns).
 
 Hard/indicative changes are kept by effective date (`position_status`), and the
 allocator of each budget (`position_budgets`) for the roll-up by allocator.
@@ -30,6 +30,7 @@ from ledger.domain.events import (
     MadeHard,
     MadeIndicative,
     RiskPoolDrawn,
+    RiskPoolReturned,
     SpendCommitted,
 )
 from projections.core import (
@@ -166,6 +167,15 @@ def drawn(state: State, item: Positioned) -> list[Change]:
     return _moved(e, row[2], e.effective_on, (0, 0, 0, e.amount_pence))
 
 
+def returned(state: State, item: Positioned) -> list[Change]:
+    e = item.event
+    assert isinstance(e, RiskPoolReturned)
+    row = state.get(COMMITMENTS, (e.ref,))
+    if row is None:
+        return []
+    return _moved(e, row[2], e.effective_on, (0, 0, 0, -e.amount_pence))
+
+
 def status(_state: State, item: Positioned) -> list[Change]:
     e = item.event
     assert isinstance(e, MadeHard | MadeIndicative)
@@ -184,6 +194,7 @@ POSITIONS = Projection(
         CommitmentSettled.topic: settled,
         CommitmentCancelled.topic: cancelled,
         RiskPoolDrawn.topic: drawn,
+        RiskPoolReturned.topic: returned,
         MadeHard.topic: status,
         MadeIndicative.topic: status,
     },

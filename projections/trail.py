@@ -29,6 +29,9 @@ from ledger.domain.events import (
     MadeIndicative,
     OptedIn,
     OptedOut,
+    PoolDrawRecorded,
+    PoolDrawReturned,
+    PoolEvent,
     PracticeClosed,
     PracticeEvent,
     PracticeJoined,
@@ -37,6 +40,7 @@ from ledger.domain.events import (
     QualityStandardsAdopted,
     RiskPoolAgreed,
     RiskPoolDrawn,
+    RiskPoolReturned,
     SpendCommitted,
 )
 from ledger.domain.values import format_pence
@@ -121,6 +125,15 @@ _WORDS: dict[str, Callable[[Any], str]] = {
     RiskPoolDrawn.topic: lambda e: (
         f"{format_pence(e.amount_pence)} drawn from consortium {e.consortium}'s risk pool "
         f"for {e.ref}"),
+    RiskPoolReturned.topic: lambda e: (
+        f"{format_pence(e.amount_pence)} of {e.ref}'s draw returned to consortium "
+        f"{e.consortium}'s risk pool"),
+    PoolDrawRecorded.topic: lambda e: (
+        f"risk pool {e.consortium} {e.year}: {format_pence(e.amount_pence)} drawn by "
+        f"{e.practice} for {e.ref}"),
+    PoolDrawReturned.topic: lambda e: (
+        f"risk pool {e.consortium} {e.year}: {format_pence(e.amount_pence)} returned by "
+        f"{e.practice} for {e.ref}"),
 }
 
 
@@ -135,6 +148,8 @@ def subjects(event: LedgerEvent) -> list[str]:
     found: list[str] = []
     if isinstance(event, PracticeEvent | BudgetEvent):
         found.append(f"practice:{event.practice}")
+    if isinstance(event, PoolEvent):
+        return [f"consortium:{event.consortium}"]
     if isinstance(event, ConsortiumEvent):
         found.append(f"consortium:{event.consortium}")
         practice = getattr(event, "practice", None)

@@ -1,0 +1,228 @@
+"""The read commands: holders, trail, position, replay, projections, events.
+
+Each parses its options, calls one query of projections/queries.py and prints
+the rows (commands/reads_render.py). Reads need no actor. The projections are
+imported inside the functions, so `ledger --help` does not load them.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from commands.errors import handled
+from commands.reads_render import Format, json_lines, rows
+from commands.run import state_of
+
+if TYPE_CHECKING:
+    from projections.queries import Reads
+
+FormatOption = Annotated[
+    Format, typer.Option("--format", help="table for people; json or csv for programs.")
+]
+YearOption = Annotated[
+    str | None, typer.Option("--year", metavar="YYYY-YY", help="Financial year (2024-25).")
+]
+AsOf = Annotated[
+    str | None,
+    typer.Option("--as-of", metavar="DATE",
+                 help="Business date YYYY-MM-DD (default: today, kept inside the year)."),
+]
+PracticeOption = Annotated[
+    str | None, typer.Option("--practice", help="One practice (A81001).")
+]
+ConsortiumOption = Annotated[
+    str | None, typer.Option("--consortium", help="The member practices of a consortium (16C).")
+]
+
+
+def _reads(ctx: typer.Context) -> Reads:
+    from projections.queries import Reads  # noqa: PLC0415 - fast --help
+
+    return Reads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+
+
+def _day(text: str | None, option: str) -> date | None:
+    from projections.queries import parse_day  # noqa: PLC0415
+
+    return parse_day(text, option) if text is not None else None
+
+
+def holders(
+    ctx: typer.Context,
+    *,
+    practice: PracticeOption = None,
+    consortium: ConsortiumOption = None,
+    holder: Annotated[
+        str | None, typer.Option("--holder", help="What one holder holds (consortium:16C).")
+    ] = None,
+    year: YearOption = None,
+    as_of: AsOf = None,
+    known_at: Annotated[
+        str | None,
+        typer.Option("--known-at", metavar="INSTANT",
+                     help="What the ledger knew at this instant (2024-07-15T09:30:00Z; a bare "
+                          "date means the end of that day, UTC): later records are ignored."),
+    ] = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Who holds each element of each budget, on a date, as known now or at an instant."""
+    with handled(state_of(ctx)):
+        from projections.queries import parse_instant  # noqa: PLC0415
+
+        instant = parse_instant(known_at) if known_at is not None else None
+        found = _reads(ctx).holders(practice=practice, consortium=consortium, holder=holder,
+                                    year=year, as_of=_day(as_of, "--as-of"), known_at=instant)
+        rows(found, fmt, title="Holders", empty="no budgets in scope")
+
+
+def trail(
+    ctx: typer.Context,
+    *,
+    practice: Annotated[str, typer.Argument(help="ODS code of the practice (A81001).")],
+    year: YearOption = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="DATE",
+                                              help="Effective on or after this date.")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+                                              help="Effective on or before this date.")] = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Every event that touched a practice, in order, in words."""
+    with handled(state_of(ctx)):
+        found = _reads(ctx).trail(practice, year=year, since=_day(since, "--since"),
+                                  until=_day(until, "--until"))
+        columns = ["position", "recorded_at", "effective_on", "actor", "event", "summary"]
+        if fmt is not Format.table:
+            found = [{k: r[k] for k in [*columns, "year"]} for r in found]
+        rows(found, fmt, columns=columns, title=f"Trail of {practice.upper()}")
+
+
+def position(
+    ctx: typer.Context,
+    *,
+    practice: PracticeOption = None,
+    consortium: ConsortiumOption = None,
+    by: Annotated[str, typer.Option("--by", help="Group by practice, consortium or allocator."
+                                    )] = "practice",
+    year: YearOption = None,
+    as_of: AsOf = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Budget against actual: allocated, committed, settled, remaining, % used, flags."""
+    with handled(state_of(ctx)):
+        found = _reads(ctx).position(practice=practice, consortium=consortium, by=by,
+                                     year=year, as_of=_day(as_of, "--as-of"))
+        key = by if by in ("consortium", "allocator") else "practice"
+        columns = [key, "year", "element", "allocated_pence", "available_pence",
+                   "committed_pence", "settled_pence", "remaining_pence", "used_percent",
+                   "hard", "overspent"]
+        if key != "practice":
+            columns.insert(1, "practices")
+        rows(found, fmt, columns=columns, title=f"Position by {key}")
+
+
+def replay(
+    ctx: typer.Context,
+    *,
+    practice: Annotated[str, typer.Argument(help="ODS code of the practice (A81001).")],
+    year: Annotated[str, typer.Option("--year", metavar="YYYY-YY", help="Financial year.")],
+    until: Annotated[str | None, typer.Option(
+        "--until", metavar="DATE", help="Only events effective on or before this date.")] = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Step through one budget: each event and the state after it. Writes nothing."""
+    with handled(state_of(ctx)):
+        steps = _reads(ctx).replay(practice, year, _day(until, "--until"))
+        if fmt is Format.table:
+            for step in steps:
+                owner = f"practice:{practice.upper()}"
+                moved = {k: v for k, v in step["holders"].items() if v != owner}
+                step["holders"] = moved or {"all": "the practice"}
+        columns = ["version", "effective_on", "actor", "summary", "holders",
+                   "allocated_pence", "committed_pence", "settled_pence", "remaining_pence"]
+        rows(steps, fmt, columns=columns, title=f"Replay of {practice.upper()} {year}")
+
+
+projections_app = typer.Typer(
+    name="projections", help="The read models: their positions, and rebuilding them.",
+    no_args_is_help=True,
+)
+
+
+@projections_app.command("status")
+def projections_status(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+    """Each projection's position in the log and how far it lags the head."""
+    with handled(state_of(ctx)):
+        from projections.materialise import Materialiser  # noqa: PLC0415
+
+        views = Materialiser(state_of(ctx).ledger().store)
+        found = [{"projection": s.name, "position": s.position, "head": s.head, "lag": s.lag,
+                  "holds": s.description} for s in views.status()]
+        rows(found, fmt, title="Projections")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="One projection (default: all).")] = None,
+) -> None:
+    """Rebuild from position zero (the result equals incremental catch-up)."""
+    with handled(state_of(ctx)):
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        from commands.reads_render import out  # noqa: PLC0415
+        from projections.materialise import Materialiser  # noqa: PLC0415
+
+        views = Materialiser(state_of(ctx).ledger().store)
+        chosen = views.select([name] if name else None)
+        head = views.store.head()
+        started = time.perf_counter()
+        with Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=out, transient=True) as bar:
+            task = bar.add_task("rebuild", total=head)
+            read = views.rebuild([p.name for p in chosen],
+                                 lambda n: bar.advance(task, n))
+        seconds = max(time.perf_counter() - started, 1e-9)
+        out.print(f"rebuilt {', '.join(p.name for p in chosen)} from {read:,} events "
+                  f"in {seconds:.2f} s ({read / seconds:,.0f} events/s)")
+
+
+def events(
+    ctx: typer.Context,
+    after: Annotated[int, typer.Option("--after", min=0, help="Start after this position.")] = 0,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new events.")] = False,
+    poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between polls.")] = 1.0,
+) -> None:
+    """The event feed as JSON lines, in log order; resume with --after POSITION."""
+    with handled(state_of(ctx)):
+        reads = _reads(ctx)
+        last = after
+        while True:
+            for row in reads.events(last):
+                last = row["position"]
+                json_lines([row])
+            if not follow:
+                return
+            try:
+                time.sleep(poll)
+            except KeyboardInterrupt:
+                return
+
+
+def register(app: typer.Typer) -> None:
+    """Add the read commands to the `ledger` app."""
+    app.command("holders")(holders)
+    app.command("trail")(trail)
+    app.command("position")(position)
+    app.command("replay")(replay)
+    app.add_typer(projections_app)
+    app.command("events")(events)

@@ -1,0 +1,117 @@
+"""How the read commands print rows: a rich table for people, JSON or CSV for programs.
+
+- table: money as £1,234.56 (columns named without `_pence`), flags as yes/no;
+- json: one JSON array of row objects, money as integer pence, dates ISO 8601;
+- csv: the same rows with a header; nested values (replay's holders) become one
+  column per element (`holder_acute`, ...).
+
+Kept apart from commands/render.py (the write commands' output).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ledger.domain.values import format_pence
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+Row = dict[str, Any]
+
+
+def _flat(row: Row) -> Row:
+    flat: Row = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            for inner, v in value.items():
+                flat[f"holder_{inner}" if key == "holders" else f"{key}_{inner}"] = v
+        else:
+            flat[key] = value
+    return flat
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+def _cell(key: str, value: Any) -> Text:  # noqa: PLR0911 - one return per kind of value
+    if value is None:
+        return Text("")
+    if key.endswith("_pence") and isinstance(value, int):
+        return Text(format_pence(value), style="red" if value < 0 else "")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no", style="bold red" if value and key == "overspent"
+                    else "")
+    if isinstance(value, datetime):
+        return Text(value.strftime("%Y-%m-%d %H:%M:%S"))
+    if isinstance(value, date):
+        return Text(value.isoformat())
+    if isinstance(value, float):
+        return Text(f"{value:.1f}%" if key.endswith("percent") else f"{value}")
+    if isinstance(value, int):
+        return Text(f"{value:,}" if key != "position" else str(value))
+    if isinstance(value, dict):
+        shown = [f"{k}={v}" for k, v in value.items()]
+        return Text(", ".join(shown))
+    return Text(str(value))
+
+
+def _header(key: str) -> str:
+    return key.removesuffix("_pence").replace("_percent", " %").replace("_", " ")
+
+
+def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = None,
+         title: str = "", empty: str = "nothing to show") -> None:
+    """Print rows in the chosen format; `columns` picks and orders the table's columns."""
+    if fmt is Format.json:
+        sys.stdout.write(orjson.dumps(list(items), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if fmt is Format.csv:
+        flat = [_flat(r) for r in items]
+        names = list(dict.fromkeys(k for r in flat for k in r)) or list(columns or [])
+        writer = csv.DictWriter(sys.stdout, fieldnames=names, lineterminator="\n")
+        writer.writeheader()
+        for r in flat:
+            writer.writerow({k: _csv_value(v) for k, v in r.items()})
+        return
+    if not items:
+        out.print(Text(f"{title}: {empty}" if title else empty))
+        return
+    keys = list(columns or items[0].keys())
+    table = Table(title=title or None, title_justify="left")
+    for key in keys:
+        numeric = key.endswith(("_pence", "_percent")) or key in ("practices", "position", "lag",
+                                                                  "head")
+        table.add_column(_header(key), justify="right" if numeric else "left")
+    for item in items:
+        table.add_row(*(_cell(k, item.get(k)) for k in keys))
+    out.print(table)
+
+
+def json_lines(items: Iterable[Row]) -> None:
+    for item in items:
+        sys.stdout.write(orjson.dumps(item).decode() + "\n")
+        sys.stdout.flush()

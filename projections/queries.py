@@ -1,0 +1,418 @@
+"""The auditor's questions, answered from the projection tables.
+
+Every read first brings the projections it uses up to date (catch-up from
+their tracked positions), then runs indexed queries; nothing here loads an
+aggregate. Rows come back as plain dicts with the field names of DESIGN §6
+(money in `*_pence` integers, dates as `date`), ready for any renderer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from ledger.domain.budget import top_slice
+from ledger.domain.errors import InvalidInput, NotFound
+from ledger.domain.events import LedgerEvent, budget_stream
+from ledger.domain.values import (
+    ELEMENTS,
+    FinancialYear,
+    parse_consortium_code,
+    parse_holder,
+    parse_practice_code,
+)
+from ledger.store.eventstore import EventStore
+from projections.core import MemoryState, Positioned, fold
+from projections.holders import HOLDER_CHANGES, HOLDERS
+from projections.materialise import Materialiser
+from projections.positions import POSITIONS, TOTALS
+from projections.trail import CONSORTIUM_WIDE, describe
+
+Row = dict[str, Any]
+GROUPINGS = ("practice", "consortium", "allocator")
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput("date", f"malformed date {text!r} for {option}: write YYYY-MM-DD"
+                           ) from None
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO instant; without a zone it is UTC; a bare date means the end of that day."""
+    raw = text.strip()
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=UTC)
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(
+            "instant", f"malformed instant {text!r} for --known-at: write 2024-07-15T09:30:00Z"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+@dataclass
+class Reads:
+    """Queries over one store's projections; `today` decides the default dates."""
+
+    store: EventStore
+    today: date
+
+    def __post_init__(self) -> None:
+        self.views = Materialiser(self.store)
+        self.db = self.views.db
+
+    def _fresh(self, *names: str) -> None:
+        self.views.catch_up(list(names))
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.query(sql, params)
+
+    def _t(self, table: str) -> str:
+        return self.db.name(table)
+
+    # --- names and dates ---------------------------------------------------------------
+
+    def _practice(self, text: str) -> str:
+        code = parse_practice_code(text)
+        if not self._q(f"SELECT 1 FROM {self._t('org_practices')} WHERE practice = ?", [code]):  # noqa: S608
+            raise NotFound("practice", f"no practice {code}")
+        return code
+
+    def _consortium(self, text: str) -> str:
+        code = parse_consortium_code(text)
+        if not self._q(f"SELECT 1 FROM {self._t('org_consortia')} WHERE consortium = ?",  # noqa: S608
+                       [code]):
+            raise NotFound("consortium", f"no consortium {code}")
+        return code
+
+    def years(self) -> list[str]:
+        rows = self._q(f"SELECT DISTINCT year FROM {self._t('position_budgets')} ORDER BY year")  # noqa: S608
+        return [r[0] for r in rows]
+
+    def _year_and_day(self, year: str | None, as_of: date | None,
+                      fallback: date | None = None) -> tuple[FinancialYear, date]:
+        """The one financial year a read covers, and the business date it looks at."""
+        known = self.years()
+        on = as_of or fallback
+        if year is not None:
+            fy = FinancialYear.parse(year)
+            if on is not None and on not in fy:
+                raise InvalidInput("date", f"{on} is outside the financial year {fy}")
+        elif on is not None:
+            fy = FinancialYear.containing(on)
+            if str(fy) not in known:
+                have = ", ".join(known) or "none yet"
+                raise NotFound("year", f"{on} is outside every budget year (years with "
+                               f"budgets: {have})")
+        elif known:
+            fy = FinancialYear.parse(known[-1])
+        else:
+            fy = FinancialYear.containing(self.today)
+        day = on if on is not None else min(max(self.today, fy.first_day), fy.last_day)
+        return fy, day
+
+    def _members(self, consortium: str, day: date) -> list[str]:
+        rows = self._q(
+            f"SELECT practice FROM {self._t('org_memberships')} WHERE consortium = ? "  # noqa: S608
+            "AND joined_on <= ? AND (left_on IS NULL OR ? < left_on) ORDER BY practice",
+            [consortium, day.isoformat(), day.isoformat()],
+        )
+        return sorted({r[0] for r in rows})
+
+    # --- holders -----------------------------------------------------------------------
+
+    def holders(self, *, practice: str | None = None, consortium: str | None = None,
+                holder: str | None = None, year: str | None = None,
+                as_of: date | None = None, known_at: datetime | None = None) -> list[Row]:
+        if sum(x is not None for x in (practice, consortium, holder)) > 1:
+            raise InvalidInput("options", "give at most one of --practice, --consortium, --holder")
+        self._fresh("organisations", "holders", "portfolio", "positions")
+        fallback = known_at.date() if known_at is not None else None
+        fy, day = self._year_and_day(year, as_of, fallback)
+        practices: list[str] | None = None
+        if practice is not None:
+            practices = [self._practice(practice)]
+        elif consortium is not None:
+            practices = self._members(self._consortium(consortium), day)
+        wanted_holder = parse_holder(holder) if holder is not None else None
+        if wanted_holder is not None:
+            practices = self._practices_held_by(wanted_holder, fy, day, known_at)
+        rows = self._holder_rows(fy, day, practices, known_at)
+        if wanted_holder is not None:
+            rows = [r for r in rows if r["holder"] == wanted_holder]
+        return rows
+
+    def _practices_held_by(self, holder: str, fy: FinancialYear, day: date,
+                           known_at: datetime | None) -> list[str]:
+        if known_at is None:
+            found = self._q(
+                f"SELECT DISTINCT practice FROM {self._t('portfolio')} WHERE holder = ? "  # noqa: S608
+                "AND year = ? AND start_on <= ? AND (end_on IS NULL OR ? < end_on)",
+                [holder, str(fy), day.isoformat(), day.isoformat()],
+            )
+        else:
+            found = self._q(
+                f"SELECT DISTINCT practice FROM {self._t('holder_changes')} WHERE holder = ? "  # noqa: S608
+                "AND year = ? AND recorded_at <= ? AND effective_on <= ?",
+                [holder, str(fy), _iso(known_at), day.isoformat()],
+            )
+        return sorted(r[0] for r in found)
+
+    def _holder_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
+                     known_at: datetime | None) -> list[Row]:
+        if practices is not None and not practices:
+            return []
+        sql = (f"SELECT practice, element, effective_on, holder FROM {self._t('holder_changes')} "  # noqa: S608
+               "WHERE year = ? AND effective_on <= ?")
+        params: list[Any] = [str(fy), day.isoformat()]
+        if practices is not None:
+            sql += f" AND practice IN ({_marks(practices)})"
+            params += practices
+        if known_at is not None:
+            sql += " AND recorded_at <= ?"
+            params.append(_iso(known_at))
+        sql += " ORDER BY practice, element, effective_on, position"
+        timelines: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for p, element, on, who in self._q(sql, params):
+            timelines.setdefault((p, element), []).append((on, who))
+        order = {str(e): i for i, e in enumerate(ELEMENTS)}
+        rows: list[Row] = []
+        for (p, element), changes in sorted(timelines.items(),
+                                            key=lambda kv: (kv[0][0], order[kv[0][1]])):
+            since, who = changes[-1]
+            for on, earlier in reversed(changes[:-1]):
+                if earlier != who:
+                    break
+                since = on
+            rows.append({"practice": p, "year": str(fy), "element": element, "holder": who,
+                         "since": date.fromisoformat(since)})
+        return rows
+
+    # --- trail -------------------------------------------------------------------------
+
+    def trail(self, practice: str, *, year: str | None = None, since: date | None = None,
+              until: date | None = None) -> list[Row]:
+        self._fresh("organisations", "trail")
+        code = self._practice(practice)
+        if year is not None:
+            FinancialYear.parse(year)
+        if since and until and since > until:
+            raise InvalidInput("date", f"--since {since} is after --until {until}")
+        columns = "position, year, recorded_at, effective_on, actor, event, summary"
+        own = self._q(f"SELECT {columns} FROM {self._t('trail')} WHERE subject = ?",  # noqa: S608
+                      [f"practice:{code}"])
+        memberships = self._q(
+            f"SELECT consortium, joined_on, left_on FROM {self._t('org_memberships')} "  # noqa: S608
+            "WHERE practice = ?", [code])
+        wide: list[tuple[Any, ...]] = []
+        for consortium, joined_on, left_on in memberships:
+            params: list[Any] = [f"consortium:{consortium}", *CONSORTIUM_WIDE, joined_on]
+            sql = (f"SELECT {columns} FROM {self._t('trail')} WHERE subject = ? "  # noqa: S608
+                   f"AND event IN (?, ?) AND effective_on >= ?")
+            if left_on is not None:
+                sql += " AND effective_on < ?"
+                params.append(left_on)
+            wide += self._q(sql, params)
+        rows: list[Row] = []
+        for position, row_year, recorded, effective, actor, event, summary in sorted(
+                set(own) | set(wide)):
+            on = date.fromisoformat(effective)
+            if year is not None and row_year not in (None, year):
+                continue
+            if (since and on < since) or (until and on > until):
+                continue
+            rows.append({"position": position, "recorded_at": datetime.fromisoformat(recorded),
+                         "effective_on": on, "actor": actor, "event": event,
+                         "year": row_year, "summary": summary})
+        return rows
+
+    # --- positions ---------------------------------------------------------------------
+
+    def position(self, *, practice: str | None = None, consortium: str | None = None,
+                 by: str = "practice", year: str | None = None,
+                 as_of: date | None = None) -> list[Row]:
+        if practice is not None and consortium is not None:
+            raise InvalidInput("options", "give --practice or --consortium, not both")
+        if by not in GROUPINGS:
+            raise InvalidInput("by", f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+        self._fresh("organisations", "positions")
+        fy, day = self._year_and_day(year, as_of)
+        practices: list[str] | None = None
+        if practice is not None:
+            practices = [self._practice(practice)]
+        elif consortium is not None:
+            practices = self._members(self._consortium(consortium), day)
+            if not practices:
+                return []
+        detail = self._position_rows(fy, day, practices, as_of is not None)
+        if by == "practice":
+            return [{k: v for k, v in r.items() if k not in ("consortium", "allocator")}
+                    | {"consortium": r["consortium"]} for r in detail]
+        return _roll_up(detail, by)
+
+    def _position_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
+                       dated: bool) -> list[Row]:
+        params: list[Any] = [str(fy)]
+        where = "year = ?"
+        if dated:
+            where += " AND effective_on <= ?"
+            params.append(day.isoformat())
+        if practices is not None:
+            where += f" AND practice IN ({_marks(practices)})"
+            params += practices
+        table = self._t("position_days" if dated else "position_totals")
+        amounts = self._q(
+            f"SELECT practice, element, SUM(allocated), SUM(committed), SUM(settled), "  # noqa: S608
+            f"SUM(drawn) FROM {table} WHERE {where} GROUP BY practice, element", params)
+        hard: dict[str, bool] = {}
+        for p, flag in self._q(
+                f"SELECT practice, hard FROM {self._t('position_status')} WHERE year = ? "  # noqa: S608
+                "AND effective_on <= ? ORDER BY practice, effective_on, position",
+                [str(fy), day.isoformat()]):
+            hard[p] = bool(flag)
+        terms = self._top_slice_terms(str(fy), day)
+        allocators = dict(self._q(
+            f"SELECT practice, allocator FROM {self._t('position_budgets')} WHERE year = ?",  # noqa: S608
+            [str(fy)]))
+        order = {str(e): i for i, e in enumerate(ELEMENTS)}
+        rows: list[Row] = []
+        for p, element, *sums in sorted(amounts, key=lambda r: (r[0], order.get(r[1], 99))):
+            consortium, basis_points = terms.get(p, ("", 0))
+            allocated, committed, settled, drawn = (int(v) for v in sums)
+            available = allocated - top_slice(allocated, basis_points)
+            remaining = available + drawn - committed - settled
+            used = committed + settled
+            rows.append({
+                "practice": p, "consortium": consortium, "allocator": allocators.get(p, ""),
+                "year": str(fy), "element": element,
+                "allocated_pence": allocated, "available_pence": available,
+                "committed_pence": committed, "settled_pence": settled,
+                "drawn_pence": drawn, "remaining_pence": remaining,
+                "used_percent": round(100 * used / available, 1) if available else None,
+                "hard": hard.get(p, False), "overspent": remaining < 0,
+            })
+        return rows
+
+    def _top_slice_terms(self, year: str, day: date) -> dict[str, tuple[str, int]]:
+        """practice -> (its consortium on `day`, top-slice basis points of its pool)."""
+        terms: dict[str, tuple[str, int]] = {}
+        rows = self._q(
+            f"SELECT m.practice, m.consortium, r.basis_points FROM {self._t('org_memberships')} m "  # noqa: S608
+            f"LEFT JOIN {self._t('org_risk_pools')} r ON r.consortium = m.consortium "
+            "AND r.year = ? WHERE m.joined_on <= ? AND (m.left_on IS NULL OR ? < m.left_on) "
+            "ORDER BY m.practice, m.consortium",
+            [year, day.isoformat(), day.isoformat()])
+        for p, consortium, basis_points in rows:
+            if p not in terms or (basis_points and not terms[p][1]):
+                terms[p] = (consortium, int(basis_points or 0))
+        return terms
+
+    # --- replay ------------------------------------------------------------------------
+
+    def replay(self, practice: str, year: str, until: date | None = None) -> list[Row]:
+        """Each event of one budget in recorded order, with the state after it.
+
+        Reads the budget's own stream and folds it in memory: nothing is written,
+        not even a projection. Amounts are before any risk-pool top-slice.
+        """
+        code = parse_practice_code(practice)
+        fy = FinancialYear.parse(year)
+        if until is not None and until < fy.first_day:
+            raise InvalidInput("date", f"--until {until} is before the year {fy} starts")
+        events = self.store.stream(budget_stream(code, str(fy)))
+        if not events:
+            raise NotFound("budget", f"no budget for {code} in {fy}")
+        holders = MemoryState()
+        positions = MemoryState()
+        steps: list[Row] = []
+        for event in events:
+            if until is not None and event.effective_on > until:
+                continue
+            item = Positioned(event.originator_version, event)
+            fold(HOLDERS, [item], holders)
+            fold(POSITIONS, [item], positions)
+            steps.append(_step(event, holders, positions))
+        return steps
+
+    # --- projections -------------------------------------------------------------------
+
+    def events(self, after: int = 0) -> Iterator[Row]:
+        for position, event in self.store.iter_events(after):
+            yield feed_row(position, event)
+
+
+def feed_row(position: int, event: LedgerEvent) -> Row:
+    body = event.model_dump(mode="json")
+    return {"position": position, "event": event.topic,
+            "schema_version": event.schema_version,
+            "stream": body.pop("originator_id"), "version": body.pop("originator_version"),
+            **body}
+
+
+def _step(event: LedgerEvent, holders: MemoryState, positions: MemoryState) -> Row:
+    held: dict[str, str] = {}
+    by_element: dict[str, list[tuple[date, int, str]]] = {}
+    for (_, _, element, position), (on, _, who) in holders.table(HOLDER_CHANGES).items():
+        by_element.setdefault(element, []).append((on, position, who))
+    for element, changes in by_element.items():
+        in_force = [c for c in sorted(changes) if c[0] <= event.effective_on]
+        held[element] = in_force[-1][2] if in_force else ""
+    totals = positions.table(TOTALS)
+    money = [0, 0, 0, 0]
+    for values in totals.values():
+        for i, v in enumerate(values):
+            money[i] += v
+    allocated, committed, settled, drawn = money
+    return {
+        "version": event.originator_version, "recorded_at": event.recorded_at,
+        "effective_on": event.effective_on, "actor": event.actor, "event": event.topic,
+        "summary": describe(event),
+        "holders": {str(e): held.get(str(e), "") for e in ELEMENTS},
+        "allocated_pence": allocated, "committed_pence": committed,
+        "settled_pence": settled, "drawn_pence": drawn,
+        "remaining_pence": allocated + drawn - committed - settled,
+    }
+
+
+def _roll_up(detail: list[Row], by: str) -> list[Row]:
+    groups: dict[tuple[str, str], Row] = {}
+    for r in detail:
+        key = (r[by] or "", r["element"])
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {
+                by: r[by] or "", "year": r["year"], "element": r["element"], "practices": 0,
+                "allocated_pence": 0, "available_pence": 0, "committed_pence": 0,
+                "settled_pence": 0, "drawn_pence": 0, "remaining_pence": 0,
+                "hard_practices": 0, "overspent_practices": 0,
+            }
+        g["practices"] += 1
+        for field in ("allocated_pence", "available_pence", "committed_pence", "settled_pence",
+                      "drawn_pence", "remaining_pence"):
+            g[field] += r[field]
+        g["hard_practices"] += int(r["hard"])
+        g["overspent_practices"] += int(r["overspent"])
+    order = {str(e): i for i, e in enumerate(ELEMENTS)}
+    rows = []
+    for _, g in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
+        used = g["committed_pence"] + g["settled_pence"]
+        g["used_percent"] = round(100 * used / g["available_pence"], 1) \
+            if g["available_pence"] else None
+        g["hard"] = g["hard_practices"] == g["practices"]
+        g["overspent"] = g["overspent_practices"] > 0
+        rows.append(g)
+    return rows
