@@ -62,6 +62,12 @@ def test_a_variation_may_not_fall_below_what_is_settled() -> None:
     assert b.commitments["R-1"].outstanding == 0
 
 
+@pytest.mark.parametrize("amount", [0, -1])
+def test_a_variation_must_be_positive(amount: int) -> None:
+    b = with_commitment()
+    refused(lambda: b.vary(ctx(ME, "2024-06-02"), "R-1", amount), b, rule="amount")
+
+
 def test_a_variation_to_the_same_amount_is_refused() -> None:
     b = with_commitment()
     refused(lambda: b.vary(ctx(ME, "2024-06-02"), "R-1", 10_000_00), b, rule="commitment")
