@@ -1,0 +1,130 @@
+"""The store unavailable, the demo, help text: what every user of `ledger` meets first."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from commands.app import app
+from commands.errors import EXIT_REFUSED, EXIT_STORE_UNAVAILABLE
+from ledger.application.demo import build_demo
+from ledger.bootstrap import bootstrap
+from tests.commands.conftest import clean_env, ledger_executable, topics
+from tests.conftest import FakeClock
+
+WRITES = {
+    "practice": {"register", "import"},
+    "consortium": {"form", "join", "leave", "risk-pool", "adopt"},
+    "budget": {"allocate", "import", "adjust", "delegate", "revoke", "opt-out", "opt-in",
+               "harden", "soften"},
+    "spend": {"commit", "vary", "settle", "cancel"},
+}
+
+
+def write_commands() -> list[tuple[str, ...]]:
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    found: list[tuple[str, ...]] = []
+    for noun in WRITES:
+        sub = group.commands[noun]
+        assert isinstance(sub, TyperGroup)
+        found.extend((noun, verb) for verb in sub.commands)
+    return found
+
+
+def test_every_write_command_of_the_design_exists() -> None:
+    found = write_commands()
+    for noun, verbs in WRITES.items():
+        assert {verb for n, verb in found if n == noun} >= verbs
+
+
+@pytest.mark.parametrize("words", [*write_commands(), ("apply",), ("demo",)],
+                         ids=" ".join)
+def test_every_write_command_has_help_with_an_example(words: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert "Example: ledger " in result.stdout
+    assert " ".join(words) in result.stdout.split("Example:")[1]
+    if words[0] in WRITES:
+        assert "--on" in result.stdout
+
+
+@pytest.mark.e2e
+def test_an_unreachable_postgres_exits_3_with_the_password_masked(tmp_path: Path) -> None:
+    url = "postgresql://ledger:s3cret-pw@127.0.0.1:1/test?connect_timeout=2"
+    done = subprocess.run(
+        [*ledger_executable(), "--db", url, "--actor", "allocator:Q71", "practice",
+         "register", "A81001", "--name", "X", "--list-size", "10"],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == EXIT_STORE_UNAVAILABLE, done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        "error: cannot reach PostgreSQL at postgresql://ledger:***@127.0.0.1:1/test"
+    )
+    assert "[rule: store]" in lines[0]
+
+
+def test_a_sqlite_path_in_a_missing_directory_exits_3(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "no" / "such" / "x.db"),
+                                      "--actor", "allocator:Q71", "consortium", "form", "16C",
+                                      "--name", "X", "--officer", "Y"])
+    assert result.exit_code == EXIT_STORE_UNAVAILABLE
+    assert "no directory" in result.stderr
+
+
+@pytest.mark.e2e
+def test_the_demo_builds_a_realistic_ledger_and_refuses_a_non_empty_one(tmp_path: Path) -> None:
+    db = str(tmp_path / "demo.db")
+
+    def demo() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ledger_executable(), "--db", db, "demo"], cwd=tmp_path, env=clean_env(),
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    first = demo()
+    assert first.returncode == 0, first.stderr
+    assert "5 consortia, 49 practices, year 2024-25" in first.stdout
+    assert "refused [hard-budget]" in first.stdout
+    counts = topics(db)
+    assert counts["SpendCommitted"] >= 300
+    assert counts["PracticeRegistered"] == 49
+    for topic in ("HoldingDelegated", "DelegationRevoked", "OptedOut", "OptedIn", "MadeHard",
+                  "CommitmentVaried", "CommitmentSettled", "CommitmentCancelled",
+                  "AllocationAdjusted", "RiskPoolAgreed", "QualityStandardsAdopted"):
+        assert counts[topic] >= 1, topic
+    assert f"│ total                   │ {sum(counts.values()):,} │" in first.stdout
+
+    second = demo()
+    assert second.returncode == EXIT_REFUSED
+    assert "already holds" in second.stderr
+    assert "[rule: demo]" in second.stderr
+    assert topics(db) == counts
+
+
+def test_the_demo_is_deterministic_and_refuses_only_hard_overspends(
+    db_url: str, tmp_path: Path
+) -> None:
+    other = str(tmp_path / "other.db")
+    contents: list[list[tuple[str, str]]] = []
+    for target in (db_url, other):
+        with bootstrap(target, clock=FakeClock()) as ledger:
+            summary = build_demo(ledger.service)
+            assert set(summary.refused_by_rule) == {"hard-budget"}
+            assert summary.flagged_overspends >= 3
+            contents.append([
+                (e.topic, e.model_dump_json(exclude={"recorded_at"}))
+                for _, e in ledger.store.iter_events()
+            ])
+    assert contents[0] == contents[1]
+    assert Counter(topic for topic, _ in contents[0])["SpendCommitted"] >= 300

@@ -1,0 +1,297 @@
+"""File commands: CSV imports (all or nothing) and `ledger apply` (line by line)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from commands.errors import EXIT_REFUSED, EXIT_USAGE
+from tests.commands.conftest import Ledger, clean_env, head, ledger_executable, topics
+
+ALLOCATOR = "allocator:Q71"
+
+
+def setup_consortium(invoke: Ledger) -> None:
+    result = invoke("consortium", "form", "16C", "--name", "Tees Valley", "--officer", "Dr A",
+                    actor=ALLOCATOR)
+    assert result.code == 0, result.stderr
+
+
+PRACTICES = (
+    "Practice,Name,List_Size,Consortium,acute_weighted,prescribing_weighted,note\n"
+    "A81001,The Densham Surgery,4069,16C,4310,4400,first\n"
+    "A81002,Queens Park Medical Centre,11000,,,,\n"
+)
+
+
+# --- practices CSV -------------------------------------------------------------------
+
+
+def test_practice_import_registers_joins_and_is_idempotent(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    setup_consortium(invoke)
+    (tmp_path / "practices.csv").write_text(PRACTICES, encoding="utf-8")
+    first = invoke("practice", "import", str(tmp_path / "practices.csv"), "--on", "2024-04-01",
+                   actor=ALLOCATOR)
+    assert first.code == 0, first.stderr
+    assert "imported 2 practices from practices.csv (3 commands applied" in first.stdout
+    assert topics(db_url) == {"ConsortiumFormed": 1, "PracticeRegistered": 2,
+                              "PracticeJoined": 1}
+    again = invoke("practice", "import", str(tmp_path / "practices.csv"), "--on", "2024-04-01",
+                   actor=ALLOCATOR)
+    assert again.code == 0
+    assert again.stdout.startswith("already applied:")
+    assert "(0 commands applied, 3 already applied)" in again.stdout
+    assert head(db_url) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "fragments"),
+    [
+        pytest.param("practice,name\nA81001,X\n", EXIT_USAGE,
+                     ("practices.csv line 1: missing column list_size", "[rule: csv-header]"),
+                     id="missing column"),
+        pytest.param("", EXIT_USAGE, ("practices.csv is empty",), id="empty file"),
+        pytest.param(PRACTICES + "A8100X,Bad Code Surgery,100,,,,\n", EXIT_USAGE,
+                     ("practices.csv line 4: malformed practice code 'A8100X'",
+                      "nothing was imported"), id="malformed code in row 4"),
+        pytest.param(PRACTICES + "A81003,Surgery,-5,,,,\n", EXIT_USAGE,
+                     ("practices.csv line 4:", "list_size"), id="negative list size"),
+        pytest.param(PRACTICES + "A81003,,100,,,,\n", EXIT_USAGE,
+                     ("practices.csv line 4: no name",), id="blank name"),
+        pytest.param(PRACTICES + "A81003,Surgery for 943 476 5919,100,,,,\n", EXIT_USAGE,
+                     ("practices.csv line 4:", "NHS number"), id="NHS number"),
+        pytest.param(PRACTICES + "A81003,Surgery,100,99Z,,,\n", EXIT_REFUSED,
+                     ("practices.csv line 4: no consortium 99Z", "nothing was imported"),
+                     id="unknown consortium (a rule, exit 1)"),
+        pytest.param(PRACTICES + "A81001,Again Surgery,100,,,,\n", EXIT_REFUSED,
+                     ("practices.csv line 4: practice A81001 is already registered",),
+                     id="the same practice twice"),
+    ],
+)
+def test_a_bad_practices_file_records_nothing_and_names_the_line(
+    invoke: Ledger, db_url: str, tmp_path: Path, text: str, code: int,
+    fragments: tuple[str, ...],
+) -> None:
+    setup_consortium(invoke)
+    (tmp_path / "practices.csv").write_text(text, encoding="utf-8")
+    result = invoke("practice", "import", str(tmp_path / "practices.csv"), actor=ALLOCATOR)
+    assert result.code == code, result.stderr
+    result.one_line_error(*fragments)
+    assert head(db_url) == 1
+
+
+# --- allocations CSV -----------------------------------------------------------------
+
+
+def register(invoke: Ledger, *codes: str) -> None:
+    for code in codes:
+        result = invoke("practice", "register", code, "--name", f"Surgery {code}",
+                        "--list-size", "5000", actor=ALLOCATOR)
+        assert result.code == 0, result.stderr
+
+
+def test_allocation_import_allocates_each_row(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    register(invoke, "A81001", "A81002")
+    (tmp_path / "alloc.csv").write_text(
+        'practice,element,amount,comment\nA81001,acute,"£1,200,000.00",x\n'
+        "A81001,prescribing,310000.50,\nA81002,maternity,0,zero is allowed\n",
+        encoding="utf-8",
+    )
+    result = invoke("budget", "import", str(tmp_path / "alloc.csv"), "--year", "2024-25",
+                    "--on", "2024-04-01", actor=ALLOCATOR)
+    assert result.code == 0, result.stderr
+    assert "imported 3 allocation rows" in result.stdout
+    assert topics(db_url)["BudgetAllocated"] == 3
+    again = invoke("budget", "import", str(tmp_path / "alloc.csv"), "--year", "2024-25",
+                   "--on", "2024-04-01", actor=ALLOCATOR)
+    assert again.code == 0
+    assert "3 already applied" in again.stdout
+    assert head(db_url) == 5
+
+
+@pytest.mark.parametrize(
+    ("rows", "code", "fragments"),
+    [
+        pytest.param("practice,amount\nA81001,10\n", EXIT_USAGE,
+                     ("missing column element",), id="missing column"),
+        pytest.param("practice,element,amount\nA81001,acute,10\nA81001,prescribing,abc\n",
+                     EXIT_USAGE, ("alloc.csv line 3: malformed amount 'abc'",),
+                     id="bad amount on line 3"),
+        pytest.param("practice,element,amount\nA81001,acute,10\nA81001,optics,10\n",
+                     EXIT_USAGE, ("alloc.csv line 3: unknown element 'optics'",),
+                     id="unknown element"),
+        pytest.param("practice,element,amount\nA81001,acute,10\nA81001,maternity,-5\n",
+                     EXIT_USAGE, ("alloc.csv line 3:", "must not carry a sign"),
+                     id="negative amount"),
+        pytest.param("practice,element,amount\nA81001,acute,10\n\nA99999,acute,10\n",
+                     EXIT_REFUSED, ("alloc.csv line 4: no practice A99999",),
+                     id="unknown practice after a blank line"),
+        pytest.param("practice,element,amount\nA81001,acute,10\nA81001,acute,20\n",
+                     EXIT_REFUSED, ("alloc.csv line 3: acute already allocated",),
+                     id="the same element twice"),
+        pytest.param("practice,element,amount\nA81001,acute,10\nA81001,maternity\n",
+                     EXIT_USAGE, ("alloc.csv line 3: no amount",), id="truncated row"),
+    ],
+)
+def test_a_bad_allocations_file_records_nothing_and_names_the_line(
+    invoke: Ledger, db_url: str, tmp_path: Path, rows: str, code: int,
+    fragments: tuple[str, ...],
+) -> None:
+    register(invoke, "A81001")
+    (tmp_path / "alloc.csv").write_text(rows, encoding="utf-8")
+    result = invoke("budget", "import", str(tmp_path / "alloc.csv"), "--year", "2024-25",
+                    "--on", "2024-04-01", actor=ALLOCATOR)
+    assert result.code == code, result.stderr
+    result.one_line_error(*fragments)
+    assert head(db_url) == 1
+
+
+def test_an_unreadable_csv_is_a_usage_error(invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "latin1.csv").write_bytes("practice,element,amount\nA81001,acute,£10\n"
+                                          .encode("latin-1"))
+    result = invoke("budget", "import", str(tmp_path / "latin1.csv"), "--year", "2024-25",
+                    actor=ALLOCATOR)
+    assert result.code == EXIT_USAGE
+    result.one_line_error("latin1.csv is not UTF-8")
+    missing = invoke("budget", "import", str(tmp_path / "nope.csv"), "--year", "2024-25",
+                     actor=ALLOCATOR)
+    assert missing.code == EXIT_USAGE
+    assert "nope.csv" in missing.stderr
+    assert head(db_url) == 0
+
+
+# --- apply ---------------------------------------------------------------------------
+
+
+def line(command: str, command_id: str, actor: str, **args: Any) -> str:
+    return json.dumps({"command": command, "command_id": command_id, "actor": actor,
+                       "args": args})
+
+
+def commitments(count: int, start: int = 1) -> list[str]:
+    return [
+        line("spend commit", f"c-{n}", "practice:A81001", practice="A81001", year="2024-25",
+             element="acute", ref=f"R-{n:05d}", amount="10.00", provider="RTR",
+             service="Hip replacement", qs=["QS3"], on="2024-06-01")
+        for n in range(start, start + count)
+    ]
+
+
+SETUP = [
+    line("practice register", "s-1", ALLOCATOR, practice="A81001", name="The Densham Surgery",
+         list_size=4069),
+    line("budget allocate", "s-2", ALLOCATOR, practice="A81001", year="2024-25",
+         element={"acute": "1200000"}, on="2024-04-01"),
+]
+
+
+def test_apply_reports_each_line_and_a_rerun_is_already_applied(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    file = tmp_path / "commands.jsonl"
+    bad = [
+        '{"command": "spend commit", "command_id": "c-trunc", "args": {"practice": "A81',
+        "garbage, not json",
+        line("spend commit", "c-nhs", "practice:A81001", practice="A81001", year="2024-25",
+             element="acute", ref="R-NHS", amount="1", provider="RTR",
+             service="Patient 9434765919", on="2024-06-01"),
+        line("spend commit", "c-auth", "practice:A81002", practice="A81001", year="2024-25",
+             element="acute", ref="R-AUTH", amount="1", provider="RTR", service="x",
+             on="2024-06-01"),
+    ]
+    file.write_text("\n".join([*SETUP, *commitments(2), "", *bad, *commitments(1, 3)]) + "\n",
+                    encoding="utf-8")
+    first = invoke("apply", str(file))
+    assert first.code == EXIT_REFUSED, first.stderr
+    out = first.stdout
+    assert "line 1: applied s-1 practice register: registered A81001" in out
+    assert "line 4: applied c-2 spend commit" in out
+    assert "line 6: refused (no command id): not valid JSON" in out
+    assert "line 7: refused (no command id): not valid JSON" in out
+    assert "line 8: refused c-nhs spend commit:" in out
+    assert "[rule: no-patient-data]" in out
+    assert "line 9: refused c-auth spend commit:" in out
+    assert "[rule: authority]" in out
+    assert "line 10: applied c-3" in out
+    assert "commands.jsonl: 5 applied, 0 already applied, 4 refused" in out
+    first.one_line_error("4 of 9 lines refused")
+    assert head(db_url) == 5
+
+    again = invoke("apply", str(file))
+    assert again.code == EXIT_REFUSED
+    assert "commands.jsonl: 0 applied, 5 already applied, 4 refused" in again.stdout
+    assert head(db_url) == 5
+
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join([*SETUP, *commitments(4)]), encoding="utf-8")
+    third = invoke("apply", str(good))
+    assert third.code == 0, third.stdout
+    assert "good.jsonl: 1 applied, 5 already applied, 0 refused" in third.stdout
+    assert third.stderr == ""
+
+
+def test_apply_stop_on_error_stops_at_the_first_refused_line(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    file = tmp_path / "commands.jsonl"
+    file.write_text("\n".join([*SETUP, *commitments(1), "{oops", *commitments(2, 2)]),
+                    encoding="utf-8")
+    result = invoke("apply", str(file), "--stop-on-error")
+    assert result.code == EXIT_REFUSED
+    assert "line 4: refused" in result.stdout
+    assert "3 applied, 0 already applied, 1 refused (stopped at the first refusal" \
+        in result.stdout
+    assert head(db_url) == 3
+
+
+def test_apply_of_a_file_that_cannot_be_read_exits_2(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    missing = invoke("apply", str(tmp_path / "missing.jsonl"))
+    assert missing.code == EXIT_USAGE
+    missing.one_line_error("cannot read", "missing.jsonl", "[rule: file]")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"command": "\xff\xfe"}\n')
+    unreadable = invoke("apply", str(binary))
+    assert unreadable.code == EXIT_USAGE
+    unreadable.one_line_error("binary.jsonl is not UTF-8")
+    assert head(db_url) == 0
+
+
+@pytest.mark.e2e
+def test_apply_rerun_after_a_kill_applies_only_what_is_missing(
+    run_ledger: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    total = 1_000
+    file = tmp_path / "commands.jsonl"
+    file.write_text("\n".join([*SETUP, *commitments(total)]) + "\n", encoding="utf-8")
+    process = subprocess.Popen(
+        [*ledger_executable(), "--db", db_url, "apply", str(file), "--batch-size", "20"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the first batch is committed
+    assert first.startswith("settled 20 of 1,002 lines"), first
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    recorded = head(db_url)
+    assert 20 <= recorded < total + 2
+
+    rerun = run_ledger("apply", str(file), "--batch-size", "500")
+    assert rerun.code == 0, rerun.stderr
+    summary = rerun.stdout.splitlines()[-1]
+    assert summary == (f"commands.jsonl: {total + 2 - recorded:,} applied, "
+                       f"{recorded:,} already applied, 0 refused")
+    assert topics(db_url) == {"PracticeRegistered": 1, "BudgetAllocated": 1,
+                              "SpendCommitted": total}
