@@ -1,0 +1,235 @@
+"""Joint accountability reads: quality standards and peer-review variation (issue 6).
+
+Built on the queries of projections/queries.py (`Reads`: catch-up, SQL on both
+stores, consortium and year checks); rows are plain dicts with the field names
+the commands print (money in `*_pence` integers).
+
+quality — for each consortium and year, each adopted standard with the
+commitments tagged with it and what they are worth now (`spend_pence`:
+outstanding + settled); `gap` marks an adopted standard no live commitment is
+tagged with. A commitment counts for the consortium(s) its practice was a
+member of on the commitment's effective date; one cancelled with nothing paid
+is worth nothing and does not count. Standards tagged but not adopted follow,
+with `adopted` false.
+
+variation — for each consortium and element, each member practice's
+commitments and spend per 1,000 of its population against the members'
+median, with outliers flagged by the rule in projections/variation.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+from ledger.domain.values import (
+    ELEMENTS,
+    FinancialYear,
+    parse_element,
+    parse_qs_code,
+)
+from projections.queries import Reads, Row
+from projections.variation import MIN_MEMBERS_FOR_OUTLIERS, Spread, per_1000, spread
+
+
+def qs_number(code: str) -> int:
+    return int(code.removeprefix("QS"))
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _rounded(rate: Fraction | None) -> float | None:
+    return None if rate is None else round(float(rate), 2)
+
+
+def _pence(rate: Fraction | None) -> int | None:
+    return None if rate is None else round(rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """The population a practice's rates are per 1,000 of, and where it came from."""
+
+    size: int
+    basis: str  # "weighted" | "list size" | "none"
+    on: date | None
+
+
+class JointReads(Reads):
+    """`Reads` with the quality and variation questions."""
+
+    # --- quality -----------------------------------------------------------------------
+
+    def quality(self, *, consortium: str | None = None, year: str | None = None,
+                codes: Sequence[str] = ()) -> list[Row]:
+        """Adopted standards with their tagged commitments; every year unless `year`."""
+        fy = str(FinancialYear.parse(year)) if year is not None else None
+        wanted = sorted({parse_qs_code(c) for c in codes}, key=qs_number)
+        self._fresh("organisations", "quality")
+        code = self._consortium(consortium) if consortium is not None else None
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if fy is not None:
+            where.append("year = ?")
+            params.append(fy)
+        if wanted:
+            where.append(f"qs_code IN ({_marks(wanted)})")
+            params += wanted
+        adopted_where = [*where]
+        adopted_params = [*params]
+        if code is not None:
+            adopted_where.append("consortium = ?")
+            adopted_params.append(code)
+        adopted = self._q(
+            f"SELECT consortium, year, qs_code, adopted_on FROM {self._t('quality_adopted')} "  # noqa: S608
+            f"WHERE {' AND '.join(adopted_where)}", adopted_params)
+        tagged_where = [f"t.{w}" if w != "1 = 1" else w for w in where]
+        tagged_params = [*params]
+        if code is not None:
+            tagged_where.append("m.consortium = ?")
+            tagged_params.append(code)
+        tagged = self._q(
+            "SELECT m.consortium, t.year, t.qs_code, "  # noqa: S608
+            "SUM(CASE WHEN t.value > 0 THEN 1 ELSE 0 END), SUM(t.value) "
+            f"FROM {self._t('quality_tags')} t JOIN {self._t('org_memberships')} m "
+            "ON m.practice = t.practice AND m.joined_on <= t.effective_on "
+            "AND (m.left_on IS NULL OR t.effective_on < m.left_on) "
+            f"WHERE {' AND '.join(tagged_where)} GROUP BY m.consortium, t.year, t.qs_code",
+            tagged_params)
+        totals = {(c, y, q): (int(n), int(v)) for c, y, q, n, v in tagged}
+        rows: list[Row] = []
+        for c, y, q, on in adopted:
+            count, value = totals.pop((c, y, q), (0, 0))
+            rows.append({"consortium": c, "year": y, "qs_code": q, "adopted": True,
+                         "adopted_on": date.fromisoformat(on), "commitments": count,
+                         "spend_pence": value, "gap": count == 0})
+        for (c, y, q), (count, value) in totals.items():
+            if count:
+                rows.append({"consortium": c, "year": y, "qs_code": q, "adopted": False,
+                             "adopted_on": None, "commitments": count, "spend_pence": value,
+                             "gap": False})
+        rows.sort(key=lambda r: (r["consortium"], r["year"], not r["adopted"],
+                                 qs_number(r["qs_code"])))
+        return rows
+
+    # --- variation ---------------------------------------------------------------------
+
+    def variation(self, *, consortium: str | None = None, year: str | None = None,
+                  element: str | None = None, as_of: date | None = None) -> list[Row]:
+        """Members' commitments per 1,000 patients against their consortium's median.
+
+        Members are those on `as_of` (default: today, kept inside the year); their
+        commitments of the year effective by then count, at what they are worth now.
+        """
+        chosen = str(parse_element(element)) if element is not None else None
+        self._fresh("organisations", "positions", "variation")
+        fy, day = self._year_and_day(year, as_of)
+        if consortium is not None:
+            consortia = [self._consortium(consortium)]
+        else:
+            consortia = [r[0] for r in self._q(
+                f"SELECT consortium FROM {self._t('org_consortia')} ORDER BY consortium")]  # noqa: S608
+        rows: list[Row] = []
+        for c in consortia:
+            members = self._members(c, day)
+            if members:
+                rows += self._compare(c, members, fy, day, chosen)
+        return rows
+
+    def _compare(self, consortium: str, members: list[str], fy: FinancialYear, day: date,
+                 element: str | None) -> list[Row]:
+        elements = [element] if element is not None else [str(e) for e in ELEMENTS]
+        spent = self._spent(members, fy, day, elements)
+        if element is None:  # only the elements someone committed against
+            elements = [e for e in elements if any((p, e) in spent for p in members)]
+        populations = self._populations(members, day, elements)
+        rows: list[Row] = []
+        for e in elements:
+            group: list[Row] = []
+            count_rates: list[Fraction] = []
+            spend_rates: list[Fraction] = []
+            for p in members:
+                count, value = spent.get((p, e), (0, 0))
+                people = populations.get((p, e), Population(0, "none", None))
+                rate = per_1000(count, people.size)
+                spend_rate = per_1000(value, people.size)
+                if rate is not None and spend_rate is not None:
+                    count_rates.append(rate)
+                    spend_rates.append(spend_rate)
+                group.append({
+                    "consortium": consortium, "year": str(fy), "element": e, "practice": p,
+                    "weighted_population": people.size, "population_basis": people.basis,
+                    "commitments": count, "spend_pence": value,
+                    "_rate": rate, "_spend_rate": spend_rate,
+                })
+            rows += _judge(group, spread(count_rates), spread(spend_rates))
+        return rows
+
+    def _spent(self, members: list[str], fy: FinancialYear, day: date, elements: list[str]
+               ) -> dict[tuple[str, str], tuple[int, int]]:
+        found = self._q(
+            "SELECT practice, element, SUM(CASE WHEN value > 0 THEN 1 ELSE 0 END), "  # noqa: S608
+            f"SUM(value) FROM {self._t('variation_commitments')} WHERE year = ? "
+            f"AND effective_on <= ? AND practice IN ({_marks(members)}) "
+            f"AND element IN ({_marks(elements)}) GROUP BY practice, element",
+            [str(fy), day.isoformat(), *members, *elements])
+        return {(p, e): (int(n), int(v)) for p, e, n, v in found}
+
+    def _populations(self, members: list[str], day: date, elements: list[str]
+                     ) -> dict[tuple[str, str], Population]:
+        """Each member's population per element: the latest figure effective by `day`
+        (the earliest, when none is yet); weighted, else the list size."""
+        if not elements:
+            return {}
+        found = self._q(
+            "SELECT practice, element, effective_on, weighted, list_size "  # noqa: S608
+            f"FROM {self._t('variation_populations')} WHERE practice IN ({_marks(members)}) "
+            f"AND element IN ({_marks(elements)}) ORDER BY practice, element, effective_on, "
+            "position", [*members, *elements])
+        chosen: dict[tuple[str, str], Population] = {}
+        for p, e, on, weighted, list_size in found:
+            effective = date.fromisoformat(on)
+            current = chosen.get((p, e))
+            if current is not None and effective > day:
+                continue
+            if weighted is not None:
+                chosen[(p, e)] = Population(int(weighted), "weighted", effective)
+            else:
+                chosen[(p, e)] = Population(int(list_size), "list size", effective)
+        return chosen
+
+
+def _judge(group: list[Row], counts: Spread | None, spends: Spread | None) -> list[Row]:
+    """Each member's rates against the group's medians and fences."""
+    rated = sum(r["_rate"] is not None for r in group)
+    for r in group:
+        rate: Fraction | None = r.pop("_rate")
+        spend_rate: Fraction | None = r.pop("_spend_rate")
+        reasons: list[str] = []
+        if rate is not None and counts is not None and counts.outside(rate):
+            reasons.append(f"commitments {counts.outside(rate)}")
+        if spend_rate is not None and spends is not None and spends.outside(spend_rate):
+            reasons.append(f"spend {spends.outside(spend_rate)}")
+        notes: list[str] = []
+        if r["population_basis"] == "none":
+            notes.append("no population recorded: not compared")
+        elif r["population_basis"] == "list size":
+            notes.append("no weighted population: per list size")
+        if rated < MIN_MEMBERS_FOR_OUTLIERS:
+            notes.append(f"{rated} member(s) with a population: fewer than "
+                         f"{MIN_MEMBERS_FOR_OUTLIERS}, no outliers flagged")
+        r.update({
+            "per_1000": _rounded(rate),
+            "spend_per_1000_pence": _pence(spend_rate),
+            "median_per_1000": _rounded(counts.median if counts else None),
+            "median_spend_per_1000_pence": _pence(spends.median if spends else None),
+            "outlier": bool(reasons),
+            "outlier_reason": ", ".join(reasons),
+            "note": "; ".join(notes),
+        })
+    return group

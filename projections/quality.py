@@ -1,0 +1,112 @@
+"""quality: the quality standards each consortium adopted, and the commitments tagged with them.
+
+Two kinds of rows, keyed so the fold only writes what one event says:
+
+- `quality_adopted`: (consortium, year, QS code) -> when it was adopted;
+- `quality_tags`: (commitment ref, QS code) -> the accountable practice, the
+  budget year, the commitment's effective date and what it is worth now
+  (outstanding + settled, kept current through variations, settlements and
+  cancellations: projections/commitment_value.py).
+
+`quality_commitments` remembers each tagged commitment's codes and worth, so a
+later variation, settlement or cancellation can update its tag rows.
+
+Which consortium a commitment counts for is decided at query time
+(projections/joint_queries.py): the consortium(s) its practice was a member of
+on the commitment's effective date, from the `organisations` memberships. A
+membership recorded late (backdated) therefore still attributes the
+commitment correctly, and this fold depends on no other.
+"""
+
+from __future__ import annotations
+
+from ledger.domain.events import (
+    CommitmentCancelled,
+    CommitmentSettled,
+    CommitmentVaried,
+    QualityStandardsAdopted,
+    SpendCommitted,
+)
+from projections.commitment_value import Worth, after, made
+from projections.core import (
+    Change,
+    Positioned,
+    Projection,
+    Put,
+    State,
+    Table,
+    day,
+    flag,
+    integer,
+    text,
+)
+
+ADOPTED = Table(
+    "quality_adopted",
+    key=(text("consortium"), text("year"), text("qs_code")),
+    values=(day("adopted_on"), integer("position")),
+    indexes=(("year",),),
+)
+TAGS = Table(
+    "quality_tags",
+    key=(text("ref"), text("qs_code")),
+    values=(text("practice"), text("year"), day("effective_on"), integer("value")),
+    indexes=(("year", "qs_code"),),
+)
+# ref -> what its tag rows need (codes space-separated) and its worth; read back by the fold.
+TAGGED = Table(
+    "quality_commitments",
+    key=(text("ref"),),
+    values=(text("codes"), text("practice"), text("year"), day("effective_on"),
+            integer("value"), integer("settled"), flag("open")),
+)
+
+
+def adopted(_state: State, item: Positioned) -> list[Change]:
+    e = item.event
+    assert isinstance(e, QualityStandardsAdopted)
+    return [Put(ADOPTED, (e.consortium, e.year, str(code)), (e.effective_on, item.position))
+            for code in e.codes]
+
+
+def committed(_state: State, item: Positioned) -> list[Change]:
+    e = item.event
+    assert isinstance(e, SpendCommitted)
+    codes = tuple(dict.fromkeys(str(c) for c in e.qs_codes))
+    if not codes:
+        return []
+    worth = made(e.amount_pence)
+    where = (e.practice, e.year, e.effective_on)
+    changes: list[Change] = [Put(TAGGED, (e.ref,), (" ".join(codes), *where, *worth))]
+    changes += [Put(TAGS, (e.ref, code), (*where, worth.value)) for code in codes]
+    return changes
+
+
+def changed(state: State, item: Positioned) -> list[Change]:
+    """A variation, settlement or cancellation of a commitment: its tags' worth follows."""
+    e = item.event
+    assert isinstance(e, CommitmentVaried | CommitmentSettled | CommitmentCancelled)
+    row = state.get(TAGGED, (e.ref,))
+    if row is None:  # not tagged with any standard
+        return []
+    codes, practice, year, on, value, settled, is_open = row
+    worth = after(Worth(value, settled, bool(is_open)), e)
+    where = (practice, year, on)
+    changes: list[Change] = [Put(TAGGED, (e.ref,), (codes, *where, *worth))]
+    if worth.value != value:
+        changes += [Put(TAGS, (e.ref, code), (*where, worth.value)) for code in codes.split()]
+    return changes
+
+
+QUALITY = Projection(
+    name="quality",
+    tables=(ADOPTED, TAGS, TAGGED),
+    applies={
+        QualityStandardsAdopted.topic: adopted,
+        SpendCommitted.topic: committed,
+        CommitmentVaried.topic: changed,
+        CommitmentSettled.topic: changed,
+        CommitmentCancelled.topic: changed,
+    },
+    description="adopted quality standards; commitments and spend tagged with each",
+)

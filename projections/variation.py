@@ -1,0 +1,154 @@
+"""variation: what each practice commits per element, and the population it serves.
+
+The fold keeps two kinds of rows; the comparison with the consortium's median
+and the outlier rule are computed at query time (projections/joint_queries.py),
+over the few members of one consortium:
+
+- `variation_populations`: every population figure of a practice, by the date
+  it takes effect: one row per element of each `PracticeRegistered` and
+  `ListSizeRecorded` (each carries the whole list size and weighted population,
+  so a missing element means "no weighted figure", not "unchanged");
+- `variation_commitments`: every commitment by ref, with its practice, year,
+  element and what it is worth now (outstanding + settled, kept current
+  through variations, settlements and cancellations:
+  projections/commitment_value.py).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ledger.domain.events import (
+    CommitmentCancelled,
+    CommitmentSettled,
+    CommitmentVaried,
+    ListSizeRecorded,
+    PracticeRegistered,
+    SpendCommitted,
+)
+from ledger.domain.values import ELEMENTS
+from projections.commitment_value import Worth, after, made
+from projections.core import (
+    Change,
+    Positioned,
+    Projection,
+    Put,
+    State,
+    Table,
+    day,
+    flag,
+    integer,
+    text,
+)
+
+POPULATIONS = Table(
+    "variation_populations",
+    key=(text("practice"), day("effective_on"), integer("position"), text("element")),
+    values=(integer("weighted"), integer("list_size")),
+)
+COMMITMENTS = Table(
+    "variation_commitments",
+    key=(text("ref"),),
+    values=(text("practice"), text("year"), text("element"), day("effective_on"),
+            integer("value"), integer("settled"), flag("open")),
+    indexes=(("year", "element"),),
+)
+
+
+def population(_state: State, item: Positioned) -> list[Change]:
+    e = item.event
+    assert isinstance(e, PracticeRegistered | ListSizeRecorded)
+    # Events read back without validation carry element names as plain strings.
+    weighted = {str(k): int(v) for k, v in e.weighted_population.items()}
+    return [
+        Put(POPULATIONS, (e.practice, e.effective_on, item.position, str(element)),
+            (weighted.get(str(element)), e.list_size))
+        for element in ELEMENTS
+    ]
+
+
+def committed(_state: State, item: Positioned) -> list[Change]:
+    e = item.event
+    assert isinstance(e, SpendCommitted)
+    return [Put(COMMITMENTS, (e.ref,),
+                (e.practice, e.year, str(e.element), e.effective_on, *made(e.amount_pence)))]
+
+
+def changed(state: State, item: Positioned) -> list[Change]:
+    """A variation, settlement or cancellation: the commitment's worth follows."""
+    e = item.event
+    assert isinstance(e, CommitmentVaried | CommitmentSettled | CommitmentCancelled)
+    row = state.get(COMMITMENTS, (e.ref,))
+    if row is None:
+        return []
+    practice, year, element, on, value, settled, is_open = row
+    worth = after(Worth(value, settled, bool(is_open)), e)
+    if worth == (value, settled, is_open):
+        return []
+    return [Put(COMMITMENTS, (e.ref,), (practice, year, element, on, *worth))]
+
+
+VARIATION = Projection(
+    name="variation",
+    tables=(POPULATIONS, COMMITMENTS),
+    applies={
+        PracticeRegistered.topic: population,
+        ListSizeRecorded.topic: population,
+        SpendCommitted.topic: committed,
+        CommitmentVaried.topic: changed,
+        CommitmentSettled.topic: changed,
+        CommitmentCancelled.topic: changed,
+    },
+    description="commitments and weighted population per practice and element",
+)
+
+
+# --- peer review: pure statistics over one consortium's rates (used at query time) ----
+
+MIN_MEMBERS_FOR_OUTLIERS = 4
+OUTLIER_RULE = (
+    "an outlier lies outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR of its consortium's members' "
+    "rates for the element (commitments per 1,000, or spend per 1,000); quartiles interpolate "
+    "linearly between the sorted rates (numpy's default); with fewer than "
+    f"{MIN_MEMBERS_FOR_OUTLIERS} members that have a population, no outliers are flagged"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """The median and the Tukey fences of a set of rates; fences only from 4 rates up."""
+
+    median: Fraction
+    low: Fraction | None
+    high: Fraction | None
+
+    def outside(self, rate: Fraction) -> str:
+        """'high', 'low' or '' for a rate against the fences."""
+        if self.high is not None and rate > self.high:
+            return "high"
+        if self.low is not None and rate < self.low:
+            return "low"
+        return ""
+
+
+def spread(rates: Sequence[Fraction]) -> Spread | None:
+    """Median and fences of `rates`, exactly (no floating point); None when empty."""
+    if not rates:
+        return None
+    ordered = sorted(rates)
+    median = statistics.median(ordered)
+    if len(ordered) < MIN_MEMBERS_FOR_OUTLIERS:
+        return Spread(median, None, None)
+    q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    iqr = q3 - q1
+    return Spread(median, q1 - Fraction(3, 2) * iqr, q3 + Fraction(3, 2) * iqr)
+
+
+def per_1000(amount: int, population: int) -> Fraction | None:
+    """`amount` per 1,000 of `population`, exactly; None without a population."""
+    if population <= 0:
+        return None
+    return Fraction(amount * 1000, population)
