@@ -62,6 +62,11 @@ app.command("demo", epilog=demo.EPILOG)(demo.demo)
 
 # Reads (projections/): registered here by commands/reads.py's author.
 
+# Audit (issue 5): verify, checkpoint, prove, verify-bundle — commands/audit.py.
+from commands import audit  # noqa: E402 - kept with its registration
+
+audit.register(app)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,388 @@
+"""Audit commands: `verify`, `checkpoint`, `prove`, `verify-bundle` (DESIGN §6, issue 5).
+
+`verify` and `prove`/`checkpoint` open the store; `verify-bundle` never does: it
+reads a bundle file and a public key only. Exit codes follow commands/errors.py,
+with 4 when anything fails to verify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from commands import render
+from commands.errors import (
+    EXIT_STORE_UNAVAILABLE,
+    EXIT_USAGE,
+    EXIT_VERIFICATION_FAILED,
+    handled,
+)
+from commands.state import CliState
+
+if TYPE_CHECKING:
+    from ledger.audit.note import Checkpoint, Verifier
+    from ledger.auditlog.verify import VerifyReport
+
+PROGRESS_FROM = 200_000  # leaves; smaller stores verify in a blink
+
+PublicKey = Annotated[
+    str | None,
+    typer.Option(
+        "--public-key",
+        metavar="KEY",
+        help="The log's verifier key (NAME+ID+BASE64, as `ledger checkpoint --public-key` "
+        "prints it), or a file holding it or a PEM key.",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def audit_handled(state: CliState | None = None) -> Iterator[None]:
+    """commands/errors.handled, plus: anything that fails to verify exits 4."""
+    from eventsourcing.persistence import PersistenceError  # noqa: PLC0415
+
+    from ledger.audit.bundle import BundleError, BundleInvalid  # noqa: PLC0415
+    from ledger.audit.note import NoteError  # noqa: PLC0415
+    from ledger.auditlog.proofs import AuditFailed  # noqa: PLC0415
+
+    with handled(state):
+        try:
+            yield
+        except PersistenceError as error:
+            render.error(f"store unavailable: {error}")
+            raise typer.Exit(EXIT_STORE_UNAVAILABLE) from None
+        except (AuditFailed, BundleInvalid) as error:
+            render.error(f"verification failed: {error}")
+            raise typer.Exit(EXIT_VERIFICATION_FAILED) from None
+        except (BundleError, NoteError) as error:
+            render.error(str(error))
+            raise typer.Exit(EXIT_USAGE) from None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- ledger verify ----------------------------------------------------------------------
+
+
+def verify(
+    ctx: typer.Context,
+    public_key: PublicKey = None,
+    max_unsealed_age: Annotated[
+        float | None,
+        typer.Option(
+            "--max-unsealed-age",
+            metavar="SECONDS",
+            help="Fail when an event has waited longer than this to be sealed.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--format", help="table (for people) or json (for programs).")
+    ] = "table",
+) -> None:
+    """Recompute the whole log from the stored events; exit 4 on any tampering."""
+    state: CliState = ctx.obj
+    with audit_handled(state):
+        from ledger.auditlog.verify import verify_store  # noqa: PLC0415
+
+        store = state.ledger().store
+        verifier = _store_verifier(store, public_key)
+        report = _with_progress(lambda progress: verify_store(store, verifier, progress))
+        late = _too_late(report, max_unsealed_age)
+        if output == "json":
+            render.out.print_json(data=_report_json(report, late), highlight=False)
+        else:
+            _print_report(report, late)
+        if not report.ok or late:
+            raise typer.Exit(EXIT_VERIFICATION_FAILED)
+
+
+def _store_verifier(store: Any, public_key: str | None) -> Verifier | None:
+    from ledger.auditlog.keys import KeyFileMissing, public_key_from  # noqa: PLC0415
+    from ledger.auditlog.proofs import store_signer  # noqa: PLC0415
+    from ledger.auditlog.seal import current_head  # noqa: PLC0415
+
+    head = current_head(store)
+    if head is None:
+        return None
+    if public_key:
+        return public_key_from(public_key, head.origin)
+    try:
+        return store_signer(store, create=False).verifier
+    except KeyFileMissing:
+        return None
+
+
+def _with_progress(run: Any) -> VerifyReport:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+
+    if not render.err.is_terminal:
+        result: VerifyReport = run(None)
+        return result
+    with Progress(
+        TextColumn("verifying"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeRemainingColumn(), console=render.err, transient=True,
+    ) as bar:
+        task = bar.add_task("verify", total=None)
+
+        def progress(done: int, total: int) -> None:
+            if total >= PROGRESS_FROM:
+                bar.update(task, completed=done, total=total)
+
+        return run(progress)  # type: ignore[no-any-return]
+
+
+def _too_late(report: VerifyReport, limit: float | None) -> bool:
+    if limit is None or not report.unsealed or report.oldest_unsealed_at is None:
+        return False
+    return (_now() - report.oldest_unsealed_at).total_seconds() > limit
+
+
+def _report_json(report: VerifyReport, late: bool) -> dict[str, Any]:
+    import base64  # noqa: PLC0415
+
+    first = report.first
+    return {
+        "ok": report.ok and not late,
+        "origin": report.origin,
+        "sealed": report.sealed,
+        "root": base64.b64encode(report.root).decode() if report.root else None,
+        "checkpoints": report.checkpoints_checked,
+        "signatures_checked": report.signatures_checked,
+        "unsealed": report.unsealed,
+        "unsealed_after_position": report.unsealed_after,
+        "oldest_unsealed_recorded_at": report.oldest_unsealed_at.isoformat()
+        if report.oldest_unsealed_at else None,
+        "unsealed_too_long": late,
+        "first_bad_position": first.position if first else None,
+        "first_damage": first.kind if first else None,
+        "problems": report.damage_count,
+        "damage": [
+            {"kind": d.kind, "position": d.position, "leaf_index": d.leaf_index,
+             "detail": d.detail}
+            for d in report.damage
+        ],
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def _print_report(report: VerifyReport, late: bool) -> None:
+    import base64  # noqa: PLC0415
+
+    out = render.out
+    rate = report.events_checked / report.seconds if report.seconds else 0.0
+    if report.ok:
+        root = base64.b64encode(report.root).decode() if report.root else "-"
+        signatures = "signatures checked" if report.signatures_checked else (
+            "signatures NOT checked: no key (pass --public-key)")
+        out.print(
+            f"sound: {report.sealed:,} sealed events recomputed, root {root}; "
+            f"{report.checkpoints_checked} checkpoint(s) consistent ({signatures}); "
+            f"{report.seconds:.2f} s ({rate:,.0f} events/s)",
+            style="green", markup=False,
+        )
+    else:
+        first = report.first
+        assert first is not None
+        where = f"position {first.position}" if first.position is not None else "the audit tables"
+        out.print(
+            f"TAMPERED: first bad {where}: {first.kind}: {first.detail}",
+            style="bold red", markup=False,
+        )
+        for damage in report.damage[1:10]:
+            out.print(f"  also: {damage.kind}: {damage.detail}", style="red", markup=False)
+        out.print(f"{report.damage_count} problem(s) in all", style="red", markup=False)
+    if report.unsealed:
+        since = report.oldest_unsealed_at.isoformat() if report.oldest_unsealed_at else "?"
+        out.print(
+            f"unsealed: {report.unsealed:,} event(s) after position {report.unsealed_after} "
+            f"not yet sealed (oldest recorded {since})"
+            + (": longer than --max-unsealed-age" if late else ""),
+            style="red" if late else "yellow", markup=False,
+        )
+
+
+# --- ledger checkpoint ------------------------------------------------------------------
+
+
+def checkpoint(
+    ctx: typer.Context,
+    public_key: Annotated[
+        bool, typer.Option("--public-key", help="Print the log's public (verifier) key only.")
+    ] = False,
+    export: Annotated[
+        bool, typer.Option("--export", help="Print every stored checkpoint, oldest first.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the checkpoint to this file.", dir_okay=False),
+    ] = None,
+) -> None:
+    """Seal the log and sign its head (size, root hash, time) with the log's Ed25519 key."""
+    state: CliState = ctx.obj
+    with audit_handled(state):
+        from ledger.auditlog.proofs import checkpoints, make_checkpoint, store_signer  # noqa: PLC0415
+
+        store = state.ledger().store
+        if public_key:
+            render.out.print(store_signer(store).verifier.vkey, markup=False)
+            return
+        if export:
+            for checkpoint_id, note in checkpoints(store):
+                render.out.print(f"# checkpoint {checkpoint_id}", markup=False)
+                render.out.print(note, markup=False, end="\n")
+            return
+        stored = make_checkpoint(store, _now())
+        if out is not None:
+            _write(out, stored.signed.note.encode())
+        render.out.print(stored.signed.note, markup=False, end="")
+
+
+def _write(path: Path, data: bytes) -> None:
+    from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise InvalidInput("out", f"cannot write {path}: {error.strerror or error}") from error
+
+
+# --- ledger prove -----------------------------------------------------------------------
+
+
+def prove(
+    ctx: typer.Context,
+    practice: Annotated[str, typer.Argument(help="ODS code of the practice (A81001).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the bundle (JSON).", dir_okay=False)
+    ],
+) -> None:
+    """Write the practice's trail with an inclusion proof per event and a signed checkpoint."""
+    state: CliState = ctx.obj
+    with audit_handled(state):
+        import orjson  # noqa: PLC0415
+
+        from ledger.auditlog.proofs import prove_practice  # noqa: PLC0415
+        from ledger.domain.values import parse_practice_code  # noqa: PLC0415
+
+        code = parse_practice_code(practice)
+        bundle = prove_practice(state.ledger().store, code, _now())
+        _write(out, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
+        render.out.print(
+            f"wrote {out}: {len(bundle['events'])} event(s) of {code} with inclusion proofs, "
+            f"checkpoint of {bundle['checkpoint'].splitlines()[1]} events",
+            markup=False,
+        )
+
+
+# --- ledger verify-bundle ---------------------------------------------------------------
+
+
+def verify_bundle(
+    bundle: Annotated[Path, typer.Argument(help="A bundle written by `ledger prove`.")],
+    public_key: PublicKey = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            metavar="OLDER",
+            help="An earlier bundle or checkpoint file of the same log: prove the log only "
+            "grew between them.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check a proof bundle offline: no database, only the bundle and the log's public key."""
+    with audit_handled():
+        from ledger.audit.bundle import (  # noqa: PLC0415
+            bundle_checkpoint,
+            load_bundle,
+            verify_bundle,
+            verify_consistency_between,
+        )
+
+        data = load_bundle(_read(bundle))
+        origin = bundle_checkpoint(data).origin
+        verifier = None
+        if public_key:
+            from ledger.auditlog.keys import public_key_from  # noqa: PLC0415
+
+            verifier = public_key_from(public_key, origin)
+        result = verify_bundle(data, verifier)
+        cp = result.checkpoint
+        lines = [
+            f"verified: {len(result.events)} event(s) of {result.practice} are in log "
+            f"{cp.origin} at size {cp.size} (signed {_time(cp)})"
+        ]
+        if against is not None:
+            older_bundle, older = _older(against, result.verifier)
+            if older.size > cp.size:
+                if older_bundle is None:
+                    raise _invalid(f"{against} is newer than the bundle (size {older.size})")
+                verify_consistency_between(older_bundle, older, cp)
+            else:
+                verify_consistency_between(data, cp, older)
+            lines.append(
+                f"consistent: the log at size {min(older.size, cp.size)} is a prefix of the log "
+                f"at size {max(older.size, cp.size)}"
+            )
+        for line in lines:
+            render.out.print(line, style="green", markup=False)
+        if result.key_from_bundle:
+            render.err.print(
+                "note: checked with the public key inside the bundle; pass --public-key with "
+                "the log's key to know who signed it",
+                style="yellow", markup=False,
+            )
+
+
+def _invalid(message: str) -> Exception:
+    from ledger.audit.bundle import BundleInvalid  # noqa: PLC0415
+
+    return BundleInvalid(message)
+
+
+def _time(cp: Checkpoint) -> str:
+    return cp.time.isoformat() if cp.time else "at an unknown time"
+
+
+def _read(path: Path) -> bytes:
+    from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InvalidInput("bundle", f"cannot read {path}: {error.strerror or error}") from error
+
+
+def _older(path: Path, verifier: Verifier) -> tuple[dict[str, Any] | None, Checkpoint]:
+    """An earlier bundle (verified in full) or checkpoint note (signature verified)."""
+    from ledger.audit.bundle import BundleInvalid, load_bundle  # noqa: PLC0415
+    from ledger.audit.bundle import verify_bundle as check  # noqa: PLC0415
+    from ledger.audit.note import NoteError, open_checkpoint  # noqa: PLC0415
+
+    raw = _read(path)
+    if raw.lstrip().startswith(b"{"):
+        data = load_bundle(raw)
+        return data, check(data, verifier).checkpoint
+    try:
+        return None, open_checkpoint(raw.decode("utf-8"), verifier)
+    except UnicodeDecodeError as error:
+        raise NoteError(f"{path} is neither a bundle nor a checkpoint") from error
+    except NoteError as error:
+        raise BundleInvalid(f"{path}: {error}") from error
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)
+    app.command("checkpoint")(checkpoint)
+    app.command("prove")(prove)
+    app.command("verify-bundle")(verify_bundle)

@@ -1,0 +1,260 @@
+"""Proof bundles: a practice's events with inclusion proofs and a signed checkpoint. No I/O.
+
+Format `commissioning-ledger/proof-bundle`, version 1 (JSON; hashes and bytes base64):
+
+    {
+      "format": "commissioning-ledger/proof-bundle", "version": 1,
+      "practice": "A81001", "created_at": "2024-07-15T09:30:00Z",
+      "hash": "sha256/rfc6962", "leaf_encoding": "ledger-event-v1",
+      "checkpoint": "<signed note: origin, size, root, time; signature>",
+      "public_key": "<verifier key of the log (convenience only: trust your own copy)>",
+      "events": [{"position": 17, "leaf_index": 16, "stream_id": "<uuid>", "version": 3,
+                  "topic": "SpendCommitted", "state": "<base64 of the stored bytes>",
+                  "event": {<the same state, decoded, for reading>},
+                  "inclusion_proof": ["<base64 hash>", ...]}],
+      "consistency": [{"checkpoint": "<an earlier signed note>", "proof": ["<base64>", ...]}]
+    }
+
+To verify: check the checkpoint's Ed25519 signature with the log's key; for each
+event rebuild the leaf (ledger/audit/leaf.py) from position, stream id, version,
+topic and state, and check its RFC 6962 inclusion proof at `leaf_index` against the
+checkpoint's size and root; `consistency` proves each earlier checkpoint of this log
+is a prefix of this one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ledger.audit.leaf import LEAF_ENCODING, EventRecord
+from ledger.audit.merkle import ProofError, verify_consistency, verify_inclusion
+from ledger.audit.note import (
+    Checkpoint,
+    NoteError,
+    Verifier,
+    open_checkpoint,
+    parse_verifier_key,
+    unverified_checkpoint,
+)
+
+FORMAT = "commissioning-ledger/proof-bundle"
+VERSION = 1
+HASH = "sha256/rfc6962"
+
+
+class BundleError(ValueError):
+    """The file is not a readable bundle of this format (corrupt, foreign, other version)."""
+
+
+class BundleInvalid(ValueError):  # noqa: N818 - a verdict
+    """The bundle reads, but does not verify: something in it was altered."""
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenEvent:
+    record: EventRecord
+    leaf_index: int
+    proof: list[bytes]
+
+
+def build_bundle(
+    practice: str,
+    *,
+    checkpoint_note: str,
+    public_key: str,
+    events: list[ProvenEvent],
+    consistency: list[tuple[str, list[bytes]]],
+    created_at: str,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "practice": practice,
+        "created_at": created_at,
+        "hash": HASH,
+        "leaf_encoding": LEAF_ENCODING,
+        "checkpoint": checkpoint_note,
+        "public_key": public_key,
+        "events": [
+            {
+                "position": e.record.position,
+                "leaf_index": e.leaf_index,
+                "stream_id": str(e.record.stream_uuid),
+                "version": e.record.version,
+                "topic": e.record.topic,
+                "state": b64(e.record.state),
+                "event": orjson.loads(e.record.state),
+                "inclusion_proof": [b64(h) for h in e.proof],
+            }
+            for e in events
+        ],
+        "consistency": [
+            {"checkpoint": note, "proof": [b64(h) for h in proof]} for note, proof in consistency
+        ],
+    }
+
+
+def load_bundle(data: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise BundleError("not JSON: the bundle is corrupt or not a bundle") from error
+    if not isinstance(parsed, dict) or parsed.get("format") != FORMAT:
+        raise BundleError(f"not a {FORMAT} file")
+    if parsed.get("version") != VERSION:
+        raise BundleError(f"bundle version {parsed.get('version')!r}; this tool reads {VERSION}")
+    return parsed
+
+
+@dataclass
+class BundleResult:
+    practice: str
+    checkpoint: Checkpoint
+    verifier: Verifier
+    key_from_bundle: bool
+    events: list[dict[str, Any]] = field(default_factory=list)
+    consistent_with: Checkpoint | None = None
+
+
+def _field(obj: Any, name: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict) or name not in obj:
+        raise BundleError(f"{where} lacks {name!r}")
+    value = obj[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise BundleError(f"{where}: {name!r} has the wrong type")
+    return value
+
+
+def _hash_list(value: Any, where: str) -> list[bytes]:
+    if not isinstance(value, list):
+        raise BundleError(f"{where} is not a list of hashes")
+    try:
+        hashes = [base64.b64decode(str(h), validate=True) for h in value]
+    except (binascii.Error, ValueError) as error:
+        raise BundleError(f"{where} holds a hash that is not base64") from error
+    return hashes
+
+
+def bundle_checkpoint(bundle: dict[str, Any]) -> Checkpoint:
+    """The bundle's checkpoint, unverified (its origin names the log)."""
+    try:
+        return unverified_checkpoint(_field(bundle, "checkpoint", str, "the bundle"))
+    except NoteError as error:
+        raise BundleError(f"the bundle's checkpoint cannot be read: {error}") from error
+
+
+def verify_bundle(bundle: dict[str, Any], trusted: Verifier | None = None) -> BundleResult:
+    """Check signature and every inclusion proof; BundleInvalid names the first failure."""
+    practice = _field(bundle, "practice", str, "the bundle")
+    note = _field(bundle, "checkpoint", str, "the bundle")
+    key_from_bundle = trusted is None
+    if trusted is None:
+        try:
+            trusted = parse_verifier_key(_field(bundle, "public_key", str, "the bundle"))
+        except NoteError as error:
+            raise BundleError(f"the bundle's public key cannot be read: {error}") from error
+    claimed = bundle_checkpoint(bundle)
+    if claimed.origin != trusted.name:
+        raise BundleInvalid(
+            f"the bundle is from log {claimed.origin!r}; the key is for log {trusted.name!r}"
+        )
+    try:
+        checkpoint = open_checkpoint(note, trusted)
+    except NoteError as error:
+        raise BundleInvalid(f"checkpoint: {error}") from error
+    result = BundleResult(practice, checkpoint, trusted, key_from_bundle)
+    events = _field(bundle, "events", list, "the bundle")
+    seen: set[int] = set()
+    for n, item in enumerate(events):
+        where = f"event {n + 1}"
+        record = _record(item, where)
+        leaf_index = _field(item, "leaf_index", int, where)
+        proof = _hash_list(_field(item, "inclusion_proof", list, where), f"{where}'s proof")
+        if leaf_index in seen:
+            raise BundleInvalid(f"{where}: leaf {leaf_index} appears twice")
+        seen.add(leaf_index)
+        try:
+            verify_inclusion(leaf_index, checkpoint.size, record.leaf_hash(), proof,
+                             checkpoint.root)
+        except ProofError as error:
+            raise BundleInvalid(
+                f"{where} (position {record.position}) is not in the signed log: {error}"
+            ) from error
+        decoded = _decoded(record, where)
+        if "event" in item and item["event"] != decoded:
+            raise BundleInvalid(f"{where}: its readable copy differs from the signed bytes")
+        if decoded.get("practice") != practice:
+            raise BundleInvalid(f"{where} is not an event of practice {practice}")
+        result.events.append({"position": record.position, "topic": record.topic, **decoded})
+    return result
+
+
+def _record(item: Any, where: str) -> EventRecord:
+    position = _field(item, "position", int, where)
+    version = _field(item, "version", int, where)
+    topic = _field(item, "topic", str, where)
+    try:
+        stream = uuid.UUID(_field(item, "stream_id", str, where)).bytes
+        state = base64.b64decode(_field(item, "state", str, where), validate=True)
+    except (ValueError, binascii.Error) as error:
+        raise BundleError(f"{where}: malformed stream id or state") from error
+    if position < 1 or version < 1:
+        raise BundleError(f"{where}: position and version start at 1")
+    return EventRecord(position, stream, version, topic, state)
+
+
+def _decoded(record: EventRecord, where: str) -> dict[str, Any]:
+    try:
+        decoded = orjson.loads(record.state)
+    except orjson.JSONDecodeError as error:
+        raise BundleInvalid(f"{where}: the stored state is not JSON") from error
+    if not isinstance(decoded, dict):
+        raise BundleInvalid(f"{where}: the stored state is not a JSON object")
+    return decoded
+
+
+def verify_consistency_between(
+    newer: dict[str, Any], newer_checkpoint: Checkpoint, older: Checkpoint
+) -> None:
+    """Prove `older` (already verified) is a prefix of `newer_checkpoint` (already verified)."""
+    if older.origin != newer_checkpoint.origin:
+        raise BundleInvalid(
+            f"the checkpoints are of two logs ({older.origin!r}, {newer_checkpoint.origin!r})"
+        )
+    if older.size == newer_checkpoint.size:
+        if older.root != newer_checkpoint.root:
+            raise BundleInvalid(f"two different roots for the same size {older.size}: a fork")
+        return
+    entries = _field(newer, "consistency", list, "the bundle")
+    for n, entry in enumerate(entries):
+        note = _field(entry, "checkpoint", str, f"consistency entry {n + 1}")
+        try:
+            listed = unverified_checkpoint(note)
+        except NoteError:
+            continue
+        if listed.size != older.size:
+            continue
+        proof = _hash_list(_field(entry, "proof", list, f"consistency entry {n + 1}"),
+                           f"consistency entry {n + 1}")
+        try:
+            verify_consistency(older.size, newer_checkpoint.size, older.root,
+                               newer_checkpoint.root, proof)
+        except ProofError as error:
+            raise BundleInvalid(
+                f"checkpoint of size {older.size} is not a prefix of size "
+                f"{newer_checkpoint.size}: {error}"
+            ) from error
+        return
+    raise BundleInvalid(
+        f"the newer bundle carries no consistency proof from size {older.size}"
+    )

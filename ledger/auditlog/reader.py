@@ -1,0 +1,179 @@
+"""Reading the events and the audit tables in one consistent snapshot, on either store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ledger.audit.merkle import perfect_levels
+from ledger.auditlog.seal import TreeHead, read_head
+from ledger.auditlog.tables import (
+    NODE_LEVEL_STEP,
+    Cursor,
+    Dialect,
+    as_tuple,
+    ensure_tables,
+    sqlite_reader,
+)
+
+if TYPE_CHECKING:
+    from ledger.store.eventstore import EventStore
+
+EventRow = tuple[int, Any, int, str, Any]
+LeafRow = tuple[int, int, bytes, int, bytes]
+CheckpointRow = tuple[int, int, bytes, str, str]
+
+
+class LogReader:
+    """Queries over the events and the audit tables (rows as tuples)."""
+
+    def __init__(self, curs: Cursor, dialect: Dialect) -> None:
+        self.curs = curs
+        self.dialect = dialect
+
+    def _all(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        self.curs.execute(self.dialect.sql(query), params)
+        rows = self.curs.fetchall()
+        return rows if self.dialect.kind == "sqlite" else [as_tuple(r) for r in rows]
+
+    def _one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+        self.curs.execute(self.dialect.sql(query), params)
+        row = self.curs.fetchone()
+        return None if row is None else as_tuple(row)[0]
+
+    def head(self) -> TreeHead | None:
+        return read_head(self.curs, self.dialect)
+
+    def max_event_position(self) -> int:
+        return int(self._one("SELECT MAX({position}) FROM {events}") or 0)
+
+    def count_events_after(self, position: int) -> int:
+        return int(self._one("SELECT COUNT(*) FROM {events} WHERE {position} > ?", (position,)))
+
+    def leaf_count(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM {leaves}"))
+
+    def leaves(self, start: int, limit: int) -> list[LeafRow]:
+        return self._all(
+            "SELECT leaf_index, position, stream_id, version, leaf_hash FROM {leaves} "
+            "WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
+            (start, limit),
+        )
+
+    def leaf_at(self, index: int) -> LeafRow | None:
+        rows = self.leaves(index, 1)
+        return rows[0] if rows and rows[0][0] == index else None
+
+    def leaf_for_position(self, position: int) -> LeafRow | None:
+        rows = self._all(
+            "SELECT leaf_index, position, stream_id, version, leaf_hash FROM {leaves} "
+            "WHERE position = ?",
+            (position,),
+        )
+        return rows[0] if rows else None
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        rows = self._all(
+            "SELECT leaf_hash FROM {leaves} WHERE leaf_index >= ? AND leaf_index < ? "
+            "ORDER BY leaf_index",
+            (start, end),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def events_between(self, after: int, upto: int) -> list[EventRow]:
+        """Events with after < position <= upto, in position order."""
+        return self._all(
+            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
+            "WHERE {position} > ? AND {position} <= ? ORDER BY {position}",
+            (after, upto),
+        )
+
+    def events_after(self, after: int, limit: int) -> list[EventRow]:
+        return self._all(
+            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
+            "WHERE {position} > ? ORDER BY {position} LIMIT ?",
+            (after, limit),
+        )
+
+    def event_at(self, position: int) -> EventRow | None:
+        rows = self.events_between(position - 1, position)
+        return rows[0] if rows else None
+
+    def nodes(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        rows = self._all(
+            "SELECT node_index, hash FROM {nodes} WHERE level = ? AND node_index >= ? "
+            "AND node_index < ?",
+            (level, start, end),
+        )
+        return {int(r[0]): bytes(r[1]) for r in rows}
+
+    def node_count(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM {nodes}"))
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        return self._all(
+            "SELECT checkpoint_id, size, root, note, created_at FROM {checkpoints} "
+            "ORDER BY checkpoint_id"
+        )
+
+    def leaf_identities(self) -> dict[tuple[bytes, int], int]:
+        """(stream id, version) -> leaf index, for telling moved events from new ones."""
+        rows = self._all("SELECT stream_id, version, leaf_index FROM {leaves}")
+        return {(bytes(r[0]), int(r[1])): int(r[2]) for r in rows}
+
+    def stored_state(self, position: int) -> bytes | None:
+        row = self.event_at(position)
+        return None if row is None else bytes(row[4])
+
+
+class StoreNodes:
+    """A merkle.NodeReader over the leaf and node tables: at most 8 reads per subtree."""
+
+    def __init__(self, reader: LogReader) -> None:
+        self.reader = reader
+        self.cache: dict[tuple[int, int], bytes] = {}
+
+    def perfect(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key in self.cache:
+            return self.cache[key]
+        base = level - level % NODE_LEVEL_STEP
+        span = 1 << (level - base)
+        first = index * span
+        if base == 0:
+            hashes = self.reader.leaf_hashes(first, first + span)
+        else:
+            found = self.reader.nodes(base, first, first + span)
+            hashes = [found[i] for i in range(first, first + span) if i in found]
+        if len(hashes) != span:
+            raise LookupError(f"the audit tables lack the subtree ({level}, {index})")
+        result = perfect_levels(hashes)[level - base][0]
+        self.cache[key] = result
+        return result
+
+
+@contextmanager
+def snapshot(store: EventStore) -> Iterator[LogReader]:
+    """A read-only, consistent view of the events and the audit tables."""
+    dialect = ensure_tables(store)
+    if store.target.kind == "sqlite":
+        with sqlite_reader(store.target.location) as conn:
+            conn.isolation_level = None
+            curs = conn.cursor()
+            curs.execute("BEGIN")
+            try:
+                yield LogReader(curs, dialect)
+            finally:
+                conn.rollback()
+        return
+    from psycopg.rows import tuple_row  # noqa: PLC0415
+
+    datastore: Any = store.app.recorder.datastore  # type: ignore[attr-defined]
+    with (
+        datastore.get_connection() as conn,
+        conn.transaction(force_rollback=True),
+        conn.cursor(row_factory=tuple_row) as curs,
+    ):
+        curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield LogReader(curs, dialect)

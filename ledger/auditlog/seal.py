@@ -1,0 +1,177 @@
+"""Sealing: every stored event becomes the next leaf of the Merkle log, in position order.
+
+Two ways in, one function doing the work (`seal_rows`):
+
+- in the write transaction (the hook): the recorder passes its cursor and the rows it
+  has just inserted with their positions, so events and leaves commit together;
+- as a follower (`seal`): whatever is stored but not yet sealed (an existing ledger on
+  first run, or events written before the hook), one transaction per chunk.
+
+Both take the tree-head row under a write lock and refuse a position at or below the
+last sealed one, and `ledger_leaves` has the leaf index as primary key and a unique
+position, so two sealers (two processes, or the hook and a follower) can never give
+one position two leaves, nor one leaf index two events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ledger.audit.leaf import event_leaf_hash, state_bytes, stream_bytes
+from ledger.audit.merkle import EMPTY_ROOT, CompactRange
+from ledger.auditlog.tables import NODE_LEVEL_STEP, Cursor, Dialect, as_tuple, ensure_tables
+from ledger.auditlog.tables import transaction as store_transaction
+
+if TYPE_CHECKING:
+    from ledger.store.eventstore import EventStore
+
+ORIGIN_PREFIX = "commissioning-ledger/"
+SEAL_CHUNK = 10_000
+
+StoredRow = tuple[int, Any, int, str, Any]  # position, stream id, version, topic, state
+
+
+class SealError(RuntimeError):
+    """The log cannot be extended as asked (a position already sealed, out of order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    origin: str
+    size: int
+    last_position: int
+    compact: CompactRange
+    root: bytes
+
+
+def read_head(curs: Cursor, dialect: Dialect, *, for_update: bool = False) -> TreeHead | None:
+    lock = " FOR UPDATE" if for_update and dialect.kind == "postgres" else ""
+    curs.execute(
+        dialect.sql("SELECT origin, size, last_position, frontier, root FROM {tree} WHERE id = 1")
+        + lock
+    )
+    row = curs.fetchone()
+    if row is None:
+        return None
+    origin, size, last, frontier, root = as_tuple(row)
+    return TreeHead(
+        str(origin), int(size), int(last), CompactRange.decode(int(size), bytes(frontier)),
+        bytes(root),
+    )
+
+
+def _create_head(curs: Cursor, dialect: Dialect) -> None:
+    origin = ORIGIN_PREFIX + str(uuid.uuid4())
+    insert = "INSERT OR IGNORE INTO" if dialect.kind == "sqlite" else "INSERT INTO"
+    conflict = " ON CONFLICT (id) DO NOTHING" if dialect.kind == "postgres" else ""
+    curs.execute(
+        dialect.sql(
+            insert + " {tree} (id, origin, size, last_position, frontier, root) "
+            "VALUES (1, ?, 0, 0, ?, ?)" + conflict
+        ),
+        (origin, b"", EMPTY_ROOT),
+    )
+
+
+def lock_head(curs: Cursor, dialect: Dialect) -> TreeHead:
+    """The tree head, created if need be, locked for writing until the transaction ends."""
+    _create_head(curs, dialect)  # a write first: SQLite takes its write lock here
+    if dialect.kind == "sqlite":
+        curs.execute(dialect.sql("UPDATE {tree} SET size = size WHERE id = 1"))
+    head = read_head(curs, dialect, for_update=True)
+    assert head is not None
+    return head
+
+
+def seal_rows(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> TreeHead:
+    """Append one leaf per row, in the caller's transaction; rows in position order.
+
+    This is the write-path hook: call it with the recorder's cursor after inserting
+    the events, with (position, originator_id, originator_version, topic, state).
+    """
+    head = lock_head(curs, dialect)
+    if not rows:
+        return head
+    compact = head.compact.copy()
+    size, last = head.size, head.last_position
+    leaves: list[tuple[int, int, bytes, int, bytes]] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    for position, stream, version, topic, state in rows:
+        if position <= last:
+            raise SealError(
+                f"position {position} cannot be sealed after position {last}: "
+                "already sealed or out of order"
+            )
+        stream_id = stream_bytes(stream)
+        leaf = event_leaf_hash(position, stream_id, version, topic, state_bytes(state))
+        leaves.append((size, position, stream_id, version, leaf))
+        for level, index, node in compact.append(leaf):
+            if level % NODE_LEVEL_STEP == 0:
+                nodes.append((level, index, node))
+        size += 1
+        last = position
+    curs.executemany(
+        dialect.sql(
+            "INSERT INTO {leaves} (leaf_index, position, stream_id, version, leaf_hash) "
+            "VALUES (?, ?, ?, ?, ?)"
+        ),
+        leaves,
+    )
+    if nodes:
+        curs.executemany(
+            dialect.sql("INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"), nodes
+        )
+    root = compact.root()
+    curs.execute(
+        dialect.sql(
+            "UPDATE {tree} SET size = ?, last_position = ?, frontier = ?, root = ? WHERE id = 1"
+        ),
+        (size, last, compact.encode(), root),
+    )
+    return TreeHead(head.origin, size, last, compact, root)
+
+
+def unsealed_rows(curs: Cursor, dialect: Dialect, after: int, limit: int) -> list[StoredRow]:
+    curs.execute(
+        dialect.sql(
+            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
+            "WHERE {position} > ? ORDER BY {position} LIMIT ?"
+        ),
+        (after, limit),
+    )
+    return [as_tuple(r) for r in curs.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    sealed: int
+    head: TreeHead
+
+
+def seal(
+    store: EventStore,
+    chunk: int = SEAL_CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> SealResult:
+    """Seal every stored event not yet in the log; safe to run from several processes."""
+    dialect = ensure_tables(store)
+    sealed = 0
+    while True:
+        with store_transaction(store, commit=True) as curs:
+            head = lock_head(curs, dialect)
+            rows = unsealed_rows(curs, dialect, head.last_position, chunk)
+            head = seal_rows(curs, dialect, rows)
+        sealed += len(rows)
+        if progress is not None and rows:
+            progress(len(rows))
+        if len(rows) < chunk:
+            return SealResult(sealed, head)
+
+
+def current_head(store: EventStore) -> TreeHead | None:
+    dialect = ensure_tables(store)
+    with store_transaction(store, commit=False) as curs:
+        return read_head(curs, dialect)

@@ -1,0 +1,146 @@
+"""The audit tables beside the events, and the SQL to reach them on each store.
+
+    ledger_leaves       leaf_index (PK), position (unique), stream_id, version, leaf_hash
+    ledger_nodes        level, node_index, hash: every perfect subtree at levels 4, 8, 12, ...
+                        (so any subtree hash costs at most 8 reads: O(log n) proofs)
+    ledger_tree         one row: origin, size, last sealed position, compact range, root
+    ledger_checkpoints  checkpoint_id, size, root, signed note text, created_at
+
+They live in the same database (and PostgreSQL schema) as the events.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ledger.store.eventstore import EventStore
+
+NODE_LEVEL_STEP = 4  # nodes are stored at levels 4, 8, 12, ...
+
+
+class Cursor(Protocol):
+    def execute(self, query: Any, params: Any = ...) -> Any: ...
+
+    def executemany(self, query: Any, params_seq: Any) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Any: ...
+
+
+def as_tuple(row: Any) -> tuple[Any, ...]:
+    """Rows come as tuples, sqlite3.Row or (psycopg DictRow) dicts: always a tuple."""
+    if isinstance(row, dict):
+        return tuple(row.values())
+    return tuple(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    kind: str  # "sqlite" | "postgres"
+    schema: str
+    events_table: str
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}"."{name}"' if self.kind == "postgres" else name
+
+    @property
+    def events(self) -> str:
+        return self.table(self.events_table)
+
+    @property
+    def position(self) -> str:
+        return "notification_id" if self.kind == "postgres" else "rowid"
+
+    def sql(self, text: str) -> str:
+        """Write queries with `?` and `{leaves}`-style names; adapted to the store here."""
+        text = text.format(
+            leaves=self.table("ledger_leaves"),
+            nodes=self.table("ledger_nodes"),
+            tree=self.table("ledger_tree"),
+            checkpoints=self.table("ledger_checkpoints"),
+            events=self.events,
+            position=self.position,
+        )
+        return text.replace("?", "%s") if self.kind == "postgres" else text
+
+    def create_statements(self) -> list[str]:
+        blob = "bytea" if self.kind == "postgres" else "BLOB"
+        big = "bigint" if self.kind == "postgres" else "INTEGER"
+        serial = "bigserial" if self.kind == "postgres" else "INTEGER"
+        return [
+            self.sql(
+                f"CREATE TABLE IF NOT EXISTS {{leaves}} (leaf_index {big} PRIMARY KEY, "
+                f"position {big} NOT NULL UNIQUE, stream_id {blob} NOT NULL, "
+                f"version {big} NOT NULL, leaf_hash {blob} NOT NULL)"
+            ),
+            self.sql(
+                f"CREATE TABLE IF NOT EXISTS {{nodes}} (level integer NOT NULL, "
+                f"node_index {big} NOT NULL, hash {blob} NOT NULL, "
+                "PRIMARY KEY (level, node_index))"
+            ),
+            self.sql(
+                "CREATE TABLE IF NOT EXISTS {tree} (id integer PRIMARY KEY CHECK (id = 1), "
+                f"origin text NOT NULL, size {big} NOT NULL, last_position {big} NOT NULL, "
+                f"frontier {blob} NOT NULL, root {blob} NOT NULL)"
+            ),
+            self.sql(
+                f"CREATE TABLE IF NOT EXISTS {{checkpoints}} (checkpoint_id {serial} PRIMARY KEY, "
+                f"size {big} NOT NULL, root {blob} NOT NULL, note text NOT NULL, "
+                "created_at text NOT NULL)"
+            ),
+        ]
+
+
+def dialect_of(store: EventStore) -> Dialect:
+    recorder = store.app.recorder
+    if store.target.kind == "postgres":
+        schema = recorder.datastore.schema  # type: ignore[attr-defined]
+        return Dialect("postgres", str(schema), str(recorder.events_table_name))  # type: ignore[attr-defined]
+    return Dialect("sqlite", "", str(recorder.events_table_name))  # type: ignore[attr-defined]
+
+
+@contextmanager
+def transaction(store: EventStore, *, commit: bool) -> Iterator[Cursor]:
+    """A cursor in one transaction on the store's own connections; rows as tuples."""
+    datastore: Any = store.app.recorder.datastore  # type: ignore[attr-defined]
+    if store.target.kind == "postgres":
+        from psycopg.rows import tuple_row  # noqa: PLC0415
+
+        with (
+            datastore.get_connection() as conn,
+            conn.transaction(force_rollback=not commit),
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            yield curs
+    else:
+        with datastore.transaction(commit=commit) as curs:
+            yield curs
+
+
+def ensure_tables(store: EventStore) -> Dialect:
+    dialect = dialect_of(store)
+    with transaction(store, commit=True) as curs:
+        for statement in dialect.create_statements():
+            curs.execute(statement)
+    return dialect
+
+
+@contextmanager
+def sqlite_reader(path: str) -> Iterator[sqlite3.Connection]:
+    """A plain read-only connection (tuples, no wrappers): the fast path of `verify`."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def fetch(curs: Cursor, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    curs.execute(query, params)
+    return [as_tuple(r) for r in curs.fetchall()]
