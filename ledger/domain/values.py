@@ -13,7 +13,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Final
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationInfo
 
 from ledger.domain.errors import InvalidInput
 
@@ -282,8 +282,8 @@ def check_free_text(text: str, field: str) -> str:
     return text
 
 
-def _free_text(text: str) -> str:
-    return check_free_text(text, "text")
+def _free_text(text: str, info: ValidationInfo) -> str:
+    return check_free_text(text, (info.field_name or "text").replace("_", " "))
 
 
 FreeText = Annotated[str, AfterValidator(_free_text)]
