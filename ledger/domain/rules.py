@@ -24,6 +24,10 @@ def check_new_holder(
     holder_practice: Practice | None,
 ) -> None:
     """Invariant 7: a consortium holder needs the practice as a member on the day."""
+    if holder == f"practice:{practice}":
+        raise RuleViolation(
+            "holder", f"the holder cannot be {practice} itself; it holds what it has not handed on"
+        )
     kind, _, code = holder.partition(":")
     if kind == "consortium":
         if consortium is None:

@@ -71,3 +71,10 @@ def test_chains_ending_at_a_consortium_or_a_self_holding_practice_are_fine() -> 
     check_no_cycle("A81001", [ACUTE], "practice:A81002", JUNE,
                    lambda code, e, d: holdings.get(code, f"practice:{code}"))
     check_no_cycle("A81001", [ACUTE], "practice:A81004", JUNE, lambda code, e, d: None)
+
+
+def test_the_practice_itself_is_never_a_new_holder() -> None:
+    with pytest.raises(RuleViolation) as refused:
+        check_new_holder("A81001", "practice:A81001", JUNE, consortium=None,
+                         holder_practice=practice("A81001"))
+    assert refused.value.rule == "holder"
