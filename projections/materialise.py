@@ -97,6 +97,8 @@ def from_sql(column: Column, value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({"text", "int"})  # stored as they are
+
 _SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "date": "TEXT", "instant": "TEXT",
               "bool": "INTEGER"}
 
@@ -246,7 +248,10 @@ class Cache:
 
     @staticmethod
     def _params(columns: tuple[Column, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(to_sql(c, v) for c, v in zip(columns, values, strict=True))
+        if all(c.type in _PLAIN for c in columns):
+            return values
+        return tuple(v if c.type in _PLAIN else to_sql(c, v)
+                     for c, v in zip(columns, values, strict=True))
 
     def _delete_sql(self, table: Table) -> str:
         where = " AND ".join(f"{c.name} = {self.db.p}" for c in table.key)

@@ -289,6 +289,7 @@ class Reads:
             f"SELECT practice, allocator FROM {self._t('position_budgets')} WHERE year = ?",  # noqa: S608
             [str(fy)]))
         order = {str(e): i for i, e in enumerate(ELEMENTS)}
+        year_text = str(fy)
         rows: list[Row] = []
         for p, element, *sums in sorted(amounts, key=lambda r: (r[0], order.get(r[1], 99))):
             consortium, basis_points = terms.get(p, ("", 0))
@@ -298,7 +299,7 @@ class Reads:
             used = committed + settled
             rows.append({
                 "practice": p, "consortium": consortium, "allocator": allocators.get(p, ""),
-                "year": str(fy), "element": element,
+                "year": year_text, "element": element,
                 "allocated_pence": allocated, "available_pence": available,
                 "committed_pence": committed, "settled_pence": settled,
                 "drawn_pence": drawn, "remaining_pence": remaining,
