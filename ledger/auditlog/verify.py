@@ -29,7 +29,7 @@ import orjson
 from ledger.audit.leaf import LEAF_FORMAT, state_bytes, stream_bytes
 from ledger.audit.merkle import CompactRange, aligned_pieces, perfect_levels
 from ledger.audit.note import NoteError, Verifier, open_checkpoint
-from ledger.auditlog.reader import EventRow, LeafRow, LogReader, snapshot
+from ledger.auditlog.reader import EventRow, LeafHashRow, LogReader, snapshot
 from ledger.auditlog.tables import NODE_LEVEL_STEP
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ _LEN = struct.Struct(">I")
 def _leaf_hashes(rows: list[EventRow]) -> list[bytes]:
     """Leaf hashes of stored events (leaf.event_leaf_hash, inlined for speed)."""
     sha, pack, lpack, fromhex = hashlib.sha256, _HEAD.pack, _LEN.pack, bytes.fromhex
+    topics: dict[str, bytes] = {}
     out: list[bytes] = []
     append = out.append
     for position, stream, version, topic, stored in rows:
@@ -105,9 +106,11 @@ def _leaf_hashes(rows: list[EventRow]) -> list[bytes]:
         except ValueError:
             sid = stream_bytes(stream)
         state = stored if type(stored) is bytes else state_bytes(stored)
-        t = topic.encode()
-        append(sha(pack(0, LEAF_FORMAT, position, sid, version, len(t)) + t + lpack(len(state))
-                   + state).digest())
+        t = topics.get(topic)
+        if t is None:
+            t = topics[topic] = topic.encode()
+        append(sha(b"".join((pack(0, LEAF_FORMAT, position, sid, version, len(t)), t,
+                             lpack(len(state)), state))).digest())
     return out
 
 
@@ -185,7 +188,7 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass, in the order a reader would c
     index = 0
     last_position = 0
     while True:
-        leaves = reader.leaves(index, CHUNK)
+        leaves = reader.leaf_hash_rows(index, CHUNK)
         if not leaves:
             break
         if leaves[0][0] != index or leaves[-1][0] != index + len(leaves) - 1:
@@ -200,10 +203,10 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass, in the order a reader would c
         report.events_checked += len(events)
         recomputed = _leaf_hashes(events)
         if [e[0] for e in events] == [leaf[1] for leaf in leaves]:
-            if recomputed != [bytes(leaf[4]) for leaf in leaves]:
+            if recomputed != [bytes(leaf[2]) for leaf in leaves]:
                 identities = identities or reader.leaf_identities()
                 for leaf, event, computed in zip(leaves, events, recomputed, strict=True):
-                    if computed != bytes(leaf[4]):
+                    if computed != bytes(leaf[2]):
                         _classify(report, leaf, event, identities)
             hashes = recomputed
         else:
@@ -238,8 +241,8 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass, in the order a reader would c
     del max_position
 
 
-def _contiguous(leaves: list[LeafRow], index: int) -> list[LeafRow]:
-    out: list[LeafRow] = []
+def _contiguous(leaves: list[LeafHashRow], index: int) -> list[LeafHashRow]:
+    out: list[LeafHashRow] = []
     for leaf in leaves:
         if leaf[0] != index + len(out):
             break
@@ -249,13 +252,13 @@ def _contiguous(leaves: list[LeafRow], index: int) -> list[LeafRow]:
 
 def _classify(
     report: VerifyReport,
-    leaf: LeafRow,
+    leaf: LeafHashRow,
     event: EventRow,
     identities: dict[tuple[bytes, int], int],
 ) -> None:
     leaf_index, position = leaf[0], leaf[1]
     identity = (stream_bytes(event[1]), int(event[2]))
-    if identity == (bytes(leaf[2]), int(leaf[3])):
+    if identities.get(identity) == leaf_index:
         report.add(Damage(EDITED, position, f"the event at position {position} was altered "
                                             "after it was sealed", leaf_index))
         return
@@ -270,7 +273,7 @@ def _classify(
 
 def _diagnose(  # noqa: PLR0917
     report: VerifyReport,
-    leaves: list[LeafRow],
+    leaves: list[LeafHashRow],
     events: list[EventRow],
     recomputed: list[bytes],
     identities: dict[tuple[bytes, int], int],
@@ -284,7 +287,7 @@ def _diagnose(  # noqa: PLR0917
                                               "never sealed"))
     hashes: list[bytes] = []
     for leaf in leaves:
-        leaf_index, position, stored = leaf[0], leaf[1], bytes(leaf[4])
+        leaf_index, position, stored = leaf[0], leaf[1], bytes(leaf[2])
         found = by_position.get(position)
         if found is None:
             if position > max_position:

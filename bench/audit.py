@@ -1,0 +1,189 @@
+"""Audit benchmark: `verify` rate on a large SQLite ledger, and sealing's cost on writes.
+
+    python bench/audit.py                      # 1,000,000 events, 20,000 applied commands
+    python bench/audit.py --events 200000 --apply 10000 --commands 500
+
+Prints:
+  build       rows written to make the large ledger (raw inserts of real event states)
+  seal        follower sealing of the whole ledger (events/s)
+  verify      `ledger verify` of the whole ledger (events/s; issue target >= 200,000)
+  proof       one inclusion proof on the large ledger (ms; O(log n) reads)
+  apply       `ledger apply` write cost per event, then the cost of sealing those events
+              (follower: reads them back; hook: seal_rows on the rows, in a transaction)
+  command     one command per transaction, and seal_rows of its one event per transaction
+Ratios are seal cost / write cost per event, measured in the same run (target <= 0.20).
+Not a test: compare ratios, not absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledger.application.batch import apply_lines
+from ledger.application.commands import build_command
+from ledger.audit.merkle import verify_inclusion
+from ledger.auditlog.reader import StoreNodes, snapshot
+from ledger.auditlog.seal import seal, seal_rows, unsealed_rows
+from ledger.auditlog.tables import ensure_tables, transaction
+from ledger.auditlog.verify import verify_store
+from ledger.bootstrap import bootstrap
+
+ALLOCATOR = "allocator:Q71"
+
+
+def setup_lines(practice: str) -> list[str]:
+    return [
+        orjson.dumps(line).decode()
+        for line in [
+            {"command": "practice register", "command_id": f"reg-{practice}", "actor": ALLOCATOR,
+             "args": {"practice": practice, "name": "Bench", "list_size": 4000}},
+            {"command": "budget allocate", "command_id": f"alloc-{practice}", "actor": ALLOCATOR,
+             "args": {"practice": practice, "year": "2024-25",
+                      "element": {"acute": "100000000000"}}},
+        ]
+    ]
+
+
+def commit_lines(practice: str, n: int, prefix: str) -> list[str]:
+    return [
+        orjson.dumps({
+            "command": "spend commit", "command_id": f"{prefix}-{i}",
+            "actor": f"practice:{practice}",
+            "args": {"practice": practice, "year": "2024-25", "element": "acute",
+                     "ref": f"{prefix}-{i:07d}", "amount": "125.00", "provider": "RTR",
+                     "service": "Hip replacement", "qs": ["QS3"], "on": "2024-06-01"},
+        }).decode()
+        for i in range(n)
+    ]
+
+
+def build_large(path: str, events: int) -> float:
+    """A ledger of `events` real-sized events: a few written by the service, the rest copies
+    of a real SpendCommitted state under fresh streams (the verifier cannot tell)."""
+    ledger = bootstrap(path)
+    apply_lines(ledger.service, setup_lines("A81001") + commit_lines("A81001", 10, "seed"))
+    template = ledger.store.notifications(0, 20)[-1]
+    ledger.close()
+    state = bytes(template.state)
+    start = time.perf_counter()
+    conn = sqlite3.connect(path)
+    rows = (
+        (uuid.uuid4().hex, 1, template.topic, state.replace(b"seed-0000009", b"%012d" % i))
+        for i in range(events - 12)
+    )
+    conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    return time.perf_counter() - start
+
+
+def large_ledger(events: int, workdir: Path) -> None:
+    path = str(workdir / "large.db")
+    built = build_large(path, events)
+    print(f"build     {events:>10,} events in {built:6.2f} s")
+    ledger = bootstrap(path)
+    start = time.perf_counter()
+    sealed = seal(ledger.store, chunk=50_000).sealed
+    elapsed = time.perf_counter() - start
+    rate = sealed / elapsed
+    print(f"seal      {sealed:>10,} events in {elapsed:6.2f} s  {rate:>10,.0f} events/s")
+    report = verify_store(ledger.store)
+    assert report.ok, report.damage
+    rate = report.events_checked / report.seconds
+    print(f"verify    {report.events_checked:>10,} events in {report.seconds:6.2f} s  "
+          f"{rate:>10,.0f} events/s   "
+          f"(target >= 200,000: {'met' if rate >= 200_000 else 'MISSED'})")
+    with snapshot(ledger.store) as reader:
+        nodes = StoreNodes(reader)
+        from ledger.audit.merkle import inclusion_proof, tree_root  # noqa: PLC0415
+
+        size = report.sealed
+        start = time.perf_counter()
+        proof = inclusion_proof(nodes, size // 3, size)
+        root = tree_root(nodes, size)
+        proof_ms = (time.perf_counter() - start) * 1000
+        leaf = reader.leaf_at(size // 3)
+        assert leaf is not None
+        verify_inclusion(size // 3, size, bytes(leaf[4]), proof, root)
+    assert root == report.root
+    print(f"proof     leaf {size // 3:,} of {size:,}: {len(proof)} hashes in {proof_ms:.1f} ms")
+    ledger.close()
+
+
+def write_overheads(workdir: Path, applied: int, commands: int) -> None:
+    ledger = bootstrap(str(workdir / "writes.db"))
+    apply_lines(ledger.service, setup_lines("A81002"))
+    seal(ledger.store)
+    lines = commit_lines("A81002", applied, "w")
+    start = time.perf_counter()
+    report = apply_lines(ledger.service, lines)
+    write = time.perf_counter() - start
+    assert report.applied == applied, report.refused[:1]
+    events = ledger.store.head() - 2
+
+    dialect = ensure_tables(ledger.store)
+    with transaction(ledger.store, commit=False) as curs:  # the hook's work, rolled back
+        rows = unsealed_rows(curs, dialect, 2, events + 10)
+        start = time.perf_counter()
+        for i in range(0, len(rows), 2000):  # one hook call per apply batch
+            seal_rows(curs, dialect, rows[i : i + 2000])
+        hook = time.perf_counter() - start
+    start = time.perf_counter()
+    follower = seal(ledger.store).sealed
+    follow = time.perf_counter() - start
+    assert follower == events
+    per_write = write / events * 1e6
+    print(f"apply     {events:>10,} events: write {per_write:7.1f} us/event; "
+          f"seal hook {hook / events * 1e6:6.1f} us/event (ratio {hook / write:.3f}); "
+          f"follower {follow / events * 1e6:6.1f} us/event (ratio {follow / write:.3f})")
+
+    service = ledger.service
+    timings: list[float] = []
+    for i in range(commands):
+        command = build_command("spend commit", {
+            "practice": "A81002", "year": "2024-25", "element": "acute", "ref": f"c-{i:06d}",
+            "amount": "1.00", "provider": "RTR", "service": "Hip"})
+        start = time.perf_counter()
+        service.execute(command, "practice:A81002")
+        timings.append(time.perf_counter() - start)
+    write_one = sum(timings) / commands
+    seal_times: list[float] = []
+    after = ledger.store.head() - commands
+    for i in range(commands):
+        start = time.perf_counter()
+        with transaction(ledger.store, commit=True) as curs:
+            seal_rows(curs, dialect, unsealed_rows(curs, dialect, after + i, 1))
+        seal_times.append(time.perf_counter() - start)
+    seal_one = sum(seal_times) / commands
+    print(f"command   {commands:>10,} commands: write {write_one * 1e6:7.1f} us/command; "
+          f"seal of one event in its own transaction {seal_one * 1e6:6.1f} us "
+          f"(ratio {seal_one / write_one:.3f}; an upper bound: the hook shares the write's "
+          f"transaction and commit)")
+    final = verify_store(ledger.store)
+    assert final.ok, final.damage
+    assert final.unsealed == 0
+    ledger.close()
+
+
+def main(argv: Any = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--apply", type=int, default=20_000)
+    parser.add_argument("--commands", type=int, default=500)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        write_overheads(workdir, args.apply, args.commands)
+        large_ledger(args.events, workdir)
+
+
+if __name__ == "__main__":
+    main()
