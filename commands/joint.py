@@ -1,0 +1,203 @@
+"""Joint accountability reads (issue 6): `ledger quality` and `ledger variation`.
+
+Each parses its options, calls one query of projections/joint_queries.py and
+prints the rows with commands/reads_render.py. Reads need no actor. `tour` is
+what `ledger demo` calls to show both after its summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.text import Text
+
+from commands.errors import handled
+from commands.reads import AsOf, FormatOption, YearOption
+from commands.reads_render import Format, out, rows
+from commands.run import state_of
+from ledger.domain.values import format_pence
+
+if TYPE_CHECKING:
+    from commands.state import CliState
+    from projections.joint_queries import JointReads
+
+Row = dict[str, Any]
+
+QUALITY_FIELDS = ["consortium", "year", "qs_code", "adopted", "adopted_on", "commitments",
+                  "spend_pence", "gap"]
+VARIATION_FIELDS = ["consortium", "year", "element", "practice", "weighted_population",
+                    "population_basis", "commitments", "spend_pence", "per_1000",
+                    "spend_per_1000_pence", "median_per_1000", "median_spend_per_1000_pence",
+                    "outlier", "outlier_reason", "note"]
+VARIATION_TABLE = ["practice", "population", "commitments", "per_1000",
+                   "spend_per_1000_pence", "outlier"]
+QUALITY_TABLE = ["consortium", "year", "qs_code", "adopted", "commitments", "spend_pence",
+                 "gap"]
+
+QUALITY_EPILOG = (
+    "Examples:\n\n"
+    "ledger quality\n\n"
+    "ledger quality --consortium 16C --year 2024-25\n\n"
+    "ledger quality --year 2024-25 --qs QS1 --qs QS3 --format csv"
+)
+VARIATION_EPILOG = (
+    "Outlier rule: a practice is flagged when its commitments per 1,000 patients, or its "
+    "spend per 1,000, lies outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR of the rates of its "
+    "consortium's members for that element (quartiles interpolated linearly between the "
+    "sorted rates). With fewer than 4 members that have a population no outliers are "
+    "flagged: the quartiles of 3 rates say nothing.\n\n"
+    "Examples:\n\n"
+    "ledger variation --consortium 16C --element acute\n\n"
+    "ledger variation --year 2024-25 --format json\n\n"
+    "ledger variation --consortium 16C --as-of 2024-09-30 --format csv"
+)
+
+
+def _reads(ctx: typer.Context) -> JointReads:
+    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
+
+    return JointReads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+
+
+def quality(
+    ctx: typer.Context,
+    *,
+    consortium: Annotated[
+        str | None, typer.Option("--consortium", help="One consortium (16C).")
+    ] = None,
+    year: YearOption = None,
+    qs: Annotated[
+        list[str] | None,
+        typer.Option("--qs", metavar="QS", help="Only these standards (QS1); repeatable."),
+    ] = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Quality standards per consortium and year: commitments and spend tagged with each.
+
+    Each adopted NICE standard with the number of commitments tagged with it and
+    what they are worth (outstanding + settled, in pence for programs). An
+    adopted standard with no commitment is a GAP. A commitment counts for the
+    consortium its practice belonged to on the commitment's effective date; one
+    cancelled with nothing paid does not count. Standards tagged but not
+    adopted are listed after, as not adopted. Every year unless --year.
+    """
+    with handled(state_of(ctx)):
+        found = _reads(ctx).quality(consortium=consortium, year=year, codes=qs or [])
+        show_quality(found, fmt)
+
+
+def variation(
+    ctx: typer.Context,
+    *,
+    consortium: Annotated[
+        str | None, typer.Option("--consortium", help="One consortium (16C); default: all.")
+    ] = None,
+    year: YearOption = None,
+    element: Annotated[
+        str | None,
+        typer.Option("--element", help="One element (acute); default: every element with "
+                                       "commitments."),
+    ] = None,
+    as_of: AsOf = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Peer review: members' commitments per 1,000 patients against the consortium median.
+
+    Outliers are flagged by the rule below.
+
+    Rates are per 1,000 of the practice's weighted population for the element
+    (its latest figure effective by the date), or of its list size when it has
+    no weighted figure (the row says so). Members are those on --as-of; their
+    commitments of the year effective by then count, at what they are worth now.
+    """
+    with handled(state_of(ctx)):
+        from projections.queries import parse_day  # noqa: PLC0415 - fast --help
+
+        day = parse_day(as_of, "--as-of") if as_of is not None else None
+        found = _reads(ctx).variation(consortium=consortium, year=year, element=element,
+                                      as_of=day)
+        show_variation(found, fmt)
+
+
+# --- rendering -----------------------------------------------------------------------
+
+
+def show_quality(found: Sequence[Row], fmt: Format) -> None:
+    if fmt is not Format.table:
+        rows([{k: r[k] for k in QUALITY_FIELDS} for r in found], fmt, columns=QUALITY_FIELDS)
+        return
+    shown = [r | {"adopted": "yes" if r["adopted"] else "no",
+                  "gap": "GAP" if r["gap"] else ""} for r in found]
+    rows(shown, fmt, columns=QUALITY_TABLE, title="Quality standards",
+         empty="no adopted standards and no tagged commitments")
+    gaps = [r for r in found if r["gap"]]
+    if gaps:
+        named = ", ".join(f"{r['consortium']} {r['year']} {r['qs_code']}" for r in gaps)
+        out.print(Text(f"{len(gaps)} adopted standard(s) with no commitments: {named}",
+                       style="bold red"))
+
+
+def show_variation(found: Sequence[Row], fmt: Format) -> None:
+    if fmt is not Format.table:
+        rows([{k: r[k] for k in VARIATION_FIELDS} for r in found], fmt,
+             columns=VARIATION_FIELDS)
+        return
+    if not found:
+        rows([], fmt, title="Variation", empty="no member practices in scope")
+        return
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in found:
+        groups.setdefault((r["consortium"], r["element"], r["year"]), []).append(r)
+    for (consortium, element, year), members in groups.items():
+        first = members[0]
+        median = first["median_per_1000"]
+        median_spend = first["median_spend_per_1000_pence"]
+        title = (f"{consortium} {element} {year}, per 1,000 patients: median "
+                 f"{'-' if median is None else median} commitments, "
+                 f"{'-' if median_spend is None else format_pence(median_spend)} spend")
+        shown = []
+        for r in members:
+            people, basis = r["weighted_population"], r["population_basis"]
+            shown.append(r | {
+                "population": f"{people:,}" if basis == "weighted"
+                else f"{people:,} (list size)" if basis == "list size" else "none",
+                "outlier": f"OUTLIER: {r['outlier_reason']}" if r["outlier"] else "",
+            })
+        rows(shown, fmt, columns=VARIATION_TABLE, title=title)
+        notes = {n for r in members for n in r["note"].split("; ") if "no outliers" in n}
+        for note in sorted(notes):
+            out.print(Text(f"{consortium} {element}: {note}"))
+    flagged = sum(r["outlier"] for r in found)
+    out.print(Text(f"{flagged} outlier(s). Rule: outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR "
+                   "of the members' rates; none with fewer than 4 members.",
+                   style="bold red" if flagged else ""))
+
+
+def tour(state: CliState, *, year: str | None = None, consortium: str | None = None,
+         element: str | None = "acute") -> None:
+    """Show quality and variation in `ledger demo`'s tour (after its summary).
+
+    Quality for every consortium (gaps listed under the table); variation of
+    `element` for `consortium`, or, without one, only the outlier rows of every
+    consortium. Errors are the caller's to handle (run it inside `handled`).
+    """
+    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
+
+    reads = JointReads(state.ledger().store, today=datetime.now(UTC).date())
+    show_quality(reads.quality(year=year), Format.table)
+    found = reads.variation(consortium=consortium, year=year, element=element)
+    if consortium is None:
+        outliers = [r for r in found if r["outlier"]]
+        out.print(Text(f"Peer review of {element or 'every element'}: {len(outliers)} "
+                       f"outlier(s) among {len(found)} member practices"))
+        found = outliers
+    show_variation(found, Format.table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `quality` and `variation` to the `ledger` app."""
+    app.command("quality", epilog=QUALITY_EPILOG)(quality)
+    app.command("variation", epilog=VARIATION_EPILOG)(variation)
