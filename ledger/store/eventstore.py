@@ -17,19 +17,16 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
-from psycopg import sql
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.events import LedgerEvent
 from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event, encode_event
 from ledger.store.recorders import (
+    IndexedRecorder,
     Indexes,
-    LedgerPostgresFactory,
-    LedgerPostgresRecorder,
     LedgerSQLiteFactory,
     LedgerSQLiteRecorder,
     Receipt,
@@ -87,6 +84,16 @@ def _postgres_target(url: str) -> StoreTarget:
     return StoreTarget("postgres", mask_password(url), env)
 
 
+# A topic, not an import: psycopg loads only when a PostgreSQL store is opened.
+POSTGRES_FACTORY = "ledger.store.postgres:LedgerPostgresFactory"
+
+
+def _is_store_error(error: Exception) -> bool:
+    if isinstance(error, PersistenceError | OSError):
+        return True
+    return type(error).__module__.startswith("psycopg")
+
+
 class LedgerApplication(Application[uuid.UUID]):
     """eventsourcing's Application with the pydantic mapper and the ledger's recorders."""
 
@@ -106,16 +113,17 @@ class EventStore:
         if target.kind == "sqlite":
             env["PERSISTENCE_MODULE"] = get_topic(LedgerSQLiteFactory)
         else:
-            env["PERSISTENCE_MODULE"] = get_topic(LedgerPostgresFactory)
+            env["PERSISTENCE_MODULE"] = POSTGRES_FACTORY
         try:
             self.app = LedgerApplication(env=_isolated(env))
-        except (PersistenceError, OSError, psycopg.Error) as error:
+        except Exception as error:
+            if not _is_store_error(error):
+                raise
             raise StoreUnavailable(
                 "store", f"cannot open the ledger at {target.display}: {_first_line(error)}"
             ) from error
         recorder = self.app.recorder
-        assert isinstance(recorder, LedgerSQLiteRecorder | LedgerPostgresRecorder)
-        self.recorder: LedgerSQLiteRecorder | LedgerPostgresRecorder = recorder
+        self.recorder: IndexedRecorder = recorder  # type: ignore[assignment]
 
     # --- writing -----------------------------------------------------------------------
 
@@ -226,33 +234,12 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def prepare_postgres(target: StoreTarget) -> None:
-    """Create the schema (if named) before eventsourcing creates its tables there."""
-    env = target.env
-    schema = env.get("POSTGRES_SCHEMA")
-    try:
-        with psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=int(env["POSTGRES_PORT"]),
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"] or None,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-            autocommit=True,
-        ) as conn:
-            if schema:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(
-                    sql.Identifier(schema)))
-    except psycopg.Error as error:
-        raise StoreUnavailable(
-            "store", f"cannot reach PostgreSQL at {target.display}: {_first_line(error)}"
-        ) from error
-
-
 def open_store(target: str | StoreTarget) -> EventStore:
     parsed = parse_target(target) if isinstance(target, str) else target
     if parsed.kind == "postgres":
-        prepare_postgres(parsed)
+        from ledger.store.postgres import prepare_postgres  # noqa: PLC0415 - psycopg on demand
+
+        prepare_postgres(parsed.env, parsed.display)
     else:
         parent = Path(parsed.location).parent
         if not parent.is_dir():

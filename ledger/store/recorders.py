@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -29,7 +29,6 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
@@ -38,9 +37,6 @@ from eventsourcing.sqlite import (
     SQLiteCursor,
     SQLiteFactory,
 )
-from psycopg import Cursor
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +62,19 @@ class Indexes:
     affiliations: Sequence[tuple[str, str]] = ()  # (practice, consortium) ever joined
 
 
-def _indexes(kwargs: dict[str, Any]) -> Indexes:
+class IndexedRecorder(Protocol):
+    """What the write path reads from the side tables, on either store."""
+
+    def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]: ...
+
+    def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]: ...
+
+    def select_ref(self, ref: str) -> RefEntry | None: ...
+
+    def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]: ...
+
+
+def indexes_of(kwargs: dict[str, Any]) -> Indexes:
     indexes = kwargs.get("indexes")
     return indexes if isinstance(indexes, Indexes) else Indexes()
 
@@ -89,7 +97,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        indexes = _indexes(kwargs)
+        indexes = indexes_of(kwargs)
         if indexes.receipts:
             c.executemany(
                 "INSERT INTO ledger_commands VALUES (?, ?, ?)",
@@ -206,94 +214,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return [StoredEvent(stream_id, row[0], row[1], row[2]) for row in rows]
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        schema = Identifier(self.datastore.schema)
-        self.sql_create_statements.extend(
-            [
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {0}.ledger_commands (command_id TEXT PRIMARY KEY, "
-                    "fingerprint TEXT NOT NULL, answer TEXT NOT NULL)"
-                ).format(schema),
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {0}.ledger_refs (ref TEXT PRIMARY KEY, "
-                    "practice TEXT NOT NULL, year TEXT NOT NULL)"
-                ).format(schema),
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {0}.ledger_affiliations (practice TEXT NOT NULL, "
-                    "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))"
-                ).format(schema),
-            ]
-        )
-        self._insert_receipt = SQL("INSERT INTO {0}.ledger_commands VALUES (%s, %s, %s)").format(
-            schema
-        )
-        self._insert_ref = SQL("INSERT INTO {0}.ledger_refs VALUES (%s, %s, %s)").format(schema)
-        self._insert_affiliation = SQL(
-            "INSERT INTO {0}.ledger_affiliations VALUES (%s, %s) ON CONFLICT DO NOTHING"
-        ).format(schema)
-        self._select_affiliations = SQL(
-            "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
-        ).format(schema)
-        self._select_receipts = SQL(
-            "SELECT command_id, fingerprint, answer FROM {0}.ledger_commands "
-            "WHERE command_id = ANY(%s)"
-        ).format(schema)
-        self._select_ref = SQL(
-            "SELECT ref, practice, year FROM {0}.ledger_refs WHERE ref = %s"
-        ).format(schema)
-        self._select_refs = SQL(
-            "SELECT ref, practice, year FROM {0}.ledger_refs WHERE ref = ANY(%s)"
-        ).format(schema)
-
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        indexes = _indexes(kwargs)
-        if indexes.receipts:
-            curs.executemany(
-                self._insert_receipt,
-                [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts],
-            )
-        if indexes.refs:
-            curs.executemany(self._insert_ref, [(r.ref, r.practice, r.year) for r in indexes.refs])
-        if indexes.affiliations:
-            curs.executemany(self._insert_affiliation, list(indexes.affiliations))
-        super()._insert_events(curs, stored_events, **kwargs)
-
-    def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_receipts, (list(command_ids),))
-            return {
-                row["command_id"]: Receipt(row["command_id"], row["fingerprint"], row["answer"])
-                for row in curs.fetchall()
-            }
-
-    def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_refs, (list(refs),))
-            return {
-                row["ref"]: RefEntry(row["ref"], row["practice"], row["year"])
-                for row in curs.fetchall()
-            }
-
-    def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_affiliations, (list(practices),))
-            for row in curs.fetchall():
-                found.setdefault(row["practice"], []).append(row["consortium"])
-        return found
-
-    def select_ref(self, ref: str) -> RefEntry | None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_ref, (ref,))
-            row = curs.fetchone()
-        return RefEntry(row["ref"], row["practice"], row["year"]) if row else None
-
-
-LedgerRecorder = LedgerSQLiteRecorder | LedgerPostgresRecorder
 
 
 class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
@@ -338,7 +258,3 @@ class LedgerSQLiteFactory(SQLiteFactory):
             db_name=old.db_name, lock_timeout=old.lock_timeout
         )
         old.close()
-
-
-class LedgerPostgresFactory(PostgresFactory):
-    application_recorder_class = LedgerPostgresRecorder
