@@ -93,7 +93,7 @@ def effective_date(command: Command, today: date, uow: UnitOfWork) -> date:
 
 def _year_of(command: Command, uow: UnitOfWork) -> FinancialYear | None:
     year = getattr(command, "year", None)
-    if isinstance(year, str) and not isinstance(command, ConsortiumAdopt):
+    if isinstance(year, str):
         return FinancialYear.parse(year)
     ref = getattr(command, "ref", None)
     if isinstance(command, SpendVary | SpendCancel) and ref:
