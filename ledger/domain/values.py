@@ -6,6 +6,7 @@ raises `InvalidInput` (naming the rule) for anything else. Nothing here does I/O
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ class FinancialYear:
 
     @classmethod
     def parse(cls, text: str) -> FinancialYear:
+        return _parse_year(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> FinancialYear:
         match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
         if not match or (int(match[1]) + 1) % 100 != int(match[2]):
             raise InvalidInput(
@@ -190,6 +195,10 @@ class Actor:
 
     @classmethod
     def parse(cls, text: str) -> Actor:
+        return _parse_actor(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Actor:
         role_text, sep, rest = text.strip().partition(":")
         code, _, person = rest.partition("/")
         try:
@@ -220,6 +229,18 @@ class Actor:
 
     def __str__(self) -> str:
         return f"{self.holder}/{self.person}" if self.person else self.holder
+
+
+# Parsed values are immutable, and the same few years and actors recur on every
+# line of a large `apply`: parse each distinct text once. Errors are not cached.
+@functools.lru_cache(maxsize=1024)
+def _parse_actor(text: str) -> Actor:
+    return Actor._parse(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_year(text: str) -> FinancialYear:
+    return FinancialYear._parse(text)
 
 
 def _parse_allocator_code(text: str) -> str:
