@@ -412,6 +412,8 @@ class Budget(Aggregate):
         pool: PoolAccess | None = None,
     ) -> None:
         commitment = self._open_commitment(context, ref, "vary")
+        if amount <= 0:
+            raise RuleViolation("amount", "a variation must be more than zero; cancel instead")
         if amount < commitment.settled:
             raise RuleViolation(
                 "commitment",
