@@ -18,6 +18,7 @@ from typing import Any
 
 from ledger.application.commands import build_command
 from ledger.application.service import LedgerService, Request
+from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.errors import RuleViolation
 from ledger.domain.events import (
     EVENT_TYPES,
@@ -115,6 +116,8 @@ ELEMENT_WEIGHTS: dict[Element, int] = {
 }
 STANDARDS = ("QS1", "QS2", "QS3", "QS6", "QS8", "QS9", "QS10", "QS22", "QS25", "QS37")
 
+GAP_STANDARD = "QS13"
+POOL_BASIS_POINTS = 100  # 16C top-slices 1% of its members' allocations
 PRACTICES_PER_CONSORTIUM = 9
 UNAFFILIATED = 3
 COMMITMENTS = 420
@@ -246,6 +249,7 @@ class DemoBuilder:
         self.holdings(practices)
         refs = self.spending(practices)
         self.follow_up(refs)
+        self.joint_accountability(practices)
         self.count()
         return self.summary
 
@@ -271,11 +275,15 @@ class DemoBuilder:
         )
         for code, *_ in CONSORTIA:
             adopted = ["QS1", "QS2", "QS3", *self.rng.sample(STANDARDS[3:], k=3)]
+            if code == "16C":
+                # End of life care: adopted, but nothing commissioned against it (a gap).
+                adopted.append(GAP_STANDARD)
             requests.append(self.request(f"consortium:{code}", "consortium adopt",
                                          {"consortium": code, "year": str(YEAR),
                                           "codes": adopted, "on": start}))
         requests.append(self.request("consortium:16C", "consortium risk-pool", {
-            "consortium": "16C", "year": str(YEAR), "top_slice": "1%", "on": start}))
+            "consortium": "16C", "year": str(YEAR), "top_slice": f"{POOL_BASIS_POINTS / 100:g}%",
+            "on": start}))
         requests.extend(
             self.request(ALLOCATOR, "budget allocate", {
                 "practice": p.code, "year": str(YEAR), "on": start,
@@ -443,6 +451,58 @@ class DemoBuilder:
             self.request(self.holding.holder(code, element, on), name, args)
             for on, _, name, args, code, element in steps
         ])
+
+    def joint_accountability(self, practices: list[DemoPractice]) -> None:
+        """A hard budget in 16C drawing on its risk pool, and a peer-review outlier in 00P."""
+        self.summary.highlights.append((f"adopted {GAP_STANDARD} with nothing against it", "16C"))
+        drawer = self._pool_drawer(practices)
+        if drawer is not None:
+            self._draw_on_pool(drawer)
+        outlier = next(p for p in practices if p.consortium == "00P")
+        requests = []
+        for n in range(30):
+            day = date(2024, 10, 1) + timedelta(days=4 * n)
+            requests.append(self.request(
+                self.holding.holder(outlier.code, Element.ACUTE, day), "spend commit", {
+                    "practice": outlier.code, "year": str(YEAR), "element": "acute",
+                    "ref": f"R-{outlier.code}-PT{n + 1:02d}",
+                    "amount": _pounds(self.rng.randint(1_800, 4_200) * 100),
+                    "provider": "RXP", "service": "Direct access physiotherapy",
+                    "qs": [], "on": day.isoformat(),
+                }))
+        self.run(requests)
+        self.summary.highlights.append(("outlier in peer review (acute)", outlier.code))
+
+    def _pool_drawer(self, practices: list[DemoPractice]) -> DemoPractice | None:
+        """A 16C member holding its own health-inequalities element, nowhere overspent."""
+        uow = UnitOfWork(self.service.store, self.service.cache)
+        for p in practices:
+            if p.consortium != "16C" or p.code in self.hard:
+                continue
+            if self.holding.holder(p.code, Element.HEALTH_INEQUALITIES, date(2025, 2, 10)) != (
+                _own(p)
+            ):
+                continue
+            budget = uow.budget(p.code, YEAR)
+            if all(budget.remaining(e, POOL_BASIS_POINTS) >= 0 for e in ELEMENTS):
+                return p
+        return None
+
+    def _draw_on_pool(self, p: DemoPractice) -> None:
+        self.run([self.request(ALLOCATOR, "budget harden", {
+            "practice": p.code, "year": str(YEAR), "on": "2025-02-01",
+            "reason": "Competence assured at year-end review",
+        })])
+        self.hard.add(p.code)
+        budget = UnitOfWork(self.service.store, self.service.cache).budget(p.code, YEAR)
+        remaining = budget.remaining(Element.HEALTH_INEQUALITIES, POOL_BASIS_POINTS)
+        self.run([self.request(_own(p), "spend commit", {
+            "practice": p.code, "year": str(YEAR), "element": "health-inequalities",
+            "ref": f"R-{p.code}-WINTER", "amount": _pounds(remaining + 7_500_00),
+            "provider": "Age UK", "service": "Winter warmth outreach", "qs": [],
+            "on": "2025-02-10",
+        })])
+        self.summary.highlights.append(("drew £7,500.00 on the 16C risk pool", p.code))
 
     def count(self) -> None:
         counts: Counter[str] = Counter()
