@@ -145,6 +145,26 @@ def unsealed_rows(curs: Cursor, dialect: Dialect, after: int, limit: int) -> lis
     return [as_tuple(r) for r in curs.fetchall()]
 
 
+def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> TreeHead:
+    """The write-path hook: seal the rows just inserted, in the inserting transaction.
+
+    Any older events still unsealed (a ledger written before the hook) are sealed
+    first, so the log never skips a position.
+    """
+    head = lock_head(curs, dialect)
+    if not rows:
+        return head
+    curs.execute(
+        dialect.sql(
+            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
+            "WHERE {position} > ? AND {position} < ? ORDER BY {position}"
+        ),
+        (head.last_position, rows[0][0]),
+    )
+    backlog: list[StoredRow] = [as_tuple(r) for r in curs.fetchall()]
+    return seal_rows(curs, dialect, [*backlog, *rows])
+
+
 @dataclass(frozen=True, slots=True)
 class SealResult:
     sealed: int

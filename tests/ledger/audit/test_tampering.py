@@ -21,7 +21,7 @@ import pytest
 from ledger.application.commands import build_command
 from ledger.audit.bundle import BundleInvalid, load_bundle, verify_bundle
 from ledger.auditlog.proofs import AuditFailed, make_checkpoint, prove_practice, store_signer
-from ledger.auditlog.seal import seal
+from ledger.auditlog.seal import SealError, seal, seal_rows
 from ledger.auditlog.verify import (
     BAD_SIGNATURE,
     CHECKPOINT_ALTERED,
@@ -250,6 +250,28 @@ def test_unsealed_events_are_reported_not_failed(
     assert seal(other.store).sealed == 1
     assert seal(ledger.store).sealed == 0
     assert verify_store(ledger.store).unsealed == 0
+
+
+def test_the_write_path_hook_seals_new_rows_and_any_backlog(ledger: Ledger) -> None:
+    from ledger.auditlog.seal import seal_inserted, unsealed_rows  # noqa: PLC0415
+    from ledger.auditlog.tables import ensure_tables, transaction  # noqa: PLC0415
+
+    write_history(ledger, commitments=3)
+    seal(ledger.store)
+    write_history_more(ledger)
+    ledger.service.execute(build_command("spend commit", {
+        "practice": "A81001", "year": "2024-25", "element": "acute", "ref": "R-Y",
+        "amount": "1.00", "provider": "RTR", "service": "Hip"}), "practice:A81001")
+    dialect = ensure_tables(ledger.store)
+    with transaction(ledger.store, commit=True) as curs:
+        newest = unsealed_rows(curs, dialect, 0, 100)[-1:]  # as if just inserted
+        head = seal_inserted(curs, dialect, newest)
+    assert head.size == 8
+    report = verify_store(ledger.store)
+    assert report.ok, report.damage
+    assert report.unsealed == 0
+    with transaction(ledger.store, commit=True) as curs, pytest.raises(SealError):
+        seal_rows(curs, dialect, newest)  # never two leaves for one position
 
 
 def test_sealing_in_chunks_matches_sealing_at_once(ledger: Ledger) -> None:
