@@ -180,14 +180,19 @@ def tour(state: CliState, *, year: str | None = None, consortium: str | None = N
          element: str | None = "acute") -> None:
     """Show quality and variation in `ledger demo`'s tour (after its summary).
 
-    Quality for every consortium (gaps listed under the table); variation of
+    The adopted standards of every consortium (gaps listed under the table); variation of
     `element` for `consortium`, or, without one, only the outlier rows of every
     consortium. Errors are the caller's to handle (run it inside `handled`).
     """
     from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
 
     reads = JointReads(state.ledger().store, today=datetime.now(UTC).date())
-    show_quality(reads.quality(year=year), Format.table)
+    standards = reads.quality(year=year)
+    show_quality([r for r in standards if r["adopted"]], Format.table)
+    others = sum(not r["adopted"] for r in standards)
+    if others:
+        out.print(Text(f"{others} standard(s) tagged on commitments but not adopted: "
+                       "`ledger quality` lists them too."))
     found = reads.variation(consortium=consortium, year=year, element=element)
     if consortium is None:
         outliers = [r for r in found if r["outlier"]]

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from commands.joint import tour
+from commands.state import CliState
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.values import ELEMENTS
@@ -252,3 +254,21 @@ def test_variation_table_csv_and_errors_in_process(sqlite_path: str) -> None:
         done = invoke(db_url, "variation", *args)
         assert done.exit_code == code, (args, done.stderr)
         assert message in one_line_error(done.stderr)
+
+
+def test_demo_tour_shows_gaps_and_outliers(sqlite_path: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with bootstrap(sqlite_path) as ledger:
+        joint_scenario.write(ledger)
+    state = CliState(db=sqlite_path, actor=None, command_id=None)
+    try:
+        tour(state, year="2024-25")
+    finally:
+        state.close()
+    text = " ".join(capsys.readouterr().out.split())
+    assert "2 adopted standard(s) with no commitments: 16C 2024-25 QS1, 16C 2024-25 QS9" in text
+    assert "2 standard(s) tagged on commitments but not adopted" in text
+    assert "QS10" not in text  # not adopted: left to `ledger quality`
+    assert "Peer review of acute: 1 outlier(s) among 6 member practices" in text
+    assert "A81003" in text
+    assert "A81001" not in text  # only the outliers, without a consortium
