@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from ledger.domain.errors import InvalidInput
 from ledger.domain.values import (
@@ -54,45 +62,60 @@ class Command(BaseModel):
         return value
 
 
-def _practice(value: str) -> str:
-    return parse_practice_code(value)
+def _year(value: str) -> str:
+    return str(FinancialYear.parse(value))
 
 
-class _PracticeArg(Command):
-    practice: str
-
-    @field_validator("practice")
-    @classmethod
-    def _p(cls, value: str) -> str:
-        return _practice(value)
+def _amount(value: str) -> str:
+    parse_amount(value)
+    return value.strip()
 
 
-class _ConsortiumArg(Command):
-    consortium: str
-
-    @field_validator("consortium")
-    @classmethod
-    def _c(cls, value: str) -> str:
-        return parse_consortium_code(value)
-
-
-class _BudgetArg(_PracticeArg):
-    year: str
-
-    @field_validator("year")
-    @classmethod
-    def _y(cls, value: str) -> str:
-        return str(FinancialYear.parse(value))
-
-    @property
-    def financial_year(self) -> FinancialYear:
-        return FinancialYear.parse(self.year)
+def _ref(value: str) -> str:
+    ref = value.strip()
+    if not ref or len(ref) > 64 or any(c.isspace() for c in ref):
+        raise InvalidInput("ref", f"malformed commitment reference {value!r}")
+    return ref
 
 
 def _elements(value: Any) -> tuple[Element, ...]:
     items = [value] if isinstance(value, str) else list(value)
     parsed = [parse_element(str(v)) for part in items for v in str(part).split(",") if v.strip()]
     return tuple(dict.fromkeys(parsed))
+
+
+def _qs_codes(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else list(value or ())
+    return tuple(dict.fromkeys(parse_qs_code(str(v)) for v in items))
+
+
+# Argument types shared by the commands: each parses as the CLI documents and
+# raises InvalidInput, naming the rule, for anything else.
+PracticeCode = Annotated[str, AfterValidator(parse_practice_code)]
+ConsortiumCode = Annotated[str, AfterValidator(parse_consortium_code)]
+Year = Annotated[str, AfterValidator(_year)]
+Amount = Annotated[str, AfterValidator(_amount)]
+Ref = Annotated[str, AfterValidator(_ref)]
+Holder = Annotated[str, AfterValidator(parse_holder)]
+OneElement = Annotated[Element, BeforeValidator(lambda v: parse_element(str(v)))]
+Elements = Annotated[tuple[Element, ...], BeforeValidator(_elements)]
+QsCodes = Annotated[tuple[str, ...], BeforeValidator(_qs_codes)]
+
+
+class _PracticeArg(Command):
+    practice: PracticeCode
+
+
+class _ConsortiumArg(Command):
+    consortium: ConsortiumCode
+
+
+class _BudgetArg(_PracticeArg):
+    year: Year
+
+    @property
+    def financial_year(self) -> FinancialYear:
+        return FinancialYear.parse(self.year)
 
 
 # --- practices -----------------------------------------------------------------------
@@ -135,13 +158,8 @@ class ConsortiumLeave(_ConsortiumArg, _PracticeArg):
 
 class ConsortiumRiskPool(_ConsortiumArg):
     name: ClassVar[str] = "consortium risk-pool"
-    year: str
+    year: Year
     top_slice: str
-
-    @field_validator("year")
-    @classmethod
-    def _y(cls, value: str) -> str:
-        return str(FinancialYear.parse(value))
 
     @field_validator("top_slice")
     @classmethod
@@ -152,19 +170,8 @@ class ConsortiumRiskPool(_ConsortiumArg):
 
 class ConsortiumAdopt(_ConsortiumArg):
     name: ClassVar[str] = "consortium adopt"
-    year: str
-    codes: tuple[str, ...]
-
-    @field_validator("year")
-    @classmethod
-    def _y(cls, value: str) -> str:
-        return str(FinancialYear.parse(value))
-
-    @field_validator("codes", mode="before")
-    @classmethod
-    def _codes(cls, value: Any) -> Any:
-        items = [value] if isinstance(value, str) else list(value)
-        return tuple(parse_qs_code(str(v)) for v in items)
+    year: Year
+    codes: QsCodes
 
 
 # --- budgets -------------------------------------------------------------------------
@@ -200,14 +207,9 @@ class BudgetAllocate(_BudgetArg):
 
 class BudgetAdjust(_BudgetArg):
     name: ClassVar[str] = "budget adjust"
-    element: Element
+    element: OneElement
     by: str
     reason: FreeText
-
-    @field_validator("element", mode="before")
-    @classmethod
-    def _e(cls, value: Any) -> Any:
-        return parse_element(str(value))
 
     @field_validator("by")
     @classmethod
@@ -218,39 +220,19 @@ class BudgetAdjust(_BudgetArg):
 
 class BudgetDelegate(_BudgetArg):
     name: ClassVar[str] = "budget delegate"
-    element: tuple[Element, ...]
-    to: str
-
-    @field_validator("element", mode="before")
-    @classmethod
-    def _e(cls, value: Any) -> Any:
-        return _elements(value)
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, value: str) -> str:
-        return parse_holder(value)
+    element: Elements
+    to: Holder
 
 
 class BudgetRevoke(_BudgetArg):
     name: ClassVar[str] = "budget revoke"
-    element: tuple[Element, ...]
-
-    @field_validator("element", mode="before")
-    @classmethod
-    def _e(cls, value: Any) -> Any:
-        return _elements(value)
+    element: Elements
 
 
 class BudgetOptOut(_BudgetArg):
     name: ClassVar[str] = "budget opt-out"
-    to: str
+    to: Holder
     reason: FreeText = Field(min_length=1)
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, value: str) -> str:
-        return parse_holder(value)
 
 
 class BudgetOptIn(_BudgetArg):
@@ -271,61 +253,21 @@ class BudgetSoften(_BudgetArg):
 # --- spending ------------------------------------------------------------------------
 
 
-def _ref(value: str) -> str:
-    ref = value.strip()
-    if not ref or len(ref) > 64 or any(c.isspace() for c in ref):
-        raise InvalidInput("ref", f"malformed commitment reference {value!r}")
-    return ref
-
-
 class SpendCommit(_BudgetArg):
     name: ClassVar[str] = "spend commit"
-    element: Element
-    ref: str
-    amount: str
+    element: OneElement
+    ref: Ref
+    amount: Amount
     provider: FreeText = Field(min_length=1)
     service: FreeText = Field(min_length=1)
-    qs: tuple[str, ...] = ()
-
-    @field_validator("element", mode="before")
-    @classmethod
-    def _e(cls, value: Any) -> Any:
-        return parse_element(str(value))
-
-    @field_validator("ref")
-    @classmethod
-    def _r(cls, value: str) -> str:
-        return _ref(value)
-
-    @field_validator("amount")
-    @classmethod
-    def _a(cls, value: str) -> str:
-        parse_amount(value)
-        return value.strip()
-
-    @field_validator("qs", mode="before")
-    @classmethod
-    def _qs(cls, value: Any) -> Any:
-        items = [value] if isinstance(value, str) else list(value or ())
-        return tuple(dict.fromkeys(parse_qs_code(str(v)) for v in items))
+    qs: QsCodes = ()
 
 
 class SpendVary(Command):
     name: ClassVar[str] = "spend vary"
-    ref: str
-    amount: str
+    ref: Ref
+    amount: Amount
     reason: FreeText | None = None
-
-    @field_validator("ref")
-    @classmethod
-    def _r(cls, value: str) -> str:
-        return _ref(value)
-
-    @field_validator("amount")
-    @classmethod
-    def _a(cls, value: str) -> str:
-        parse_amount(value)
-        return value.strip()
 
 
 class SpendSettle(SpendVary):
@@ -335,13 +277,8 @@ class SpendSettle(SpendVary):
 
 class SpendCancel(Command):
     name: ClassVar[str] = "spend cancel"
-    ref: str
+    ref: Ref
     reason: FreeText | None = None
-
-    @field_validator("ref")
-    @classmethod
-    def _r(cls, value: str) -> str:
-        return _ref(value)
 
 
 C = TypeVar("C", bound=Command)
