@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from commands.joint import tour
+from commands.reads_render import out
 from commands.state import CliState
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput, NotFound
@@ -217,7 +218,10 @@ def test_ledger_variation_command(ledger: Ledger, db_url: str, tmp_path: Path) -
     assert json.loads(done.stdout) == EXPECTED_16C
 
 
-def test_variation_table_csv_and_errors_in_process(sqlite_path: str) -> None:
+def test_variation_table_csv_and_errors_in_process(
+        sqlite_path: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(out, "width", 200)  # tables unwrapped, whatever the terminal
     # The rendering and the error mapping do not depend on the store: SQLite only.
     db_url = sqlite_path
     with bootstrap(db_url) as ledger:
@@ -256,8 +260,9 @@ def test_variation_table_csv_and_errors_in_process(sqlite_path: str) -> None:
         assert message in one_line_error(done.stderr)
 
 
-def test_demo_tour_shows_gaps_and_outliers(sqlite_path: str,
+def test_demo_tour_shows_gaps_and_outliers(sqlite_path: str, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(out, "width", 200)
     with bootstrap(sqlite_path) as ledger:
         joint_scenario.write(ledger)
     state = CliState(db=sqlite_path, actor=None, command_id=None)
