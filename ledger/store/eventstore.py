@@ -130,11 +130,12 @@ class EventStore:
     def write(self, work: Callable[[], tuple[Sequence[LedgerEvent], Indexes, T]]) -> T:
         """Run `work` (reads, then decisions) and append the events it returns, atomically.
 
-        On SQLite the reads and the append share one write transaction (SQLite
-        has a single writer anyway), so nothing can change in between. On
-        PostgreSQL the reads run first and the append is checked optimistically:
-        a stream version, command id or reference taken meanwhile raises
-        IntegrityError, and the caller runs the work again.
+        The reads and the append share one write transaction that holds the
+        store's write lock from its start (SQLite's single writer; PostgreSQL's
+        EXCLUSIVE lock on the events table, which eventsourcing takes for every
+        insert anyway), so nothing can change in between. A conflict can then
+        only come from a writer that bypasses this path: it raises IntegrityError
+        and the caller runs the work again.
         """
         recorder = self.recorder
         if isinstance(recorder, LedgerSQLiteRecorder):
@@ -144,9 +145,11 @@ class EventStore:
                     stored = [self._to_stored(e) for e in events]
                     recorder._insert_events(cursor, stored, indexes=indexes)
             return result
-        events, indexes, result = work()
-        if events or indexes.receipts:
-            self.append(events, indexes)
+        with recorder.write_transaction() as curs:  # type: ignore[attr-defined]
+            events, indexes, result = work()
+            if events or indexes.receipts:
+                stored = [self._to_stored(e) for e in events]
+                recorder.insert_in_transaction(curs, stored, indexes)  # type: ignore[attr-defined]
         return result
 
     def append(self, events: Sequence[LedgerEvent], indexes: Indexes) -> list[int]:
@@ -237,13 +240,13 @@ def _first_line(error: BaseException) -> str:
 def open_store(target: str | StoreTarget) -> EventStore:
     parsed = parse_target(target) if isinstance(target, str) else target
     if parsed.kind == "postgres":
-        from ledger.store.postgres import prepare_postgres  # noqa: PLC0415 - psycopg on demand
+        from ledger.store.postgres import prepared  # noqa: PLC0415 - psycopg on demand
 
-        prepare_postgres(parsed.env, parsed.display)
-    else:
-        parent = Path(parsed.location).parent
-        if not parent.is_dir():
-            raise StoreUnavailable(
-                "store", f"cannot open the ledger at {parsed.location}: no directory {parent}"
-            )
+        with prepared(parsed.env, parsed.display):
+            return EventStore(parsed)
+    parent = Path(parsed.location).parent
+    if not parent.is_dir():
+        raise StoreUnavailable(
+            "store", f"cannot open the ledger at {parsed.location}: no directory {parent}"
+        )
     return EventStore(parsed)

@@ -5,18 +5,29 @@ Imported only when a postgresql:// store is opened, so SQLite users never load p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresFactory,
+)
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.domain.errors import StoreUnavailable
-from ledger.store.recorders import Receipt, RefEntry, indexes_of
+from ledger.store.recorders import Indexes, Receipt, RefEntry, indexes_of
+
+# The cursor of the write transaction this thread is in, if any: reads made while
+# deciding a command go through it, inside the table lock.
+_WRITE_CURSOR: ContextVar[Cursor[DictRow] | None] = ContextVar("ledger_pg_cursor", default=None)
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -49,6 +60,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._select_affiliations = SQL(
             "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
         ).format(schema)
+        self._select_stream = SQL(
+            "SELECT originator_version, topic, state FROM {0}.{1} "
+            "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
+        ).format(schema, Identifier(self.events_table_name))
         self._select_receipts = SQL(
             "SELECT command_id, fingerprint, answer FROM {0}.ledger_commands "
             "WHERE command_id = ANY(%s)"
@@ -75,8 +90,68 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.executemany(self._insert_affiliation, list(indexes.affiliations))
         super()._insert_events(curs, stored_events, **kwargs)
 
-    def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
+    @contextmanager
+    def write_transaction(self) -> Iterator[Cursor[DictRow]]:
+        """A transaction that takes the events table's write lock before it reads.
+
+        eventsourcing takes the same EXCLUSIVE lock for every insert; taking it
+        first makes a command's reads and its append one serialised unit, like
+        SQLite's single writer: no version conflicts, so no retries, and no
+        rolled-back inserts burning sequence numbers (positions stay gap-free).
+        Readers (SELECT) are not blocked.
+        """
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            token = _WRITE_CURSOR.set(curs)
+            try:
+                yield curs
+            finally:
+                _WRITE_CURSOR.reset(token)
+
+    def insert_in_transaction(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], indexes: Indexes
+    ) -> Sequence[int]:
+        """Append events and their indexes inside `write_transaction` (the lock is held)."""
+        self._insert_events(curs, stored_events, indexes=indexes)
+        if not stored_events:
+            return []
+        self._notify_channel(curs)
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
+        return list(self._fetch_ids_after_insert_events(curs, stored_events) or [])
+
+    @contextmanager
+    def _reading(self) -> Iterator[Cursor[DictRow]]:
+        current = _WRITE_CURSOR.get()
+        if current is not None:
+            yield current
+            return
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            yield curs
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        if _WRITE_CURSOR.get() is None or lte is not None or desc or limit is not None:
+            stored: Sequence[StoredEvent] = super().select_events(
+                originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+            )
+            return stored
+        with self._reading() as curs:
+            curs.execute(self._select_stream, (originator_id, gt or 0))
+            return [
+                StoredEvent(originator_id, row["originator_version"], row["topic"],
+                            bytes(row["state"]))
+                for row in curs.fetchall()
+            ]
+
+    def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
+        with self._reading() as curs:
             curs.execute(self._select_receipts, (list(command_ids),))
             return {
                 row["command_id"]: Receipt(row["command_id"], row["fingerprint"], row["answer"])
@@ -84,7 +159,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             }
 
     def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self._reading() as curs:
             curs.execute(self._select_refs, (list(refs),))
             return {
                 row["ref"]: RefEntry(row["ref"], row["practice"], row["year"])
@@ -93,14 +168,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self._reading() as curs:
             curs.execute(self._select_affiliations, (list(practices),))
             for row in curs.fetchall():
                 found.setdefault(row["practice"], []).append(row["consortium"])
         return found
 
     def select_ref(self, ref: str) -> RefEntry | None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self._reading() as curs:
             curs.execute(self._select_ref, (ref,))
             row = curs.fetchone()
         return RefEntry(row["ref"], row["practice"], row["year"]) if row else None
@@ -110,11 +185,20 @@ class LedgerPostgresFactory(PostgresFactory):
     application_recorder_class = LedgerPostgresRecorder
 
 
-def prepare_postgres(env: dict[str, str], display: str) -> None:
-    """Create the schema (if named) before eventsourcing creates its tables there."""
+# Any fixed number: the advisory lock that serialises opening (and so creating) a ledger.
+_OPENING_LOCK = 0x1ED6E4
+
+
+@contextmanager
+def prepared(env: dict[str, str], display: str) -> Iterator[None]:
+    """Create the schema (if named), and hold a lock while the caller creates the tables.
+
+    Two processes opening a fresh ledger at once would otherwise race on
+    eventsourcing's CREATE TABLE / TYPE / FUNCTION ("tuple concurrently updated").
+    """
     schema = env.get("POSTGRES_SCHEMA")
     try:
-        with psycopg.connect(
+        conn = psycopg.connect(
             dbname=env["POSTGRES_DBNAME"],
             host=env["POSTGRES_HOST"],
             port=int(env["POSTGRES_PORT"]),
@@ -122,13 +206,17 @@ def prepare_postgres(env: dict[str, str], display: str) -> None:
             password=env["POSTGRES_PASSWORD"] or None,
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
             autocommit=True,
-        ) as conn:
-            if schema:
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(sql.Identifier(schema))
-                )
+        )
     except psycopg.Error as error:
         first = (str(error).strip() or type(error).__name__).splitlines()[0]
         raise StoreUnavailable(
             "store", f"cannot reach PostgreSQL at {display}: {first}"
         ) from error
+    with conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_OPENING_LOCK,))
+        if schema:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(sql.Identifier(schema)))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_OPENING_LOCK,))
