@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from commands import apply, budget, consortium, demo, practice, spend
+from commands import apply, budget, consortium, demo, practice, reads, spend
 from commands.joint import register as register_joint  # issue 6: quality, variation
 from commands.state import CliState
 
@@ -62,12 +62,13 @@ app.command("apply", epilog=apply.EPILOG)(apply.apply)
 app.command("demo", epilog=demo.EPILOG)(demo.demo)
 
 # Reads (projections/): registered here by commands/reads.py's author.
-register_joint(app)  # issue 6: quality, variation
 
 # Audit (issue 5): verify, checkpoint, prove, verify-bundle — commands/audit.py.
 from commands import audit  # noqa: E402 - kept with its registration
 
 audit.register(app)
+reads.register(app)  # reads: holders, trail, position, replay, projections, events
+register_joint(app)  # issue 6: quality, variation
 
 
 def main() -> None:
