@@ -20,10 +20,12 @@ from eventsourcing.postgres import (
 )
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
+from ledger.auditlog.seal import seal_inserted
+from ledger.auditlog.tables import Dialect
 from ledger.domain.errors import StoreUnavailable
-from ledger.store.recorders import Indexes, Receipt, RefEntry, indexes_of
+from ledger.store.recorders import Indexes, Receipt, RefEntry, indexes_of, sealable
 
 # The cursor of the write transaction this thread is in, if any: reads made while
 # deciding a command go through it, inside the table lock.
@@ -60,6 +62,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._select_affiliations = SQL(
             "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
         ).format(schema)
+        self.audit_dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
+        self.sql_create_statements.extend(
+            Composed([SQL(statement)])  # psycopg types SQL(str) as a literal string
+            for statement in self.audit_dialect.create_statements()
+        )
         self._select_stream = SQL(
             "SELECT originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
@@ -118,6 +125,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._notify_channel(curs)
         PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
         return list(self._fetch_ids_after_insert_events(curs, stored_events) or [])
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # Here, not in _insert_events: on PostgreSQL that runs before the insert. The
+        # events table is still locked, and a SealError rolls the write back.
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
+        seal_inserted(curs, self.audit_dialect, sealable(ids, stored_events))
+        return ids
 
     @contextmanager
     def _reading(self) -> Iterator[Cursor[DictRow]]:

@@ -38,6 +38,9 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
+from ledger.auditlog.seal import StoredRow, seal_inserted
+from ledger.auditlog.tables import Dialect
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -74,6 +77,14 @@ class IndexedRecorder(Protocol):
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]: ...
 
 
+def sealable(ids: Sequence[int], stored: Sequence[StoredEvent]) -> list[StoredRow]:
+    """(position, stream, version, topic, state) of just-inserted events, for the sealer."""
+    return [
+        (i, s.originator_id, s.originator_version, s.topic, s.state)
+        for i, s in zip(ids, stored, strict=True)
+    ]
+
+
 def indexes_of(kwargs: dict[str, Any]) -> Indexes:
     indexes = kwargs.get("indexes")
     return indexes if isinstance(indexes, Indexes) else Indexes()
@@ -92,7 +103,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "ref TEXT PRIMARY KEY, practice TEXT NOT NULL, year TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ledger_affiliations (practice TEXT NOT NULL, "
             "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))",
+            *self.audit_dialect.create_statements(),
         ]
+
+    @property
+    def audit_dialect(self) -> Dialect:
+        return Dialect("sqlite", "", self.events_table_name)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -112,7 +128,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany(
                 "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)", indexes.affiliations
             )
-        return super()._insert_events(c, stored_events, **kwargs)
+        ids = super()._insert_events(c, stored_events, **kwargs) or []
+        # Seal: each event becomes the next leaf of the Merkle log in this transaction.
+        seal_inserted(c, self.audit_dialect, sealable(ids, stored_events))
+        return ids
 
     @contextmanager
     def write_transaction(self) -> Iterator[SQLiteCursor]:

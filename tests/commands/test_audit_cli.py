@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import orjson
+import psycopg
 import pytest
+from psycopg import sql
 
 from tests.commands.conftest import Ledger
 
@@ -56,14 +59,29 @@ def test_the_audit_round_trip(invoke: Ledger, tmp_path: Path, signing_key: Path)
     bad.one_line_error("verification failed", "position 2")
 
 
+def edit_first_event(db_url: str, old: str, new: str) -> None:
+    """What someone with write access to the database could do to the first event."""
+    if not db_url.startswith("postgresql://"):
+        with sqlite3.connect(db_url) as conn:
+            conn.execute("UPDATE stored_events SET state = replace(state, ?, ?) WHERE rowid = 1",
+                         (old, new))
+        return
+    base, _, query = db_url.partition("?")
+    schema = parse_qs(query)["schema"][0]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "UPDATE {0}.ledger_events SET state = convert_to(replace("
+                "convert_from(state, 'UTF8'), %s, %s), 'UTF8') WHERE notification_id = 1"
+            ).format(sql.Identifier(schema)),
+            (old, new),
+        )
+
+
 def test_verify_exits_4_on_tampering(invoke: Ledger, db_url: str) -> None:
-    if db_url.startswith("postgresql://"):
-        pytest.skip("the edit below is SQLite's; tests/ledger/audit tamper with both stores")
     populate(invoke)
     assert invoke("checkpoint").code == 0
-    with sqlite3.connect(db_url) as conn:
-        conn.execute("UPDATE stored_events SET state = replace(state, 'Densham', 'Dansham') "
-                     "WHERE rowid = 1")
+    edit_first_event(db_url, "Densham", "Dansham")
     result = invoke("verify")
     assert result.code == 4
     assert "first bad position 1: edited" in result.stdout

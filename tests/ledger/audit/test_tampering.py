@@ -17,11 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
 
 from ledger.application.commands import build_command
 from ledger.audit.bundle import BundleInvalid, load_bundle, verify_bundle
 from ledger.auditlog.proofs import AuditFailed, make_checkpoint, prove_practice, store_signer
 from ledger.auditlog.seal import SealError, seal, seal_rows
+from ledger.auditlog.tables import ensure_tables, fetch, transaction
 from ledger.auditlog.verify import (
     BAD_SIGNATURE,
     CHECKPOINT_ALTERED,
@@ -34,6 +37,8 @@ from ledger.auditlog.verify import (
     verify_store,
 )
 from ledger.bootstrap import Ledger
+from ledger.domain.events import SpendCommitted, budget_stream
+from ledger.store.mapper import encode_event
 
 NOW = datetime(2024, 7, 15, 12, 0, tzinfo=UTC)
 
@@ -236,12 +241,37 @@ def write_history_more(ledger: Ledger) -> None:
         "amount": "1.00", "provider": "RTR", "service": "Hip"}), "practice:A81001")
 
 
+def write_unsealed(ledger: Ledger, refs: tuple[str, ...]) -> None:
+    """Events as a ledger from before the write-path hook stored them: with no leaf.
+
+    They go through eventsourcing's own recorder (not the ledger's, which seals
+    in the write transaction), on the same tables.
+    """
+    env = dict(ledger.store.target.env)
+    env["PERSISTENCE_MODULE"] = (
+        "eventsourcing.sqlite" if ledger.store.target.kind == "sqlite" else "eventsourcing.postgres"
+    )
+    legacy = LegacyLedger(env=env)
+    stream = ledger.store.stream(budget_stream("A81001", "2024-25"))
+    last = stream[-1]
+    assert isinstance(last, SpendCommitted)
+    made = [
+        last.model_copy(update={"originator_version": last.originator_version + n,
+                                "ref": ref, "command_id": f"legacy-{ref}"})
+        for n, ref in enumerate(refs, start=1)
+    ]
+    legacy.recorder.insert_events([
+        StoredEvent(e.originator_id, e.originator_version, e.topic, encode_event(e))
+        for e in made
+    ])
+    legacy.close()
+
+
 def test_unsealed_events_are_reported_not_failed(
     ledger: Ledger, open_ledger: Callable[[], Ledger]
 ) -> None:
     write_history(ledger, commitments=2)
-    seal(ledger.store)
-    write_history_more(ledger)
+    write_unsealed(ledger, ("R-L1",))
     report = verify_store(ledger.store)
     assert report.ok
     assert report.unsealed == 1
@@ -253,30 +283,34 @@ def test_unsealed_events_are_reported_not_failed(
 
 
 def test_the_write_path_hook_seals_new_rows_and_any_backlog(ledger: Ledger) -> None:
-    from ledger.auditlog.seal import seal_inserted, unsealed_rows  # noqa: PLC0415
-    from ledger.auditlog.tables import ensure_tables, transaction  # noqa: PLC0415
-
     write_history(ledger, commitments=3)
-    seal(ledger.store)
-    write_history_more(ledger)
+    write_unsealed(ledger, ("R-L1", "R-L2"))
+    assert verify_store(ledger.store).unsealed == 2
+    # The next write through the ledger seals the backlog, then its own event.
     ledger.service.execute(build_command("spend commit", {
         "practice": "A81001", "year": "2024-25", "element": "acute", "ref": "R-Y",
         "amount": "1.00", "provider": "RTR", "service": "Hip"}), "practice:A81001")
-    dialect = ensure_tables(ledger.store)
-    with transaction(ledger.store, commit=True) as curs:
-        newest = unsealed_rows(curs, dialect, 0, 100)[-1:]  # as if just inserted
-        head = seal_inserted(curs, dialect, newest)
-    assert head.size == 8
     report = verify_store(ledger.store)
     assert report.ok, report.damage
     assert report.unsealed == 0
+    assert report.sealed == 9
+    dialect = ensure_tables(ledger.store)
+    with transaction(ledger.store, commit=True) as curs:
+        last = fetch(curs, dialect.sql(
+            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
+            "ORDER BY {position} DESC LIMIT 1"))
     with transaction(ledger.store, commit=True) as curs, pytest.raises(SealError):
-        seal_rows(curs, dialect, newest)  # never two leaves for one position
+        seal_rows(curs, dialect, last)  # never two leaves for one position
+
+
+class LegacyLedger(Application[Any]):
+    name = "ledger"  # the same tables as the ledger's own application
 
 
 def test_sealing_in_chunks_matches_sealing_at_once(ledger: Ledger) -> None:
-    write_history(ledger, commitments=40)
-    assert seal(ledger.store, chunk=7).sealed == 43
+    write_history(ledger, commitments=1)
+    write_unsealed(ledger, tuple(f"R-L{n}" for n in range(39)))
+    assert seal(ledger.store, chunk=7).sealed == 39
     report = verify_store(ledger.store)
     assert report.ok, report.damage
     assert report.sealed == 43
