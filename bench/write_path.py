@@ -100,8 +100,7 @@ def setup_practice(db: str, practice: str) -> None:
         )
 
 
-def command_rate(db: str, n: int) -> float:
-    practice = "B00001"
+def command_rate(db: str, n: int, practice: str = "B00001") -> float:
     setup_practice(db, practice)
     commands = [commit_line(i, practice, "2024-06-01") for i in range(n)]
     with bootstrap(db) as ledger:
@@ -112,6 +111,22 @@ def command_rate(db: str, n: int) -> float:
             )
         elapsed = time.perf_counter() - start
     return n / elapsed
+
+
+@contextlib.contextmanager
+def sealing_off() -> Iterator[None]:
+    """The write path without its Merkle sealing hook, to measure what sealing costs."""
+    import ledger.store.recorders as sqlite_recorders  # noqa: PLC0415
+
+    def skip(_curs: Any, _dialect: Any, _rows: Any) -> None:
+        return None
+
+    original = sqlite_recorders.seal_inserted  # type: ignore[attr-defined]
+    sqlite_recorders.seal_inserted = skip  # type: ignore[attr-defined,assignment]
+    try:
+        yield
+    finally:
+        sqlite_recorders.seal_inserted = original  # type: ignore[attr-defined]
 
 
 def apply_rate(db: str, n: int) -> float:
@@ -159,11 +174,18 @@ def main() -> None:
     with stores(args.store) as (bare_env, db):
         bare = bare_rate(bare_env, args.commands)
         command = command_rate(db, args.commands)
+        unsealed = 0.0
+        if args.store == "sqlite":
+            with sealing_off():
+                unsealed = command_rate(db, args.commands, practice="B00003")
         applied = apply_rate(db, args.apply) if args.apply else 0.0
     print(f"store: {args.store}")
     print(f"bare eventsourcing      {bare:10,.0f} saves/s")
     print(f"ledger spend commit     {command:10,.0f} commands/s   ratio {command / bare:.2f}x bare"
           "   (target >= 0.70)")
+    if unsealed:
+        print(f"  without sealing       {unsealed:10,.0f} commands/s   sealing adds "
+              f"{unsealed / command - 1:.0%} per command   (target <= 20%)")
     if applied:
         print(f"ledger apply ({args.apply:,})  {applied:10,.0f} commands/s   ratio "
               f"{applied / bare:.2f}x bare   (target >= 20,000/s on SQLite)")

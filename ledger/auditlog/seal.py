@@ -86,13 +86,16 @@ def lock_head(curs: Cursor, dialect: Dialect) -> TreeHead:
     return head
 
 
-def seal_rows(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> TreeHead:
+def seal_rows(
+    curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow], head: TreeHead | None = None
+) -> TreeHead:
     """Append one leaf per row, in the caller's transaction; rows in position order.
 
     This is the write-path hook: call it with the recorder's cursor after inserting
     the events, with (position, originator_id, originator_version, topic, state).
+    `head` is the tree head the caller has already locked in this transaction.
     """
-    head = lock_head(curs, dialect)
+    head = head or lock_head(curs, dialect)
     if not rows:
         return head
     compact = head.compact.copy()
@@ -151,7 +154,10 @@ def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> 
     Any older events still unsealed (a ledger written before the hook) are sealed
     first, so the log never skips a position.
     """
-    head = lock_head(curs, dialect)
+    # The caller has just inserted events, so it already holds the store's write
+    # lock (SQLite's, or PostgreSQL's on the events table; FOR UPDATE adds the row's):
+    # reading the head is enough, and it is created only on a ledger's first write.
+    head = read_head(curs, dialect, for_update=True) or lock_head(curs, dialect)
     if not rows:
         return head
     curs.execute(
@@ -162,7 +168,7 @@ def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> 
         (head.last_position, rows[0][0]),
     )
     backlog: list[StoredRow] = [as_tuple(r) for r in curs.fetchall()]
-    return seal_rows(curs, dialect, [*backlog, *rows])
+    return seal_rows(curs, dialect, [*backlog, *rows], head)
 
 
 @dataclass(frozen=True, slots=True)
