@@ -16,7 +16,8 @@ from rich.text import Text
 
 from commands.errors import handled
 from commands.reads import AsOf, FormatOption, YearOption
-from commands.reads_render import Format, out, rows
+from commands.reads_render import Format, rows
+from commands.render import out
 from commands.run import state_of
 from ledger.domain.values import format_pence
 

@@ -122,6 +122,21 @@ def position(
         if key != "practice":
             columns.insert(1, "practices")
         rows(found, fmt, columns=columns, title=f"Position by {key}")
+        if key == "consortium" and fmt is Format.table:
+            _pools(ctx, consortium, year, as_of)
+
+
+def _pools(ctx: typer.Context, consortium: str | None, year: str | None,
+           as_of: str | None) -> None:
+    """Under `position --by consortium`: each risk pool's capacity, drawn and headroom."""
+    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
+
+    reads = JointReads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+    found = reads.pools(consortium=consortium, year=year, as_of=_day(as_of, "--as-of"))
+    if found:
+        rows(found, Format.table, title="Risk pools",
+             columns=["consortium", "year", "top_slice_percent", "members", "capacity_pence",
+                      "drawn_pence", "draws", "headroom_pence"])
 
 
 def replay(
@@ -179,7 +194,7 @@ def projections_rebuild(
             TimeRemainingColumn,
         )
 
-        from commands.reads_render import out  # noqa: PLC0415
+        from commands.render import out  # noqa: PLC0415
         from projections.materialise import Materialiser  # noqa: PLC0415
 
         views = Materialiser(state_of(ctx).ledger().store)

@@ -18,13 +18,11 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from commands.render import out  # one console for people: one width rule
 from ledger.domain.values import format_pence
-
-out = Console(highlight=False, soft_wrap=True)
 
 
 class Format(StrEnum):

@@ -7,6 +7,7 @@ wrapped, so programs and people can rely on one line per message.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -24,7 +25,11 @@ if TYPE_CHECKING:
 
 # Consoles resolve sys.stdout / sys.stderr when they print, so test runners that
 # swap the streams see the output.
-out = Console(highlight=False, soft_wrap=True)
+# Tables are for people: on a terminal rich fits them to its width; piped into a
+# file or a pager (no width to ask), give them room rather than rich's 80 columns.
+WIDTH_OFF_TERMINAL = 160
+out = Console(highlight=False, soft_wrap=True,
+              width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Above this many lines, `apply` lists refused lines one by one and the rest as

@@ -25,6 +25,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
+from ledger.domain.budget import top_slice
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
@@ -61,7 +62,45 @@ class Population:
 
 
 class JointReads(Reads):
-    """`Reads` with the quality and variation questions."""
+    """`Reads` with the risk pool, quality and variation questions."""
+
+    # --- risk pools --------------------------------------------------------------------
+
+    def pools(self, *, consortium: str | None = None, year: str | None = None,
+              as_of: date | None = None) -> list[Row]:
+        """Each consortium's risk pool for the year: capacity, drawn and headroom.
+
+        Capacity is the sum of the top-slices (rounded down to the penny, per
+        element) of the consortium's members on the day: the date asked about,
+        or today kept inside the year, as `position` does.
+        """
+        self._fresh("organisations", "positions", "pools")
+        fy, day = self._year_and_day(year, as_of)
+        code = self._consortium(consortium) if consortium is not None else None
+        pools = self._q(
+            f"SELECT consortium, basis_points FROM {self._t('org_risk_pools')} "  # noqa: S608
+            "WHERE year = ? ORDER BY consortium", [str(fy)])
+        drawn = {c: (int(d), int(n)) for c, _, d, n in self._q(
+            f"SELECT consortium, year, drawn, draws_made FROM {self._t('pool_totals')} "  # noqa: S608
+            "WHERE year = ?", [str(fy)])}
+        rows: list[Row] = []
+        for pool, basis_points in pools:
+            if code is not None and pool != code:
+                continue
+            members = self._members(pool, day)
+            allocated = self._q(
+                f"SELECT allocated FROM {self._t('position_totals')} "  # noqa: S608
+                f"WHERE year = ? AND practice IN ({_marks(members)})",
+                [str(fy), *members]) if members else []
+            capacity = sum(top_slice(int(a), int(basis_points)) for (a,) in allocated)
+            taken, made = drawn.get(pool, (0, 0))
+            rows.append({
+                "consortium": pool, "year": str(fy), "as_of": day.isoformat(),
+                "top_slice_percent": int(basis_points) / 100, "members": len(members),
+                "capacity_pence": capacity, "drawn_pence": taken, "draws": made,
+                "headroom_pence": capacity - taken,
+            })
+        return rows
 
     # --- quality -----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.core import Projection
 from projections.holders import HOLDERS, PORTFOLIO_PROJECTION, TIMELINES
 from projections.organisations import OPEN_MEMBERSHIPS, ORGANISATIONS, PRACTICES
+from projections.pools import POOLS
 from projections.positions import COMMITMENTS, POSITIONS
 from projections.quality import QUALITY, TAGGED  # issue 6: quality
 from projections.trail import TRAIL_PROJECTION
@@ -19,6 +20,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     TRAIL_PROJECTION,
     QUALITY,  # issue 6
     VARIATION,  # issue 6
+    POOLS,  # issue 6: risk pools
 )
 
 # Tables the folds read back (`State.get`); the others are only written.
