@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -35,11 +36,37 @@ def demo(ctx: typer.Context) -> None:
 
 
 def tour(state: CliState, summary: DemoSummary) -> None:
-    """The tour of the demo ledger, after its summary.
+    """A short tour of the demo ledger through the read side, after its summary.
 
-    Extension point for the read side: the holders, trail and position views
-    (projections/) belong here, reading `state.ledger()` with the practices named
-    in `summary.highlights`. Until they exist, the tour names those practices.
+    Who holds what for a practice that delegated and one that opted out (as of a
+    date inside the opt-out, and as known on a date before it was recorded), one
+    practice's trail, positions by consortium with the risk pool, then quality
+    standards with their gaps and the peer-review outliers.
     """
-    del state  # the read-side tour will query the store through it
+    from commands.joint import tour as joint_tour  # noqa: PLC0415 - fast --help
+    from commands.reads_render import Format, rows  # noqa: PLC0415
+    from projections.joint_queries import JointReads  # noqa: PLC0415
+
     render.demo_highlights(summary)
+    reads = JointReads(state.ledger().store, today=datetime.now(UTC).date())
+    picked = {what.split(" ")[0]: code for what, code in summary.highlights}
+    opted = picked.get("opted", "")
+    if opted:
+        out_on = date(2024, 9, 1)
+        render.tour_step(f"ledger holders --practice {opted} --as-of {out_on}",
+                         "who held each element while it was opted out")
+        rows(reads.holders(practice=opted, year=summary.year, as_of=out_on), Format.table,
+             title=f"Holders of {opted} on {out_on}")
+        render.tour_step(f"ledger trail {opted} --year {summary.year} --since 2024-07-01",
+                         "its trail, in words")
+        rows(reads.trail(opted, year=summary.year, since=date(2024, 7, 1))[:8], Format.table,
+             columns=["position", "effective_on", "actor", "summary"],
+             title=f"Trail of {opted} (first 8 from July)")
+    render.tour_step(f"ledger position --by consortium --year {summary.year}",
+                     "rolled up by consortium; under it, each risk pool: capacity, drawn, headroom")
+    rows(reads.pools(year=summary.year), Format.table, title="Risk pools",
+         columns=["consortium", "top_slice_percent", "members", "capacity_pence",
+                  "drawn_pence", "draws", "headroom_pence"])
+    render.tour_step(f"ledger quality --year {summary.year}; ledger variation --element acute",
+                     "standards adopted with their gaps, and peer-review outliers")
+    joint_tour(state, year=summary.year)

@@ -228,6 +228,13 @@ def demo_summary(summary: DemoSummary) -> None:
         out.print(_line(f"  refused [{rule}] x{len(examples)}, e.g. {examples[0]}", "yellow"))
 
 
+def tour_step(command: str, what: str) -> None:
+    """One stop of the demo's tour: the command a person would type, and why."""
+    out.print()
+    out.print(_line(f"$ {command}", "bold cyan"))
+    out.print(_line(f"  {what}", "dim"))
+
+
 def demo_highlights(summary: DemoSummary) -> None:
     out.print(_line("Practices to look at:", "bold"))
     for what, practice in summary.highlights:
