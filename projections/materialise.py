@@ -18,6 +18,7 @@ construction, and the tests check it on random histories anyway.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from projections.core import (
 from projections.registry import PROJECTIONS, READ_TABLES
 
 BATCH = 10_000
+REBUILD_BATCH = 100_000
 MAX_CONFLICTS = 10
 TRACKING_PREFIX = "projection:"
 PG_TRACKING_TABLE = "projection_tracking"
@@ -99,8 +101,59 @@ def from_sql(column: Column, value: Any) -> Any:
 
 _PLAIN = frozenset({"text", "int"})  # stored as they are
 
+
+def _date_to_sql(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _instant_to_sql(value: Any) -> Any:
+    return value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value
+
+
+def _bool_to_sql(value: Any) -> Any:
+    return int(bool(value))
+
+
+_TO_SQL: dict[str, Callable[[Any], Any]] = {
+    "date": _date_to_sql, "instant": _instant_to_sql, "bool": _bool_to_sql}
+
+
+def _rows_to_sql(columns: tuple[Column, ...], rows: list[tuple[Any, ...]]
+                 ) -> list[tuple[Any, ...]]:
+    """Rows as SQL parameters: the same values `to_sql` gives, converted column-wise.
+
+    Only the columns that need converting are touched, in one pass per column,
+    so a bulk write costs little more than the rows themselves.
+    """
+    converted = [(i, _TO_SQL[c.type]) for i, c in enumerate(columns) if c.type not in _PLAIN]
+    if not converted or not rows:
+        return rows
+    out = [list(row) for row in rows]
+    for i, convert in converted:
+        for row in out:
+            value = row[i]
+            if value is not None:
+                row[i] = convert(value)
+    return [tuple(row) for row in out]
+
 _SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "date": "TEXT", "instant": "TEXT",
               "bool": "INTEGER"}
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a fold allocates millions of rows.
+
+    The rows are tuples and dictionaries with no cycles; without the pause the
+    collector re-walks every one of them again and again as the cache grows.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- the database the events live in -------------------------------------------------
@@ -200,23 +253,34 @@ class Cache:
         return tuple(from_sql(c, v) for c, v in zip(table.values, found[0], strict=True))
 
     def apply(self, changes: list[Change]) -> None:
+        tables, adds, dirty, rows = self.tables, self.adds, self.dirty, self.rows
         for change in changes:
             table = change.table
             name = table.name
-            self.tables[name] = table
+            if name not in tables:
+                tables[name] = table
             if isinstance(change, Add):
-                totals = self.adds.setdefault(name, {})
-                old = totals.get(change.key)
+                totals = adds.get(name)
+                if totals is None:
+                    totals = adds[name] = {}
+                key = change.key
+                old = totals.get(key)
                 if old is None:
-                    totals[change.key] = list(change.deltas)
+                    totals[key] = list(change.deltas)
                 else:
                     for i, delta in enumerate(change.deltas):
                         old[i] += delta
                 continue
             values = change.values if isinstance(change, Put) else None
-            self.dirty.setdefault(name, {})[change.key] = values
+            written = dirty.get(name)
+            if written is None:
+                written = dirty[name] = {}
+            written[change.key] = values
             if name in READ_TABLES:
-                self.rows.setdefault(name, {})[change.key] = values
+                cached = rows.get(name)
+                if cached is None:
+                    cached = rows[name] = {}
+                cached[change.key] = values
 
     def flush(self, cursor: Any) -> None:
         for name, rows in self.dirty.items():
@@ -224,17 +288,16 @@ class Cache:
             gone = [key for key, values in rows.items() if values is None]
             kept = [key + values for key, values in rows.items() if values is not None]
             if gone:
-                cursor.executemany(self._delete_sql(table),
-                                   [self._params(table.key, k) for k in gone])
+                cursor.executemany(self._delete_sql(table), _rows_to_sql(table.key, gone))
             if kept:
                 cursor.executemany(self._upsert_sql(table, add=False),
-                                   [self._params(table.columns, r) for r in kept])
+                                   _rows_to_sql(table.columns, kept))
         for name, totals in self.adds.items():
             table = self.tables[name]
             cursor.executemany(
                 self._upsert_sql(table, add=True),
-                [self._params(table.columns, key + tuple(deltas))
-                 for key, deltas in totals.items()],
+                _rows_to_sql(table.columns,
+                             [key + tuple(deltas) for key, deltas in totals.items()]),
             )
         self.dirty = {}
         self.adds = {}
@@ -248,10 +311,7 @@ class Cache:
 
     @staticmethod
     def _params(columns: tuple[Column, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
-        if all(c.type in _PLAIN for c in columns):
-            return values
-        return tuple(v if c.type in _PLAIN else to_sql(c, v)
-                     for c, v in zip(columns, values, strict=True))
+        return _rows_to_sql(columns, [values])[0]
 
     def _delete_sql(self, table: Table) -> str:
         where = " AND ".join(f"{c.name} = {self.db.p}" for c in table.key)
@@ -269,6 +329,10 @@ class Cache:
             sets = ", ".join(f"{c.name} = excluded.{c.name}" for c in table.values)
         return (f"INSERT INTO {self.db.name(table.name)} ({names}) VALUES ({marks}) "  # noqa: S608
                 f"ON CONFLICT ({keys}) DO UPDATE SET {sets}")
+
+
+def _index_name(table: Table, index: tuple[str, ...]) -> str:
+    return f"{table.name}_by_{'_'.join(index)}"
 
 
 # --- the materialiser ----------------------------------------------------------------
@@ -315,17 +379,22 @@ class Materialiser:
         self._ready = True
 
     def _create_sql(self, table: Table) -> list[str]:
+        """The table, then its secondary indexes."""
         columns = ", ".join(f"{c.name} {_SQL_TYPES[c.type]}" for c in table.columns)
         keys = ", ".join(c.name for c in table.key)
         statements = [f"CREATE TABLE IF NOT EXISTS {self.db.name(table.name)} "
                       f"({columns}, PRIMARY KEY ({keys}))"]
         for index in table.indexes:
-            index_name = f"{table.name}_by_{'_'.join(index)}"
+            index_name = _index_name(table, index)
             statements.append(
                 f"CREATE INDEX IF NOT EXISTS {index_name} ON {self.db.name(table.name)} "
                 f"({', '.join(index)})"
             )
         return statements
+
+    def _drop_index_sql(self, table: Table) -> list[str]:
+        return [f"DROP INDEX IF EXISTS {self.db.name(_index_name(table, index))}"
+                for index in table.indexes]
 
     # --- positions ---------------------------------------------------------------------
 
@@ -352,11 +421,12 @@ class Materialiser:
         """Apply every event after each projection's position; returns events read."""
         chosen = self.select(names)
         self.setup()
-        for _ in range(MAX_CONFLICTS):
-            try:
-                return self._catch_up(chosen, progress, complete=complete)
-            except TrackingConflictError:
-                complete = False
+        with _no_gc():
+            for _ in range(MAX_CONFLICTS):
+                try:
+                    return self._catch_up(chosen, progress, complete=complete)
+                except TrackingConflictError:
+                    complete = False
         raise TrackingConflictError("projections kept moving under this catch-up; try again")
 
     def _catch_up(self, chosen: list[Projection], progress: Progress | None, *,
@@ -365,9 +435,12 @@ class Materialiser:
         at = {p.name: positions[p.name] for p in chosen}
         cache = Cache(self.db, complete=complete)
         start = min(at.values(), default=0)
+        # From an emptied table, batches as large as memory comfortably allows: fewer
+        # transactions, and totals added up in memory across more events.
+        size = REBUILD_BATCH if complete else BATCH
         read = 0
         while True:
-            batch = self.store.notifications(start, BATCH)
+            batch = self.store.notifications(start, size)
             if not batch:
                 return read
             last = batch[-1].id
@@ -384,7 +457,7 @@ class Materialiser:
             if progress:
                 progress(len(batch))
             start = last
-            if len(batch) < BATCH:
+            if len(batch) < size:
                 return read
 
     def _commit(self, cache: Cache, chosen: list[Projection], at: dict[str, int],
@@ -426,6 +499,7 @@ class Materialiser:
         """Empty the projections and their positions, then catch up from zero."""
         chosen = self.select(names)
         self.setup()
+        tables = [table for projection in chosen for table in projection.tables]
         with self.db.cursor(write=True) as c:
             for projection in chosen:
                 for table in projection.tables:
@@ -435,4 +509,14 @@ class Materialiser:
                     f"WHERE application_name = {self.db.p}",
                     (TRACKING_PREFIX + projection.name,),
                 )
-        return self.catch_up([p.name for p in chosen], progress, complete=True)
+            # Secondary indexes are built once at the end rather than row by row.
+            for table in tables:
+                for statement in self._drop_index_sql(table):
+                    c.execute(statement)
+        try:
+            return self.catch_up([p.name for p in chosen], progress, complete=True)
+        finally:
+            with self.db.cursor(write=True) as c:
+                for table in tables:
+                    for statement in self._create_sql(table)[1:]:
+                        c.execute(statement)

@@ -258,14 +258,15 @@ class Reads:
             practices = self._members(self._consortium(consortium), day)
             if not practices:
                 return []
+        if by != "practice":
+            return self._rolled_up(fy, day, practices, as_of is not None, by)
         detail = self._position_rows(fy, day, practices, as_of is not None)
-        if by == "practice":
-            return [{k: v for k, v in r.items() if k not in ("consortium", "allocator")}
-                    | {"consortium": r["consortium"]} for r in detail]
-        return _roll_up(detail, by)
+        return [{k: v for k, v in r.items() if k not in ("consortium", "allocator")}
+                | {"consortium": r["consortium"]} for r in detail]
 
-    def _position_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
-                       dated: bool) -> list[Row]:
+    def _amounts_sql(self, fy: FinancialYear, day: date, practices: list[str] | None,
+                     dated: bool) -> tuple[str, list[Any]]:
+        """Per practice and element: allocated, committed, settled, drawn (now or as of)."""
         params: list[Any] = [str(fy)]
         where = "year = ?"
         if dated:
@@ -275,9 +276,78 @@ class Reads:
             where += f" AND practice IN ({_marks(practices)})"
             params += practices
         table = self._t("position_days" if dated else "position_totals")
-        amounts = self._q(
-            f"SELECT practice, element, SUM(allocated), SUM(committed), SUM(settled), "  # noqa: S608
-            f"SUM(drawn) FROM {table} WHERE {where} GROUP BY practice, element", params)
+        return (f"SELECT practice, element, CAST(SUM(allocated) AS BIGINT) AS allocated, "  # noqa: S608
+                f"CAST(SUM(committed) AS BIGINT) AS committed, "
+                f"CAST(SUM(settled) AS BIGINT) AS settled, CAST(SUM(drawn) AS BIGINT) AS drawn "
+                f"FROM {table} WHERE {where} GROUP BY practice, element", params)
+
+    def _rolled_up(self, fy: FinancialYear, day: date, practices: list[str] | None,
+                   dated: bool, by: str) -> list[Row]:
+        """Positions summed per consortium or allocator and element, in the database.
+
+        Row for row what summing `_position_rows` gives: each practice's top-slice
+        (rounded down per practice and element), remaining and overspend are worked
+        out per row in SQL, then summed and counted per group; only the groups
+        come back to Python.
+        """
+        amounts, params = self._amounts_sql(fy, day, practices, dated)
+        year, on = str(fy), day.isoformat()
+        # A practice's consortium on the day: the first (in code order) whose pool has a
+        # top-slice that year, else the first; the same choice as `_top_slice_terms`.
+        terms = (
+            "SELECT practice, consortium, basis_points FROM ("  # noqa: S608
+            "SELECT m.practice, m.consortium, COALESCE(r.basis_points, 0) AS basis_points, "
+            "ROW_NUMBER() OVER (PARTITION BY m.practice ORDER BY "
+            "CASE WHEN COALESCE(r.basis_points, 0) <> 0 THEN 0 ELSE 1 END, m.consortium) AS n "
+            f"FROM {self._t('org_memberships')} m LEFT JOIN {self._t('org_risk_pools')} r "
+            "ON r.consortium = m.consortium AND r.year = ? "
+            "WHERE m.joined_on <= ? AND (m.left_on IS NULL OR ? < m.left_on)) ranked "
+            "WHERE n = 1")
+        # The hard/indicative status in force on the day: the last change by date, then log.
+        hard = (
+            "SELECT practice, hard FROM ("  # noqa: S608
+            "SELECT practice, hard, ROW_NUMBER() OVER (PARTITION BY practice "
+            "ORDER BY effective_on DESC, position DESC) AS n "
+            f"FROM {self._t('position_status')} WHERE year = ? AND effective_on <= ?) s "
+            "WHERE n = 1")
+        detail = (
+            "SELECT COALESCE(t.consortium, '') AS consortium, "  # noqa: S608
+            "COALESCE(b.allocator, '') AS allocator, a.element AS element, "
+            "a.allocated AS allocated, a.allocated - (CASE WHEN a.allocated > 0 "
+            "THEN a.allocated ELSE 0 END) * COALESCE(t.basis_points, 0) / 10000 AS available, "
+            "a.committed AS committed, a.settled AS settled, a.drawn AS drawn, "
+            "COALESCE(h.hard, 0) AS hard "
+            f"FROM ({amounts}) a LEFT JOIN ({terms}) t ON t.practice = a.practice "
+            f"LEFT JOIN {self._t('position_budgets')} b ON b.practice = a.practice AND b.year = ? "
+            f"LEFT JOIN ({hard}) h ON h.practice = a.practice")
+        remaining = "(d.available + d.drawn - d.committed - d.settled)"
+        sql = (
+            f"SELECT d.{by}, d.element, COUNT(*), SUM(d.allocated), SUM(d.available), "  # noqa: S608
+            f"SUM(d.committed), SUM(d.settled), SUM(d.drawn), SUM({remaining}), "
+            f"SUM(CASE WHEN d.hard <> 0 THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN {remaining} < 0 THEN 1 ELSE 0 END) "
+            f"FROM ({detail}) d GROUP BY d.{by}, d.element")
+        found = self._q(sql, [*params, year, on, on, year, year, on])
+        order = {str(e): i for i, e in enumerate(ELEMENTS)}
+        rows: list[Row] = []
+        for group, element, *numbers in sorted(found, key=lambda r: (r[0], order[r[1]])):
+            (count, allocated, available, committed, settled, drawn, remaining_pence,
+             hard_count, overspent_count) = (int(v) for v in numbers)
+            used = committed + settled
+            rows.append({
+                by: group, "year": year, "element": element, "practices": count,
+                "allocated_pence": allocated, "available_pence": available,
+                "committed_pence": committed, "settled_pence": settled,
+                "drawn_pence": drawn, "remaining_pence": remaining_pence,
+                "hard_practices": hard_count, "overspent_practices": overspent_count,
+                "used_percent": round(100 * used / available, 1) if available else None,
+                "hard": hard_count == count, "overspent": overspent_count > 0,
+            })
+        return rows
+
+    def _position_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
+                       dated: bool) -> list[Row]:
+        amounts = self._q(*self._amounts_sql(fy, day, practices, dated))
         hard: dict[str, bool] = {}
         for p, flag in self._q(
                 f"SELECT practice, hard FROM {self._t('position_status')} WHERE year = ? "  # noqa: S608
@@ -387,33 +457,3 @@ def _step(event: LedgerEvent, holders: MemoryState, positions: MemoryState) -> R
         "settled_pence": settled, "drawn_pence": drawn,
         "remaining_pence": allocated + drawn - committed - settled,
     }
-
-
-def _roll_up(detail: list[Row], by: str) -> list[Row]:
-    groups: dict[tuple[str, str], Row] = {}
-    for r in detail:
-        key = (r[by] or "", r["element"])
-        g = groups.get(key)
-        if g is None:
-            g = groups[key] = {
-                by: r[by] or "", "year": r["year"], "element": r["element"], "practices": 0,
-                "allocated_pence": 0, "available_pence": 0, "committed_pence": 0,
-                "settled_pence": 0, "drawn_pence": 0, "remaining_pence": 0,
-                "hard_practices": 0, "overspent_practices": 0,
-            }
-        g["practices"] += 1
-        for field in ("allocated_pence", "available_pence", "committed_pence", "settled_pence",
-                      "drawn_pence", "remaining_pence"):
-            g[field] += r[field]
-        g["hard_practices"] += int(r["hard"])
-        g["overspent_practices"] += int(r["overspent"])
-    order = {str(e): i for i, e in enumerate(ELEMENTS)}
-    rows = []
-    for _, g in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
-        used = g["committed_pence"] + g["settled_pence"]
-        g["used_percent"] = round(100 * used / g["available_pence"], 1) \
-            if g["available_pence"] else None
-        g["hard"] = g["hard_practices"] == g["practices"]
-        g["overspent"] = g["overspent_practices"] > 0
-        rows.append(g)
-    return rows

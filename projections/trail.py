@@ -144,7 +144,11 @@ def describe(event: LedgerEvent) -> str:
 
 
 def subjects(event: LedgerEvent) -> list[str]:
-    """Whose trails an event belongs to."""
+    """Whose trails an event belongs to.
+
+    Optional fields are looked up in the event's fields (`__dict__`): a missing
+    attribute of a pydantic model costs an exception, once per event.
+    """
     found: list[str] = []
     if isinstance(event, PracticeEvent | BudgetEvent):
         found.append(f"practice:{event.practice}")
@@ -152,10 +156,10 @@ def subjects(event: LedgerEvent) -> list[str]:
         return [f"consortium:{event.consortium}"]
     if isinstance(event, ConsortiumEvent):
         found.append(f"consortium:{event.consortium}")
-        practice = getattr(event, "practice", None)
+        practice = event.__dict__.get("practice")
         if isinstance(practice, str):
             found.append(f"practice:{practice}")
-    holder = getattr(event, "holder", None)
+    holder = event.__dict__.get("holder")
     if isinstance(holder, str) and holder not in found:
         found.append(holder)
     return found
@@ -163,7 +167,7 @@ def subjects(event: LedgerEvent) -> list[str]:
 
 def trail_rows(_state: State, item: Positioned) -> list[Change]:
     e = item.event
-    values = (getattr(e, "year", None), e.recorded_at, e.effective_on, e.actor, e.topic,
+    values = (e.__dict__.get("year"), e.recorded_at, e.effective_on, e.actor, e.topic,
               describe(e))
     return [Put(TRAIL, (subject, item.position), values) for subject in subjects(e)]
 

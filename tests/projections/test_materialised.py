@@ -11,6 +11,7 @@ import pytest
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import InvalidInput, NotFound
+from ledger.domain.values import ELEMENTS, FinancialYear
 from projections.core import MemoryState, fold, positioned
 from projections.materialise import Cache, Materialiser, TrackingConflictError
 from projections.positions import POSITIONS, TOTALS
@@ -245,3 +246,49 @@ def test_two_catch_ups_racing_never_apply_an_event_twice(ledger: Ledger) -> None
     totals = first.db.query("SELECT allocated FROM " + first.db.name("position_totals")
                             + " WHERE practice = 'A81001' AND element = 'acute'")
     assert totals == [(900_000,)]
+
+
+def roll_up(detail: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    """The roll-up worked out in Python from the per-practice rows (the reference)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    money = ("allocated_pence", "available_pence", "committed_pence", "settled_pence",
+             "drawn_pence", "remaining_pence")
+    for r in detail:
+        key = (r[by] or "", r["element"])
+        g = groups.setdefault(key, {by: key[0], "year": r["year"], "element": r["element"],
+                                    "practices": 0, **dict.fromkeys(money, 0),
+                                    "hard_practices": 0, "overspent_practices": 0})
+        g["practices"] += 1
+        for field in money:
+            g[field] += r[field]
+        g["hard_practices"] += int(r["hard"])
+        g["overspent_practices"] += int(r["overspent"])
+    order = [str(e) for e in ELEMENTS]
+    rows = []
+    for _, g in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+        used = g["committed_pence"] + g["settled_pence"]
+        g["used_percent"] = (round(100 * used / g["available_pence"], 1)
+                             if g["available_pence"] else None)
+        g["hard"] = g["hard_practices"] == g["practices"]
+        g["overspent"] = g["overspent_practices"] > 0
+        rows.append(g)
+    return rows
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_roll_ups_in_sql_equal_summing_the_practice_rows(ledger: Ledger, reads: Reads,
+                                                         seed: int) -> None:
+    history = random_history(seed, 300)
+    append(ledger.store, history.events)
+    reads.position()  # catches the projections up
+    fy = FinancialYear.parse("2024-25")
+    rng = random.Random(seed)
+    days = [None, *sorted(D(2024, 4, 1) + timedelta(days=rng.randrange(365)) for _ in range(4))]
+    for on in days:
+        day = on or TODAY
+        detail = reads._position_rows(fy, day, None, on is not None)
+        for by in ("consortium", "allocator"):
+            assert reads.position(by=by, as_of=on) == roll_up(detail, by), (by, on)
+    members = reads.position(by="consortium", consortium="16C")
+    detail = reads._position_rows(fy, TODAY, reads._members("16C", TODAY), False)
+    assert members == roll_up(detail, "consortium")
