@@ -70,6 +70,11 @@ audit.register(app)
 reads.register(app)  # reads: holders, trail, position, replay, projections, events
 register_joint(app)  # issue 6: quality, variation
 
+# ledger serve: the read API for other services (commands/serve.py, projections/api.py).
+from commands import serve  # noqa: E402 - kept with its registration
+
+app.command("serve", epilog=serve.EPILOG)(serve.serve)
+
 
 def main() -> None:
     app()

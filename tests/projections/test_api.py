@@ -1,0 +1,331 @@
+"""The read API (`ledger serve`): the rows of the read queries over HTTP, on both stores.
+
+A small ledger is written through the real application service; each endpoint must
+answer exactly what its `Reads` / `JointReads` query returns, serialised as the
+CLI's `--format json` serialises it (orjson: pence as integers, ISO dates).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from commands.app import app as cli
+from ledger.bootstrap import Ledger
+from ledger.domain.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    LedgerError,
+    NotAuthorised,
+    NotFound,
+    RuleViolation,
+    StoreUnavailable,
+)
+from projections.api import create_app, status_of
+from projections.joint_queries import JointReads
+from tests.ledger.application.scenario import A1, A2, A3, YEAR, commit, run, seed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_ledger(ledger: Ledger) -> None:
+    """Three practices in 16C with a 1% risk pool, standards adopted, a delegation,
+    commitments (tagged, settled, varied)."""
+    seed(ledger, members=(A1, A2, A3))
+    run(ledger, "consortium risk-pool", "consortium:16C", consortium="16C", year=YEAR,
+        top_slice="1%", on="2024-04-01")
+    run(ledger, "consortium adopt", "consortium:16C", consortium="16C", year=YEAR,
+        codes=["QS1", "QS3"], on="2024-04-01")
+    run(ledger, "budget delegate", f"practice:{A1}", practice=A1, year=YEAR,
+        element=["prescribing"], to="consortium:16C", on="2024-06-01")
+    commit(ledger, "R-1", "2500")
+    commit(ledger, "R-2", "1200", practice=A2)
+    commit(ledger, "R-3", "800", practice=A3, element="community")
+    run(ledger, "spend settle", f"practice:{A1}", ref="R-1", amount="1000", on="2024-08-01")
+    run(ledger, "spend vary", f"practice:{A2}", ref="R-2", amount="1300", on="2024-08-02")
+
+
+@pytest.fixture
+def written(ledger: Ledger, db_url: str) -> str:
+    write_ledger(ledger)
+    return db_url
+
+
+@pytest.fixture
+def client(written: str) -> Iterator[TestClient]:
+    with TestClient(create_app(written)) as c:
+        yield c
+
+
+def reads_of(ledger: Ledger) -> JointReads:
+    return JointReads(ledger.store, today=datetime.now(UTC).date())
+
+
+def as_json(value: Any) -> Any:
+    """What the CLI's `--format json` makes of rows: orjson, read back."""
+    return json.loads(orjson.dumps(value))
+
+
+Query = Callable[[JointReads], Any]
+
+CASES: list[tuple[str, dict[str, Any], Query]] = [
+    ("/holders", {}, lambda r: r.holders()),
+    ("/holders", {"practice": A1, "as_of": "2024-06-15"},
+     lambda r: r.holders(practice=A1, as_of=date(2024, 6, 15))),
+    ("/holders", {"holder": "consortium:16C", "year": YEAR},
+     lambda r: r.holders(holder="consortium:16C", year=YEAR)),
+    ("/holders", {"consortium": "16C", "known_at": "2024-07-15T09:30:00Z"},
+     lambda r: r.holders(consortium="16C",
+                         known_at=datetime(2024, 7, 15, 9, 30, tzinfo=UTC))),
+    ("/position", {}, lambda r: r.position()),
+    ("/position", {"by": "consortium", "year": YEAR},
+     lambda r: r.position(by="consortium", year=YEAR)),
+    ("/position", {"practice": A2, "as_of": "2024-07-31"},
+     lambda r: r.position(practice=A2, as_of=date(2024, 7, 31))),
+    ("/position", {"by": "allocator"}, lambda r: r.position(by="allocator")),
+    ("/pools", {}, lambda r: r.pools()),
+    ("/pools", {"consortium": "16C", "as_of": "2024-05-01"},
+     lambda r: r.pools(consortium="16C", as_of=date(2024, 5, 1))),
+    ("/quality", {}, lambda r: r.quality()),
+    ("/quality", {"consortium": "16C", "year": YEAR, "qs": ["QS1", "QS3"]},
+     lambda r: r.quality(consortium="16C", year=YEAR, codes=["QS1", "QS3"])),
+    ("/variation", {}, lambda r: r.variation()),
+    ("/variation", {"consortium": "16C", "element": "acute", "as_of": "2024-09-30"},
+     lambda r: r.variation(consortium="16C", element="acute", as_of=date(2024, 9, 30))),
+]
+
+
+def test_each_read_answers_the_rows_of_its_query(client: TestClient, ledger: Ledger) -> None:
+    for path, params, query in CASES:
+        answer = client.get(path, params=params)
+        assert answer.status_code == 200, (path, params, answer.text)
+        assert answer.headers["content-type"] == "application/json"
+        expected = as_json(query(reads_of(ledger)))
+        assert expected, f"the scenario should give {path} {params} some rows"
+        assert answer.json() == expected, (path, params)
+
+
+def test_trail_rows_and_fields_are_the_clis(client: TestClient, ledger: Ledger) -> None:
+    answer = client.get(f"/trail/{A1}", params={"year": YEAR, "since": "2024-06-01"})
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    expected = reads_of(ledger).trail(A1, year=YEAR, since=date(2024, 6, 1))
+    fields = ["position", "recorded_at", "effective_on", "actor", "event", "summary", "year"]
+    assert found == as_json([{k: r[k] for k in fields} for r in expected])
+    assert [list(r) for r in found] == [fields] * len(found)
+    assert {r["event"] for r in found} >= {"HoldingDelegated", "SpendCommitted"}
+    assert all(r["effective_on"] >= "2024-06-01" for r in found)
+
+
+def test_rows_are_what_ledger_format_json_prints(client: TestClient, written: str) -> None:
+    for path, params, args in [
+            ("/holders", {"practice": A1}, ["holders", "--practice", A1]),
+            ("/position", {"by": "consortium"}, ["position", "--by", "consortium"]),
+            ("/quality", {}, ["quality"]),
+            ("/variation", {"consortium": "16C"}, ["variation", "--consortium", "16C"]),
+            (f"/trail/{A2}", {}, ["trail", A2])]:
+        done = CliRunner().invoke(cli, ["--db", written, *args, "--format", "json"])
+        assert done.exit_code == 0, done.output
+        assert client.get(path, params=params).json() == json.loads(done.stdout), path
+
+
+def test_projections_status_lists_every_projection_with_its_lag(client: TestClient,
+                                                                ledger: Ledger) -> None:
+    client.get("/position")  # catches up what position reads
+    found = client.get("/projections").json()
+    head = ledger.store.head()
+    assert {r["projection"] for r in found} >= {"holders", "positions", "trail"}
+    assert all(set(r) == {"projection", "position", "head", "lag", "holds"} for r in found)
+    assert all(r["head"] == head and r["lag"] == head - r["position"] for r in found)
+    positions = next(r for r in found if r["projection"] == "positions")
+    assert positions["lag"] == 0
+
+
+def test_the_feed_resumes_from_next_after_with_no_gaps_or_repeats(
+        client: TestClient, ledger: Ledger) -> None:
+    everything = as_json(list(reads_of(ledger).events(0)))
+    seen: list[dict[str, Any]] = []
+    checkpoint = 0
+    for _ in range(100):
+        page = client.get("/events", params={"after": checkpoint, "limit": 7}).json()
+        assert set(page) == {"events", "next_after"}
+        assert len(page["events"]) <= 7
+        if not page["events"]:
+            assert page["next_after"] == checkpoint
+            break
+        assert page["events"][0]["position"] > checkpoint
+        assert page["next_after"] == page["events"][-1]["position"]
+        seen += page["events"]
+        checkpoint = page["next_after"]
+    assert seen == everything
+    assert len({r["position"] for r in seen}) == len(seen) == ledger.store.head()
+    # A consumer holding its checkpoint gets exactly what was written since.
+    commit(ledger, "R-4", "50", practice=A3)
+    page = client.get("/events", params={"after": checkpoint}).json()
+    assert [r["event"] for r in page["events"]] == ["SpendCommitted"]
+    assert page["events"][0]["ref"] == "R-4"
+    assert page["next_after"] == ledger.store.head()
+    assert client.get("/events", params={"after": page["next_after"]}).json() == {
+        "events": [], "next_after": page["next_after"]}
+    middle = client.get("/events", params={"after": 5, "limit": 2}).json()
+    assert middle == {"events": everything[5:7], "next_after": everything[6]["position"]}
+
+
+BAD: list[tuple[str, int, str | None, str]] = [
+    ("/trail/A99999", 404, "practice", "no practice A99999"),
+    ("/holders?practice=A99999", 404, "practice", "no practice A99999"),
+    ("/pools?consortium=99X", 404, "consortium", "no consortium 99X"),
+    ("/holders?as_of=2024-02-30", 400, "date", "malformed date"),
+    ("/holders?known_at=yesterday", 400, "instant", "malformed instant"),
+    ("/holders?practice=A81001&consortium=16C", 400, "options", "at most one"),
+    ("/position?by=colour", 400, "by", "--by must be one of"),
+    ("/position?year=2024", 400, None, ""),
+    ("/trail/A81001?since=2024-09-01&until=2024-06-01", 400, "date", "after"),
+    ("/variation?element=teeth", 400, None, ""),
+    ("/quality?qs=QS", 400, None, ""),
+    ("/projections?status=rebuild", 400, "projections", "only status"),
+    ("/events?after=-1", 400, "after", "0 or more"),
+    ("/events?limit=0", 400, "limit", "1 to 1000"),
+    ("/events?limit=1001", 400, "limit", "1 to 1000"),
+    ("/events?after=abc", 400, "request", "after"),
+    ("/nowhere", 404, None, ""),
+]
+
+
+def test_bad_input_is_a_mapped_status_and_one_line_of_json(client: TestClient) -> None:
+    for path, status, rule, words in BAD:
+        answer = client.get(path)
+        assert answer.status_code == status, (path, answer.text)
+        if path == "/nowhere":
+            continue
+        assert "\n" not in answer.text
+        body = answer.json()
+        assert set(body) == {"error", "rule"}, path
+        assert body["error"], path
+        if rule is not None:
+            assert body["rule"] == rule, (path, body)
+        assert words in body["error"], (path, body)
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (InvalidInput("date", "x"), 400),
+    (NotFound("practice", "x"), 404),
+    (RuleViolation("pool", "x"), 409),
+    (NotAuthorised("actor", "x"), 409),
+    (IdempotencyConflict("command", "x"), 409),
+    (StoreUnavailable("store", "x"), 503),
+    (LedgerError("ledger", "x"), 409),
+])
+def test_each_error_kind_has_its_status(error: LedgerError, status: int) -> None:
+    assert status_of(error) == status
+
+
+def test_an_unreachable_store_is_503_until_it_can_be_opened(tmp_path: Path) -> None:
+    missing = tmp_path / "not-yet" / "ledger.db"
+    with TestClient(create_app(str(missing))) as c:
+        for path in ("/health", "/holders", "/events"):
+            answer = c.get(path)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["rule"] == "store"
+            assert "\n" not in answer.text
+        missing.parent.mkdir()
+        answer = c.get("/health")
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "ok", "head": 0}
+
+
+def test_concurrent_requests_catch_up_once_and_agree(client: TestClient, ledger: Ledger
+                                                     ) -> None:
+    for i in range(5):
+        commit(ledger, f"R-C{i}", "10", practice=A2)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def ask(path: str) -> None:
+        got = client.get(path)
+        with lock:
+            answers.append(got)
+
+    paths = ["/position", "/holders", "/quality", "/variation", "/pools", "/trail/A81002"] * 3
+    threads = [threading.Thread(target=ask, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(answers) == len(paths)
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    position = [a.json() for a in answers if a.url.path == "/position"]
+    assert position[0] == position[1] == position[2] == as_json(reads_of(ledger).position())
+    a2 = next(r for r in position[0] if r["practice"] == A2 and r["element"] == "acute")
+    assert a2["committed_pence"] == 130_000 + 5 * 1_000
+
+
+def test_the_openapi_schema_has_a_title_a_description_and_every_endpoint(
+        client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert schema["info"]["title"] == "Commissioning ledger read API"
+    assert "next_after" in schema["info"]["description"]
+    assert set(schema["paths"]) >= {"/health", "/holders", "/trail/{practice}", "/position",
+                                    "/pools", "/quality", "/variation", "/projections",
+                                    "/events"}
+
+
+# --- the real `ledger serve` ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.e2e
+def test_ledger_serve_answers_health_and_the_feed(written: str, ledger: Ledger,
+                                                 tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["PYTHONPATH"] = str(REPO)
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "commands", "--db", written, "serve", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        health: httpx.Response | None = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                health = httpx.get(f"{base}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health is not None, (tmp_path / "serve.log").read_text()
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "head": ledger.store.head()}
+        page = httpx.get(f"{base}/events", params={"after": 0, "limit": 4}, timeout=10).json()
+        assert page["events"] == as_json(list(reads_of(ledger).events(0)))[:4]
+        assert page["next_after"] == page["events"][-1]["position"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        log.close()
