@@ -6,7 +6,9 @@
 Prints:
   build       rows written to make the large ledger (raw inserts of real event states)
   seal        follower sealing of the whole ledger (events/s)
-  verify      `ledger verify` of the whole ledger (events/s; issue target >= 200,000)
+  verify/1    `ledger verify` on one process (its worker processes off), for the ratio
+  verify      `ledger verify` of the whole ledger (events/s; issue target >= 200,000),
+              with the machine's load average (the figure depends on 2 free cores)
   proof       one inclusion proof on the large ledger (ms; O(log n) reads)
   apply       `ledger apply` per command with the write path's sealing hook, and without it
   command     one command per transaction, with the hook and without it
@@ -17,6 +19,7 @@ Not a test: compare ratios, not absolute figures.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import tempfile
 import time
@@ -30,6 +33,7 @@ from write_path import sealing_off  # bench/ is on the path when run as a script
 from ledger.application.batch import apply_lines
 from ledger.application.commands import build_command
 from ledger.audit.merkle import verify_inclusion
+from ledger.auditlog import verify
 from ledger.auditlog.reader import StoreNodes, snapshot
 from ledger.auditlog.seal import seal
 from ledger.auditlog.verify import verify_store
@@ -94,12 +98,15 @@ def large_ledger(events: int, workdir: Path) -> None:
     elapsed = time.perf_counter() - start
     rate = sealed / elapsed
     print(f"seal      {sealed:>10,} events in {elapsed:6.2f} s  {rate:>10,.0f} events/s")
+    single = verify_one_process(ledger)
     report = verify_store(ledger.store)
     assert report.ok, report.damage
+    assert (report.root, report.sealed) == (single.root, single.sealed)
     rate = report.events_checked / report.seconds
     print(f"verify    {report.events_checked:>10,} events in {report.seconds:6.2f} s  "
           f"{rate:>10,.0f} events/s   "
-          f"(target >= 200,000: {'met' if rate >= 200_000 else 'MISSED'})")
+          f"(target >= 200,000: {'met' if rate >= 200_000 else 'MISSED'}; "
+          f"{single.seconds / report.seconds:.2f}x one process; load {load()})")
     with snapshot(ledger.store) as reader:
         nodes = StoreNodes(reader)
         from ledger.audit.merkle import inclusion_proof, tree_root  # noqa: PLC0415
@@ -115,6 +122,25 @@ def large_ledger(events: int, workdir: Path) -> None:
     assert root == report.root
     print(f"proof     leaf {size // 3:,} of {size:,}: {len(proof)} hashes in {proof_ms:.1f} ms")
     ledger.close()
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def verify_one_process(ledger: Any) -> Any:
+    """`verify` with its worker processes off: the baseline for the verify line."""
+    saved = verify.PARALLEL_MIN_LEAVES
+    verify.PARALLEL_MIN_LEAVES = 1 << 62
+    try:
+        report = verify_store(ledger.store)
+    finally:
+        verify.PARALLEL_MIN_LEAVES = saved
+    assert report.ok, report.damage
+    rate = report.events_checked / report.seconds
+    print(f"verify/1  {report.events_checked:>10,} events in {report.seconds:6.2f} s  "
+          f"{rate:>10,.0f} events/s   (one process; load {load()})")
+    return report
 
 
 def apply_seconds(path: Path, lines: list[str], practice: str) -> float:

@@ -46,9 +46,8 @@ def largest_power_of_two_below(n: int) -> int:
 def reduce_level(hashes: Sequence[bytes]) -> list[bytes]:
     """The next level up of perfect subtrees: pairs hashed, an odd last one dropped."""
     sha = _sha256
-    return [
-        sha(b"\x01" + hashes[i] + hashes[i + 1]).digest() for i in range(0, len(hashes) - 1, 2)
-    ]
+    pairs = iter(hashes)
+    return [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
 
 
 def perfect_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:

@@ -29,9 +29,10 @@ CheckpointRow = tuple[int, int, bytes, str, str]
 class LogReader:
     """Queries over the events and the audit tables (rows as tuples)."""
 
-    def __init__(self, curs: Cursor, dialect: Dialect) -> None:
+    def __init__(self, curs: Cursor, dialect: Dialect, path: str | None = None) -> None:
         self.curs = curs
         self.dialect = dialect
+        self.path = path  # the SQLite file, which other processes may open read-only too
 
     def _all(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         self.curs.execute(self.dialect.sql(query), params)
@@ -172,7 +173,7 @@ def snapshot(store: EventStore) -> Iterator[LogReader]:
             curs = conn.cursor()
             curs.execute("BEGIN")
             try:
-                yield LogReader(curs, dialect)
+                yield LogReader(curs, dialect, store.target.location)
             finally:
                 conn.rollback()
         return

@@ -12,14 +12,22 @@ Checked, in one snapshot:
 
 Damage is reported by kind with the first bad position. Events after the last
 sealed position are the unsealed tail: counted and aged, not damage.
+
+On a large SQLite store the leaves are recomputed on two worker processes, chunk by
+chunk (see `_Workers`); any chunk they do not find sound is checked again, and its
+damage classified, in the main snapshot, so the report is the same either way.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import sqlite3
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ledger.audit.leaf import LEAF_FORMAT, state_bytes, stream_bytes
-from ledger.audit.merkle import CompactRange, aligned_pieces, perfect_levels
+from ledger.audit.merkle import HASH_SIZE, CompactRange, aligned_pieces, perfect_levels
 from ledger.audit.note import NoteError, Verifier, open_checkpoint
 from ledger.auditlog.reader import EventRow, LeafHashRow, LogReader, snapshot
-from ledger.auditlog.tables import NODE_LEVEL_STEP
+from ledger.auditlog.tables import NODE_LEVEL_STEP, Dialect
 
 if TYPE_CHECKING:
     from ledger.store.eventstore import EventStore
@@ -90,27 +98,42 @@ class VerifyReport:
             self.damage.append(damage)
 
 
-_HEAD = struct.Struct(">BBQ16sQH")
-_LEN = struct.Struct(">I")
+_LEAF_PACKS: dict[str, tuple[Callable[..., bytes], bytes]] = {}
+
+
+def _leaf_pack(topic: str) -> tuple[Callable[..., bytes], bytes]:
+    """0x00, the leaf input up to the state, in one pack: (pack, topic bytes) per topic."""
+    found = _LEAF_PACKS.get(topic)
+    if found is None:
+        encoded = topic.encode()
+        found = struct.Struct(f">BBQ16sQH{len(encoded)}sI").pack, encoded
+        if len(_LEAF_PACKS) < 1024:
+            _LEAF_PACKS[topic] = found
+    return found
 
 
 def _leaf_hashes(rows: list[EventRow]) -> list[bytes]:
-    """Leaf hashes of stored events (leaf.event_leaf_hash, inlined for speed)."""
-    sha, pack, lpack, fromhex = hashlib.sha256, _HEAD.pack, _LEN.pack, bytes.fromhex
-    topics: dict[str, bytes] = {}
+    """Leaf hashes of stored events (leaf.event_leaf_hash, inlined for speed).
+
+    The stream id is read exactly as `leaf.stream_bytes` reads it (32 hex digits as
+    16 bytes, anything else through `stream_bytes`), as sealing did.
+    """
+    sha, fromhex, packs = hashlib.sha256, bytes.fromhex, _LEAF_PACKS
     out: list[bytes] = []
     append = out.append
     for position, stream, version, topic, stored in rows:
-        try:
-            sid = fromhex(stream) if type(stream) is str else stream_bytes(stream)
-        except ValueError:
+        if type(stream) is str and len(stream) == 32:
+            try:
+                sid = fromhex(stream)
+            except ValueError:
+                sid = stream_bytes(stream)
+        else:
             sid = stream_bytes(stream)
         state = stored if type(stored) is bytes else state_bytes(stored)
-        t = topics.get(topic)
-        if t is None:
-            t = topics[topic] = topic.encode()
-        append(sha(b"".join((pack(0, LEAF_FORMAT, position, sid, version, len(t)), t,
-                             lpack(len(state)), state))).digest())
+        found = packs.get(topic)
+        pack, t = found if found is not None else _leaf_pack(topic)
+        append(sha(pack(0, LEAF_FORMAT, position, sid, version, len(t), t, len(state))
+                   + state).digest())
     return out
 
 
@@ -170,7 +193,7 @@ def verify_store(
     return report
 
 
-def _verify(  # noqa: PLR0912, PLR0915 - one pass, in the order a reader would check
+def _verify(
     reader: LogReader,
     report: VerifyReport,
     verifier: Verifier | None,
@@ -183,40 +206,27 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass, in the order a reader would c
     leaf_total = reader.leaf_count()
     signed_sizes = _check_checkpoint_rows(checkpoints, head, verifier, report)
     tree = _Tree(reader, report, {size for size, _root in signed_sizes.values()})
-    identities: dict[tuple[bytes, int], int] | None = None
+    chunks = _Chunks(reader, report, max_position)
 
     index = 0
     last_position = 0
-    while True:
-        leaves = reader.leaf_hash_rows(index, CHUNK)
-        if not leaves:
-            break
-        if leaves[0][0] != index or leaves[-1][0] != index + len(leaves) - 1:
-            report.add(Damage(TREE, None, f"leaf rows missing from leaf index {index}",
-                              leaf_index=index))
-            leaves = [leaf for leaf in leaves if leaf[0] < index + len(leaves)]
-            leaves = _contiguous(leaves, index)
-            if not leaves:
-                break
-        upto = leaves[-1][1]
-        events = reader.events_between(last_position, upto)
-        report.events_checked += len(events)
-        recomputed = _leaf_hashes(events)
-        if [e[0] for e in events] == [leaf[1] for leaf in leaves]:
-            if recomputed != [bytes(leaf[2]) for leaf in leaves]:
-                identities = identities or reader.leaf_identities()
-                for leaf, event, computed in zip(leaves, events, recomputed, strict=True):
-                    if computed != bytes(leaf[2]):
-                        _classify(report, leaf, event, identities)
-            hashes = recomputed
-        else:
-            identities = identities or reader.leaf_identities()
-            hashes = _diagnose(report, leaves, events, recomputed, identities, max_position)
-        tree.add_chunk(index, hashes)
-        index += len(leaves)
-        last_position = upto
-        if progress is not None:
-            progress(index, leaf_total)
+    with _Workers.start(reader, leaf_total) as workers:
+        while True:
+            done = workers.next_result(index, last_position)
+            if done is not None:  # a worker found the chunk sound: its leaves, recomputed
+                count, upto, events, blob = done
+                hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
+                report.events_checked += events
+            else:
+                found = chunks.check(index, last_position)
+                if found is None:
+                    break
+                count, upto, hashes = found
+            tree.add_chunk(index, hashes)
+            index += count
+            last_position = upto
+            if progress is not None:
+                progress(index, leaf_total)
 
     report.sealed = index
     report.root = tree.compact.root()
@@ -238,7 +248,153 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass, in the order a reader would c
     if report.unsealed:
         first = reader.events_after(last_position, 1)
         report.oldest_unsealed_at = _recorded_at(first[0][4]) if first else None
-    del max_position
+
+
+class _Chunks:
+    """Checks one chunk of leaves in the main snapshot, classifying any damage."""
+
+    def __init__(self, reader: LogReader, report: VerifyReport, max_position: int) -> None:
+        self.reader = reader
+        self.report = report
+        self.max_position = max_position
+        self.identities: dict[tuple[bytes, int], int] | None = None
+
+    def _identities(self) -> dict[tuple[bytes, int], int]:
+        if self.identities is None:
+            self.identities = self.reader.leaf_identities()
+        return self.identities
+
+    def check(self, index: int, last_position: int) -> tuple[int, int, list[bytes]] | None:
+        """(leaves taken, last position, leaf hashes for the tree), None past the last leaf."""
+        reader, report = self.reader, self.report
+        leaves = reader.leaf_hash_rows(index, CHUNK)
+        if not leaves:
+            return None
+        if leaves[0][0] != index or leaves[-1][0] != index + len(leaves) - 1:
+            report.add(Damage(TREE, None, f"leaf rows missing from leaf index {index}",
+                              leaf_index=index))
+            leaves = [leaf for leaf in leaves if leaf[0] < index + len(leaves)]
+            leaves = _contiguous(leaves, index)
+            if not leaves:
+                return None
+        upto = leaves[-1][1]
+        events = reader.events_between(last_position, upto)
+        report.events_checked += len(events)
+        recomputed = _leaf_hashes(events)
+        if [e[0] for e in events] == [leaf[1] for leaf in leaves]:
+            if recomputed != [bytes(leaf[2]) for leaf in leaves]:
+                identities = self._identities()
+                for leaf, event, computed in zip(leaves, events, recomputed, strict=True):
+                    if computed != bytes(leaf[2]):
+                        _classify(report, leaf, event, identities)
+            hashes = recomputed
+        else:
+            hashes = _diagnose(report, leaves, events, recomputed, self._identities(),
+                               self.max_position)
+        return len(leaves), upto, hashes
+
+
+# --- the same check on 2 processes --------------------------------------------------------
+#
+# On a large SQLite store, worker processes each open the file read-only and take whole
+# chunks of leaves [start, end) below the main snapshot's leaf count: they read the leaf
+# rows and the events between the previous leaf's position and the last one's, recompute
+# every leaf hash and compare. A chunk comes back only when all of it is sound (contiguous
+# leaf rows, the same positions in both tables, every hash equal); then it carries its
+# leaf hashes as one blob and the main process builds the tree and checks nodes, head and
+# checkpoints from them exactly as before. Anything else (a difference, an error, a chunk
+# that does not start where the main pass is) and the main process checks that chunk
+# itself in its own snapshot, which is what classifies the damage. A worker can only say
+# "sound" for events whose hashes equal the sealed leaves, so this path never accepts
+# what the single-process one would refuse.
+
+PARALLEL_MIN_LEAVES = 1 << 17  # below this, starting processes costs more than it saves
+WORKERS = 2
+
+_worker: dict[str, LogReader] = {}
+
+
+def _worker_start(path: str, dialect: Dialect) -> None:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.isolation_level = None
+    _worker["reader"] = LogReader(conn.cursor(), dialect, path)
+
+
+def _worker_chunk(start: int, end: int) -> tuple[int, int, int, int, bytes] | None:
+    """Leaves [start, end): (start, previous position, last position, events, hashes)."""
+    reader = _worker["reader"]
+    curs = reader.curs
+    curs.execute("BEGIN")
+    try:
+        before = 0
+        if start:
+            previous = reader.leaf_hash_rows(start - 1, 1)
+            if not previous or previous[0][0] != start - 1:
+                return None
+            before = previous[0][1]
+        leaves = reader.leaf_hash_rows(start, end - start)
+        if len(leaves) != end - start or leaves[0][0] != start or leaves[-1][0] != end - 1:
+            return None
+        upto = leaves[-1][1]
+        events = reader.events_between(before, upto)
+        if len(events) != len(leaves) or [e[0] for e in events] != [leaf[1] for leaf in leaves]:
+            return None
+        recomputed = _leaf_hashes(events)
+        if recomputed != [leaf[2] for leaf in leaves]:
+            return None
+        return start, before, upto, len(events), b"".join(recomputed)
+    finally:
+        curs.execute("ROLLBACK")
+
+
+class _Workers:
+    """Chunk results from worker processes, in leaf order; empty when not worth it."""
+
+    def __init__(self, pool: ProcessPoolExecutor | None, results: Iterator[Any]) -> None:
+        self.pool = pool
+        self.results = results
+
+    @classmethod
+    def start(cls, reader: LogReader, leaf_total: int) -> _Workers:
+        path = reader.path
+        workers = min(WORKERS, os.cpu_count() or 1)
+        if (reader.dialect.kind != "sqlite" or path is None or workers < 2
+                or leaf_total < PARALLEL_MIN_LEAVES):
+            return cls(None, iter(()))
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        starts = range(0, leaf_total, CHUNK)
+        ends = [min(start + CHUNK, leaf_total) for start in starts]
+        pool = None
+        try:
+            pool = ProcessPoolExecutor(workers, context, _worker_start, (path, reader.dialect))
+            return cls(pool, pool.map(_worker_chunk, starts, ends))
+        except Exception:  # noqa: BLE001 - no processes here (a daemon, limits): one process
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            return cls(None, iter(()))
+
+    def next_result(self, index: int, last_position: int) -> tuple[int, int, int, bytes] | None:
+        """(leaves, last position, events, hashes) of the sound chunk at `index`, if any."""
+        if self.pool is None:
+            return None
+        try:
+            done = next(self.results, None)
+        except Exception:  # noqa: BLE001 - the main process checks the chunk (and reports)
+            return None
+        if done is None:
+            return None
+        start, before, upto, events, blob = done
+        if start != index or before != last_position:
+            return None
+        return len(blob) // HASH_SIZE, upto, events, blob
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _contiguous(leaves: list[LeafHashRow], index: int) -> list[LeafHashRow]:
