@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from commands.reads_render import out
+from commands.render import out
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.events import (

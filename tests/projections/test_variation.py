@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from commands.joint import tour
-from commands.reads_render import out
+from commands.render import out
 from commands.state import CliState
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput, NotFound
