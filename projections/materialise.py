@@ -35,6 +35,7 @@ from ledger.domain.errors import InvalidInput
 from ledger.store.eventstore import EventStore
 from projections.core import (
     Add,
+    Apply,
     Change,
     Column,
     Key,
@@ -382,8 +383,11 @@ class Materialiser:
         """The table, then its secondary indexes."""
         columns = ", ".join(f"{c.name} {_SQL_TYPES[c.type]}" for c in table.columns)
         keys = ", ".join(c.name for c in table.key)
+        # On SQLite the rows live in their primary key's B-tree (no separate rowid
+        # table to keep in step): half the writes per row, and key lookups read one tree.
+        clustered = " WITHOUT ROWID" if self.db.kind == "sqlite" else ""
         statements = [f"CREATE TABLE IF NOT EXISTS {self.db.name(table.name)} "
-                      f"({columns}, PRIMARY KEY ({keys}))"]
+                      f"({columns}, PRIMARY KEY ({keys})){clustered}"]
         for index in table.indexes:
             index_name = _index_name(table, index)
             statements.append(
@@ -391,10 +395,6 @@ class Materialiser:
                 f"({', '.join(index)})"
             )
         return statements
-
-    def _drop_index_sql(self, table: Table) -> list[str]:
-        return [f"DROP INDEX IF EXISTS {self.db.name(_index_name(table, index))}"
-                for index in table.indexes]
 
     # --- positions ---------------------------------------------------------------------
 
@@ -444,14 +444,25 @@ class Materialiser:
             if not batch:
                 return read
             last = batch[-1].id
+            # Per topic, the handlers of the chosen projections with the position each
+            # starts after (they differ only until every projection has caught up).
+            handlers: dict[str, list[tuple[int, Apply]]] = {}
+            for projection in chosen:
+                for topic, handler in projection.applies.items():
+                    handlers.setdefault(topic, []).append((at[projection.name], handler))
+            apply = cache.apply
             for n in batch:
-                behind = [p for p in chosen if at[p.name] < n.id and n.topic in p.applies]
-                if not behind:
+                found = handlers.get(n.topic)
+                if found is None:
                     continue
-                item = Positioned(n.id, trusted_event(n.topic, n.originator_id,
-                                                      n.originator_version, n.state))
-                for projection in behind:
-                    cache.apply(projection.applies[n.topic](cache, item))
+                position = n.id
+                item: Positioned | None = None
+                for after, handler in found:
+                    if after < position:
+                        if item is None:
+                            item = Positioned(position, trusted_event(
+                                n.topic, n.originator_id, n.originator_version, n.state))
+                        apply(handler(cache, item))
             self._commit(cache, chosen, at, last)
             read += len(batch)
             if progress:
@@ -496,23 +507,26 @@ class Materialiser:
 
     def rebuild(self, names: Sequence[str] | None = None, progress: Progress | None = None
                 ) -> int:
-        """Empty the projections and their positions, then catch up from zero."""
+        """Empty the projections and their positions, then catch up from zero.
+
+        The tables are dropped and created again in the transaction that sets the
+        positions to zero (emptying is then instant, and a table made by an older
+        version takes the current layout); their secondary indexes are built once,
+        after the last batch, rather than row by row.
+        """
         chosen = self.select(names)
         self.setup()
         tables = [table for projection in chosen for table in projection.tables]
         with self.db.cursor(write=True) as c:
             for projection in chosen:
-                for table in projection.tables:
-                    c.execute(f"DELETE FROM {self.db.name(table.name)}")  # noqa: S608
                 c.execute(
                     f"UPDATE {self.db.tracking_table} SET notification_id = 0 "  # noqa: S608
                     f"WHERE application_name = {self.db.p}",
                     (TRACKING_PREFIX + projection.name,),
                 )
-            # Secondary indexes are built once at the end rather than row by row.
             for table in tables:
-                for statement in self._drop_index_sql(table):
-                    c.execute(statement)
+                c.execute(f"DROP TABLE IF EXISTS {self.db.name(table.name)}")
+                c.execute(self._create_sql(table)[0])
         try:
             return self.catch_up([p.name for p in chosen], progress, complete=True)
         finally:
