@@ -10,26 +10,16 @@ import typer
 from commands import options, render
 from commands.errors import EXIT_REFUSED, handled
 from commands.run import state_of
-from ledger.domain.errors import InvalidInput
 
 DEFAULT_BATCH = 2_000
 
 
 def read_lines(path: Path) -> list[str]:
     """The file's lines; a file that cannot be read at all is a usage error (exit 2)."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise InvalidInput("file", f"cannot read {path}: {reason}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InvalidInput(
-            "file", f"{path} is not UTF-8 text (byte {error.start} cannot be read)"
-        ) from None
+    from ledger.application.imports import read_text  # noqa: PLC0415 - fast --help
+
     # Only newlines end a line: JSON strings may hold other line separators.
-    return text.split("\n")
+    return read_text(path).split("\n")
 
 
 def apply(

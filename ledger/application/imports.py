@@ -51,6 +51,21 @@ class Row:
     values: dict[str, str]
 
 
+def read_text(path: Path, *, encoding: str = "utf-8") -> str:
+    """A whole UTF-8 file; one that cannot be read at all is malformed input (exit 2)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidInput("file", f"cannot read {path}: {reason}") from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            "file", f"{path} is not UTF-8 text (byte {error.start} cannot be read)"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class CsvFile:
     source: str
@@ -58,18 +73,7 @@ class CsvFile:
 
     @classmethod
     def read(cls, path: Path) -> CsvFile:
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            reason = error.strerror or type(error).__name__
-            raise InvalidInput("file", f"cannot read {path}: {reason}") from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise InvalidInput(
-                "file", f"{path} is not UTF-8 text (byte {error.start} cannot be read)"
-            ) from None
-        return cls(path.name, text)
+        return cls(path.name, read_text(path, encoding="utf-8-sig"))
 
     @property
     def digest(self) -> str:
