@@ -160,14 +160,16 @@ def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> 
     head = read_head(curs, dialect, for_update=True) or lock_head(curs, dialect)
     if not rows:
         return head
-    curs.execute(
-        dialect.sql(
-            "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
-            "WHERE {position} > ? AND {position} < ? ORDER BY {position}"
-        ),
-        (head.last_position, rows[0][0]),
-    )
-    backlog: list[StoredRow] = [as_tuple(r) for r in curs.fetchall()]
+    backlog: list[StoredRow] = []
+    if rows[0][0] > head.last_position + 1:  # positions between them went unsealed
+        curs.execute(
+            dialect.sql(
+                "SELECT {position}, originator_id, originator_version, topic, state "
+                "FROM {events} WHERE {position} > ? AND {position} < ? ORDER BY {position}"
+            ),
+            (head.last_position, rows[0][0]),
+        )
+        backlog = [as_tuple(r) for r in curs.fetchall()]
     return seal_rows(curs, dialect, [*backlog, *rows], head)
 
 
