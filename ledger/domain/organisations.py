@@ -145,6 +145,13 @@ class Consortium(Aggregate):
     def is_member(self, practice: str, day: date) -> bool:
         return any(m.covers(day) for m in self.memberships.get(practice, ()))
 
+    def leaves_on(self, practice: str, day: date) -> date | None:
+        """When the membership covering `day` ends, if its end is already recorded."""
+        for membership in self.memberships.get(practice, ()):
+            if membership.covers(day):
+                return membership.left_on
+        return None
+
     def members_on(self, day: date) -> list[str]:
         return sorted(p for p in self.memberships if self.is_member(p, day))
 

@@ -38,6 +38,15 @@ def check_new_holder(
                 f"{practice} is not a member of consortium {code} on {day}; "
                 "join it first (`ledger consortium join`)",
             )
+        leaving = consortium.leaves_on(practice, day)
+        if leaving is not None:
+            # The holding would outlive the membership: the consortium would hold
+            # the practice's element after it had left.
+            raise RuleViolation(
+                "membership",
+                f"{practice} leaves consortium {code} on {leaving}; a holding that starts "
+                f"on {day} would outlast its membership",
+            )
     elif kind == "practice":
         if holder_practice is None:
             raise NotFound("practice", f"no practice {code}")

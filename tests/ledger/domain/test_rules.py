@@ -34,6 +34,14 @@ def test_a_membership_that_ended_does_not_count() -> None:
                          holder_practice=None)
 
 
+def test_a_holding_may_not_outlast_a_membership_whose_end_is_recorded() -> None:
+    c = consortium("16C", "A81001")
+    c.leave(ctx("consortium:16C", "2024-09-01"), "A81001")
+    with pytest.raises(RuleViolation, match="leaves consortium 16C on 2024-09-01") as refused:
+        check_new_holder("A81001", "consortium:16C", JUNE, consortium=c, holder_practice=None)
+    assert refused.value.rule == "membership"
+
+
 def test_an_unknown_holder_is_not_found() -> None:
     with pytest.raises(NotFound):
         check_new_holder("A81001", "consortium:16C", JUNE, consortium=None, holder_practice=None)
