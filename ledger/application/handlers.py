@@ -171,6 +171,10 @@ def form_consortium(command: ConsortiumForm, context: Context, uow: UnitOfWork) 
 def join_consortium(command: ConsortiumJoin, context: Context, uow: UnitOfWork) -> Result:
     consortium = existing_consortium(uow, command.consortium)
     existing_practice(uow, command.practice).require_open_on(context.effective_on)
+    year = str(FinancialYear.containing(context.effective_on))
+    if year in consortium.top_slices:
+        require_top_slice_fits(uow, command.practice, year, consortium.top_slices[year],
+                               context.effective_on)
     consortium.join(context, command.practice)
     uow.affiliate(command.practice, consortium.code)
     return Result(f"{command.practice} joined {consortium.code} on {context.effective_on}")
@@ -189,6 +193,11 @@ def leave_consortium(command: ConsortiumLeave, context: Context, uow: UnitOfWork
             f"{consortium.code} holds {', '.join(held)} of {command.practice} on or after {day}; "
             "revoke those delegations first",
         )
+    if str(budget.year) in consortium.top_slices:
+        access = pool_access(uow, consortium.code, str(budget.year), day)
+        leaving = _top_slices(budget, access.basis_points)
+        require_capacity_covers_draws(access, access.capacity - leaving, f"{command.practice} "
+                                      f"leaving {consortium.code}")
     consortium.leave(context, command.practice)
     return Result(f"{command.practice} left {consortium.code} on {day}")
 
@@ -198,6 +207,8 @@ def agree_risk_pool(command: ConsortiumRiskPool, context: Context, uow: UnitOfWo
     consortium = existing_consortium(uow, command.consortium)
     year = FinancialYear.parse(command.year)
     basis_points = parse_percent(command.top_slice)
+    for member in consortium.members_on(context.effective_on):
+        require_top_slice_fits(uow, member, str(year), basis_points, context.effective_on)
     consortium.agree_risk_pool(context, year, basis_points)
     return Result(
         f"{consortium.code} agreed a {basis_points / 100:g}% risk pool top-slice for {year}"
@@ -237,7 +248,14 @@ def allocate(command: BudgetAllocate, context: Context, uow: UnitOfWork) -> Resu
 def adjust(command: BudgetAdjust, context: Context, uow: UnitOfWork) -> Result:
     budget = existing_budget(uow, command.practice, command.year)
     delta = parse_signed_amount(command.by)
-    basis_points = basis_points_of(uow, budget, context.effective_on)
+    code, basis_points = top_slice_terms(uow, budget.practice, str(budget.year),
+                                         context.effective_on)
+    if code and delta < 0:
+        access = pool_access(uow, code, str(budget.year), context.effective_on)
+        old = budget.allocated[command.element]
+        shrink = top_slice(old, basis_points) - top_slice(old + delta, basis_points)
+        require_capacity_covers_draws(access, access.capacity - shrink,
+                                      f"cutting {command.element} of {command.practice}")
     budget.adjust(context, command.element, delta, basis_points)
     return Result(
         f"adjusted {command.element} of {command.practice} {command.year} by "
@@ -365,6 +383,37 @@ def pool_for_return(uow: UnitOfWork, budget: Budget, ref: str, day: date) -> Poo
     if not commitment.drawn:
         return None
     return pool_access(uow, commitment.pool, str(budget.year), day)
+
+
+def _top_slices(budget: Budget, basis_points: int) -> int:
+    return sum(top_slice(budget.allocated[e], basis_points) for e in Element)
+
+
+def require_top_slice_fits(
+    uow: UnitOfWork, practice: str, year: str, basis_points: int, day: date
+) -> None:
+    """A new top-slice must not leave a hard budget below what it has committed and settled."""
+    budget = uow.budget(practice, FinancialYear.parse(year))
+    if not budget.exists or not budget.is_hard_on_or_after(day):
+        return
+    short = [e for e in Element
+             if budget.available(e, basis_points) + budget.drawn[e] < budget.used(e)]
+    if short:
+        raise RuleViolation(
+            "hard-budget",
+            f"a {basis_points / 100:g}% top-slice would leave {practice}'s hard {year} budget "
+            f"below what it has committed and settled on {', '.join(short)}",
+        )
+
+
+def require_capacity_covers_draws(access: PoolAccess, capacity: int, what: str) -> None:
+    """A pool's capacity may not fall below what has already been drawn on it."""
+    if capacity < access.pool.drawn:
+        raise RuleViolation(
+            "risk-pool",
+            f"{what} would cut consortium {access.consortium}'s risk pool to "
+            f"{format_pence(capacity)}, below the {format_pence(access.pool.drawn)} already drawn",
+        )
 
 
 def basis_points_of(uow: UnitOfWork, budget: Budget, day: date) -> int:

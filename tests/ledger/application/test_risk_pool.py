@@ -118,3 +118,43 @@ def test_a_fresh_ledger_instance_sees_the_same_pool(
     second = open_ledger()
     with pytest.raises(RuleViolation, match=r"£50\.00 headroom"):
         commit(second, "R3", "51")
+
+
+def test_joining_a_pool_may_not_top_slice_a_hard_budget_below_its_spend(ledger: Ledger) -> None:
+    pooled(ledger)
+    run(ledger, "budget harden", ALLOCATOR, practice=A2, year=YEAR, on="2024-04-02")
+    run(ledger, "consortium leave", OFFICER, consortium="16C", practice=A2, on="2024-05-01")
+    commit(ledger, "R1", "10000", practice=A2, on="2024-06-01")
+    head = ledger.store.head()
+    with pytest.raises(RuleViolation, match="top-slice would leave A81002's hard") as error:
+        run(ledger, "consortium join", OFFICER, consortium="16C", practice=A2, on="2024-07-01")
+    assert error.value.rule == "hard-budget"
+    assert ledger.store.head() == head
+
+
+def test_agreeing_a_pool_may_not_top_slice_a_hard_budget_below_its_spend(
+    ledger: Ledger,
+) -> None:
+    seed(ledger, members=(A1, A2))
+    run(ledger, "budget harden", ALLOCATOR, practice=A1, year=YEAR, on="2024-04-02")
+    commit(ledger, "R1", "10000")
+    with pytest.raises(RuleViolation, match="1% top-slice would leave A81001's hard"):
+        run(ledger, "consortium risk-pool", OFFICER, consortium="16C", year=YEAR,
+            top_slice="1%", on="2024-07-01")
+
+
+def test_a_pool_may_not_shrink_below_what_it_has_paid_out(ledger: Ledger) -> None:
+    pooled(ledger)
+    commit(ledger, "R1", "9900")
+    commit(ledger, "R2", "850")  # £850 of the £900 drawn
+    head = ledger.store.head()
+    with pytest.raises(RuleViolation, match=r"below the £850\.00 already drawn") as cut:
+        run(ledger, "budget adjust", ALLOCATOR, practice=A2, year=YEAR, element="acute",
+            by="-10000", reason="list cleansing", on="2024-08-01")
+    assert cut.value.rule == "risk-pool"
+    with pytest.raises(RuleViolation, match=r"A81002 leaving 16C would cut"):
+        run(ledger, "consortium leave", OFFICER, consortium="16C", practice=A2, on="2024-08-01")
+    assert ledger.store.head() == head
+    # A small cut that keeps the capacity above the draws is fine.
+    run(ledger, "budget adjust", ALLOCATOR, practice=A2, year=YEAR, element="acute",
+        by="-1000", reason="list cleansing", on="2024-08-01")
