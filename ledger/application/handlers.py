@@ -186,13 +186,18 @@ def leave_consortium(command: ConsortiumLeave, context: Context, uow: UnitOfWork
     existing_practice(uow, command.practice)
     day = context.effective_on
     budget = uow.budget(command.practice, FinancialYear.containing(day))
-    held = budget.held_by_on_or_after(f"consortium:{consortium.code}", day) if budget.exists else []
-    if held:
-        raise RuleViolation(
-            "membership",
-            f"{consortium.code} holds {', '.join(held)} of {command.practice} on or after {day}; "
-            "revoke those delegations first",
-        )
+    holder = f"consortium:{consortium.code}"
+    for year in uow.budget_years(command.practice):
+        fy = FinancialYear.parse(year)
+        if fy < budget.year:
+            continue
+        held = uow.budget(command.practice, fy).held_by_on_or_after(holder, day)
+        if held:
+            raise RuleViolation(
+                "membership",
+                f"{consortium.code} holds {', '.join(held)} of {command.practice}'s {year} "
+                f"budget on or after {day}; revoke those delegations first",
+            )
     if str(budget.year) in consortium.top_slices:
         access = pool_access(uow, consortium.code, str(budget.year), day)
         leaving = _top_slices(budget, access.basis_points)
@@ -236,7 +241,10 @@ def allocate(command: BudgetAllocate, context: Context, uow: UnitOfWork) -> Resu
     practice = existing_practice(uow, command.practice)
     budget = uow.budget(command.practice, command.financial_year)
     amounts = command.amounts_pence()
+    opening = not budget.exists
     budget.allocate(context, practice, amounts, getattr(command, "basis", None))
+    if opening:
+        uow.opened_budget(practice.code, command.year)
     total = sum(amounts.values())
     return Result(
         f"allocated {format_pence(total)} to {practice.code} for {command.year} "

@@ -66,6 +66,7 @@ class UnitOfWork:
         self.known_refs: dict[str, RefEntry | None] = {}
         self.affiliations: dict[str, set[str]] = {}
         self.new_affiliations: set[tuple[str, str]] = set()
+        self.new_budget_years: set[tuple[str, str]] = set()
 
     def _load(self, stream_id: uuid.UUID, empty: Callable[[], A], kind: type[A]) -> A:
         aggregate = self.touched.get(stream_id)
@@ -114,6 +115,13 @@ class UnitOfWork:
             self.affiliations[practice].add(consortium)
             self.new_affiliations.add((practice, consortium))
 
+    def budget_years(self, practice: str) -> list[str]:
+        known = set(self.store.budget_years(practice))
+        return sorted(known | {y for p, y in self.new_budget_years if p == practice})
+
+    def opened_budget(self, practice: str, year: str) -> None:
+        self.new_budget_years.add((practice, year))
+
     def prefetch_refs(self, refs: Iterable[str]) -> None:
         wanted = [r for r in refs if r not in self.known_refs and r not in self.new_refs]
         if wanted:
@@ -140,6 +148,7 @@ class UnitOfWork:
             receipts=self.receipts,
             refs=list(self.new_refs.values()),
             affiliations=sorted(self.new_affiliations),
+            budget_years=sorted(self.new_budget_years),
         )
 
     def discard(self) -> None:

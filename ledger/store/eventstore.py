@@ -188,6 +188,10 @@ class EventStore:
     def refs(self, refs: Sequence[str]) -> dict[str, RefEntry]:
         return self.recorder.select_refs(refs) if refs else {}
 
+    def budget_years(self, practice: str) -> list[str]:
+        """The financial years the practice has a budget for."""
+        return self.recorder.select_budget_years(practice)
+
     def affiliations(self, practices: Sequence[str]) -> dict[str, list[str]]:
         """Consortia each practice has ever joined (membership dates are in their streams)."""
         return self.recorder.select_affiliations(practices) if practices else {}

@@ -47,6 +47,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     "practice TEXT NOT NULL, year TEXT NOT NULL)"
                 ).format(schema),
                 SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.ledger_budget_years (practice TEXT NOT NULL, "
+                    "year TEXT NOT NULL, PRIMARY KEY (practice, year))"
+                ).format(schema),
+                SQL(
                     "CREATE TABLE IF NOT EXISTS {0}.ledger_affiliations (practice TEXT NOT NULL, "
                     "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))"
                 ).format(schema),
@@ -58,6 +62,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._insert_ref = SQL("INSERT INTO {0}.ledger_refs VALUES (%s, %s, %s)").format(schema)
         self._insert_affiliation = SQL(
             "INSERT INTO {0}.ledger_affiliations VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        ).format(schema)
+        self._insert_budget_year = SQL(
+            "INSERT INTO {0}.ledger_budget_years VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        ).format(schema)
+        self._select_budget_years = SQL(
+            "SELECT year FROM {0}.ledger_budget_years WHERE practice = %s ORDER BY year"
         ).format(schema)
         self._select_affiliations = SQL(
             "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
@@ -95,6 +105,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.executemany(self._insert_ref, [(r.ref, r.practice, r.year) for r in indexes.refs])
         if indexes.affiliations:
             curs.executemany(self._insert_affiliation, list(indexes.affiliations))
+        if indexes.budget_years:
+            curs.executemany(self._insert_budget_year, list(indexes.budget_years))
         super()._insert_events(curs, stored_events, **kwargs)
 
     @contextmanager
@@ -181,6 +193,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 row["ref"]: RefEntry(row["ref"], row["practice"], row["year"])
                 for row in curs.fetchall()
             }
+
+    def select_budget_years(self, practice: str) -> list[str]:
+        with self._reading() as curs:
+            curs.execute(self._select_budget_years, (practice,))
+            return [row["year"] for row in curs.fetchall()]
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}

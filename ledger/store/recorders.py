@@ -63,6 +63,7 @@ class Indexes:
     receipts: Sequence[Receipt] = ()
     refs: Sequence[RefEntry] = ()
     affiliations: Sequence[tuple[str, str]] = ()  # (practice, consortium) ever joined
+    budget_years: Sequence[tuple[str, str]] = ()  # (practice, year) of each budget opened
 
 
 class IndexedRecorder(Protocol):
@@ -75,6 +76,8 @@ class IndexedRecorder(Protocol):
     def select_ref(self, ref: str) -> RefEntry | None: ...
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]: ...
+
+    def select_budget_years(self, practice: str) -> list[str]: ...
 
 
 def sealable(ids: Sequence[int], stored: Sequence[StoredEvent]) -> list[StoredRow]:
@@ -103,6 +106,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "ref TEXT PRIMARY KEY, practice TEXT NOT NULL, year TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ledger_affiliations (practice TEXT NOT NULL, "
             "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))",
+            "CREATE TABLE IF NOT EXISTS ledger_budget_years (practice TEXT NOT NULL, "
+            "year TEXT NOT NULL, PRIMARY KEY (practice, year))",
             *self.audit_dialect.create_statements(),
         ]
 
@@ -127,6 +132,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if indexes.affiliations:
             c.executemany(
                 "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)", indexes.affiliations
+            )
+        if indexes.budget_years:
+            c.executemany(
+                "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)", indexes.budget_years
             )
         ids = super()._insert_events(c, stored_events, **kwargs) or []
         # Seal: each event becomes the next leaf of the Merkle log in this transaction.
@@ -202,6 +211,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_ref(self, ref: str) -> RefEntry | None:
         return self.select_refs([ref]).get(ref)
+
+    def select_budget_years(self, practice: str) -> list[str]:
+        rows = self._select(
+            "SELECT year FROM ledger_budget_years WHERE practice = ? ORDER BY year", (practice,)
+        )
+        return [row[0] for row in rows]
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
         rows = self._select_in(

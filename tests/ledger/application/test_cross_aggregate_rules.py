@@ -8,7 +8,7 @@ import pytest
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import NotFound, RuleViolation
-from tests.ledger.application.scenario import A1, A2, A3, ME, YEAR, commit, run, seed
+from tests.ledger.application.scenario import A1, A2, A3, ALLOCATOR, ME, YEAR, commit, run, seed
 
 OFFICER = "consortium:16C"
 
@@ -98,6 +98,22 @@ def test_leaving_is_refused_when_a_later_delegation_is_recorded(ledger: Ledger) 
     delegate(ledger, A1, "consortium:16C", "2024-10-01")
     refused(ledger, lambda: run(ledger, "consortium leave", OFFICER, consortium="16C",
                                 practice=A1, on="2024-09-01"), "membership")
+
+
+def test_leaving_is_refused_while_a_later_years_budget_is_delegated(ledger: Ledger) -> None:
+    seed(ledger)
+    run(ledger, "budget allocate", ALLOCATOR, practice=A1, year="2025-26", on="2025-04-01",
+        element={"acute": "5000"})
+    run(ledger, "budget delegate", ME, practice=A1, year="2025-26", element="acute",
+        to="consortium:16C", on="2025-04-01")
+    refused(ledger, lambda: run(ledger, "consortium leave", OFFICER, consortium="16C",
+                                practice=A1, on="2025-03-01"), "membership")
+
+
+def test_a_delegation_may_not_outlast_a_recorded_leave(ledger: Ledger) -> None:
+    seed(ledger)
+    run(ledger, "consortium leave", OFFICER, consortium="16C", practice=A1, on="2024-09-01")
+    refused(ledger, lambda: delegate(ledger, A1, "consortium:16C", "2024-06-01"), "membership")
 
 
 def test_the_consortium_commits_only_while_it_holds(ledger: Ledger) -> None:
