@@ -289,7 +289,12 @@ def _check_holder(
         other = uow.budget(practice, budget.year)
         return other.holder_on(element, on) if other.exists else None
 
-    check_no_cycle(budget.practice, elements, holder, day, holder_of)
+    def changes_after(practice: str, element: Element, on: date) -> list[date]:
+        other = uow.budget(practice, budget.year)
+        return other.holder_changes_after(element, on) if other.exists else []
+
+    check_no_cycle(budget.practice, elements, holder, day, holder_of,
+                   changes_after=changes_after)
 
 
 @handles(BudgetDelegate)

@@ -112,6 +112,9 @@ class Budget(Aggregate):
     def holders_on(self, day: date) -> dict[Element, str]:
         return {e: self.holder_on(e, day) for e in ELEMENTS}
 
+    def holder_changes_after(self, element: Element, day: date) -> list[date]:
+        return sorted({d for d, _, _ in self.holders[element] if d > day})
+
     def held_by_on_or_after(self, holder: str, day: date) -> list[Element]:
         """Elements `holder` holds on `day` or is due to hold from a later change."""
         return [

@@ -83,6 +83,16 @@ def test_a_cycle_through_an_opt_out_is_refused(ledger: Ledger) -> None:
             "no-cycles")
 
 
+def test_a_cycle_closed_by_an_earlier_recorded_later_dated_delegation_is_refused(
+    ledger: Ledger,
+) -> None:
+    seed(ledger)
+    delegate(ledger, A1, f"practice:{A2}", "2024-09-01")
+    refused(ledger, lambda: run(ledger, "budget delegate", f"practice:{A2}", practice=A2,
+                                year=YEAR, element="acute", to=f"practice:{A1}",
+                                on="2024-05-01"), "no-cycles")
+
+
 def test_leaving_a_consortium_that_still_holds_elements_is_refused(ledger: Ledger) -> None:
     seed(ledger)
     delegate(ledger, A1, "consortium:16C", "2024-06-01", element="prescribing")

@@ -81,6 +81,25 @@ def test_chains_ending_at_a_consortium_or_a_self_holding_practice_are_fine() -> 
     check_no_cycle("A81001", [ACUTE], "practice:A81004", JUNE, lambda code, e, d: None)
 
 
+def test_a_cycle_closed_by_a_later_dated_holding_is_found() -> None:
+    # A81002 hands acute to A81001 from September; A81001 now delegates to A81002 from June.
+    september = date(2024, 9, 1)
+
+    def holder_of(code: str, _element: Element, on: date) -> str:
+        if code == "A81002" and on >= september:
+            return "practice:A81001"
+        return f"practice:{code}"
+
+    def changes_after(code: str, _element: Element, on: date) -> list[date]:
+        return [september] if code == "A81002" and on < september else []
+
+    check_no_cycle("A81001", [ACUTE], "practice:A81002", JUNE, holder_of)  # June alone: fine
+    with pytest.raises(RuleViolation, match="on 2024-09-01") as refused:
+        check_no_cycle("A81001", [ACUTE], "practice:A81002", JUNE, holder_of,
+                       changes_after=changes_after)
+    assert refused.value.rule == "no-cycles"
+
+
 def test_the_practice_itself_is_never_a_new_holder() -> None:
     with pytest.raises(RuleViolation) as refused:
         check_new_holder("A81001", "practice:A81001", JUNE, consortium=None,
