@@ -9,6 +9,7 @@ environment, so two stores can live in one process.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -23,12 +24,11 @@ from eventsourcing.utils import get_topic
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.events import LedgerEvent
-from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event, encode_event
+from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event
 from ledger.store.recorders import (
     IndexedRecorder,
     Indexes,
     LedgerSQLiteFactory,
-    LedgerSQLiteRecorder,
     Receipt,
     RefEntry,
 )
@@ -124,6 +124,8 @@ class EventStore:
             ) from error
         recorder = self.app.recorder
         self.recorder: IndexedRecorder = recorder  # type: ignore[assignment]
+        assert isinstance(self.app.mapper, PydanticMapper)
+        self.mapper: PydanticMapper = self.app.mapper
 
     # --- writing -----------------------------------------------------------------------
 
@@ -137,19 +139,11 @@ class EventStore:
         only come from a writer that bypasses this path: it raises IntegrityError
         and the caller runs the work again.
         """
-        recorder = self.recorder
-        if isinstance(recorder, LedgerSQLiteRecorder):
-            with recorder.write_transaction() as cursor:
-                events, indexes, result = work()
-                if events or indexes.receipts:
-                    stored = [self._to_stored(e) for e in events]
-                    recorder._insert_events(cursor, stored, indexes=indexes)
-            return result
-        with recorder.write_transaction() as curs:  # type: ignore[attr-defined]
+        with self.recorder.write_transaction() as cursor:
             events, indexes, result = work()
             if events or indexes.receipts:
                 stored = [self._to_stored(e) for e in events]
-                recorder.insert_in_transaction(curs, stored, indexes)  # type: ignore[attr-defined]
+                self.recorder.insert_in_transaction(cursor, stored, indexes)
         return result
 
     def append(self, events: Sequence[LedgerEvent], indexes: Indexes) -> list[int]:
@@ -165,12 +159,7 @@ class EventStore:
         return list(ids or [])
 
     def _to_stored(self, event: LedgerEvent) -> StoredEvent:
-        return StoredEvent(
-            originator_id=event.originator_id,
-            originator_version=event.originator_version,
-            topic=event.topic,
-            state=encode_event(event),
-        )
+        return self.mapper.to_stored_event(event)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -225,8 +214,6 @@ def _isolated(env: dict[str, str]) -> dict[str, Any]:
     keys we do not set keep a stray PERSISTENCE_MODULE or POSTGRES_* from
     redirecting the ledger.
     """
-    import os  # noqa: PLC0415 - only to list the keys to shadow
-
     shadowed = {
         key: ""
         for key in os.environ

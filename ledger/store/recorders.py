@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -67,7 +67,13 @@ class Indexes:
 
 
 class IndexedRecorder(Protocol):
-    """What the write path reads from the side tables, on either store."""
+    """What the write path needs of a recorder, on either store."""
+
+    def write_transaction(self) -> AbstractContextManager[Any]: ...
+
+    def insert_in_transaction(
+        self, cursor: Any, stored_events: Sequence[StoredEvent], indexes: Indexes
+    ) -> Sequence[int]: ...
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]: ...
 
@@ -172,6 +178,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 raise
             finally:
                 cursor.sqlite_cursor.close()
+
+    def insert_in_transaction(
+        self, cursor: SQLiteCursor, stored_events: Sequence[StoredEvent], indexes: Indexes
+    ) -> Sequence[int]:
+        """Append events and their indexes inside `write_transaction`."""
+        return self._insert_events(cursor, stored_events, indexes=indexes) or []
 
     def _select(self, statement: str, params: Sequence[Any]) -> list[Any]:
         """One SELECT on a pooled connection, without BEGIN/ROLLBACK.
