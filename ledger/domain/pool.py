@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from ledger.domain.aggregate import Aggregate, Context, applies
-from ledger.domain.events import PoolDrawRecorded, PoolDrawReturned, pool_stream
+from ledger.domain.events import PoolDrawRecorded, PoolDrawReturned, PoolEvent, pool_stream
 
 
 class RiskPool(Aggregate):
@@ -33,31 +33,21 @@ class RiskPool(Aggregate):
         return sum(self.draws.values())
 
     def record_draw(self, context: Context, practice: str, ref: str, amount: int) -> None:
-        self.trigger(
-            PoolDrawRecorded,
-            context,
-            consortium=self.consortium,
-            year=self.year,
-            practice=practice,
-            ref=ref,
-            amount_pence=amount,
-        )
+        self._record(PoolDrawRecorded, context, practice, ref, amount)
+
+    def record_return(self, context: Context, practice: str, ref: str, amount: int) -> None:
+        self._record(PoolDrawReturned, context, practice, ref, amount)
+
+    def _record(self, kind: type[PoolEvent], context: Context, practice: str, ref: str,
+                amount: int) -> None:
+        self.trigger(kind, context, consortium=self.consortium, year=self.year,
+                     practice=practice, ref=ref, amount_pence=amount)
 
     @applies(PoolDrawRecorded)
     def _drawn(self, event: PoolDrawRecorded) -> None:
         self.consortium, self.year = event.consortium, event.year
         self.draws[event.ref] = self.draws.get(event.ref, 0) + event.amount_pence
 
-    def record_return(self, context: Context, practice: str, ref: str, amount: int) -> None:
-        self.trigger(
-            PoolDrawReturned,
-            context,
-            consortium=self.consortium,
-            year=self.year,
-            practice=practice,
-            ref=ref,
-            amount_pence=amount,
-        )
 
     @applies(PoolDrawReturned)
     def _returned(self, event: PoolDrawReturned) -> None:
