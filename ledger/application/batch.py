@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from ledger import strict_json
 from ledger.application.commands import build_command
 from ledger.application.service import LedgerService, Outcome, Request
 from ledger.domain.errors import InvalidInput, LedgerError
 
 DEFAULT_BATCH = 2_000
+LINE_KEYS = frozenset({"command", "command_id", "actor", "args"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +65,18 @@ def parse_line(line_no: int, text: str, default_actor: str | None) -> ParsedLine
     command_id: str | None = None
     name: str | None = None
     try:
-        data = orjson.loads(text)
+        data = strict_json.loads(text)
         if not isinstance(data, dict):
             raise InvalidInput("apply-line", "each line must be a JSON object")
         name = _text_field(data, "command")
         command_id = _text_field(data, "command_id")
+        unknown = sorted(set(data) - LINE_KEYS)
+        if unknown:
+            raise InvalidInput(
+                "apply-line",
+                f"unknown key {', '.join(map(repr, unknown))} (a line has only "
+                f"{', '.join(sorted(LINE_KEYS))}; a command's arguments go under args)",
+            )
         actor = data.get("actor", default_actor)
         if not isinstance(actor, str) or not actor:
             raise InvalidInput("actor", "no actor: give one on the line or with --actor")
@@ -77,8 +84,8 @@ def parse_line(line_no: int, text: str, default_actor: str | None) -> ParsedLine
         if not isinstance(args, dict):
             raise InvalidInput("apply-line", "args must be a JSON object")
         command = build_command(name, args)
-    except orjson.JSONDecodeError as error:
-        failure = InvalidInput("apply-line", f"not valid JSON ({error.args[0]})")
+    except strict_json.StrictJsonError as error:
+        failure = InvalidInput("apply-line", f"not valid JSON ({error})")
         return ParsedLine(line_no, None, command_id, name, failure)
     except LedgerError as error:
         return ParsedLine(line_no, None, command_id, name, error)

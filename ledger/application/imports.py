@@ -80,8 +80,15 @@ class CsvFile:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
     def rows(self, required: Sequence[str]) -> Iterator[Row]:
-        """Rows as {column: value} with lower-cased, trimmed column names."""
-        reader = csv.reader(io.StringIO(self.text, newline=""))
+        """Rows as {column: value} with lower-cased, trimmed column names.
+
+        Nothing is dropped silently: a column named twice, a row with more or fewer
+        cells than the header, a value under a column with no name and malformed
+        quoting are refused, naming the line. Rows whose cells are all blank (an empty
+        line, a spreadsheet's `,,,`) carry nothing and are skipped; a byte-order mark
+        before the header is read as nothing.
+        """
+        reader = csv.reader(io.StringIO(self.text, newline=""), strict=True)
         try:
             header = [h.strip().lower() for h in next(reader)]
         except StopIteration:
@@ -89,23 +96,58 @@ class CsvFile:
                                f"({','.join(required)})") from None
         except csv.Error as error:
             raise InvalidInput("csv", f"{self.source} line 1: {error}") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise InvalidInput(
-                "csv-header",
-                f"{self.source} line 1: missing column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} (the header has: {', '.join(h for h in header if h)})",
-            )
+        _check_header(header, required, self.source)
         try:
             for cells in reader:
                 if not any(c.strip() for c in cells):
                     continue
-                values = {
-                    name: cell.strip() for name, cell in zip(header, cells, strict=False) if name
-                }
-                yield Row(reader.line_num, values)
+                line = reader.line_num
+                if len(cells) != len(header):
+                    raise InvalidInput("csv-row", _miscounted(self.source, line, header, cells))
+                values: dict[str, str] = {}
+                for number, (name, cell) in enumerate(zip(header, cells, strict=True), 1):
+                    if name:
+                        values[name] = cell.strip()
+                    elif cell.strip():
+                        raise InvalidInput(
+                            "csv-row",
+                            f"{self.source} line {line}: a value in column {number}, which "
+                            "has no name in the header; nothing was imported",
+                        )
+                yield Row(line, values)
         except csv.Error as error:
-            raise InvalidInput("csv", f"{self.source} line {reader.line_num}: {error}") from None
+            raise InvalidInput("csv", f"{self.source} line {reader.line_num}: {error}; "
+                               "nothing was imported") from None
+
+
+def _miscounted(source: str, line: int, header: list[str], cells: list[str]) -> str:
+    """Why a row whose cell count differs from the header's is refused."""
+    counts = f"{len(cells)} cells but the header has {len(header)} columns"
+    if len(cells) > len(header):
+        return (f"{source} line {line}: {counts} (quote a value that holds a comma, "
+                f'as "1,200,000"); nothing was imported')
+    absent = ", ".join(name for name in header[len(cells):] if name) or "a cell"
+    return f"{source} line {line}: no {absent}: {counts}; nothing was imported"
+
+
+def _check_header(header: list[str], required: Sequence[str], source: str) -> None:
+    """Every required column present, and no column named twice."""
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, 1):
+        if name and name in seen:
+            raise InvalidInput(
+                "csv-header",
+                f"{source} line 1: column {name} appears twice (columns {seen[name]} and "
+                f"{number}); nothing was imported",
+            )
+        seen[name] = number
+    missing = [c for c in required if c not in seen]
+    if missing:
+        raise InvalidInput(
+            "csv-header",
+            f"{source} line 1: missing column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (the header has: {', '.join(h for h in header if h)})",
+        )
 
 
 def _cell(row: Row, column: str, source: str) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from ledger import strict_json
 from ledger.audit.leaf import LEAF_ENCODING, EventRecord
 from ledger.audit.merkle import ProofError, verify_consistency, verify_inclusion
 from ledger.audit.note import (
@@ -106,9 +107,9 @@ def build_bundle(
 
 def load_bundle(data: bytes) -> dict[str, Any]:
     try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise BundleError("not JSON: the bundle is corrupt or not a bundle") from error
+        parsed = strict_json.loads(data)
+    except strict_json.StrictJsonError as error:
+        raise BundleError(f"not JSON ({error}): the bundle is corrupt or not a bundle") from error
     if not isinstance(parsed, dict) or parsed.get("format") != FORMAT:
         raise BundleError(f"not a {FORMAT} file")
     if parsed.get("version") != VERSION:

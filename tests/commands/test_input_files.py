@@ -1,0 +1,200 @@
+"""Files read whole or not at all: no CSV or JSON reader drops or reinterprets a value.
+
+Every case runs on both stores: a refused file records nothing (the head is unchanged),
+and the error is one line naming the file, the line and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from commands.errors import EXIT_USAGE
+from tests.commands.conftest import Ledger, head, topics
+
+ALLOCATOR = "allocator:Q71"
+
+
+def register(invoke: Ledger, *codes: str) -> None:
+    for code in codes:
+        result = invoke("practice", "register", code, "--name", f"Surgery {code}",
+                        "--list-size", "5000", actor=ALLOCATOR)
+        assert result.code == 0, result.stderr
+
+
+def import_allocations(invoke: Ledger, tmp_path: Path, text: str | bytes) -> tuple[int, str]:
+    path = tmp_path / "alloc.csv"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8", newline="")
+    result = invoke("budget", "import", str(path), "--year", "2024-25", "--on", "2024-04-01",
+                    actor=ALLOCATOR)
+    if result.code == 0:
+        return 0, result.stdout
+    return result.code, result.one_line_error()
+
+
+# --- CSV: a row is read whole or refused ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        pytest.param("practice,element,amount\nA81001,acute,1,200,000\n",
+                     ("alloc.csv line 2: 5 cells but the header has 3 columns",
+                      'quote a value that holds a comma, as "1,200,000"',
+                      "nothing was imported", "[rule: csv-row]"),
+                     id="an unquoted thousands separator (once cut to £1.00)"),
+        pytest.param("practice,element,amount\nA81001,acute,10\nA81001,maternity,5,extra\n",
+                     ("alloc.csv line 3: 4 cells but the header has 3 columns",),
+                     id="one cell too many on line 3"),
+        pytest.param("practice,element,amount,note\nA81001,acute,10\n",
+                     ("alloc.csv line 2: no note: 3 cells but the header has 4 columns",),
+                     id="a cell too few, even of an ignored column"),
+        pytest.param("practice,element,amount,Amount\nA81001,acute,10,20\n",
+                     ("alloc.csv line 1: column amount appears twice (columns 3 and 4)",
+                      "[rule: csv-header]"),
+                     id="a column named twice (in any case)"),
+        pytest.param("practice,element,amount,\nA81001,acute,10,20\n",
+                     ("alloc.csv line 2: a value in column 4, which has no name",),
+                     id="a value under a column with no name"),
+        pytest.param('practice,element,amount\nA81001,acute,"1,200"000\n',
+                     ("alloc.csv line 2:", "expected after", "nothing was imported"),
+                     id="text after a closing quote"),
+        pytest.param('practice,element,amount\nA81001,acute,"10\n',
+                     ("alloc.csv line 2:", "unexpected end of data"),
+                     id="a quote never closed"),
+    ],
+)
+def test_a_csv_row_that_does_not_fit_its_header_is_refused(
+    invoke: Ledger, db_url: str, tmp_path: Path, text: str, fragments: tuple[str, ...]
+) -> None:
+    register(invoke, "A81001")
+    code, message = import_allocations(invoke, tmp_path, text)
+    assert code == EXIT_USAGE
+    for fragment in fragments:
+        assert fragment in message, message
+    assert head(db_url) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(b"\xef\xbb\xbfpractice,element,amount\r\nA81001,acute,10\r\n"
+                     b"A81001,maternity,5\r\n", id="a byte-order mark and Windows line ends"),
+        pytest.param("practice,element,amount\nA81001,acute,10\n,,\n\nA81001,maternity,5\n"
+                     "\n\n,,\n", id="blank rows and a spreadsheet's trailing ,, rows"),
+        pytest.param("practice,element,amount,\nA81001,acute,10,\nA81001,maternity,5,\n",
+                     id="a trailing comma on every line: an empty, unnamed column"),
+        pytest.param('practice,element,amount\nA81001,acute,"10"\n"A81001","maternity",5\n',
+                     id="quoted cells"),
+    ],
+)
+def test_harmless_csv_variations_import_every_row(
+    invoke: Ledger, db_url: str, tmp_path: Path, text: str | bytes
+) -> None:
+    register(invoke, "A81001")
+    code, out = import_allocations(invoke, tmp_path, text)
+    assert code == 0, out
+    assert "imported 2 allocation rows" in out
+    assert topics(db_url)["BudgetAllocated"] == 2
+
+
+def test_a_quoted_amount_with_separators_is_read_whole(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    register(invoke, "A81001")
+    code, out = import_allocations(
+        invoke, tmp_path, 'practice,element,amount\nA81001,acute,"1,200,000"\n')
+    assert code == 0, out
+    position = json.loads(invoke("position", "--practice", "A81001", "--year", "2024-25",
+                                 "--format", "json").stdout)
+    assert [r["allocated_pence"] for r in position if r["element"] == "acute"] == [120_000_000]
+
+
+def test_a_practices_row_with_a_cell_too_many_is_refused(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "practices.csv"
+    path.write_text("practice,name,list_size\nA81001,Densham, The Surgery,4069\n",
+                    encoding="utf-8")
+    result = invoke("practice", "import", str(path), actor=ALLOCATOR)
+    assert result.code == EXIT_USAGE
+    result.one_line_error("practices.csv line 2: 4 cells but the header has 3 columns")
+    assert head(db_url) == 0
+
+
+# --- JSON lines of `ledger apply` ------------------------------------------------------
+
+
+ARGS: dict[str, Any] = {"practice": "A81001", "name": "Densham", "list_size": 4069}
+REGISTER: dict[str, Any] = {"command": "practice register", "command_id": "r-1",
+                            "actor": ALLOCATOR, "args": ARGS}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param('{"command": "practice register", "command_id": "r-1", "command_id": '
+                     '"r-2", "actor": "allocator:Q71", "args": {"practice": "A81001", '
+                     '"name": "Densham", "list_size": 4069}}',
+                     "the key 'command_id' appears twice", id="a key twice at the top"),
+        pytest.param('{"command": "practice register", "command_id": "r-1", "actor": '
+                     '"allocator:Q71", "args": {"practice": "A81001", "name": "Densham", '
+                     '"name": "Other", "list_size": 4069}}',
+                     "the key 'name' appears twice", id="a key twice in args"),
+        pytest.param(json.dumps({**REGISTER, "on": "2024-04-01"}),
+                     "unknown key 'on'", id="an argument outside args"),
+        pytest.param(json.dumps({**REGISTER, "args": {**ARGS, "lst_size": 1}}),
+                     "unknown argument lst_size", id="a misspelt argument"),
+        pytest.param('{"command": "practice register", "command_id": "r-1", "actor": '
+                     '"allocator:Q71", "args": {"practice": "A81001", "name": "Densham", '
+                     '"list_size": NaN}}', "NaN is not a JSON number", id="NaN"),
+    ],
+)
+def test_an_apply_line_that_could_be_read_two_ways_is_refused(
+    invoke: Ledger, db_url: str, tmp_path: Path, text: str, fragment: str
+) -> None:
+    path = tmp_path / "commands.jsonl"
+    path.write_text(text + "\n", encoding="utf-8")
+    result = invoke("apply", str(path))
+    assert result.code != 0
+    assert "line 1: refused" in result.stdout
+    assert fragment in result.stdout, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert head(db_url) == 0
+
+
+def test_an_apply_file_with_a_byte_order_mark_and_blank_lines_applies(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "commands.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(REGISTER).encode() + b"\r\n\r\n\n")
+    result = invoke("apply", str(path))
+    assert result.code == 0, result.stdout + result.stderr
+    assert "1 applied, 0 already applied, 0 refused" in result.stdout
+    assert head(db_url) == 1
+
+
+# --- proof bundles ---------------------------------------------------------------------
+
+
+def test_a_bundle_with_a_key_twice_is_refused(
+    invoke: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(tmp_path / "signing-key"))
+    register(invoke, "A81001")
+    bundle = tmp_path / "bundle.json"
+    assert invoke("prove", "A81001", "--out", str(bundle)).code == 0
+    assert invoke("verify-bundle", str(bundle)).code == 0
+    text = bundle.read_text(encoding="utf-8")
+    # A second "practice" a reader sees first while a lax parser keeps the last.
+    doubled = tmp_path / "doubled.json"
+    doubled.write_text('{"practice": "B99999",' + text.lstrip()[1:], encoding="utf-8")
+    result = invoke("verify-bundle", str(doubled))
+    assert result.code == EXIT_USAGE
+    result.one_line_error("the key 'practice' appears twice")
