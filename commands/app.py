@@ -12,11 +12,13 @@ from typing import Annotated
 import typer
 
 from commands import apply, budget, consortium, demo, practice, reads, spend
+from commands.global_options import LedgerGroup
 from commands.joint import register as register_joint  # issue 6: quality, variation
 from commands.state import CliState
 
 app = typer.Typer(
     name="ledger",
+    cls=LedgerGroup,
     help="Event-sourced ledger of GP commissioning budgets: who holds what, who is "
     "accountable, and every commitment against it.",
     no_args_is_help=True,
