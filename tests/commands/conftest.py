@@ -99,8 +99,8 @@ def invoke(db_url: str) -> Ledger:
     """Runs the `ledger` app in-process (fast): same code, no new interpreter."""
     runner = CliRunner()
 
-    def run(*args: str, actor: str | None = None) -> Run:
-        head_args = ["--db", db_url] + (["--actor", actor] if actor else [])
+    def run(*args: str, actor: str | None = None, db: str = db_url) -> Run:
+        head_args = ["--db", db] + (["--actor", actor] if actor else [])
         result = runner.invoke(
             app, [*head_args, *args], env={"LEDGER_DB": None, "LEDGER_ACTOR": None}
         )

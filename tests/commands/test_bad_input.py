@@ -155,10 +155,10 @@ def test_bad_input_is_one_line_with_its_exit_code_and_records_nothing(
     fragments: tuple[str, ...],
 ) -> None:
     before = head(base)
-    if args[0] == "--db":  # a global option overriding the test's store
-        args = ["--db", args[1], *(["--actor", actor] if actor else []), *args[2:]]
-        actor = None
-    result = invoke(*args, actor=actor)
+    if args[0] == "--db":  # another store than the test's
+        result = invoke(*args[2:], actor=actor, db=args[1])
+    else:
+        result = invoke(*args, actor=actor)
     assert result.code == code, (result.stdout, result.stderr)
     result.one_line_error(*fragments)
     assert result.stdout == ""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+from functools import cache
 from pathlib import Path
 
 import pytest
 import typer
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -20,6 +21,7 @@ ALLOCATOR = "allocator:Q71"
 PRACTICE = "practice:A81001"
 
 
+@cache
 def _group() -> typer.core.TyperGroup:
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
@@ -68,6 +70,7 @@ def test_the_same_value_twice_is_given_once() -> None:
     assert hoisted("--db", "a.db", "holders", "--db", "a.db") == ["--db", "a.db", "holders"]
 
 
+@settings(deadline=None)  # a machine shared with other work: never a timed test
 @given(st.permutations(range(4)), st.integers(min_value=0, max_value=9))
 def test_wherever_the_global_options_go_the_parser_sees_one_line(
         order: list[int], where: int) -> None:
