@@ -116,17 +116,17 @@ def command_rate(db: str, n: int, practice: str = "B00001") -> float:
 @contextlib.contextmanager
 def sealing_off() -> Iterator[None]:
     """The write path without its Merkle sealing hook, to measure what sealing costs."""
-    import ledger.store.recorders as sqlite_recorders  # noqa: PLC0415
+    from ledger.auditlog.seal import MerkleSealing  # noqa: PLC0415
 
-    def skip(_curs: Any, _dialect: Any, _rows: Any) -> None:
+    def skip(_self: Any, _curs: Any, _dialect: Any, _rows: Any) -> None:
         return None
 
-    original = sqlite_recorders.seal_inserted  # type: ignore[attr-defined]
-    sqlite_recorders.seal_inserted = skip  # type: ignore[attr-defined,assignment]
+    original = MerkleSealing.inserted
+    MerkleSealing.inserted = skip  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        sqlite_recorders.seal_inserted = original  # type: ignore[attr-defined]
+        MerkleSealing.inserted = original  # type: ignore[method-assign]
 
 
 def apply_rate(db: str, n: int) -> float:

@@ -93,7 +93,7 @@ def verify(
     with audit_handled(state):
         from ledger.auditlog.verify import verify_store  # noqa: PLC0415
 
-        store = state.ledger().store
+        store = state.existing().store
         verifier = _store_verifier(store, public_key)
         report = _with_progress(lambda progress: verify_store(store, verifier, progress))
         late = _too_late(report, max_unsealed_age)
@@ -231,7 +231,7 @@ def checkpoint(
     with audit_handled(state):
         from ledger.auditlog.proofs import checkpoints, make_checkpoint, store_signer  # noqa: PLC0415
 
-        store = state.ledger().store
+        store = state.existing().store
         if public_key:
             render.out.print(store_signer(store).verifier.vkey, markup=False)
             return
@@ -274,7 +274,7 @@ def prove(
         from ledger.domain.values import parse_practice_code  # noqa: PLC0415
 
         code = parse_practice_code(practice)
-        bundle = prove_practice(state.ledger().store, code, _now())
+        bundle = prove_practice(state.existing().store, code, _now())
         _write(out, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
         render.out.print(
             f"wrote {out}: {len(bundle['events'])} event(s) of {code} with inclusion proofs, "

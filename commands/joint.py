@@ -60,7 +60,7 @@ VARIATION_EPILOG = (
 def _reads(ctx: typer.Context) -> JointReads:
     from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
 
-    return JointReads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+    return JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
 
 
 def quality(
@@ -187,7 +187,7 @@ def tour(state: CliState, *, year: str | None = None, consortium: str | None = N
     """
     from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
 
-    reads = JointReads(state.ledger().store, today=datetime.now(UTC).date())
+    reads = JointReads(state.existing().store, today=datetime.now(UTC).date())
     standards = reads.quality(year=year)
     show_quality([r for r in standards if r["adopted"]], Format.table)
     others = sum(not r["adopted"] for r in standards)

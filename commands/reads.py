@@ -42,7 +42,7 @@ ConsortiumOption = Annotated[
 def _reads(ctx: typer.Context) -> Reads:
     from projections.queries import Reads  # noqa: PLC0415 - fast --help
 
-    return Reads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+    return Reads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -131,7 +131,7 @@ def _pools(ctx: typer.Context, consortium: str | None, year: str | None,
     """Under `position --by consortium`: each risk pool's capacity, drawn and headroom."""
     from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
 
-    reads = JointReads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+    reads = JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
     found = reads.pools(consortium=consortium, year=year, as_of=_day(as_of, "--as-of"))
     if found:
         rows(found, Format.table, title="Risk pools",
@@ -173,7 +173,7 @@ def projections_status(ctx: typer.Context, fmt: FormatOption = Format.table) -> 
     with handled(state_of(ctx)):
         from projections.materialise import Materialiser  # noqa: PLC0415
 
-        views = Materialiser(state_of(ctx).ledger().store)
+        views = Materialiser(state_of(ctx).existing().store)
         found = [{"projection": s.name, "position": s.position, "head": s.head, "lag": s.lag,
                   "holds": s.description} for s in views.status()]
         rows(found, fmt, title="Projections")
@@ -197,7 +197,7 @@ def projections_rebuild(
         from commands.render import out  # noqa: PLC0415
         from projections.materialise import Materialiser  # noqa: PLC0415
 
-        views = Materialiser(state_of(ctx).ledger().store)
+        views = Materialiser(state_of(ctx).existing().store)
         chosen = views.select([name] if name else None)
         head = views.store.head()
         started = time.perf_counter()

@@ -18,16 +18,22 @@ class CliState:
     command_id: str | None
     _ledger: Ledger | None = field(default=None, repr=False)
 
-    def ledger(self) -> Ledger:
+    def ledger(self, *, create: bool = True) -> Ledger:
         """Open the store on first use (the composition root builds it).
 
+        Writes create a ledger where there is none; reads and verification
+        (`create=False`, see `existing`) refuse: "no ledger at PATH", exit 3.
         Imported here, not at the top, so `ledger --help` never loads the store.
         """
         if self._ledger is None:
             from ledger.bootstrap import bootstrap  # noqa: PLC0415 - keeps --help fast
 
-            self._ledger = bootstrap(self.db)
+            self._ledger = bootstrap(self.db, create=create)
         return self._ledger
+
+    def existing(self) -> Ledger:
+        """The ledger for a read: opened only if it exists, never created."""
+        return self.ledger(create=False)
 
     def require_actor(self) -> str:
         if not self.actor:

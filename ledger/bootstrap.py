@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger.application.service import Clock, LedgerService, system_clock
+from ledger.auditlog.seal import MerkleSealing
 from ledger.store.eventstore import EventStore, open_store
 
 DEFAULT_DB = "ledger.db"
@@ -27,6 +28,12 @@ class Ledger:
         self.close()
 
 
-def bootstrap(db: str = DEFAULT_DB, clock: Clock = system_clock) -> Ledger:
-    store = open_store(db)
+def bootstrap(db: str = DEFAULT_DB, clock: Clock = system_clock, *, create: bool = True
+              ) -> Ledger:
+    """Open the ledger at `db` with every write sealed into its Merkle log.
+
+    With `create` (writes), a missing ledger is created; without it (reads,
+    verification), a missing ledger is refused: StoreUnavailable "no ledger at".
+    """
+    store = open_store(db, hooks=(MerkleSealing(),), create=create)
     return Ledger(store=store, service=LedgerService(store=store, clock=clock))

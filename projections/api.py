@@ -117,7 +117,7 @@ class _Ledger:
     def open(self) -> EventStore:
         with self._opening:
             if self.store is None:
-                self.store = open_store(self.target)
+                self.store = open_store(self.target, create=False)
             return self.store
 
     def reads(self) -> _ServedReads:

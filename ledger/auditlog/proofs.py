@@ -25,7 +25,8 @@ from ledger.auditlog.keys import default_key_path, load_signer
 from ledger.auditlog.reader import LogReader, StoreNodes, snapshot
 from ledger.auditlog.seal import lock_head, seal
 from ledger.auditlog.tables import ensure_tables, transaction
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import LedgerError, NotFound
+from ledger.domain.events import practice_stream
 
 if TYPE_CHECKING:
     from ledger.audit.note import Signer
@@ -151,7 +152,13 @@ def _trail_rows(reader: LogReader, practice: str, upto: int) -> list[tuple[Any, 
 
 
 def prove_practice(store: EventStore, practice: str, now: datetime) -> dict[str, Any]:
-    """The practice's trail, each event with its inclusion proof, and a signed checkpoint."""
+    """The practice's trail, each event with its inclusion proof, and a signed checkpoint.
+
+    Raises NotFound (exit 1) for a practice the ledger has never registered:
+    nothing is sealed, signed or written for it.
+    """
+    if not store.stream(practice_stream(practice)):
+        raise NotFound("practice", f"no practice {practice}")
     stored = make_checkpoint(store, now)
     checkpoint = stored.signed.checkpoint
     signer = store_signer(store)

@@ -8,14 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.audit.merkle import perfect_levels
 from ledger.auditlog.seal import TreeHead, read_head
-from ledger.auditlog.tables import (
-    NODE_LEVEL_STEP,
-    Cursor,
-    Dialect,
-    as_tuple,
-    ensure_tables,
-    sqlite_reader,
-)
+from ledger.auditlog.tables import NODE_LEVEL_STEP, ensure_tables, sqlite_reader
+from ledger.store.dialect import Cursor, Dialect, as_tuple
 
 if TYPE_CHECKING:
     from ledger.store.eventstore import EventStore

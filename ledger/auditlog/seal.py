@@ -18,12 +18,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ledger.audit.leaf import event_leaf_hash, state_bytes, stream_bytes
 from ledger.audit.merkle import EMPTY_ROOT, CompactRange
-from ledger.auditlog.tables import NODE_LEVEL_STEP, Cursor, Dialect, as_tuple, ensure_tables
+from ledger.auditlog.tables import NODE_LEVEL_STEP, create_statements, ensure_tables
 from ledger.auditlog.tables import transaction as store_transaction
+from ledger.store.dialect import Cursor, Dialect, as_tuple
+from ledger.store.hooks import StoredRow
 
 if TYPE_CHECKING:
     from ledger.store.eventstore import EventStore
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 ORIGIN_PREFIX = "commissioning-ledger/"
 SEAL_CHUNK = 10_000
 
-StoredRow = tuple[int, Any, int, str, Any]  # position, stream id, version, topic, state
 
 
 class SealError(RuntimeError):
@@ -171,6 +172,20 @@ def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> 
         )
         backlog = [as_tuple(r) for r in curs.fetchall()]
     return seal_rows(curs, dialect, [*backlog, *rows], head)
+
+
+class MerkleSealing:
+    """The store's write hook that makes every inserted event the next leaf of the log.
+
+    Given to the store by the composition root (ledger/bootstrap.py); the store
+    creates these tables with its own and calls `inserted` in each write transaction.
+    """
+
+    def create_statements(self, dialect: Dialect) -> list[str]:
+        return create_statements(dialect)
+
+    def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> None:
+        seal_inserted(cursor, dialect, rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from ledger.store.dialect import Cursor, Dialect, as_tuple
 
 if TYPE_CHECKING:
     from ledger.store.eventstore import EventStore
@@ -23,78 +24,33 @@ if TYPE_CHECKING:
 NODE_LEVEL_STEP = 4  # nodes are stored at levels 4, 8, 12, ...
 
 
-class Cursor(Protocol):
-    def execute(self, query: Any, params: Any = ...) -> Any: ...
-
-    def executemany(self, query: Any, params_seq: Any) -> Any: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> Any: ...
-
-
-def as_tuple(row: Any) -> tuple[Any, ...]:
-    """Rows come as tuples, sqlite3.Row or (psycopg DictRow) dicts: always a tuple."""
-    if isinstance(row, dict):
-        return tuple(row.values())
-    return tuple(row)
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    kind: str  # "sqlite" | "postgres"
-    schema: str
-    events_table: str
-
-    def table(self, name: str) -> str:
-        return f'"{self.schema}"."{name}"' if self.kind == "postgres" else name
-
-    @property
-    def events(self) -> str:
-        return self.table(self.events_table)
-
-    @property
-    def position(self) -> str:
-        return "notification_id" if self.kind == "postgres" else "rowid"
-
-    def sql(self, text: str) -> str:
-        """Write queries with `?` and `{leaves}`-style names; adapted to the store here."""
-        text = text.format(
-            leaves=self.table("ledger_leaves"),
-            nodes=self.table("ledger_nodes"),
-            tree=self.table("ledger_tree"),
-            checkpoints=self.table("ledger_checkpoints"),
-            events=self.events,
-            position=self.position,
-        )
-        return text.replace("?", "%s") if self.kind == "postgres" else text
-
-    def create_statements(self) -> list[str]:
-        blob = "bytea" if self.kind == "postgres" else "BLOB"
-        big = "bigint" if self.kind == "postgres" else "INTEGER"
-        serial = "bigserial" if self.kind == "postgres" else "INTEGER"
-        return [
-            self.sql(
-                f"CREATE TABLE IF NOT EXISTS {{leaves}} (leaf_index {big} PRIMARY KEY, "
-                f"position {big} NOT NULL UNIQUE, stream_id {blob} NOT NULL, "
-                f"version {big} NOT NULL, leaf_hash {blob} NOT NULL)"
-            ),
-            self.sql(
-                f"CREATE TABLE IF NOT EXISTS {{nodes}} (level integer NOT NULL, "
-                f"node_index {big} NOT NULL, hash {blob} NOT NULL, "
-                "PRIMARY KEY (level, node_index))"
-            ),
-            self.sql(
-                "CREATE TABLE IF NOT EXISTS {tree} (id integer PRIMARY KEY CHECK (id = 1), "
-                f"origin text NOT NULL, size {big} NOT NULL, last_position {big} NOT NULL, "
-                f"frontier {blob} NOT NULL, root {blob} NOT NULL)"
-            ),
-            self.sql(
-                f"CREATE TABLE IF NOT EXISTS {{checkpoints}} (checkpoint_id {serial} PRIMARY KEY, "
-                f"size {big} NOT NULL, root {blob} NOT NULL, note text NOT NULL, "
-                "created_at text NOT NULL)"
-            ),
-        ]
+def create_statements(dialect: Dialect) -> list[str]:
+    """The audit tables, created with the store's own (see `MerkleSealing`)."""
+    blob = "bytea" if dialect.kind == "postgres" else "BLOB"
+    big = "bigint" if dialect.kind == "postgres" else "INTEGER"
+    serial = "bigserial" if dialect.kind == "postgres" else "INTEGER"
+    return [
+        dialect.sql(
+            f"CREATE TABLE IF NOT EXISTS {{leaves}} (leaf_index {big} PRIMARY KEY, "
+            f"position {big} NOT NULL UNIQUE, stream_id {blob} NOT NULL, "
+            f"version {big} NOT NULL, leaf_hash {blob} NOT NULL)"
+        ),
+        dialect.sql(
+            f"CREATE TABLE IF NOT EXISTS {{nodes}} (level integer NOT NULL, "
+            f"node_index {big} NOT NULL, hash {blob} NOT NULL, "
+            "PRIMARY KEY (level, node_index))"
+        ),
+        dialect.sql(
+            "CREATE TABLE IF NOT EXISTS {tree} (id integer PRIMARY KEY CHECK (id = 1), "
+            f"origin text NOT NULL, size {big} NOT NULL, last_position {big} NOT NULL, "
+            f"frontier {blob} NOT NULL, root {blob} NOT NULL)"
+        ),
+        dialect.sql(
+            f"CREATE TABLE IF NOT EXISTS {{checkpoints}} (checkpoint_id {serial} PRIMARY KEY, "
+            f"size {big} NOT NULL, root {blob} NOT NULL, note text NOT NULL, "
+            "created_at text NOT NULL)"
+        ),
+    ]
 
 
 def dialect_of(store: EventStore) -> Dialect:
@@ -126,7 +82,7 @@ def transaction(store: EventStore, *, commit: bool) -> Iterator[Cursor]:
 def ensure_tables(store: EventStore) -> Dialect:
     dialect = dialect_of(store)
     with transaction(store, commit=True) as curs:
-        for statement in dialect.create_statements():
+        for statement in create_statements(dialect):
             curs.execute(statement)
     return dialect
 

@@ -38,7 +38,8 @@ from ledger.audit.leaf import LEAF_FORMAT, state_bytes, stream_bytes
 from ledger.audit.merkle import HASH_SIZE, CompactRange, aligned_pieces, perfect_levels
 from ledger.audit.note import NoteError, Verifier, open_checkpoint
 from ledger.auditlog.reader import EventRow, LeafHashRow, LogReader, snapshot
-from ledger.auditlog.tables import NODE_LEVEL_STEP, Dialect
+from ledger.auditlog.tables import NODE_LEVEL_STEP
+from ledger.store.dialect import Dialect
 
 if TYPE_CHECKING:
     from ledger.store.eventstore import EventStore

@@ -5,12 +5,19 @@ means a SQLite file, a `postgresql://` URL means PostgreSQL (`?schema=name`
 selects a schema, created on first use). Configuration is passed to
 eventsourcing as an explicit `env` mapping, never through the process
 environment, so two stores can live in one process.
+
+Only writers create a ledger (`create=True`): readers open an existing one or
+refuse ("no ledger at PATH"), so a mistyped `--db` never leaves a new empty
+ledger behind. A SQLite ledger that cannot be written (a read-only file or
+directory) is read from an in-memory copy taken when it is opened, so the read
+side can still bring its projections up to date there; the file is never touched.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +31,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable
 from ledger.domain.events import LedgerEvent
+from ledger.store.hooks import WriteHook
 from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event
 from ledger.store.recorders import (
     IndexedRecorder,
@@ -105,25 +113,50 @@ class LedgerApplication(Application[uuid.UUID]):
 
 
 class EventStore:
-    """Appends events atomically with their indexes and reads them back."""
+    """Appends events atomically with their indexes and reads them back.
 
-    def __init__(self, target: StoreTarget) -> None:
+    `hooks` run inside every write transaction (ledger/store/hooks.py); with
+    `create`, the ledger's tables (and the hooks') are created when missing,
+    otherwise a missing ledger raises StoreUnavailable ("no ledger at ...").
+    `snapshot` is a SQLite database name the events are read from instead of
+    the target's file (the in-memory copy of a read-only ledger).
+    """
+
+    def __init__(
+        self,
+        target: StoreTarget,
+        hooks: Sequence[WriteHook] = (),
+        *,
+        create: bool = True,
+        snapshot: str | None = None,
+    ) -> None:
         self.target = target
+        self.read_only_copy = snapshot is not None
         env = dict(target.env)
+        env["CREATE_TABLE"] = "no"  # created below, with the hooks' tables, when asked
         if target.kind == "sqlite":
             env["PERSISTENCE_MODULE"] = get_topic(LedgerSQLiteFactory)
+            env["SQLITE_DBNAME"] = snapshot or _sqlite_uri(target.location, create=create)
         else:
             env["PERSISTENCE_MODULE"] = POSTGRES_FACTORY
         try:
             self.app = LedgerApplication(env=_isolated(env))
+            recorder: Any = self.app.recorder
+            recorder.hooks = tuple(hooks)
+            if create:
+                recorder.create_table()
+            elif not recorder.ledger_exists():
+                self.app.close()
+                raise StoreUnavailable("store", f"no ledger at {target.display}")
+        except StoreUnavailable:
+            raise
         except Exception as error:
             if not _is_store_error(error):
                 raise
             raise StoreUnavailable(
                 "store", f"cannot open the ledger at {target.display}: {_first_line(error)}"
             ) from error
-        recorder = self.app.recorder
-        self.recorder: IndexedRecorder = recorder  # type: ignore[assignment]
+        self.recorder: IndexedRecorder = recorder
         assert isinstance(self.app.mapper, PydanticMapper)
         self.mapper: PydanticMapper = self.app.mapper
 
@@ -203,8 +236,13 @@ class EventStore:
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
+    _keeper: sqlite3.Connection | None = None
+
     def close(self) -> None:
         self.app.close()
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
 
 
 def _isolated(env: dict[str, str]) -> dict[str, Any]:
@@ -228,16 +266,73 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def open_store(target: str | StoreTarget) -> EventStore:
+def _sqlite_uri(location: str, *, create: bool) -> str:
+    """The file as a SQLite URI: created on first use only by writers (`mode=rwc`)."""
+    uri = Path(location).absolute().as_uri()
+    return f"{uri}?mode={'rwc' if create else 'rw'}"
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the ledger file and its directory (WAL files).
+
+    os.access answers for root too: a read-only mount (EROFS) or an immutable
+    file or directory (chattr +i, EPERM) refuse writes whatever the user.
+    """
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _snapshot(path: Path) -> tuple[str, sqlite3.Connection]:
+    """An in-memory copy of a read-only SQLite ledger, and the connection keeping it alive."""
+    name = f"file:ledger-copy-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    keeper = sqlite3.connect(name, uri=True, check_same_thread=False)
+    uri = path.absolute().as_uri()
+    try:
+        try:
+            source = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+            source.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            # A WAL ledger in a directory nobody may write: no -shm can be made,
+            # so read the file as it stands (its last checkpoint).
+            source = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+        with source:
+            source.backup(keeper)
+        source.close()
+    except sqlite3.Error as error:
+        keeper.close()
+        raise StoreUnavailable(
+            "store", f"cannot read the ledger at {path}: {_first_line(error)}"
+        ) from error
+    return name, keeper
+
+
+def open_store(
+    target: str | StoreTarget, hooks: Sequence[WriteHook] = (), *, create: bool = True
+) -> EventStore:
+    """Open the store at `target`; see EventStore for `hooks` and `create`.
+
+    Raises StoreUnavailable when the database cannot be reached or, without
+    `create`, when there is no ledger there.
+    """
     parsed = parse_target(target) if isinstance(target, str) else target
     if parsed.kind == "postgres":
         from ledger.store.postgres import prepared  # noqa: PLC0415 - psycopg on demand
 
-        with prepared(parsed.env, parsed.display):
-            return EventStore(parsed)
-    parent = Path(parsed.location).parent
+        with prepared(parsed.env, parsed.display, create=create):
+            return EventStore(parsed, hooks, create=create)
+    path = Path(parsed.location)
+    parent = path.parent
     if not parent.is_dir():
+        if not create:
+            raise StoreUnavailable("store", f"no ledger at {parsed.location}")
         raise StoreUnavailable(
             "store", f"cannot open the ledger at {parsed.location}: no directory {parent}"
         )
-    return EventStore(parsed)
+    if not create:
+        if not path.is_file():
+            raise StoreUnavailable("store", f"no ledger at {parsed.location}")
+        if not _writable(path):
+            name, keeper = _snapshot(path)
+            store = EventStore(parsed, hooks, create=False, snapshot=name)
+            store._keeper = keeper
+            return store
+    return EventStore(parsed, hooks, create=create)

@@ -22,10 +22,17 @@ from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.auditlog.seal import seal_inserted
-from ledger.auditlog.tables import Dialect
 from ledger.domain.errors import StoreUnavailable
-from ledger.store.recorders import Indexes, Receipt, RefEntry, indexes_of, sealable
+from ledger.store.dialect import Dialect
+from ledger.store.hooks import WriteHook
+from ledger.store.recorders import (
+    Indexes,
+    Receipt,
+    RefEntry,
+    hook_statements,
+    indexes_of,
+    run_hooks,
+)
 
 # The cursor of the write transaction this thread is in, if any: reads made while
 # deciding a command go through it, inside the table lock.
@@ -33,6 +40,9 @@ _WRITE_CURSOR: ContextVar[Cursor[DictRow] | None] = ContextVar("ledger_pg_cursor
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    # Set by the store before it creates the tables (ledger/store/hooks.py).
+    hooks: Sequence[WriteHook] = ()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         schema = Identifier(self.datastore.schema)
@@ -72,11 +82,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._select_affiliations = SQL(
             "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
         ).format(schema)
-        self.audit_dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
-        self.sql_create_statements.extend(
-            Composed([SQL(statement)])  # psycopg types SQL(str) as a literal string
-            for statement in self.audit_dialect.create_statements()
-        )
+        self.dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
         self._select_stream = SQL(
             "SELECT originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
@@ -91,6 +97,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._select_refs = SQL(
             "SELECT ref, practice, year FROM {0}.ledger_refs WHERE ref = ANY(%s)"
         ).format(schema)
+
+    def ledger_exists(self) -> bool:
+        with self._reading() as curs:
+            curs.execute("SELECT to_regclass(%s) AS found",
+                         (f'"{self.datastore.schema}"."{self.events_table_name}"',))
+            row = curs.fetchone()
+        return row is not None and row["found"] is not None
+
+    def create_table(self) -> None:
+        self.sql_create_statements.extend(
+            Composed([SQL(statement)])  # psycopg types SQL(str) as a literal string
+            for statement in hook_statements(self.hooks, self.dialect)
+        )
+        super().create_table()
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -142,9 +162,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         # Here, not in _insert_events: on PostgreSQL that runs before the insert. The
-        # events table is still locked, and a SealError rolls the write back.
+        # events table is still locked, and a hook's error rolls the write back.
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
-        seal_inserted(curs, self.audit_dialect, sealable(ids, stored_events))
+        run_hooks(self.hooks, curs, self.dialect, ids, stored_events)
         return ids
 
     @contextmanager
@@ -223,8 +243,9 @@ _OPENING_LOCK = 0x1ED6E4
 
 
 @contextmanager
-def prepared(env: dict[str, str], display: str) -> Iterator[None]:
-    """Create the schema (if named), and hold a lock while the caller creates the tables.
+def prepared(env: dict[str, str], display: str, *, create: bool = True) -> Iterator[None]:
+    """Create the schema (if named, and `create`), and hold a lock while the caller
+    creates the tables.
 
     Two processes opening a fresh ledger at once would otherwise race on
     eventsourcing's CREATE TABLE / TYPE / FUNCTION ("tuple concurrently updated").
@@ -247,7 +268,7 @@ def prepared(env: dict[str, str], display: str) -> Iterator[None]:
         ) from error
     with conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_OPENING_LOCK,))
-        if schema:
+        if schema and create:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(sql.Identifier(schema)))
         try:
             yield

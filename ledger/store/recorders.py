@@ -38,8 +38,8 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
-from ledger.auditlog.seal import StoredRow, seal_inserted
-from ledger.auditlog.tables import Dialect
+from ledger.store.dialect import Dialect
+from ledger.store.hooks import StoredRow, WriteHook
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,21 @@ def sealable(ids: Sequence[int], stored: Sequence[StoredEvent]) -> list[StoredRo
     ]
 
 
+def run_hooks(
+    hooks: Sequence[WriteHook], cursor: Any, dialect: Dialect,
+    ids: Sequence[int], stored: Sequence[StoredEvent],
+) -> None:
+    """Call each write hook with the rows just inserted, in the inserting transaction."""
+    if hooks:
+        rows = sealable(ids, stored)
+        for hook in hooks:
+            hook.inserted(cursor, dialect, rows)
+
+
+def hook_statements(hooks: Sequence[WriteHook], dialect: Dialect) -> list[str]:
+    return [statement for hook in hooks for statement in hook.create_statements(dialect)]
+
+
 def indexes_of(kwargs: dict[str, Any]) -> Indexes:
     indexes = kwargs.get("indexes")
     return indexes if isinstance(indexes, Indexes) else Indexes()
@@ -103,6 +118,9 @@ _WRITE_CURSOR: ContextVar[SQLiteCursor | None] = ContextVar("ledger_write_cursor
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    # Set by the store before it creates the tables (ledger/store/hooks.py).
+    hooks: Sequence[WriteHook] = ()
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -114,11 +132,24 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))",
             "CREATE TABLE IF NOT EXISTS ledger_budget_years (practice TEXT NOT NULL, "
             "year TEXT NOT NULL, PRIMARY KEY (practice, year))",
-            *self.audit_dialect.create_statements(),
         ]
 
+    def ledger_exists(self) -> bool:
+        found = self._select(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (self.events_table_name,),
+        )
+        return bool(found)
+
+    def create_table(self) -> None:
+        self.create_table_statements = [
+            *self.construct_create_table_statements(),
+            *hook_statements(self.hooks, self.dialect),
+        ]
+        super().create_table()
+
     @property
-    def audit_dialect(self) -> Dialect:
+    def dialect(self) -> Dialect:
         return Dialect("sqlite", "", self.events_table_name)
 
     def _insert_events(
@@ -144,8 +175,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)", indexes.budget_years
             )
         ids = super()._insert_events(c, stored_events, **kwargs) or []
-        # Seal: each event becomes the next leaf of the Merkle log in this transaction.
-        seal_inserted(c, self.audit_dialect, sealable(ids, stored_events))
+        run_hooks(self.hooks, c, self.dialect, ids, stored_events)
         return ids
 
     @contextmanager

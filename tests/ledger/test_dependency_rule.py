@@ -64,3 +64,13 @@ def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    import sqlite3\n    from projections.x import y\n")
     assert imports(sample) == {"sqlite3", "projections.x"}
+
+
+STORE_FILES = sorted((LEDGER / "store").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", STORE_FILES, ids=lambda p: str(p.relative_to(LEDGER)))
+def test_the_store_never_imports_the_audit_log(path: Path) -> None:
+    """One direction only: the audit log reads the store; the store is given its hooks."""
+    bad = {m for m in imports(path) if m.startswith(("ledger.auditlog", "ledger.application"))}
+    assert not bad, f"{path} imports {bad}"

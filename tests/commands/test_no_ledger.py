@@ -1,0 +1,90 @@
+"""Reads and verification never create a ledger; `prove` refuses an unknown practice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import psycopg
+import pytest
+
+from tests.commands.conftest import Ledger
+from tests.conftest import PG_BASE_URL
+
+ALLOCATOR = "allocator:Q71"
+
+READS = [
+    ("holders",),
+    ("holders", "--practice", "A81001"),
+    ("trail", "A81001"),
+    ("position",),
+    ("replay", "A81001", "--year", "2024-25"),
+    ("events",),
+    ("projections", "status"),
+    ("projections", "rebuild"),
+    ("quality",),
+    ("variation",),
+    ("verify",),
+    ("checkpoint",),
+    ("prove", "A81001", "--out", "bundle.json"),
+]
+
+
+@pytest.fixture(autouse=True)
+def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "signing-key"
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(path))
+    return path
+
+
+def _pg_tables(url: str) -> int:
+    schema = parse_qs(urlsplit(url).query)["schema"][0]
+    with psycopg.connect(PG_BASE_URL) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _nothing_created(db_url: str, tmp_path: Path) -> None:
+    if db_url.startswith("postgresql://"):
+        assert _pg_tables(db_url) == 0
+    else:
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", READS, ids=" ".join)
+def test_a_read_where_there_is_no_ledger_refuses_and_creates_nothing(
+    invoke: Ledger, db_url: str, tmp_path: Path, args: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(tmp_path / "elsewhere" / "key"))
+    done = invoke(*args)
+    assert done.code == 3, (done.stdout, done.stderr)
+    done.one_line_error("no ledger at")
+    _nothing_created(db_url, tmp_path)
+
+
+def test_a_mistyped_db_path_is_refused_not_created(invoke: Ledger, tmp_path: Path) -> None:
+    assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
+                  actor=ALLOCATOR).code == 0
+    typo = tmp_path / "ledgr.db"
+    for args in (("holders",), ("verify",), ("trail", "A81001")):
+        done = invoke("--db", str(typo), *args)
+        assert done.code == 3
+        done.one_line_error(f"no ledger at {typo}")
+        assert not typo.exists()
+
+
+def test_prove_of_an_unknown_practice_refuses_like_trail(invoke: Ledger, tmp_path: Path) -> None:
+    assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
+                  actor=ALLOCATOR).code == 0
+    trail = invoke("trail", "B99999")
+    assert trail.code == 1
+    bundle = tmp_path / "bundle.json"
+    proved = invoke("prove", "B99999", "--out", str(bundle))
+    assert proved.code == 1, proved.stdout
+    proved.one_line_error("no practice B99999")
+    assert not bundle.exists()
