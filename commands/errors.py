@@ -7,8 +7,12 @@
        read as a value (InvalidInput: a bad code, amount, date, element, actor,
        free text holding an NHS number, a CSV row or missing column); nothing
        recorded
-    3  store unavailable (the URL is shown with its password masked)
+    3  store unavailable (the URL is shown with its password masked), no ledger
+       at the path, or a store fault (read-only, disk full) named as such
     4  verification failed (`ledger verify`)
+    5  the log holds an event this version cannot read (an unknown topic or a
+       newer schema version: a newer version of the ledger wrote it): upgrade;
+       UnreadableEvent; nothing read, nothing recorded
 
 Every user error ends as one line on stderr naming the problem and its rule,
 never a traceback; the store is closed on the way out, whatever happened.
@@ -23,16 +27,24 @@ import typer
 
 from commands import render
 from commands.state import CliState
-from ledger.domain.errors import InvalidInput, LedgerError, RuleViolation, StoreUnavailable
+from ledger.domain.errors import (
+    InvalidInput,
+    LedgerError,
+    RuleViolation,
+    StoreUnavailable,
+    UnreadableEvent,
+)
 
 EXIT_DONE = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_STORE_UNAVAILABLE = 3
 EXIT_VERIFICATION_FAILED = 4
+EXIT_UNREADABLE_EVENT = 5
 
 # Most specific first; the first class an error is an instance of decides.
 EXIT_CODES: tuple[tuple[type[LedgerError], int], ...] = (
+    (UnreadableEvent, EXIT_UNREADABLE_EVENT),
     (StoreUnavailable, EXIT_STORE_UNAVAILABLE),
     (InvalidInput, EXIT_USAGE),
     (RuleViolation, EXIT_REFUSED),

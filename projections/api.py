@@ -35,6 +35,7 @@ from ledger.domain.errors import (
     NotFound,
     RuleViolation,
     StoreUnavailable,
+    UnreadableEvent,
 )
 from ledger.store.eventstore import EventStore, open_store
 from projections.joint_queries import JointReads
@@ -46,6 +47,7 @@ TRAIL_FIELDS = ("position", "recorded_at", "effective_on", "actor", "event", "su
 
 # Most specific first; the first class an error is an instance of decides.
 STATUSES: tuple[tuple[type[LedgerError], int], ...] = (
+    (UnreadableEvent, 503),
     (StoreUnavailable, 503),
     (InvalidInput, 400),
     (NotFound, 404),
@@ -66,7 +68,8 @@ means you are at the head (its `next_after` is the `after` you gave).
 
 Errors are one line of JSON, `{"error": "...", "rule": "..."}`: 400 malformed
 input, 404 unknown practice, consortium or year, 409 refused by another
-rule, 503 store unavailable.
+rule, 503 store unavailable, or the log holds an event this version cannot read
+(rule `unreadable-event`: a newer version wrote it; upgrade the server).
 """
 
 

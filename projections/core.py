@@ -165,7 +165,8 @@ def fold(projection: Projection, events: Iterable[Positioned],
 _object_setattr = object.__setattr__
 
 
-def trusted_event(topic: str, originator_id: Any, version: int, stored: bytes) -> LedgerEvent:
+def trusted_event(topic: str, originator_id: Any, version: int, stored: bytes,
+                  position: int | None = None) -> LedgerEvent:
     """An event read back from the store, without validating it again.
 
     Every stored event was validated when it was recorded, so reading it back
@@ -176,7 +177,7 @@ def trusted_event(topic: str, originator_id: Any, version: int, stored: bytes) -
     data: dict[str, Any] = orjson.loads(stored)
     cls = EVENTS_BY_TOPIC[topic]
     if data.pop("schema_version", 1) != cls.schema_version:
-        return decode_event(topic, originator_id, version, stored)
+        return decode_event(topic, originator_id, version, stored, position)
     data["originator_id"] = originator_id
     data["originator_version"] = version
     data["recorded_at"] = datetime.fromisoformat(data["recorded_at"])

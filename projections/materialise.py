@@ -31,7 +31,8 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.domain.errors import InvalidInput
+from ledger.domain.errors import InvalidInput, UnreadableEvent
+from ledger.domain.events import EVENTS_BY_TOPIC
 from ledger.store.eventstore import EventStore
 from projections.core import (
     Add,
@@ -409,6 +410,7 @@ class Materialiser:
         return {name: int(found.get(name, 0)) for name in self.projections}
 
     def status(self) -> list[Status]:
+        self.store.ensure_readable()
         positions = self.positions()
         head = self.store.head()
         return [Status(p.name, p.description, positions[p.name], head)
@@ -420,6 +422,7 @@ class Materialiser:
                  *, complete: bool = False) -> int:
         """Apply every event after each projection's position; returns events read."""
         chosen = self.select(names)
+        self.store.ensure_readable()
         self.setup()
         with _no_gc():
             for _ in range(MAX_CONFLICTS):
@@ -454,6 +457,8 @@ class Materialiser:
             for n in batch:
                 found = handlers.get(n.topic)
                 if found is None:
+                    if n.topic not in EVENTS_BY_TOPIC:  # written since ensure_readable
+                        raise UnreadableEvent(n.topic, "?", None, n.id)
                     continue
                 position = n.id
                 item: Positioned | None = None
@@ -461,7 +466,8 @@ class Materialiser:
                     if after < position:
                         if item is None:
                             item = Positioned(position, trusted_event(
-                                n.topic, n.originator_id, n.originator_version, n.state))
+                                n.topic, n.originator_id, n.originator_version, n.state,
+                                position))
                         apply(handler(cache, item))
             self._commit(cache, chosen, at, last)
             read += len(batch)

@@ -404,6 +404,7 @@ class Reads:
         fy = FinancialYear.parse(year)
         if until is not None and until < fy.first_day:
             raise InvalidInput("date", f"--until {until} is before the year {fy} starts")
+        self.store.ensure_readable()
         events = self.store.stream(budget_stream(code, str(fy)))
         if not events:
             raise NotFound("budget", f"no budget for {code} in {fy}")

@@ -157,6 +157,7 @@ def prove_practice(store: EventStore, practice: str, now: datetime) -> dict[str,
     Raises NotFound (exit 1) for a practice the ledger has never registered:
     nothing is sealed, signed or written for it.
     """
+    store.ensure_readable()
     if not store.stream(practice_stream(practice)):
         raise NotFound("practice", f"no practice {practice}")
     stored = make_checkpoint(store, now)

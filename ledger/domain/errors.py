@@ -43,3 +43,40 @@ class IdempotencyConflict(RuleViolation):
 
 class StoreUnavailable(LedgerError):  # noqa: N818
     """The event store cannot be reached or opened."""
+
+
+class UnreadableEvent(LedgerError):  # noqa: N818
+    """The log holds an event this version of the ledger cannot read exactly.
+
+    An unknown topic, or a schema version newer than the code understands (a
+    newer version of the ledger wrote it), or a stored form that does not decode.
+    Reads and writes stop: nothing is read around it and nothing is recorded.
+    `position` is the event's place in the log (None until the store knows it);
+    `understood` the newest schema version this code reads (None: unknown topic).
+    """
+
+    def __init__(self, topic: str, stored: object, understood: int | None,
+                 position: int | None = None, problem: str | None = None) -> None:
+        self.topic = topic
+        self.stored = stored
+        self.understood = understood
+        self.position = position
+        self.problem = problem
+        super().__init__("unreadable-event", self._describe())
+
+    def _describe(self) -> str:
+        where = f"the event at position {self.position}" if self.position else "an event"
+        if self.understood is None:
+            return (f"{where} has topic {self.topic!r} (schema version {self.stored}), which "
+                    "this version does not know: it was written by a newer version; "
+                    "upgrade the ledger")
+        if self.problem is None:
+            return (f"{where} ({self.topic}) is schema version {self.stored}; this version "
+                    f"understands up to {self.understood}: upgrade the ledger")
+        return (f"{where} ({self.topic}, schema version {self.stored}) cannot be read: "
+                f"{self.problem}; run `ledger verify`, or upgrade the ledger if a newer "
+                "version wrote it")
+
+    def at(self, position: int) -> UnreadableEvent:
+        """The same error, now that the event's position is known."""
+        return UnreadableEvent(self.topic, self.stored, self.understood, position, self.problem)

@@ -29,8 +29,9 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
 
-from ledger.domain.errors import InvalidInput, StoreUnavailable
+from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import LedgerEvent
+from ledger.store import catalogue
 from ledger.store.hooks import WriteHook
 from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event
 from ledger.store.recorders import (
@@ -159,6 +160,8 @@ class EventStore:
         self.recorder: IndexedRecorder = recorder
         assert isinstance(self.app.mapper, PydanticMapper)
         self.mapper: PydanticMapper = self.app.mapper
+        self._catalogued = create
+        self._kinds: set[catalogue.Kind] = set()  # known to be in the catalogue
 
     # --- writing -----------------------------------------------------------------------
 
@@ -172,12 +175,31 @@ class EventStore:
         only come from a writer that bypasses this path: it raises IntegrityError
         and the caller runs the work again.
         """
+        dialect = self.recorder.dialect
         with self.recorder.write_transaction() as cursor:
+            # Refuse to add to a log this code cannot read (ledger/store/catalogue.py).
+            tail = catalogue.check(self.recorder.select_rows, dialect)
             events, indexes, result = work()
+            ids: Sequence[int] = ()
             if events or indexes.receipts:
                 stored = [self._to_stored(e) for e in events]
-                self.recorder.insert_in_transaction(cursor, stored, indexes)
+                ids = self.recorder.insert_in_transaction(cursor, stored, indexes)
+            rows = [*tail, *((i, e.topic, e.schema_version)
+                             for i, e in zip(ids, events, strict=True))]
+            added = catalogue.record(cursor, dialect, rows, self._kinds) if rows else set()
+        self._kinds |= added
         return result
+
+    def ensure_readable(self) -> None:
+        """Raise UnreadableEvent if the log holds an event this code cannot read exactly.
+
+        An unknown topic or a newer schema version anywhere in the log stops every
+        read and write with the first position that holds it (catalogue.py).
+        """
+        if not self._catalogued:
+            self._catalogued = catalogue.exists(self.recorder.select_rows, self.recorder.dialect)
+        catalogue.check(self.recorder.select_rows, self.recorder.dialect,
+                        catalogued=self._catalogued)
 
     def append(self, events: Sequence[LedgerEvent], indexes: Indexes) -> list[int]:
         """Write events and their indexes in one transaction; returns their positions.
@@ -198,8 +220,20 @@ class EventStore:
 
     def stream(self, stream_id: uuid.UUID, after_version: int = 0) -> list[LedgerEvent]:
         stored = self.app.recorder.select_events(stream_id, gt=after_version or None)
-        return [decode_event(s.topic, s.originator_id, s.originator_version, s.state)
-                for s in stored]
+        try:
+            return [decode_event(s.topic, s.originator_id, s.originator_version, s.state)
+                    for s in stored]
+        except UnreadableEvent as error:
+            if error.position is not None:
+                raise
+            # Name its place in the log: look the position up (only on this path).
+            for s in stored:
+                try:
+                    decode_event(s.topic, s.originator_id, s.originator_version, s.state)
+                except UnreadableEvent:
+                    position = self.recorder.position_of(stream_id, s.originator_version)
+                    raise error.at(position or 0) from None
+            raise
 
     def receipts(self, command_ids: Sequence[str]) -> dict[str, Receipt]:
         return self.recorder.select_receipts(command_ids) if command_ids else {}
@@ -225,10 +259,12 @@ class EventStore:
 
     def iter_events(self, after: int = 0, page: int = 1000) -> Iterator[tuple[int, LedgerEvent]]:
         """Every event after a position, in position order, with its position."""
+        self.ensure_readable()
         while True:
             batch = self.notifications(after, page)
             for n in batch:
-                yield n.id, decode_event(n.topic, n.originator_id, n.originator_version, n.state)
+                yield n.id, decode_event(n.topic, n.originator_id, n.originator_version,
+                                         n.state, n.id)
             if len(batch) < page:
                 return
             after = batch[-1].id

@@ -12,8 +12,10 @@ import uuid
 from typing import Any
 
 import orjson
+import pydantic
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 
+from ledger.domain.errors import UnreadableEvent
 from ledger.domain.events import EVENTS_BY_TOPIC, LedgerEvent, upcast
 
 _EXCLUDED = {"originator_id", "originator_version"}
@@ -33,17 +35,78 @@ def encode_event(event: LedgerEvent) -> bytes:
     return b'{"schema_version":%d,' % event.schema_version + body[1:]
 
 
+_VERSION_PREFIX = b'{"schema_version":'
+
+
+def stored_version(state: bytes) -> int | None:
+    """The schema version a stored state declares (1 when it names none); None if unreadable.
+
+    The write path puts it first (`encode_event`), so it is read without parsing
+    the rest; any other form is parsed in full.
+    """
+    raw = bytes(state)
+    if raw.startswith(_VERSION_PREFIX):
+        end = raw.find(b",", len(_VERSION_PREFIX))
+        digits = raw[len(_VERSION_PREFIX):end] if end > 0 else b""
+        if digits.isdigit():
+            return int(digits)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    version = data.get("schema_version", 1)
+    return version if type(version) is int else None
+
+
+def readable(topic: str, version: int | None) -> UnreadableEvent | None:
+    """Why an event of this topic and stored version cannot be read, or None if it can."""
+    cls = EVENTS_BY_TOPIC.get(topic)
+    if cls is None:
+        return UnreadableEvent(topic, version, None)
+    if version is None or version < 1:
+        return UnreadableEvent(topic, version, cls.schema_version,
+                               problem="its schema version is missing or malformed")
+    if version > cls.schema_version:
+        return UnreadableEvent(topic, version, cls.schema_version)
+    return None
+
+
 def decode_event(
-    topic: str, originator_id: uuid.UUID | str, originator_version: int, state: bytes
+    topic: str, originator_id: uuid.UUID | str, originator_version: int, state: bytes,
+    position: int | None = None,
 ) -> LedgerEvent:
-    data: dict[str, Any] = orjson.loads(state)
-    version = data.pop("schema_version", 1)
+    """The event a stored row holds, upcast to the version this code understands.
+
+    Raises UnreadableEvent (with `position` when given) for an unknown topic, a
+    newer schema version, or a stored form that does not decode: never a
+    partial event, never a skipped field.
+    """
+    try:
+        data: Any = orjson.loads(state)
+    except orjson.JSONDecodeError as error:
+        raise UnreadableEvent(topic, "?", EVENTS_BY_TOPIC[topic].schema_version
+                              if topic in EVENTS_BY_TOPIC else None, position,
+                              f"its state is not JSON ({error})") from None
+    found = data.pop("schema_version", 1) if isinstance(data, dict) else None
+    version: int | None = found if type(found) is int else None
+    problem = readable(topic, version)
+    if problem is not None:
+        raise problem.at(position) if position else problem
+    assert version is not None
     cls = EVENTS_BY_TOPIC[topic]
-    if version != cls.schema_version:
-        data = upcast(topic, version, data)
-    data["originator_id"] = originator_id
-    data["originator_version"] = originator_version
-    return cls.model_validate(data)
+    try:
+        if version != cls.schema_version:
+            data = upcast(topic, version, data)
+        data["originator_id"] = originator_id
+        data["originator_version"] = originator_version
+        return cls.model_validate(data)
+    except (pydantic.ValidationError, KeyError, TypeError, ValueError) as error:
+        first = str(error).splitlines()
+        detail = " ".join(first[:3]) if first else type(error).__name__
+        raise UnreadableEvent(topic, version, cls.schema_version, position,
+                              f"it does not decode ({detail})") from None
 
 
 class PydanticMapper(Mapper[uuid.UUID]):

@@ -23,6 +23,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.domain.errors import StoreUnavailable
+from ledger.store import catalogue
 from ledger.store.dialect import Dialect
 from ledger.store.hooks import WriteHook
 from ledger.store.recorders import (
@@ -83,6 +84,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
         ).format(schema)
         self.dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
+        self.sql_create_statements.extend(
+            Composed([SQL(statement)])  # psycopg types SQL(str) as a literal string
+            for statement in catalogue.create_statements(self.dialect)
+        )
         self._select_stream = SQL(
             "SELECT originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
@@ -197,6 +202,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                             bytes(row["state"]))
                 for row in curs.fetchall()
             ]
+
+    def select_rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._reading() as curs:
+            curs.execute(statement, tuple(params))
+            return [tuple(row.values()) for row in curs.fetchall()]
+
+    def position_of(self, stream_id: UUID, version: int) -> int | None:
+        rows = self.select_rows(
+            self.dialect.sql("SELECT {position} FROM {events} "
+                             "WHERE originator_id = ? AND originator_version = ?"),
+            (stream_id, version))
+        return int(rows[0][0]) if rows else None
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
         with self._reading() as curs:

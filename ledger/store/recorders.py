@@ -38,6 +38,7 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
+from ledger.store import catalogue
 from ledger.store.dialect import Dialect
 from ledger.store.hooks import StoredRow, WriteHook
 
@@ -68,6 +69,13 @@ class Indexes:
 
 class IndexedRecorder(Protocol):
     """What the write path needs of a recorder, on either store."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def select_rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
+    def position_of(self, stream_id: UUID, version: int) -> int | None: ...
 
     def write_transaction(self) -> AbstractContextManager[Any]: ...
 
@@ -132,6 +140,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))",
             "CREATE TABLE IF NOT EXISTS ledger_budget_years (practice TEXT NOT NULL, "
             "year TEXT NOT NULL, PRIMARY KEY (practice, year))",
+            *catalogue.create_statements(self.dialect),
         ]
 
     def ledger_exists(self) -> bool:
@@ -232,6 +241,15 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 return list(c.fetchall())
             except sqlite3.Error as error:
                 raise OperationalError(error) from error
+
+    def select_rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._select(statement, params)]
+
+    def position_of(self, stream_id: UUID, version: int) -> int | None:
+        rows = self._select(
+            f"SELECT rowid FROM {self.events_table_name} "  # noqa: S608
+            "WHERE originator_id = ? AND originator_version = ?", (stream_id.hex, version))
+        return int(rows[0][0]) if rows else None
 
     def _select_in(self, head: str, keys: list[str]) -> list[Any]:
         rows: list[Any] = []

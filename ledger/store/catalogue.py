@@ -1,0 +1,110 @@
+"""Which kinds of event the log holds, so every read and write can refuse a log it cannot read.
+
+    ledger_event_kinds     topic, schema version, first position: one row per kind stored
+    ledger_kinds_checked   one row: every event up to this position is in the catalogue
+
+The write path adds the kinds it stores in its own transaction, and first looks at
+any event after the checked position (rows a writer put there some other way) the
+same way. Reads look at the catalogue and at the events after the checked position.
+A kind this code does not understand (an unknown topic, a newer schema version)
+raises UnreadableEvent naming the first position that holds it: the ledger fails
+closed, whether the event is in the part of the log a command reads or not, and
+whether or not a newer version of the ledger has already folded it into the
+projections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ledger.store.dialect import Cursor, Dialect
+from ledger.store.mapper import readable, stored_version
+
+Select = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+Kind = tuple[str, int | None]  # topic, stored schema version
+
+
+def create_statements(dialect: Dialect) -> list[str]:
+    big = "bigint" if dialect.kind == "postgres" else "INTEGER"
+    return [
+        dialect.sql(
+            "CREATE TABLE IF NOT EXISTS {event_kinds} (topic TEXT NOT NULL, "
+            f"version {big} NOT NULL, first_position {big} NOT NULL, "
+            "PRIMARY KEY (topic, version))"
+        ),
+        dialect.sql(
+            "CREATE TABLE IF NOT EXISTS {kinds_checked} (id integer PRIMARY KEY "
+            f"CHECK (id = 1), position {big} NOT NULL)"
+        ),
+    ]
+
+
+def exists(select: Select, dialect: Dialect) -> bool:
+    if dialect.kind == "postgres":
+        found = select(dialect.sql("SELECT to_regclass(?)"),
+                       (dialect.table("ledger_kinds_checked"),))
+        return bool(found) and found[0][0] is not None
+    found = select("SELECT 1 FROM sqlite_master WHERE name = 'ledger_kinds_checked'", ())
+    return bool(found)
+
+
+def check(select: Select, dialect: Dialect, *, catalogued: bool = True
+          ) -> list[tuple[int, str, int]]:
+    """Raise UnreadableEvent for the first kind this code cannot read; else the unchecked tail.
+
+    Returns (position, topic, version) of the events after the checked position,
+    for the write path to add to the catalogue. Without `catalogued` (an older
+    ledger, read before any write made its catalogue) the whole log is the tail.
+    """
+    after = 0
+    if catalogued:
+        for topic, version, first in select(
+            dialect.sql("SELECT topic, version, first_position FROM {event_kinds} "
+                        "ORDER BY first_position"), ()
+        ):
+            problem = readable(str(topic), int(version))
+            if problem is not None:
+                raise problem.at(int(first))
+        row = select(dialect.sql("SELECT position FROM {kinds_checked} WHERE id = 1"), ())
+        after = int(row[0][0]) if row else 0
+    tail: list[tuple[int, str, int]] = []
+    for position, topic, state in select(
+        dialect.sql("SELECT {position}, topic, state FROM {events} WHERE {position} > ? "
+                    "ORDER BY {position}"), (after,)
+    ):
+        version = stored_version(bytes(state))
+        problem = readable(str(topic), version)
+        if problem is not None:
+            raise problem.at(int(position))
+        assert version is not None
+        tail.append((int(position), str(topic), version))
+    return tail
+
+
+def record(cursor: Cursor, dialect: Dialect, rows: Iterable[tuple[int, str, int]],
+           known: set[Kind]) -> set[Kind]:
+    """Add the kinds of `rows` (position, topic, version) and move the checked position.
+
+    `known` holds kinds already in the catalogue (skipped); returns the kinds added.
+    """
+    first: dict[Kind, int] = {}
+    last = 0
+    for position, topic, version in rows:
+        kind = (topic, version)
+        if kind not in known and kind not in first:
+            first[kind] = position
+        last = max(last, position)
+    if first:
+        cursor.executemany(
+            dialect.sql("INSERT INTO {event_kinds} (topic, version, first_position) "
+                        "VALUES (?, ?, ?) ON CONFLICT (topic, version) DO NOTHING"),
+            [(topic, version, position) for (topic, version), position in first.items()],
+        )
+    if last:
+        cursor.execute(
+            dialect.sql("INSERT INTO {kinds_checked} (id, position) VALUES (1, ?) "
+                        "ON CONFLICT (id) DO UPDATE SET position = excluded.position"),
+            (last,),
+        )
+    return set(first)

@@ -1,0 +1,165 @@
+"""Events this version cannot read stop every read and write, on both stores (exit 5).
+
+The rows are put into the events table with SQL, as a newer version of the
+ledger (or a writer that bypasses this one) would leave them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import sql
+
+from ledger.domain.events import practice_stream
+from projections.api import create_app
+from tests.commands.conftest import Ledger
+from tests.conftest import PG_BASE_URL
+
+ALLOCATOR = "allocator:Q71"
+
+COMMANDS = [
+    ("position",),
+    ("position", "--by", "consortium"),
+    ("holders",),
+    ("holders", "--practice", "A81001"),
+    ("trail", "A81001"),
+    ("events",),
+    ("replay", "A81001", "--year", "2024-25"),
+    ("projections", "status"),
+    ("projections", "rebuild"),
+    ("quality",),
+    ("variation",),
+    ("prove", "A81001", "--out", "bundle.json"),
+]
+WRITES = [
+    ("practice", "register", "B82002", "--name", "Another", "--list-size", "3000"),
+    ("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute", "--by", "-5",
+     "--reason", "recount"),
+]
+
+
+@pytest.fixture(autouse=True)
+def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "signing-key"
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(path))
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+def populate(invoke: Ledger) -> None:
+    assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
+                  actor=ALLOCATOR).code == 0
+    assert invoke("budget", "allocate", "A81001", "--year", "2024-25", "--on", "2024-04-01",
+                  "--element", "acute=1200000", actor=ALLOCATOR).code == 0
+    # The projections are up to date before the foreign row arrives, as they would
+    # be after a newer version folded it: the reads must still refuse.
+    assert invoke("position").code == 0
+
+
+def insert_row(db_url: str, stream: uuid.UUID, version: int, topic: str, state: bytes) -> int:
+    """Append a row to the events table with SQL; returns its position."""
+    if db_url.startswith("postgresql://"):
+        schema = parse_qs(urlsplit(db_url).query)["schema"][0]
+        with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+            row = conn.execute(
+                sql.SQL("INSERT INTO {0}.ledger_events (originator_id, originator_version, "
+                        "topic, state) VALUES (%s, %s, %s, %s) RETURNING notification_id"
+                        ).format(sql.Identifier(schema)),
+                (stream, version, topic, state),
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+    with sqlite3.connect(db_url) as conn:
+        cursor = conn.execute(
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?)", (stream.hex, version, topic, state))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+
+def count_rows(db_url: str) -> int:
+    if db_url.startswith("postgresql://"):
+        schema = parse_qs(urlsplit(db_url).query)["schema"][0]
+        with psycopg.connect(PG_BASE_URL) as conn:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {0}.ledger_events").format(
+                sql.Identifier(schema))).fetchone()
+            assert row is not None
+            return int(row[0])
+    with sqlite3.connect(db_url) as conn:
+        return int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+
+
+def newer_list_size(invoke: Ledger) -> tuple[uuid.UUID, int, str, bytes]:
+    """A `ListSizeRecorded` at schema version 2 that adds a field, next in the practice stream."""
+    events = [orjson.loads(line) for line in invoke("events").stdout.splitlines()]
+    registered = next(e for e in events if e["event"] == "PracticeRegistered")
+    state = {"schema_version": 2, "recorded_at": registered["recorded_at"],
+             "effective_on": registered["effective_on"], "actor": ALLOCATOR,
+             "command_id": "from-a-newer-version", "reason": None, "practice": "A81001",
+             "list_size": 4100, "weighted_population": {}, "list_source": "NHS Digital quarterly"}
+    return practice_stream("A81001"), 2, "ListSizeRecorded", orjson.dumps(state)
+
+
+Row = tuple[uuid.UUID, int, str, bytes]
+
+
+def unknown_topic(_invoke: Ledger | None = None) -> Row:
+    state = {"schema_version": 1, "practice": "A81001", "frozen": True}
+    return uuid.uuid4(), 1, "BudgetFrozen", orjson.dumps(state)
+
+
+CASES: dict[str, tuple[Callable[[Ledger], Row], tuple[str, ...]]] = {
+    "unknown topic": (unknown_topic,
+                      ("'BudgetFrozen'", "does not know", "upgrade the ledger")),
+    "newer schema version": (newer_list_size,
+                             ("ListSizeRecorded", "schema version 2", "understands up to 1",
+                              "upgrade the ledger")),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_unreadable_event_stops_every_read_and_write(
+    invoke: Ledger, db_url: str, case: str
+) -> None:
+    populate(invoke)
+    make, fragments = CASES[case]
+    position = insert_row(db_url, *make(invoke))
+    for args in COMMANDS:
+        done = invoke(*args)
+        assert done.code == 5, (args, done.stdout, done.stderr)
+        done.one_line_error(f"position {position}", *fragments)
+    for args in WRITES:
+        done = invoke(*args, actor=ALLOCATOR)
+        assert done.code == 5, (args, done.stdout, done.stderr)
+        done.one_line_error(f"position {position}", *fragments)
+    assert not Path("bundle.json").exists()
+    with TestClient(create_app(db_url)) as client:
+        for path in ("/position", "/holders", "/trail/A81001", "/events", "/projections"):
+            answer = client.get(path)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.json()["rule"] == "unreadable-event"
+            assert f"position {position}" in answer.json()["error"]
+
+
+def test_apply_stops_at_an_unreadable_event_and_records_nothing(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    populate(invoke)
+    position = insert_row(db_url, *unknown_topic())
+    rows = count_rows(db_url)
+    line = {"command": "practice register", "command_id": "c-1", "actor": ALLOCATOR,
+            "args": {"practice": "B82002", "name": "Another", "list_size": 3000}}
+    (tmp_path / "commands.jsonl").write_bytes(orjson.dumps(line) + b"\n")
+    done = invoke("apply", str(tmp_path / "commands.jsonl"), actor=ALLOCATOR)
+    assert done.code == 5, (done.stdout, done.stderr)
+    assert f"position {position}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert count_rows(db_url) == rows
