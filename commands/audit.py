@@ -323,13 +323,8 @@ def verify_bundle(
             f"{cp.origin} at size {cp.size} (signed {_time(cp)})"
         ]
         if against is not None:
-            older_bundle, older = _older(against, result.verifier)
-            if older.size > cp.size:
-                if older_bundle is None:
-                    raise _invalid(f"{against} is newer than the bundle (size {older.size})")
-                verify_consistency_between(older_bundle, older, cp)
-            else:
-                verify_consistency_between(data, cp, older)
+            _, older = _older(against, result.verifier)
+            verify_consistency_between(data, cp, older)
             lines.append(
                 f"consistent: the log at size {min(older.size, cp.size)} is a prefix of the log "
                 f"at size {max(older.size, cp.size)}"
@@ -342,12 +337,6 @@ def verify_bundle(
                 "the log's key to know who signed it",
                 style="yellow", markup=False,
             )
-
-
-def _invalid(message: str) -> Exception:
-    from ledger.audit.bundle import BundleInvalid  # noqa: PLC0415
-
-    return BundleInvalid(message)
 
 
 def _time(cp: Checkpoint) -> str:
@@ -364,19 +353,34 @@ def _read(path: Path) -> bytes:
 
 
 def _older(path: Path, verifier: Verifier) -> tuple[dict[str, Any] | None, Checkpoint]:
-    """An earlier bundle (verified in full) or checkpoint note (signature verified)."""
+    """An earlier bundle (verified in full) or checkpoint note (signature verified).
+
+    A file that cannot be read as either is malformed input (NoteError, exit 2,
+    naming why); a well-formed checkpoint the log's key did not sign as it reads
+    is evidence of tampering (BundleInvalid, exit 4).
+    """
     from ledger.audit.bundle import BundleInvalid, load_bundle  # noqa: PLC0415
     from ledger.audit.bundle import verify_bundle as check  # noqa: PLC0415
-    from ledger.audit.note import NoteError, open_checkpoint  # noqa: PLC0415
+    from ledger.audit.note import (  # noqa: PLC0415
+        NoteError,
+        open_checkpoint,
+        unverified_checkpoint,
+    )
 
     raw = _read(path)
     if raw.lstrip().startswith(b"{"):
         data = load_bundle(raw)
         return data, check(data, verifier).checkpoint
     try:
-        return None, open_checkpoint(raw.decode("utf-8"), verifier)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise NoteError(f"{path} is neither a bundle nor a checkpoint") from error
+        raise NoteError(f"{path} is neither a bundle nor a checkpoint: not UTF-8") from error
+    try:
+        unverified_checkpoint(text)
+    except NoteError as error:
+        raise NoteError(f"{path} cannot be read as a checkpoint: {error}") from error
+    try:
+        return None, open_checkpoint(text, verifier)
     except NoteError as error:
         raise BundleInvalid(f"{path}: {error}") from error
 

@@ -34,7 +34,7 @@ import orjson
 
 from ledger import strict_json
 from ledger.audit.leaf import LEAF_ENCODING, EventRecord
-from ledger.audit.merkle import ProofError, verify_consistency, verify_inclusion
+from ledger.audit.merkle import EMPTY_ROOT, ProofError, verify_consistency, verify_inclusion
 from ledger.audit.note import (
     Checkpoint,
     NoteError,
@@ -224,14 +224,34 @@ def _decoded(record: EventRecord, where: str) -> dict[str, Any]:
     return decoded
 
 
+def _signed_at(checkpoint: Checkpoint) -> str:
+    return f" (signed {checkpoint.time.isoformat()})" if checkpoint.time else ""
+
+
 def verify_consistency_between(
     newer: dict[str, Any], newer_checkpoint: Checkpoint, older: Checkpoint
 ) -> None:
-    """Prove `older` (already verified) is a prefix of `newer_checkpoint` (already verified)."""
+    """Prove `older` (already verified) is a prefix of `newer_checkpoint` (already verified).
+
+    Raises BundleInvalid when it is not: two logs, a fork (one size, two roots),
+    or a log that shrank (the earlier evidence is larger). The empty log (size 0,
+    the hash of the empty string) is a prefix of every log.
+    """
     if older.origin != newer_checkpoint.origin:
         raise BundleInvalid(
             f"the checkpoints are of two logs ({older.origin!r}, {newer_checkpoint.origin!r})"
         )
+    if older.size > newer_checkpoint.size:
+        raise BundleInvalid(
+            f"the log shrank: the earlier evidence has size {older.size}"
+            f"{_signed_at(older)} and this bundle's checkpoint size "
+            f"{newer_checkpoint.size}{_signed_at(newer_checkpoint)}: events were removed "
+            "from the log since (or the two files are given the wrong way round)"
+        )
+    if older.size == 0:
+        if older.root != EMPTY_ROOT:
+            raise BundleInvalid("a checkpoint of size 0 whose root is not the empty tree's")
+        return
     if older.size == newer_checkpoint.size:
         if older.root != newer_checkpoint.root:
             raise BundleInvalid(f"two different roots for the same size {older.size}: a fork")

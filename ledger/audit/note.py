@@ -37,6 +37,10 @@ class NoteError(ValueError):
     """A note, key or checkpoint that cannot be read or does not verify."""
 
 
+class SignatureInvalid(NoteError):  # noqa: N818 - a verdict
+    """A well-formed note that the trusted key did not sign (or not as it reads now)."""
+
+
 def key_id(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
 
@@ -129,7 +133,16 @@ class Signature:
 
 
 def split_note(note: str) -> tuple[str, list[Signature]]:
-    """Text and signature lines of a signed note (signatures not yet checked)."""
+    """Text and signature lines of a signed note (signatures not yet checked).
+
+    C2SP signed-note: valid UTF-8, no ASCII control character but newline. A note
+    re-saved with Windows line endings (CR LF) is therefore not a signed note:
+    refused here, naming why, rather than silently normalised.
+    """
+    if "\r" in note:
+        raise NoteError("it holds carriage returns (Windows line endings), and a signed "
+                        "note ends its lines with newline only (C2SP signed-note): save "
+                        "it again with LF line endings")
     if not note.endswith("\n"):
         raise NoteError("a signed note ends with a newline")
     cut = note.rfind("\n\n")
@@ -157,10 +170,11 @@ def open_note(note: str, verifier: Verifier) -> str:
     text, signatures = split_note(note)
     known = [s for s in signatures if s.name == verifier.name and s.key_id == verifier.key_id]
     if not known:
-        raise NoteError(f"not signed by the key {verifier.name}+{verifier.key_id.hex()}")
+        raise SignatureInvalid(
+            f"not signed by the key {verifier.name}+{verifier.key_id.hex()}")
     for s in known:
         if not verifier.verify(text.encode(), s.signature):
-            raise NoteError("the signature does not verify: the checkpoint was altered")
+            raise SignatureInvalid("the signature does not verify: the checkpoint was altered")
     return text
 
 
@@ -223,7 +237,7 @@ def open_checkpoint(note: str, verifier: Verifier) -> Checkpoint:
     """Verify the signature, then parse; the origin must be the key's name."""
     checkpoint = parse_checkpoint(open_note(note, verifier))
     if checkpoint.origin != verifier.name:
-        raise NoteError(
+        raise SignatureInvalid(
             f"the checkpoint is from log {checkpoint.origin!r}, the key from {verifier.name!r}"
         )
     return checkpoint
