@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from commands import options, render
-from commands.errors import EXIT_REFUSED, handled
+from commands.errors import EXIT_REFUSED, exit_code, handled
 from commands.run import state_of
 
 DEFAULT_BATCH = 2_000
@@ -43,7 +43,9 @@ def apply(
     idempotent: a re-run after a crash or a kill answers "already applied" for
     what was recorded and applies only what is missing. A refused line records
     nothing and the rest go on, unless --stop-on-error. Exit 0 when no line was
-    refused, 1 when any was, 2 when the file cannot be read.
+    refused; otherwise the code a refused line would get as a command of its
+    own, the highest of them: 2 when a line is malformed (not JSON, an unknown
+    command, a bad value), 1 when refused by a rule. 2 when the file cannot be read.
     """
     state = state_of(ctx)
     with handled(state):
@@ -68,7 +70,8 @@ def apply(
         refused = len(report.refused)
         if refused:
             render.error(f"{refused:,} of {total:,} lines refused (listed above)")
-            raise typer.Exit(EXIT_REFUSED)
+            raise typer.Exit(max(exit_code(r.error) if r.error else EXIT_REFUSED
+                                 for r in report.refused))
 
 
 EPILOG = "Example: ledger --db ledger.db apply commands.jsonl --stop-on-error"

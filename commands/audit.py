@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,6 +28,14 @@ from commands.state import CliState
 if TYPE_CHECKING:
     from ledger.audit.note import Checkpoint, Verifier
     from ledger.auditlog.verify import VerifyReport
+
+
+class ReportFormat(StrEnum):
+    """What `verify --format` accepts; anything else is a usage error (exit 2)."""
+
+    table = "table"
+    json = "json"
+
 
 PROGRESS_FROM = 200_000  # leaves; smaller stores verify in a blink
 
@@ -85,8 +94,9 @@ def verify(
         ),
     ] = None,
     output: Annotated[
-        str, typer.Option("--format", help="table (for people) or json (for programs).")
-    ] = "table",
+        ReportFormat,
+        typer.Option("--format", help="table (for people) or json (for programs)."),
+    ] = ReportFormat.table,
 ) -> None:
     """Recompute the whole log from the stored events; exit 4 on any tampering."""
     state: CliState = ctx.obj
@@ -97,7 +107,7 @@ def verify(
         verifier = _store_verifier(store, public_key)
         report = _with_progress(lambda progress: verify_store(store, verifier, progress))
         late = _too_late(report, max_unsealed_age)
-        if output == "json":
+        if output is ReportFormat.json:
             render.out.print_json(data=_report_json(report, late), highlight=False)
         else:
             _print_report(report, late)

@@ -28,6 +28,7 @@ class LineResult:
     command: str | None
     status: str  # "applied" | "already applied" | "refused"
     message: str
+    error: LedgerError | None = None  # why a refused line was refused
 
 
 @dataclass
@@ -164,7 +165,8 @@ def _settle(
 
 
 def _refused(parsed: ParsedLine, error: LedgerError) -> LineResult:
-    return LineResult(parsed.line, parsed.command_id, parsed.command, "refused", str(error))
+    return LineResult(parsed.line, parsed.command_id, parsed.command, "refused", str(error),
+                      error)
 
 
 def _result(parsed: ParsedLine, outcome: Outcome) -> LineResult:

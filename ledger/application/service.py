@@ -30,6 +30,7 @@ from ledger.domain.errors import (
     LedgerError,
     NotAuthorised,
     StoreUnavailable,
+    UnreadableEvent,
 )
 from ledger.domain.events import LedgerEvent
 from ledger.domain.values import Actor, Role
@@ -192,6 +193,8 @@ class LedgerService:
                 continue
             try:
                 answer = self._apply(uow, request, recorded_at, fingerprint)
+            except UnreadableEvent:
+                raise  # the whole log is unreadable here, not this one command
             except LedgerError as error:
                 outcomes.append(Outcome(request, error=error))
                 if stop_at_first_refusal:

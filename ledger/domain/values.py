@@ -144,6 +144,8 @@ def _parse_money(text: str) -> int:
 def parse_amount(text: str, *, allow_zero: bool = False) -> int:
     """A positive amount (zero where allowed) in pence; signs are refused."""
     stripped = text.strip()
+    if not stripped:
+        raise InvalidInput("amount", "the amount is empty: write pounds, e.g. 1234.56")
     if stripped[:1] in "+-":
         raise InvalidInput("amount", f"amount {text!r} must not carry a sign")
     pence = _parse_money(stripped)

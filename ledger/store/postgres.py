@@ -14,7 +14,6 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import (
-    PostgresAggregateRecorder,
     PostgresApplicationRecorder,
     PostgresFactory,
 )
@@ -88,6 +87,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             Composed([SQL(statement)])  # psycopg types SQL(str) as a literal string
             for statement in catalogue.create_statements(self.dialect)
         )
+        self._insert_numbered_statement = SQL(
+            "INSERT INTO {0}.{1} (originator_id, originator_version, topic, state, "
+            "notification_id) SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            "(SELECT COALESCE(MAX(notification_id), 0) FROM {0}.{1}) + e.n "
+            "FROM unnest(%s::{0}.{2}[]) WITH ORDINALITY "
+            "AS e(originator_id, originator_version, topic, state, n) "
+            "ORDER BY e.n RETURNING notification_id"
+        ).format(schema, Identifier(self.events_table_name),
+                 Identifier(self.stored_event_type_name))
         self._select_stream = SQL(
             "SELECT originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
@@ -160,15 +168,41 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         self._notify_channel(curs)
-        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events)
+        self._insert_numbered(curs, stored_events)
         return list(self._fetch_ids_after_insert_events(curs, stored_events) or [])
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        # eventsourcing's own insert path (Application.save): the same lock and numbering.
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        self._insert_numbered(curs, stored_events)
+
+    def _insert_numbered(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]
+                         ) -> None:
+        """Insert events at the next positions after the highest stored, in their order.
+
+        The caller holds the EXCLUSIVE lock on the events table, so no other
+        transaction can insert between reading the maximum and committing: positions
+        are gap-free even when a writer dies between its insert and its commit (a
+        sequence would have spent the numbers it handed out).
+        """
+        rows = [
+            self.construct_pg_stored_event(
+                e.originator_id, e.originator_version, e.topic, e.state
+            )
+            for e in stored_events
+        ]
+        curs.execute(self._insert_numbered_statement, (rows,))
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         # Here, not in _insert_events: on PostgreSQL that runs before the insert. The
         # events table is still locked, and a hook's error rolls the write back.
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or []
+        # Numbered max+1, max+2, ... in the order given (_insert_numbered).
+        ids = sorted(super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or [])
         run_hooks(self.hooks, curs, self.dialect, ids, stored_events)
         return ids
 

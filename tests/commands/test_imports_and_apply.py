@@ -211,7 +211,7 @@ def test_apply_reports_each_line_and_a_rerun_is_already_applied(
     file.write_text("\n".join([*SETUP, *commitments(2), "", *bad, *commitments(1, 3)]) + "\n",
                     encoding="utf-8")
     first = invoke("apply", str(file))
-    assert first.code == EXIT_REFUSED, first.stderr
+    assert first.code == EXIT_USAGE, first.stderr  # malformed lines: the highest code
     out = first.stdout
     assert "line 1: applied s-1 practice register: registered A81001" in out
     assert "line 4: applied c-2 spend commit" in out
@@ -227,7 +227,7 @@ def test_apply_reports_each_line_and_a_rerun_is_already_applied(
     assert head(db_url) == 5
 
     again = invoke("apply", str(file))
-    assert again.code == EXIT_REFUSED
+    assert again.code == EXIT_USAGE
     assert "commands.jsonl: 0 applied, 5 already applied, 4 refused" in again.stdout
     assert head(db_url) == 5
 
@@ -246,11 +246,37 @@ def test_apply_stop_on_error_stops_at_the_first_refused_line(
     file.write_text("\n".join([*SETUP, *commitments(1), "{oops", *commitments(2, 2)]),
                     encoding="utf-8")
     result = invoke("apply", str(file), "--stop-on-error")
-    assert result.code == EXIT_REFUSED
+    assert result.code == EXIT_USAGE
     assert "line 4: refused" in result.stdout
     assert "3 applied, 0 already applied, 1 refused (stopped at the first refusal" \
         in result.stdout
     assert head(db_url) == 3
+
+
+def test_apply_exits_with_the_code_its_refused_lines_would_get_alone(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    ruled = line("spend commit", "c-auth", "practice:A81002", practice="A81001",
+                 year="2024-25", element="acute", ref="R-AUTH", amount="1", provider="RTR",
+                 service="x", on="2024-06-01")
+    file = tmp_path / "ruled.jsonl"
+    file.write_text("\n".join([*SETUP, ruled]) + "\n", encoding="utf-8")
+    only_rules = invoke("apply", str(file))
+    assert only_rules.code == EXIT_REFUSED, only_rules.stdout
+    alone = invoke("spend", "commit", "A81001", "--year", "2024-25", "--element", "acute",
+                   "--ref", "R-X", "--amount", "abc", "--provider", "RTR", "--service", "x",
+                   actor="practice:A81001")
+    assert alone.code == EXIT_USAGE
+    malformed = tmp_path / "malformed.jsonl"
+    malformed.write_text("\n".join([
+        ruled.replace("c-auth", "c-auth-2"), "{not json",
+        line("spend commit", "c-abc", "practice:A81001", practice="A81001", year="2024-25",
+             element="acute", ref="R-X", amount="abc", provider="RTR", service="x"),
+    ]) + "\n", encoding="utf-8")
+    mixed = invoke("apply", str(malformed))
+    assert mixed.code == EXIT_USAGE, mixed.stdout
+    assert "3 refused" in mixed.stdout
+    assert head(db_url) == 2
 
 
 def test_apply_of_a_file_that_cannot_be_read_exits_2(
