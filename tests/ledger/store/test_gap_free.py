@@ -31,7 +31,8 @@ def test_a_writer_killed_before_commit_leaves_no_gap(ledger: Ledger, db_url: str
     try:
         assert writer.stdout is not None
         line = writer.stdout.readline()
-        assert line.startswith("inserted [3]"), (line, writer.stderr.read() if writer.stderr else "")
+        problem = writer.stderr.read() if writer.stderr and not line else ""
+        assert line.startswith("inserted [3]"), (line, problem)
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=60)
