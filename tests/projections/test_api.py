@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from commands.app import app as cli
-from ledger.bootstrap import Ledger
+from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import (
     IdempotencyConflict,
     InvalidInput,
@@ -244,9 +244,16 @@ def test_an_unreachable_store_is_503_until_it_can_be_opened(tmp_path: Path) -> N
             assert answer.json()["rule"] == "store"
             assert "\n" not in answer.text
         missing.parent.mkdir()
+        answer = c.get("/health")  # a read never creates the ledger
+        assert answer.status_code == 503, answer.text
+        assert "no ledger at" in answer.json()["error"]
+        assert not missing.exists()
+        with bootstrap(str(missing)) as written:  # the first write creates it
+            run(written, "practice register", "allocator:Q71", practice=A1, name="S",
+                list_size=1)
         answer = c.get("/health")
         assert answer.status_code == 200
-        assert answer.json() == {"status": "ok", "head": 0}
+        assert answer.json() == {"status": "ok", "head": 1}
 
 
 def test_concurrent_requests_catch_up_once_and_agree(client: TestClient, ledger: Ledger
