@@ -96,6 +96,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "ORDER BY e.n RETURNING notification_id"
         ).format(schema, Identifier(self.events_table_name),
                  Identifier(self.stored_event_type_name))
+        self._sync_sequence = SQL(
+            "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)")
         self._select_stream = SQL(
             "SELECT originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
@@ -203,6 +205,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # events table is still locked, and a hook's error rolls the write back.
         # Numbered max+1, max+2, ... in the order given (_insert_numbered).
         ids = sorted(super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs) or [])
+        if ids:
+            # Keep the column's sequence in step, for writers that still draw from it.
+            curs.execute(self._sync_sequence, (self.dialect.events, ids[-1]))
         run_hooks(self.hooks, curs, self.dialect, ids, stored_events)
         return ids
 
