@@ -72,7 +72,7 @@ def test_a_mistyped_db_path_is_refused_not_created(invoke: Ledger, tmp_path: Pat
                   actor=ALLOCATOR).code == 0
     typo = tmp_path / "ledgr.db"
     for args in (("holders",), ("verify",), ("trail", "A81001")):
-        done = invoke("--db", str(typo), *args)
+        done = invoke(*args, db=str(typo))
         assert done.code == 3
         done.one_line_error(f"no ledger at {typo}")
         assert not typo.exists()
