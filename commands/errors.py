@@ -58,6 +58,14 @@ def exit_code(error: LedgerError) -> int:
     return EXIT_REFUSED
 
 
+def _store_fault(error: Exception, state: CliState | None) -> LedgerError | None:
+    """A database error from any command, named by its cause (ledger/store/faults.py)."""
+    from ledger.store.eventstore import mask_password  # noqa: PLC0415 - fast --help
+    from ledger.store.faults import fault  # noqa: PLC0415
+
+    return fault(error, mask_password(state.db) if state is not None else "the ledger")
+
+
 @contextmanager
 def handled(state: CliState | None = None) -> Iterator[None]:
     """Run a command body: a LedgerError becomes one stderr line and its exit code."""
@@ -66,6 +74,12 @@ def handled(state: CliState | None = None) -> Iterator[None]:
     except LedgerError as error:
         render.error(error)
         raise typer.Exit(exit_code(error)) from None
+    except Exception as error:
+        fault = _store_fault(error, state)
+        if fault is None:
+            raise
+        render.error(fault)
+        raise typer.Exit(EXIT_STORE_UNAVAILABLE) from None
     finally:
         if state is not None:
             state.close()

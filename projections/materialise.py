@@ -31,7 +31,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.domain.errors import InvalidInput, UnreadableEvent
+from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import EVENTS_BY_TOPIC
 from ledger.store.eventstore import EventStore
 from projections.core import (
@@ -367,6 +367,9 @@ class Materialiser:
         """Create the tables and tracking rows that do not exist yet (idempotent)."""
         if self._ready:
             return
+        if self._in_place():  # nothing to write: a read-only session can read
+            self._ready = True
+            return
         self.db.tracker.create_table()
         with self.db.cursor(write=True) as c:
             for projection in self.projections.values():
@@ -379,6 +382,24 @@ class Materialiser:
                     (TRACKING_PREFIX + projection.name,),
                 )
         self._ready = True
+
+    def _in_place(self) -> bool:
+        """Whether every projection table and tracking row exists already."""
+        if self.db.kind == "sqlite":
+            rows = self.db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tracking = "tracking"
+        else:
+            rows = self.db.query("SELECT table_name FROM information_schema.tables "
+                                 "WHERE table_schema = ?", (self.db.schema,))
+            tracking = PG_TRACKING_TABLE
+        have = {str(r[0]) for r in rows}
+        tables = {t.name for p in self.projections.values() for t in p.tables}
+        if tracking not in have or not tables <= have:
+            return False
+        tracked = self.db.query(
+            f"SELECT count(*) FROM {self.db.tracking_table} "  # noqa: S608
+            "WHERE application_name LIKE ?", (TRACKING_PREFIX + "%",))
+        return int(tracked[0][0]) >= len(self.projections)
 
     def _create_sql(self, table: Table) -> list[str]:
         """The table, then its secondary indexes."""
@@ -430,6 +451,11 @@ class Materialiser:
                     return self._catch_up(chosen, progress, complete=complete)
                 except TrackingConflictError:
                     complete = False
+                except Exception as error:
+                    named = self._cannot_write(error, chosen)
+                    if named is error:
+                        raise
+                    raise named from error
         raise TrackingConflictError("projections kept moving under this catch-up; try again")
 
     def _catch_up(self, chosen: list[Projection], progress: Progress | None, *,
@@ -476,6 +502,18 @@ class Materialiser:
             start = last
             if len(batch) < size:
                 return read
+
+    def _cannot_write(self, error: Exception, chosen: list[Projection]) -> Exception:
+        """A read-only session cannot bring the projections up to date: say so, with the lag."""
+        fault = self.store.fault(error)
+        if fault is None or fault.rule != "store-read-only":
+            return error
+        positions = self.positions()
+        behind = max(self.store.head() - min((positions[p.name] for p in chosen), default=0), 0)
+        return StoreUnavailable(
+            "store-read-only",
+            f"the projections are {behind:,} event(s) behind the log and this session "
+            f"cannot bring them up to date: {fault.message}")
 
     def _commit(self, cache: Cache, chosen: list[Projection], at: dict[str, int],
                 last: int) -> None:

@@ -141,11 +141,16 @@ class LedgerService:
                 outcomes = self.store.write(
                     functools.partial(self._work, units, requests, atomic, stop_at_first_refusal)
                 )
-            except (IntegrityError, OperationalError):
+            except (IntegrityError, OperationalError) as error:
                 # Another writer got there first (a stream version, a command id or a
                 # ref is taken) or holds the lock: void everything and run again.
+                # Anything else (a read-only ledger, a full disk) will not pass by
+                # waiting: say what it is.
                 for uow in units:
                     uow.discard()
+                if not isinstance(error, IntegrityError) and not self.store.retryable(error):
+                    raise self.store.fault(error) or StoreUnavailable(
+                        "store", f"the ledger failed: {error}") from error
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter only
                 continue
             except BaseException:

@@ -21,9 +21,9 @@ from ledger.audit.note import (
     sign_checkpoint,
     unverified_checkpoint,
 )
-from ledger.auditlog.keys import default_key_path, load_signer
+from ledger.auditlog.keys import KeyFileMissing, default_key_path, load_signer
 from ledger.auditlog.reader import LogReader, StoreNodes, snapshot
-from ledger.auditlog.seal import lock_head, seal
+from ledger.auditlog.seal import current_head, lock_head, seal
 from ledger.auditlog.tables import ensure_tables, transaction
 from ledger.domain.errors import LedgerError, NotFound
 from ledger.domain.events import practice_stream
@@ -42,7 +42,14 @@ def key_path(store: EventStore) -> Path:
 
 
 def store_signer(store: EventStore, *, create: bool = True) -> Signer:
+    """The log's signer; without `create`, neither the key nor the log head is made."""
     dialect = ensure_tables(store)
+    if not create:
+        head = current_head(store)
+        if head is None:
+            raise KeyFileMissing("signing-key",
+                                 f"the log at {store.target.display} has no head yet")
+        return load_signer(key_path(store), head.origin, create=False)
     with transaction(store, commit=True) as curs:
         origin = lock_head(curs, dialect).origin
     return load_signer(key_path(store), origin, create=create)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.store.dialect import Cursor, Dialect, as_tuple
@@ -80,17 +81,44 @@ def transaction(store: EventStore, *, commit: bool) -> Iterator[Cursor]:
 
 
 def ensure_tables(store: EventStore) -> Dialect:
+    """The audit tables, created if missing (a ledger written before them).
+
+    When they exist, nothing is written: a read-only session can verify.
+    """
     dialect = dialect_of(store)
+    found = store.recorder.select_rows(
+        dialect.sql("SELECT to_regclass(?)") if dialect.kind == "postgres"
+        else "SELECT count(*) FROM sqlite_master WHERE name = ?",
+        (dialect.table("ledger_checkpoints"),),
+    )
+    if found and found[0][0]:
+        return dialect
     with transaction(store, commit=True) as curs:
         for statement in create_statements(dialect):
             curs.execute(statement)
     return dialect
 
 
+def open_read_only(path: str) -> sqlite3.Connection:
+    """A plain read-only connection (tuples, no wrappers) to a SQLite ledger file.
+
+    In a directory nobody may write, SQLite cannot make the WAL index it needs to
+    read: the file is then read as immutable (nothing can be writing it there).
+    """
+    uri = Path(path).absolute().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+    return conn
+
+
 @contextmanager
 def sqlite_reader(path: str) -> Iterator[sqlite3.Connection]:
-    """A plain read-only connection (tuples, no wrappers): the fast path of `verify`."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    """`open_read_only`, closed afterwards: the fast path of `verify`."""
+    conn = open_read_only(path)
     try:
         yield conn
     finally:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import sqlite3
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +37,7 @@ from ledger.audit.leaf import LEAF_FORMAT, state_bytes, stream_bytes
 from ledger.audit.merkle import HASH_SIZE, CompactRange, aligned_pieces, perfect_levels
 from ledger.audit.note import NoteError, Verifier, open_checkpoint
 from ledger.auditlog.reader import EventRow, LeafHashRow, LogReader, snapshot
-from ledger.auditlog.tables import NODE_LEVEL_STEP
+from ledger.auditlog.tables import NODE_LEVEL_STEP, open_read_only
 from ledger.store.dialect import Dialect
 
 if TYPE_CHECKING:
@@ -316,7 +315,7 @@ _worker: dict[str, LogReader] = {}
 
 
 def _worker_start(path: str, dialect: Dialect) -> None:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = open_read_only(path)
     conn.isolation_level = None
     _worker["reader"] = LogReader(conn.cursor(), dialect, path)
 

@@ -31,7 +31,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import LedgerEvent
-from ledger.store import catalogue
+from ledger.store import catalogue, faults
 from ledger.store.hooks import WriteHook
 from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event
 from ledger.store.recorders import (
@@ -189,6 +189,15 @@ class EventStore:
             added = catalogue.record(cursor, dialect, rows, self._kinds) if rows else set()
         self._kinds |= added
         return result
+
+    def fault(self, error: BaseException) -> StoreUnavailable | None:
+        """The store fault behind `error` in one line (faults.py), or None."""
+        return faults.fault(error, self.target.display)
+
+    @staticmethod
+    def retryable(error: BaseException) -> bool:
+        """Whether a failed write may succeed on another attempt (a lock was held)."""
+        return faults.retryable(error)
 
     def ensure_readable(self) -> None:
         """Raise UnreadableEvent if the log holds an event this code cannot read exactly.
