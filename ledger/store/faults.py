@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from eventsourcing.persistence import PersistenceError
+
 from ledger.domain.errors import StoreUnavailable
 
 # SQLite primary result codes (https://sqlite.org/rescode.html).
@@ -87,9 +89,8 @@ def fault(error: BaseException, where: str) -> StoreUnavailable | None:
     if pg is not None:
         rule, message = _postgres_fault(pg, where)
         return StoreUnavailable(rule, message)
-    if isinstance(error, OSError):
-        return StoreUnavailable("store", f"cannot use the ledger at {where}: "
-                                         f"{error.strerror or _first_line(error)}")
+    if isinstance(error, PersistenceError):
+        return StoreUnavailable("store", f"the ledger at {where} failed: {_first_line(error)}")
     return None
 
 
