@@ -154,6 +154,9 @@ class EventStore:
         except Exception as error:
             if not _is_store_error(error):
                 raise
+            named = faults.fault(error, target.display)
+            if named is not None and named.rule != "store":
+                raise named from error  # read-only, full, damaged: say which
             raise StoreUnavailable(
                 "store", f"cannot open the ledger at {target.display}: {_first_line(error)}"
             ) from error

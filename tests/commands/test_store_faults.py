@@ -212,3 +212,17 @@ def test_a_postgresql_user_that_may_only_read_is_named_and_can_verify(
     behind = invoke("holders", db=pg_reader)
     assert behind.code == 3
     behind.one_line_error("1 event(s) behind", "may not write")
+
+
+def test_a_file_that_is_not_a_database_is_named_not_overwritten(
+    invoke: Ledger, tmp_path: Path
+) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_text("not a database\n" * 100)
+    before = digest(db)
+    for done in (invoke("holders", db=str(db)),
+                 invoke("practice", "register", "A81001", "--name", "X", "--list-size", "1",
+                        actor=ALLOCATOR, db=str(db))):
+        assert done.code == 3
+        done.one_line_error("is not a readable ledger")
+    assert digest(db) == before
