@@ -11,6 +11,10 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# An independent C2SP tlog-witness/cosignature implementation the tests check the
+	# witness against; it declares Python >= 3.12 but runs on 3.11.
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python \
+		'aics-tlog==0.2.1' 'aics-witness==0.1.0'
 	touch $@
 
 demo: $(BIN)/.installed

@@ -77,6 +77,11 @@ from commands import serve  # noqa: E402 - kept with its registration
 
 app.command("serve", epilog=serve.EPILOG)(serve.serve)
 
+# ledger witness: an independent cosigner of checkpoints (commands/witness.py).
+from commands import witness  # noqa: E402 - kept with its registration
+
+app.add_typer(witness.app)
+
 
 def main() -> None:
     app()

@@ -45,12 +45,13 @@ def key_id(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise NoteError(f"key name {name!r} must be non-empty, without spaces or '+'")
 
 
-def _b64decode(text: str, what: str) -> bytes:
+def b64decode(text: str, what: str) -> bytes:
+    """Strict base64; NoteError naming `what` otherwise."""
     try:
         return base64.b64decode(text.encode(), validate=True)
     except (binascii.Error, ValueError, UnicodeEncodeError) as error:
@@ -85,8 +86,8 @@ def parse_verifier_key(text: str) -> Verifier:
     if len(parts) != 3:
         raise NoteError("a verifier key reads NAME+KEYID+BASE64KEY")
     name, hex_id, material = parts
-    _check_name(name)
-    raw = _b64decode(material, "the verifier key")
+    check_name(name)
+    raw = b64decode(material, "the verifier key")
     if len(raw) != 33 or raw[0] != ED25519:
         raise NoteError("the verifier key is not an Ed25519 key")
     verifier = Verifier(name, raw[1:])
@@ -111,7 +112,7 @@ class Signer:
 
     def sign(self, text: str) -> str:
         """The signed note: text (ending in a newline), a blank line, one signature line."""
-        _check_name(self.name)
+        check_name(self.name)
         check_text(text)
         signature = self.private_key.sign(text.encode())
         blob = base64.b64encode(self.verifier.key_id + signature).decode()
@@ -155,8 +156,8 @@ def split_note(note: str) -> tuple[str, list[Signature]]:
         if not line.startswith(_SIG_PREFIX):
             raise NoteError(f"malformed signature line {line[:40]!r}")
         name, _, blob = line[len(_SIG_PREFIX) :].partition(" ")
-        _check_name(name)
-        raw = _b64decode(blob, "a signature")
+        check_name(name)
+        raw = b64decode(blob, "a signature")
         if len(raw) < 5:
             raise NoteError("a signature is too short")
         signatures.append(Signature(name, raw[:4], raw[4:]))
@@ -208,7 +209,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise NoteError("the checkpoint has no origin")
     if not re.fullmatch(r"0|[1-9][0-9]*", size_text):
         raise NoteError(f"the checkpoint size {size_text[:20]!r} is not a number")
-    root = _b64decode(root_text, "the checkpoint root hash")
+    root = b64decode(root_text, "the checkpoint root hash")
     if len(root) != 32:
         raise NoteError("the checkpoint root hash is not 32 bytes")
     time: datetime | None = None
