@@ -26,6 +26,7 @@ from commands.errors import (
 from commands.state import CliState
 
 if TYPE_CHECKING:
+    from ledger.audit.cosignature import WitnessVerifier
     from ledger.audit.note import Checkpoint, Verifier
     from ledger.auditlog.verify import VerifyReport
 
@@ -174,6 +175,9 @@ def _report_json(report: VerifyReport, late: bool) -> dict[str, Any]:
         "unsealed_too_long": late,
         "first_bad_position": first.position if first else None,
         "first_damage": first.kind if first else None,
+        "cosigned_size": report.cosigned_size,
+        "cosigned_by": report.cosigned_by,
+        "extends_cosigned": report.cosigned_extended,
         "problems": report.damage_count,
         "damage": [
             {"kind": d.kind, "position": d.position, "leaf_index": d.leaf_index,
@@ -210,6 +214,17 @@ def _print_report(report: VerifyReport, late: bool) -> None:
         for damage in report.damage[1:10]:
             out.print(f"  also: {damage.kind}: {damage.detail}", style="red", markup=False)
         out.print(f"{report.damage_count} problem(s) in all", style="red", markup=False)
+    if report.cosigned_size is None:
+        out.print("cosigned: no checkpoint cosigned by a witness yet (ledger checkpoint "
+                  "--witness URL=KEY)", style="yellow", markup=False)
+    else:
+        verdict = "the log still extends it" if report.cosigned_extended else (
+            "the log NO LONGER extends it")
+        out.print(
+            f"cosigned: latest checkpoint cosigned by witnesses is size "
+            f"{report.cosigned_size:,} ({', '.join(report.cosigned_by)}); {verdict}",
+            style="green" if report.cosigned_extended else "bold red", markup=False,
+        )
     if report.unsealed:
         since = report.oldest_unsealed_at.isoformat() if report.oldest_unsealed_at else "?"
         out.print(
@@ -221,6 +236,18 @@ def _print_report(report: VerifyReport, late: bool) -> None:
 
 
 # --- ledger checkpoint ------------------------------------------------------------------
+
+
+WitnessOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness",
+        metavar="URL=WITNESS_KEY",
+        help="A witness to ask for cosignatures (`ledger witness keygen` prints its key); "
+        "repeat per witness. Kept: later checkpoints ask it too.",
+        show_default=False,
+    ),
+]
 
 
 def checkpoint(
@@ -235,11 +262,19 @@ def checkpoint(
         Path | None,
         typer.Option("--out", help="Also write the checkpoint to this file.", dir_okay=False),
     ] = None,
+    witness: WitnessOption = None,
 ) -> None:
-    """Seal the log and sign its head (size, root hash, time) with the log's Ed25519 key."""
+    """Seal the log and sign its head (size, root hash, time) with the log's Ed25519 key;
+    then have every configured witness cosign it (exit 4 naming any witness that refuses)."""
     state: CliState = ctx.obj
     with audit_handled(state):
         from ledger.auditlog.proofs import checkpoints, make_checkpoint, store_signer  # noqa: PLC0415
+        from ledger.auditlog.witnesses import (  # noqa: PLC0415
+            configure_witnesses,
+            http_post,
+            parse_witness_option,
+            request_cosignatures,
+        )
 
         store = state.existing().store
         if public_key:
@@ -250,10 +285,16 @@ def checkpoint(
                 render.out.print(f"# checkpoint {checkpoint_id}", markup=False)
                 render.out.print(note, markup=False, end="\n")
             return
+        if witness:
+            configure_witnesses(store, [parse_witness_option(w) for w in witness])
         stored = make_checkpoint(store, _now())
+        cosigned = request_cosignatures(store, stored, http_post())
         if out is not None:
-            _write(out, stored.signed.note.encode())
-        render.out.print(stored.signed.note, markup=False, end="")
+            _write(out, cosigned.note.encode())
+        render.out.print(cosigned.note, markup=False, end="")
+        for cosignature in cosigned.cosigned_by:
+            render.err.print(f"cosigned by witness {cosignature.witness.name} at size "
+                             f"{stored.signed.checkpoint.size}", style="green", markup=False)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -281,10 +322,14 @@ def prove(
         import orjson  # noqa: PLC0415
 
         from ledger.auditlog.proofs import prove_practice  # noqa: PLC0415
+        from ledger.auditlog.witnesses import http_post, request_cosignatures  # noqa: PLC0415
         from ledger.domain.values import parse_practice_code  # noqa: PLC0415
 
         code = parse_practice_code(practice)
-        bundle = prove_practice(state.existing().store, code, _now())
+        store = state.existing().store
+        post = http_post()
+        bundle = prove_practice(store, code, _now(),
+                                cosign=lambda stored: request_cosignatures(store, stored, post))
         _write(out, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
         render.out.print(
             f"wrote {out}: {len(bundle['events'])} event(s) of {code} with inclusion proofs, "
@@ -299,6 +344,22 @@ def prove(
 def verify_bundle(
     bundle: Annotated[Path, typer.Argument(help="A bundle written by `ledger prove`.")],
     public_key: PublicKey = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness-key",
+            metavar="KEY",
+            help="A witness's verifier key (or a file holding it); repeat per witness. The "
+            "checkpoint must carry a valid cosignature from --quorum of them.",
+            show_default=False,
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option("--quorum", min=1, metavar="N",
+                     help="How many of the --witness-key witnesses must have cosigned "
+                     "(default: all of them).", show_default=False),
+    ] = None,
     against: Annotated[
         Path | None,
         typer.Option(
@@ -326,12 +387,24 @@ def verify_bundle(
             from ledger.auditlog.keys import public_key_from  # noqa: PLC0415
 
             verifier = public_key_from(public_key, origin)
-        result = verify_bundle(data, verifier)
+        witnesses = _witness_keys(witness_key or [])
+        if quorum is not None and not witnesses:
+            raise _usage("--quorum needs --witness-key")
+        result = verify_bundle(data, verifier, witnesses,
+                               len(witnesses) if quorum is None else quorum)
         cp = result.checkpoint
         lines = [
             f"verified: {len(result.events)} event(s) of {result.practice} are in log "
-            f"{cp.origin} at size {cp.size} (signed {_time(cp)})"
+            f"{cp.origin} at size {cp.size} (signed {_time(cp)} by key "
+            f"{result.verifier.key_id.hex()})"
         ]
+        if witnesses:
+            lines.append(
+                f"cosigned: {len(result.cosignatures)} of {len(witnesses)} witness(es) vouch "
+                "that this log only grew up to this checkpoint ("
+                + ", ".join(f"{c.witness.name} at {_unix(c.timestamp)}"
+                            for c in result.cosignatures) + ")"
+            )
         if against is not None:
             _, older = _older(against, result.verifier)
             verify_consistency_between(data, cp, older)
@@ -347,6 +420,35 @@ def verify_bundle(
                 "the log's key to know who signed it",
                 style="yellow", markup=False,
             )
+
+
+def _witness_keys(texts: list[str]) -> list[WitnessVerifier]:
+    from ledger.audit.cosignature import parse_witness_key  # noqa: PLC0415
+    from ledger.audit.note import NoteError  # noqa: PLC0415
+    from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+
+    keys: list[WitnessVerifier] = []
+    for text in texts:
+        candidate = Path(text).expanduser()
+        try:
+            value = candidate.read_text(encoding="utf-8") if candidate.is_file() else text
+            keys.append(parse_witness_key(value))
+        except (OSError, UnicodeDecodeError, NoteError) as error:
+            raise InvalidInput("witness-key", f"unusable witness key {text[:60]!r}: {error}"
+                               ) from error
+    return keys
+
+
+def _usage(message: str) -> Exception:
+    from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+
+    return InvalidInput("quorum", message)
+
+
+def _unix(timestamp: int) -> str:
+    from ledger.audit.cosignature import cosignature_time  # noqa: PLC0415
+
+    return cosignature_time(timestamp).isoformat()
 
 
 def _time(cp: Checkpoint) -> str:

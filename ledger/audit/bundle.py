@@ -1,13 +1,16 @@
 """Proof bundles: a practice's events with inclusion proofs and a signed checkpoint. No I/O.
 
-Format `commissioning-ledger/proof-bundle`, version 1 (JSON; hashes and bytes base64):
+Format `commissioning-ledger/proof-bundle`, version 2 (JSON; hashes and bytes base64):
 
     {
-      "format": "commissioning-ledger/proof-bundle", "version": 1,
+      "format": "commissioning-ledger/proof-bundle", "version": 2,
       "practice": "A81001", "created_at": "2024-07-15T09:30:00Z",
       "hash": "sha256/rfc6962", "leaf_encoding": "ledger-event-v1",
-      "checkpoint": "<signed note: origin, size, root, time; signature>",
+      "checkpoint": "<signed note: origin, size, root, time; the log's signature, then
+                     any witnesses' cosignature/v1 lines>",
       "public_key": "<verifier key of the log (convenience only: trust your own copy)>",
+      "key_id": "<hex ID of the log key that signed the checkpoint>",
+      "witnesses": ["<verifier key of each witness that cosigned (convenience only)>"],
       "events": [{"position": 17, "leaf_index": 16, "stream_id": "<uuid>", "version": 3,
                   "topic": "SpendCommitted", "state": "<base64 of the stored bytes>",
                   "event": {<the same state, decoded, for reading>},
@@ -19,7 +22,10 @@ To verify: check the checkpoint's Ed25519 signature with the log's key; for each
 event rebuild the leaf (ledger/audit/leaf.py) from position, stream id, version,
 topic and state, and check its RFC 6962 inclusion proof at `leaf_index` against the
 checkpoint's size and root; `consistency` proves each earlier checkpoint of this log
-is a prefix of this one.
+is a prefix of this one. With witness keys, count the valid cosignatures from them
+(c2sp.org/tlog-cosignature) and require a quorum.
+
+Version 1 (no `key_id`, no `witnesses`, never cosigned) is still read and verified.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ledger import strict_json
+from ledger.audit.cosignature import Cosignature, WitnessVerifier, valid_cosignatures
 from ledger.audit.leaf import LEAF_ENCODING, EventRecord
 from ledger.audit.merkle import EMPTY_ROOT, ProofError, verify_consistency, verify_inclusion
 from ledger.audit.note import (
@@ -45,7 +53,8 @@ from ledger.audit.note import (
 )
 
 FORMAT = "commissioning-ledger/proof-bundle"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 HASH = "sha256/rfc6962"
 
 
@@ -76,6 +85,8 @@ def build_bundle(
     events: list[ProvenEvent],
     consistency: list[tuple[str, list[bytes]]],
     created_at: str,
+    key_id: str = "",
+    witnesses: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -86,6 +97,8 @@ def build_bundle(
         "leaf_encoding": LEAF_ENCODING,
         "checkpoint": checkpoint_note,
         "public_key": public_key,
+        "key_id": key_id,
+        "witnesses": witnesses or [],
         "events": [
             {
                 "position": e.record.position,
@@ -112,8 +125,9 @@ def load_bundle(data: bytes) -> dict[str, Any]:
         raise BundleError(f"not JSON ({error}): the bundle is corrupt or not a bundle") from error
     if not isinstance(parsed, dict) or parsed.get("format") != FORMAT:
         raise BundleError(f"not a {FORMAT} file")
-    if parsed.get("version") != VERSION:
-        raise BundleError(f"bundle version {parsed.get('version')!r}; this tool reads {VERSION}")
+    if parsed.get("version") not in READS:
+        raise BundleError(f"bundle version {parsed.get('version')!r}; this tool reads "
+                          f"{' and '.join(map(str, READS))}")
     return parsed
 
 
@@ -125,6 +139,7 @@ class BundleResult:
     key_from_bundle: bool
     events: list[dict[str, Any]] = field(default_factory=list)
     consistent_with: Checkpoint | None = None
+    cosignatures: list[Cosignature] = field(default_factory=list)
 
 
 def _field(obj: Any, name: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -154,8 +169,14 @@ def bundle_checkpoint(bundle: dict[str, Any]) -> Checkpoint:
         raise BundleError(f"the bundle's checkpoint cannot be read: {error}") from error
 
 
-def verify_bundle(bundle: dict[str, Any], trusted: Verifier | None = None) -> BundleResult:
-    """Check signature and every inclusion proof; BundleInvalid names the first failure."""
+def verify_bundle(
+    bundle: dict[str, Any],
+    trusted: Verifier | None = None,
+    witnesses: Sequence[WitnessVerifier] = (),
+    quorum: int = 0,
+) -> BundleResult:
+    """Check signature, cosignatures and every inclusion proof; BundleInvalid names the first
+    failure. With `witnesses`, at least `quorum` of them must have cosigned the checkpoint."""
     practice = _field(bundle, "practice", str, "the bundle")
     note = _field(bundle, "checkpoint", str, "the bundle")
     key_from_bundle = trusted is None
@@ -174,6 +195,7 @@ def verify_bundle(bundle: dict[str, Any], trusted: Verifier | None = None) -> Bu
     except NoteError as error:
         raise BundleInvalid(f"checkpoint: {error}") from error
     result = BundleResult(practice, checkpoint, trusted, key_from_bundle)
+    result.cosignatures = check_quorum(note, checkpoint, witnesses, quorum)
     events = _field(bundle, "events", list, "the bundle")
     seen: set[int] = set()
     for n, item in enumerate(events):
@@ -198,6 +220,25 @@ def verify_bundle(bundle: dict[str, Any], trusted: Verifier | None = None) -> Bu
             raise BundleInvalid(f"{where} is not an event of practice {practice}")
         result.events.append({"position": record.position, "topic": record.topic, **decoded})
     return result
+
+
+def check_quorum(
+    note: str, checkpoint: Checkpoint, witnesses: Sequence[WitnessVerifier], quorum: int
+) -> list[Cosignature]:
+    """The valid cosignatures from `witnesses`; BundleInvalid when fewer than `quorum`."""
+    if quorum > len(witnesses):
+        raise BundleError(f"a quorum of {quorum} needs at least {quorum} witness keys")
+    try:
+        found = valid_cosignatures(note, list(witnesses))
+    except NoteError as error:
+        raise BundleInvalid(f"checkpoint: {error}") from error
+    if len(found) < quorum:
+        names = ", ".join(w.name for w in witnesses)
+        raise BundleInvalid(
+            f"the checkpoint of size {checkpoint.size} carries {len(found)} valid "
+            f"cosignature(s) from the witnesses given ({names}); {quorum} required"
+        )
+    return found
 
 
 def _record(item: Any, where: str) -> EventRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from ledger.audit.note import (
 from ledger.auditlog.keys import KeyFileMissing, default_key_path, load_signer
 from ledger.auditlog.reader import LogReader, StoreNodes, snapshot
 from ledger.auditlog.seal import current_head, lock_head, seal
-from ledger.auditlog.tables import ensure_tables, transaction
+from ledger.auditlog.tables import ensure_tables, fetch, transaction
 from ledger.domain.errors import LedgerError, NotFound
 from ledger.domain.events import practice_stream
 
@@ -158,17 +159,50 @@ def _trail_rows(reader: LogReader, practice: str, upto: int) -> list[tuple[Any, 
     return [tuple(r) for r in reader.curs.fetchall()]
 
 
-def prove_practice(store: EventStore, practice: str, now: datetime) -> dict[str, Any]:
+def cosigned_note(store: EventStore, checkpoint_id: int) -> str | None:
+    """The checkpoint's note with the witnesses' cosignatures, if any witness cosigned it."""
+    dialect = ensure_tables(store)
+    with transaction(store, commit=False) as curs:
+        rows = fetch(curs, dialect.sql("SELECT note FROM {cosigned} WHERE checkpoint_id = ?"),
+                     (checkpoint_id,))
+    return str(rows[0][0]) if rows else None
+
+
+def _witness_keys(store: EventStore, note: str) -> list[str]:
+    """Verifier keys of the configured witnesses whose cosignature the note carries."""
+    from ledger.audit.cosignature import parse_witness_key, valid_cosignatures  # noqa: PLC0415
+
+    dialect = ensure_tables(store)
+    with transaction(store, commit=False) as curs:
+        rows = fetch(curs, dialect.sql("SELECT vkey FROM {witnesses} ORDER BY name"))
+    keys = [parse_witness_key(str(row[0])) for row in rows]
+    try:
+        return [c.witness.vkey for c in valid_cosignatures(note, keys)]
+    except NoteError:
+        return []
+
+
+def prove_practice(
+    store: EventStore,
+    practice: str,
+    now: datetime,
+    cosign: Callable[[StoredCheckpoint], object] | None = None,
+) -> dict[str, Any]:
     """The practice's trail, each event with its inclusion proof, and a signed checkpoint.
 
-    Raises NotFound (exit 1) for a practice the ledger has never registered:
-    nothing is sealed, signed or written for it.
+    `cosign` (the witnesses' client) is called with the checkpoint before the bundle is
+    made, so that the bundle carries every cosignature the checkpoint has. Raises
+    NotFound (exit 1) for a practice the ledger has never registered: nothing is sealed,
+    signed or written for it.
     """
     store.ensure_readable()
     if not store.stream(practice_stream(practice)):
         raise NotFound("practice", f"no practice {practice}")
     stored = make_checkpoint(store, now)
+    if cosign is not None:
+        cosign(stored)
     checkpoint = stored.signed.checkpoint
+    cosigned = cosigned_note(store, stored.checkpoint_id) or stored.signed.note
     signer = store_signer(store)
     with snapshot(store) as reader:
         nodes = StoreNodes(reader)
@@ -195,9 +229,11 @@ def prove_practice(store: EventStore, practice: str, now: datetime) -> dict[str,
         del head
     return build_bundle(
         practice,
-        checkpoint_note=stored.signed.note,
+        checkpoint_note=cosigned,
         public_key=signer.verifier.vkey,
         events=proven,
         consistency=consistency,
         created_at=format_time(now),
+        key_id=signer.verifier.key_id.hex(),
+        witnesses=_witness_keys(store, cosigned),
     )

@@ -121,6 +121,14 @@ class LogReader:
             "ORDER BY checkpoint_id"
         )
 
+    def latest_cosigned(self) -> tuple[int, int, str] | None:
+        """(checkpoint id, size, note) of the largest checkpoint a witness cosigned."""
+        rows = self._all(
+            "SELECT checkpoint_id, size, note FROM {cosigned} "
+            "ORDER BY size DESC, checkpoint_id DESC LIMIT 1"
+        )
+        return (int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+
     def leaf_identities(self) -> dict[tuple[bytes, int], int]:
         """(stream id, version) -> leaf index, for telling moved events from new ones."""
         rows = self._all("SELECT stream_id, version, leaf_index FROM {leaves}")

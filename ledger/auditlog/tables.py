@@ -5,6 +5,9 @@
                         (so any subtree hash costs at most 8 reads: O(log n) proofs)
     ledger_tree         one row: origin, size, last sealed position, compact range, root
     ledger_checkpoints  checkpoint_id, size, root, signed note text, created_at
+    ledger_witnesses    name, url, verifier key, the size it last cosigned for this log
+    ledger_cosigned     checkpoint_id, size, the checkpoint note with every cosignature got
+    ledger_keys         key_id, the log's verifier key, valid from, rotated out at, retired at
 
 They live in the same database (and PostgreSQL schema) as the events.
 """
@@ -50,6 +53,18 @@ def create_statements(dialect: Dialect) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {{checkpoints}} (checkpoint_id {serial} PRIMARY KEY, "
             f"size {big} NOT NULL, root {blob} NOT NULL, note text NOT NULL, "
             "created_at text NOT NULL)"
+        ),
+        dialect.sql(
+            "CREATE TABLE IF NOT EXISTS {witnesses} (name text PRIMARY KEY, url text NOT NULL, "
+            f"vkey text NOT NULL, size {big} NOT NULL)"
+        ),
+        dialect.sql(
+            f"CREATE TABLE IF NOT EXISTS {{cosigned}} (checkpoint_id {big} PRIMARY KEY, "
+            f"size {big} NOT NULL, note text NOT NULL)"
+        ),
+        dialect.sql(
+            "CREATE TABLE IF NOT EXISTS {keys} (key_id text PRIMARY KEY, vkey text NOT NULL, "
+            "valid_from text, valid_until text, retired_at text)"
         ),
     ]
 

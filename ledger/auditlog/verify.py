@@ -35,7 +35,7 @@ import orjson
 
 from ledger.audit.leaf import LEAF_FORMAT, state_bytes, stream_bytes
 from ledger.audit.merkle import HASH_SIZE, CompactRange, aligned_pieces, perfect_levels
-from ledger.audit.note import NoteError, Verifier, open_checkpoint
+from ledger.audit.note import Checkpoint, NoteError, Verifier, open_checkpoint
 from ledger.auditlog.reader import EventRow, LeafHashRow, LogReader, snapshot
 from ledger.auditlog.tables import NODE_LEVEL_STEP, open_read_only
 from ledger.store.dialect import Dialect
@@ -56,6 +56,7 @@ TREE = "tree-damaged"
 BAD_SIGNATURE = "bad-checkpoint-signature"
 CHECKPOINT_ALTERED = "checkpoint-altered"
 INCONSISTENT = "inconsistent-with-checkpoint"
+COSIGNED_LOST = "inconsistent-with-cosigned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,9 @@ class VerifyReport:
     damage: list[Damage] = field(default_factory=list)
     damage_count: int = 0
     seconds: float = 0.0
+    cosigned_size: int | None = None  # the largest checkpoint witnesses cosigned
+    cosigned_by: list[str] = field(default_factory=list)  # their names (as the note says)
+    cosigned_extended: bool | None = None  # does the stored log still extend it?
 
     @property
     def ok(self) -> bool:
@@ -205,7 +209,11 @@ def _verify(
     report.origin = head.origin if head else None
     leaf_total = reader.leaf_count()
     signed_sizes = _check_checkpoint_rows(checkpoints, head, verifier, report)
-    tree = _Tree(reader, report, {size for size, _root in signed_sizes.values()})
+    cosigned = _cosigned_checkpoint(reader, verifier, report)
+    sizes = {size for size, _root in signed_sizes.values()}
+    if cosigned is not None:
+        sizes.add(cosigned.size)
+    tree = _Tree(reader, report, sizes)
     chunks = _Chunks(reader, report, max_position)
 
     index = 0
@@ -242,6 +250,13 @@ def _verify(
         _check_against_log(report, checkpoint_id, size, root, tree.roots.get(size), index, reader)
     report.checkpoints_checked = len(checkpoints)
     report.signatures_checked = verifier is not None
+    if cosigned is not None:
+        report.cosigned_extended = (cosigned.size <= index
+                                    and tree.roots.get(cosigned.size) == cosigned.root)
+        if not report.cosigned_extended:
+            report.add(Damage(COSIGNED_LOST, None, f"the log no longer extends the checkpoint "
+                                                   f"of size {cosigned.size} that witnesses "
+                                                   f"cosigned ({', '.join(report.cosigned_by)})"))
 
     report.unsealed = reader.count_events_after(last_position)
     report.unsealed_after = last_position
@@ -473,6 +488,28 @@ def _check_head(report: VerifyReport, head: Any, compact: CompactRange, last: in
                                       f"{compact.size} up to {last}"))
     elif head.root != compact.root() or head.compact.frontier != compact.frontier:
         report.add(Damage(TREE, None, "the tree head's root does not match the leaves"))
+
+
+def _cosigned_checkpoint(
+    reader: LogReader, verifier: Verifier | None, report: VerifyReport
+) -> Checkpoint | None:
+    """The largest cosigned checkpoint (log signature checked when the key is known)."""
+    from ledger.audit.note import split_note, unverified_checkpoint  # noqa: PLC0415
+
+    latest = reader.latest_cosigned()
+    if latest is None:
+        return None
+    checkpoint_id, _size, note = latest
+    try:
+        checkpoint = (open_checkpoint(note, verifier) if verifier is not None
+                      else unverified_checkpoint(note))
+        names = [s.name for s in split_note(note)[1] if s.name != checkpoint.origin]
+    except NoteError as error:
+        report.add(Damage(BAD_SIGNATURE, None, f"cosigned checkpoint #{checkpoint_id}: {error}"))
+        return None
+    report.cosigned_size = checkpoint.size
+    report.cosigned_by = names
+    return checkpoint
 
 
 def _check_checkpoint_rows(
