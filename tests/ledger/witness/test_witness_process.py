@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -18,54 +15,9 @@ from ledger.audit.cosignature import parse_witness_key, valid_cosignatures
 from ledger.witness.protocol import format_request
 from tests.commands.conftest import clean_env, ledger_executable
 from tests.ledger.witness.logs import MemoryLog
+from tests.ledger.witness.serving import Served, ledger_witness_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("witness-process")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Served:
-    def __init__(self, key: Path, state: Path, log: MemoryLog) -> None:
-        self.key, self.state, self.log = key, state, log
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [*ledger_executable(), "witness", "serve", "--key", str(self.key), "--state",
-             str(self.state), "--log", f"{self.log.signer.name}={self.log.vkey}",
-             "--port", str(self.port)],
-            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/{'0' * 64}/checkpoint", timeout=1)
-                return
-            except httpx.TransportError:
-                assert self.process.poll() is None, self.process.stderr.read()  # type: ignore[union-attr]
-                time.sleep(0.1)
-        raise AssertionError("the witness did not start")
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 @pytest.fixture
@@ -75,7 +27,9 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, str]]:
                            "witness.test/w1", "--key", str(key)],
                           env=clean_env(), capture_output=True, text=True, check=True)
     assert key.stat().st_mode & 0o777 == 0o600
-    server = Served(key, tmp_path / "state", MemoryLog())
+    log = MemoryLog()
+    server = Served(lambda port: ledger_witness_command(key, tmp_path / "state", log.vkey, port))
+    server.log = log
     server.start()
     yield server, made.stdout.strip()
     server.stop()
@@ -83,6 +37,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, str]]:
 
 def submit(server: Served, old: int) -> httpx.Response:
     log = server.log
+    assert log is not None
     proof = log.proof(old) if old else []
     return httpx.post(f"{server.url}/add-checkpoint",
                       content=format_request(old, proof, log.checkpoint()), timeout=10)
@@ -92,6 +47,7 @@ def test_the_witness_survives_kill_9_without_forgetting(served: tuple[Served, st
     server, vkey = served
     witness = parse_witness_key(vkey)
     log = server.log
+    assert log is not None
     cosigned = 0
     for step in range(1, 16):
         log.grow(step)

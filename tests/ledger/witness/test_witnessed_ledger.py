@@ -7,7 +7,6 @@ The witness runs in-process (Starlette's test client, real state files with fsyn
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,7 +14,12 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from ledger.audit.bundle import BundleInvalid, load_bundle, verify_bundle, verify_consistency_between
+from ledger.audit.bundle import (
+    BundleInvalid,
+    load_bundle,
+    verify_bundle,
+    verify_consistency_between,
+)
 from ledger.audit.cosignature import WitnessSigner, valid_cosignatures
 from ledger.audit.merkle import EMPTY_ROOT
 from ledger.auditlog.proofs import make_checkpoint, prove_practice, store_signer
@@ -170,7 +174,7 @@ def test_rewriting_an_old_event_and_everything_above_it_is_refused(rig: Rig, db_
     seal(rig.store)
     write_history_more(rig.ledger)
     assert verify_store(rig.store, store_signer(rig.store).verifier).ok  # locally clean
-    with pytest.raises(WitnessRefused, match="HTTP 422.*not consistent"):
+    with pytest.raises(WitnessRefused, match=r"HTTP 422.*not consistent"):
         rig.checkpoint()
     forged = rig.bundle(cosign=False)
     with pytest.raises(BundleInvalid, match="cosignature"):
