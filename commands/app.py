@@ -82,6 +82,11 @@ from commands import witness  # noqa: E402 - kept with its registration
 
 app.add_typer(witness.app)
 
+# ledger key: rotation and retirement of the log's signing key (commands/keys.py).
+from commands import keys  # noqa: E402 - kept with its registration
+
+app.add_typer(keys.app)
+
 
 def main() -> None:
     app()

@@ -27,7 +27,7 @@ from commands.state import CliState
 
 if TYPE_CHECKING:
     from ledger.audit.cosignature import WitnessVerifier
-    from ledger.audit.note import Checkpoint, Verifier
+    from ledger.audit.note import Checkpoint, KeyRing, Verifier
     from ledger.auditlog.verify import VerifyReport
 
 
@@ -116,9 +116,9 @@ def verify(
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
 
 
-def _store_verifier(store: Any, public_key: str | None) -> Verifier | None:
+def _store_verifier(store: Any, public_key: str | None) -> Verifier | KeyRing | None:
+    """The key given, or every key the log has signed with (rotation keeps old ones)."""
     from ledger.auditlog.keys import KeyFileMissing, public_key_from  # noqa: PLC0415
-    from ledger.auditlog.proofs import store_signer  # noqa: PLC0415
     from ledger.auditlog.seal import current_head  # noqa: PLC0415
 
     head = current_head(store)
@@ -126,8 +126,10 @@ def _store_verifier(store: Any, public_key: str | None) -> Verifier | None:
         return None
     if public_key:
         return public_key_from(public_key, head.origin)
+    from ledger.auditlog.rotation import key_ring  # noqa: PLC0415
+
     try:
-        return store_signer(store, create=False).verifier
+        return key_ring(store)
     except KeyFileMissing:
         return None
 

@@ -248,3 +248,55 @@ def unverified_checkpoint(note: str) -> Checkpoint:
     """Parse a note's checkpoint without checking any signature (to find its origin)."""
     text, _ = split_note(note)
     return parse_checkpoint(text)
+
+
+# --- the log's keys over time -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogKey:
+    """One signing key of the log and when it may sign.
+
+    `valid_until` is when it was rotated out, `retired_at` when it was declared
+    compromised; a checkpoint claiming a time after either is refused.
+    """
+
+    verifier: Verifier
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    retired_at: datetime | None = None
+
+    @property
+    def key_id(self) -> str:
+        return self.verifier.key_id.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """Every key the log has signed with; a checkpoint opens with the key that signed it."""
+
+    keys: tuple[LogKey, ...]
+
+    def open(self, note: str) -> tuple[Checkpoint, LogKey]:
+        """The checkpoint and the key that signed it; NoteError if none may have."""
+        _text, signatures = split_note(note)
+        for key in self.keys:
+            verifier = key.verifier
+            if not any(s.name == verifier.name and s.key_id == verifier.key_id
+                       for s in signatures):
+                continue
+            checkpoint = open_checkpoint(note, verifier)
+            when = checkpoint.time
+            if key.retired_at is not None and (when is None or when >= key.retired_at):
+                raise NoteError(f"signed by key {key.key_id} at {_when(when)}, after it was "
+                                f"retired at {format_time(key.retired_at)}")
+            if key.valid_until is not None and (when is None or when > key.valid_until):
+                raise NoteError(f"signed by key {key.key_id} at {_when(when)}, after it was "
+                                f"rotated out at {format_time(key.valid_until)}")
+            return checkpoint, key
+        known = ", ".join(k.key_id for k in self.keys)
+        raise NoteError(f"not signed by any key of the log ({known})")
+
+
+def _when(instant: datetime | None) -> str:
+    return format_time(instant) if instant is not None else "an unstated time"

@@ -71,8 +71,10 @@ def make_checkpoint(
     A log must never sign a head inconsistent with one it signed before: the new head
     is first proved consistent with the latest stored checkpoint.
     """
+    from ledger.auditlog.rotation import usable_signer  # noqa: PLC0415 - it builds on this
+
     seal(store)
-    signer = signer or store_signer(store)
+    signer = usable_signer(store, now, signer)
     dialect = ensure_tables(store)
     with transaction(store, commit=True) as curs:
         head = lock_head(curs, dialect)

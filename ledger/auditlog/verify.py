@@ -35,7 +35,7 @@ import orjson
 
 from ledger.audit.leaf import LEAF_FORMAT, state_bytes, stream_bytes
 from ledger.audit.merkle import HASH_SIZE, CompactRange, aligned_pieces, perfect_levels
-from ledger.audit.note import Checkpoint, NoteError, Verifier, open_checkpoint
+from ledger.audit.note import Checkpoint, KeyRing, NoteError, Verifier, open_checkpoint
 from ledger.auditlog.reader import EventRow, LeafHashRow, LogReader, snapshot
 from ledger.auditlog.tables import NODE_LEVEL_STEP, open_read_only
 from ledger.store.dialect import Dialect
@@ -185,7 +185,7 @@ class _Tree:
 
 def verify_store(
     store: EventStore,
-    verifier: Verifier | None = None,
+    verifier: Verifier | KeyRing | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Check the whole store; `progress(done, total)` is called per chunk of leaves."""
@@ -200,7 +200,7 @@ def verify_store(
 def _verify(
     reader: LogReader,
     report: VerifyReport,
-    verifier: Verifier | None,
+    verifier: Verifier | KeyRing | None,
     progress: Callable[[int, int], None] | None,
 ) -> None:
     head = reader.head()
@@ -490,8 +490,15 @@ def _check_head(report: VerifyReport, head: Any, compact: CompactRange, last: in
         report.add(Damage(TREE, None, "the tree head's root does not match the leaves"))
 
 
+def _open(note: str, keys: Verifier | KeyRing) -> Checkpoint:
+    """Open a checkpoint with the log's key, or with whichever key of its ring signed it."""
+    if isinstance(keys, KeyRing):
+        return keys.open(note)[0]
+    return open_checkpoint(note, keys)
+
+
 def _cosigned_checkpoint(
-    reader: LogReader, verifier: Verifier | None, report: VerifyReport
+    reader: LogReader, verifier: Verifier | KeyRing | None, report: VerifyReport
 ) -> Checkpoint | None:
     """The largest cosigned checkpoint (log signature checked when the key is known)."""
     from ledger.audit.note import split_note, unverified_checkpoint  # noqa: PLC0415
@@ -501,7 +508,7 @@ def _cosigned_checkpoint(
         return None
     checkpoint_id, _size, note = latest
     try:
-        checkpoint = (open_checkpoint(note, verifier) if verifier is not None
+        checkpoint = (_open(note, verifier) if verifier is not None
                       else unverified_checkpoint(note))
         names = [s.name for s in split_note(note)[1] if s.name != checkpoint.origin]
     except NoteError as error:
@@ -515,7 +522,7 @@ def _cosigned_checkpoint(
 def _check_checkpoint_rows(
     checkpoints: list[tuple[int, int, bytes, str, str]],
     head: Any,
-    verifier: Verifier | None,
+    verifier: Verifier | KeyRing | None,
     report: VerifyReport,
 ) -> dict[int, tuple[int, bytes]]:
     """Signature and row of each checkpoint; returns id -> (signed size, signed root)."""
@@ -524,7 +531,7 @@ def _check_checkpoint_rows(
     for checkpoint_id, size, root, note, _created in checkpoints:
         try:
             if verifier is not None:
-                checkpoint = open_checkpoint(note, verifier)
+                checkpoint = _open(note, verifier)
             else:
                 from ledger.audit.note import unverified_checkpoint  # noqa: PLC0415
 

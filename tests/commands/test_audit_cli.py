@@ -112,3 +112,35 @@ def test_bad_bundles_and_keys_are_one_line_errors(invoke: Ledger, tmp_path: Path
     absent = invoke("verify-bundle", str(tmp_path / "absent.json"))
     assert absent.code == 2
     absent.one_line_error("cannot read")
+
+
+def test_key_rotation_and_retirement(invoke: Ledger, tmp_path: Path) -> None:
+    populate(invoke)
+    assert invoke("checkpoint").code == 0
+    old = invoke("checkpoint", "--public-key").stdout.strip()
+    rotated = invoke("key", "rotate")
+    assert rotated.code == 0, rotated.stderr
+    new = rotated.stdout.strip()
+    assert new != old
+    assert new == invoke("checkpoint", "--public-key").stdout.strip()
+    listed = invoke("key", "list").stdout.splitlines()
+    assert [line.split()[0] for line in listed] == [old.split("+")[1], new.split("+")[1]]
+    assert invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
+                  "--by", "-5000", "--reason", "recount", actor=ALLOCATOR).code == 0
+    assert invoke("checkpoint").code == 0
+    verified = invoke("verify")
+    assert verified.code == 0, verified.stdout
+    assert "2 checkpoint(s) consistent" in verified.stdout
+    current = invoke("key", "retire", new.split("+")[1])
+    assert current.code == 2
+    current.one_line_error("current signing key", "rotate")
+    unknown = invoke("key", "retire", "abcdef01")
+    assert unknown.code == 1
+    retired = invoke("key", "retire", old.split("+")[1])
+    assert retired.code == 0, retired.stderr
+    assert "RETIRED" in invoke("key", "list").stdout
+    assert invoke("verify").code == 0  # what it signed before retirement still holds
+    bundle = tmp_path / "b.json"
+    assert invoke("prove", "A81001", "--out", str(bundle)).code == 0
+    checked = invoke("verify-bundle", str(bundle), "--public-key", new)
+    assert f"by key {new.split('+')[1]}" in checked.stdout

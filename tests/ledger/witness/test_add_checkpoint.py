@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -152,3 +153,42 @@ def test_the_witness_only_ever_cosigns_a_growing_log(
         else:
             raise AssertionError((status, body))
     assert cosigned == sorted(cosigned)
+
+
+def test_a_log_grows_through_thousands_of_cosigned_checkpoints(
+    make_witness: WitnessClient, witness_signer: WitnessSigner,
+) -> None:
+    log = MemoryLog()
+    clock = Clock()
+    # In memory (tmpfs, where fsync costs nothing) to keep this quick; durability on disk
+    # is what test_witness_process.py checks with kill -9.
+    memory = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(dir=memory) as state:
+        client = make_witness(log.vkey, clock=clock, state=Path(state))
+        grow_through_checkpoints(client, log, clock, witness_signer)
+
+
+def grow_through_checkpoints(client: object, log: MemoryLog, clock: Clock,
+                             witness_signer: WitnessSigner) -> None:
+    old = 0
+    for step in range(2500):
+        log.grow(1 + step % 3)
+        clock.now += 1
+        note = log.checkpoint()
+        status, body, _ = post(client, old, log.proof(old) if old else [], note)
+        assert status == 200, (step, body)
+        if step % 250 == 0:
+            found = valid_cosignatures(note + body, [witness_signer.verifier])
+            assert [c.timestamp for c in found] == [clock.now]
+        old = len(log.leaves)
+    assert old == 4999
+    # ... and a history rewritten anywhere below is refused at once.
+    forged = MemoryLog()
+    forged.levels = [list(level) for level in log.levels]
+    forged.levels[0][1234] = bytes(32)
+    rebuilt = MemoryLog()
+    for leaf in forged.leaves:
+        rebuilt.append(leaf)
+    rebuilt.grow(5)
+    status, _, _ = post(client, old, rebuilt.proof(old), rebuilt.checkpoint())
+    assert status == 422

@@ -217,3 +217,22 @@ def test_verify_reports_a_store_that_no_longer_extends_the_cosigned_checkpoint(
     assert "inconsistent-with-cosigned" in {d.kind for d in report.damage}
 
 
+
+
+def test_a_rotated_log_key_keeps_the_witness_cosigning(
+    rig: Rig, make_witness: WitnessClient, tmp_path: Path,
+) -> None:
+    from ledger.auditlog.rotation import rotate_key  # noqa: PLC0415
+
+    rig.checkpoint()
+    old_key = store_signer(rig.store).verifier.vkey
+    rotated = rotate_key(rig.store, NOW)
+    # The witness is restarted knowing both keys of the log (same state directory).
+    restarted = make_witness(old_key, rotated.new.verifier.vkey, state=tmp_path / "state")
+    rig.post = in_process({WITNESS_URL: restarted})
+    commit(rig.ledger, "K-1")
+    note = rig.checkpoint()
+    assert valid_cosignatures(note, [rig.witness])
+    assert f"\u2014 {store_signer(rig.store).name} " in note
+    result = verify_bundle(rig.bundle(), rotated.new.verifier, [rig.witness], 1)
+    assert result.checkpoint.size == 12

@@ -1,0 +1,142 @@
+"""The log's signing keys over time (`ledger_keys`): rotation and retirement.
+
+Every key that ever signed a checkpoint stays listed with its public key and when it
+could sign: from `valid_from` until `valid_until` (when it was rotated out). A key
+declared compromised gets `retired_at`: checkpoints it signs claiming a later time
+are refused by `verify`, and the log will not sign with it again. Keys are listed
+on first use, so a ledger from before rotation gets its one key listed as valid
+from the start.
+
+Rotating writes the new private key over the key file (a temporary file, fsynced,
+then renamed) and keeps the old one beside it as `<key file>.<key id>.old` (mode
+0600) for its owner to destroy; the log, its checkpoints and witnesses carry on:
+witnesses must be told the new public key (`ledger witness serve --log` once per key).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.audit.note import KeyRing, LogKey, Signer, format_time, parse_verifier_key
+from ledger.auditlog.proofs import AuditFailed, key_path, store_signer
+from ledger.auditlog.tables import ensure_tables, fetch, transaction
+from ledger.domain.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from ledger.auditlog.tables import Cursor, Dialect
+    from ledger.store.eventstore import EventStore
+
+
+def _parse(text: object) -> datetime | None:
+    return None if text in (None, "") else datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _list(curs: Cursor, dialect: Dialect) -> list[LogKey]:
+    rows = fetch(curs, dialect.sql("SELECT vkey, valid_from, valid_until, retired_at FROM {keys} "
+                                   "ORDER BY valid_from IS NOT NULL, valid_from, key_id"))
+    return [LogKey(parse_verifier_key(str(v)), _parse(f), _parse(u), _parse(r))
+            for v, f, u, r in rows]
+
+
+def _register(curs: Cursor, dialect: Dialect, signer: Signer, now: datetime | None) -> None:
+    verifier = signer.verifier
+    found = fetch(curs, dialect.sql("SELECT key_id FROM {keys} WHERE key_id = ?"),
+                  (verifier.key_id.hex(),))
+    if not found:
+        first = not fetch(curs, dialect.sql("SELECT key_id FROM {keys}"))
+        curs.execute(dialect.sql("INSERT INTO {keys} (key_id, vkey, valid_from) VALUES (?, ?, ?)"),
+                     (verifier.key_id.hex(), verifier.vkey,
+                      None if first or now is None else format_time(now)))
+
+
+def key_ring(store: EventStore, *, create: bool = False) -> KeyRing:
+    """Every key of the log (the current key file's is listed the first time it is seen).
+
+    KeyFileMissing when there is no key file (and `create` is false)."""
+    signer = store_signer(store, create=create)
+    dialect = ensure_tables(store)
+    with transaction(store, commit=True) as curs:
+        _register(curs, dialect, signer, None)
+        return KeyRing(tuple(_list(curs, dialect)))
+
+
+def usable_signer(store: EventStore, now: datetime, signer: Signer | None = None) -> Signer:
+    """The signing key (the key file's, unless given), listed if new; AuditFailed if it was
+    rotated out or retired."""
+    signer = signer or store_signer(store)
+    dialect = ensure_tables(store)
+    with transaction(store, commit=True) as curs:
+        _register(curs, dialect, signer, now)
+        keys = {k.key_id: k for k in _list(curs, dialect)}
+    key = keys[signer.verifier.key_id.hex()]
+    if key.retired_at is not None:
+        raise AuditFailed("signing-key", f"the signing key {key.key_id} was retired at "
+                                         f"{format_time(key.retired_at)}: it signs no more")
+    if key.valid_until is not None:
+        raise AuditFailed("signing-key", f"the signing key {key.key_id} was rotated out at "
+                                         f"{format_time(key.valid_until)}: restore the new key")
+    return signer
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    old: LogKey
+    new: LogKey
+
+
+def rotate_key(store: EventStore, now: datetime) -> Rotated:
+    """A new signing key from `now`; the old one stays listed, valid until `now`."""
+    old = usable_signer(store, now)
+    path = key_path(store)
+    fresh = Ed25519PrivateKey.generate()
+    new = Signer(old.name, fresh)
+    temporary = path.with_name(path.name + ".new")
+    kept = path.with_name(f"{path.name}.{old.verifier.key_id.hex()}.old")
+    pem = fresh.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, pem)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(path, kept)
+        temporary.replace(path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        raise InvalidInput("signing-key", f"cannot rotate the key at {path}: {error}") from error
+    dialect = ensure_tables(store)
+    with transaction(store, commit=True) as curs:
+        curs.execute(dialect.sql("UPDATE {keys} SET valid_until = ? WHERE key_id = ?"),
+                     (format_time(now), old.verifier.key_id.hex()))
+        _register(curs, dialect, new, now)
+        keys = {k.key_id: k for k in _list(curs, dialect)}
+    return Rotated(keys[old.verifier.key_id.hex()], keys[new.verifier.key_id.hex()])
+
+
+def retire_key(store: EventStore, key_id: str, now: datetime) -> LogKey:
+    """Declare a key compromised from `now`: what it signs claiming a later time is refused."""
+    current = store_signer(store).verifier.key_id.hex()
+    wanted = key_id.strip().lower()
+    if wanted == current:
+        raise InvalidInput("key-id", f"{wanted} is the current signing key: `ledger key rotate` "
+                                     "first, then retire it")
+    ring = key_ring(store)
+    if wanted not in {k.key_id for k in ring.keys}:
+        raise NotFound("key-id", f"no signing key {wanted!r} in this log")
+    dialect = ensure_tables(store)
+    with transaction(store, commit=True) as curs:
+        curs.execute(dialect.sql("UPDATE {keys} SET retired_at = COALESCE(retired_at, ?) "
+                                 "WHERE key_id = ?"), (format_time(now), wanted))
+        return {k.key_id: k for k in _list(curs, dialect)}[wanted]
