@@ -158,7 +158,7 @@ class Cosignature:
 
 
 def valid_cosignatures(note: str, witnesses: list[WitnessVerifier]) -> list[Cosignature]:
-    """The valid cosignatures in `note` from the given witnesses, one per witness.
+    """The valid cosignatures in `note` from the given witnesses, one per witness key.
 
     Lines from other keys are ignored (signed-note); a line naming one of the
     witnesses' key but failing to verify makes the note invalid (NoteError).
@@ -176,8 +176,8 @@ def valid_cosignatures(note: str, witnesses: list[WitnessVerifier]) -> list[Cosi
                     f"the cosignature of witness {witness.name} does not verify: "
                     "the checkpoint was altered"
                 )
-            found.setdefault(witness.key_id + witness.public_key,
-                             Cosignature(witness, timestamp, line))
+            # A public key counts once, whatever names it is given under.
+            found.setdefault(witness.public_key, Cosignature(witness, timestamp, line))
     return list(found.values())
 
 

@@ -113,3 +113,10 @@ def test_an_independent_implementation_verifies_our_cosignatures() -> None:
     assert not aics.verify_checkpoint(
         aics.parse_note(tampered), aics.parse_vkey(log.vkey),
         [aics.parse_vkey(signer.verifier.vkey)], quorum=1).ok
+
+
+def test_one_key_under_two_names_counts_once() -> None:
+    signer = go_witness()
+    alias = WitnessSigner("alias", signer.private_key)
+    note = GO_INIT + signer.cosign(TEXT, 1700000000) + alias.cosign(TEXT, 1700000001)
+    assert len(valid_cosignatures(note, [signer.verifier, alias.verifier])) == 1

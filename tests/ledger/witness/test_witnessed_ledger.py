@@ -236,3 +236,15 @@ def test_a_rotated_log_key_keeps_the_witness_cosigning(
     assert f"\u2014 {store_signer(rig.store).name} " in note
     result = verify_bundle(rig.bundle(), rotated.new.verifier, [rig.witness], 1)
     assert result.checkpoint.size == 12
+
+
+def test_a_version_1_bundle_still_verifies(rig: Rig) -> None:
+    """As the tool wrote bundles before witnesses: version 1, no key ID, no cosignature."""
+    made = rig.bundle(cosign=False)
+    old = {k: v for k, v in made.items() if k not in ("key_id", "witnesses")}
+    old["version"] = 1
+    loaded = load_bundle(orjson.dumps(old))
+    key = store_signer(rig.store).verifier
+    assert verify_bundle(loaded, key).checkpoint.size == 11
+    with pytest.raises(BundleInvalid, match="0 valid cosignature"):
+        verify_bundle(loaded, key, [rig.witness], 1)
