@@ -34,7 +34,9 @@ from ledger.audit.note import (
     b64decode,
     check_name,
     check_text,
+    format_vkey,
     split_note,
+    split_vkey,
 )
 
 COSIGNATURE_V1 = 0x04
@@ -71,8 +73,7 @@ class WitnessVerifier:
 
     @property
     def vkey(self) -> str:
-        material = base64.b64encode(bytes([COSIGNATURE_V1]) + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{material}"
+        return format_vkey(self.name, self.key_id, COSIGNATURE_V1, self.public_key)
 
     def verify(self, text: str, blob: bytes) -> int | None:
         """The cosignature's timestamp if `blob` (timestamp || signature) is valid for text."""
@@ -92,21 +93,16 @@ class WitnessVerifier:
 
 def parse_witness_key(text: str) -> WitnessVerifier:
     """A witness verifier key: `name+keyid+base64(0x04 || key)` (or the 0x01 note form)."""
-    parts = text.strip().split("+", 2)
-    if len(parts) != 3:
-        raise NoteError("a witness key reads NAME+KEYID+BASE64KEY")
-    name, hex_id, material = parts
-    check_name(name)
-    raw = b64decode(material, "the witness key")
-    if len(raw) != 33 or raw[0] not in (COSIGNATURE_V1, ED25519):
-        raise NoteError("the witness key is not an Ed25519 cosignature key")
-    if raw[0] == ED25519:
-        expected = Verifier(name, raw[1:]).key_id
+    name, hex_id, algorithm, public_key = split_vkey(text, "the witness key")
+    if algorithm == ED25519:
+        expected = Verifier(name, public_key).key_id
+    elif algorithm == COSIGNATURE_V1:
+        expected = cosignature_key_id(name, public_key)
     else:
-        expected = cosignature_key_id(name, raw[1:])
-    if len(hex_id) != 8 or expected.hex() != hex_id.lower():
+        raise NoteError("the witness key is not an Ed25519 cosignature key")
+    if expected.hex() != hex_id:
         raise NoteError("the witness key's ID does not match its name and key")
-    return WitnessVerifier(name, raw[1:])
+    return WitnessVerifier(name, public_key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,8 +70,7 @@ class Verifier:
     @property
     def vkey(self) -> str:
         """The verifier key text: name+hexid+base64(0x01 || key)."""
-        material = base64.b64encode(bytes([ED25519]) + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{material}"
+        return format_vkey(self.name, self.key_id, ED25519, self.public_key)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         try:
@@ -81,17 +80,31 @@ class Verifier:
         return True
 
 
-def parse_verifier_key(text: str) -> Verifier:
+def format_vkey(name: str, key_id: bytes, algorithm: int, public_key: bytes) -> str:
+    """A signed-note verifier key: name+hex key ID+base64(algorithm byte || key)."""
+    material = base64.b64encode(bytes([algorithm]) + public_key).decode()
+    return f"{name}+{key_id.hex()}+{material}"
+
+
+def split_vkey(text: str, what: str) -> tuple[str, str, int, bytes]:
+    """(name, hex key ID, algorithm byte, 32-byte Ed25519 key) of a verifier key text."""
     parts = text.strip().split("+", 2)
     if len(parts) != 3:
-        raise NoteError("a verifier key reads NAME+KEYID+BASE64KEY")
+        raise NoteError(f"{what} reads NAME+KEYID+BASE64KEY")
     name, hex_id, material = parts
     check_name(name)
-    raw = b64decode(material, "the verifier key")
-    if len(raw) != 33 or raw[0] != ED25519:
+    raw = b64decode(material, what)
+    if len(raw) != 33 or len(hex_id) != 8:
+        raise NoteError(f"{what} is not an Ed25519 key")
+    return name, hex_id.lower(), raw[0], raw[1:]
+
+
+def parse_verifier_key(text: str) -> Verifier:
+    name, hex_id, algorithm, public_key = split_vkey(text, "the verifier key")
+    if algorithm != ED25519:
         raise NoteError("the verifier key is not an Ed25519 key")
-    verifier = Verifier(name, raw[1:])
-    if verifier.key_id.hex() != hex_id.lower() or len(hex_id) != 8:
+    verifier = Verifier(name, public_key)
+    if verifier.key_id.hex() != hex_id:
         raise NoteError("the verifier key's ID does not match its name and key")
     return verifier
 
