@@ -23,7 +23,7 @@ def list_keys(ctx: typer.Context) -> None:
         from ledger.audit.note import format_time  # noqa: PLC0415
         from ledger.auditlog.rotation import key_ring  # noqa: PLC0415
 
-        for key in key_ring(state.ledger().store, create=True).keys:
+        for key in key_ring(state.existing().store, create=True).keys:
             since = format_time(key.valid_from) if key.valid_from else "the start"
             until = format_time(key.valid_until) if key.valid_until else "now"
             retired = f", RETIRED {format_time(key.retired_at)}" if key.retired_at else ""
@@ -38,7 +38,7 @@ def rotate(ctx: typer.Context) -> None:
     with audit_handled(state):
         from ledger.auditlog.rotation import rotate_key  # noqa: PLC0415
 
-        rotated = rotate_key(state.ledger().store, datetime.now(UTC))
+        rotated = rotate_key(state.existing().store, datetime.now(UTC))
         render.out.print(rotated.new.verifier.vkey, markup=False)
         render.err.print(
             f"rotated: key {rotated.old.key_id} signs no more; key {rotated.new.key_id} signs "
@@ -58,7 +58,7 @@ def retire(
         from ledger.audit.note import format_time  # noqa: PLC0415
         from ledger.auditlog.rotation import retire_key  # noqa: PLC0415
 
-        key = retire_key(state.ledger().store, key_id, datetime.now(UTC))
+        key = retire_key(state.existing().store, key_id, datetime.now(UTC))
         assert key.retired_at is not None
         render.out.print(f"retired: key {key.key_id} from {format_time(key.retired_at)}",
                          markup=False)

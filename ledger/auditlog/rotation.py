@@ -29,7 +29,7 @@ from ledger.auditlog.tables import ensure_tables, fetch, transaction
 from ledger.domain.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from ledger.auditlog.tables import Cursor, Dialect
+    from ledger.store.dialect import Cursor, Dialect
     from ledger.store.eventstore import EventStore
 
 
