@@ -56,14 +56,19 @@ def _register(curs: Cursor, dialect: Dialect, signer: Signer, now: datetime | No
 
 
 def key_ring(store: EventStore, *, create: bool = False) -> KeyRing:
-    """Every key of the log (the current key file's is listed the first time it is seen).
+    """Every key of the log. Read only unless `create`, which also makes the key file and
+    lists the current key if it is new (a read lists it in memory only).
 
     KeyFileMissing when there is no key file (and `create` is false)."""
     signer = store_signer(store, create=create)
     dialect = ensure_tables(store)
-    with transaction(store, commit=True) as curs:
-        _register(curs, dialect, signer, None)
-        return KeyRing(tuple(_list(curs, dialect)))
+    with transaction(store, commit=create) as curs:
+        if create:
+            _register(curs, dialect, signer, None)
+        keys = _list(curs, dialect)
+    if signer.verifier.key_id.hex() not in {k.key_id for k in keys}:
+        keys.append(LogKey(signer.verifier))
+    return KeyRing(tuple(keys))
 
 
 def usable_signer(store: EventStore, now: datetime, signer: Signer | None = None) -> Signer:
@@ -132,7 +137,7 @@ def retire_key(store: EventStore, key_id: str, now: datetime) -> LogKey:
     if wanted == current:
         raise InvalidInput("key-id", f"{wanted} is the current signing key: `ledger key rotate` "
                                      "first, then retire it")
-    ring = key_ring(store)
+    ring = key_ring(store, create=True)
     if wanted not in {k.key_id for k in ring.keys}:
         raise NotFound("key-id", f"no signing key {wanted!r} in this log")
     dialect = ensure_tables(store)
