@@ -252,7 +252,7 @@ WitnessOption = Annotated[
 ]
 
 
-def checkpoint(
+def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
     ctx: typer.Context,
     public_key: Annotated[
         bool, typer.Option("--public-key", help="Print the log's public (verifier) key only.")
@@ -265,6 +265,12 @@ def checkpoint(
         typer.Option("--out", help="Also write the checkpoint to this file.", dir_okay=False),
     ] = None,
     witness: WitnessOption = None,
+    forget_witness: Annotated[
+        list[str] | None,
+        typer.Option("--forget-witness", metavar="NAME",
+                     help="Stop asking this witness (retired, or gone for good); repeatable.",
+                     show_default=False),
+    ] = None,
 ) -> None:
     """Seal the log and sign its head (size, root hash, time) with the log's Ed25519 key;
     then have every configured witness cosign it (exit 4 naming any witness that refuses)."""
@@ -273,6 +279,7 @@ def checkpoint(
         from ledger.auditlog.proofs import checkpoints, make_checkpoint, store_signer  # noqa: PLC0415
         from ledger.auditlog.witnesses import (  # noqa: PLC0415
             configure_witnesses,
+            forget_witnesses,
             http_post,
             parse_witness_option,
             request_cosignatures,
@@ -287,6 +294,8 @@ def checkpoint(
                 render.out.print(f"# checkpoint {checkpoint_id}", markup=False)
                 render.out.print(note, markup=False, end="\n")
             return
+        if forget_witness:
+            forget_witnesses(store, forget_witness)
         if witness:
             configure_witnesses(store, [parse_witness_option(w) for w in witness])
         stored = make_checkpoint(store, _now())

@@ -31,7 +31,7 @@ from ledger.audit.note import NoteError
 from ledger.auditlog.proofs import AuditFailed, StoredCheckpoint, cosigned_note
 from ledger.auditlog.reader import StoreNodes, snapshot
 from ledger.auditlog.tables import ensure_tables, fetch, transaction
-from ledger.domain.errors import InvalidInput
+from ledger.domain.errors import InvalidInput, NotFound
 from ledger.witness.protocol import SIZE_CONTENT_TYPE, format_request
 
 if TYPE_CHECKING:
@@ -82,6 +82,17 @@ def configure_witnesses(store: EventStore, witnesses: Sequence[tuple[str, Witnes
                                 "VALUES (?, ?, ?, 0)"),
                     (verifier.name, url, verifier.vkey),
                 )
+
+
+def forget_witnesses(store: EventStore, names: Sequence[str]) -> None:
+    """Stop asking these witnesses (a witness retired or gone for good); NotFound if unknown."""
+    dialect = ensure_tables(store)
+    with transaction(store, commit=True) as curs:
+        known = {str(r[0]) for r in fetch(curs, dialect.sql("SELECT name FROM {witnesses}"))}
+        for name in names:
+            if name not in known:
+                raise NotFound("witness", f"no witness named {name!r} is configured")
+            curs.execute(dialect.sql("DELETE FROM {witnesses} WHERE name = ?"), (name,))
 
 
 def configured_witnesses(store: EventStore) -> list[WitnessConfig]:

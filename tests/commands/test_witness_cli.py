@@ -162,6 +162,13 @@ def test_a_witness_key_file_and_bad_witness_options(invoke: Ledger, tmp_path: Pa
     down = invoke("checkpoint", "--witness", f"http://127.0.0.1:9={vkey}")
     assert down.code == 4
     down.one_line_error("witness w.test (http://127.0.0.1:9) refused", "no answer")
+    assert invoke("checkpoint").code == 4  # remembered: every checkpoint asks it
+    unknown = invoke("checkpoint", "--forget-witness", "nobody.test")
+    assert unknown.code == 1
+    unknown.one_line_error("no witness named 'nobody.test'")
+    forgotten = invoke("checkpoint", "--forget-witness", "w.test")
+    assert forgotten.code == 0, forgotten.stderr
+    assert "\u2014 w.test" not in forgotten.stdout
 
 
 def test_ledger_help_does_not_load_the_witness() -> None:
