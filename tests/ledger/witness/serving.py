@@ -47,7 +47,7 @@ class Served:
             self.command(self.port), env=self.env, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts Python slowly
         while time.monotonic() < deadline:
             try:
                 httpx.get(f"{self.url}/{'0' * 64}/checkpoint", timeout=1)

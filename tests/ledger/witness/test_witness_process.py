@@ -80,7 +80,7 @@ def test_the_witness_survives_kill_9_without_forgetting(served: tuple[Served, st
 
     feeder = threading.Thread(target=feed)
     feeder.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while len(acknowledged) < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
     server.kill9()
