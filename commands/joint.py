@@ -163,8 +163,8 @@ def show_variation(found: Sequence[Row], fmt: Format) -> None:
         for r in members:
             people, basis = r["weighted_population"], r["population_basis"]
             shown.append(r | {
-                "population": f"{people:,}" if basis == "weighted"
-                else f"{people:,} (list size)" if basis == "list size" else "none",
+                "population": people if basis == "weighted"
+                else f"{int(people):,} (list size)" if basis == "list size" else "none",
                 "outlier": f"OUTLIER: {r['outlier_reason']}" if r["outlier"] else "",
             })
         rows(shown, fmt, columns=VARIATION_TABLE, title=title)

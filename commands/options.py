@@ -104,3 +104,23 @@ OptionalReason = Annotated[
     ),
 ]
 Name = Annotated[str, typer.Option("--name", help="Name as it should appear in reports.")]
+
+ListSize = Annotated[
+    str,
+    typer.Option(
+        "--list-size",
+        metavar="N",
+        help="Registered patients: a whole number from 0 to 1,000,000 (4069 or 4,069).",
+    ),
+]
+Weighted = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--weighted",
+        metavar="ELEMENT=N",
+        help="Weighted population for an element (list size adjusted for need), exact as "
+        "published: 0 to 10,000,000 with at most six decimals (acute=5044.162762); "
+        "repeat per element.",
+        show_default=False,
+    ),
+]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from commands import options, render
@@ -18,23 +16,15 @@ app = typer.Typer(
 @app.command(
     "register",
     epilog="Example: ledger --actor allocator:Q71 practice register A81001 "
-    '--name "The Densham Surgery" --list-size 4069 --weighted acute=4310',
+    '--name "The Densham Surgery" --list-size 4069 --weighted acute=5044.162762 --on 2024-04-01',
 )
 def register(
     ctx: typer.Context,
     *,
     practice: options.Practice,
     name: options.Name,
-    list_size: Annotated[int, typer.Option("--list-size", help="Registered patients.", min=0)],
-    weighted: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--weighted",
-            metavar="ELEMENT=N",
-            help="Weighted population for an element (list size adjusted for need); "
-            "repeat per element.",
-        ),
-    ] = None,
+    list_size: options.ListSize,
+    weighted: options.Weighted = None,
     on: options.On = None,
 ) -> None:
     """Register a practice under the acting allocator, who alone may then fund it."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -29,6 +30,7 @@ from ledger.domain.budget import top_slice
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
+    format_weighted,
     parse_element,
     parse_qs_code,
 )
@@ -56,7 +58,7 @@ def _pence(rate: Fraction | None) -> int | None:
 class Population:
     """The population a practice's rates are per 1,000 of, and where it came from."""
 
-    size: int
+    size: Decimal  # exact: a weighted population as published, or the list size
     basis: str  # "weighted" | "list size" | "none"
     on: date | None
 
@@ -194,7 +196,7 @@ class JointReads(Reads):
             spend_rates: list[Fraction] = []
             for p in members:
                 count, value = spent.get((p, e), (0, 0))
-                people = populations.get((p, e), Population(0, "none", None))
+                people = populations.get((p, e), Population(Decimal(0), "none", None))
                 rate = per_1000(count, people.size)
                 spend_rate = per_1000(value, people.size)
                 if rate is not None and spend_rate is not None:
@@ -202,7 +204,8 @@ class JointReads(Reads):
                     spend_rates.append(spend_rate)
                 group.append({
                     "consortium": consortium, "year": str(fy), "element": e, "practice": p,
-                    "weighted_population": people.size, "population_basis": people.basis,
+                    "weighted_population": format_weighted(people.size),
+                    "population_basis": people.basis,
                     "commitments": count, "spend_pence": value,
                     "_rate": rate, "_spend_rate": spend_rate,
                 })
@@ -227,7 +230,7 @@ class JointReads(Reads):
             return {}
         found = self._q(
             "SELECT practice, element, effective_on, weighted, list_size "  # noqa: S608
-            f"FROM {self._t('variation_populations')} WHERE practice IN ({_marks(members)}) "
+            f"FROM {self._t('variation_population_figures')} WHERE practice IN ({_marks(members)}) "
             f"AND element IN ({_marks(elements)}) ORDER BY practice, element, effective_on, "
             "position", [*members, *elements])
         chosen: dict[tuple[str, str], Population] = {}
@@ -237,9 +240,9 @@ class JointReads(Reads):
             if current is not None and effective > day:
                 continue
             if weighted is not None:
-                chosen[(p, e)] = Population(int(weighted), "weighted", effective)
+                chosen[(p, e)] = Population(Decimal(weighted), "weighted", effective)
             else:
-                chosen[(p, e)] = Population(int(list_size), "list size", effective)
+                chosen[(p, e)] = Population(Decimal(list_size), "list size", effective)
         return chosen
 
 

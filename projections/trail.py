@@ -43,7 +43,7 @@ from ledger.domain.events import (
     RiskPoolReturned,
     SpendCommitted,
 )
-from ledger.domain.values import format_pence
+from ledger.domain.values import format_pence, format_weighted
 from projections.core import (
     Change,
     Positioned,
@@ -78,11 +78,18 @@ def _allocated(e: Any) -> str:
     return f"{e.allocator} allocated {format_pence(total)} for {e.year} ({parts})"
 
 
+def _weighted(e: Any) -> str:
+    """Weighted populations as published (exact decimals), element by element."""
+    figures = ", ".join(f"{el} {format_weighted(v)}" for el, v in e.weighted_population.items())
+    return f"; weighted population {figures}" if figures else ""
+
+
 _WORDS: dict[str, Callable[[Any], str]] = {
     PracticeRegistered.topic: lambda e: (
         f"{e.practice} ({e.name}) registered by allocator {e.allocator}, "
-        f"list size {e.list_size:,}"),
-    ListSizeRecorded.topic: lambda e: f"list size of {e.practice} recorded as {e.list_size:,}",
+        f"list size {e.list_size:,}{_weighted(e)}"),
+    ListSizeRecorded.topic: lambda e: (
+        f"list size of {e.practice} recorded as {e.list_size:,}{_weighted(e)}"),
     PracticeClosed.topic: lambda e: f"{e.practice} closed",
     ConsortiumFormed.topic: lambda e: (
         f"consortium {e.consortium} ({e.name}) formed, accountable officer "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 from ledger.domain.events import (
@@ -29,7 +30,7 @@ from ledger.domain.events import (
     PracticeRegistered,
     SpendCommitted,
 )
-from ledger.domain.values import ELEMENTS
+from ledger.domain.values import ELEMENTS, format_weighted
 from projections.commitment_value import Worth, after, made
 from projections.core import (
     Change,
@@ -44,10 +45,12 @@ from projections.core import (
     text,
 )
 
+# Weighted populations are exact decimals, kept as their text ("5044.162762"); the
+# table's name changed with that (an older ledger rebuilds it: `projections rebuild`).
 POPULATIONS = Table(
-    "variation_populations",
+    "variation_population_figures",
     key=(text("practice"), day("effective_on"), integer("position"), text("element")),
-    values=(integer("weighted"), integer("list_size")),
+    values=(text("weighted"), integer("list_size")),
 )
 COMMITMENTS = Table(
     "variation_commitments",
@@ -61,8 +64,8 @@ COMMITMENTS = Table(
 def population(_state: State, item: Positioned) -> list[Change]:
     e = item.event
     assert isinstance(e, PracticeRegistered | ListSizeRecorded)
-    # Events read back without validation carry element names as plain strings.
-    weighted = {str(k): int(v) for k, v in e.weighted_population.items()}
+    # Events read back without validation carry element names and figures as strings.
+    weighted = {str(k): format_weighted(v) for k, v in e.weighted_population.items()}
     return [
         Put(POPULATIONS, (e.practice, e.effective_on, item.position, str(element)),
             (weighted.get(str(element)), e.list_size))
@@ -147,8 +150,9 @@ def spread(rates: Sequence[Fraction]) -> Spread | None:
     return Spread(median, q1 - Fraction(3, 2) * iqr, q3 + Fraction(3, 2) * iqr)
 
 
-def per_1000(amount: int, population: int) -> Fraction | None:
-    """`amount` per 1,000 of `population`, exactly; None without a population."""
+def per_1000(amount: int, population: int | Decimal) -> Fraction | None:
+    """`amount` per 1,000 of `population` (a weighted population is an exact decimal),
+    exactly; None without a population."""
     if population <= 0:
         return None
-    return Fraction(amount * 1000, population)
+    return Fraction(amount * 1000) / Fraction(population)

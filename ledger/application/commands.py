@@ -27,6 +27,8 @@ from ledger.domain.values import (
     Element,
     FinancialYear,
     FreeText,
+    ListSizeArg,
+    WeightedArg,
     parse_amount,
     parse_consortium_code,
     parse_element,
@@ -35,6 +37,7 @@ from ledger.domain.values import (
     parse_practice_code,
     parse_qs_code,
     parse_signed_amount,
+    parse_weighted,
 )
 
 
@@ -89,6 +92,21 @@ def _qs_codes(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parse_qs_code(str(v)) for v in items))
 
 
+def _weighted_by_element(value: Any) -> Any:
+    """`{"acute": "5044.162762"}` with element names parsed; the figures parse as
+    WeightedArg (exact decimals, InvalidInput naming the element when out of range)."""
+    if not isinstance(value, dict):
+        return value
+    weighted: dict[Element, Any] = {}
+    for key, figure in value.items():
+        element = parse_element(str(key))
+        try:
+            weighted[element] = parse_weighted(figure)
+        except InvalidInput as error:
+            raise InvalidInput(error.rule, f"weighted {element}: {error.message}") from None
+    return weighted
+
+
 # Argument types shared by the commands: each parses as the CLI documents and
 # raises InvalidInput, naming the rule, for anything else.
 PracticeCode = Annotated[str, AfterValidator(parse_practice_code)]
@@ -124,17 +142,15 @@ class _BudgetArg(_PracticeArg):
 class PracticeRegister(_PracticeArg):
     name: ClassVar[str] = "practice register"
     practice_name: FreeText = Field(alias="name", min_length=1)
-    list_size: int = Field(ge=0)
-    weighted: dict[Element, int] = Field(default_factory=dict)
+    list_size: ListSizeArg
+    weighted: dict[Element, WeightedArg] = Field(default_factory=dict)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     @field_validator("weighted", mode="before")
     @classmethod
     def _weighted(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {parse_element(str(k)): v for k, v in value.items()}
-        return value
+        return _weighted_by_element(value)
 
 
 # --- consortia -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.domain.values import Element, FreeText
+from ledger.domain.values import Element, FreeText, WeightedPopulation
 
 LEDGER_NAMESPACE = uuid.UUID("6f1c3b0e-8a53-5d2f-9c41-0d7f3a9e2b15")
 
@@ -78,17 +78,25 @@ class PracticeEvent(LedgerEvent):
 
 
 class PracticeRegistered(PracticeEvent):
+    """v2: weighted populations are exact decimals, stored as strings ("5044.162762");
+    v1 stored whole numbers (upcast unchanged in value)."""
+
     topic: ClassVar[str] = "PracticeRegistered"
+    schema_version: ClassVar[int] = 2
     name: FreeText
     list_size: int = Field(ge=0)
-    weighted_population: dict[Element, int] = Field(default_factory=dict)
+    weighted_population: dict[Element, WeightedPopulation] = Field(default_factory=dict)
     allocator: str
 
 
 class ListSizeRecorded(PracticeEvent):
+    """The practice's list size and weighted populations in force from `effective_on`
+    (every element's figure, not only the changed ones). v2 as PracticeRegistered."""
+
     topic: ClassVar[str] = "ListSizeRecorded"
+    schema_version: ClassVar[int] = 2
     list_size: int = Field(ge=0)
-    weighted_population: dict[Element, int] = Field(default_factory=dict)
+    weighted_population: dict[Element, WeightedPopulation] = Field(default_factory=dict)
 
 
 class PracticeClosed(PracticeEvent):
@@ -281,9 +289,21 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
 EVENTS_BY_TOPIC: dict[str, type[LedgerEvent]] = {cls.topic: cls for cls in EVENT_TYPES}
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _weighted_as_decimal_text(state: dict[str, Any]) -> dict[str, Any]:
+    """v1 -> v2 of the practice events: whole-number weighted populations become the
+    decimal strings v2 stores (4310 -> "4310"); the values do not change."""
+    weighted = state.get("weighted_population") or {}
+    return state | {"weighted_population": {k: str(v) for k, v in weighted.items()}}
+
+
 # (topic, stored version) -> function returning the state at version + 1.
-# Empty while every event is at version 1; add entries, never edit released ones.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+# Add entries, never edit released ones.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("PracticeRegistered", 1): _weighted_as_decimal_text,
+    ("ListSizeRecorded", 1): _weighted_as_decimal_text,
+}
 
 
 def upcast(topic: str, version: int, state: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from ledger.domain.aggregate import Aggregate, Context, applies
 from ledger.domain.errors import NotAuthorised, RuleViolation
@@ -28,8 +29,9 @@ class Practice(Aggregate):
     code: str
     name: str
     list_size: int
-    weighted_population: dict[Element, int]
+    weighted_population: dict[Element, Decimal]
     allocator: str
+    registered_on: date
     closed_on: date | None
 
     @classmethod
@@ -40,7 +42,7 @@ class Practice(Aggregate):
         code: str,
         name: str,
         list_size: int,
-        weighted_population: dict[Element, int],
+        weighted_population: dict[Element, Decimal],
     ) -> Practice:
         context.require_role(Role.ALLOCATOR, what="register practices")
         practice = cls(practice_stream(code))
@@ -57,6 +59,7 @@ class Practice(Aggregate):
 
     @applies(PracticeRegistered)
     def _registered(self, event: PracticeRegistered) -> None:
+        self.registered_on = event.effective_on
         self.code = event.practice
         self.name = event.name
         self.list_size = event.list_size
@@ -74,15 +77,20 @@ class Practice(Aggregate):
             )
 
     def record_list_size(
-        self, context: Context, list_size: int, weighted_population: dict[Element, int]
+        self, context: Context, list_size: int, weighted_population: dict[Element, Decimal]
     ) -> None:
+        """The list size in force from the effective date; the weighted figures given
+        replace those elements' figures, the other elements keep theirs (the event
+        carries every element's figure)."""
         self.require_allocator(context, "record its list size")
+        self.require_registered_by(context.effective_on, "record a list size")
+        self.require_open_on(context.effective_on)
         self.trigger(
             ListSizeRecorded,
             context,
             practice=self.code,
             list_size=list_size,
-            weighted_population=weighted_population or self.weighted_population,
+            weighted_population=self.weighted_population | weighted_population,
         )
 
     @applies(ListSizeRecorded)
@@ -94,11 +102,21 @@ class Practice(Aggregate):
         self.require_allocator(context, "close it")
         if self.closed_on is not None:
             raise RuleViolation("practice-open", f"{self.code} closed on {self.closed_on}")
+        self.require_registered_by(context.effective_on, "close it")
         self.trigger(PracticeClosed, context, practice=self.code)
 
     @applies(PracticeClosed)
     def _closed(self, event: PracticeClosed) -> None:
         self.closed_on = event.effective_on
+
+    def require_registered_by(self, day: date, what: str) -> None:
+        """Nothing about a practice may take effect before it was registered."""
+        if day < self.registered_on:
+            raise RuleViolation(
+                "effective-date",
+                f"{self.code} was registered on {self.registered_on}; cannot {what} "
+                f"effective {day}, before it was registered",
+            )
 
     def require_open_on(self, day: date) -> None:
         if self.closed_on is not None and day >= self.closed_on:

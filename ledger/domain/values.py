@@ -11,10 +11,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationInfo
 
 from ledger.domain.errors import InvalidInput
 
@@ -175,6 +176,97 @@ def parse_percent(text: str) -> int:
     if not match:
         raise InvalidInput("percent", f"malformed percentage {text!r}: write it like 1.5%")
     return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+
+
+# --- populations ---------------------------------------------------------------------
+
+LIST_SIZE_MAX: Final = 1_000_000
+"""Registered patients of one practice: a whole number from 0 to 1,000,000 (the largest
+English practices list well under 150,000)."""
+
+WEIGHTED_MAX: Final = Decimal(10_000_000)
+WEIGHTED_PLACES: Final = 6
+"""A weighted population: an exact decimal from 0 to 10,000,000 with at most six decimal
+places, as NHS England publishes them (`5044.162762`)."""
+
+# Digits either plain (4069) or grouped in threes (4,069); the decimals of a weighted figure.
+_COUNT = re.compile(r"(?P<units>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
+
+
+def _number_text(value: object, field: str) -> str:
+    """The text of a count as given; booleans and non-numbers are refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise InvalidInput(field, f"{field.replace('-', ' ')} {value!r} is not a number")
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as this float
+    return value if isinstance(value, str) else str(value)
+
+
+def parse_list_size(value: object) -> int:
+    """Registered patients: a whole number 0..LIST_SIZE_MAX, as `4069` or `4,069`."""
+    text = _number_text(value, "list-size").strip()
+    match = _COUNT.fullmatch(text)
+    if not match or match["fraction"] is not None:
+        raise InvalidInput(
+            "list-size",
+            f"malformed list size {text!r}: a whole number of patients like 4069 or 4,069",
+        )
+    size = int(match["units"].replace(",", ""))
+    if size > LIST_SIZE_MAX:
+        raise InvalidInput(
+            "list-size", f"list size {text} is out of range: at most {LIST_SIZE_MAX:,} patients"
+        )
+    return size
+
+
+def parse_weighted(value: object) -> Decimal:
+    """A weighted population, exactly: 0..WEIGHTED_MAX with at most six decimals.
+
+    Accepts `5044.162762`, `5,044.162762`, `4310`; refuses signs, exponents, NaN,
+    infinities, more than six decimals and values above the range (InvalidInput).
+    """
+    text = _number_text(value, "weighted-population").strip()
+    match = _COUNT.fullmatch(text)
+    if not match:
+        raise InvalidInput(
+            "weighted-population",
+            f"malformed weighted population {text!r}: a non-negative decimal like 5044.162762 "
+            f"(at most {WEIGHTED_PLACES} decimals, no sign or exponent)",
+        )
+    fraction = match["fraction"]
+    if fraction is not None and len(fraction) > WEIGHTED_PLACES:
+        raise InvalidInput(
+            "weighted-population",
+            f"weighted population {text!r} has more than {WEIGHTED_PLACES} decimals",
+        )
+    weighted = Decimal(match["units"].replace(",", "") + (f".{fraction}" if fraction else ""))
+    if weighted > WEIGHTED_MAX:
+        raise InvalidInput(
+            "weighted-population",
+            f"weighted population {text} is out of range: at most {WEIGHTED_MAX:,}",
+        )
+    return weighted
+
+
+def format_weighted(value: Any) -> str:
+    """A weighted population as published: its exact digits, never an exponent."""
+    return format(Decimal(str(value)), "f")
+
+
+WeightedPopulation = Annotated[
+    Decimal, PlainSerializer(format_weighted, return_type=str, when_used="json")
+]
+"""A stored weighted population: exact, written in JSON as a string of its digits."""
+
+WeightedArg = Annotated[
+    Decimal,
+    BeforeValidator(parse_weighted),
+    PlainSerializer(format_weighted, return_type=str, when_used="json"),
+]
+"""A weighted population given as input: parsed strictly by `parse_weighted`."""
+
+ListSizeArg = Annotated[int, BeforeValidator(parse_list_size)]
+"""A list size given as input: parsed strictly by `parse_list_size`."""
 
 
 # --- actors --------------------------------------------------------------------------

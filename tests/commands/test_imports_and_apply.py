@@ -62,7 +62,7 @@ def test_practice_import_registers_joins_and_is_idempotent(
                      ("practices.csv line 4: malformed practice code 'A8100X'",
                       "nothing was imported"), id="malformed code in row 4"),
         pytest.param(PRACTICES + "A81003,Surgery,-5,,,,\n", EXIT_USAGE,
-                     ("practices.csv line 4:", "list_size"), id="negative list size"),
+                     ("practices.csv line 4: malformed list size '-5'",), id="negative list size"),
         pytest.param(PRACTICES + "A81003,,100,,,,\n", EXIT_USAGE,
                      ("practices.csv line 4: no name",), id="blank name"),
         pytest.param(PRACTICES + "A81003,Surgery for 943 476 5919,100,,,,\n", EXIT_USAGE,

@@ -140,14 +140,14 @@ class JointHistory(History):
                          f"consortium:{consortium}", consortium=consortium, year=year,
                          codes=tuple(codes))
 
-    def register_weighted(self, practice: str, list_size: int, weighted: dict[str, int],
+    def register_weighted(self, practice: str, list_size: int, weighted: dict[str, Any],
                           on: date = date(2024, 4, 1)) -> LedgerEvent:
         return self._add(ev.PracticeRegistered, practice_stream(practice), on,
                          "allocator:Q71", practice=practice, name=f"Surgery {practice}",
                          list_size=list_size, allocator="Q71",
                          weighted_population={Element(k): v for k, v in weighted.items()})
 
-    def list_size(self, practice: str, list_size: int, weighted: dict[str, int], on: date
+    def list_size(self, practice: str, list_size: int, weighted: dict[str, Any], on: date
                   ) -> LedgerEvent:
         return self._add(ev.ListSizeRecorded, practice_stream(practice), on, "allocator:Q71",
                          practice=practice, list_size=list_size,

@@ -87,11 +87,11 @@ def test_fold_keeps_every_population_figure_and_commitments_current() -> None:
 
     populations = state.table(POPULATIONS)
     assert len(populations) == 2 * len(ELEMENTS)
-    assert populations[("A81001", D(2024, 4, 1), 1, "acute")] == (4000, 4100)
-    assert populations[("A81001", D(2024, 4, 1), 1, "prescribing")] == (4300, 4100)
+    assert populations[("A81001", D(2024, 4, 1), 1, "acute")] == ("4000", 4100)
+    assert populations[("A81001", D(2024, 4, 1), 1, "prescribing")] == ("4300", 4100)
     assert populations[("A81001", D(2024, 4, 1), 1, "maternity")] == (None, 4100)
     # A list size recorded later carries the whole weighted population again.
-    assert populations[("A81001", D(2024, 10, 1), 2, "acute")] == (4050, 4200)
+    assert populations[("A81001", D(2024, 10, 1), 2, "acute")] == ("4050", 4200)
     assert populations[("A81001", D(2024, 10, 1), 2, "prescribing")] == (None, 4200)
 
     assert state.table(COMMITMENTS) == {
@@ -108,7 +108,7 @@ def reads(ledger: Ledger) -> JointReads:
     return JointReads(ledger.store, today=TODAY)
 
 
-def vrow(practice: str, population: int, count: int, spend: int, rate: float,
+def vrow(practice: str, population: str, count: int, spend: int, rate: float,
          spend_rate: int, *, basis: str = "weighted", outlier: str = "", note: str = ""
          ) -> dict[str, Any]:
     return {"consortium": "16C", "year": "2024-25", "element": "acute", "practice": practice,
@@ -125,16 +125,16 @@ def vrow(practice: str, population: int, count: int, spend: int, rate: float,
 # £1,120; A81003 12,000 / 2 = £6,000; A81004 9,000 / 10 = £900; A81005 8,000 / 8 = £1,000
 # -> sorted 900 900 1000 1120 6000: median £1,000, Q1 £900, Q3 £1,120, fences £570..£1,450.
 EXPECTED_16C = [
-    vrow("A81001", 4000, 2, 360_000, 0.5, 90_000),
-    vrow("A81002", 5000, 2, 560_000, 0.4, 112_000),
-    vrow("A81003", 2000, 12, 1_200_000, 6.0, 600_000, outlier="commitments high, spend high"),
-    vrow("A81004", 10000, 6, 900_000, 0.6, 90_000),
-    vrow("A81005", 8000, 4, 800_000, 0.5, 100_000, basis="list size",
+    vrow("A81001", "4000", 2, 360_000, 0.5, 90_000),
+    vrow("A81002", "5000", 2, 560_000, 0.4, 112_000),
+    vrow("A81003", "2000", 12, 1_200_000, 6.0, 600_000, outlier="commitments high, spend high"),
+    vrow("A81004", "10000", 6, 900_000, 0.6, 90_000),
+    vrow("A81005", "8000", 4, 800_000, 0.5, 100_000, basis="list size",
          note="no weighted population: per list size"),
 ]
 EXPECTED_00P = {
     "consortium": "00P", "year": "2024-25", "element": "acute", "practice": "A81006",
-    "weighted_population": 3000, "population_basis": "weighted", "commitments": 2,
+    "weighted_population": "3000", "population_basis": "weighted", "commitments": 2,
     "spend_pence": 140_000, "per_1000": 0.67, "spend_per_1000_pence": 46_667,
     "median_per_1000": 0.67, "median_spend_per_1000_pence": 46_667, "outlier": False,
     "outlier_reason": "",
@@ -151,8 +151,8 @@ def test_variation_flags_the_outlier_against_the_median(ledger: Ledger,
         r | {"element": "maternity", "commitments": 0, "spend_pence": 0, "per_1000": 0.0,
              "spend_per_1000_pence": 0, "median_per_1000": 0.0,
              "median_spend_per_1000_pence": 0, "outlier": False, "outlier_reason": "",
-             "weighted_population": {"A81001": 4100, "A81002": 5100, "A81003": 2100,
-                                     "A81004": 9800, "A81005": 8000}[r["practice"]],
+             "weighted_population": {"A81001": "4100", "A81002": "5100", "A81003": "2100",
+                                     "A81004": "9800", "A81005": "8000"}[r["practice"]],
              "population_basis": "list size", "note": "no weighted population: per list size"}
         for r in EXPECTED_16C]
 
@@ -180,13 +180,13 @@ def test_a_later_population_figure_applies_from_its_date(ledger: Ledger,
     h.list_size("A81001", 4300, {}, D(2025, 5, 1))  # next year: not used for 2024-25
     append(ledger.store, h.events)
 
-    def a81001(on: date) -> tuple[int, str, float | None]:
+    def a81001(on: date) -> tuple[str, str, float | None]:
         r = reads.variation(as_of=on, element="acute")[0]
         return r["weighted_population"], r["population_basis"], r["per_1000"]
 
-    assert a81001(D(2024, 9, 30)) == (4000, "weighted", 0.25)
-    assert a81001(D(2024, 10, 1)) == (2000, "weighted", 0.5)
-    assert a81001(D(2025, 3, 31)) == (2000, "weighted", 0.5)
+    assert a81001(D(2024, 9, 30)) == ("4000", "weighted", 0.25)
+    assert a81001(D(2024, 10, 1)) == ("2000", "weighted", 0.5)
+    assert a81001(D(2025, 3, 31)) == ("2000", "weighted", 0.5)
     rows = reads.variation(year="2024-25", element="acute")
     assert rows[1]["practice"] == "A81002"
     assert rows[1]["population_basis"] == "list size"
@@ -277,3 +277,20 @@ def test_demo_tour_shows_gaps_and_outliers(sqlite_path: str, monkeypatch: pytest
     assert "Peer review of acute: 1 outlier(s) among 6 member practices" in text
     assert "A81003" in text
     assert "A81001" not in text  # only the outliers, without a consortium
+
+
+def test_six_decimal_weighted_populations_are_used_exactly(ledger: Ledger,
+                                                           reads: JointReads) -> None:
+    h = JointHistory()
+    # Truncated to 1,999 the rate would be £500.25 per 1,000; exactly it is £500.00.
+    h.register_weighted("A81001", 2100, {"acute": "1999.999999"})
+    h.form("16C")
+    h.join("16C", "A81001", D(2024, 4, 1))
+    h.allocate("A81001", D(2024, 4, 1), acute=10**8)
+    h.tagged("A81001", "R1", 100_000, [], D(2024, 5, 1))
+    append(ledger.store, h.events)
+    row = reads.variation(element="acute", year="2024-25")[0]
+    assert row["weighted_population"] == "1999.999999"  # as published
+    assert row["population_basis"] == "weighted"
+    assert row["spend_per_1000_pence"] == 50_000
+    assert row["per_1000"] == 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -48,7 +49,7 @@ def practice(code: str = PRACTICE, allocator: str = ALLOCATOR) -> Practice:
         code=code,
         name=f"Surgery {code}",
         list_size=4069,
-        weighted_population={Element.ACUTE: 4100},
+        weighted_population={Element.ACUTE: Decimal("4100")},
     )
     registered.collect_events()
     return registered

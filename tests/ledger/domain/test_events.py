@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ from ledger.domain.events import (
     event_schemas,
 )
 from ledger.domain.organisations import Consortium
-from ledger.domain.values import Element, contains_nhs_number
+from ledger.domain.values import Element, WeightedPopulation, contains_nhs_number
 from ledger.store.mapper import decode_event, encode_event
 from tests.ledger.domain.builders import (
     ALLOCATOR,
@@ -38,7 +39,7 @@ def one_of_each() -> list[LedgerEvent]:
     """At least one event of every type, produced by the domain itself where it can."""
     events: list[LedgerEvent] = []
     p = practice()
-    p.record_list_size(ctx(ALLOCATOR), 5000, {Element.MATERNITY: 12})
+    p.record_list_size(ctx(ALLOCATOR), 5000, {Element.MATERNITY: Decimal("12.345678")})
     p.close(ctx(ALLOCATOR, "2025-03-31"))
     c = Consortium.form(ctx("consortium:16C"), code="16C", name="Tees Valley", officer="Dr A")
     c.join(ctx("consortium:16C", "2024-04-01"), "A81001")
@@ -80,6 +81,8 @@ SAMPLE_VALUES: dict[object, object] = {
     tuple[Element, ...]: (Element.ACUTE, Element.PRESCRIBING),
     tuple[str, ...]: ("QS1", "QS201"),
     dict[Element, int]: {Element.ACUTE: 0, Element.COMMUNITY: 12_000_00},
+    dict[Element, WeightedPopulation]: {Element.ACUTE: Decimal("5044.162762"),
+                                        Element.COMMUNITY: Decimal("0.000001")},
 }
 
 
