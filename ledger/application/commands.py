@@ -153,6 +153,26 @@ class PracticeRegister(_PracticeArg):
         return _weighted_by_element(value)
 
 
+class PracticeListSize(_PracticeArg):
+    """A practice's list size (and weighted populations given) in force from `on`."""
+
+    name: ClassVar[str] = "practice list-size"
+    list_size: ListSizeArg
+    weighted: dict[Element, WeightedArg] = Field(default_factory=dict)
+
+    @field_validator("weighted", mode="before")
+    @classmethod
+    def _weighted(cls, value: Any) -> Any:
+        return _weighted_by_element(value)
+
+
+class PracticeClose(_PracticeArg):
+    """The practice closes on `on`: nothing may be committed for it from that day."""
+
+    name: ClassVar[str] = "practice close"
+    reason: FreeText | None = None
+
+
 # --- consortia -----------------------------------------------------------------------
 
 
@@ -303,6 +323,8 @@ COMMANDS: dict[str, type[Command]] = {
     cls.name: cls
     for cls in (
         PracticeRegister,
+        PracticeListSize,
+        PracticeClose,
         ConsortiumForm,
         ConsortiumJoin,
         ConsortiumLeave,

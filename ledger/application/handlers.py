@@ -26,6 +26,8 @@ from ledger.application.commands import (
     ConsortiumJoin,
     ConsortiumLeave,
     ConsortiumRiskPool,
+    PracticeClose,
+    PracticeListSize,
     PracticeRegister,
     SpendCancel,
     SpendCommit,
@@ -49,6 +51,7 @@ from ledger.domain.values import (
     Element,
     FinancialYear,
     format_pence,
+    format_weighted,
     parse_amount,
     parse_percent,
     parse_signed_amount,
@@ -136,7 +139,11 @@ def existing_consortium(uow: UnitOfWork, code: str) -> Consortium:
 @handles(PracticeRegister)
 def register_practice(command: PracticeRegister, context: Context, uow: UnitOfWork) -> Result:
     if uow.practice(command.practice).version:
-        raise RuleViolation("practice", f"practice {command.practice} is already registered")
+        raise RuleViolation(
+            "practice",
+            f"practice {command.practice} is already registered (a new list size is "
+            "`practice list-size`, or `practice import FILE --list-sizes`)",
+        )
     practice = Practice.register(
         context,
         code=command.practice,
@@ -149,6 +156,41 @@ def register_practice(command: PracticeRegister, context: Context, uow: UnitOfWo
     return Result(
         f"registered {practice.code} {practice.name} (list size {practice.list_size:,}) "
         f"for allocator:{practice.allocator}"
+    )
+
+
+@handles(PracticeListSize)
+def record_list_size(command: PracticeListSize, context: Context, uow: UnitOfWork) -> Result:
+    practice = existing_practice(uow, command.practice)
+    practice.record_list_size(context, command.list_size, dict(command.weighted))
+    figures = "".join(f", {e} {format_weighted(w)}" for e, w in command.weighted.items())
+    return Result(
+        f"recorded list size {command.list_size:,}{figures} for {practice.code} "
+        f"from {context.effective_on}"
+    )
+
+
+@handles(PracticeClose)
+def close_practice(command: PracticeClose, context: Context, uow: UnitOfWork) -> Result:
+    practice = existing_practice(uow, command.practice)
+    day = context.effective_on
+    later = [
+        f"{ref} ({commitment.committed_on})"
+        for year in uow.budget_years(practice.code)
+        for ref, commitment in uow.budget(practice.code, FinancialYear.parse(year))
+        .commitments.items()
+        if commitment.committed_on >= day
+    ]
+    if later:
+        raise RuleViolation(
+            "practice-open",
+            f"{practice.code} has commitments effective on or after {day}: "
+            f"{', '.join(sorted(later)[:5])}{' ...' if len(later) > 5 else ''}; "
+            "a practice closes after its last commitment",
+        )
+    practice.close(context)
+    return Result(
+        f"{practice.code} closed from {day}; its budgets stay accountable and readable"
     )
 
 

@@ -19,13 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from ledger.application.commands import Command, build_command
+from ledger.application.mapping import (
+    LIST_SIZE_FIELDS,
+    PRACTICE_FIELDS,
+    ColumnMap,
+    weighted_of,
+)
 from ledger.application.service import LedgerService, Outcome, Request
 from ledger.domain.errors import InvalidInput, LedgerError
-from ledger.domain.values import ELEMENTS, FinancialYear
+from ledger.domain.values import FinancialYear
 
 PRACTICE_COLUMNS = ("practice", "name", "list_size")
+LIST_SIZE_COLUMNS = ("practice", "list_size")
 ALLOCATION_COLUMNS = ("practice", "element", "amount")
-WEIGHTED_SUFFIX = "_weighted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,25 @@ class CsvFile:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def header(self, required: Sequence[str]) -> list[str]:
+        """The header row's column names, as written."""
+        reader = csv.reader(io.StringIO(self.text, newline=""))
+        try:
+            return next(reader)
+        except StopIteration:
+            raise InvalidInput("csv-header", f"{self.source} is empty: it needs a header row "
+                               f"({','.join(required)})") from None
+        except csv.Error as error:
+            raise InvalidInput("csv", f"{self.source} line 1: {error}") from None
+
+    def mapped_rows(self, mapping: ColumnMap, fields: Sequence[str], required: Sequence[str]
+                    ) -> Iterator[Row]:
+        """Rows as {field: value}, the columns read through `mapping` (see mapping.py)."""
+        chosen = mapping.resolve(self.header(required), fields, required, self.source)
+        for row in self.rows(()):
+            yield Row(row.line, mapping.values(chosen, row.values,
+                                               f"{self.source} line {row.line}"))
 
     def rows(self, required: Sequence[str]) -> Iterator[Row]:
         """Rows as {column: value} with lower-cased, trimmed column names.
@@ -201,30 +226,28 @@ def import_practices(
     actor: str,
     command_id: str | None = None,
     on: str | None = None,
+    mapping: ColumnMap | None = None,
 ) -> ImportReport:
     """Register each practice of a `practice,name,list_size[,consortium][,<element>_weighted]`
     file, and join it to its consortium when one is named.
 
-    Registration and joining take effect on `on`, by default the first day of the
-    current financial year (a practice joins on the day it is registered).
+    `mapping` says which published column holds which field (mapping.py); without
+    it the columns are named as above. Registration and joining take effect on
+    `on`, by default the first day of the current financial year (a practice joins
+    on the day it is registered).
     """
     file = CsvFile.read(path)
     plan = _plan(file, "practices", actor, command_id)
     effective = on or default_join_date(service.clock().date()).isoformat()
     rows = 0
-    for row in file.rows(PRACTICE_COLUMNS):
+    for row in file.mapped_rows(mapping or ColumnMap(), PRACTICE_FIELDS, PRACTICE_COLUMNS):
         rows += 1
         practice = _cell(row, "practice", file.source)
-        weighted = {
-            element: row.values[f"{element}{WEIGHTED_SUFFIX}"]
-            for element in ELEMENTS
-            if row.values.get(f"{element}{WEIGHTED_SUFFIX}")
-        }
         plan.add(row.line, "", "practice register", {
             "practice": practice,
             "name": _cell(row, "name", file.source),
             "list_size": _cell(row, "list_size", file.source),
-            "weighted": weighted,
+            "weighted": weighted_of(row.values),
             "on": effective,
         })
         consortium = row.values.get("consortium", "")
@@ -234,6 +257,37 @@ def import_practices(
             })
     _require_rows(rows, file.source)
     return plan.run(service, "practices", rows)
+
+
+def import_list_sizes(
+    service: LedgerService,
+    path: Path,
+    *,
+    actor: str,
+    command_id: str | None = None,
+    on: str | None = None,
+    mapping: ColumnMap | None = None,
+) -> ImportReport:
+    """Record the list size (and any weighted populations) of each row's practice, already
+    registered, in force from `on` (default today): next month's published file.
+
+    Columns `practice,list_size[,<element>_weighted]`, or as `mapping` says.
+    """
+    file = CsvFile.read(path)
+    plan = _plan(file, "list-sizes", actor, command_id)
+    rows = 0
+    for row in file.mapped_rows(mapping or ColumnMap(), LIST_SIZE_FIELDS, LIST_SIZE_COLUMNS):
+        rows += 1
+        args: dict[str, Any] = {
+            "practice": _cell(row, "practice", file.source),
+            "list_size": _cell(row, "list_size", file.source),
+            "weighted": weighted_of(row.values),
+        }
+        if on:
+            args["on"] = on
+        plan.add(row.line, "", "practice list-size", args)
+    _require_rows(rows, file.source)
+    return plan.run(service, "list sizes", rows)
 
 
 def import_allocations(

@@ -1,0 +1,238 @@
+"""Column mappings: read a published CSV file as it is, by naming which column holds
+which field (like hledger's CSV rules).
+
+Rules, in order, for each column of the header:
+
+1. Column names compare case-insensitively, with spaces, hyphens and underscores
+   alike (`List Size` is `list_size`, `Acute Weighted` is `acute_weighted`).
+2. A column named by a mapping (`--map FIELD=COLUMN`, or the `[map]` table of a
+   mapping file) holds that field. `round(COLUMN)` rounds a column's decimals half
+   up to a whole number (for list sizes published as averages).
+3. A column named like a field holds that field, unless the field is mapped to
+   another column.
+4. A column named by `--ignore` (or the mapping file's `ignore` list) is skipped.
+5. Any other column: with a mapping, it is refused, naming it (a published file
+   is read only as far as it is understood). Without one, it is skipped, unless
+   it looks like a field: it names an element (`Mental Health`), or holds
+   `weighted`, `wp`, `list`, `patients` or `population`. Such a column is refused,
+   naming it: map it or ignore it.
+
+A mapping file is TOML:
+
+    ignore = ["Practice_Postcode", "Latitude"]
+    [map]
+    practice = "Practice_Code"
+    acute_weighted = "G&A WP"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from ledger.domain.errors import InvalidInput, LedgerError
+from ledger.domain.values import ELEMENTS, parse_weighted
+
+WEIGHTED_SUFFIX = "_weighted"
+_ROUND = re.compile(r"round\((?P<column>.+)\)", re.IGNORECASE)
+_LOOKALIKE_WORDS = ("weighted", "wp", "list", "patients", "population")
+
+
+def normalise(name: str) -> str:
+    """`Acute Weighted`, `acute-weighted` and `ACUTE_WEIGHTED` all read `acute_weighted`."""
+    return re.sub(r"[\s\-_]+", "_", name.strip().lower()).strip("_")
+
+
+def weighted_field(element: str) -> str:
+    return normalise(f"{element}{WEIGHTED_SUFFIX}")
+
+
+ELEMENT_NAMES = {normalise(str(e)): str(e) for e in ELEMENTS}
+WEIGHTED_FIELDS = {weighted_field(str(e)): str(e) for e in ELEMENTS}
+PRACTICE_FIELDS = ("practice", "name", "list_size", "consortium", *WEIGHTED_FIELDS)
+LIST_SIZE_FIELDS = ("practice", "list_size", *WEIGHTED_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """Which column holds which field, which columns to skip, which to round."""
+
+    columns: dict[str, str] = field(default_factory=dict)  # field -> column as published
+    rounded: frozenset[str] = frozenset()  # fields rounded half up to whole numbers
+    ignore: frozenset[str] = frozenset()  # normalised column names
+
+    @property
+    def strict(self) -> bool:
+        return bool(self.columns)
+
+    @classmethod
+    def build(
+        cls,
+        maps: Sequence[str] = (),
+        ignore: Sequence[str] = (),
+        file: Path | None = None,
+    ) -> ColumnMap:
+        """From `--map FIELD=COLUMN` options, `--ignore COLUMN` options and a mapping file
+        (the options win over the file). Malformed input raises InvalidInput."""
+        pairs: list[tuple[str, str]] = []
+        skipped = list(ignore)
+        if file is not None:
+            file_pairs, file_ignore = _read_mapping_file(file)
+            pairs += file_pairs
+            skipped += file_ignore
+        for item in maps:
+            name, sep, column = item.partition("=")
+            if not sep or not name.strip() or not column.strip():
+                raise InvalidInput("mapping", f"write --map FIELD=COLUMN, not {item!r}")
+            pairs.append((name, column))
+        columns: dict[str, str] = {}
+        rounded: set[str] = set()
+        for name, column in pairs:
+            key = _field_name(name)
+            text = column.strip()
+            match = _ROUND.fullmatch(text)
+            if match:
+                if key != "list_size":
+                    raise InvalidInput(
+                        "mapping", f"round(...) is for list_size only, not {name.strip()}"
+                    )
+                text = match["column"].strip()
+                rounded.add(key)
+            else:
+                rounded.discard(key)
+            columns[key] = text
+        return cls(columns, frozenset(rounded), frozenset(normalise(c) for c in skipped))
+
+    def resolve(self, header: Sequence[str], fields: Sequence[str], required: Sequence[str],
+                source: str) -> dict[str, str]:
+        """Column -> field for this header (columns as `CsvFile.rows` keys them: trimmed,
+        lower-cased), or InvalidInput naming the columns."""
+        unknown_fields = sorted(set(self.columns) - set(fields))
+        if unknown_fields:
+            raise InvalidInput(
+                "mapping",
+                f"{source}: this import has no field {', '.join(unknown_fields)} "
+                f"(its fields: {', '.join(fields)})",
+            )
+        by_column = {normalise(column): name for name, column in self.columns.items()}
+        present = {normalise(h) for h in header}
+        absent = [c for name, c in self.columns.items() if normalise(c) not in present]
+        if absent:
+            raise InvalidInput(
+                "csv-header",
+                f"{source} line 1: no column {', '.join(repr(c) for c in absent)} to map "
+                f"(the header has: {', '.join(h for h in header if h)})",
+            )
+        chosen: dict[str, str] = {}
+        refused: list[str] = []
+        for column in header:
+            key = normalise(column)
+            if not key:
+                continue
+            if key in by_column:
+                chosen[column.strip().lower()] = by_column[key]
+            elif key in self.ignore:
+                continue
+            elif key in fields and key not in self.columns:
+                chosen[column.strip().lower()] = key
+            elif self.strict or _looks_like_a_field(key):
+                # With a mapping this includes a column named like a field mapped elsewhere.
+                refused.append(column.strip())
+        if refused:
+            raise _refusal(source, refused, strict=self.strict)
+        taken: dict[str, str] = {}
+        for column, name in chosen.items():
+            if name in taken:
+                raise InvalidInput(
+                    "csv-header",
+                    f"{source} line 1: columns {taken[name]!r} and {column!r} both hold {name}",
+                )
+            taken[name] = column
+        missing = [f for f in required if f not in taken]
+        if missing:
+            raise InvalidInput(
+                "csv-header",
+                f"{source} line 1: missing column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} (the header has: {', '.join(h for h in header if h)}; "
+                "map a column with --map FIELD=COLUMN)",
+            )
+        return chosen
+
+    def values(self, chosen: dict[str, str], row: dict[str, str], where: str
+               ) -> dict[str, str]:
+        """A row's values by field, rounded where the mapping says so."""
+        values = {name: row.get(column, "") for column, name in chosen.items()}
+        for name in self.rounded:
+            if values.get(name):
+                values[name] = _round_half_up(values[name], name, where)
+        return values
+
+
+def _refusal(source: str, refused: list[str], *, strict: bool) -> InvalidInput:
+    many = len(refused) > 1
+    if strict:
+        what = "are not mapped" if many else "is not mapped"
+    else:
+        what = "look like fields but are not" if many else "looks like a field but is not one"
+    them = "them" if many else "it"
+    return InvalidInput(
+        "csv-header",
+        f"{source} line 1: column{'s' if many else ''} {', '.join(repr(c) for c in refused)} "
+        f"{what}: map {them} (--map FIELD=COLUMN) or skip {them} (--ignore COLUMN)",
+    )
+
+
+def _round_half_up(text: str, name: str, where: str) -> str:
+    try:
+        number = parse_weighted(text)
+    except LedgerError as error:
+        raise InvalidInput("csv-row", f"{where}: {name}: {error.message}") from None
+    return str(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _field_name(name: str) -> str:
+    key = normalise(name)
+    if key in ELEMENT_NAMES:  # `--map acute=G&A WP` means the acute weighted population
+        return weighted_field(ELEMENT_NAMES[key])
+    return key
+
+
+def _looks_like_a_field(key: str) -> bool:
+    """A column that names an element or a population figure (see the module's rule 5)."""
+    words = set(key.split("_"))
+    return bool(words & set(_LOOKALIKE_WORDS)) or any(e in key for e in ELEMENT_NAMES)
+
+
+def _read_mapping_file(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidInput("mapping", f"cannot read {path}: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInput("mapping", f"{path.name} is not a TOML mapping file: {error}") from None
+    extra = sorted(set(data) - {"map", "ignore"})
+    mapped = data.get("map", {})
+    ignore = data.get("ignore", [])
+    if extra or not isinstance(mapped, dict) or not isinstance(ignore, list):
+        raise InvalidInput(
+            "mapping",
+            f"{path.name}: a mapping file holds a [map] table (field = \"Column\") and an "
+            "ignore list (ignore = [\"Column\", ...]) only",
+        )
+    pairs = []
+    for name, column in mapped.items():
+        if not isinstance(column, str) or not column.strip():
+            raise InvalidInput("mapping", f"{path.name}: map.{name} must name a column")
+        pairs.append((str(name), column))
+    if not all(isinstance(c, str) for c in ignore):
+        raise InvalidInput("mapping", f"{path.name}: ignore must list column names")
+    return pairs, [str(c) for c in ignore]
+
+
+def weighted_of(values: dict[str, str]) -> dict[str, str]:
+    """The weighted populations of a row, by element, where given."""
+    return {element: values[key] for key, element in WEIGHTED_FIELDS.items() if values.get(key)}

@@ -1,0 +1,116 @@
+"""Published NHS files import as downloaded, with the mappings the README documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from commands.errors import EXIT_REFUSED, EXIT_USAGE
+from tests.commands.conftest import REPO, Ledger, head, topics
+
+ALLOCATOR = "allocator:Q71"
+NHS = REPO / "examples" / "nhs"
+WEIGHTED = NHS / "gp-practice-weighted-populations-2025-26.csv"
+WEIGHTED_MAP = NHS / "nhse-weighted-populations.toml"
+REGISTERED = NHS / "gp-reg-pat-prac-all.csv"
+REGISTERED_MAP = NHS / "nhsd-registered-patients.toml"
+
+
+def events(invoke: Ledger) -> list[dict[str, object]]:
+    return [json.loads(line) for line in invoke("events").stdout.splitlines()]
+
+
+def test_the_national_weighted_population_file_imports_as_downloaded(
+    invoke: Ledger, db_url: str
+) -> None:
+    header = WEIGHTED.read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("Practice_Code,GP_Practice_Name,Practice_Postcode,")
+    assert header.endswith("Population,G&A WP,CS WP,MH WP,Mat WP,Health Ineq WP,Prescr WP,"
+                           "Final WP,Primary Medical Care WP,Final PMC WP")
+    done = invoke("practice", "import", str(WEIGHTED), "--mapping", str(WEIGHTED_MAP),
+                  "--on", "2025-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    assert "imported 30 practices" in done.stdout
+    first = events(invoke)[0]
+    assert first["practice"] == "A81001"
+    assert first["name"] == "THE DENSHAM SURGERY"
+    assert first["list_size"] == 4069  # round(4068.906409), half up
+    assert first["effective_on"] == "2025-04-01"
+    assert first["weighted_population"] == {
+        "acute": "5044.162762", "community": "4430.237941", "mental-health": "3811.110088",
+        "maternity": "3459.480667", "health-inequalities": "5438.687528",
+        "prescribing": "4617.616349", "primary-care": "3546.766838"}
+    again = invoke("practice", "import", str(WEIGHTED), "--mapping", str(WEIGHTED_MAP),
+                   "--on", "2025-04-01", actor=ALLOCATOR)
+    assert again.code == 0
+    assert "(0 commands applied, 30 already applied)" in again.stdout
+
+    # Next month's registered patients: new list sizes for the same practices.
+    sizes = invoke("practice", "import", str(REGISTERED), "--list-sizes", "--mapping",
+                   str(REGISTERED_MAP), "--on", "2025-10-01", actor=ALLOCATOR)
+    assert sizes.code == 0, sizes.stderr
+    assert "imported 30 list sizes" in sizes.stdout
+    assert topics(db_url) == {"PracticeRegistered": 30, "ListSizeRecorded": 30}
+    recorded = [e for e in events(invoke) if e["event"] == "ListSizeRecorded"]
+    assert (recorded[0]["practice"], recorded[0]["list_size"]) == ("A81001", 4044)
+    # The weighted populations stay in force: only the list size changed.
+    assert recorded[0]["weighted_population"] == first["weighted_population"]
+
+
+def test_the_published_file_without_its_mapping_is_refused_naming_the_columns(
+    invoke: Ledger, db_url: str
+) -> None:
+    done = invoke("practice", "import", str(WEIGHTED), "--on", "2025-04-01", actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE
+    line = done.one_line_error("gp-practice-weighted-populations-2025-26.csv line 1:")
+    assert "'Patients', 'Population', 'G&A WP', 'CS WP', 'MH WP', 'Mat WP'" in line
+    assert "look like fields but are not: map them" in line
+    assert head(db_url) == 0
+    # Half a mapping: the unmapped published columns are named, nothing is recorded.
+    partial = invoke("practice", "import", str(WEIGHTED), "--map", "practice=Practice_Code",
+                     "--map", "name=GP_Practice_Name", "--map", "list_size=round(Population)",
+                     "--map", "acute=G&A WP", "--on", "2025-04-01", actor=ALLOCATOR)
+    assert partial.code == EXIT_USAGE
+    partial.one_line_error("'Practice_Postcode'", "'CS WP'", "are not mapped", "--ignore COLUMN")
+    assert head(db_url) == 0
+
+
+def test_list_sizes_with_separators_and_for_unknown_practices(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    practices = tmp_path / "practices.csv"
+    practices.write_text('practice,name,List Size,Acute Weighted\n'
+                         'A81001,The Densham Surgery,"4,069","5,044.162762"\n',
+                         encoding="utf-8")
+    done = invoke("practice", "import", str(practices), "--on", "2024-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    first = events(invoke)[0]
+    assert (first["list_size"], first["weighted_population"]) == (4069, {"acute": "5044.162762"})
+
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text('practice,list_size\nA81001,"4,105"\nA81099,100\n', encoding="utf-8")
+    refused = invoke("practice", "import", str(sizes), "--list-sizes", "--on", "2024-10-01",
+                     actor=ALLOCATOR)
+    assert refused.code == EXIT_REFUSED
+    refused.one_line_error("sizes.csv line 3: no practice A81099", "nothing was imported")
+    assert head(db_url) == 1
+    # Registering an already registered practice names the list-size mode.
+    practices.write_text("practice,name,list_size\nA81001,The Densham Surgery,4105\n",
+                         encoding="utf-8")
+    twice = invoke("practice", "import", str(practices), "--on", "2024-05-01", actor=ALLOCATOR)
+    assert twice.code == EXIT_REFUSED
+    twice.one_line_error("practice A81001 is already registered", "--list-sizes")
+    sizes.write_text('practice,list_size\nA81001,"4,105"\n', encoding="utf-8")
+    done = invoke("practice", "import", str(sizes), "--list-sizes", "--on", "2024-10-01",
+                  actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    assert events(invoke)[-1]["list_size"] == 4105
+
+
+def test_a_malformed_mapping_file_is_a_usage_error(invoke: Ledger, tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text("[map]\npractice = 1\n", encoding="utf-8")
+    done = invoke("practice", "import", str(WEIGHTED), "--mapping", str(mapping),
+                  actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE
+    done.one_line_error("m.toml: map.practice must name a column")
