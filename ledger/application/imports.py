@@ -87,7 +87,7 @@ class CsvFile:
 
     def header(self, required: Sequence[str]) -> list[str]:
         """The header row's column names, as written."""
-        reader = csv.reader(io.StringIO(self.text, newline=""))
+        reader = csv.reader(io.StringIO(self.text, newline=""), strict=True)
         try:
             return next(reader)
         except StopIteration:
