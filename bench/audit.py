@@ -47,7 +47,8 @@ def setup_lines(practice: str) -> list[str]:
         orjson.dumps(line).decode()
         for line in [
             {"command": "practice register", "command_id": f"reg-{practice}", "actor": ALLOCATOR,
-             "args": {"practice": practice, "name": "Bench", "list_size": 4000}},
+             "args": {"practice": practice, "name": "Bench", "list_size": 4000,
+                      "on": "2024-04-01"}},
             {"command": "budget allocate", "command_id": f"alloc-{practice}", "actor": ALLOCATOR,
              "args": {"practice": practice, "year": "2024-25",
                       "element": {"acute": "100000000000"}}},

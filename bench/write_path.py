@@ -82,7 +82,8 @@ def setup_practice(db: str, practice: str) -> None:
         service.execute(
             build_command(
                 "practice register",
-                {"practice": practice, "name": "Bench Surgery", "list_size": 9000},
+                {"practice": practice, "name": "Bench Surgery", "list_size": 9000,
+                 "on": "2024-04-01"},
             ),
             ALLOCATOR,
         )

@@ -44,15 +44,17 @@ def register(
 
 @app.command(
     "import",
-    epilog="Examples:\n\n"
-    "ledger --actor allocator:Q71 practice import practices.csv --on 2024-04-01\n\n"
-    "ledger --actor allocator:Q71 practice import gp-practice-weighted-populations-2025-26.csv "
-    "--mapping nhse-weighted-populations.toml --on 2025-04-01\n\n"
-    "ledger --actor allocator:Q71 practice import weighted.csv --map practice=Practice_Code "
-    '--map name=GP_Practice_Name --map list_size=Registered --map acute="G&A WP" '
-    "--ignore ICB\n\n"
-    "ledger --actor allocator:Q71 practice import gp-reg-pat-prac-all.csv --list-sizes "
-    "--mapping nhsd-registered-patients.toml --on 2025-10-01",
+    epilog="Example: ledger --actor allocator:Q71 practice import practices.csv "
+    "--on 2024-04-01\n\n"
+    "A published file as downloaded: ledger --actor allocator:Q71 practice import "
+    "gp-practice-weighted-populations-2025-26.csv --mapping nhse-weighted-populations.toml "
+    "--on 2025-04-01\n\n"
+    "Naming columns one by one: ledger --actor allocator:Q71 practice import weighted.csv "
+    '--map practice=Practice_Code --map name=GP_Practice_Name --map list_size=Registered '
+    '--map acute="G&A WP" --ignore ICB\n\n'
+    "Next month's list sizes: ledger --actor allocator:Q71 practice import "
+    "gp-reg-pat-prac-all.csv --list-sizes --mapping nhsd-registered-patients.toml "
+    "--on 2025-10-01",
 )
 def import_(
     ctx: typer.Context,

@@ -90,7 +90,9 @@ _WORDS: dict[str, Callable[[Any], str]] = {
         f"list size {e.list_size:,}{_weighted(e)}"),
     ListSizeRecorded.topic: lambda e: (
         f"list size of {e.practice} recorded as {e.list_size:,}{_weighted(e)}"),
-    PracticeClosed.topic: lambda e: f"{e.practice} closed",
+    PracticeClosed.topic: lambda e: (
+        f"{e.practice} closed from {e.effective_on}; nothing may be committed for it from "
+        "that day, its budgets stay accountable"),
     ConsortiumFormed.topic: lambda e: (
         f"consortium {e.consortium} ({e.name}) formed, accountable officer "
         f"{e.accountable_officer}"),

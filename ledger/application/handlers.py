@@ -105,6 +105,33 @@ def _year_of(command: Command, uow: UnitOfWork) -> FinancialYear | None:
     return None
 
 
+def require_in_existence(command: Command, context: Context, uow: UnitOfWork) -> None:
+    """A command may not take effect before the practice it names was registered, nor
+    before the consortium it names was formed (rule: effective-date)."""
+    day = context.effective_on
+    year = getattr(command, "year", None)
+    if isinstance(year, str) and day not in FinancialYear.parse(year):
+        return  # the handler refuses it under the financial year's own rule
+    what = command.name.split(" ", 1)[-1] if " " in command.name else command.name
+    code = getattr(command, "practice", None)
+    if isinstance(code, str) and not isinstance(command, PracticeRegister):
+        practice = uow.practice(code)
+        if practice.version:
+            practice.require_registered_by(day, what)
+    code = getattr(command, "consortium", None)
+    if isinstance(code, str) and not isinstance(command, ConsortiumForm):
+        consortium = uow.consortium(code)
+        if consortium.version:
+            consortium.require_formed_by(day, what)
+    holder = getattr(command, "to", None)
+    if isinstance(holder, str):
+        kind, _, other = holder.partition(":")
+        if kind == "consortium" and uow.consortium(other).version:
+            uow.consortium(other).require_formed_by(day, f"hold its budget ({holder})")
+        if kind == "practice" and uow.practice(other).version:
+            uow.practice(other).require_registered_by(day, f"hold its budget ({holder})")
+
+
 def practices_named(commands: Iterable[Command]) -> Iterator[str]:
     for command in commands:
         practice = getattr(command, "practice", None)
@@ -481,6 +508,7 @@ def basis_points_of(uow: UnitOfWork, budget: Budget, day: date) -> int:
 @handles(SpendCommit)
 def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
     budget = existing_budget(uow, command.practice, command.year)
+    existing_practice(uow, command.practice).require_open_on(context.effective_on)
     if uow.ref(command.ref) is not None:
         raise RuleViolation("commitment", f"commitment reference {command.ref} is already used")
     amount = parse_amount(command.amount)
@@ -518,6 +546,8 @@ def vary(command: SpendVary, context: Context, uow: UnitOfWork) -> Result:
     amount = parse_amount(command.amount)
     commitment = budget.commitment(command.ref)
     increase = max(amount - commitment.amount, 0)
+    if increase:  # a closed practice's commitments may be reduced, settled, cancelled
+        uow.practice(budget.practice).require_open_on(context.effective_on)
     basis_points, pool = pool_for_spend(uow, budget, commitment.element, increase,
                                         context.effective_on)
     if not increase:

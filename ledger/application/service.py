@@ -236,6 +236,7 @@ class LedgerService:
             reason=getattr(request.command, "reason", None),
         )
         try:
+            handlers.require_in_existence(request.command, context, uow)
             result = handler(request.command, context, uow)
         except LedgerError:
             if context.journal:

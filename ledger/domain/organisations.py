@@ -138,6 +138,7 @@ class Consortium(Aggregate):
     code: str
     name: str
     accountable_officer: str
+    formed_on: date
     memberships: dict[str, list[Membership]]
     top_slices: dict[str, int]
     adopted_standards: dict[str, tuple[str, ...]]
@@ -153,12 +154,22 @@ class Consortium(Aggregate):
 
     @applies(ConsortiumFormed)
     def _formed(self, event: ConsortiumFormed) -> None:
+        self.formed_on = event.effective_on
         self.code = event.consortium
         self.name = event.name
         self.accountable_officer = event.accountable_officer
         self.memberships = {}
         self.top_slices = {}
         self.adopted_standards = {}
+
+    def require_formed_by(self, day: date, what: str) -> None:
+        """Nothing about a consortium may take effect before it was formed."""
+        if day < self.formed_on:
+            raise RuleViolation(
+                "effective-date",
+                f"consortium {self.code} was formed on {self.formed_on}; cannot {what} "
+                f"effective {day}, before it was formed",
+            )
 
     def is_member(self, practice: str, day: date) -> bool:
         return any(m.covers(day) for m in self.memberships.get(practice, ()))

@@ -27,11 +27,14 @@ def base(ledger: Ledger, db_url: str) -> str:
     service = ledger.service
     steps: list[tuple[str, str, dict[str, Any]]] = [
         (ALLOCATOR, "consortium form",
-         {"consortium": "16C", "name": "Tees Valley", "officer": "Dr A Example"}),
+         {"consortium": "16C", "name": "Tees Valley", "officer": "Dr A Example",
+          "on": "2024-04-01"}),
         (ALLOCATOR, "practice register",
-         {"practice": "A81001", "name": "The Densham Surgery", "list_size": 4069}),
+         {"practice": "A81001", "name": "The Densham Surgery", "list_size": 4069,
+          "on": "2024-04-01"}),
         (ALLOCATOR, "practice register",
-         {"practice": "A81002", "name": "Queens Park Medical Centre", "list_size": 9000}),
+         {"practice": "A81002", "name": "Queens Park Medical Centre", "list_size": 9000,
+          "on": "2024-04-01"}),
         (ALLOCATOR, "consortium join", {"consortium": "16C", "practice": "A81001",
                                         "on": "2024-04-01"}),
         (ALLOCATOR, "budget allocate", {"practice": "A81001", "year": "2024-25",

@@ -18,7 +18,7 @@ ALLOCATOR = "allocator:Q71"
 
 def setup_consortium(invoke: Ledger) -> None:
     result = invoke("consortium", "form", "16C", "--name", "Tees Valley", "--officer", "Dr A",
-                    actor=ALLOCATOR)
+                    "--on", "2024-04-01", actor=ALLOCATOR)
     assert result.code == 0, result.stderr
 
 
@@ -93,7 +93,7 @@ def test_a_bad_practices_file_records_nothing_and_names_the_line(
 def register(invoke: Ledger, *codes: str) -> None:
     for code in codes:
         result = invoke("practice", "register", code, "--name", f"Surgery {code}",
-                        "--list-size", "5000", actor=ALLOCATOR)
+                        "--list-size", "5000", "--on", "2024-04-01", actor=ALLOCATOR)
         assert result.code == 0, result.stderr
 
 
@@ -188,7 +188,7 @@ def commitments(count: int, start: int = 1) -> list[str]:
 
 SETUP = [
     line("practice register", "s-1", ALLOCATOR, practice="A81001", name="The Densham Surgery",
-         list_size=4069),
+         list_size=4069, on="2024-04-01"),
     line("budget allocate", "s-2", ALLOCATOR, practice="A81001", year="2024-25",
          element={"acute": "1200000"}, on="2024-04-01"),
 ]

@@ -21,7 +21,7 @@ ALLOCATOR = "allocator:Q71"
 def register(invoke: Ledger, *codes: str) -> None:
     for code in codes:
         result = invoke("practice", "register", code, "--name", f"Surgery {code}",
-                        "--list-size", "5000", actor=ALLOCATOR)
+                        "--list-size", "5000", "--on", "2024-04-01", actor=ALLOCATOR)
         assert result.code == 0, result.stderr
 
 

@@ -36,9 +36,11 @@ def test_the_design_scenario_records_each_command_once(
     )
     steps: list[tuple[str, list[str], str]] = [
         (ALLOCATOR, ["consortium", "form", "16C", "--name", "Tees Valley",
-                     "--officer", "Dr A Example"], "formed consortium 16C Tees Valley"),
+                     "--officer", "Dr A Example", "--on", "2024-04-01"],
+         "formed consortium 16C Tees Valley"),
         (ALLOCATOR, ["practice", "register", "A81001", "--name", "The Densham Surgery",
-                     "--list-size", "4069"], "registered A81001 The Densham Surgery"),
+                     "--list-size", "4069", "--on", "2024-04-01"],
+         "registered A81001 The Densham Surgery"),
         (ALLOCATOR, ["practice", "import", "practices.csv", "--on", "2024-04-01"],
          "imported 2 practices from practices.csv"),
         (OFFICER, ["consortium", "join", "16C", "A81001", "--on", "2024-04-01"],

@@ -73,9 +73,11 @@ def steps() -> list[Step]:
             "practice": practice, "name": f"Surgery {practice}", "list_size": list_size,
             "weighted": weighted, "on": "2024-04-01"}))
     s.append(("consortium form", "consortium:16C",
-              {"consortium": "16C", "name": "Tees Valley", "officer": "Dr A Brereton"}))
+              {"consortium": "16C", "name": "Tees Valley", "officer": "Dr A Brereton",
+               "on": "2024-04-01"}))
     s.append(("consortium form", "consortium:00P",
-              {"consortium": "00P", "name": "Sunderland", "officer": "Dr G Lowther"}))
+              {"consortium": "00P", "name": "Sunderland", "officer": "Dr G Lowther",
+               "on": "2024-04-01"}))
     s += [("consortium join", "consortium:16C",
            {"consortium": "16C", "practice": practice, "on": "2024-04-01"})
           for practice in ("A81001", "A81002", "A81003", "A81004", "A81005")]

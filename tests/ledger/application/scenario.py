@@ -26,12 +26,12 @@ def seed(ledger: Ledger, *, amount: str = "10000", practices: tuple[str, ...] = 
     """Practices registered and allocated `amount` per element; a consortium with members."""
     for code in practices:
         run(ledger, "practice register", ALLOCATOR, practice=code, name=f"Surgery {code}",
-            list_size=4000)
+            list_size=4000, on="2024-04-01")
         run(ledger, "budget allocate", ALLOCATOR, practice=code, year=YEAR, on="2024-04-01",
             element=dict.fromkeys(("acute", "prescribing", "community"), amount))
     if consortium:
         run(ledger, "consortium form", ALLOCATOR, consortium=consortium, name="Tees Valley",
-            officer="Dr A Officer")
+            officer="Dr A Officer", on="2024-04-01")
         for code in members:
             run(ledger, "consortium join", f"consortium:{consortium}", consortium=consortium,
                 practice=code, on="2024-04-01")

@@ -53,10 +53,12 @@ def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def write_history(ledger: Ledger, commitments: int = 8) -> None:
     run = ledger.service.execute
     run(build_command("practice register",
-                      {"practice": "A81001", "name": "Densham", "list_size": 4069}),
+                      {"practice": "A81001", "name": "Densham", "list_size": 4069,
+                       "on": "2024-04-01"}),
         "allocator:Q71")
     run(build_command("practice register",
-                      {"practice": "A81002", "name": "Other", "list_size": 5000}), "allocator:Q71")
+                      {"practice": "A81002", "name": "Other", "list_size": 5000,
+                       "on": "2024-04-01"}), "allocator:Q71")
     run(build_command("budget allocate", {"practice": "A81001", "year": "2024-25",
                                           "element": {"acute": "1200000"}}), "allocator:Q71")
     for i in range(commitments):

@@ -35,7 +35,8 @@ def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Ledge
     ledger = bootstrap(path)
     run = ledger.service.execute
     run(build_command("practice register",
-                      {"practice": "A81001", "name": "Densham", "list_size": 4069}),
+                      {"practice": "A81001", "name": "Densham", "list_size": 4069,
+                       "on": "2024-04-01"}),
         "allocator:Q71")
     run(build_command("budget allocate", {"practice": "A81001", "year": "2024-25",
                                           "element": {"acute": "1200000"}}), "allocator:Q71")
