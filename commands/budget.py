@@ -41,6 +41,59 @@ def allocate(
 
 
 @app.command(
+    "allocate-formula",
+    epilog="Example: ledger --actor allocator:Q71 budget allocate-formula --year 2025-26 "
+    "--rate acute=780 --rate prescribing=170.25 --consortium 16C --on 2025-04-01 --dry-run",
+)
+def allocate_formula(
+    ctx: typer.Context,
+    *,
+    year: options.Year,
+    rate: Annotated[
+        list[str],
+        typer.Option(
+            "--rate",
+            metavar="ELEMENT=POUNDS",
+            help="Pounds per weighted head for an element, at most two decimals "
+            "(acute=780 or acute=780.25); repeat per element.",
+        ),
+    ],
+    consortium: Annotated[
+        str | None,
+        typer.Option("--consortium", help="Only the consortium's members on --on "
+                     "(default: every practice the acting allocator registered).",
+                     show_default=False),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be allocated; record nothing."),
+    ] = False,
+    on: options.On = None,
+) -> None:
+    """Allocate budgets by formula: weighted population x pounds per weighted head.
+
+    For each practice in scope and each rated element: its weighted population in
+    force on --on, times the rate, rounded half up to the penny (exactly, no floating
+    point). Practices not registered yet or closed on --on are left out (and listed).
+    Each practice is one idempotent command, id <run id>:<practice> (the run id is
+    --command-id, or derived from the year, rates, scope and date), so a re-run
+    records nothing twice. The weighted population and rate are recorded on each
+    allocation and shown in the trail. All or nothing: a practice without a weighted
+    population for a rated element refuses the run, naming it.
+    """
+    state = state_of(ctx)
+    with handled(state):
+        from ledger.application.formula import allocate_by_formula  # noqa: PLC0415
+
+        actor = state.require_actor()
+        run = allocate_by_formula(
+            state.ledger().service, actor=actor, year=year, rates=rate,
+            consortium=consortium, on=on, command_id=state.command_id, dry_run=dry_run,
+        )
+        render.formula_run(run)
+
+
+@app.command(
     "import",
     epilog="Example: ledger --actor allocator:Q71 budget import allocations.csv --year 2024-25",
 )

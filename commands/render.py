@@ -19,6 +19,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from ledger.application.batch import ApplyReport, LineResult
     from ledger.application.demo import DemoSummary
+    from ledger.application.formula import FormulaRun
     from ledger.application.imports import ImportReport
     from ledger.application.service import Answer
     from ledger.domain.errors import LedgerError
@@ -97,6 +98,38 @@ def import_report(report: ImportReport) -> None:
     )
     out.print(text)
     out.print(_line(f"  command ids {report.command_id}:line<N>", "dim"))
+
+
+def formula_run(run: FormulaRun) -> None:
+    """Each practice's allocation by formula: weighted population x rate = amount."""
+    from ledger.domain.values import format_pence, format_weighted  # noqa: PLC0415
+
+    table = Table(title=f"Allocation by formula, {run.year}, effective {run.effective_on}")
+    for name in ("practice", "element", "weighted population", "rate per head", "amount"):
+        table.add_column(name, justify="left" if name in ("practice", "element") else "right",
+                         no_wrap=True)
+    for line in run.lines:
+        for element, term in line.terms.items():
+            table.add_row(line.practice, str(element), format_weighted(term.weighted_population),
+                          format_pence(term.rate_pence), format_pence(line.amounts[element]))
+    out.print(table)
+    for skipped in run.left_out:
+        out.print(_line(f"  left out: {skipped}", "dim"))
+    what = (f"{len(run.lines)} practice{'s' if len(run.lines) != 1 else ''}, "
+            f"{format_pence(run.total)} in all")
+    text = Text()
+    if run.dry_run:
+        text.append("dry run: ", style="yellow")
+        text.append(f"would allocate {what}; nothing recorded")
+    elif run.already_applied == len(run.lines):
+        text.append("already applied: ", style="cyan")
+        text.append(f"allocated {what} (0 commands applied)")
+    else:
+        text.append("done: ", style="green")
+        text.append(f"allocated {what} ({len(run.lines) - run.already_applied} commands "
+                    f"applied, {run.already_applied} already applied)")
+    out.print(text)
+    out.print(_line(f"  command ids {run.run_id}:<practice>", "dim"))
 
 
 # --- apply ---------------------------------------------------------------------------

@@ -74,8 +74,21 @@ def _elements(elements: Any) -> str:
 
 def _allocated(e: Any) -> str:
     total = sum(e.amounts_pence.values())
-    parts = ", ".join(f"{el} {format_pence(v)}" for el, v in e.amounts_pence.items())
+    formula = getattr(e, "formula", None) or {}
+    parts = ", ".join(
+        f"{el} {format_pence(v)}" + (_term(formula[el]) if el in formula else "")
+        for el, v in e.amounts_pence.items())
     return f"{e.allocator} allocated {format_pence(total)} for {e.year} ({parts})"
+
+
+def _term(term: Any) -> str:
+    """` = 5044.162762 x £780.00`: the basis of an allocation by formula. Events read back
+    without validation carry the term as a plain dict."""
+    if isinstance(term, dict):
+        weighted, rate = term["weighted_population"], term["rate_pence"]
+    else:
+        weighted, rate = term.weighted_population, term.rate_pence
+    return f" = {format_weighted(weighted)} weighted x {format_pence(int(rate))}"
 
 
 def _weighted(e: Any) -> str:

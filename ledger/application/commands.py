@@ -241,6 +241,41 @@ class BudgetAllocate(_BudgetArg):
         return {e: parse_amount(a, allow_zero=True) for e, a in self.element.items()}
 
 
+def _rates(value: Any) -> Any:
+    """`["acute=780", ...]` or `{"acute": "780"}` as {element: rate}, each rate pounds per
+    weighted head with at most two decimals (pence precision), more than zero."""
+    if isinstance(value, str | list | tuple):
+        pairs: dict[Element, str] = {}
+        for item in [value] if isinstance(value, str) else list(value):
+            key, sep, rate = str(item).partition("=")
+            if not sep:
+                raise InvalidInput("rate", f"write --rate {item}=POUNDS (pounds per weighted head)")
+            pairs[parse_element(key)] = rate
+        value = pairs
+    if isinstance(value, dict):
+        rates = {parse_element(str(k)): str(v).strip() for k, v in value.items()}
+        for element, rate in rates.items():
+            try:
+                parse_amount(rate)
+            except InvalidInput as error:
+                raise InvalidInput("rate", f"rate for {element}: {error.message}") from None
+        if not rates:
+            raise InvalidInput("rate", "name at least one rate: --rate ELEMENT=POUNDS")
+        return rates
+    return value
+
+
+class BudgetAllocateFormula(_BudgetArg):
+    """One practice's allocation by formula: per rated element, its weighted population
+    in force on the effective date x the rate, rounded half up to the penny."""
+
+    name: ClassVar[str] = "budget allocate-formula"
+    rate: Annotated[dict[Element, str], BeforeValidator(_rates)]
+
+    def rates_pence(self) -> dict[Element, int]:
+        return {e: parse_amount(r) for e, r in self.rate.items()}
+
+
 class BudgetAdjust(_BudgetArg):
     name: ClassVar[str] = "budget adjust"
     element: OneElement
@@ -331,6 +366,7 @@ COMMANDS: dict[str, type[Command]] = {
         ConsortiumRiskPool,
         ConsortiumAdopt,
         BudgetAllocate,
+        BudgetAllocateFormula,
         BudgetAdjust,
         BudgetDelegate,
         BudgetRevoke,

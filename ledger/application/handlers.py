@@ -14,6 +14,7 @@ from typing import Any
 from ledger.application.commands import (
     BudgetAdjust,
     BudgetAllocate,
+    BudgetAllocateFormula,
     BudgetDelegate,
     BudgetHarden,
     BudgetOptIn,
@@ -36,7 +37,7 @@ from ledger.application.commands import (
 )
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.aggregate import Context
-from ledger.domain.budget import Budget, top_slice
+from ledger.domain.budget import Budget, formula_amounts, top_slice
 from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.events import (
     CommitmentVaried,
@@ -318,6 +319,26 @@ def allocate(command: BudgetAllocate, context: Context, uow: UnitOfWork) -> Resu
     return Result(
         f"allocated {format_pence(total)} to {practice.code} for {command.year} "
         f"across {len(amounts)} element(s)"
+    )
+
+
+@handles(BudgetAllocateFormula)
+def allocate_by_formula(command: BudgetAllocateFormula, context: Context, uow: UnitOfWork
+                        ) -> Result:
+    practice = existing_practice(uow, command.practice)
+    budget = uow.budget(command.practice, command.financial_year)
+    amounts, terms = formula_amounts(practice, context.effective_on, command.rates_pence())
+    opening = not budget.exists
+    budget.allocate(context, practice, amounts, "by formula: weighted population x rate",
+                    formula=terms)
+    if opening:
+        uow.opened_budget(practice.code, command.year)
+    parts = ", ".join(
+        f"{e} {format_weighted(t.weighted_population)} x {format_pence(t.rate_pence)} = "
+        f"{format_pence(amounts[e])}" for e, t in terms.items())
+    return Result(
+        f"allocated {format_pence(sum(amounts.values()))} to {practice.code} for "
+        f"{command.year} by formula ({parts})"
     )
 
 

@@ -12,6 +12,7 @@ import bisect
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 from ledger.domain.aggregate import Aggregate, Context, applies
 from ledger.domain.errors import NotAuthorised, NotFound, RuleViolation
@@ -22,6 +23,7 @@ from ledger.domain.events import (
     CommitmentSettled,
     CommitmentVaried,
     DelegationRevoked,
+    FormulaTerm,
     HoldingDelegated,
     MadeHard,
     MadeIndicative,
@@ -162,6 +164,7 @@ class Budget(Aggregate):
         practice: Practice,
         amounts: dict[Element, int],
         basis: str | None = None,
+        formula: dict[Element, FormulaTerm] | None = None,
     ) -> None:
         practice.require_allocator(context, "allocate to it")
         self._require_in_year(context)
@@ -185,6 +188,7 @@ class Budget(Aggregate):
             allocator=practice.allocator,
             amounts_pence=amounts,
             basis=basis,
+            formula=formula,
         )
 
     @applies(BudgetAllocated)
@@ -692,3 +696,32 @@ class Budget(Aggregate):
 
 def _insert(timeline: Timeline, day: date, sequence: int, value: str) -> None:
     bisect.insort(timeline, (day, sequence, value))
+
+
+# --- allocation by formula -----------------------------------------------------------
+
+
+def formula_amounts(
+    practice: Practice, day: date, rates_pence: dict[Element, int]
+) -> tuple[dict[Element, int], dict[Element, FormulaTerm]]:
+    """Per rated element: the practice's weighted population in force on `day` x the rate
+    (pence per weighted head), rounded half up to the penny, exactly (Decimal).
+
+    Refused (rule `formula`) when the practice has no weighted population for a rated
+    element: the allocation would otherwise be silently zero.
+    """
+    weighted = practice.weighted_population_on(day)
+    missing = [str(e) for e in rates_pence if e not in weighted]
+    if missing:
+        raise RuleViolation(
+            "formula",
+            f"{practice.code} has no weighted population for {', '.join(missing)} on {day}; "
+            "record one (practice list-size --weighted) or leave the element's rate out",
+        )
+    amounts: dict[Element, int] = {}
+    terms: dict[Element, FormulaTerm] = {}
+    for element, rate in rates_pence.items():
+        exact = weighted[element] * rate
+        amounts[element] = int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        terms[element] = FormulaTerm(weighted_population=weighted[element], rate_pence=rate)
+    return amounts, terms

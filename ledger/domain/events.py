@@ -146,11 +146,27 @@ class BudgetEvent(LedgerEvent):
     year: str
 
 
+class FormulaTerm(BaseModel):
+    """How one element's allocation was set by formula: weighted population x rate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weighted_population: WeightedPopulation = Field(
+        description="the practice's weighted population in force on the effective date")
+    rate_pence: int = Field(gt=0, description="pence per weighted head")
+
+
 class BudgetAllocated(BudgetEvent):
+    """v2 adds `formula`: per element, the weighted population and rate an allocation by
+    formula was computed from (amount = weighted population x rate, rounded half up to
+    the penny); absent (None) for amounts given directly and for every v1 event."""
+
     topic: ClassVar[str] = "BudgetAllocated"
+    schema_version: ClassVar[int] = 2
     allocator: str
     amounts_pence: dict[Element, int]
     basis: FreeText | None = None
+    formula: dict[Element, FormulaTerm] | None = None
 
 
 class AllocationAdjusted(BudgetEvent):
@@ -303,6 +319,8 @@ def _weighted_as_decimal_text(state: dict[str, Any]) -> dict[str, Any]:
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("PracticeRegistered", 1): _weighted_as_decimal_text,
     ("ListSizeRecorded", 1): _weighted_as_decimal_text,
+    # v1 allocations were never by formula: v2 reads them with no formula.
+    ("BudgetAllocated", 1): lambda state: state | {"formula": None},
 }
 
 

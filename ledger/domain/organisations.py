@@ -33,6 +33,8 @@ class Practice(Aggregate):
     allocator: str
     registered_on: date
     closed_on: date | None
+    # (effective on, list size, weighted population) of every figure recorded, in order.
+    figures: list[tuple[date, int, dict[Element, Decimal]]]
 
     @classmethod
     def register(
@@ -66,6 +68,7 @@ class Practice(Aggregate):
         self.weighted_population = dict(event.weighted_population)
         self.allocator = event.allocator
         self.closed_on = None
+        self.figures = [(event.effective_on, event.list_size, dict(event.weighted_population))]
 
     def require_allocator(self, context: Context, what: str) -> None:
         actor = context.actor
@@ -97,6 +100,16 @@ class Practice(Aggregate):
     def _list_size(self, event: ListSizeRecorded) -> None:
         self.list_size = event.list_size
         self.weighted_population = dict(event.weighted_population)
+        self.figures.append((event.effective_on, event.list_size,
+                             dict(event.weighted_population)))
+
+    def weighted_population_on(self, day: date) -> dict[Element, Decimal]:
+        """The weighted populations in force on `day`: the latest figures effective by
+        then (of two on one date, the later recorded)."""
+        in_force = [f for f in self.figures if f[0] <= day]
+        if not in_force:
+            return {}
+        return max(enumerate(in_force), key=lambda item: (item[1][0], item[0]))[1][2]
 
     def close(self, context: Context) -> None:
         self.require_allocator(context, "close it")

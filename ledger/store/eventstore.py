@@ -281,6 +281,20 @@ class EventStore:
                 return
             after = batch[-1].id
 
+    def events_of(self, topic: str, page: int = 1000) -> Iterator[LedgerEvent]:
+        """Every event of one topic, in position order (a full scan filtered in SQL)."""
+        self.ensure_readable()
+        after = 0
+        while True:
+            batch = self.app.recorder.select_notifications(
+                start=after, limit=page, topics=(topic,), inclusive_of_start=False)
+            for n in batch:
+                yield decode_event(n.topic, n.originator_id, n.originator_version, n.state,
+                                   n.id)
+            if len(batch) < page:
+                return
+            after = batch[-1].id
+
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
