@@ -139,31 +139,29 @@ class _BudgetArg(_PracticeArg):
 # --- practices -----------------------------------------------------------------------
 
 
-class PracticeRegister(_PracticeArg):
-    name: ClassVar[str] = "practice register"
-    practice_name: FreeText = Field(alias="name", min_length=1)
+class _Population(_PracticeArg):
+    """A list size and weighted populations by element, parsed exactly and in range."""
+
     list_size: ListSizeArg
     weighted: dict[Element, WeightedArg] = Field(default_factory=dict)
+
+    @field_validator("weighted", mode="before")
+    @classmethod
+    def _weighted(cls, value: Any) -> Any:
+        return _weighted_by_element(value)
+
+
+class PracticeRegister(_Population):
+    name: ClassVar[str] = "practice register"
+    practice_name: FreeText = Field(alias="name", min_length=1)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    @field_validator("weighted", mode="before")
-    @classmethod
-    def _weighted(cls, value: Any) -> Any:
-        return _weighted_by_element(value)
 
-
-class PracticeListSize(_PracticeArg):
+class PracticeListSize(_Population):
     """A practice's list size (and weighted populations given) in force from `on`."""
 
     name: ClassVar[str] = "practice list-size"
-    list_size: ListSizeArg
-    weighted: dict[Element, WeightedArg] = Field(default_factory=dict)
-
-    @field_validator("weighted", mode="before")
-    @classmethod
-    def _weighted(cls, value: Any) -> Any:
-        return _weighted_by_element(value)
 
 
 class PracticeClose(_PracticeArg):
