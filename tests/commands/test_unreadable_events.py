@@ -56,7 +56,7 @@ def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def populate(invoke: Ledger) -> None:
     assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
-                  actor=ALLOCATOR).code == 0
+                  "--on", "2024-04-01", actor=ALLOCATOR).code == 0
     assert invoke("budget", "allocate", "A81001", "--year", "2024-25", "--on", "2024-04-01",
                   "--element", "acute=1200000", actor=ALLOCATOR).code == 0
     # The projections are up to date before the foreign row arrives, as they would
@@ -98,10 +98,10 @@ def count_rows(db_url: str) -> int:
 
 
 def newer_list_size(invoke: Ledger) -> tuple[uuid.UUID, int, str, bytes]:
-    """A `ListSizeRecorded` at schema version 2 that adds a field, next in the practice stream."""
+    """A `ListSizeRecorded` at schema version 3 that adds a field, next in the practice stream."""
     events = [orjson.loads(line) for line in invoke("events").stdout.splitlines()]
     registered = next(e for e in events if e["event"] == "PracticeRegistered")
-    state = {"schema_version": 2, "recorded_at": registered["recorded_at"],
+    state = {"schema_version": 3, "recorded_at": registered["recorded_at"],
              "effective_on": registered["effective_on"], "actor": ALLOCATOR,
              "command_id": "from-a-newer-version", "reason": None, "practice": "A81001",
              "list_size": 4100, "weighted_population": {}, "list_source": "NHS Digital quarterly"}
@@ -120,7 +120,7 @@ CASES: dict[str, tuple[Callable[[Ledger], Row], tuple[str, ...]]] = {
     "unknown topic": (unknown_topic,
                       ("'BudgetFrozen'", "does not know", "upgrade the ledger")),
     "newer schema version": (newer_list_size,
-                             ("ListSizeRecorded", "schema version 2", "understands up to 1",
+                             ("ListSizeRecorded", "schema version 3", "understands up to 2",
                               "upgrade the ledger")),
 }
 

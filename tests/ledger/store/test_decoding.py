@@ -37,10 +37,10 @@ def test_an_unknown_topic_is_unreadable_with_its_position() -> None:
 
 def test_a_newer_version_that_adds_a_field_is_unreadable() -> None:
     with pytest.raises(UnreadableEvent) as error:
-        decode_event("ListSizeRecorded", STREAM, 2, state(schema_version=2, source="x"), 9)
-    assert (error.value.stored, error.value.understood) == (2, 1)
-    assert "schema version 2" in str(error.value)
-    assert "understands up to 1" in str(error.value)
+        decode_event("ListSizeRecorded", STREAM, 2, state(schema_version=3, source="x"), 9)
+    assert (error.value.stored, error.value.understood) == (3, 2)
+    assert "schema version 3" in str(error.value)
+    assert "understands up to 2" in str(error.value)
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", orjson.dumps({"schema_version": "1"})])
@@ -70,6 +70,7 @@ def test_the_stored_version_is_read_from_the_state(raw: bytes, version: int | No
 
 def test_readable_knows_topics_and_versions() -> None:
     assert readable("ListSizeRecorded", 1) is None
-    assert readable("ListSizeRecorded", 2) is not None
+    assert readable("ListSizeRecorded", 2) is None
+    assert readable("ListSizeRecorded", 3) is not None
     assert readable("ListSizeRecorded", None) is not None
     assert readable("Nope", 1) is not None
