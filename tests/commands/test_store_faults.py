@@ -56,7 +56,7 @@ def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def populate(invoke: Ledger, db: str) -> None:
     assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
-                  actor=ALLOCATOR, db=db).code == 0
+                  "--on", "2024-04-01", actor=ALLOCATOR, db=db).code == 0
     assert invoke("budget", "allocate", "A81001", "--year", "2024-25", "--on", "2024-04-01",
                   "--element", "acute=1200000", actor=ALLOCATOR, db=db).code == 0
 
