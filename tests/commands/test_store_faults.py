@@ -138,7 +138,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        # Lazy: the in-process ledger may still hold the file open; the mount goes
+        # once the last handle closes.
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
 def fill(disk: Path) -> None:
