@@ -22,7 +22,7 @@ app = typer.Typer(
     help="Event-sourced ledger of GP commissioning budgets: who holds what, who is "
     "accountable, and every commitment against it.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -89,4 +89,7 @@ app.add_typer(keys.app)
 
 
 def main() -> None:
-    app()
+    """The `ledger` entry point: sub-commands are built only when used (commands/lazy.py)."""
+    from commands.lazy import command  # noqa: PLC0415 - only the entry point needs it
+
+    command(app)()

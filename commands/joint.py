@@ -12,14 +12,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from commands.errors import handled
 from commands.reads import AsOf, FormatOption, YearOption
 from commands.reads_render import Format, rows
 from commands.render import out
 from commands.run import state_of
-from ledger.domain.values import format_pence
 
 if TYPE_CHECKING:
     from commands.state import CliState
@@ -127,6 +125,8 @@ def variation(
 
 
 def show_quality(found: Sequence[Row], fmt: Format) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
     if fmt is not Format.table:
         rows([{k: r[k] for k in QUALITY_FIELDS} for r in found], fmt, columns=QUALITY_FIELDS)
         return
@@ -142,6 +142,10 @@ def show_quality(found: Sequence[Row], fmt: Format) -> None:
 
 
 def show_variation(found: Sequence[Row], fmt: Format) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+    from ledger.domain.values import format_pence  # noqa: PLC0415 - keeps --help fast
+
     if fmt is not Format.table:
         rows([{k: r[k] for k in VARIATION_FIELDS} for r in found], fmt,
              columns=VARIATION_FIELDS)
@@ -185,6 +189,8 @@ def tour(state: CliState, *, year: str | None = None, consortium: str | None = N
     `element` for `consortium`, or, without one, only the outlier rows of every
     consortium. Errors are the caller's to handle (run it inside `handled`).
     """
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
     from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
 
     reads = JointReads(state.existing().store, today=datetime.now(UTC).date())

@@ -15,14 +15,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from rich.table import Table
-from rich.text import Text
 
 from commands.render import out  # one console for people: one width rule
-from ledger.domain.values import format_pence
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 class Format(StrEnum):
@@ -56,6 +56,10 @@ def _csv_value(value: Any) -> Any:
 
 
 def _cell(key: str, value: Any) -> Text:  # noqa: PLR0911 - one return per kind of value
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+    from ledger.domain.values import format_pence  # noqa: PLC0415 - keeps --help fast
+
     if value is None:
         return Text("")
     if key.endswith("_pence") and isinstance(value, int):
@@ -84,6 +88,9 @@ def _header(key: str) -> str:
 def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = None,
          title: str = "", empty: str = "nothing to show") -> None:
     """Print rows in the chosen format; `columns` picks and orders the table's columns."""
+    from rich.table import Table  # noqa: PLC0415 - rich only when printing
+    from rich.text import Text  # noqa: PLC0415
+
     if fmt is Format.json:
         sys.stdout.write(orjson.dumps(list(items), option=orjson.OPT_INDENT_2).decode() + "\n")
         return

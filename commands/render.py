@@ -10,13 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
     from ledger.application.batch import ApplyReport, LineResult
     from ledger.application.demo import DemoSummary
     from ledger.application.formula import FormulaRun
@@ -29,9 +28,36 @@ if TYPE_CHECKING:
 # Tables are for people: on a terminal rich fits them to its width; piped into a
 # file or a pager (no width to ask), give them room rather than rich's 80 columns.
 WIDTH_OFF_TERMINAL = 160
-out = Console(highlight=False, soft_wrap=True,
-              width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _OnFirstUse:
+    """A rich Console made when it is first used, so importing this module (as every
+    command does, and `ledger --help`) does not load rich. Reads and writes of its
+    attributes go to the console."""
+
+    def __init__(self, **options: Any) -> None:
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_console", None)
+
+    def _made(self) -> Console:
+        console = object.__getattribute__(self, "_console")
+        if console is None:
+            from rich.console import Console  # noqa: PLC0415 - rich only when printing
+
+            console = Console(**object.__getattribute__(self, "_options"))
+            object.__setattr__(self, "_console", console)
+        return cast("Console", console)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._made(), name, value)
+
+
+out = cast("Console", _OnFirstUse(highlight=False, soft_wrap=True,
+                                  width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL))
+err = cast("Console", _OnFirstUse(stderr=True, highlight=False, soft_wrap=True))
 
 # Above this many lines, `apply` lists refused lines one by one and the rest as
 # runs of line numbers.
@@ -41,6 +67,8 @@ _STATUS_STYLE = {"applied": "green", "already applied": "cyan", "refused": "bold
 
 
 def _line(text: str, style: str = "") -> Text:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
     return Text(text, style=style)
 
 
@@ -61,6 +89,8 @@ def error(problem: LedgerError | str) -> None:
 
 
 def answer(result: Answer) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
     status = "already applied" if result.already_applied else "done"
     style = "cyan" if result.already_applied else "green"
     summary = result.summary
@@ -84,6 +114,8 @@ def answer(result: Answer) -> None:
 
 
 def import_report(report: ImportReport) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
     already = report.already_applied
     applied = report.applied
     if applied == 0 and already:
@@ -183,6 +215,8 @@ def _runs(numbers: Sequence[int]) -> str:
 
 
 def _result_line(result: LineResult) -> Text:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
     text = Text()
     text.append(f"line {result.line}: ")
     text.append(result.status, style=_STATUS_STYLE.get(result.status, ""))
@@ -194,6 +228,8 @@ def _result_line(result: LineResult) -> Text:
 
 
 def apply_report(report: ApplyReport, source: str) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
     results = report.results
     if len(results) <= LIST_EACH_LINE_UP_TO:
         for result in results:
@@ -232,6 +268,9 @@ def nothing_to_apply(source: str) -> None:
 
 
 def demo_summary(summary: DemoSummary) -> None:
+    from rich.table import Table  # noqa: PLC0415 - rich only when printing
+    from rich.text import Text  # noqa: PLC0415
+
     from ledger.domain.values import format_pence  # noqa: PLC0415 - keeps --help fast
 
     out.print(

@@ -23,13 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import Tracking
-from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
-from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import EVENTS_BY_TOPIC
@@ -48,6 +45,9 @@ from projections.core import (
     trusted_event,
 )
 from projections.registry import PROJECTIONS, READ_TABLES
+
+if TYPE_CHECKING:  # PostgreSQL's driver loads only for a PostgreSQL store
+    from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 
 BATCH = 10_000
 REBUILD_BATCH = 100_000
@@ -177,6 +177,11 @@ class Database:
             self.schema = ""
             self.tracking_table = "tracking"
         else:
+            from eventsourcing.postgres import (  # noqa: PLC0415 - see the imports
+                PostgresDatastore,
+                PostgresTrackingRecorder,
+            )
+
             assert isinstance(datastore, PostgresDatastore)
             self.postgres: PostgresDatastore = datastore
             self.tracker = PostgresTrackingRecorder(datastore,
@@ -187,6 +192,8 @@ class Database:
     def name(self, table: str) -> str:
         if self.kind == "sqlite":
             return table
+        from psycopg.sql import SQL, Identifier  # noqa: PLC0415 - see the imports
+
         return SQL("{0}.{1}").format(Identifier(self.schema), Identifier(table)).as_string()
 
     @contextmanager
@@ -195,6 +202,8 @@ class Database:
             with self.sqlite.transaction(commit=write) as c:
                 yield c
             return
+        from psycopg.rows import tuple_row  # noqa: PLC0415 - see the imports
+
         with (
             self.postgres.get_connection() as conn,
             conn.transaction(force_rollback=not write),

@@ -46,7 +46,7 @@ def pool_stream(consortium: str, year: str) -> uuid.UUID:
 class LedgerEvent(BaseModel):
     """Fields every event carries (DESIGN §3)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     topic: ClassVar[str] = "LedgerEvent"
     schema_version: ClassVar[int] = 1

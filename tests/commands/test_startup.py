@@ -1,0 +1,124 @@
+"""`ledger` starts fast: its help and its reads load only what they use.
+
+Not timed (timings belong in bench/startup.py): each test looks at which modules
+a fresh interpreter holds after the step, so a heavy import added at the top of
+a command module fails here, whoever adds it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.core import TyperGroup
+
+from commands.app import app
+from commands.lazy import command
+from tests.commands.conftest import REPO, clean_env
+
+# Never needed to print help: the store, the domain's models, the read side, the
+# HTTP API, the drivers, the terminal renderer and anything numerical.
+HEAVY = ("eventsourcing", "psycopg", "psycopg_pool", "pydantic", "fastapi", "uvicorn",
+         "starlette", "rich", "cryptography", "matplotlib", "scipy", "numpy", "pandas",
+         "ledger.domain.events", "ledger.domain.values", "ledger.store", "ledger.application",
+         "ledger.bootstrap", "ledger.audit", "ledger.auditlog", "projections")
+# A read on SQLite needs the store and the read side, never the write side, the
+# PostgreSQL driver, the HTTP API or the audit signatures.
+NOT_FOR_A_READ = ("psycopg", "psycopg_pool", "fastapi", "uvicorn", "starlette",
+                  "cryptography", "ledger.application")
+
+LOADED = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+
+
+def modules_after(code: str, cwd: Path) -> set[str]:
+    """The modules a fresh interpreter holds after running `code` (its output is ignored)."""
+    script = (f"import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+              f"    try:\n        {code}\n    except SystemExit:\n        pass\n{LOADED}")
+    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=clean_env(),
+                          capture_output=True, text=True, timeout=60, check=True)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def heavy(loaded: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in loaded for n in names if m == n or m.startswith(n + "."))
+
+
+def run_main(*args: str) -> str:
+    return f"import sys; from commands.app import main; sys.argv = ['ledger', *{args!r}]; main()"
+
+
+@pytest.mark.e2e
+def test_importing_the_command_line_loads_nothing_heavy() -> None:
+    assert heavy(modules_after("import commands.app", REPO), HEAVY) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("args", [("--help",), ()], ids=["--help", "no arguments"])
+def test_the_top_level_help_loads_nothing_heavy(args: tuple[str, ...]) -> None:
+    assert heavy(modules_after(run_main(*args), REPO), HEAVY) == []
+
+
+@pytest.mark.e2e
+def test_a_read_on_sqlite_loads_neither_the_write_side_nor_the_postgres_driver(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "ledger.db")
+    loaded = modules_after(run_main("--db", db, "holders", "--format", "json"), tmp_path)
+    assert "projections.queries" in loaded  # it did run the read
+    assert heavy(loaded, NOT_FOR_A_READ) == []
+
+
+# --- the lazy entry point gives what Typer's own build gives ----------------------------
+
+
+def help_of(group: TyperGroup, path: tuple[str, ...]) -> str:
+    ctx = group.make_context("ledger", [], resilient_parsing=True)
+    current: object = group
+    for word in path:
+        assert isinstance(current, TyperGroup)
+        sub = current.get_command(ctx, word)
+        assert sub is not None, path
+        ctx = sub.make_context(word, [], parent=ctx, resilient_parsing=True)
+        current = sub
+    assert isinstance(current, typer.core.TyperCommand | TyperGroup)
+    return current.get_help(ctx)
+
+
+def command_paths(group: TyperGroup) -> list[tuple[str, ...]]:
+    ctx = group.make_context("ledger", [], resilient_parsing=True)
+    paths: list[tuple[str, ...]] = [()]
+    for name in group.list_commands(ctx):
+        sub = group.get_command(ctx, name)
+        if isinstance(sub, TyperGroup):
+            paths += [(name, *rest) for rest in command_paths(sub)]
+        else:
+            paths.append((name,))
+    return paths
+
+
+def eager_group() -> TyperGroup:
+    """What Typer builds on its own, every command at once (as the in-process tests use)."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    return group
+
+
+EAGER = eager_group()
+
+
+@pytest.mark.parametrize("path", command_paths(EAGER), ids=lambda p: " ".join(p) or "ledger")
+def test_every_help_text_is_the_same_built_on_demand(path: tuple[str, ...]) -> None:
+    lazy = command(app)
+    assert isinstance(lazy, TyperGroup)
+    assert help_of(lazy, path) == help_of(EAGER, path)
+
+
+def test_the_lazy_entry_point_lists_the_same_commands_in_the_same_order() -> None:
+    lazy = command(app)
+    ctx = lazy.make_context("ledger", [], resilient_parsing=True)
+    assert lazy.list_commands(ctx) == EAGER.list_commands(ctx)
+    assert [p.name for p in lazy.params] == [p.name for p in EAGER.params]
