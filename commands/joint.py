@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from commands import render
 from commands.errors import handled
 from commands.reads import AsOf, FormatOption, YearOption
 from commands.reads_render import Format, rows
-from commands.render import out
 from commands.run import state_of
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def show_quality(found: Sequence[Row], fmt: Format) -> None:
     gaps = [r for r in found if r["gap"]]
     if gaps:
         named = ", ".join(f"{r['consortium']} {r['year']} {r['qs_code']}" for r in gaps)
-        out.print(Text(f"{len(gaps)} adopted standard(s) with no commitments: {named}",
+        render.out.print(Text(f"{len(gaps)} adopted standard(s) with no commitments: {named}",
                        style="bold red"))
 
 
@@ -174,9 +174,9 @@ def show_variation(found: Sequence[Row], fmt: Format) -> None:
         rows(shown, fmt, columns=VARIATION_TABLE, title=title)
         notes = {n for r in members for n in r["note"].split("; ") if "no outliers" in n}
         for note in sorted(notes):
-            out.print(Text(f"{consortium} {element}: {note}"))
+            render.out.print(Text(f"{consortium} {element}: {note}"))
     flagged = sum(r["outlier"] for r in found)
-    out.print(Text(f"{flagged} outlier(s). Rule: outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR "
+    render.out.print(Text(f"{flagged} outlier(s). Rule: outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR "
                    "of the members' rates; none with fewer than 4 members.",
                    style="bold red" if flagged else ""))
 
@@ -198,12 +198,12 @@ def tour(state: CliState, *, year: str | None = None, consortium: str | None = N
     show_quality([r for r in standards if r["adopted"]], Format.table)
     others = sum(not r["adopted"] for r in standards)
     if others:
-        out.print(Text(f"{others} standard(s) tagged on commitments but not adopted: "
+        render.out.print(Text(f"{others} standard(s) tagged on commitments but not adopted: "
                        "`ledger quality` lists them too."))
     found = reads.variation(consortium=consortium, year=year, element=element)
     if consortium is None:
         outliers = [r for r in found if r["outlier"]]
-        out.print(Text(f"Peer review of {element or 'every element'}: {len(outliers)} "
+        render.out.print(Text(f"Peer review of {element or 'every element'}: {len(outliers)} "
                        f"outlier(s) among {len(found)} member practices"))
         found = outliers
     show_variation(found, Format.table)

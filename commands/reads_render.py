@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from commands.render import out  # one console for people: one width rule
+from commands import render  # one console for people: one width rule
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -103,7 +103,7 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
             writer.writerow({k: _csv_value(v) for k, v in r.items()})
         return
     if not items:
-        out.print(Text(f"{title}: {empty}" if title else empty))
+        render.out.print(Text(f"{title}: {empty}" if title else empty))
         return
     keys = list(columns or items[0].keys())
     table = Table(title=title or None, title_justify="left")
@@ -113,7 +113,7 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
         table.add_column(_header(key), justify="right" if numeric else "left")
     for item in items:
         table.add_row(*(_cell(k, item.get(k)) for k in keys))
-    out.print(table)
+    render.out.print(table)
 
 
 def json_lines(items: Iterable[Row]) -> None:

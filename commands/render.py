@@ -7,10 +7,11 @@ wrapped, so programs and people can rely on one line per message.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,34 +31,38 @@ if TYPE_CHECKING:
 WIDTH_OFF_TERMINAL = 160
 
 
-class _OnFirstUse:
-    """A rich Console made when it is first used, so importing this module (as every
-    command does, and `ledger --help`) does not load rich. Reads and writes of its
-    attributes go to the console."""
+@functools.cache
+def _consoles() -> tuple[Console, Console]:
+    """The two consoles, made on first use, so importing this module (as every command
+    does, and `ledger --help`) does not load rich."""
+    from rich.console import Console  # noqa: PLC0415 - rich only when printing
 
-    def __init__(self, **options: Any) -> None:
-        object.__setattr__(self, "_options", options)
-        object.__setattr__(self, "_console", None)
-
-    def _made(self) -> Console:
-        console = object.__getattribute__(self, "_console")
-        if console is None:
-            from rich.console import Console  # noqa: PLC0415 - rich only when printing
-
-            console = Console(**object.__getattribute__(self, "_options"))
-            object.__setattr__(self, "_console", console)
-        return cast("Console", console)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._made(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._made(), name, value)
+    return (Console(highlight=False, soft_wrap=True,
+                    width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL),
+            Console(stderr=True, highlight=False, soft_wrap=True))
 
 
-out = cast("Console", _OnFirstUse(highlight=False, soft_wrap=True,
-                                  width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL))
-err = cast("Console", _OnFirstUse(stderr=True, highlight=False, soft_wrap=True))
+if TYPE_CHECKING:
+    out: Console  # answers and reports, on stdout
+    err: Console  # errors and progress, on stderr
+
+
+def __getattr__(name: str) -> Console:
+    """`render.out` and `render.err` (and `from commands.render import out`)."""
+    if name == "out":
+        return _consoles()[0]
+    if name == "err":
+        return _consoles()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _out() -> Console:
+    return _consoles()[0]
+
+
+def _err() -> Console:
+    return _consoles()[1]
+
 
 # Above this many lines, `apply` lists refused lines one by one and the rest as
 # runs of line numbers.
@@ -82,7 +87,7 @@ def error(problem: LedgerError | str) -> None:
         from ledger.store.eventstore import mask_password  # noqa: PLC0415 - error path only
 
         message = mask_password(message)
-    err.print(_line(f"error: {' '.join(message.split())}", "bold red"))
+    _err().print(_line(f"error: {' '.join(message.split())}", "bold red"))
 
 
 # --- one command ---------------------------------------------------------------------
@@ -98,10 +103,10 @@ def answer(result: Answer) -> None:
     text = Text()
     text.append(f"{status}: ", style=style)
     text.append(summary, style="yellow" if flagged else "")
-    out.print(text)
+    _out().print(text)
     when = f"effective {result.effective_on.isoformat()}; " if result.effective_on else ""
     events = len(result.events)
-    out.print(
+    _out().print(
         _line(
             f"  {when}{events} event{'s' if events != 1 else ''}; "
             f"command id {result.command_id}",
@@ -128,8 +133,8 @@ def import_report(report: ImportReport) -> None:
         f"imported {report.rows} {report.what} from {report.source} "
         f"({applied} command{'s' if applied != 1 else ''} applied, {already} already applied)"
     )
-    out.print(text)
-    out.print(_line(f"  command ids {report.command_id}:line<N>", "dim"))
+    _out().print(text)
+    _out().print(_line(f"  command ids {report.command_id}:line<N>", "dim"))
 
 
 def formula_run(run: FormulaRun) -> None:
@@ -170,7 +175,7 @@ def formula_run(run: FormulaRun) -> None:
 @contextmanager
 def apply_progress(total: int, batch_size: int) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal; elsewhere a line on stderr per batch of a long file."""
-    if out.is_terminal:
+    if _out().is_terminal:
         from rich.progress import (  # noqa: PLC0415 - only on a terminal
             BarColumn,
             MofNCompleteColumn,
@@ -184,7 +189,7 @@ def apply_progress(total: int, batch_size: int) -> Iterator[Callable[[int], None
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=out,
+            console=_out(),
             transient=True,
         ) as bar:
             task = bar.add_task("apply", total=total)
@@ -196,7 +201,7 @@ def apply_progress(total: int, batch_size: int) -> Iterator[Callable[[int], None
         nonlocal done
         done += settled
         if total > batch_size:
-            err.print(_line(f"settled {done:,} of {total:,} lines"))
+            _err().print(_line(f"settled {done:,} of {total:,} lines"))
 
     yield log
 
@@ -233,12 +238,12 @@ def apply_report(report: ApplyReport, source: str) -> None:
     results = report.results
     if len(results) <= LIST_EACH_LINE_UP_TO:
         for result in results:
-            out.print(_result_line(result))
+            _out().print(_result_line(result))
     else:
         for status in ("applied", "already applied"):
             chosen = [r for r in results if r.status == status]
             if chosen:
-                out.print(
+                _out().print(
                     _line(
                         f"{status}: {len(chosen):,} lines ({_runs([r.line for r in chosen])}), "
                         f"command ids {chosen[0].command_id} … {chosen[-1].command_id}",
@@ -246,7 +251,7 @@ def apply_report(report: ApplyReport, source: str) -> None:
                     )
                 )
         for result in report.refused:
-            out.print(_result_line(result))
+            _out().print(_result_line(result))
     refused = len(report.refused)
     total = Text()
     total.append(f"{source}: ")
@@ -257,11 +262,11 @@ def apply_report(report: ApplyReport, source: str) -> None:
     total.append(f"{refused:,} refused", style="bold red" if refused else "")
     if report.stopped_early:
         total.append(" (stopped at the first refusal: --stop-on-error)")
-    out.print(total)
+    _out().print(total)
 
 
 def nothing_to_apply(source: str) -> None:
-    out.print(_line(f"{source}: no commands to apply"))
+    _out().print(_line(f"{source}: no commands to apply"))
 
 
 # --- demo ----------------------------------------------------------------------------
@@ -273,7 +278,7 @@ def demo_summary(summary: DemoSummary) -> None:
 
     from ledger.domain.values import format_pence  # noqa: PLC0415 - keeps --help fast
 
-    out.print(
+    _out().print(
         _line(
             f"Demo ledger at {summary.location}: {summary.consortia} consortia, "
             f"{summary.practices} practices, year {summary.year}, "
@@ -288,8 +293,8 @@ def demo_summary(summary: DemoSummary) -> None:
     for topic, count in summary.events_by_type.items():
         table.add_row(topic, f"{count:,}")
     table.add_row(Text("total", style="bold"), Text(f"{summary.events:,}", style="bold"))
-    out.print(table)
-    out.print(
+    _out().print(table)
+    _out().print(
         _line(
             f"{summary.commands:,} commands issued: {summary.commands - summary.refusals:,} "
             f"applied, {summary.refusals:,} refused by a rule; "
@@ -297,17 +302,17 @@ def demo_summary(summary: DemoSummary) -> None:
         )
     )
     for rule, examples in summary.refused_by_rule.items():
-        out.print(_line(f"  refused [{rule}] x{len(examples)}, e.g. {examples[0]}", "yellow"))
+        _out().print(_line(f"  refused [{rule}] x{len(examples)}, e.g. {examples[0]}", "yellow"))
 
 
 def tour_step(command: str, what: str) -> None:
     """One stop of the demo's tour: the command a person would type, and why."""
-    out.print()
-    out.print(_line(f"$ {command}", "bold cyan"))
-    out.print(_line(f"  {what}", "dim"))
+    _out().print()
+    _out().print(_line(f"$ {command}", "bold cyan"))
+    _out().print(_line(f"  {what}", "dim"))
 
 
 def demo_highlights(summary: DemoSummary) -> None:
-    out.print(_line("Practices to look at:", "bold"))
+    _out().print(_line("Practices to look at:", "bold"))
     for what, practice in summary.highlights:
-        out.print(_line(f"  {practice}: {what}"))
+        _out().print(_line(f"  {practice}: {what}"))
