@@ -135,7 +135,12 @@ def command(app: typer.Typer) -> Click:
     shell.registered_commands = []
     shell.registered_groups = []
     shell.info = copy.copy(app.info)
-    shell.info.cls = LazyGroup
+    base = app.info.cls
+    if isinstance(base, type) and issubclass(base, TyperGroup) and base is not TyperGroup:
+        # The app's own group class keeps its behaviour; sub-commands come on demand.
+        shell.info.cls = type(f"Lazy{base.__name__}", (LazyGroup, base), {})
+    else:
+        shell.info.cls = LazyGroup
     group = typer.main.get_command(shell)
     assert isinstance(group, LazyGroup)
     group.defer(app)

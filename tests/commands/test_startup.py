@@ -119,6 +119,7 @@ def test_every_help_text_is_the_same_built_on_demand(path: tuple[str, ...]) -> N
 
 def test_the_lazy_entry_point_lists_the_same_commands_in_the_same_order() -> None:
     lazy = command(app)
+    assert isinstance(lazy, type(EAGER))  # the app's own group class, behaviour and all
     ctx = lazy.make_context("ledger", [], resilient_parsing=True)
     assert lazy.list_commands(ctx) == EAGER.list_commands(ctx)
     assert [p.name for p in lazy.params] == [p.name for p in EAGER.params]
