@@ -139,6 +139,9 @@ def import_report(report: ImportReport) -> None:
 
 def formula_run(run: FormulaRun) -> None:
     """Each practice's allocation by formula: weighted population x rate = amount."""
+    from rich.table import Table  # noqa: PLC0415 - rich only when printing
+    from rich.text import Text  # noqa: PLC0415
+
     from ledger.domain.values import format_pence, format_weighted  # noqa: PLC0415
 
     table = Table(title=f"Allocation by formula, {run.year}, effective {run.effective_on}")
@@ -149,9 +152,9 @@ def formula_run(run: FormulaRun) -> None:
         for element, term in line.terms.items():
             table.add_row(line.practice, str(element), format_weighted(term.weighted_population),
                           format_pence(term.rate_pence), format_pence(line.amounts[element]))
-    out.print(table)
+    _out().print(table)
     for skipped in run.left_out:
-        out.print(_line(f"  left out: {skipped}", "dim"))
+        _out().print(_line(f"  left out: {skipped}", "dim"))
     what = (f"{len(run.lines)} practice{'s' if len(run.lines) != 1 else ''}, "
             f"{format_pence(run.total)} in all")
     text = Text()
@@ -165,8 +168,8 @@ def formula_run(run: FormulaRun) -> None:
         text.append("done: ", style="green")
         text.append(f"allocated {what} ({len(run.lines) - run.already_applied} commands "
                     f"applied, {run.already_applied} already applied)")
-    out.print(text)
-    out.print(_line(f"  command ids {run.run_id}:<practice>", "dim"))
+    _out().print(text)
+    _out().print(_line(f"  command ids {run.run_id}:<practice>", "dim"))
 
 
 # --- apply ---------------------------------------------------------------------------
