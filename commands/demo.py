@@ -44,6 +44,7 @@ def tour(state: CliState, summary: DemoSummary) -> None:
     standards with their gaps and the peer-review outliers.
     """
     from commands.joint import tour as joint_tour  # noqa: PLC0415 - fast --help
+    from commands.reads import show_pools  # noqa: PLC0415
     from commands.reads_render import Format, rows  # noqa: PLC0415
     from projections.joint_queries import JointReads  # noqa: PLC0415
 
@@ -62,11 +63,10 @@ def tour(state: CliState, summary: DemoSummary) -> None:
         rows(reads.trail(opted, year=summary.year, since=date(2024, 7, 1))[:8], Format.table,
              columns=["position", "effective_on", "actor", "summary"],
              title=f"Trail of {opted} (first 8 from July)")
-    render.tour_step(f"ledger position --by consortium --year {summary.year}",
-                     "rolled up by consortium; under it, each risk pool: capacity, drawn, headroom")
-    rows(reads.pools(year=summary.year), Format.table, title="Risk pools",
-         columns=["consortium", "top_slice_percent", "members", "capacity_pence",
-                  "drawn_pence", "draws", "headroom_pence"])
+    render.tour_step(f"ledger pools --year {summary.year}",
+                     "each risk pool: capacity, drawn, headroom (also under "
+                     "`ledger position --by consortium`)")
+    show_pools(reads.pools(year=summary.year), Format.table)
     render.tour_step(f"ledger quality --year {summary.year}; ledger variation --element acute",
                      "standards adopted with their gaps, and peer-review outliers")
     joint_tour(state, year=summary.year)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from commands.errors import handled
-from commands.reads_render import Format, json_lines, rows
+from commands.reads_render import Format, Row, json_lines, rows
 from commands.run import state_of
 
 if TYPE_CHECKING:
+    from projections.joint_queries import JointReads
     from projections.queries import Reads
 
 FormatOption = Annotated[
@@ -43,6 +44,12 @@ def _reads(ctx: typer.Context) -> Reads:
     from projections.queries import Reads  # noqa: PLC0415 - fast --help
 
     return Reads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
+
+
+def _joint_reads(ctx: typer.Context) -> JointReads:
+    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
+
+    return JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -100,6 +107,17 @@ def trail(
         rows(found, fmt, columns=columns, title=f"Trail of {practice.upper()}")
 
 
+POSITION_EPILOG = (
+    "Each row adds up: remaining = available + drawn - committed - settled (drawn: what "
+    "the consortium's risk pool paid for an overspend on a hard budget). JSON and CSV "
+    "carry the rows only; the risk pools shown under --by consortium are `ledger pools`."
+    "\n\nExamples:\n\n"
+    "ledger position --practice A81001 --year 2024-25\n\n"
+    "ledger position --by consortium --year 2024-25 --as-of 2024-12-31\n\n"
+    "ledger position --by allocator --format csv"
+)
+
+
 def position(
     ctx: typer.Context,
     *,
@@ -111,32 +129,60 @@ def position(
     as_of: AsOf = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Budget against actual: allocated, committed, settled, remaining, % used, flags."""
+    """Budget against actual: allocated, available, drawn, committed, settled, remaining."""
     with handled(state_of(ctx)):
         found = _reads(ctx).position(practice=practice, consortium=consortium, by=by,
                                      year=year, as_of=_day(as_of, "--as-of"))
         key = by if by in ("consortium", "allocator") else "practice"
         columns = [key, "year", "element", "allocated_pence", "available_pence",
-                   "committed_pence", "settled_pence", "remaining_pence", "used_percent",
-                   "hard", "overspent"]
+                   "drawn_pence", "committed_pence", "settled_pence", "remaining_pence",
+                   "used_percent", "hard", "overspent"]
         if key != "practice":
             columns.insert(1, "practices")
-        rows(found, fmt, columns=columns, title=f"Position by {key}")
+        rows(found, fmt, columns=columns, title=f"Position by {key}",
+             droppable=["year", "used_percent", "practices", "hard", "allocated_pence",
+                        "overspent"])
         if key == "consortium" and fmt is Format.table:
-            _pools(ctx, consortium, year, as_of)
+            found_pools = _joint_reads(ctx).pools(consortium=consortium, year=year,
+                                                  as_of=_day(as_of, "--as-of"))
+            if found_pools:
+                show_pools(found_pools, fmt)
 
 
-def _pools(ctx: typer.Context, consortium: str | None, year: str | None,
-           as_of: str | None) -> None:
-    """Under `position --by consortium`: each risk pool's capacity, drawn and headroom."""
-    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
+POOL_COLUMNS = ["consortium", "year", "as_of", "top_slice_percent", "members",
+                "capacity_pence", "drawn_pence", "draws", "headroom_pence"]
+POOLS_EPILOG = (
+    "capacity is the members' top-slices on the day; drawn what the pool has paid for "
+    "overspends on hard budgets (draws less returns); headroom = capacity - drawn. With "
+    "--as-of, only allocations and draws effective by that date count.\n\n"
+    "Examples:\n\n"
+    "ledger pools --year 2024-25\n\n"
+    "ledger pools --consortium 16C --as-of 2024-09-30\n\n"
+    "ledger pools --year 2024-25 --format json"
+)
 
-    reads = JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
-    found = reads.pools(consortium=consortium, year=year, as_of=_day(as_of, "--as-of"))
-    if found:
-        rows(found, Format.table, title="Risk pools",
-             columns=["consortium", "year", "top_slice_percent", "members", "capacity_pence",
-                      "drawn_pence", "draws", "headroom_pence"])
+
+def pools(
+    ctx: typer.Context,
+    *,
+    consortium: Annotated[
+        str | None, typer.Option("--consortium", help="One consortium (16C); default: all.")
+    ] = None,
+    year: YearOption = None,
+    as_of: AsOf = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Each consortium's risk pool: top-slice, members, capacity, drawn and headroom."""
+    with handled(state_of(ctx)):
+        found = _joint_reads(ctx).pools(consortium=consortium, year=year,
+                                        as_of=_day(as_of, "--as-of"))
+        show_pools(found, fmt)
+
+
+def show_pools(found: list[Row], fmt: Format) -> None:
+    rows(found, fmt, columns=POOL_COLUMNS, title="Risk pools",
+         empty="no consortium has a risk pool for the year",
+         droppable=["year", "as_of", "draws", "members", "top_slice_percent"])
 
 
 def replay(
@@ -237,7 +283,8 @@ def register(app: typer.Typer) -> None:
     """Add the read commands to the `ledger` app."""
     app.command("holders")(holders)
     app.command("trail")(trail)
-    app.command("position")(position)
+    app.command("position", epilog=POSITION_EPILOG)(position)
+    app.command("pools", epilog=POOLS_EPILOG)(pools)
     app.command("replay")(replay)
     app.add_typer(projections_app)
     app.command("events")(events)

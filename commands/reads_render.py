@@ -5,7 +5,7 @@
 - csv: the same rows with a header; nested values (replay's holders) become one
   column per element (`holder_acute`, ...).
 
-Kept apart from commands/render.py (the write commands' output).
+Tables are printed through commands/render.table, the one width rule.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ class Format(StrEnum):
 
 
 Row = dict[str, Any]
+
+# Never wrapped in a table, like money: a date or an instant split over two lines misleads.
+DATES = frozenset({"effective_on", "recorded_at", "since", "as_of", "adopted_on"})
 
 
 def _flat(row: Row) -> Row:
@@ -86,8 +89,14 @@ def _header(key: str) -> str:
 
 
 def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = None,
-         title: str = "", empty: str = "nothing to show") -> None:
-    """Print rows in the chosen format; `columns` picks and orders the table's columns."""
+         title: str = "", empty: str = "nothing to show", droppable: Sequence[str] = ()
+         ) -> None:
+    """Print rows in the chosen format; `columns` picks and orders the table's columns.
+
+    JSON and CSV carry every field of the rows; the table shows `columns`, leaving
+    out those in `droppable` (in that order) when a terminal is too narrow
+    (commands/render.table: money is never cut off).
+    """
     from rich.table import Table  # noqa: PLC0415 - rich only when printing
     from rich.text import Text  # noqa: PLC0415
 
@@ -105,15 +114,19 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
     if not items:
         render.out.print(Text(f"{title}: {empty}" if title else empty))
         return
-    keys = list(columns or items[0].keys())
-    table = Table(title=title or None, title_justify="left")
-    for key in keys:
-        numeric = key.endswith(("_pence", "_percent")) or key in ("practices", "position", "lag",
-                                                                  "head")
-        table.add_column(_header(key), justify="right" if numeric else "left")
-    for item in items:
-        table.add_row(*(_cell(k, item.get(k)) for k in keys))
-    render.out.print(table)
+
+    def build(keys: Sequence[str]) -> Table:
+        made = Table(title=title or None, title_justify="left")
+        for key in keys:
+            numeric = key.endswith(("_pence", "_percent")) or key in (
+                "practices", "position", "lag", "head", "members", "draws")
+            made.add_column(_header(key), justify="right" if numeric else "left",
+                            no_wrap=key.endswith("_pence") or key in DATES)
+        for item in items:
+            made.add_row(*(_cell(k, item.get(k)) for k in keys))
+        return made
+
+    render.table(build, list(columns or items[0].keys()), droppable=droppable, label=_header)
 
 
 def json_lines(items: Iterable[Row]) -> None:

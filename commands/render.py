@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
     from rich.text import Text
 
     from ledger.application.batch import ApplyReport, LineResult
@@ -75,6 +77,66 @@ def _line(text: str, style: str = "") -> Text:
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
     return Text(text, style=style)
+
+
+# --- tables --------------------------------------------------------------------------
+
+# Wider than any table: what "no width limit" means when measuring one.
+UNLIMITED = 100_000
+
+
+def terminal_width() -> int:
+    """The terminal's width now: COLUMNS when set (read at each call), else rich's answer."""
+    import os  # noqa: PLC0415
+
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else _out().width
+
+
+def table(build: Callable[[Sequence[str]], Table], columns: Sequence[str], *,
+          droppable: Sequence[str] = (), label: Callable[[str], str] = str) -> None:
+    """Print the table `build(columns)` makes, with no cell ever cut off.
+
+    On a terminal it fits the width: text columns wrap; columns that must not
+    wrap (money) never do. When it still does not fit, the columns named in
+    `droppable` are left out, in that order, until it does, and a line under the
+    table names them (by `label`); if it fits no way, it is printed whole and the
+    terminal wraps the lines. Off a terminal (piped or redirected) it is printed as
+    wide as its widest row needs, whatever COLUMNS says.
+    """
+    from rich.console import Console  # noqa: PLC0415 - rich only when printing
+    from rich.measure import Measurement  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    out = _out()
+
+    def widths(made: Table) -> Measurement:
+        return Measurement.get(out, out.options.update_width(UNLIMITED), made)
+
+    shown = list(columns)
+    made = build(shown)
+    hidden: list[str] = []
+    width = widths(made).maximum
+    if out.is_terminal:
+        room = terminal_width()
+        for name in droppable:
+            if widths(made).minimum <= room:
+                break
+            if name in shown and len(shown) > 1:
+                shown.remove(name)
+                hidden.append(name)
+                made = build(shown)
+        if widths(made).minimum <= room:
+            width = room
+        else:  # no way to fit: every column, whole, and the terminal wraps the lines
+            made, hidden = build(list(columns)), []
+            width = widths(made).maximum
+    Console(file=out.file, width=width, highlight=False, soft_wrap=True,
+            force_terminal=out.is_terminal, no_color=out.no_color).print(made)
+    if hidden:
+        names = ", ".join(map(label, hidden))
+        out.print(Text(f"(not shown, to fit the terminal: {names}; "
+                       "widen it or use --format csv)", style="dim"))
 
 
 # --- errors --------------------------------------------------------------------------

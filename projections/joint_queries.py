@@ -70,31 +70,39 @@ class JointReads(Reads):
 
     def pools(self, *, consortium: str | None = None, year: str | None = None,
               as_of: date | None = None) -> list[Row]:
-        """Each consortium's risk pool for the year: capacity, drawn and headroom.
+        """Each consortium's risk pool for the year: capacity, drawn and headroom, in pence.
 
+        Rows: consortium, year, as_of, top_slice_percent, members, capacity_pence,
+        drawn_pence, draws (draws made, returns not subtracted), headroom_pence.
         Capacity is the sum of the top-slices (rounded down to the penny, per
-        element) of the consortium's members on the day: the date asked about,
-        or today kept inside the year, as `position` does.
+        practice and element) of the consortium's members on the day: the date
+        asked about, or today kept inside the year, as `position` does. With
+        `as_of`, allocations and draws count only when effective by that date;
+        without it, everything recorded counts (as `position` without a date).
+        Raises InvalidInput for a malformed year or date, NotFound for an
+        unknown consortium.
         """
-        self._fresh("organisations", "positions", "pools")
+        self._fresh("organisations", "positions", "pool_draws")
         fy, day = self._year_and_day(year, as_of)
+        dated = as_of is not None
         code = self._consortium(consortium) if consortium is not None else None
         pools = self._q(
             f"SELECT consortium, basis_points FROM {self._t('org_risk_pools')} "  # noqa: S608
             "WHERE year = ? ORDER BY consortium", [str(fy)])
-        drawn = {c: (int(d), int(n)) for c, _, d, n in self._q(
-            f"SELECT consortium, year, drawn, draws_made FROM {self._t('pool_totals')} "  # noqa: S608
-            "WHERE year = ?", [str(fy)])}
+        params: list[Any] = [str(fy)]
+        if dated:
+            params.append(day.isoformat())
+        drawn = {c: (int(d), int(n)) for c, d, n in self._q(
+            "SELECT consortium, CAST(SUM(drawn) AS BIGINT), CAST(SUM(draws_made) AS BIGINT) "  # noqa: S608
+            f"FROM {self._t('pool_days')} WHERE year = ? "
+            f"{'AND effective_on <= ? ' if dated else ''}GROUP BY consortium", params)}
         rows: list[Row] = []
         for pool, basis_points in pools:
             if code is not None and pool != code:
                 continue
             members = self._members(pool, day)
-            allocated = self._q(
-                f"SELECT allocated FROM {self._t('position_totals')} "  # noqa: S608
-                f"WHERE year = ? AND practice IN ({_marks(members)})",
-                [str(fy), *members]) if members else []
-            capacity = sum(top_slice(int(a), int(basis_points)) for (a,) in allocated)
+            allocated = self._q(*self._amounts_sql(fy, day, members, dated)) if members else []
+            capacity = sum(top_slice(int(a), int(basis_points)) for _, _, a, *_ in allocated)
             taken, made = drawn.get(pool, (0, 0))
             rows.append({
                 "consortium": pool, "year": str(fy), "as_of": day.isoformat(),

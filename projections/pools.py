@@ -1,20 +1,22 @@
-"""pools: what each consortium's risk pool has paid out, per year (issue 6).
+"""pool_draws: what each consortium's risk pool has paid out, per year, by effective date.
 
 Folded from the pool's own stream (PoolDrawRecorded / PoolDrawReturned), which
 serialises every draw on one pool, so `drawn` is exactly the sum of live draws.
-Capacity and headroom are computed at query time: capacity is the sum of the
-members' top-slices on the day asked about (DESIGN §4), from the positions and
-organisations projections.
+The deltas are kept per effective date, so a pool as of any business date is
+one indexed sum (draws effective later are not counted), and the pool now is
+the sum of every day. Capacity and headroom are worked out at query time: capacity
+is the sum of the members' top-slices on the day asked about, from the
+positions and organisations projections.
 """
 
 from __future__ import annotations
 
 from ledger.domain.events import PoolDrawRecorded, PoolDrawReturned
-from projections.core import Add, Change, Positioned, Projection, State, Table, integer, text
+from projections.core import Add, Change, Positioned, Projection, State, Table, day, integer, text
 
-POOL_TOTALS = Table(
-    "pool_totals",
-    key=(text("consortium"), text("year")),
+POOL_DAYS = Table(
+    "pool_days",
+    key=(text("consortium"), text("year"), day("effective_on")),
     values=(integer("drawn"), integer("draws_made")),
 )
 
@@ -22,18 +24,20 @@ POOL_TOTALS = Table(
 def drawn(_state: State, item: Positioned) -> list[Change]:
     e = item.event
     assert isinstance(e, PoolDrawRecorded)
-    return [Add(POOL_TOTALS, (e.consortium, e.year), (e.amount_pence, 1))]
+    return [Add(POOL_DAYS, (e.consortium, e.year, e.effective_on), (e.amount_pence, 1))]
 
 
 def returned(_state: State, item: Positioned) -> list[Change]:
     e = item.event
     assert isinstance(e, PoolDrawReturned)
-    return [Add(POOL_TOTALS, (e.consortium, e.year), (-e.amount_pence, 0))]
+    return [Add(POOL_DAYS, (e.consortium, e.year, e.effective_on), (-e.amount_pence, 0))]
 
 
+# Named apart from the earlier `pools` projection (running totals without dates), so a
+# store that has one catches this one up from the start of the log.
 POOLS = Projection(
-    name="pools",
-    tables=(POOL_TOTALS,),
+    name="pool_draws",
+    tables=(POOL_DAYS,),
     applies={PoolDrawRecorded.topic: drawn, PoolDrawReturned.topic: returned},
-    description="risk pools: drawn per consortium and year",
+    description="risk pools: drawn per consortium and year, by effective date",
 )
