@@ -113,8 +113,8 @@ def test_pools_of_an_unknown_consortium_is_refused(pooled: Ledger) -> None:
 
 
 def shown(db: str, *args: str, env: dict[str, str]) -> Run:
-    result = CliRunner().invoke(app, ["--db", db, *args],
-                                env={"LEDGER_DB": None, "LEDGER_ACTOR": None} | env)
+    cleared: dict[str, str | None] = {"LEDGER_DB": None, "LEDGER_ACTOR": None}
+    result = CliRunner().invoke(app, ["--db", db, *args], env=cleared | env)
     return Run(result.exit_code, result.stdout, result.stderr)
 
 
