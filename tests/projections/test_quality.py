@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from commands.render import out
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.events import (
@@ -186,7 +185,7 @@ def test_ledger_quality_command(ledger: Ledger, db_url: str, tmp_path: Path) -> 
 def test_quality_table_csv_and_errors_in_process(
         sqlite_path: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(out, "width", 200)  # tables unwrapped, whatever the terminal
+    monkeypatch.setenv("COLUMNS", "200")  # tables unwrapped, whatever the terminal
     # The rendering and the error mapping do not depend on the store: SQLite only.
     db_url = sqlite_path
     with bootstrap(db_url) as ledger:

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from commands.joint import tour
-from commands.render import out
 from commands.state import CliState
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput, NotFound
@@ -221,7 +220,7 @@ def test_ledger_variation_command(ledger: Ledger, db_url: str, tmp_path: Path) -
 def test_variation_table_csv_and_errors_in_process(
         sqlite_path: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(out, "width", 200)  # tables unwrapped, whatever the terminal
+    monkeypatch.setenv("COLUMNS", "200")  # tables unwrapped, whatever the terminal
     # The rendering and the error mapping do not depend on the store: SQLite only.
     db_url = sqlite_path
     with bootstrap(db_url) as ledger:
@@ -262,7 +261,7 @@ def test_variation_table_csv_and_errors_in_process(
 
 def test_demo_tour_shows_gaps_and_outliers(sqlite_path: str, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(out, "width", 200)
+    monkeypatch.setenv("COLUMNS", "200")
     with bootstrap(sqlite_path) as ledger:
         joint_scenario.write(ledger)
     state = CliState(db=sqlite_path, actor=None, command_id=None)
