@@ -132,7 +132,7 @@ def test_piped_tables_are_printed_whole_whatever_the_width(pooled: Ledger, db_ur
 
 def test_a_narrow_terminal_drops_the_less_important_columns(pooled: Ledger,
                                                             db_url: str) -> None:
-    terminal = {"TTY_COMPATIBLE": "1", "NO_COLOR": "1", "COLUMNS": "110"}
+    terminal = {"TTY_COMPATIBLE": "1", "TERM": "xterm", "NO_COLOR": "1", "COLUMNS": "110"}
     done = shown(db_url, "position", "--year", "2024-25", env=terminal)
     assert done.code == 0, done.stderr
     assert "…" not in done.stdout
