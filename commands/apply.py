@@ -32,7 +32,8 @@ def apply(
     ] = False,
     batch_size: Annotated[
         int,
-        typer.Option("--batch-size", min=1, help="Lines per transaction (each keeps its own id)."),
+        typer.Option("--batch-size", min=1, max=100_000,
+                     help="Lines per transaction (each keeps its own id)."),
     ] = DEFAULT_BATCH,
 ) -> None:
     """Apply a file of commands, one JSON object a line, each with its command_id.

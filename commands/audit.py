@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from commands import render
+from commands import options, render
 from commands.errors import (
     EXIT_STORE_UNAVAILABLE,
     EXIT_USAGE,
@@ -90,6 +90,8 @@ def verify(
         typer.Option(
             "--max-unsealed-age",
             metavar="SECONDS",
+            min=0,
+            callback=options.finite,
             help="Fail when an event has waited longer than this to be sealed.",
             show_default=False,
         ),

@@ -7,6 +7,7 @@ errors.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -124,3 +125,15 @@ Weighted = Annotated[
         show_default=False,
     ),
 ]
+# --- numbers -------------------------------------------------------------------------
+
+MAX_POSITION = 2**63 - 1
+"""The largest log position (ledger.store.eventstore.MAX_POSITION, kept here so `--help`
+stays fast)."""
+
+
+def finite(value: float | None) -> float | None:
+    """A typer callback: `nan` and `inf` pass click's min/max checks, so refuse them here."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value

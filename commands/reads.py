@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from commands.errors import handled
+from commands.options import MAX_POSITION, finite
 from commands.reads_render import Format, Row, json_lines, rows
 from commands.run import state_of
 
@@ -259,9 +260,11 @@ def projections_rebuild(
 
 def events(
     ctx: typer.Context,
-    after: Annotated[int, typer.Option("--after", min=0, help="Start after this position.")] = 0,
+    after: Annotated[int, typer.Option(
+        "--after", min=0, max=MAX_POSITION, help="Start after this position.")] = 0,
     follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new events.")] = False,
-    poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between polls.")] = 1.0,
+    poll: Annotated[float, typer.Option("--poll", min=0.05, max=3600.0, callback=finite,
+                                        help="Seconds between polls.")] = 1.0,
 ) -> None:
     """The event feed as JSON lines, in log order; resume with --after POSITION."""
     with handled(state_of(ctx)):

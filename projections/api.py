@@ -37,7 +37,7 @@ from ledger.domain.errors import (
     StoreUnavailable,
     UnreadableEvent,
 )
-from ledger.store.eventstore import EventStore, open_store
+from ledger.store.eventstore import MAX_POSITION, EventStore, open_store
 from projections.joint_queries import JointReads
 from projections.queries import feed_row, parse_day, parse_instant
 
@@ -253,8 +253,9 @@ def create_app(store_target: str) -> FastAPI:
         limit: Annotated[int, Query(description=f"Events per page, 1 to {FEED_MAX}")
                          ] = FEED_LIMIT,
     ) -> Response:
-        if after < 0:
-            raise InvalidInput("after", f"after must be 0 or more, not {after}")
+        if not 0 <= after <= MAX_POSITION:
+            raise InvalidInput(
+                "after", f"after must be 0 or more and at most {MAX_POSITION}, not {after}")
         if not 1 <= limit <= FEED_MAX:
             raise InvalidInput("limit", f"limit must be 1 to {FEED_MAX}, not {limit}")
         store = served.open()

@@ -1,14 +1,18 @@
 """Commands: what staff ask the ledger to do, named and shaped as on the command line.
 
-A command holds its arguments as given (after parsing), so its fingerprint, used
-for idempotency, is the same whether it came from the CLI or a JSON line. The
-effective date stays `None` when not given; the service resolves the default.
+A command holds its arguments parsed into their meaning: amounts in pence, a
+top-slice in basis points, codes in capitals, elements and QS codes in their
+canonical order, text in Unicode NFC. Its fingerprint, used for idempotency, is
+taken over those values, so `--amount 100` and `--amount 100.00` (or a JSON line
+saying the same) are one command. The effective date stays `None` when not given;
+the service resolves the default.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import orjson
@@ -18,17 +22,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
 )
 
 from ledger.domain.errors import InvalidInput
 from ledger.domain.values import (
+    ELEMENTS,
     Element,
     FinancialYear,
     FreeText,
     ListSizeArg,
     WeightedArg,
+    money_text,
     parse_amount,
     parse_consortium_code,
     parse_element,
@@ -38,7 +45,18 @@ from ledger.domain.values import (
     parse_qs_code,
     parse_signed_amount,
     parse_weighted,
+    shown,
 )
+
+FINGERPRINT_VERSION = "v2"
+"""Fingerprints over parsed values; receipts recorded before carry a bare hex digest."""
+
+
+def _canonical(value: Any) -> Any:
+    """Values orjson has no form for: a decimal as its shortest exact digits."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
 class Command(BaseModel):
@@ -48,30 +66,52 @@ class Command(BaseModel):
     on: date | None = Field(default=None, description="effective date (default today)")
 
     def fingerprint(self, actor: str) -> str:
-        body = self.model_dump(mode="json", exclude_none=True)
-        canonical = orjson.dumps([self.name, actor, body], option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(canonical).hexdigest()
+        """SHA-256 of the command's name, actor and parsed values (never their spelling)."""
+        body = self.model_dump(mode="python", exclude_none=True)
+        canonical = orjson.dumps(
+            [self.name, actor, body],
+            default=_canonical,
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+        )
+        return f"{FINGERPRINT_VERSION}:{hashlib.sha256(canonical).hexdigest()}"
 
     @field_validator("on", mode="before")
     @classmethod
     def _on(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value.strip())
-            except ValueError:
-                raise InvalidInput(
-                    "date", f"malformed date {value!r}: write it as 2024-06-01"
-                ) from None
-        return value
+        return None if value is None else _date(value)
 
 
 def _year(value: str) -> str:
     return str(FinancialYear.parse(value))
 
 
-def _amount(value: str) -> str:
-    parse_amount(value)
-    return value.strip()
+def _pence(value: Any) -> int:
+    return parse_amount(money_text(value))
+
+
+def _pence_or_zero(value: Any) -> int:
+    return parse_amount(money_text(value), allow_zero=True)
+
+
+def _signed_pence(value: Any) -> int:
+    return parse_signed_amount(money_text(value))
+
+
+def _basis_points(value: Any) -> int:
+    if not isinstance(value, str):
+        raise InvalidInput("percent", f"write the percentage as text, like \"1.5%\", not {value!r}")
+    return parse_percent(value)
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidInput("date", f"malformed date {shown(str(value))}: write it as 2024-06-01")
 
 
 def _ref(value: str) -> str:
@@ -81,15 +121,31 @@ def _ref(value: str) -> str:
     return ref
 
 
+def _one_element(value: Any) -> Element:
+    if isinstance(value, str):
+        return parse_element(value)
+    raise InvalidInput("element", f"write the element as text, like \"acute\", not {value!r}")
+
+
+def _texts(value: Any, what: str) -> list[str]:
+    """One string or a list of strings (JSON); anything else is malformed."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+        raise InvalidInput(what, f"write {what} as a string or a list of strings")
+    return list(items)
+
+
 def _elements(value: Any) -> tuple[Element, ...]:
-    items = [value] if isinstance(value, str) else list(value)
-    parsed = [parse_element(str(v)) for part in items for v in str(part).split(",") if v.strip()]
-    return tuple(dict.fromkeys(parsed))
+    """Elements in the canonical order of ELEMENTS, each once."""
+    parsed = {parse_element(v) for part in _texts(value, "element")
+              for v in part.split(",") if v.strip()}
+    return tuple(e for e in ELEMENTS if e in parsed)
 
 
 def _qs_codes(value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else list(value or ())
-    return tuple(dict.fromkeys(parse_qs_code(str(v)) for v in items))
+    """QS codes in numeric order, each once."""
+    codes = {parse_qs_code(v) for v in _texts(value or [], "qs")}
+    return tuple(sorted(codes, key=lambda code: int(code[2:])))
 
 
 def _weighted_by_element(value: Any) -> Any:
@@ -112,10 +168,11 @@ def _weighted_by_element(value: Any) -> Any:
 PracticeCode = Annotated[str, AfterValidator(parse_practice_code)]
 ConsortiumCode = Annotated[str, AfterValidator(parse_consortium_code)]
 Year = Annotated[str, AfterValidator(_year)]
-Amount = Annotated[str, AfterValidator(_amount)]
+Amount = Annotated[int, BeforeValidator(_pence)]
+"""A positive amount in pence, parsed from `12500`, `£12,500.50` (or a JSON whole number)."""
 Ref = Annotated[str, AfterValidator(_ref)]
 Holder = Annotated[str, AfterValidator(parse_holder)]
-OneElement = Annotated[Element, BeforeValidator(lambda v: parse_element(str(v)))]
+OneElement = Annotated[Element, BeforeValidator(_one_element)]
 Elements = Annotated[tuple[Element, ...], BeforeValidator(_elements)]
 QsCodes = Annotated[tuple[str, ...], BeforeValidator(_qs_codes)]
 
@@ -193,13 +250,8 @@ class ConsortiumLeave(_ConsortiumArg, _PracticeArg):
 class ConsortiumRiskPool(_ConsortiumArg):
     name: ClassVar[str] = "consortium risk-pool"
     year: Year
-    top_slice: str
-
-    @field_validator("top_slice")
-    @classmethod
-    def _t(cls, value: str) -> str:
-        parse_percent(value)
-        return value.strip()
+    top_slice: Annotated[int, BeforeValidator(_basis_points)] = Field(
+        description="basis points (1% = 100)")
 
 
 class ConsortiumAdopt(_ConsortiumArg):
@@ -213,30 +265,36 @@ class ConsortiumAdopt(_ConsortiumArg):
 
 class BudgetAllocate(_BudgetArg):
     name: ClassVar[str] = "budget allocate"
-    element: dict[Element, str]
+    element: dict[Element, int] = Field(description="pence per element")
     basis: FreeText | None = None
 
     @field_validator("element", mode="before")
     @classmethod
     def _amounts(cls, value: Any) -> Any:
-        if isinstance(value, str | list | tuple):
-            items = [value] if isinstance(value, str) else list(value)
-            pairs: dict[Element, str] = {}
-            for item in items:
-                key, sep, amount = str(item).partition("=")
-                if not sep:
-                    raise InvalidInput("element", f"write --element {item}=AMOUNT")
-                pairs[parse_element(key)] = amount
-            value = pairs
+        """`acute=1200000` (repeatable) or {"acute": "1200000"}: pence per element.
+
+        An element named twice is refused: one of the two amounts would be lost.
+        """
+        pairs: list[tuple[str, Any]]
         if isinstance(value, dict):
-            parsed = {parse_element(str(k)): str(v) for k, v in value.items()}
-            for amount in parsed.values():
-                parse_amount(amount, allow_zero=True)
-            return parsed
-        return value
+            pairs = list(value.items())
+        else:
+            pairs = []
+            for item in _texts(value, "element"):
+                key, sep, amount = item.partition("=")
+                if not sep:
+                    raise InvalidInput("element", f"write --element {item.strip()[:40]}=AMOUNT")
+                pairs.append((key, amount))
+        parsed: dict[Element, int] = {}
+        for key, amount in pairs:
+            element = parse_element(str(key))
+            if element in parsed:
+                raise InvalidInput("element", f"{element} is given twice")
+            parsed[element] = _pence_or_zero(amount)
+        return dict(sorted(parsed.items(), key=lambda item: ELEMENTS.index(item[0])))
 
     def amounts_pence(self) -> dict[Element, int]:
-        return {e: parse_amount(a, allow_zero=True) for e, a in self.element.items()}
+        return dict(self.element)
 
 
 def _rates(value: Any) -> Any:
@@ -277,14 +335,8 @@ class BudgetAllocateFormula(_BudgetArg):
 class BudgetAdjust(_BudgetArg):
     name: ClassVar[str] = "budget adjust"
     element: OneElement
-    by: str
+    by: Annotated[int, BeforeValidator(_signed_pence)] = Field(description="signed pence")
     reason: FreeText
-
-    @field_validator("by")
-    @classmethod
-    def _by(cls, value: str) -> str:
-        parse_signed_amount(value)
-        return value.strip()
 
 
 class BudgetDelegate(_BudgetArg):
@@ -341,7 +393,7 @@ class SpendVary(Command):
 
 class SpendSettle(SpendVary):
     name: ClassVar[str] = "spend settle"
-    final: bool = False
+    final: StrictBool = False
 
 
 class SpendCancel(Command):

@@ -53,9 +53,6 @@ from ledger.domain.values import (
     FinancialYear,
     format_pence,
     format_weighted,
-    parse_amount,
-    parse_percent,
-    parse_signed_amount,
 )
 from ledger.store.recorders import RefEntry
 
@@ -281,7 +278,7 @@ def leave_consortium(command: ConsortiumLeave, context: Context, uow: UnitOfWork
 def agree_risk_pool(command: ConsortiumRiskPool, context: Context, uow: UnitOfWork) -> Result:
     consortium = existing_consortium(uow, command.consortium)
     year = FinancialYear.parse(command.year)
-    basis_points = parse_percent(command.top_slice)
+    basis_points = command.top_slice
     for member in consortium.members_on(context.effective_on):
         require_top_slice_fits(uow, member, str(year), basis_points, context.effective_on)
     consortium.agree_risk_pool(context, year, basis_points)
@@ -345,7 +342,7 @@ def allocate_by_formula(command: BudgetAllocateFormula, context: Context, uow: U
 @handles(BudgetAdjust)
 def adjust(command: BudgetAdjust, context: Context, uow: UnitOfWork) -> Result:
     budget = existing_budget(uow, command.practice, command.year)
-    delta = parse_signed_amount(command.by)
+    delta = command.by
     code, basis_points = top_slice_terms(uow, budget.practice, str(budget.year),
                                          context.effective_on)
     if code and delta < 0:
@@ -532,7 +529,7 @@ def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
     existing_practice(uow, command.practice).require_open_on(context.effective_on)
     if uow.ref(command.ref) is not None:
         raise RuleViolation("commitment", f"commitment reference {command.ref} is already used")
-    amount = parse_amount(command.amount)
+    amount = command.amount
     basis_points, pool = pool_for_spend(uow, budget, command.element, amount,
                                         context.effective_on)
     budget.commit(
@@ -564,7 +561,7 @@ def budget_of_ref(uow: UnitOfWork, ref: str) -> Budget:
 @handles(SpendVary)
 def vary(command: SpendVary, context: Context, uow: UnitOfWork) -> Result:
     budget = budget_of_ref(uow, command.ref)
-    amount = parse_amount(command.amount)
+    amount = command.amount
     commitment = budget.commitment(command.ref)
     increase = max(amount - commitment.amount, 0)
     if increase:  # a closed practice's commitments may be reduced, settled, cancelled
@@ -581,7 +578,7 @@ def vary(command: SpendVary, context: Context, uow: UnitOfWork) -> Result:
 @handles(SpendSettle)
 def settle(command: SpendSettle, context: Context, uow: UnitOfWork) -> Result:
     budget = budget_of_ref(uow, command.ref)
-    amount = parse_amount(command.amount)
+    amount = command.amount
     pool = pool_for_return(uow, budget, command.ref, context.effective_on)
     budget.settle(context, command.ref, amount, final=command.final, pool=pool)
     left = budget.commitment(command.ref).outstanding

@@ -36,7 +36,14 @@ from ledger.domain.events import (
 )
 from ledger.domain.organisations import Practice
 from ledger.domain.pool import PoolAccess
-from ledger.domain.values import ELEMENTS, Element, FinancialYear, Role, format_pence
+from ledger.domain.values import (
+    ELEMENTS,
+    MAX_ELEMENT_TURNOVER_PENCE,
+    Element,
+    FinancialYear,
+    Role,
+    format_pence,
+)
 
 # A timeline is a sorted list of (effective_on, sequence, value); the value in
 # force on a day is the last change effective on or before it. The sequence (the
@@ -90,6 +97,8 @@ class Budget(Aggregate):
         self.outstanding: dict[Element, int] = dict.fromkeys(ELEMENTS, 0)
         self.settled: dict[Element, int] = dict.fromkeys(ELEMENTS, 0)
         self.drawn: dict[Element, int] = dict.fromkeys(ELEMENTS, 0)
+        # Money moved on each element, every movement at its size (MAX_ELEMENT_TURNOVER_PENCE).
+        self.turnover: dict[Element, int] = dict.fromkeys(ELEMENTS, 0)
 
     @classmethod
     def empty(cls, practice: str, year: FinancialYear) -> Budget:
@@ -180,6 +189,8 @@ class Budget(Aggregate):
                 f"{', '.join(again)} already allocated in {self._name}; "
                 "use `budget adjust` to change an allocation",
             )
+        for element, amount in amounts.items():
+            self._require_turnover(element, amount, "allocating")
         self.trigger(
             BudgetAllocated,
             context,
@@ -199,6 +210,7 @@ class Budget(Aggregate):
         for element, amount in event.amounts_pence.items():
             self.allocated[element] += amount
             self.allocated_elements.add(element)
+            self.turnover[element] += amount
 
     def adjust(self, context: Context, element: Element, delta: int, basis_points: int = 0) -> None:
         self._require_budget()
@@ -214,6 +226,7 @@ class Budget(Aggregate):
                 "allocation",
                 f"{element} would fall below zero ({format_pence(new_allocated)})",
             )
+        self._require_turnover(element, abs(delta), "adjusting")
         if delta < 0 and self.is_hard_on_or_after(context.effective_on):
             new_available = new_allocated - top_slice(new_allocated, basis_points)
             if new_available + self.drawn[element] < self.used(element):
@@ -234,6 +247,7 @@ class Budget(Aggregate):
     @applies(AllocationAdjusted)
     def _adjusted(self, event: AllocationAdjusted) -> None:
         self.allocated[event.element] += event.delta_pence
+        self.turnover[event.element] += abs(event.delta_pence)
 
     def make_hard(self, context: Context, basis_points: int = 0) -> None:
         self._require_budget()
@@ -384,6 +398,7 @@ class Budget(Aggregate):
         if ref in self.commitments:
             raise RuleViolation("commitment", f"commitment {ref} already exists")
         overspend, draw = self._check_spend(context, element, amount, basis_points, pool)
+        self._require_turnover(element, amount + draw, f"committing {ref}")
         self.trigger(
             SpendCommitted,
             context,
@@ -405,6 +420,7 @@ class Budget(Aggregate):
             event.ref, event.element, event.effective_on, event.amount_pence
         )
         self.outstanding[event.element] += event.amount_pence
+        self.turnover[event.element] += event.amount_pence
 
     def shortfall(self, element: Element, extra: int, basis_points: int = 0) -> int:
         """How far `extra` more spend would take the element past what it has."""
@@ -434,6 +450,8 @@ class Budget(Aggregate):
         )
         returned = 0 if increase else min(commitment.drawn, commitment.amount - amount)
         self._require_pool_for_return(commitment, returned, pool)
+        self._require_turnover(commitment.element, abs(amount - commitment.amount) + draw
+                               + returned, f"varying {ref}")
         self.trigger(
             CommitmentVaried,
             context,
@@ -450,6 +468,7 @@ class Budget(Aggregate):
     def _varied(self, event: CommitmentVaried) -> None:
         commitment = self.commitments[event.ref]
         self.outstanding[commitment.element] += event.amount_pence - commitment.amount
+        self.turnover[commitment.element] += abs(event.amount_pence - commitment.amount)
         commitment.amount = event.amount_pence
 
     def settle(
@@ -473,6 +492,9 @@ class Budget(Aggregate):
         released = commitment.outstanding - amount if final else 0
         returned = min(commitment.drawn, released)
         self._require_pool_for_return(commitment, returned, pool)
+        # A settlement moves its amount from committed to settled: it counts twice.
+        self._require_turnover(commitment.element, 2 * amount + released + returned,
+                               f"settling {ref}")
         self.trigger(
             CommitmentSettled,
             context,
@@ -495,11 +517,15 @@ class Budget(Aggregate):
             commitment.amount = commitment.settled
             commitment.open = False
         self.outstanding[commitment.element] += commitment.outstanding - before
+        self.turnover[commitment.element] += event.amount_pence + (
+            before - commitment.outstanding)
 
     def cancel(self, context: Context, ref: str, pool: PoolAccess | None = None) -> None:
         commitment = self._open_commitment(context, ref, "cancel")
         returned = min(commitment.drawn, commitment.outstanding)
         self._require_pool_for_return(commitment, returned, pool)
+        self._require_turnover(commitment.element, commitment.outstanding + returned,
+                               f"cancelling {ref}")
         self.trigger(
             CommitmentCancelled, context, practice=self.practice, year=str(self.year), ref=ref
         )
@@ -509,6 +535,7 @@ class Budget(Aggregate):
     def _cancelled(self, event: CommitmentCancelled) -> None:
         commitment = self.commitments[event.ref]
         self.outstanding[commitment.element] -= commitment.outstanding
+        self.turnover[commitment.element] += commitment.outstanding
         commitment.amount = commitment.settled
         commitment.open = False
 
@@ -534,6 +561,7 @@ class Budget(Aggregate):
         commitment.drawn += event.amount_pence
         commitment.pool = event.consortium
         self.drawn[commitment.element] += event.amount_pence
+        self.turnover[commitment.element] += event.amount_pence
 
     def _require_pool_for_return(
         self, commitment: Commitment, amount: int, pool: PoolAccess | None
@@ -566,6 +594,7 @@ class Budget(Aggregate):
         commitment = self.commitments[event.ref]
         commitment.drawn -= event.amount_pence
         self.drawn[commitment.element] -= event.amount_pence
+        self.turnover[commitment.element] += event.amount_pence
 
     # --- rules shared by the commands above --------------------------------------------
 
@@ -603,6 +632,23 @@ class Budget(Aggregate):
                 f"{headroom}",
             )
         return -after, 0
+
+    def _require_turnover(self, element: Element, moved: int, what: str) -> None:
+        """Refuse a command that would move more than MAX_ELEMENT_TURNOVER_PENCE on an element.
+
+        Every figure the ledger shows for an element is a sum of its movements, so while
+        their sizes add up to no more than the limit, no total, as-of position or roll-up
+        can leave the range its store and its readers hold (rule `overflow`).
+        """
+        after = self.turnover[element] + moved
+        if after > MAX_ELEMENT_TURNOVER_PENCE:
+            raise RuleViolation(
+                "overflow",
+                f"{what} would move {format_pence(after)} on {element} of {self._name} in "
+                f"the year, past the {format_pence(MAX_ELEMENT_TURNOVER_PENCE)} one element "
+                "may move (every allocation, adjustment, commitment, variation, settlement "
+                "and pool draw counts at its size)",
+            )
 
     def _open_commitment(self, context: Context, ref: str, what: str) -> Commitment:
         self._require_budget()

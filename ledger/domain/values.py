@@ -94,11 +94,14 @@ class FinancialYear:
 
     @classmethod
     def _parse(cls, text: str) -> FinancialYear:
-        match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text.strip())
         if not match or (int(match[1]) + 1) % 100 != int(match[2]):
             raise InvalidInput(
-                "year", f"malformed financial year {text!r}: write it as 2024-25"
+                "year", f"malformed financial year {shown(text)}: write it as 2024-25"
             )
+        if not 1900 <= int(match[1]) <= 9998:
+            raise InvalidInput("year", f"financial year {text.strip()} is out of range: "
+                               "1900-01 to 9998-99")
         return cls(int(match[1]))
 
     @classmethod
@@ -122,32 +125,71 @@ class FinancialYear:
 
 # --- money ---------------------------------------------------------------------------
 
+MAX_AMOUNT_PENCE: Final = 100_000_000_000_000
+"""The largest amount any input may give: £1,000,000,000,000.00 (10^14 pence), five times
+NHS England's whole yearly budget and about 1/92,000 of 2^63 pence. Larger amounts are
+malformed input (`InvalidInput`, rule `amount-range`), refused before any arithmetic."""
+
+MAX_ELEMENT_TURNOVER_PENCE: Final = 1_000_000_000_000
+"""The most money one element of one practice's budget may move in its year:
+£10,000,000,000.00 (10^12 pence), about a hundred times the largest practice budget.
+Every allocation, adjustment, commitment, variation, settlement, release and pool draw
+or return counts at its size, so every figure shown for the element (allocated,
+committed, settled, drawn, remaining, as of any date) lies within ±10^12 pence, and a
+roll-up over all 2,600,000 possible practice codes within ±2.6 x 10^18, below 2^63 - 1.
+A command that would pass it is refused (`RuleViolation`, rule `overflow`)."""
+
 # Digits either plain (1234) or grouped in threes (1,234,567); at most two decimals.
 _AMOUNT = re.compile(r"(?P<sign>[+-])?£?(?P<units>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
                      r"(?:\.(?P<fraction>[0-9]{1,2}))?")
+_MAX_UNITS_DIGITS = len(str(MAX_AMOUNT_PENCE // 100))
+
+
+def _out_of_range(text: str) -> InvalidInput:
+    return InvalidInput(
+        "amount-range",
+        f"amount {shown(text)} is out of range: at most {format_pence(MAX_AMOUNT_PENCE)}",
+    )
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """User input quoted for a one-line message: escaped by repr, long input cut short."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text):,} characters)"
 
 
 def _parse_money(text: str) -> int:
-    """Signed pence from `1234`, `1234.5`, `1,234.56`, `£1,234.56`, `-5000`."""
+    """Signed pence from `1234`, `1234.5`, `1,234.56`, `£1,234.56`, `-5000`.
+
+    The size is limited to ±MAX_AMOUNT_PENCE (`InvalidInput`, rule `amount-range`).
+    """
     match = _AMOUNT.fullmatch(text.strip())
     if not match:
         raise InvalidInput(
             "amount",
-            f"malformed amount {text!r}: write pounds like 1234.56 or £1,234.56 "
+            f"malformed amount {shown(text)}: write pounds like 1234.56 or £1,234.56 "
             "(at most two decimals, no exponents)",
         )
-    units = int(match["units"].replace(",", ""))
+    digits = match["units"].replace(",", "").lstrip("0")
+    if len(digits) > _MAX_UNITS_DIGITS:  # before int(): thousands of digits are refused fast
+        raise _out_of_range(text)
+    units = int(digits or "0")
     fraction = int((match["fraction"] or "0").ljust(2, "0"))
     pence = units * 100 + fraction
+    if pence > MAX_AMOUNT_PENCE:
+        raise _out_of_range(text)
     return -pence if match["sign"] == "-" else pence
 
 
 def parse_amount(text: str, *, allow_zero: bool = False) -> int:
-    """A positive amount (zero where allowed) in pence; signs are refused."""
+    """A positive amount (zero where allowed) in pence, at most MAX_AMOUNT_PENCE.
+
+    Raises `InvalidInput`: rule `amount` when malformed, signed or zero (unless
+    allowed), `amount-range` when above MAX_AMOUNT_PENCE.
+    """
     stripped = text.strip()
     if not stripped:
         raise InvalidInput("amount", "the amount is empty: write pounds, e.g. 1234.56")
-    if stripped[:1] in "+-":
+    if stripped[0] in "+-":
         raise InvalidInput("amount", f"amount {text!r} must not carry a sign")
     pence = _parse_money(stripped)
     if pence == 0 and not allow_zero:
@@ -156,11 +198,28 @@ def parse_amount(text: str, *, allow_zero: bool = False) -> int:
 
 
 def parse_signed_amount(text: str) -> int:
-    """A non-zero signed amount in pence, for adjustments."""
+    """A non-zero signed amount in pence, for adjustments; |amount| ≤ MAX_AMOUNT_PENCE."""
     pence = _parse_money(text)
     if pence == 0:
         raise InvalidInput("amount", "an adjustment must not be zero")
     return pence
+
+
+def money_text(value: object) -> str:
+    """The text of an amount given in JSON: a string, or a whole number of pounds.
+
+    Booleans, fractions (which a float would round) and other types are refused, so
+    what is recorded is exactly what was written.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_AMOUNT_PENCE // 100:
+            raise _out_of_range(str(value))
+        return str(value)
+    raise InvalidInput(
+        "amount", f"amount {value!r} must be written as text, like \"12500.00\""
+    )
 
 
 def format_pence(pence: int) -> str:

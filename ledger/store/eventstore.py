@@ -44,6 +44,9 @@ from ledger.store.recorders import (
 
 T = TypeVar("T")
 
+MAX_POSITION = 2**63 - 1
+"""The largest position either store can hold (a signed 64-bit integer)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoreTarget:
@@ -270,7 +273,13 @@ class EventStore:
         )
 
     def iter_events(self, after: int = 0, page: int = 1000) -> Iterator[tuple[int, LedgerEvent]]:
-        """Every event after a position, in position order, with its position."""
+        """Every event after a position, in position order, with its position.
+
+        `after` must lie in 0..MAX_POSITION (InvalidInput otherwise).
+        """
+        if not 0 <= after <= MAX_POSITION:
+            raise InvalidInput(
+                "after", f"a position is 0 to {MAX_POSITION:,}, not {after:,}")
         self.ensure_readable()
         while True:
             batch = self.notifications(after, page)
