@@ -47,7 +47,7 @@ def test_the_ranges_are_far_above_nhs_budgets_and_far_below_2_to_the_63() -> Non
 def budget(ledger: Ledger, db_url: str) -> str:
     """A81001 with a 2024-25 budget of £100 on acute, in consortium 16C."""
     service = ledger.service
-    for actor, name, args in [
+    setup: list[tuple[str, str, dict[str, Any]]] = [
         (ALLOCATOR, "consortium form", {"consortium": "16C", "name": "Tees", "officer": "Dr A"}),
         (ALLOCATOR, "practice register",
          {"practice": "A81001", "name": "Densham", "list_size": 4069}),
@@ -55,7 +55,8 @@ def budget(ledger: Ledger, db_url: str) -> str:
                                         "on": "2024-04-01"}),
         (ALLOCATOR, "budget allocate", {"practice": "A81001", "year": "2024-25",
                                         "element": {"acute": "100"}, "on": "2024-04-01"}),
-    ]:
+    ]
+    for actor, name, args in setup:
         service.execute(build_command(name, args), actor)
     ledger.close()
     return db_url
