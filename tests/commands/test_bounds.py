@@ -48,9 +48,10 @@ def budget(ledger: Ledger, db_url: str) -> str:
     """A81001 with a 2024-25 budget of £100 on acute, in consortium 16C."""
     service = ledger.service
     setup: list[tuple[str, str, dict[str, Any]]] = [
-        (ALLOCATOR, "consortium form", {"consortium": "16C", "name": "Tees", "officer": "Dr A"}),
+        (ALLOCATOR, "consortium form", {"consortium": "16C", "name": "Tees", "officer": "Dr A",
+                                        "on": "2024-04-01"}),
         (ALLOCATOR, "practice register",
-         {"practice": "A81001", "name": "Densham", "list_size": 4069}),
+         {"practice": "A81001", "name": "Densham", "list_size": 4069, "on": "2024-04-01"}),
         (ALLOCATOR, "consortium join", {"consortium": "16C", "practice": "A81001",
                                         "on": "2024-04-01"}),
         (ALLOCATOR, "budget allocate", {"practice": "A81001", "year": "2024-25",
@@ -254,11 +255,11 @@ def test_every_event_every_command_writes_reads_back_exactly(
     service = ledger.service
     steps: list[tuple[str, str, dict[str, Any]]] = [
         (ALLOCATOR, "consortium form", {"consortium": "16C", "name": "Tees Valley",
-                                        "officer": "Dr Ünïcødé Smith"}),
+                                        "officer": "Dr Ünïcødé Smith", "on": "2024-04-01"}),
         (ALLOCATOR, "practice register", {"practice": "A81001", "name": "Densham",
-                                          "list_size": 0}),
+                                          "list_size": 0, "on": "2024-04-01"}),
         (ALLOCATOR, "practice register", {"practice": "A81002", "name": "Queens Park",
-                                          "list_size": 4069}),
+                                          "list_size": 4069, "on": "2024-04-01"}),
         (ALLOCATOR, "consortium join", {"consortium": "16C", "practice": "A81001",
                                         "on": "2024-04-01"}),
         (ALLOCATOR, "consortium join", {"consortium": "16C", "practice": "A81002",
