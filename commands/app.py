@@ -13,7 +13,7 @@ import typer
 
 from commands import apply, budget, consortium, demo, practice, reads, spend
 from commands.global_options import LedgerGroup
-from commands.joint import register as register_joint  # issue 6: quality, variation
+from commands.joint import register as register_joint
 from commands.state import CliState
 
 app = typer.Typer(
@@ -55,7 +55,7 @@ def main_options(
 
 # --- sub-commands: one sub-app per noun; add new ones to these lists -------------------
 
-# Writes (DESIGN §6).
+# Writes.
 app.add_typer(practice.app)
 app.add_typer(consortium.app)
 app.add_typer(budget.app)
@@ -65,12 +65,12 @@ app.command("demo", epilog=demo.EPILOG)(demo.demo)
 
 # Reads (projections/): registered here by commands/reads.py's author.
 
-# Audit (issue 5): verify, checkpoint, prove, verify-bundle — commands/audit.py.
+# Audit: verify, checkpoint, prove, verify-bundle — commands/audit.py.
 from commands import audit  # noqa: E402 - kept with its registration
 
 audit.register(app)
 reads.register(app)  # reads: holders, trail, position, replay, projections, events
-register_joint(app)  # issue 6: quality, variation
+register_joint(app)
 
 # ledger serve: the read API for other services (commands/serve.py, projections/api.py).
 from commands import serve  # noqa: E402 - kept with its registration

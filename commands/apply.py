@@ -40,7 +40,7 @@ def apply(
 
     A line is {"command": "spend commit", "command_id": "c-17", "actor":
     "practice:A81001", "args": {...}} with the command's words and its arguments
-    by name (DESIGN §6); --actor is the default actor. Each line is atomic and
+    by name, as on the command line; --actor is the default actor. Each line is atomic and
     idempotent: a re-run after a crash or a kill answers "already applied" for
     what was recorded and applies only what is missing. A refused line records
     nothing and the rest go on, unless --stop-on-error. Exit 0 when no line was

@@ -1,4 +1,4 @@
-"""Audit commands: `verify`, `checkpoint`, `prove`, `verify-bundle` (DESIGN §6, issue 5).
+"""Audit commands: `verify`, `checkpoint`, `prove`, `verify-bundle`.
 
 `verify` and `prove`/`checkpoint` open the store; `verify-bundle` never does: it
 reads a bundle file and a public key only. Exit codes follow commands/errors.py,

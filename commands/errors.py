@@ -1,4 +1,4 @@
-"""The one mapping from errors to exit codes (DESIGN §6).
+"""The one mapping from errors to exit codes.
 
     0  done
     1  refused by a domain rule: RuleViolation and its kinds (NotFound,

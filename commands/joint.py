@@ -1,4 +1,4 @@
-"""Joint accountability reads (issue 6): `ledger quality` and `ledger variation`.
+"""Joint accountability reads: `ledger quality` and `ledger variation`.
 
 Each parses its options, calls one query of projections/joint_queries.py and
 prints the rows with commands/reads_render.py. Reads need no actor. `tour` is

@@ -1,4 +1,4 @@
-"""The read API for other services (`ledger serve`, DESIGN §1 and §6).
+"""The read API for other services (`ledger serve`).
 
 `create_app(store_target)` builds a FastAPI app over the same queries the read
 commands use (projections/queries.py `Reads`, projections/joint_queries.py

@@ -1,4 +1,4 @@
-"""Joint accountability reads: quality standards and peer-review variation (issue 6).
+"""Joint accountability reads: quality standards and peer-review variation.
 
 Built on the queries of projections/queries.py (`Reads`: catch-up, SQL on both
 stores, consortium and year checks); rows are plain dicts with the field names

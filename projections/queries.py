@@ -2,8 +2,8 @@
 
 Every read first brings the projections it uses up to date (catch-up from
 their tracked positions), then runs indexed queries; nothing here loads an
-aggregate. Rows come back as plain dicts with the field names of DESIGN §6
-(money in `*_pence` integers, dates as `date`), ready for any renderer.
+aggregate. Rows come back as plain dicts with the field names the
+read commands print (money in `*_pence` integers, dates as `date`), ready for any renderer.
 """
 
 from __future__ import annotations

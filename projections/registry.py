@@ -7,10 +7,10 @@ from projections.holders import HOLDERS, PORTFOLIO_PROJECTION, TIMELINES
 from projections.organisations import OPEN_MEMBERSHIPS, ORGANISATIONS, PRACTICES
 from projections.pools import POOLS
 from projections.positions import COMMITMENTS, POSITIONS
-from projections.quality import QUALITY, TAGGED  # issue 6: quality
+from projections.quality import QUALITY, TAGGED
 from projections.trail import TRAIL_PROJECTION
-from projections.variation import COMMITMENTS as VARIATION_COMMITMENTS  # issue 6
-from projections.variation import VARIATION  # issue 6: variation
+from projections.variation import COMMITMENTS as VARIATION_COMMITMENTS
+from projections.variation import VARIATION
 
 PROJECTIONS: tuple[Projection, ...] = (
     ORGANISATIONS,
@@ -18,12 +18,12 @@ PROJECTIONS: tuple[Projection, ...] = (
     PORTFOLIO_PROJECTION,
     POSITIONS,
     TRAIL_PROJECTION,
-    QUALITY,  # issue 6
-    VARIATION,  # issue 6
-    POOLS,  # issue 6: risk pools
+    QUALITY,
+    VARIATION,
+    POOLS,
 )
 
 # Tables the folds read back (`State.get`); the others are only written.
 READ_TABLES: frozenset[str] = frozenset(
     t.name for t in (PRACTICES, OPEN_MEMBERSHIPS, COMMITMENTS, TIMELINES)
-) | {TAGGED.name, VARIATION_COMMITMENTS.name}  # issue 6: quality, variation
+) | {TAGGED.name, VARIATION_COMMITMENTS.name}

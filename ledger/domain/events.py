@@ -1,4 +1,4 @@
-"""Domain events: the public contract of the ledger (DESIGN §3).
+"""Domain events: the public contract of the ledger.
 
 Each event is a frozen pydantic model with an explicit, exportable JSON Schema.
 `topic` is the stable stored name and `schema_version` its version: once an event
@@ -44,7 +44,7 @@ def pool_stream(consortium: str, year: str) -> uuid.UUID:
 
 
 class LedgerEvent(BaseModel):
-    """Fields every event carries (DESIGN §3)."""
+    """Fields every event carries."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 

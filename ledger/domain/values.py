@@ -1,6 +1,6 @@
 """Value types of the commissioning domain: codes, money, years, actors, free text.
 
-Every parser here is strict: it accepts exactly the forms DESIGN §4 lists and
+Every parser here is strict: it accepts exactly the documented forms and
 raises `InvalidInput` (naming the rule) for anything else. Nothing here does I/O.
 """
 
