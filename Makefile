@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types unit bench clean
+.PHONY: demo test lint types unit bench fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ lint: $(BIN)/.installed
 
 types: $(BIN)/.installed
 	$(BIN)/mypy
+
+# The fuzzer's long run: LEDGER_FUZZ_EXAMPLES random examples per test and store (the
+# suite runs a short deterministic one). FUZZ_STORES=sqlite limits it to one store.
+LEDGER_FUZZ_EXAMPLES ?= 5000
+FUZZ_STORES ?= sqlite or postgres
+fuzz: $(BIN)/.installed
+	.ci/ensure-postgres
+	LEDGER_FUZZ_EXAMPLES=$(LEDGER_FUZZ_EXAMPLES) $(BIN)/pytest tests/commands/test_fuzz.py \
+		-o timeout=0 -q -s -k "$(FUZZ_STORES)"
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/write_path.py
