@@ -200,11 +200,12 @@ def checked(db_url: str) -> Iterator[Checked]:
     ledger = bootstrap(db_url)
     service = ledger.service
     seed: list[tuple[str, str, dict[str, Any]]] = [
-        (ALLOCATOR, "consortium form", {"consortium": "16C", "name": "Tees", "officer": "Dr A"}),
+        (ALLOCATOR, "consortium form", {"consortium": "16C", "name": "Tees", "officer": "Dr A",
+                                        "on": "2024-04-01"}),
         (ALLOCATOR, "practice register",
-         {"practice": "A81001", "name": "Densham", "list_size": 4069}),
+         {"practice": "A81001", "name": "Densham", "list_size": 4069, "on": "2024-04-01"}),
         (ALLOCATOR, "practice register",
-         {"practice": "A81002", "name": "Queens Park", "list_size": 9000}),
+         {"practice": "A81002", "name": "Queens Park", "list_size": 9000, "on": "2024-04-01"}),
         (ALLOCATOR, "consortium join", {"consortium": "16C", "practice": "A81001",
                                         "on": "2024-04-01"}),
         (ALLOCATOR, "budget allocate", {"practice": "A81001", "year": "2024-25",
