@@ -189,7 +189,13 @@ class LedgerService:
         recorded_at = self.clock()
         outcomes: list[Outcome] = []
         for request in requests:
-            fingerprint = request.command.fingerprint(request.actor)
+            try:  # the fingerprint names the actor as parsed: practice:a81001 is practice:A81001
+                fingerprint = request.command.fingerprint(str(Actor.parse(request.actor)))
+            except LedgerError as error:
+                outcomes.append(Outcome(request, error=error))
+                if stop_at_first_refusal:
+                    break
+                continue
             earlier = receipts.get(request.command_id)
             if earlier is not None:
                 outcomes.append(self._replayed(request, earlier, fingerprint))

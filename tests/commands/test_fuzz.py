@@ -354,3 +354,9 @@ def test_fuzz_imports(checked: Checked, tmp_path: Path) -> None:
     one()
     verified(checked)
     report("imports", checked)
+
+
+def test_an_actor_that_is_not_text_is_refused_in_one_line(checked: Checked) -> None:
+    """Found by the long run: a lone surrogate as the actor crashed the fingerprint."""
+    code = checked.run(["--actor", "\ud800"], ["spend", "cancel", "R-0001", "--reason", "r"])
+    assert code == 2
