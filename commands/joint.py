@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from commands import render
+from commands.charts import check_plot_path
 from commands.errors import handled
 from commands.reads import AsOf, FormatOption, YearOption
 from commands.reads_render import Format, rows
 from commands.run import state_of
+from ledger.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
     from commands.state import CliState
@@ -43,13 +47,20 @@ QUALITY_EPILOG = (
     "ledger quality --year 2024-25 --qs QS1 --qs QS3 --format csv"
 )
 VARIATION_EPILOG = (
-    "Outlier rule: a practice is flagged when its commitments per 1,000 patients, or its "
-    "spend per 1,000, lies outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR of the rates of its "
-    "consortium's members for that element (quartiles interpolated linearly between the "
-    "sorted rates). With fewer than 4 members that have a population no outliers are "
+    "Tukey rule (--method tukey): a practice is flagged when its commitments per 1,000 "
+    "patients, or its spend per 1,000, lies outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR of the "
+    "rates of its consortium's members for that element (quartiles interpolated linearly "
+    "between the sorted rates). With fewer than 4 members that have a population no outliers are "
     "flagged: the quartiles of 3 rates say nothing.\n\n"
+    "Funnel (default): expected = target rate x population / 1,000; the limits are exact "
+    "Poisson (chi-square) quantiles of that count at 95% and 99.8%; a zero count is flagged "
+    "below only when seeing none is itself that unlikely (exp(-expected) under 2.5% or "
+    "0.1%). Practices without a population are not compared.\n\n"
     "Examples:\n\n"
     "ledger variation --consortium 16C --element acute\n\n"
+    "ledger variation --consortium 16C --element acute --against national --overdispersion "
+    "--plot funnel.svg\n\n"
+    "ledger variation --method tukey --consortium 16C\n\n"
     "ledger variation --year 2024-25 --format json\n\n"
     "ledger variation --consortium 16C --as-of 2024-09-30 --format csv"
 )
@@ -88,6 +99,16 @@ def quality(
         show_quality(found, fmt)
 
 
+class Method(StrEnum):
+    funnel = "funnel"
+    tukey = "tukey"
+
+
+class Against(StrEnum):
+    consortium = "consortium"
+    national = "national"
+
+
 def variation(
     ctx: typer.Context,
     *,
@@ -101,11 +122,31 @@ def variation(
                                        "commitments."),
     ] = None,
     as_of: AsOf = None,
+    method: Annotated[
+        Method, typer.Option("--method", help="funnel: exact Poisson control limits for each "
+                                              "practice's size; tukey: IQR fences on rates."),
+    ] = Method.funnel,
+    against: Annotated[
+        Against, typer.Option("--against", help="Funnel target: the consortium's pooled rate "
+                                                "or every practice's (national)."),
+    ] = Against.consortium,
+    overdispersion: Annotated[
+        bool, typer.Option("--overdispersion",
+                           help="Funnel limits widened by the between-practice variance "
+                                "(10% Winsorised z-scores, DerSimonian-Laird tau^2)."),
+    ] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", metavar="FILE",
+                                  help="Also draw the funnel to FILE (.svg or .png).")
+    ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Peer review: members' commitments per 1,000 patients against the consortium median.
+    """Peer review: members' commitments per 1,000 patients, flagged by a funnel or by Tukey.
 
-    Outliers are flagged by the rule below.
+    Funnel (default): each practice's commitments against what it would have made
+    at the target rate, with exact Poisson 95% and 99.8% control limits for its
+    population: a small practice needs a bigger departure to be flagged than a
+    large one. Tukey: the IQR rule below, against the consortium's median.
 
     Rates are per 1,000 of the practice's weighted population for the element
     (its latest figure effective by the date), or of its list size when it has
@@ -116,9 +157,27 @@ def variation(
         from projections.queries import parse_day  # noqa: PLC0415 - fast --help
 
         day = parse_day(as_of, "--as-of") if as_of is not None else None
-        found = _reads(ctx).variation(consortium=consortium, year=year, element=element,
-                                      as_of=day)
-        show_variation(found, fmt)
+        if plot is not None:
+            check_plot_path(plot)
+        if method is Method.tukey:
+            if plot is not None or overdispersion or against is not Against.consortium:
+                raise InvalidInput("options", "--plot, --against and --overdispersion go "
+                                              "with --method funnel")
+            found = _reads(ctx).variation(consortium=consortium, year=year, element=element,
+                                          as_of=day)
+            show_variation(found, fmt)
+            return
+        found = _reads(ctx).funnel(consortium=consortium, year=year, element=element,
+                                   as_of=day, against=str(against),
+                                   overdispersion=overdispersion)
+        show_funnel(found, fmt)
+        if plot is not None:
+            from commands.charts import funnel_chart  # noqa: PLC0415 - loads matplotlib
+
+            from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+            written = funnel_chart(found, plot)
+            render.out.print(Text(f"Funnel plot written to {written}"))
 
 
 # --- rendering -----------------------------------------------------------------------
@@ -178,6 +237,56 @@ def show_variation(found: Sequence[Row], fmt: Format) -> None:
     flagged = sum(r["outlier"] for r in found)
     render.out.print(Text(f"{flagged} outlier(s). Rule: outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR "
                    "of the members' rates; none with fewer than 4 members.",
+                   style="bold red" if flagged else ""))
+
+
+FUNNEL_FIELDS = ["consortium", "year", "element", "practice", "weighted_population",
+                 "population_basis", "commitments", "expected", "per_1000", "target_per_1000",
+                 "target_basis", "lower_95", "upper_95", "lower_998", "upper_998", "z_score",
+                 "band", "flagged", "overdispersion", "phi", "tau2", "note"]
+FUNNEL_TABLE = ["practice", "population", "commitments", "expected", "per_1000", "95% limits",
+                "99.8% limits", "z_score", "band"]
+
+
+def _two(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def show_funnel(found: Sequence[Row], fmt: Format) -> None:
+    """Funnel rows: JSON/CSV as they are; tables per consortium and element."""
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+    if fmt is not Format.table:
+        rows([{k: r[k] for k in FUNNEL_FIELDS} for r in found], fmt, columns=FUNNEL_FIELDS)
+        return
+    if not found:
+        rows([], fmt, title="Variation", empty="no member practices in scope")
+        return
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in found:
+        groups.setdefault((r["consortium"], r["element"], r["year"]), []).append(r)
+    for (consortium, element, year), members in groups.items():
+        first = members[0]
+        adjusted = (f", overdispersion tau^2 {first['tau2']:.6f}"
+                    if first["overdispersion"] and first["tau2"] is not None else "")
+        title = (f"{consortium} {element} {year}: funnel against the {first['target_basis']} "
+                 f"rate of {_two(first['target_per_1000'])} per 1,000{adjusted}")
+        shown = []
+        for r in members:
+            people, basis = r["weighted_population"], r["population_basis"]
+            shown.append(r | {
+                "population": f"{people:,}" if basis == "weighted"
+                else f"{people:,} (list size)" if basis == "list size" else "none",
+                "expected": _two(r["expected"]), "per_1000": _two(r["per_1000"]),
+                "95% limits": f"{_two(r['lower_95'])} .. {_two(r['upper_95'])}",
+                "99.8% limits": f"{_two(r['lower_998'])} .. {_two(r['upper_998'])}",
+                "z_score": _two(r["z_score"]),
+                "band": r["band"].upper() if r["flagged"] else r["band"],
+            })
+        rows(shown, fmt, columns=FUNNEL_TABLE, title=title)
+    flagged = sum(r["flagged"] for r in found)
+    render.out.print(Text(f"{flagged} practice(s) outside the 95% limits. Limits are exact Poisson "
+                   "for each practice's expected count; rates per 1,000 patients.",
                    style="bold red" if flagged else ""))
 
 

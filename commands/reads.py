@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,6 +18,7 @@ from commands.errors import handled
 from commands.options import MAX_POSITION, finite
 from commands.reads_render import Format, Row, json_lines, rows
 from commands.run import state_of
+from ledger.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
     from projections.joint_queries import JointReads
@@ -129,9 +131,16 @@ def position(
     year: YearOption = None,
     as_of: AsOf = None,
     fmt: FormatOption = Format.table,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", metavar="FILE",
+                                  help="With --consortium: also draw budget against actual "
+                                       "through the year per element to FILE (.svg/.png).")
+    ] = None,
 ) -> None:
     """Budget against actual: allocated, available, drawn, committed, settled, remaining."""
     with handled(state_of(ctx)):
+        if plot is not None:
+            _plot_position(ctx, consortium, year, plot)
         found = _reads(ctx).position(practice=practice, consortium=consortium, by=by,
                                      year=year, as_of=_day(as_of, "--as-of"))
         key = by if by in ("consortium", "allocator") else "practice"
@@ -161,6 +170,30 @@ POOLS_EPILOG = (
     "ledger pools --consortium 16C --as-of 2024-09-30\n\n"
     "ledger pools --year 2024-25 --format json"
 )
+
+
+def _plot_position(ctx: typer.Context, consortium: str | None, year: str | None,
+                   plot: Path) -> None:
+    """`position --plot`: the consortium's budget against actual, month by month."""
+    from commands.charts import budget_chart, check_plot_path  # noqa: PLC0415 - matplotlib
+    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
+
+    check_plot_path(plot)
+    if consortium is None:
+        raise InvalidInput("options", "--plot draws one consortium: give --consortium")
+    reads = JointReads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+    timeline = reads.through_year(consortium=consortium, year=year)
+    first = timeline[0] if timeline else None
+    title = (f"{first['consortium']} {first['year']}: budget against actual"
+             if first else "budget against actual")
+    written = budget_chart(timeline, title, plot)
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+    from commands import render  # noqa: PLC0415
+
+    render.out.print(Text(f"Budget chart written to {written}"))
+
+
 
 
 def pools(

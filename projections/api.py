@@ -231,11 +231,22 @@ def create_app(store_target: str) -> FastAPI:
         return JSONRows(served.reads().quality(consortium=consortium, year=year,
                                                codes=qs or []))
 
-    @app.get("/variation", summary="Peer review: rates per 1,000 patients, outliers")
-    def variation(consortium: str | None = None, year: str | None = None,
-                  element: str | None = None, as_of: str | None = None) -> Response:
-        return JSONRows(served.reads().variation(consortium=consortium, year=year,
-                                                 element=element, as_of=_day(as_of, "as_of")))
+    @app.get("/variation", summary="Peer review: funnel limits (default) or Tukey outliers")
+    def variation(consortium: str | None = None, year: str | None = None,  # noqa: PLR0917
+                  element: str | None = None, as_of: str | None = None,
+                  method: Annotated[str, Query(description="funnel or tukey")] = "funnel",
+                  against: Annotated[str, Query(description="funnel target: consortium or "
+                                                            "national")] = "consortium",
+                  overdispersion: bool = False) -> Response:
+        day = _day(as_of, "as_of")
+        if method == "tukey":
+            return JSONRows(served.reads().variation(consortium=consortium, year=year,
+                                                     element=element, as_of=day))
+        if method != "funnel":
+            raise InvalidInput("method", f"unknown method {method!r}: funnel or tukey")
+        return JSONRows(served.reads().funnel(consortium=consortium, year=year, element=element,
+                                              as_of=day, against=against,
+                                              overdispersion=overdispersion))
 
     @app.get("/projections", summary="Each projection's position and lag")
     def projections(status: Annotated[str, Query(description="only `status`")] = "status"

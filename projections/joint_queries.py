@@ -19,14 +19,16 @@ median, with outliers flagged by the rule in projections/variation.py.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.domain.budget import top_slice
+from ledger.domain.errors import InvalidInput
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
@@ -36,6 +38,9 @@ from ledger.domain.values import (
 )
 from projections.queries import Reads, Row
 from projections.variation import MIN_MEMBERS_FOR_OUTLIERS, Spread, per_1000, spread
+
+if TYPE_CHECKING:
+    from projections.funnel import Unit
 
 
 def qs_number(code: str) -> int:
@@ -110,6 +115,36 @@ class JointReads(Reads):
                 "capacity_pence": capacity, "drawn_pence": taken, "draws": made,
                 "headroom_pence": capacity - taken,
             })
+        return rows
+
+    def through_year(self, *, consortium: str, year: str | None = None) -> list[Row]:
+        """Budget against actual through the year for one consortium's members.
+
+        One row per element and date: the first day of the year and each month's
+        last day (up to today in the current year), with what `position --by
+        consortium --as-of` gives on that date: `allocated_pence`,
+        `committed_pence` (outstanding), `settled_pence` and `drawn_pence` (risk-pool
+        draws), for the consortium's members on that date.
+        """
+        self._fresh("organisations", "positions")
+        fy, _ = self._year_and_day(year, None)
+        code = self._consortium(consortium)
+        days = [fy.first_day]
+        for month in range(12):
+            y, m = fy.first_day.year + (fy.first_day.month - 1 + month) // 12, \
+                (fy.first_day.month - 1 + month) % 12 + 1
+            following = date(y + m // 12, m % 12 + 1, 1)
+            days.append(following - timedelta(days=1))
+        days = [d for d in days if d <= max(self.today, fy.first_day)] or [fy.first_day]
+        rows: list[Row] = []
+        for d in days:
+            rows.extend({"consortium": code, "year": str(fy), "on": d, "element": r["element"],
+                         "allocated_pence": r["allocated_pence"],
+                         "committed_pence": r["committed_pence"],
+                         "settled_pence": r["settled_pence"], "drawn_pence": r["drawn_pence"]}
+                        for r in self.position(consortium=code, by="consortium", year=str(fy),
+                                               as_of=d))
+        rows.sort(key=lambda r: (ELEMENTS_ORDER.get(r["element"], 99), r["on"]))
         return rows
 
     # --- quality -----------------------------------------------------------------------
@@ -189,6 +224,69 @@ class JointReads(Reads):
             if members:
                 rows += self._compare(c, members, fy, day, chosen)
         return rows
+
+    def funnel(self, *, consortium: str | None = None, year: str | None = None,
+               element: str | None = None, as_of: date | None = None,
+               against: str = "consortium", overdispersion: bool = False) -> list[Row]:
+        """Funnel-plot peer review: each member's commitments against a target rate.
+
+        For each consortium and element, each member practice's commitments
+        (observed), what it would have made at the target rate (expected = target
+        per 1,000 x population / 1,000), its rate per 1,000, exact Poisson control
+        limits at 95% and 99.8% for its population (or, with `overdispersion`,
+        limits widened by the between-practice variance tau^2), its z-score and
+        the band it falls in (projections/funnel.py has the method and sources).
+
+        The target is the consortium's pooled rate (its members' commitments over
+        their populations), or with `against="national"` every practice's in the
+        ledger; tau^2 is estimated over the same practices. Members, dates and
+        populations are as in `variation`. Raises InvalidInput for an unknown
+        `against`, NotFound for an unknown consortium.
+        """
+        if against not in AGAINST:
+            raise InvalidInput("against", f"unknown target {against!r}: consortium or national")
+        chosen = str(parse_element(element)) if element is not None else None
+        self._fresh("organisations", "positions", "variation")
+        fy, day = self._year_and_day(year, as_of)
+        if consortium is not None:
+            consortia = [self._consortium(consortium)]
+        else:
+            consortia = [r[0] for r in self._q(
+                f"SELECT consortium FROM {self._t('org_consortia')} ORDER BY consortium")]  # noqa: S608
+        national: dict[str, list[Unit]] = {}
+        rows: list[Row] = []
+        for c in consortia:
+            members = self._members(c, day)
+            if not members:
+                continue
+            elements = [chosen] if chosen is not None else [str(e) for e in ELEMENTS]
+            spent = self._spent(members, fy, day, elements)
+            if chosen is None:
+                elements = [e for e in elements if any((p, e) in spent for p in members)]
+            populations = self._populations(members, day, elements)
+            for e in elements:
+                group = [(p, spent.get((p, e), (0, 0))[0],
+                          populations.get((p, e), Population(0, "none", None)))
+                         for p in members]
+                if against == "national" and e not in national:
+                    national[e] = self._national_units(fy, day, e)
+                rows += _funnel_rows(c, str(fy), e, group, national.get(e),
+                                     overdispersion=overdispersion)
+        return rows
+
+    def _national_units(self, fy: FinancialYear, day: date, element: str) -> list[Unit]:
+        """Every practice with a population for `element`: its commitments and size."""
+        from projections.funnel import Unit  # noqa: PLC0415 - loads scipy
+
+        practices = [r[0] for r in self._q(
+            f"SELECT DISTINCT practice FROM {self._t('variation_populations')} "  # noqa: S608
+            "ORDER BY practice")]
+        if not practices:
+            return []
+        spent = self._spent(practices, fy, day, [element])
+        populations = self._populations(practices, day, [element])
+        return [Unit(spent.get((p, element), (0, 0))[0], Fraction(people.size))
+                for (p, _), people in sorted(populations.items()) if people.size > 0]
 
     def _compare(self, consortium: str, members: list[str], fy: FinancialYear, day: date,
                  element: str | None) -> list[Row]:
@@ -283,3 +381,66 @@ def _judge(group: list[Row], counts: Spread | None, spends: Spread | None) -> li
             "note": "; ".join(notes),
         })
     return group
+
+
+# --- funnel rows ------------------------------------------------------------------------
+
+ELEMENTS_ORDER = {str(e): i for i, e in enumerate(ELEMENTS)}
+AGAINST = ("consortium", "national")
+
+
+def _figure(value: float | None, places: int = 6) -> float | None:
+    """A float for JSON: rounded to `places`; None for none or an unbounded limit."""
+    if value is None or math.isinf(value) or math.isnan(value):
+        return None
+    return round(value, places)
+
+
+def _funnel_rows(consortium: str, year: str, element: str,
+                 group: list[tuple[str, int, Population]], national: list[Unit] | None,
+                 *, overdispersion: bool) -> list[Row]:
+    """One consortium's members for one element against the target (module docstring)."""
+    from projections.funnel import NOT_COMPARED, Unit, judge, target_rate  # noqa: PLC0415
+
+    compared = [(p, n, people) for p, n, people in group if people.size > 0]
+    units = [Unit(n, Fraction(people.size)) for _, n, people in compared]
+    basis = units if national is None else national
+    target = target_rate(basis) if basis else None
+    judged = {}
+    phi = tau2 = None
+    if target is not None and units:
+        found = judge(units, target, overdispersion=overdispersion,
+                      estimate_from=None if national is None else national)
+        judged = {p: j for (p, _, _), j in zip(compared, found.units, strict=True)}
+        phi, tau2 = found.phi, found.tau2
+    rows: list[Row] = []
+    for p, n, people in group:
+        j = judged.get(p)
+        notes: list[str] = []
+        if people.basis == "none":
+            notes.append("no population recorded: not compared")
+        elif people.basis == "list size":
+            notes.append("no weighted population: per list size")
+        if j is not None and n == 0 and j.band == "within" and j.limits.lower_95 > 0:
+            notes.append("zero count: exp(-expected) not below the tail, not flagged")
+        rows.append({
+            "consortium": consortium, "year": year, "element": element, "practice": p,
+            "weighted_population": people.size, "population_basis": people.basis,
+            "commitments": n,
+            "expected": _figure(j.expected) if j else None,
+            "per_1000": _figure(j.rate) if j else None,
+            "target_per_1000": _figure(float(target)) if target is not None else None,
+            "target_basis": "national" if national is not None else "consortium",
+            "lower_95": _figure(j.limits.lower_95) if j else None,
+            "upper_95": _figure(j.limits.upper_95) if j else None,
+            "lower_998": _figure(j.limits.lower_998) if j else None,
+            "upper_998": _figure(j.limits.upper_998) if j else None,
+            "z_score": _figure(j.z_score) if j else None,
+            "band": j.band if j else NOT_COMPARED,
+            "flagged": j is not None and j.band != "within",
+            "overdispersion": overdispersion,
+            "phi": _figure(phi) if overdispersion else None,
+            "tau2": _figure(tau2, 9) if overdispersion else None,
+            "note": "; ".join(notes),
+        })
+    return rows

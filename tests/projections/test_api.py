@@ -104,9 +104,13 @@ CASES: list[tuple[str, dict[str, Any], Query]] = [
     ("/quality", {}, lambda r: r.quality()),
     ("/quality", {"consortium": "16C", "year": YEAR, "qs": ["QS1", "QS3"]},
      lambda r: r.quality(consortium="16C", year=YEAR, codes=["QS1", "QS3"])),
-    ("/variation", {}, lambda r: r.variation()),
-    ("/variation", {"consortium": "16C", "element": "acute", "as_of": "2024-09-30"},
+    ("/variation", {"method": "tukey"}, lambda r: r.variation()),
+    ("/variation", {"consortium": "16C", "element": "acute", "as_of": "2024-09-30",
+                    "method": "tukey"},
      lambda r: r.variation(consortium="16C", element="acute", as_of=date(2024, 9, 30))),
+    ("/variation", {}, lambda r: r.funnel()),
+    ("/variation", {"consortium": "16C", "against": "national", "overdispersion": "true"},
+     lambda r: r.funnel(consortium="16C", against="national", overdispersion=True)),
 ]
 
 
@@ -138,6 +142,8 @@ def test_rows_are_what_ledger_format_json_prints(client: TestClient, written: st
             ("/position", {"by": "consortium"}, ["position", "--by", "consortium"]),
             ("/quality", {}, ["quality"]),
             ("/variation", {"consortium": "16C"}, ["variation", "--consortium", "16C"]),
+            ("/variation", {"consortium": "16C", "method": "tukey"},
+             ["variation", "--consortium", "16C", "--method", "tukey"]),
             (f"/trail/{A2}", {}, ["trail", A2])]:
         done = CliRunner().invoke(cli, ["--db", written, *args, "--format", "json"])
         assert done.exit_code == 0, done.output
@@ -197,6 +203,7 @@ BAD: list[tuple[str, int, str | None, str]] = [
     ("/position?year=2024", 400, None, ""),
     ("/trail/A81001?since=2024-09-01&until=2024-06-01", 400, "date", "after"),
     ("/variation?element=teeth", 400, None, ""),
+    ("/variation?method=median", 400, "method", "unknown method"),
     ("/quality?qs=QS", 400, None, ""),
     ("/projections?status=rebuild", 400, "projections", "only status"),
     ("/events?after=-1", 400, "after", "0 or more"),

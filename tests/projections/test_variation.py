@@ -212,7 +212,8 @@ def test_ledger_variation_command(ledger: Ledger, db_url: str, tmp_path: Path) -
     joint_scenario.write(ledger)
     ledger.close()
     done = run_ledger(db_url, "variation", "--consortium", "16C", "--element", "acute",
-                      "--year", "2024-25", "--format", "json", cwd=tmp_path)
+                      "--year", "2024-25", "--method", "tukey", "--format", "json",
+                      cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == EXPECTED_16C
 
@@ -225,7 +226,7 @@ def test_variation_table_csv_and_errors_in_process(
     db_url = sqlite_path
     with bootstrap(db_url) as ledger:
         joint_scenario.write(ledger)
-    done = invoke(db_url, "variation", "--format", "csv")
+    done = invoke(db_url, "variation", "--method", "tukey", "--format", "csv")
     assert done.exit_code == 0, done.stderr
     table = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [(r["consortium"], r["practice"], r["per_1000"], r["outlier"]) for r in table] == [
@@ -233,7 +234,7 @@ def test_variation_table_csv_and_errors_in_process(
         ("16C", "A81002", "0.4", "false"), ("16C", "A81003", "6.0", "true"),
         ("16C", "A81004", "0.6", "false"), ("16C", "A81005", "0.5", "false")]
 
-    done = invoke(db_url, "variation")
+    done = invoke(db_url, "variation", "--method", "tukey")
     assert done.exit_code == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "16C acute 2024-25, per 1,000 patients: median 0.5 commitments, £1,000.00 spend" \
@@ -254,7 +255,7 @@ def test_variation_table_csv_and_errors_in_process(
         (["--year", "2024"], 2, "malformed financial year"),
         (["--as-of", "2024-13-01"], 2, "malformed date"),
     ]:
-        done = invoke(db_url, "variation", *args)
+        done = invoke(db_url, "variation", "--method", "tukey", *args)
         assert done.exit_code == code, (args, done.stderr)
         assert message in one_line_error(done.stderr)
 
