@@ -285,7 +285,7 @@ targets = st.fractions(min_value=F(1, 10), max_value=F(400), max_denominator=100
 sizes = st.integers(min_value=1, max_value=200_000)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(target=targets, small=sizes, extra=st.integers(min_value=1, max_value=100_000),
        tau2=st.sampled_from([0.0, 0.001, 0.02]))
 def test_limits_narrow_as_the_population_grows(target: Fraction, small: int, extra: int,
@@ -301,7 +301,7 @@ def test_limits_narrow_as_the_population_grows(target: Fraction, small: int, ext
         assert b.lower_998 >= a.lower_998 - slack
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(observed=st.integers(min_value=0, max_value=50_000), population=sizes,
        others=st.lists(st.tuples(st.integers(0, 5000), sizes), max_size=12),
        overdispersion=st.booleans())
