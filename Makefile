@@ -23,6 +23,7 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	.ci/ensure-postgres
+	.ci/ensure-chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup

@@ -87,6 +87,11 @@ from commands import keys  # noqa: E402 - kept with its registration
 
 app.add_typer(keys.app)
 
+# ledger report: one self-contained HTML report (commands/report.py).
+from commands import report  # noqa: E402 - kept with its registration
+
+app.command("report", epilog=report.EPILOG)(report.report)
+
 
 def main() -> None:
     """The `ledger` entry point: sub-commands are built only when used (commands/lazy.py)."""

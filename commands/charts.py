@@ -66,8 +66,15 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def svg_text(fig: Figure) -> str:
-    """The figure as an inline SVG element (no XML prolog, no DOCTYPE)."""
+def svg_text(fig: Figure, *, salt: str = "commissioning-ledger") -> str:
+    """The figure as an inline SVG element (no XML prolog, no DOCTYPE).
+
+    `salt` seeds the SVG's element ids: give each chart of one page its own, so
+    ids (clip paths) never collide between charts inlined together.
+    """
+    import matplotlib as mpl  # noqa: PLC0415 - heavy import, charts only
+
+    mpl.rcParams["svg.hashsalt"] = salt
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
@@ -91,7 +98,8 @@ def draw_funnel(ax: Axes, members: Sequence[Row]) -> None:
 
     first = members[0]
     compared = [r for r in members if r["per_1000"] is not None]
-    ax.set_title(f"{first['consortium']} {first['element']} {first['year']}", fontsize=11)
+    ax.set_title(f"{first['consortium']} {first['element']} {first['year']}, against the "
+                 f"{first['target_basis']} rate", fontsize=11)
     ax.set_xlabel("population (weighted)")
     ax.set_ylabel("commitments per 1,000")
     if not compared or first["target_per_1000"] is None:
@@ -165,9 +173,9 @@ def budget_figure(timeline: Sequence[Row], title: str) -> Figure:
     from matplotlib.ticker import FuncFormatter  # noqa: PLC0415 - heavy import
 
     elements = list(dict.fromkeys(r["element"] for r in timeline))
-    columns = 1 if len(elements) <= 1 else 2
+    columns = max(1, min(3, len(elements)))
     rows_needed = max(1, -(-len(elements) // columns))
-    fig = _figure(7.0 * columns, 3.6 * rows_needed)
+    fig = _figure(max(7.0, 4.6 * columns), 3.2 * rows_needed + 0.4)
     fig.suptitle(title, fontsize=12)
     axes = fig.subplots(rows_needed, columns, squeeze=False)
     pounds = FuncFormatter(lambda value, _pos: f"£{value:,.0f}")

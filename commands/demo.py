@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -15,7 +16,9 @@ from commands.state import CliState
 if TYPE_CHECKING:
     from ledger.application.demo import DemoSummary
 
-EPILOG = "Example: ledger --db demo.db demo"
+EPILOG = ("Example: ledger --db demo.db demo  (then open demo-report.html, written beside "
+          "demo.db)")
+DEMO_CONSORTIUM = "16C"
 
 
 def demo(ctx: typer.Context) -> None:
@@ -41,11 +44,14 @@ def tour(state: CliState, summary: DemoSummary) -> None:
     Who holds what for a practice that delegated and one that opted out (as of a
     date inside the opt-out, and as known on a date before it was recorded), one
     practice's trail, positions by consortium with the risk pool, then quality
-    standards with their gaps and the peer-review outliers.
+    standards with their gaps and the peer-review outliers, the funnel plot's
+    table for one consortium, and last its HTML report (the path is printed).
     """
-    from commands.joint import tour as joint_tour  # noqa: PLC0415 - fast --help
+    from commands.joint import show_funnel  # noqa: PLC0415 - fast --help
+    from commands.joint import tour as joint_tour  # noqa: PLC0415
     from commands.reads import show_pools  # noqa: PLC0415
     from commands.reads_render import Format, rows  # noqa: PLC0415
+    from commands.report import write_report  # noqa: PLC0415
     from projections.joint_queries import JointReads  # noqa: PLC0415
 
     render.demo_highlights(summary)
@@ -70,3 +76,23 @@ def tour(state: CliState, summary: DemoSummary) -> None:
     render.tour_step(f"ledger quality --year {summary.year}; ledger variation --element acute",
                      "standards adopted with their gaps, and peer-review outliers")
     joint_tour(state, year=summary.year)
+    render.tour_step(f"ledger variation --consortium {DEMO_CONSORTIUM} --element acute",
+                     "peer review by funnel plot: limits for each practice's size")
+    show_funnel(reads.funnel(consortium=DEMO_CONSORTIUM, year=summary.year,
+                             element="acute"), Format.table)
+    path = report_path(state.db)
+    render.tour_step(f"ledger report --consortium {DEMO_CONSORTIUM} --year {summary.year} "
+                     f"--out {path.name}",
+                     "everything above for one consortium, as one HTML file an auditor can "
+                     "file, pinned to a signed checkpoint")
+    written = write_report(state.ledger().store, consortium=DEMO_CONSORTIUM, allocator=None,
+                           year=summary.year, path=path)
+    render.out.print(f"Open the report: {written.as_uri()}", markup=False)
+
+
+def report_path(db: str) -> Path:
+    """Where the demo writes its report: beside a SQLite file, else here."""
+    if "://" in db:
+        return Path.cwd() / "demo-report.html"
+    where = Path(db)
+    return where.with_name(f"{where.stem}-report.html")

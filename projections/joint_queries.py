@@ -147,6 +147,35 @@ class JointReads(Reads):
         rows.sort(key=lambda r: (ELEMENTS_ORDER.get(r["element"], 99), r["on"]))
         return rows
 
+    def consortium_code(self, text: str) -> str:
+        """The consortium's code as stored; NotFound when there is none."""
+        self._fresh("organisations")
+        return self._consortium(text)
+
+    def year_and_day(self, year: str | None) -> tuple[str, date]:
+        """The financial year a read without --as-of covers, and the day it looks at."""
+        self._fresh("organisations", "positions")
+        fy, day = self._year_and_day(year, None)
+        return str(fy), day
+
+    def holdings_in_force(self, *, consortium: str | None = None,
+                          year: str | None = None) -> list[Row]:
+        """Elements held by someone other than the practice on the day: `holders` rows
+        (practice, year, element, holder, since) with `kind` "opt-out" when the
+        practice's last opt-out effective by then is not undone by an opt-in, else
+        "delegation"."""
+        held = self.holders(consortium=consortium, year=year)
+        away = [r for r in held if r["holder"] != f"practice:{r['practice']}"]
+        fy, day = self.year_and_day(year)
+        kinds: dict[str, str] = {}
+        for practice in dict.fromkeys(r["practice"] for r in away):
+            steps = sorted((s["effective_on"], s["position"], s["event"])
+                           for s in self.trail(practice, year=fy)
+                           if s["event"] in ("OptedOut", "OptedIn") and s["effective_on"] <= day)
+            kinds[practice] = "opt-out" if steps and steps[-1][2] == "OptedOut" \
+                else "delegation"
+        return [r | {"kind": kinds[r["practice"]]} for r in away]
+
     # --- quality -----------------------------------------------------------------------
 
     def quality(self, *, consortium: str | None = None, year: str | None = None,

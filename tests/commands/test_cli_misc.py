@@ -89,11 +89,14 @@ def test_the_demo_builds_a_realistic_ledger_and_refuses_a_non_empty_one(tmp_path
     def demo() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*ledger_executable(), "--db", db, "demo"], cwd=tmp_path, env=clean_env(),
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True, text=True, timeout=300, check=False,
         )
 
     first = demo()
     assert first.returncode == 0, first.stderr
+    report = tmp_path / "demo-report.html"
+    assert f"Open the report: {report.as_uri()}" in first.stdout.replace("\n", "")
+    assert "<svg" in report.read_text()
     assert "5 consortia, 49 practices, year 2024-25" in first.stdout
     assert "refused [hard-budget]" in first.stdout
     counts = topics(db)
