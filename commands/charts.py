@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import date
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,11 +80,27 @@ def svg_text(fig: Figure, *, salt: str = "commissioning-ledger") -> str:
     return text[text.index("<svg"):]
 
 
+def _panels(count: int, columns: int, size: tuple[float, float], empty: str
+            ) -> tuple[Figure, list[Axes]]:
+    """A figure with `count` panels in rows of `columns` (spares hidden), each about
+    `size` inches; with none, one panel saying `empty`."""
+    rows_needed = max(1, -(-count // columns))
+    fig = _figure(max(7.0, size[0] * columns), size[1] * rows_needed + 0.4)
+    grid = fig.subplots(rows_needed, columns, squeeze=False)
+    axes = [grid[i // columns][i % columns] for i in range(rows_needed * columns)]
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    if not count:
+        axes[0].set_visible(True)
+        axes[0].text(0.5, 0.5, empty, ha="center")
+    return fig, axes[:count]
+
+
 # --- funnel -------------------------------------------------------------------------------
 
 
-def funnel_groups(found: Sequence[Row]) -> dict[tuple[str, str, str], list[Row]]:
-    """Funnel rows by (consortium, element, year), in their order."""
+def by_group(found: Sequence[Row]) -> dict[tuple[str, str, str], list[Row]]:
+    """Peer-review rows by (consortium, element, year), in their order."""
     groups: dict[tuple[str, str, str], list[Row]] = {}
     for r in found:
         groups.setdefault((r["consortium"], r["element"], r["year"]), []).append(r)
@@ -145,18 +160,11 @@ def draw_funnel(ax: Axes, members: Sequence[Row]) -> None:
 
 def funnel_figure(found: Sequence[Row]) -> Figure:
     """A figure with one funnel per consortium and element in `found`."""
-    groups = list(funnel_groups(found).values())
+    groups = list(by_group(found).values())
     columns = 1 if len(groups) == 1 else 2
-    rows_needed = max(1, -(-len(groups) // columns))
-    fig = _figure(7.0 * columns, 4.6 * rows_needed)
-    axes = fig.subplots(rows_needed, columns, squeeze=False)
-    for index, members in enumerate(groups):
-        draw_funnel(axes[index // columns][index % columns], members)
-    for index in range(len(groups), rows_needed * columns):
-        axes[index // columns][index % columns].set_visible(False)
-    if not groups:
-        axes[0][0].set_visible(True)
-        axes[0][0].text(0.5, 0.5, "no member practices in scope", ha="center")
+    fig, panels = _panels(len(groups), columns, (7.0, 4.6), "no member practices in scope")
+    for ax, members in zip(panels, groups, strict=False):
+        draw_funnel(ax, members)
     return fig
 
 
@@ -174,15 +182,12 @@ def budget_figure(timeline: Sequence[Row], title: str) -> Figure:
 
     elements = list(dict.fromkeys(r["element"] for r in timeline))
     columns = max(1, min(3, len(elements)))
-    rows_needed = max(1, -(-len(elements) // columns))
-    fig = _figure(max(7.0, 4.6 * columns), 3.2 * rows_needed + 0.4)
+    fig, panels = _panels(len(elements), columns, (4.6, 3.2), "no budgets in scope")
     fig.suptitle(title, fontsize=12)
-    axes = fig.subplots(rows_needed, columns, squeeze=False)
     pounds = FuncFormatter(lambda value, _pos: f"£{value:,.0f}")
-    for index, element in enumerate(elements):
-        ax = axes[index // columns][index % columns]
+    for ax, element in zip(panels, elements, strict=True):
         points = [r for r in timeline if r["element"] == element]
-        days: list[date] = [r["on"] for r in points]
+        days: list[Any] = [r["on"] for r in points]  # dates: matplotlib converts them
         for field, (label, colour, style) in SERIES.items():
             values = [(r["committed_pence"] + r["settled_pence"] if field == "spent_pence"
                        else r[field]) / 100 for r in points]
@@ -195,11 +200,6 @@ def budget_figure(timeline: Sequence[Row], title: str) -> Figure:
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.25)
         ax.legend(fontsize=7, loc="upper left")
-    for index in range(len(elements), rows_needed * columns):
-        axes[index // columns][index % columns].set_visible(False)
-    if not elements:
-        axes[0][0].set_visible(True)
-        axes[0][0].text(0.5, 0.5, "no budgets in scope", ha="center")
     return fig
 
 

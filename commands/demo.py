@@ -73,8 +73,9 @@ def tour(state: CliState, summary: DemoSummary) -> None:
                      "each risk pool: capacity, drawn, headroom (also under "
                      "`ledger position --by consortium`)")
     show_pools(reads.pools(year=summary.year), Format.table)
-    render.tour_step(f"ledger quality --year {summary.year}; ledger variation --element acute",
-                     "standards adopted with their gaps, and peer-review outliers")
+    render.tour_step(f"ledger quality --year {summary.year}; "
+                     "ledger variation --method tukey --element acute",
+                     "standards adopted with their gaps, and outliers by Tukey's fences")
     joint_tour(state, year=summary.year)
     render.tour_step(f"ledger variation --consortium {DEMO_CONSORTIUM} --element acute",
                      "peer review by funnel plot: limits for each practice's size")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from commands import render
-from commands.charts import check_plot_path
+from commands.charts import by_group, check_plot_path
 from commands.errors import handled
 from commands.reads import AsOf, FormatOption, YearOption
 from commands.reads_render import Format, rows
@@ -212,10 +212,7 @@ def show_variation(found: Sequence[Row], fmt: Format) -> None:
     if not found:
         rows([], fmt, title="Variation", empty="no member practices in scope")
         return
-    groups: dict[tuple[str, str, str], list[Row]] = {}
-    for r in found:
-        groups.setdefault((r["consortium"], r["element"], r["year"]), []).append(r)
-    for (consortium, element, year), members in groups.items():
+    for (consortium, element, year), members in by_group(found).items():
         first = members[0]
         median = first["median_per_1000"]
         median_spend = first["median_spend_per_1000_pence"]
@@ -262,10 +259,7 @@ def show_funnel(found: Sequence[Row], fmt: Format) -> None:
     if not found:
         rows([], fmt, title="Variation", empty="no member practices in scope")
         return
-    groups: dict[tuple[str, str, str], list[Row]] = {}
-    for r in found:
-        groups.setdefault((r["consortium"], r["element"], r["year"]), []).append(r)
-    for (consortium, element, year), members in groups.items():
+    for (consortium, element, year), members in by_group(found).items():
         first = members[0]
         adjusted = (f", overdispersion tau^2 {first['tau2']:.6f}"
                     if first["overdispersion"] and first["tau2"] is not None else "")

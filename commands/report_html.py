@@ -171,10 +171,10 @@ def _figure(svg: str, caption: str, name: str) -> str:
 
 
 def _funnels(data: ReportData) -> str:
-    from commands.charts import funnel_figure, funnel_groups, svg_text  # noqa: PLC0415
+    from commands.charts import by_group, funnel_figure, svg_text  # noqa: PLC0415
 
     parts: list[str] = []
-    groups = funnel_groups(data.funnel)
+    groups = by_group(data.funnel)
     if not groups:
         return '<p class="empty">no commitments to compare</p>'
     for (consortium, element, year), members in groups.items():

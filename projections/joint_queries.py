@@ -239,14 +239,7 @@ class JointReads(Reads):
         Members are those on `as_of` (default: today, kept inside the year); their
         commitments of the year effective by then count, at what they are worth now.
         """
-        chosen = str(parse_element(element)) if element is not None else None
-        self._fresh("organisations", "positions", "variation")
-        fy, day = self._year_and_day(year, as_of)
-        if consortium is not None:
-            consortia = [self._consortium(consortium)]
-        else:
-            consortia = [r[0] for r in self._q(
-                f"SELECT consortium FROM {self._t('org_consortia')} ORDER BY consortium")]  # noqa: S608
+        chosen, fy, day, consortia = self._peer_scope(consortium, year, element, as_of)
         rows: list[Row] = []
         for c in consortia:
             members = self._members(c, day)
@@ -274,14 +267,7 @@ class JointReads(Reads):
         """
         if against not in AGAINST:
             raise InvalidInput("against", f"unknown target {against!r}: consortium or national")
-        chosen = str(parse_element(element)) if element is not None else None
-        self._fresh("organisations", "positions", "variation")
-        fy, day = self._year_and_day(year, as_of)
-        if consortium is not None:
-            consortia = [self._consortium(consortium)]
-        else:
-            consortia = [r[0] for r in self._q(
-                f"SELECT consortium FROM {self._t('org_consortia')} ORDER BY consortium")]  # noqa: S608
+        chosen, fy, day, consortia = self._peer_scope(consortium, year, element, as_of)
         national: dict[str, list[Unit]] = {}
         rows: list[Row] = []
         for c in consortia:
@@ -302,6 +288,17 @@ class JointReads(Reads):
                 rows += _funnel_rows(c, str(fy), e, group, national.get(e),
                                      overdispersion=overdispersion)
         return rows
+
+    def _peer_scope(self, consortium: str | None, year: str | None, element: str | None,
+                    as_of: date | None) -> tuple[str | None, FinancialYear, date, list[str]]:
+        """What a peer review covers: the element (None: all), year, day and consortia."""
+        chosen = str(parse_element(element)) if element is not None else None
+        self._fresh("organisations", "positions", "variation")
+        fy, day = self._year_and_day(year, as_of)
+        if consortium is not None:
+            return chosen, fy, day, [self._consortium(consortium)]
+        return chosen, fy, day, [r[0] for r in self._q(
+            f"SELECT consortium FROM {self._t('org_consortia')} ORDER BY consortium")]  # noqa: S608
 
     def _national_units(self, fy: FinancialYear, day: date, element: str) -> list[Unit]:
         """Every practice with a population for `element`: its commitments and size."""
