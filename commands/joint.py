@@ -172,9 +172,9 @@ def variation(
                                    overdispersion=overdispersion)
         show_funnel(found, fmt)
         if plot is not None:
-            from commands.charts import funnel_chart  # noqa: PLC0415 - loads matplotlib
-
             from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+            from commands.charts import funnel_chart  # noqa: PLC0415 - loads matplotlib
 
             written = funnel_chart(found, plot)
             render.out.print(Text(f"Funnel plot written to {written}"))
@@ -269,8 +269,8 @@ def show_funnel(found: Sequence[Row], fmt: Format) -> None:
         for r in members:
             people, basis = r["weighted_population"], r["population_basis"]
             shown.append(r | {
-                "population": f"{people:,}" if basis == "weighted"
-                else f"{people:,} (list size)" if basis == "list size" else "none",
+                "population": people if basis == "weighted"
+                else f"{int(people):,} (list size)" if basis == "list size" else "none",
                 "expected": _two(r["expected"]), "per_1000": _two(r["per_1000"]),
                 "95% limits": f"{_two(r['lower_95'])} .. {_two(r['upper_95'])}",
                 "99.8% limits": f"{_two(r['lower_998'])} .. {_two(r['upper_998'])}",

@@ -281,7 +281,7 @@ class JointReads(Reads):
             populations = self._populations(members, day, elements)
             for e in elements:
                 group = [(p, spent.get((p, e), (0, 0))[0],
-                          populations.get((p, e), Population(0, "none", None)))
+                          populations.get((p, e), Population(Decimal(0), "none", None)))
                          for p in members]
                 if against == "national" and e not in national:
                     national[e] = self._national_units(fy, day, e)
@@ -451,7 +451,8 @@ def _funnel_rows(consortium: str, year: str, element: str,
             notes.append("zero count: exp(-expected) not below the tail, not flagged")
         rows.append({
             "consortium": consortium, "year": year, "element": element, "practice": p,
-            "weighted_population": people.size, "population_basis": people.basis,
+            "weighted_population": format_weighted(people.size),
+            "population_basis": people.basis,
             "commitments": n,
             "expected": _figure(j.expected) if j else None,
             "per_1000": _figure(j.rate) if j else None,
