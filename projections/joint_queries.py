@@ -305,7 +305,7 @@ class JointReads(Reads):
         from projections.funnel import Unit  # noqa: PLC0415 - loads scipy
 
         practices = [r[0] for r in self._q(
-            f"SELECT DISTINCT practice FROM {self._t('variation_populations')} "  # noqa: S608
+            f"SELECT DISTINCT practice FROM {self._t('variation_population_figures')} "  # noqa: S608
             "ORDER BY practice")]
         if not practices:
             return []
