@@ -51,6 +51,19 @@ PublicKey = Annotated[
     ),
 ]
 
+PublicKeys = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--public-key",
+        metavar="KEY",
+        help="A verifier key of the log (NAME+ID+BASE64, as `ledger checkpoint --public-key` "
+        "prints it), or a file holding it or a PEM key; repeat per key after a rotation. "
+        "Each checkpoint is checked with whichever given key signed it; one signed by a "
+        "key not given is reported. Default: every key the log lists.",
+        show_default=False,
+    ),
+]
+
 
 @contextmanager
 def audit_handled(state: CliState | None = None) -> Iterator[None]:
@@ -84,7 +97,7 @@ def _now() -> datetime:
 
 def verify(
     ctx: typer.Context,
-    public_key: PublicKey = None,
+    public_key: PublicKeys = None,
     max_unsealed_age: Annotated[
         float | None,
         typer.Option(
@@ -118,17 +131,18 @@ def verify(
             raise typer.Exit(EXIT_VERIFICATION_FAILED)
 
 
-def _store_verifier(store: Any, public_key: str | None) -> Verifier | KeyRing | None:
-    """The key given, or every key the log has signed with (rotation keeps old ones)."""
+def _store_verifier(store: Any, public_keys: list[str] | None) -> KeyRing | None:
+    """The keys given, or every key the log has signed with (rotation keeps old ones)."""
     from ledger.auditlog.keys import KeyFileMissing, public_key_from  # noqa: PLC0415
     from ledger.auditlog.seal import current_head  # noqa: PLC0415
 
     head = current_head(store)
     if head is None:
         return None
-    if public_key:
-        return public_key_from(public_key, head.origin)
-    from ledger.auditlog.rotation import key_ring  # noqa: PLC0415
+    from ledger.auditlog.rotation import key_ring, trusted_ring  # noqa: PLC0415
+
+    if public_keys:
+        return trusted_ring(store, [public_key_from(key, head.origin) for key in public_keys])
 
     try:
         return key_ring(store)
@@ -210,9 +224,10 @@ def _print_report(report: VerifyReport, late: bool) -> None:
     else:
         first = report.first
         assert first is not None
-        where = f"position {first.position}" if first.position is not None else "the audit tables"
+        where = (f"first bad position {first.position}" if first.position is not None
+                 else "in the audit tables")
         out.print(
-            f"TAMPERED: first bad {where}: {first.kind}: {first.detail}",
+            f"TAMPERED: {where}: {first.kind}: {first.detail}",
             style="bold red", markup=False,
         )
         for damage in report.damage[1:10]:

@@ -289,6 +289,7 @@ class KeyRing:
     """Every key the log has signed with; a checkpoint opens with the key that signed it."""
 
     keys: tuple[LogKey, ...]
+    described: str = "any key of the log"  # how the error names these keys
 
     def open(self, note: str) -> tuple[Checkpoint, LogKey]:
         """The checkpoint and the key that signed it; NoteError if none may have."""
@@ -308,7 +309,7 @@ class KeyRing:
                                 f"rotated out at {format_time(key.valid_until)}")
             return checkpoint, key
         known = ", ".join(k.key_id for k in self.keys)
-        raise NoteError(f"not signed by any key of the log ({known})")
+        raise NoteError(f"not signed by {self.described} ({known})")
 
 
 def _when(instant: datetime | None) -> str:

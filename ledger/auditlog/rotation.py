@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.audit.note import KeyRing, LogKey, Signer, format_time, parse_verifier_key
+from ledger.audit.note import (
+    KeyRing,
+    LogKey,
+    Signer,
+    Verifier,
+    format_time,
+    parse_verifier_key,
+)
 from ledger.auditlog.proofs import AuditFailed, key_path, store_signer
 from ledger.auditlog.tables import ensure_tables, fetch, transaction
 from ledger.domain.errors import InvalidInput, NotFound
@@ -69,6 +76,22 @@ def key_ring(store: EventStore, *, create: bool = False) -> KeyRing:
     if signer.verifier.key_id.hex() not in {k.key_id for k in keys}:
         keys.append(LogKey(signer.verifier))
     return KeyRing(tuple(keys))
+
+
+def trusted_ring(store: EventStore, trusted: list[Verifier]) -> KeyRing:
+    """Only the `trusted` keys, each with the validity the log lists for it (if listed).
+
+    A checkpoint is checked against whichever of them signed it; one signed by any
+    other key fails to open (NoteError). Needs no key file: an auditor holds only
+    public keys."""
+    dialect = ensure_tables(store)
+    with transaction(store, commit=False) as curs:
+        listed = {k.key_id: k for k in _list(curs, dialect)}
+    keys: list[LogKey] = []
+    for verifier in dict.fromkeys(trusted):
+        known = listed.get(verifier.key_id.hex())
+        keys.append(LogKey(verifier) if known is None or known.verifier != verifier else known)
+    return KeyRing(tuple(keys), "any of the given keys")
 
 
 def usable_signer(store: EventStore, now: datetime, signer: Signer | None = None) -> Signer:

@@ -144,3 +144,28 @@ def test_key_rotation_and_retirement(invoke: Ledger, tmp_path: Path) -> None:
     assert invoke("prove", "A81001", "--out", str(bundle)).code == 0
     checked = invoke("verify-bundle", str(bundle), "--public-key", new)
     assert f"by key {new.split('+')[1]}" in checked.stdout
+
+
+def test_verify_after_a_rotation_checks_each_checkpoint_with_the_key_that_signed_it(
+    invoke: Ledger, db_url: str,
+) -> None:
+    populate(invoke)
+    assert invoke("checkpoint").code == 0
+    old = invoke("checkpoint", "--public-key").stdout.strip()
+    rotated = invoke("key", "rotate")
+    assert rotated.code == 0, rotated.stderr
+    new = rotated.stdout.strip()
+    assert invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
+                  "--by", "-5000", "--reason", "recount", actor=ALLOCATOR).code == 0
+    assert invoke("checkpoint").code == 0
+    both = invoke("verify", "--public-key", old, "--public-key", new)
+    assert both.code == 0, both.stdout
+    assert "2 checkpoint(s) consistent (signatures checked)" in both.stdout
+    for given, other in ((new, old), (old, new)):
+        one = invoke("verify", "--public-key", given)
+        assert one.code == 4, one.stdout
+        assert "TAMPERED: in the audit tables: bad-checkpoint-signature: checkpoint #" in (
+            one.stdout)
+        assert "not signed by any of the given keys" in one.stdout
+        assert "1 problem(s) in all" in one.stdout
+        assert other.split("+")[1] not in one.stdout
