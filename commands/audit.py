@@ -18,12 +18,13 @@ import typer
 
 from commands import options, render
 from commands.errors import (
-    EXIT_STORE_UNAVAILABLE,
     EXIT_USAGE,
     EXIT_VERIFICATION_FAILED,
     handled,
+    store_fault,
 )
 from commands.state import CliState
+from ledger.domain.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from ledger.audit.cosignature import WitnessVerifier
@@ -78,8 +79,9 @@ def audit_handled(state: CliState | None = None) -> Iterator[None]:
         try:
             yield
         except PersistenceError as error:
-            render.error(f"store unavailable: {error}")
-            raise typer.Exit(EXIT_STORE_UNAVAILABLE) from None
+            # Named by its cause (read-only, full, ...) when known; one line, exit 3.
+            named = store_fault(error, state)
+            raise named or StoreUnavailable("store", f"store unavailable: {error}") from None
         except (AuditFailed, BundleInvalid) as error:
             render.error(f"verification failed: {error}")
             raise typer.Exit(EXIT_VERIFICATION_FAILED) from None

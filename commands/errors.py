@@ -58,7 +58,7 @@ def exit_code(error: LedgerError) -> int:
     return EXIT_REFUSED
 
 
-def _store_fault(error: Exception, state: CliState | None) -> LedgerError | None:
+def store_fault(error: Exception, state: CliState | None) -> LedgerError | None:
     """A database error from any command, named by its cause (ledger/store/faults.py)."""
     from ledger.store.eventstore import mask_password  # noqa: PLC0415 - fast --help
     from ledger.store.faults import fault  # noqa: PLC0415
@@ -75,7 +75,7 @@ def handled(state: CliState | None = None) -> Iterator[None]:
         render.error(error)
         raise typer.Exit(exit_code(error)) from None
     except Exception as error:
-        fault = _store_fault(error, state)
+        fault = store_fault(error, state)
         if fault is None:
             raise
         render.error(fault)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.audit.note import NoteError, Signer, Verifier, parse_verifier_key
-from ledger.domain.errors import InvalidInput
+from ledger.domain.errors import InvalidInput, StoreUnavailable
 
 KEY_ENV = "LEDGER_SIGNING_KEY"
 
@@ -82,8 +82,9 @@ def load_signer(path: Path, origin: str, *, create: bool = True) -> Signer:
         if not create:
             raise KeyFileMissing("signing-key", f"no signing key at {path}")
         return Signer(origin, _create(path))
-    except OSError as error:
-        raise InvalidInput("signing-key", f"cannot use the signing key {path}: {error}") from error
+    except OSError as error:  # permissions, a missing directory, a full disk: exit 3
+        raise StoreUnavailable("signing-key",
+                               f"cannot use the signing key {path}: {error}") from error
 
 
 def public_key_from(text_or_path: str, origin: str) -> Verifier:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
@@ -33,7 +34,7 @@ from ledger.audit.note import (
 )
 from ledger.auditlog.proofs import AuditFailed, key_path, store_signer
 from ledger.auditlog.tables import ensure_tables, fetch, transaction
-from ledger.domain.errors import InvalidInput, NotFound
+from ledger.domain.errors import InvalidInput, NotFound, StoreUnavailable
 
 if TYPE_CHECKING:
     from ledger.store.dialect import Cursor, Dialect
@@ -118,8 +119,36 @@ class Rotated:
     new: LogKey
 
 
+def require_writable(store: EventStore) -> None:
+    """StoreUnavailable (exit 3) when the ledger is only an in-memory copy of a read-only
+    SQLite file: what is written there would be lost."""
+    if getattr(store, "read_only_copy", False):
+        from ledger.store.faults import why_read_only  # noqa: PLC0415
+
+        raise StoreUnavailable(
+            "store-read-only", f"the ledger at {store.target.display} is read-only: "
+            f"{why_read_only(Path(store.target.location))}; nothing was changed")
+
+
+def _write_new_key(temporary: Path, pem: bytes) -> None:
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def rotate_key(store: EventStore, now: datetime) -> Rotated:
-    """A new signing key from `now`; the old one stays listed, valid until `now`."""
+    """A new signing key from `now`; the old one stays listed, valid until `now`.
+
+    The new key is written beside the key file, the rotation recorded in the
+    database (one transaction), and only then the key file replaced (the old key
+    kept as `<key file>.<key id>.old`). StoreUnavailable (exit 3) when the ledger or
+    the key's directory cannot be written; nothing is recorded and the key file is
+    untouched, unless the very last step fails (then the message names the new key's
+    file to move into place)."""
+    require_writable(store)
     old = usable_signer(store, now)
     path = key_path(store)
     fresh = Ed25519PrivateKey.generate()
@@ -129,12 +158,21 @@ def rotate_key(store: EventStore, now: datetime) -> Rotated:
     pem = fresh.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption())
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_new_key(temporary, pem)
+    except OSError as error:
+        raise StoreUnavailable("signing-key", f"cannot write a new key beside {path}: "
+                                              f"{error}; nothing was changed") from error
+    try:
+        dialect = ensure_tables(store)
+        with transaction(store, commit=True) as curs:
+            curs.execute(dialect.sql("UPDATE {keys} SET valid_until = ? WHERE key_id = ?"),
+                         (format_time(now), old.verifier.key_id.hex()))
+            _register(curs, dialect, new, now)
+            keys = {k.key_id: k for k in _list(curs, dialect)}
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    try:
         os.link(path, kept)
         temporary.replace(path)
         directory = os.open(path.parent, os.O_RDONLY)
@@ -143,18 +181,15 @@ def rotate_key(store: EventStore, now: datetime) -> Rotated:
         finally:
             os.close(directory)
     except OSError as error:
-        raise InvalidInput("signing-key", f"cannot rotate the key at {path}: {error}") from error
-    dialect = ensure_tables(store)
-    with transaction(store, commit=True) as curs:
-        curs.execute(dialect.sql("UPDATE {keys} SET valid_until = ? WHERE key_id = ?"),
-                     (format_time(now), old.verifier.key_id.hex()))
-        _register(curs, dialect, new, now)
-        keys = {k.key_id: k for k in _list(curs, dialect)}
+        raise StoreUnavailable(
+            "signing-key", f"the rotation is recorded but the key file {path} could not be "
+            f"replaced ({error}): move {temporary} over it") from error
     return Rotated(keys[old.verifier.key_id.hex()], keys[new.verifier.key_id.hex()])
 
 
 def retire_key(store: EventStore, key_id: str, now: datetime) -> LogKey:
     """Declare a key compromised from `now`: what it signs claiming a later time is refused."""
+    require_writable(store)
     current = store_signer(store).verifier.key_id.hex()
     wanted = key_id.strip().lower()
     if wanted == current:

@@ -57,7 +57,8 @@ def retryable(error: BaseException) -> bool:
     return False
 
 
-def _why_read_only(path: Path) -> str:
+def why_read_only(path: Path) -> str:
+    """Why the SQLite ledger at `path` cannot be written, in a few words."""
     if path.exists() and not os.access(path, os.W_OK):
         return "the file cannot be written"
     if not os.access(path.parent, os.W_OK):
@@ -102,7 +103,7 @@ def _sqlite_fault(error: sqlite3.Error, where: str) -> tuple[str, str]:
         code = _FULL  # SQLite reports a full disk as an I/O error when the WAL cannot grow
     named = {
         _READONLY: ("store-read-only",
-                    f"the ledger at {where} is read-only: {_why_read_only(path)} ({detail})"),
+                    f"the ledger at {where} is read-only: {why_read_only(path)} ({detail})"),
         _FULL: ("store-full",
                 f"the disk holding the ledger at {where} is full ({detail}); nothing was "
                 "recorded"),
@@ -110,7 +111,7 @@ def _sqlite_fault(error: sqlite3.Error, where: str) -> tuple[str, str]:
                 f"the ledger at {where} is locked by another process ({detail}); try again"),
         _CANTOPEN: ("store",
                     f"cannot open the ledger at {where}: "
-                    f"{_why_read_only(path) if path.exists() else 'the file cannot be opened'}"
+                    f"{why_read_only(path) if path.exists() else 'the file cannot be opened'}"
                     f" ({detail})"),
         _CORRUPT: ("store-damaged", f"the file at {where} is not a readable ledger ({detail})"),
         _IOERR: ("store-io", f"I/O error on the ledger at {where} ({detail})"),

@@ -228,3 +228,45 @@ def test_a_file_that_is_not_a_database_is_named_not_overwritten(
         assert done.code == 3
         done.one_line_error("is not a readable ledger")
     assert digest(db) == before
+
+
+def key_files(signing_key: Path) -> dict[str, str]:
+    return {p.name: digest(p) for p in signing_key.parent.iterdir()}
+
+
+def test_rotating_the_key_of_a_read_only_ledger_file_changes_nothing(
+    invoke: Ledger, tmp_path: Path, signing_key: Path
+) -> None:
+    db = tmp_path / "ro" / "ledger.db"
+    db.parent.mkdir()
+    populate(invoke, str(db))
+    assert invoke("checkpoint", db=str(db)).code == 0
+    keys_before = key_files(signing_key)
+    with immutable(db):
+        rotated = invoke("key", "rotate", db=str(db))
+        assert rotated.code == 3, rotated.stdout
+        rotated.one_line_error("read-only", "the file cannot be written")
+        assert rotated.stdout == ""
+        retired = invoke("key", "retire", "abcdef01", db=str(db))
+        assert retired.code == 3
+        retired.one_line_error("read-only")
+    assert key_files(signing_key) == keys_before
+    listed = invoke("key", "list", db=str(db)).stdout.splitlines()
+    assert len(listed) == 1
+    assert "now" in listed[0]
+
+
+@pytest.mark.postgres
+def test_rotating_the_key_as_a_user_that_may_only_read_changes_nothing(
+    invoke: Ledger, pg_url: str, pg_reader: str, signing_key: Path
+) -> None:
+    populate(invoke, pg_url)
+    assert invoke("checkpoint", db=pg_url).code == 0
+    assert invoke("key", "list", db=pg_url).code == 0
+    keys_before = key_files(signing_key)
+    grant_read(pg_url, pg_reader)
+    rotated = invoke("key", "rotate", db=pg_reader)
+    assert rotated.code == 3, rotated.stdout
+    rotated.one_line_error("may not write")
+    assert key_files(signing_key) == keys_before
+    assert len(invoke("key", "list", db=pg_url).stdout.splitlines()) == 1
