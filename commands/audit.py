@@ -297,11 +297,11 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
     with audit_handled(state):
         from ledger.auditlog.proofs import checkpoints, make_checkpoint, store_signer  # noqa: PLC0415
         from ledger.auditlog.witnesses import (  # noqa: PLC0415
-            configure_witnesses,
             forget_witnesses,
             http_post,
             parse_witness_option,
             request_cosignatures,
+            with_given,
         )
 
         store = state.existing().store
@@ -315,10 +315,10 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
             return
         if forget_witness:
             forget_witnesses(store, forget_witness)
-        if witness:
-            configure_witnesses(store, [parse_witness_option(w) for w in witness])
+        # A witness given here is recorded only once it cosigns.
+        witnesses = with_given(store, [parse_witness_option(w) for w in witness or []])
         stored = make_checkpoint(store, _now())
-        cosigned = request_cosignatures(store, stored, http_post())
+        cosigned = request_cosignatures(store, stored, http_post(), witnesses)
         if out is not None:
             _write(out, cosigned.note.encode())
         render.out.print(cosigned.note, markup=False, end="")

@@ -84,6 +84,20 @@ def configure_witnesses(store: EventStore, witnesses: Sequence[tuple[str, Witnes
                 )
 
 
+def with_given(store: EventStore, given: Sequence[tuple[str, WitnessVerifier]]
+               ) -> list[WitnessConfig]:
+    """The configured witnesses, with `given` ones added (or their URL or key changed).
+
+    Nothing is written: a given witness is recorded only once it cosigns (see
+    `request_cosignatures`), so one that refuses or does not answer leaves no trace."""
+    witnesses = {w.name: w for w in configured_witnesses(store)}
+    for url, verifier in given:
+        known = witnesses.get(verifier.name)
+        witnesses[verifier.name] = WitnessConfig(verifier.name, url, verifier,
+                                                 known.size if known is not None else 0)
+    return [witnesses[name] for name in sorted(witnesses)]
+
+
 def forget_witnesses(store: EventStore, names: Sequence[str]) -> None:
     """Stop asking these witnesses (a witness retired or gone for good); NotFound if unknown."""
     dialect = ensure_tables(store)
@@ -160,7 +174,7 @@ def request_cosignatures(
             continue
         result.note = add_cosignatures(result.note, [c.line for c in found])
         result.cosigned_by.extend(found)
-        _store(store, stored, [c.line for c in found], witness.name, size)
+        _store(store, stored, [c.line for c in found], witness, size)
     if refusals:
         raise WitnessRefused("witness", "; ".join(refusals))
     return result
@@ -209,9 +223,10 @@ def _proof(store: EventStore, old: int, new: int) -> list[bytes]:
             raise _Refusal(f"no consistency proof from size {old}: {error}") from error
 
 
-def _store(store: EventStore, stored: StoredCheckpoint, lines: list[str], name: str, size: int
-           ) -> None:
-    """Add the witness's cosignature to the checkpoint's cosigned note; move its size on."""
+def _store(store: EventStore, stored: StoredCheckpoint, lines: list[str],
+           witness: WitnessConfig, size: int) -> None:
+    """Add the witness's cosignature to the checkpoint's cosigned note; record the witness
+    (its URL and key as asked) at its new size."""
     dialect = ensure_tables(store)
     with transaction(store, commit=True) as curs:
         rows = fetch(curs, dialect.sql("SELECT note FROM {cosigned} WHERE checkpoint_id = ?"),
@@ -224,7 +239,15 @@ def _store(store: EventStore, stored: StoredCheckpoint, lines: list[str], name: 
                                      "VALUES (?, ?, ?)"),
                          (stored.checkpoint_id, stored.signed.checkpoint.size,
                           add_cosignatures(stored.signed.note, lines)))
-        curs.execute(dialect.sql("UPDATE {witnesses} SET size = ? WHERE name = ?"), (size, name))
+        if fetch(curs, dialect.sql("SELECT name FROM {witnesses} WHERE name = ?"),
+                 (witness.name,)):
+            curs.execute(dialect.sql("UPDATE {witnesses} SET url = ?, vkey = ?, size = ? "
+                                     "WHERE name = ?"),
+                         (witness.url, witness.verifier.vkey, size, witness.name))
+        else:
+            curs.execute(dialect.sql("INSERT INTO {witnesses} (name, url, vkey, size) "
+                                     "VALUES (?, ?, ?, ?)"),
+                         (witness.name, witness.url, witness.verifier.vkey, size))
 
 
 def http_post(timeout: float = 30.0) -> Post:

@@ -162,13 +162,30 @@ def test_a_witness_key_file_and_bad_witness_options(invoke: Ledger, tmp_path: Pa
     down = invoke("checkpoint", "--witness", f"http://127.0.0.1:9={vkey}")
     assert down.code == 4
     down.one_line_error("witness w.test (http://127.0.0.1:9) refused", "no answer")
-    assert invoke("checkpoint").code == 4  # remembered: every checkpoint asks it
-    unknown = invoke("checkpoint", "--forget-witness", "nobody.test")
+    # Not remembered: a witness that never cosigned leaves no trace.
+    assert invoke("checkpoint").code == 0
+    unknown = invoke("checkpoint", "--forget-witness", "w.test")
     assert unknown.code == 1
-    unknown.one_line_error("no witness named 'nobody.test'")
-    forgotten = invoke("checkpoint", "--forget-witness", "w.test")
+    unknown.one_line_error("no witness named 'w.test'")
+
+
+def test_a_witness_that_does_not_answer_leaves_its_stored_url_alone(
+    invoke: Ledger, witness: tuple[Served, str], db_url: str,
+) -> None:
+    server, witness_key = witness
+    assert invoke("checkpoint", "--witness", f"{server.url}={witness_key}").code == 0
+    commit(invoke, "PO-1")
+    down = invoke("checkpoint", "--witness", f"http://127.0.0.1:9={witness_key}")
+    assert down.code == 4
+    down.one_line_error("witness witness.test/w1 (http://127.0.0.1:9) refused", "no answer")
+    commit(invoke, "PO-2")
+    again = invoke("checkpoint")  # asks the witness at the URL it last cosigned at
+    assert again.code == 0, again.stderr
+    assert "cosigned by witness witness.test/w1 at size 4" in again.stderr
+    commit(invoke, "PO-3")
+    forgotten = invoke("checkpoint", "--forget-witness", "witness.test/w1")
     assert forgotten.code == 0, forgotten.stderr
-    assert "\u2014 w.test" not in forgotten.stdout
+    assert "\u2014 witness.test/w1" not in forgotten.stdout
 
 
 def test_ledger_help_does_not_load_the_witness() -> None:
