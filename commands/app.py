@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from commands import apply, budget, consortium, demo, practice, reads, spend
+from commands import apply, budget, consortium, demo, practice, reads, render, spend, token
+from commands.errors import EXIT_USAGE
 from commands.global_options import LedgerGroup
 from commands.joint import register as register_joint
 from commands.state import CliState
@@ -30,6 +31,7 @@ app = typer.Typer(
 @app.callback()
 def main_options(
     ctx: typer.Context,
+    *,
     db: Annotated[
         str,
         typer.Option(
@@ -49,8 +51,23 @@ def main_options(
         str | None,
         typer.Option(help="Idempotency key: the same id twice records once."),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(envvar="LEDGER_SERVER", help="Be a client of the ledger service at this "
+                     "URL (https://ledger.example.org): no database access needed; the "
+                     "token's actor acts, so --actor is refused."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="LEDGER_TOKEN", help="Bearer token for --server (ledger token "
+                     "create)."),
+    ] = None,
 ) -> None:
-    ctx.obj = CliState(db=db, actor=actor, command_id=command_id)
+    if server and actor:
+        render.error("--actor is refused with --server: the token's actor acts "
+                     "[rule: server]")
+        raise typer.Exit(EXIT_USAGE)
+    ctx.obj = CliState(db=db, actor=actor, command_id=command_id, server=server, token=token)
 
 
 # --- sub-commands: one sub-app per noun; add new ones to these lists -------------------
@@ -60,6 +77,7 @@ app.add_typer(practice.app)
 app.add_typer(consortium.app)
 app.add_typer(budget.app)
 app.add_typer(spend.app)
+app.add_typer(token.app)
 app.command("apply", epilog=apply.EPILOG)(apply.apply)
 app.command("demo", epilog=demo.EPILOG)(demo.demo)
 
@@ -91,6 +109,16 @@ app.add_typer(keys.app)
 from commands import report  # noqa: E402 - kept with its registration
 
 app.command("report", epilog=report.EPILOG)(report.report)
+
+# ledger project: the projector the service's reads can rely on (commands/project.py).
+from commands import project  # noqa: E402 - kept with its registration
+
+app.command("project", epilog=project.EPILOG)(project.project)
+
+# ledger schema: the events' JSON Schemas as the feed serves them (commands/schema.py).
+from commands import schema  # noqa: E402 - kept with its registration
+
+app.command("schema", epilog=schema.EPILOG)(schema.schema)
 
 
 def main() -> None:

@@ -27,13 +27,7 @@ import typer
 
 from commands import render
 from commands.state import CliState
-from ledger.domain.errors import (
-    InvalidInput,
-    LedgerError,
-    RuleViolation,
-    StoreUnavailable,
-    UnreadableEvent,
-)
+from ledger.domain.errors import LedgerError, outcome_of
 
 EXIT_DONE = 0
 EXIT_REFUSED = 1
@@ -42,20 +36,11 @@ EXIT_STORE_UNAVAILABLE = 3
 EXIT_VERIFICATION_FAILED = 4
 EXIT_UNREADABLE_EVENT = 5
 
-# Most specific first; the first class an error is an instance of decides.
-EXIT_CODES: tuple[tuple[type[LedgerError], int], ...] = (
-    (UnreadableEvent, EXIT_UNREADABLE_EVENT),
-    (StoreUnavailable, EXIT_STORE_UNAVAILABLE),
-    (InvalidInput, EXIT_USAGE),
-    (RuleViolation, EXIT_REFUSED),
-)
 
 
 def exit_code(error: LedgerError) -> int:
-    for kind, code in EXIT_CODES:
-        if isinstance(error, kind):
-            return code
-    return EXIT_REFUSED
+    """The exit code of an error, from the one mapping the HTTP service shares."""
+    return outcome_of(error)[0]
 
 
 def store_fault(error: Exception, state: CliState | None) -> LedgerError | None:

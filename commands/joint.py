@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -69,7 +69,12 @@ VARIATION_EPILOG = (
 def _reads(ctx: typer.Context) -> JointReads:
     from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
 
-    return JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
+    state = state_of(ctx)
+    if state.server:  # a client of the service: the same queries over HTTP
+        from commands.client import RemoteReads  # noqa: PLC0415
+
+        return cast("JointReads", RemoteReads(state.client()))
+    return JointReads(state.existing().store, today=datetime.now(UTC).date())
 
 
 def quality(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -46,7 +46,12 @@ ConsortiumOption = Annotated[
 def _reads(ctx: typer.Context) -> Reads:
     from projections.queries import Reads  # noqa: PLC0415 - fast --help
 
-    return Reads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
+    state = state_of(ctx)
+    if state.server:  # a client of the service: the same queries over HTTP
+        from commands.client import RemoteReads  # noqa: PLC0415
+
+        return cast("Reads", RemoteReads(state.client()))
+    return Reads(state.existing().store, today=datetime.now(UTC).date())
 
 
 def _joint_reads(ctx: typer.Context) -> JointReads:

@@ -53,7 +53,9 @@ def _csv_value(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, date | datetime):
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
         return value.isoformat()
     return value
 
@@ -101,7 +103,8 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
     from rich.text import Text  # noqa: PLC0415
 
     if fmt is Format.json:
-        sys.stdout.write(orjson.dumps(list(items), option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(orjson.dumps(list(items), option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z
+                                    ).decode() + "\n")
         return
     if fmt is Format.csv:
         flat = [_flat(r) for r in items]
@@ -131,5 +134,5 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
 
 def json_lines(items: Iterable[Row]) -> None:
     for item in items:
-        sys.stdout.write(orjson.dumps(item).decode() + "\n")
+        sys.stdout.write(orjson.dumps(item, option=orjson.OPT_UTC_Z).decode() + "\n")
         sys.stdout.flush()

@@ -177,6 +177,22 @@ def answer(result: Answer) -> None:
     )
 
 
+def raw(text: str) -> None:
+    """Text for programs (JSON), written as is."""
+    sys.stdout.write(text + "\n")
+
+
+def done(what: str) -> None:
+    out.print(Text.assemble(("done: ", "green"), what))
+
+
+def token_secret(token_id: str, secret: str) -> None:
+    """A new token's secret: printed this once, never stored."""
+    out.print(_line(f"  token {token_id}: {secret}", "bold"))
+    out.print(_line("  keep it now: it cannot be shown again "
+                    "(send it as Authorization: Bearer <token>)", "dim"))
+
+
 # --- file imports --------------------------------------------------------------------
 
 

@@ -47,6 +47,10 @@ def write(ctx: typer.Context, name: str, args: Args) -> None:
         from ledger.application.commands import build_command  # noqa: PLC0415 - fast --help
 
         given = args() if callable(args) else args
-        command = build_command(name, {k: v for k, v in given.items() if v is not None})
+        present = {k: v for k, v in given.items() if v is not None}
+        command = build_command(name, present)
+        if state.server:
+            render.answer(state.client().execute(name, present, state.command_id))
+            return
         actor = state.require_actor()
         render.answer(state.ledger().service.execute(command, actor, state.command_id))

@@ -5,31 +5,70 @@ FastAPI and uvicorn are imported inside the command, so `ledger --help` stays fa
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from typing import Annotated
 
 import typer
 
+from commands.errors import handled
 from commands.run import state_of
+from ledger.domain.errors import InvalidInput
+
+# Workers are separate processes: each builds the app from these.
+APP_FACTORY = "projections.api:app_from_environment"
+ENV_DB = "LEDGER_SERVE_DB"
+ENV_PROJECTED = "LEDGER_SERVE_PROJECTED"
 
 EPILOG = (
     "Examples:\n\n"
     "ledger --db ledger.db serve --port 8000\n\n"
-    "curl 'http://127.0.0.1:8000/holders?practice=A81001&as_of=2024-09-01'\n\n"
-    "curl 'http://127.0.0.1:8000/events?after=1200&limit=500'\n\n"
+    "curl -H 'Authorization: Bearer <token>' "
+    "'http://127.0.0.1:8000/holders?practice=A81001&as_of=2024-09-01'\n\n"
+    "curl -H 'Authorization: Bearer <token>' 'http://127.0.0.1:8000/events?after=1200'\n\n"
+    "Tokens: ledger token create --help.\n\n"
     "The OpenAPI schema is at /openapi.json, its pages at /docs."
 )
 
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond loopback "
+                                      "only once a token exists.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on."
                                       )] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes "
+                                         "(each with its own connections).")] = 1,
+    projected: Annotated[bool, typer.Option("--projected", help="Reads answer from the "
+                                            "projections as `ledger project --follow` keeps "
+                                            "them and never write; /ready reports the lag."
+                                            )] = False,
 ) -> None:
-    """Serve the read API (holders, trail, position, pools, quality, variation, events) over
-    HTTP, read-only, as JSON with the fields of `--format json`. Stop with Ctrl-C."""
-    import uvicorn  # noqa: PLC0415 - fast --help
+    """Serve the ledger over HTTP to holders of a token: reads, writes, the live feed, as
+    JSON with the fields of `--format json`. Stop with Ctrl-C. Put it behind a reverse
+    proxy that terminates TLS when it is reached beyond this machine."""
+    state = state_of(ctx)
+    with handled(state):
+        import uvicorn  # noqa: PLC0415 - fast --help
 
-    from projections.api import create_app  # noqa: PLC0415 - fast --help
+        if not _loopback(host):
+            from projections.access import Gatekeeper  # noqa: PLC0415 - fast --help
 
-    uvicorn.run(create_app(state_of(ctx).db), host=host, port=port, log_level="info")
+            if not Gatekeeper().any_granted(state.ledger().store):
+                raise InvalidInput(
+                    "host", f"refusing to listen on {host}, beyond this machine, while no "
+                    "token exists: grant one first (ledger token create --bootstrap)")
+        state.close()
+        os.environ[ENV_DB] = state.db
+        os.environ[ENV_PROJECTED] = "1" if projected else ""
+        uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers,
+                    log_level="info", proxy_headers=True)
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

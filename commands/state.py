@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ledger.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from commands.client import ServiceClient
     from ledger.bootstrap import Ledger
 
 
@@ -16,6 +17,8 @@ class CliState:
     db: str
     actor: str | None
     command_id: str | None
+    server: str | None = None
+    token: str | None = field(default=None, repr=False)
     _ledger: Ledger | None = field(default=None, repr=False)
 
     def ledger(self, *, create: bool = True) -> Ledger:
@@ -25,6 +28,10 @@ class CliState:
         (`create=False`, see `existing`) refuse: "no ledger at PATH", exit 3.
         Imported here, not at the top, so `ledger --help` never loads the store.
         """
+        if self.server:
+            raise InvalidInput(
+                "server", "this command needs direct access to the store (--db); "
+                "it is not available with --server")
         if self._ledger is None:
             from ledger.bootstrap import bootstrap  # noqa: PLC0415 - keeps --help fast
 
@@ -34,6 +41,13 @@ class CliState:
     def existing(self) -> Ledger:
         """The ledger for a read: opened only if it exists, never created."""
         return self.ledger(create=False)
+
+    def client(self) -> ServiceClient:
+        """The service this command line is a client of (`--server`)."""
+        from commands.client import ServiceClient  # noqa: PLC0415 - keeps --help fast
+
+        assert self.server is not None
+        return ServiceClient(self.server, self.token)
 
     def require_actor(self) -> str:
         if not self.actor:

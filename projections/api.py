@@ -17,42 +17,57 @@ map to HTTP statuses in one handler, as one line of JSON:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, date, datetime
-from itertools import islice
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from ledger.application.service import LedgerService
+from ledger.bootstrap import Ledger, bootstrap
+from ledger.domain.access import Grant
 from ledger.domain.errors import (
     InvalidInput,
     LedgerError,
-    NotFound,
-    RuleViolation,
+    NotAuthenticated,
     StoreUnavailable,
-    UnreadableEvent,
+    outcome_of,
 )
-from ledger.store.eventstore import MAX_POSITION, EventStore, open_store
+from ledger.domain.values import Role
+from ledger.store.eventstore import MAX_POSITION, EventStore
+from projections import api_feed, api_writes
+from projections.access import Gatekeeper, Scope
+from projections.api_auth import Caller
+from projections.contract import (
+    Health,
+    HolderRow,
+    PoolRow,
+    PositionRow,
+    ProjectionRow,
+    QualityRow,
+    Ready,
+    TrailRow,
+    documented,
+    extra_components,
+    feed_event_schemas,
+)
 from projections.joint_queries import JointReads
-from projections.queries import feed_row, parse_day, parse_instant
+from projections.queries import GROUPINGS, parse_day, parse_instant
 
 FEED_LIMIT = 100
 FEED_MAX = 1000
 TRAIL_FIELDS = ("position", "recorded_at", "effective_on", "actor", "event", "summary", "year")
 
-# Most specific first; the first class an error is an instance of decides.
-STATUSES: tuple[tuple[type[LedgerError], int], ...] = (
-    (UnreadableEvent, 503),
-    (StoreUnavailable, 503),
-    (InvalidInput, 400),
-    (NotFound, 404),
-    (RuleViolation, 409),
-)
 
 DESCRIPTION = """\
 Read-only HTTP API over the commissioning ledger's projections, for other services.
@@ -62,31 +77,49 @@ array of row objects, money as integer pence in `*_pence` fields, dates ISO 8601
 flags as booleans. Reads first bring the projections they use up to date.
 
 `GET /events?after=N&limit=M` is the ordered event feed, one page at a time:
-`{"events": [...], "next_after": N}`. Keep `next_after` as your checkpoint and
+`{"events": [...], "next_after": N, "head": H, "ledger_id": "..."}` (`head` the
+last position recorded, `ledger_id` the ledger's identity: if it changes, you
+are reading another ledger and your checkpoint means nothing there).
+`GET /events/live` streams the same rows as server-sent events, resumable with
+`Last-Event-ID`. Keep `next_after` as your checkpoint and
 ask again with `after=next_after`: no event is skipped or repeated. An empty page
 means you are at the head (its `next_after` is the `after` you gave).
 
-Errors are one line of JSON, `{"error": "...", "rule": "..."}`: 400 malformed
-input, 404 unknown practice, consortium or year, 409 refused by another
-rule, 503 store unavailable, or the log holds an event this version cannot read
-(rule `unreadable-event`: a newer version wrote it; upgrade the server).
+Every endpoint but `/health` needs a bearer token (`ledger token create`):
+`Authorization: Bearer <token>`. Each token acts as one actor: the allocator, an
+auditor and `service:NAME` read everything; a consortium reads its member
+practices (ever members), its pool, standards and peer review; a practice reads
+its own budgets and those it holds for others. The feed is for those who read
+everything.
+
+Errors are one line of JSON, `{"error": "...", "rule": "..."}`, for every status
+sent: 400 malformed input, 401 no valid token, 403 the token's actor may not,
+404 unknown practice, consortium, year or path, 405 wrong method, 409 refused
+by another rule, 500 a fault of the service, 503 store unavailable, or the log
+holds an event this version cannot read (rule `unreadable-event`: a newer
+version wrote it; upgrade the server).
 """
 
 
-class JSONRows(Response):
+class JSONRows(JSONResponse):
     """JSON written by orjson, as the CLI's `--format json` writes it."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
 def status_of(error: LedgerError) -> int:
-    for kind, status in STATUSES:
-        if isinstance(error, kind):
-            return status
-    return 409
+    """The HTTP status of an error: the same mapping as the command line's exit codes."""
+    return outcome_of(error)[1]
+
+
+def envelope(error: str, rule: str, status: int, headers: dict[str, str] | None = None
+             ) -> Response:
+    """The one error body: `{"error": "...", "rule": "..."}` on one line."""
+    return JSONRows({"error": _one_line(error), "rule": rule}, status_code=status,
+                    headers=headers)
 
 
 def _one_line(text: str) -> str:
@@ -110,39 +143,66 @@ class _ServedReads(JointReads):
 class _Ledger:
     """The app's store, opened on start (or on first need), and one reader per thread."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, projected: bool = False) -> None:
         self.target = target
-        self.store: EventStore | None = None
+        self.projected = projected
+        self.ledger: Ledger | None = None
         self._opening = threading.Lock()
         self._gate = threading.Lock()
         self._local = threading.local()
+        self.gatekeeper = Gatekeeper()
+        self.identity = api_feed.LedgerIdentity()
 
     def open(self) -> EventStore:
+        return self._ledger().store
+
+    def service(self) -> LedgerService:
+        return self._ledger().service
+
+    def _ledger(self) -> Ledger:
         with self._opening:
-            if self.store is None:
-                self.store = open_store(self.target, create=False)
-            return self.store
+            if self.ledger is None:
+                # A read never creates the ledger; there is nothing to authenticate
+                # against until one exists (tokens live in it).
+                self.ledger = bootstrap(self.target, create=False)
+            return self.ledger
 
     def reads(self) -> _ServedReads:
         store = self.open()
         reads: _ServedReads | None = getattr(self._local, "reads", None)
         if reads is None or reads.store is not store:
-            reads = _ServedReads(store, today=datetime.now(UTC).date())
+            reads = _ServedReads(store, today=datetime.now(UTC).date(),
+                                 catch_up=not self.projected)
             reads.gate = self._gate
             self._local.reads = reads
         reads.today = datetime.now(UTC).date()
         return reads
 
+    def scope(self, secret: str | None) -> Scope:
+        """Who the bearer of `secret` is and what they may read (NotAuthenticated)."""
+        store = self.open()
+        grant: Grant = self.gatekeeper.authenticate(store, secret, datetime.now(UTC))
+        actor = grant.grantee
+        if actor.role is Role.CONSORTIUM:
+            return Scope(actor, self.reads().ever_members(actor.code), grant.read_only)
+        if actor.role is Role.PRACTICE:
+            return Scope(actor, frozenset({actor.code}), grant.read_only)
+        return Scope(actor, read_only=grant.read_only)
+
     def close(self) -> None:
         with self._opening:
-            if self.store is not None:
-                self.store.close()
-                self.store = None
+            if self.ledger is not None:
+                self.ledger.close()
+                self.ledger = None
 
 
-def create_app(store_target: str) -> FastAPI:
-    """The read API over the ledger at `store_target` (a SQLite path or postgresql:// URL)."""
-    served = _Ledger(store_target)
+def create_app(store_target: str, *, projected: bool = False) -> FastAPI:
+    """The API over the ledger at `store_target` (a SQLite path or postgresql:// URL).
+
+    With `projected`, reads answer from the projections as a projector (`ledger
+    project --follow`) keeps them and never write; `/ready` reports how far they lag.
+    """
+    served = _Ledger(store_target, projected=projected)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -162,118 +222,268 @@ def create_app(store_target: str) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONRows,
     )
+    app.state.served = served
+    _install_error_envelope(app)
+    _refuse_unknown_parameters(app)
+    _read_routes(app, served)
+    writer = api_writes.Writer(served)
+    app.state.writer = writer
+    api_writes.install(app, writer)
+    notifier = api_feed.Notifier()
+    writer.listeners.append(notifier.notify)
+    api_feed.install(app, served.open, notifier, served.identity)
+    _contract(app)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app `ledger serve` runs in each worker: the store from `LEDGER_SERVE_DB`,
+    projected reads when `LEDGER_SERVE_PROJECTED` is set."""
+    return create_app(os.environ["LEDGER_SERVE_DB"],
+                      projected=bool(os.environ.get("LEDGER_SERVE_PROJECTED")))
+
+
+def _contract(app: FastAPI) -> None:
+    """The OpenAPI document: the routes' own, plus each feed row's and command's schema by
+    name, and without the framework's 422 (the service answers malformed input with 400)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            components.update(extra_components(api_writes.write_commands()))
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _refuse_unknown_parameters(app: FastAPI) -> None:
+    """A query parameter the route does not take is malformed input (400), not ignored."""
+
+    @app.middleware("http")
+    async def known_parameters(request: Request, call_next: Any) -> Response:
+        for route in app.router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            match, _ = route.matches(request.scope)
+            if match is Match.FULL:
+                known = {p.alias for p in route.dependant.query_params}
+                unknown = sorted(set(request.query_params) - known)
+                if unknown:
+                    return envelope(f"unknown query parameter {unknown[0]!r} (known: "
+                                    f"{', '.join(sorted(known)) or 'none'})", "request", 400)
+                break
+        response: Response = await call_next(request)
+        return response
+
+
+def _install_error_envelope(app: FastAPI) -> None:
+    """Every status the app sends, the framework's own included, in one JSON envelope."""
 
     @app.exception_handler(LedgerError)
     async def ledger_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, LedgerError)
-        return JSONRows({"error": _one_line(error.message), "rule": error.rule},
-                        status_code=status_of(error))
+        challenge = {"WWW-Authenticate": "Bearer"} if isinstance(error, NotAuthenticated) else None
+        return envelope(error.message, error.rule, status_of(error), challenge)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
                     for e in error.errors()]
-        return JSONRows({"error": _one_line("; ".join(problems)), "rule": "request"},
-                        status_code=400)
+        return envelope("; ".join(problems), "request", 400)
 
-    @app.get("/health", summary="Whether the store answers, and its head position")
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return envelope(str(error.detail), "http", error.status_code,
+                        dict(error.headers) if error.headers else None)
+
+    @app.exception_handler(Exception)
+    async def fault(_: Request, error: Exception) -> Response:
+        return envelope(f"internal error ({type(error).__name__})", "internal", 500)
+
+
+# Query parameters as documented in the contract. Values are parsed by the same code as
+# the command line's options (so the messages and rules are the same); the schema
+# states the forms accepted, leading and trailing spaces and letter case aside.
+_PRACTICE = r"^\s*[A-Za-z][0-9]{5}\s*$"
+_CONSORTIUM = r"^\s*([A-Za-z0-9]{3}|[A-Za-z0-9]{5})\s*$"
+_YEAR = r"^\s*[0-9]{4}-[0-9]{2}\s*$"
+_DAY = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$"
+
+
+def _q(description: str, **schema: Any) -> Any:
+    return Query(description=description, json_schema_extra=schema or None)
+
+
+Practice = Annotated[str | None, _q("ODS code, A81001", pattern=_PRACTICE)]
+Consortium = Annotated[str | None, _q("Consortium code, 16C", pattern=_CONSORTIUM)]
+Year = Annotated[str | None, _q("Financial year, 2024-25", pattern=_YEAR)]
+Day = Annotated[str | None, _q("Business date, 2024-09-30", pattern=_DAY)]
+
+def _read_routes(app: FastAPI, served: _Ledger) -> None:
+    @app.get("/health", summary="Whether the store answers, and its head position",
+             responses=documented(Health, statuses=(503,)), tags=["health"])
     def health() -> Response:
         return JSONRows({"status": "ok", "head": served.open().head()})
 
-    @app.get("/holders", summary="Who holds each element of each budget")
-    def holders(
-        *,
-        practice: str | None = None,
-        consortium: str | None = None,
-        holder: Annotated[str | None, Query(description="consortium:16C, practice:A81002")
-                          ] = None,
-        year: Annotated[str | None, Query(description="Financial year, 2024-25")] = None,
-        as_of: Annotated[str | None, Query(description="Business date YYYY-MM-DD")] = None,
-        known_at: Annotated[str | None, Query(
-            description="What the ledger knew at this instant (2024-07-15T09:30:00Z)")] = None,
-    ) -> Response:
-        instant = parse_instant(known_at) if known_at is not None else None
-        return JSONRows(served.reads().holders(
-            practice=practice, consortium=consortium, holder=holder, year=year,
-            as_of=_day(as_of, "as_of"), known_at=instant))
+    @app.get("/ready", summary="Whether reads can be served, and how far projections lag",
+             responses=documented(Ready, statuses=(503,)), tags=["health"])
+    def ready() -> Response:
+        store = served.open()
+        try:
+            found = served.reads().views.status(create=not served.projected)
+        except Exception as error:  # noqa: BLE001 - any database error means not ready
+            raise StoreUnavailable("projections", "the projections cannot be read (run "
+                                   f"ledger project): {type(error).__name__}") from None
+        lags = {s.name: s.lag for s in found}
+        return JSONRows({"status": "ready", "head": store.head(),
+                         "lag": max(lags.values(), default=0), "projected": served.projected,
+                         "projections": lags})
 
-    @app.get("/trail/{practice}", summary="Every event that touched a practice, in order")
-    def trail(practice: str, year: str | None = None, since: str | None = None,
-              until: str | None = None) -> Response:
+    @app.get("/holders", summary="Who holds each element of each budget",
+             responses=documented(list[HolderRow]), tags=["reads"])
+    def holders(
+        scope: Caller,
+        *,
+        practice: Practice = None,
+        consortium: Consortium = None,
+        holder: Annotated[str | None, _q(
+            "consortium:16C or practice:A81002",
+            pattern=r"^\s*([Pp][Rr][Aa][Cc][Tt][Ii][Cc][Ee]|[Cc][Oo][Nn][Ss][Oo][Rr][Tt][Ii]"
+                    r"[Uu][Mm]):\s*[A-Za-z0-9]{3,6}\s*$")] = None,
+        year: Year = None,
+        as_of: Day = None,
+        known_at: Annotated[str | None, _q(
+            "What the ledger knew at this instant (2024-07-15T09:30:00Z; a date means the "
+            "end of that day)")] = None,
+    ) -> Response:
+        scope.require(Role.CONSORTIUM, Role.PRACTICE, what="holders")
+        scope.check(practice=practice, consortium=consortium, holder=holder)
+        instant = parse_instant(known_at) if known_at is not None else None
+        return JSONRows(scope.rows(served.reads().holders(
+            practice=practice, consortium=consortium, holder=holder, year=year,
+            as_of=_day(as_of, "as_of"), known_at=instant)))
+
+    @app.get("/trail/{practice}", summary="Every event that touched a practice, in order",
+             responses=documented(list[TrailRow]), tags=["reads"])
+    def trail(scope: Caller, practice: Annotated[str, Path(
+                  description="ODS code, A81001", json_schema_extra={"pattern": _PRACTICE})],
+              year: Year = None, since: Day = None, until: Day = None) -> Response:
+        scope.require(Role.CONSORTIUM, Role.PRACTICE, what="trails")
+        scope.check(practice=practice)
         found = served.reads().trail(practice, year=year, since=_day(since, "since"),
                                      until=_day(until, "until"))
         return JSONRows([{k: r[k] for k in TRAIL_FIELDS} for r in found])
 
-    @app.get("/position", summary="Budget against actual, per practice or rolled up")
+    @app.get("/position", summary="Budget against actual, per practice or rolled up",
+             responses=documented(list[PositionRow]), tags=["reads"])
     def position(
-        practice: str | None = None,
-        consortium: str | None = None,
-        by: Annotated[str, Query(description="practice, consortium or allocator")
-                      ] = "practice",
-        year: str | None = None,
-        as_of: str | None = None,
+        scope: Caller,
+        *,
+        practice: Practice = None,
+        consortium: Consortium = None,
+        by: Annotated[str, _q("Rows per practice, consortium or allocator",
+                              enum=list(GROUPINGS))] = "practice",
+        year: Year = None,
+        as_of: Day = None,
     ) -> Response:
-        return JSONRows(served.reads().position(
+        scope.require(Role.CONSORTIUM, Role.PRACTICE, what="positions")
+        scope.check(practice=practice, consortium=consortium)
+        if not scope.everything and by not in ("practice", scope.actor.role):
+            raise scope.refuse(f"positions by {by}")
+        return JSONRows(scope.rows(served.reads().position(
             practice=practice, consortium=consortium, by=by, year=year,
-            as_of=_day(as_of, "as_of")))
+            as_of=_day(as_of, "as_of"))))
 
-    @app.get("/pools", summary="Each consortium's risk pool: capacity, drawn, headroom")
-    def pools(consortium: str | None = None, year: str | None = None,
-              as_of: str | None = None) -> Response:
-        return JSONRows(served.reads().pools(consortium=consortium, year=year,
-                                             as_of=_day(as_of, "as_of")))
+    @app.get("/pools", summary="Each consortium's risk pool: capacity, drawn, headroom",
+             responses=documented(list[PoolRow]), tags=["reads"])
+    def pools(scope: Caller, consortium: Consortium = None, year: Year = None,
+              as_of: Day = None) -> Response:
+        scope.require(Role.CONSORTIUM, what="risk pools")
+        scope.check(consortium=consortium)
+        return JSONRows(scope.rows(served.reads().pools(
+            consortium=consortium, year=year, as_of=_day(as_of, "as_of"))))
 
-    @app.get("/quality", summary="Adopted quality standards and the commitments tagged")
-    def quality(consortium: str | None = None, year: str | None = None,
-                qs: Annotated[list[str] | None, Query(description="QS1; repeatable")
+    @app.get("/quality", summary="Adopted quality standards and the commitments tagged",
+             responses=documented(list[QualityRow]), tags=["reads"])
+    def quality(scope: Caller, consortium: Consortium = None, year: Year = None,
+                qs: Annotated[list[str] | None, Query(
+                    description="Quality standard, QS1; repeatable",
+                    json_schema_extra={"items": {"type": "string",
+                                                 "pattern": r"^\s*[Qq][Ss][1-9][0-9]{0,3}\s*$"}})
                               ] = None) -> Response:
-        return JSONRows(served.reads().quality(consortium=consortium, year=year,
-                                               codes=qs or []))
+        scope.require(Role.CONSORTIUM, what="quality standards")
+        scope.check(consortium=consortium)
+        return JSONRows(scope.rows(served.reads().quality(consortium=consortium, year=year,
+                                                          codes=qs or [])))
 
-    @app.get("/variation", summary="Peer review: funnel limits (default) or Tukey outliers")
-    def variation(consortium: str | None = None, year: str | None = None,  # noqa: PLR0917
+    @app.get("/variation", summary="Peer review: funnel limits (default) or Tukey outliers",
+             responses=documented(list[dict[str, Any]]), tags=["reads"])
+    def variation(scope: Caller, consortium: str | None = None, year: str | None = None,  # noqa: PLR0917
                   element: str | None = None, as_of: str | None = None,
                   method: Annotated[str, Query(description="funnel or tukey")] = "funnel",
                   against: Annotated[str, Query(description="funnel target: consortium or "
                                                             "national")] = "consortium",
                   overdispersion: bool = False) -> Response:
+        scope.require(Role.CONSORTIUM, what="peer review")
+        scope.check(consortium=consortium)
         day = _day(as_of, "as_of")
         if method == "tukey":
-            return JSONRows(served.reads().variation(consortium=consortium, year=year,
-                                                     element=element, as_of=day))
+            return JSONRows(scope.rows(served.reads().variation(consortium=consortium, year=year,
+                                                     element=element, as_of=day)))
         if method != "funnel":
             raise InvalidInput("method", f"unknown method {method!r}: funnel or tukey")
-        return JSONRows(served.reads().funnel(consortium=consortium, year=year, element=element,
-                                              as_of=day, against=against,
-                                              overdispersion=overdispersion))
+        return JSONRows(scope.rows(served.reads().funnel(
+            consortium=consortium, year=year, element=element, as_of=day, against=against,
+            overdispersion=overdispersion)))
 
-    @app.get("/projections", summary="Each projection's position and lag")
-    def projections(status: Annotated[str, Query(description="only `status`")] = "status"
+    @app.get("/projections", summary="Each projection's position and lag",
+             responses=documented(list[ProjectionRow]), tags=["health"])
+    def projections(scope: Caller,
+                    status: Annotated[str, _q("only `status`", enum=["status"])] = "status"
                     ) -> Response:
+        scope.require(what="projection status")
         if status != "status":
             raise InvalidInput("projections", f"only status is served, not {status!r}")
+        views = served.reads().views
         found = [{"projection": s.name, "position": s.position, "head": s.head, "lag": s.lag,
-                  "holds": s.description} for s in served.reads().views.status()]
+                  "holds": s.description} for s in views.status(create=not served.projected)]
         return JSONRows(found)
 
-    @app.get("/events", summary="The ordered event feed, one page after a checkpoint")
+    @app.get("/events", summary="The ordered event feed, one page after a checkpoint",
+             responses=documented(schema={"$ref": "#/components/schemas/FeedPage"}),
+             tags=["feed"])
     def events(
-        after: Annotated[int, Query(description="Your checkpoint: the last position read")
-                         ] = 0,
-        limit: Annotated[int, Query(description=f"Events per page, 1 to {FEED_MAX}")
-                         ] = FEED_LIMIT,
+        scope: Caller,
+        after: Annotated[int, _q("Your checkpoint: the last position read", minimum=0,
+                                 maximum=MAX_POSITION)] = 0,
+        limit: Annotated[int, _q(f"Events per page, 1 to {FEED_MAX}", minimum=1,
+                                 maximum=FEED_MAX)] = FEED_LIMIT,
     ) -> Response:
+        scope.require(what="the event feed")
         if not 0 <= after <= MAX_POSITION:
             raise InvalidInput(
                 "after", f"after must be 0 or more and at most {MAX_POSITION}, not {after}")
         if not 1 <= limit <= FEED_MAX:
             raise InvalidInput("limit", f"limit must be 1 to {FEED_MAX}, not {limit}")
         store = served.open()
-        page = [feed_row(position, event)
-                for position, event in islice(store.iter_events(after, page=limit), limit)]
+        page = api_feed.page_after(store, after, limit)
+        head = store.head()
         return JSONRows({"events": page,
-                         "next_after": page[-1]["position"] if page else after})
+                         "next_after": page[-1]["position"] if page else after,
+                         "head": head, "ledger_id": served.identity.of(store)})
 
-    return app
-
+    @app.get("/schemas", summary="Every event's JSON Schema as the feed serves it",
+             responses=documented(dict[str, dict[str, Any]], statuses=(401, 503)),
+             tags=["feed"])
+    def schemas(_: Caller) -> Response:
+        return JSONRows(feed_event_schemas())

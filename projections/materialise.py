@@ -429,8 +429,11 @@ class Materialiser:
 
     # --- positions ---------------------------------------------------------------------
 
-    def positions(self) -> dict[str, int]:
-        self.setup()
+    def positions(self, *, create: bool = True) -> dict[str, int]:
+        """Each projection's position; with `create=False` nothing is written (a
+        projection never built is at 0, and a store never projected raises)."""
+        if create:
+            self.setup()
         rows = self.db.query(
             f"SELECT application_name, notification_id FROM {self.db.tracking_table} "  # noqa: S608
             "WHERE application_name LIKE ?",
@@ -439,9 +442,9 @@ class Materialiser:
         found = {name.removeprefix(TRACKING_PREFIX): position for name, position in rows}
         return {name: int(found.get(name, 0)) for name in self.projections}
 
-    def status(self) -> list[Status]:
+    def status(self, *, create: bool = True) -> list[Status]:
         self.store.ensure_readable()
-        positions = self.positions()
+        positions = self.positions(create=create)
         head = self.store.head()
         return [Status(p.name, p.description, positions[p.name], head)
                 for p in self.projections.values()]

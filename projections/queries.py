@@ -70,13 +70,17 @@ class Reads:
 
     store: EventStore
     today: date
+    # False: answer from the projections as they stand, never writing (a projector,
+    # `ledger project --follow`, keeps them current; the lag is reported apart).
+    catch_up: bool = True
 
     def __post_init__(self) -> None:
         self.views = Materialiser(self.store)
         self.db = self.views.db
 
     def _fresh(self, *names: str) -> None:
-        self.views.catch_up(list(names))
+        if self.catch_up:
+            self.views.catch_up(list(names))
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.db.query(sql, params)
@@ -132,6 +136,15 @@ class Reads:
             [consortium, day.isoformat(), day.isoformat()],
         )
         return sorted({r[0] for r in rows})
+
+    def ever_members(self, consortium: str) -> frozenset[str]:
+        """Every practice that has ever been a member of `consortium` (any dates)."""
+        self._fresh("organisations")
+        rows = self._q(
+            f"SELECT practice FROM {self._t('org_memberships')} WHERE consortium = ?",  # noqa: S608
+            [consortium],
+        )
+        return frozenset(r[0] for r in rows)
 
     # --- holders -----------------------------------------------------------------------
 

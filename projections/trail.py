@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.domain.events import (
+    AccessGranted,
+    AccessRevoked,
     AllocationAdjusted,
     BudgetAllocated,
     BudgetEvent,
@@ -98,6 +100,10 @@ def _weighted(e: Any) -> str:
 
 
 _WORDS: dict[str, Callable[[Any], str]] = {
+    AccessGranted.topic: lambda e: (
+        f"token {e.token_id} granted to {e.grantee}"
+        f"{' (read-only)' if e.read_only else ''}"),
+    AccessRevoked.topic: lambda e: f"token {e.token_id} revoked",
     PracticeRegistered.topic: lambda e: (
         f"{e.practice} ({e.name}) registered by allocator {e.allocator}, "
         f"list size {e.list_size:,}{_weighted(e)}"),

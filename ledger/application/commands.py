@@ -11,7 +11,7 @@ the service resolves the default.
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -30,6 +30,7 @@ from pydantic import (
 from ledger.domain.errors import InvalidInput
 from ledger.domain.values import (
     ELEMENTS,
+    Actor,
     Element,
     FinancialYear,
     FreeText,
@@ -402,6 +403,55 @@ class SpendCancel(Command):
     reason: FreeText | None = None
 
 
+# --- access to the service -----------------------------------------------------------
+
+
+def _grantee(value: str) -> str:
+    return str(Actor.parse(value))
+
+
+class TokenCreate(Command):
+    """A new bearer token for `actor`. The caller draws the secret (`new_token`) and
+    passes only its public id and SHA-256 digest: the secret is never recorded."""
+
+    name: ClassVar[str] = "token create"
+    actor: Annotated[str, AfterValidator(_grantee)]
+    label: FreeText | None = Field(default=None, max_length=200)
+    expires: datetime | None = None
+    read_only: bool = False
+    bootstrap: bool = False
+    token_id: str = Field(pattern=r"^[a-z0-9]{12}$")
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _expires(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_expiry(value)
+        return value
+
+
+class TokenRevoke(Command):
+    name: ClassVar[str] = "token revoke"
+    token_id: str = Field(pattern=r"^[a-z0-9]{12}$")
+
+
+def parse_expiry(text: str) -> datetime:
+    """`2025-03-31` (midnight UTC at its start) or an instant with a zone."""
+    stripped = text.strip()
+    try:
+        if len(stripped) == 10:
+            return datetime.combine(date.fromisoformat(stripped), time(), tzinfo=UTC)
+        moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(
+            "expires", f"malformed expiry {text!r}: a date 2025-03-31 or 2025-03-31T17:00:00Z"
+        )
+    return moment.astimezone(UTC)
+
+
 C = TypeVar("C", bound=Command)
 
 COMMANDS: dict[str, type[Command]] = {
@@ -428,8 +478,13 @@ COMMANDS: dict[str, type[Command]] = {
         SpendVary,
         SpendSettle,
         SpendCancel,
+        TokenCreate,
+        TokenRevoke,
     )
 }
+
+# Commands that carry a secret's digest drawn by the caller: not offered as plain writes.
+ACCESS_COMMANDS: frozenset[type[Command]] = frozenset({TokenCreate, TokenRevoke})
 
 
 def build_command(name: str, args: dict[str, Any]) -> Command:

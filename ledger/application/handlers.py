@@ -34,6 +34,8 @@ from ledger.application.commands import (
     SpendCommit,
     SpendSettle,
     SpendVary,
+    TokenCreate,
+    TokenRevoke,
 )
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.aggregate import Context
@@ -615,3 +617,27 @@ def _spend_flags(context: Context) -> str:
                 f"{event.consortium}'s risk pool"
             )
     return "".join(f"; {flag}" for flag in flags)
+
+
+# --- access to the service -------------------------------------------------------------
+
+
+@handles(TokenCreate)
+def create_token(command: TokenCreate, context: Context, uow: UnitOfWork) -> Result:
+    register = uow.access()
+    register.grant(context, token_id=command.token_id, grantee=command.actor,
+                   digest=command.secret_sha256, label=command.label,
+                   expires_at=command.expires, read_only=command.read_only,
+                   bootstrap=command.bootstrap)
+    grant = register.grants[command.token_id]
+    mode = "read-only" if grant.read_only else "read-write"
+    until = f", expires {grant.expires_at.isoformat()}" if grant.expires_at else ""
+    return Result(f"granted token {command.token_id} to {grant.grantee} ({mode}{until})")
+
+
+@handles(TokenRevoke)
+def revoke_token(command: TokenRevoke, context: Context, uow: UnitOfWork) -> Result:
+    register = uow.access()
+    register.revoke(context, command.token_id)
+    grantee = register.grants[command.token_id].grantee
+    return Result(f"revoked token {command.token_id} of {grantee}")

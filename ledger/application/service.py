@@ -33,7 +33,7 @@ from ledger.domain.errors import (
     UnreadableEvent,
 )
 from ledger.domain.events import LedgerEvent
-from ledger.domain.values import Actor, Role
+from ledger.domain.values import READ_ONLY_ROLES, Actor
 from ledger.store.eventstore import EventStore
 from ledger.store.recorders import Indexes, Receipt
 
@@ -230,8 +230,8 @@ class LedgerService:
         self, uow: UnitOfWork, request: Request, recorded_at: datetime, fingerprint: str
     ) -> Answer:
         actor = Actor.parse(request.actor)
-        if actor.role is Role.AUDITOR:
-            raise NotAuthorised("authority", f"{actor} is an auditor: auditors only read")
+        if actor.role in READ_ONLY_ROLES:
+            raise NotAuthorised("authority", f"{actor} may not write: {actor.role}s only read")
         handler = handlers.HANDLERS[type(request.command)]
         effective_on = handlers.effective_date(request.command, recorded_at.date(), uow)
         context = Context(

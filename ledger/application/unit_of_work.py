@@ -7,9 +7,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from ledger.domain.access import AccessRegister
 from ledger.domain.aggregate import Aggregate
 from ledger.domain.budget import Budget
 from ledger.domain.events import (
+    ACCESS_STREAM,
     LedgerEvent,
     budget_stream,
     consortium_stream,
@@ -97,6 +99,9 @@ class UnitOfWork:
         return self._load(
             pool_stream(consortium, year), lambda: RiskPool.empty(consortium, year), RiskPool
         )
+
+    def access(self) -> AccessRegister:
+        return self._load(ACCESS_STREAM, AccessRegister, AccessRegister)
 
     def prefetch_affiliations(self, practices: Iterable[str]) -> None:
         wanted = sorted({p for p in practices if p not in self.affiliations})

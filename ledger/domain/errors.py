@@ -1,7 +1,7 @@
 """Errors the domain and application raise; each names the rule it enforces.
 
-The command line maps each class to one exit code (commands/errors.py); the read
-API maps them to HTTP statuses. Messages are one line, for people.
+`OUTCOMES` is the one mapping of each class to the command line's exit code and
+the HTTP service's status; both read it. Messages are one line, for people.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class NotFound(RuleViolation):
 
 class NotAuthorised(RuleViolation):
     """The actor has no authority for this command (invariant 3)."""
+
+
+class NotAuthenticated(NotAuthorised):
+    """No identity established: no bearer token, or one unknown, expired or revoked."""
 
 
 class IdempotencyConflict(RuleViolation):
@@ -80,3 +84,34 @@ class UnreadableEvent(LedgerError):  # noqa: N818
     def at(self, position: int) -> UnreadableEvent:
         """The same error, now that the event's position is known."""
         return UnreadableEvent(self.topic, self.stored, self.understood, position, self.problem)
+
+
+# Most specific first; the first class an error is an instance of decides:
+# (kind, exit code of the command line, HTTP status of the service).
+OUTCOMES: tuple[tuple[type[LedgerError], int, int], ...] = (
+    (UnreadableEvent, 5, 503),
+    (StoreUnavailable, 3, 503),
+    (InvalidInput, 2, 400),
+    (NotAuthenticated, 1, 401),
+    (NotAuthorised, 1, 403),
+    (NotFound, 1, 404),
+    (RuleViolation, 1, 409),
+    (LedgerError, 1, 409),
+)
+
+
+def outcome_of(error: LedgerError) -> tuple[int, int]:
+    """(exit code, HTTP status) of an error."""
+    for kind, code, status in OUTCOMES:
+        if isinstance(error, kind):
+            return code, status
+    return 1, 409
+
+
+def error_for_status(status: int, rule: str, message: str) -> LedgerError:
+    """The error a service's answer stands for: the first kind in `OUTCOMES` with that
+    status (so its exit code is the one the command line would have given)."""
+    for kind, _, sent in OUTCOMES:
+        if sent == status and kind is not UnreadableEvent:  # it is built from its event
+            return kind(rule, message)
+    return StoreUnavailable(rule, f"the service answered {status}: {message}")

@@ -43,6 +43,10 @@ def pool_stream(consortium: str, year: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"pool:{consortium}:{year}")
 
 
+ACCESS_STREAM = uuid.uuid5(LEDGER_NAMESPACE, "access")
+"""The one stream of access grants: every token granted or revoked, in order."""
+
+
 class LedgerEvent(BaseModel):
     """Fields every event carries."""
 
@@ -275,6 +279,31 @@ class PoolDrawReturned(PoolEvent):
     topic: ClassVar[str] = "PoolDrawReturned"
 
 
+# --- access stream (who may use the service, granted by whom) ------------------------
+
+
+class AccessEvent(LedgerEvent):
+    token_id: str = Field(pattern=r"^[a-z0-9]{12}$", description="public id of the token")
+
+
+class AccessGranted(AccessEvent):
+    """A bearer token given to one actor. The secret is never recorded: only its SHA-256,
+    which, for a 256-bit random secret, cannot be turned back into it."""
+
+    topic: ClassVar[str] = "AccessGranted"
+    grantee: str = Field(description="the actor the token acts as (role:code)")
+    label: FreeText | None = Field(default=None, description="what the token is for")
+    expires_at: datetime | None = Field(default=None, description="UTC instant it stops")
+    read_only: bool = False
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bootstrap: bool = Field(default=False, description="the first token, given by an "
+                            "administrator with direct access to the store")
+
+
+class AccessRevoked(AccessEvent):
+    topic: ClassVar[str] = "AccessRevoked"
+
+
 EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     PracticeRegistered,
     ListSizeRecorded,
@@ -300,6 +329,8 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     RiskPoolReturned,
     PoolDrawRecorded,
     PoolDrawReturned,
+    AccessGranted,
+    AccessRevoked,
 )
 
 EVENTS_BY_TOPIC: dict[str, type[LedgerEvent]] = {cls.topic: cls for cls in EVENT_TYPES}

@@ -336,6 +336,10 @@ class Role(StrEnum):
     PRACTICE = "practice"
     CONSORTIUM = "consortium"
     AUDITOR = "auditor"
+    SERVICE = "service"  # a system that only reads (a feed consumer, a dashboard)
+
+
+READ_ONLY_ROLES: Final[frozenset[Role]] = frozenset({Role.AUDITOR, Role.SERVICE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,13 +366,14 @@ class Actor:
             raise InvalidInput(
                 "actor",
                 f"malformed actor {text!r}: write role:code, e.g. allocator:Q71, "
-                "practice:A81001, consortium:16C or auditor:jsmith",
+                "practice:A81001, consortium:16C, auditor:jsmith or service:dashboard",
             )
         parsers: dict[Role, Callable[[str], str]] = {
             Role.PRACTICE: parse_practice_code,
             Role.CONSORTIUM: parse_consortium_code,
             Role.ALLOCATOR: _parse_allocator_code,
             Role.AUDITOR: str.strip,
+            Role.SERVICE: _parse_service_name,
         }
         code = parsers[role](code)
         if person:
@@ -394,6 +399,15 @@ def _parse_actor(text: str) -> Actor:
 @functools.lru_cache(maxsize=256)
 def _parse_year(text: str) -> FinancialYear:
     return FinancialYear._parse(text)
+
+
+def _parse_service_name(text: str) -> str:
+    name = text.strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise InvalidInput(
+            "actor", f"malformed service name {text!r}: letters, digits, . _ - (at most 64)"
+        )
+    return name
 
 
 def _parse_allocator_code(text: str) -> str:

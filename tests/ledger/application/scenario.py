@@ -7,7 +7,7 @@ from typing import Any
 from ledger.application.commands import build_command
 from ledger.application.service import Answer
 from ledger.bootstrap import Ledger
-from ledger.domain.events import LedgerEvent
+from ledger.domain.events import ACCESS_STREAM, LedgerEvent
 
 ALLOCATOR = "allocator:Q71"
 A1, A2, A3 = "A81001", "A81002", "A81003"
@@ -51,3 +51,19 @@ def events(ledger: Ledger) -> list[tuple[int, LedgerEvent]]:
 
 def topics(ledger: Ledger) -> list[str]:
     return [e.topic for _, e in ledger.store.iter_events()]
+
+
+def grant_token(ledger: Ledger, grantee: str, *, issuer: str = ALLOCATOR,
+                **extra: Any) -> str:
+    """A live token for `grantee`, granted by `issuer`; returns its secret."""
+    from ledger.application.access import new_token  # noqa: PLC0415
+
+    token = new_token()
+    bootstrap = not ledger.store.stream(ACCESS_STREAM) and grantee == issuer == ALLOCATOR
+    run(ledger, "token create", issuer, actor=grantee, token_id=token.token_id,
+        secret_sha256=token.digest, bootstrap=bootstrap, **extra)
+    return token.secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from ledger.domain.access import AccessRegister, secret_digest
 from ledger.domain.events import (
     EVENT_TYPES,
     EVENTS_BY_TOPIC,
@@ -60,7 +61,11 @@ def one_of_each() -> list[LedgerEvent]:
     b.settle(ctx(ME, "2024-09-04"), "R-1", 1_000_00, final=True)
     commit(b, "R-2", 1, on="2024-09-05")
     b.cancel(ctx(ME, "2024-09-06"), "R-2")
-    for aggregate in (p, c, b):
+    a = AccessRegister()
+    a.grant(ctx(ALLOCATOR), token_id="0123456789ab", grantee="consortium:16C",
+            digest=secret_digest("s" * 43), label="finance team")
+    a.revoke(ctx(ALLOCATOR), "0123456789ab")
+    for aggregate in (p, c, b, a):
         events.extend(aggregate.collect_events())
     produced = {type(e) for e in events}
     # Types the domain above does not produce (registration happens inside the builder,

@@ -1,0 +1,139 @@
+"""The command line as a client of the ledger service (`--server URL --token T`).
+
+Writes go to the service's `POST` routes with the command id as the
+`Idempotency-Key` (a fresh one when `--command-id` is not given, kept across
+retries, so a write retried after a lost connection still records once); reads
+go to its `GET` routes. The service's error envelope becomes the same error the
+command line would have raised, so exit codes are the same in both modes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from ledger.domain.errors import InvalidInput, LedgerError, StoreUnavailable, error_for_status
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ledger.application.service import Answer
+
+ATTEMPTS = 3
+TIMEOUT_SECONDS = 30.0
+
+
+class ServiceClient:
+    def __init__(self, server: str, token: str | None) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: Any = None, key: str | None = None) -> Any:
+        import httpx  # noqa: PLC0415 - fast --help
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        for attempt in range(ATTEMPTS):
+            try:
+                response = httpx.request(method, f"{self.server}{path}", params=params,
+                                         json=body, headers=headers, timeout=TIMEOUT_SECONDS)
+                break
+            except httpx.TransportError as error:
+                if attempt + 1 == ATTEMPTS or (method != "GET" and key is None):
+                    raise StoreUnavailable(
+                        "server", f"cannot reach the ledger service at {self.server}: {error}"
+                    ) from None
+                time.sleep(0.2 * (attempt + 1))
+        return _answer_of(response)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def execute(self, name: str, args: dict[str, Any], command_id: str | None) -> Answer:
+        """Run `name` with `args` as the token's actor; same answer as the command line."""
+        body = _json_ready(args)
+        found = self._send("POST", "/" + "/".join(name.split()), body=body,
+                           key=command_id or str(uuid.uuid4()))
+        return answer_from(found)
+
+    def create_token(self, args: dict[str, Any], command_id: str | None
+                     ) -> tuple[Answer, str | None, str | None]:
+        """(answer, token id, secret): the secret only when the token was new."""
+        found = self._send("POST", "/token/create", body=_json_ready(args),
+                           key=command_id or str(uuid.uuid4()))
+        return answer_from(found), found.get("token_id"), found.get("secret")
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._send("GET", path, params={k: _plain(v) for k, v in params.items()
+                                               if v is not None and v != []})
+
+
+def answer_from(found: dict[str, Any]) -> Answer:
+    from ledger.application.service import Answer  # noqa: PLC0415 - fast --help
+
+    on = found.get("effective_on")
+    return Answer(command=found["command"], command_id=found["command_id"],
+                  summary=found["summary"],
+                  effective_on=date.fromisoformat(on) if on else None,
+                  events=tuple(found["events"]),
+                  already_applied=bool(found.get("already_applied")))
+
+
+def _answer_of(response: httpx.Response) -> Any:
+    try:
+        found = response.json()
+    except ValueError:
+        found = None
+    if response.status_code < 400:
+        return found
+    if isinstance(found, dict) and {"error", "rule"} <= set(found):
+        raise error_for_status(response.status_code, str(found["rule"]), str(found["error"]))
+    raise StoreUnavailable("server", f"the ledger service answered {response.status_code}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+def _json_ready(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in args.items() if v is not None}
+
+
+class RemoteReads:
+    """The read queries of projections/queries.py answered by the service's `GET` routes
+    (same names, same rows, as JSON)."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    def holders(self, **options: Any) -> Any:
+        return self.client.get("/holders", **options)
+
+    def trail(self, practice: str, **options: Any) -> Any:
+        return self.client.get(f"/trail/{practice.strip()}", **options)
+
+    def position(self, **options: Any) -> Any:
+        return self.client.get("/position", **options)
+
+    def pools(self, **options: Any) -> Any:
+        return self.client.get("/pools", **options)
+
+    def quality(self, *, codes: list[str] | None = None, **options: Any) -> Any:
+        return self.client.get("/quality", qs=codes, **options)
+
+    def variation(self, **options: Any) -> Any:
+        return self.client.get("/variation", **options)
+
+    def __getattr__(self, name: str) -> Any:
+        raise InvalidInput("server", f"{name} needs direct access to the store (--db); it is "
+                           "not available with --server")
+
+
+__all__ = ["LedgerError", "RemoteReads", "ServiceClient"]

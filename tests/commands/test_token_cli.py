@@ -1,0 +1,64 @@
+"""`ledger token`: the first token by bootstrap, then only the allocator; secrets shown once."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from commands.errors import EXIT_REFUSED, EXIT_USAGE
+from ledger.domain.access import secret_digest
+from tests.commands.conftest import Ledger, topics
+
+ALLOCATOR = "allocator:Q71"
+
+
+def secret_of(stdout: str) -> tuple[str, str]:
+    match = re.search(r"token ([a-z0-9]{12}): (\S+)", stdout)
+    assert match, stdout
+    return match[1], match[2]
+
+
+def test_bootstrap_then_allocator_grants_list_and_revoke(invoke: Ledger, db_url: str) -> None:
+    refused = invoke("token", "create", "--actor", "consortium:16C", actor="consortium:16C")
+    assert refused.code == EXIT_REFUSED
+    refused.one_line_error("only allocator may grant access tokens")
+    first = invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap")
+    assert first.code == 0, first.stderr
+    first_id, first_secret = secret_of(first.stdout)
+    again = invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap")
+    assert again.code == EXIT_REFUSED
+    again.one_line_error("already been granted", "[rule: token-bootstrap]")
+    by_practice = invoke("token", "create", "--actor", "practice:A81001",
+                         actor="practice:A81001")
+    by_practice.one_line_error("only allocator may grant access tokens")
+    made = invoke("token", "create", "--actor", "service:dash", "--name", "dashboard",
+                  "--expires", "2099-01-01", actor=ALLOCATOR)
+    assert made.code == 0, made.stderr
+    token_id, secret = secret_of(made.stdout)
+    assert "read-only" in made.stdout
+    listed = invoke("token", "list", "--format", "json")
+    assert listed.code == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["token_id"], r["actor"], r["status"]) for r in rows] == [
+        (first_id, ALLOCATOR, "active"), (token_id, "service:dash", "active")]
+    assert rows[1]["granted_by"] == ALLOCATOR
+    assert rows[1]["label"] == "dashboard"
+    for hidden in (secret, first_secret, secret_digest(secret)):
+        assert hidden not in listed.stdout
+    revoked = invoke("token", "revoke", token_id, actor=ALLOCATOR)
+    assert revoked.code == 0, revoked.stderr
+    assert json.loads(invoke("token", "list", "--format", "json").stdout)[1]["status"] == (
+        "revoked")
+    twice = invoke("token", "revoke", token_id, actor=ALLOCATOR)
+    twice.one_line_error("already revoked")
+    assert topics(db_url) == {"AccessGranted": 2, "AccessRevoked": 1}
+
+
+def test_malformed_grantees_and_expiries_are_usage_errors(invoke: Ledger) -> None:
+    for args, words in [(["--actor", "wizard:1"], "malformed actor"),
+                        (["--actor", ALLOCATOR, "--expires", "soon"], "malformed expiry"),
+                        (["--actor", ALLOCATOR, "--expires", "2099-01-01T00:00:00"],
+                         "malformed expiry")]:
+        done = invoke("token", "create", *args, "--bootstrap")
+        assert done.code == EXIT_USAGE, done.stderr
+        done.one_line_error(words)

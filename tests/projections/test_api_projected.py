@@ -1,0 +1,92 @@
+"""Reads that never write: `serve --projected` answers from projections a projector keeps
+(`ledger project`), reports the lag in /ready; `serve` guards its address; on both stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from commands.app import app as cli
+from commands.errors import EXIT_USAGE
+from ledger.bootstrap import Ledger
+from projections.api import create_app
+from projections.materialise import Materialiser
+from tests.ledger.application.scenario import A2, bearer, commit, grant_token
+from tests.projections.live_server import ledger_serve
+from tests.projections.test_api import write_ledger
+
+
+def project(db: str) -> None:
+    done = CliRunner().invoke(cli, ["--db", db, "project"])
+    assert done.exit_code == 0, done.output
+    assert "projections at position" in done.stdout
+
+
+def committed(client: TestClient) -> int:
+    rows = client.get("/position", params={"practice": A2}).json()
+    return sum(r["committed_pence"] for r in rows)
+
+
+def test_projected_reads_never_write_and_ready_reports_the_lag(
+        ledger: Ledger, db_url: str) -> None:
+    write_ledger(ledger)
+    secret = grant_token(ledger, "auditor:audit")
+    project(db_url)
+    views = Materialiser(ledger.store)
+    with TestClient(create_app(db_url, projected=True), headers=bearer(secret)) as client:
+        before = committed(client)
+        ready = client.get("/ready").json()
+        assert ready["lag"] == 0
+        assert ready["projected"] is True
+        assert ready["head"] == ledger.store.head()
+        commit(ledger, "R-P1", "100", practice=A2)
+        positions = views.positions(create=False)
+        assert committed(client) == before, "a projected read caught up (wrote)"
+        for path in ("/holders", "/trail/A81002", "/pools", "/quality", "/variation",
+                     "/projections"):
+            assert client.get(path).status_code == 200, path
+        assert views.positions(create=False) == positions
+        lagging = client.get("/ready").json()
+        assert lagging["lag"] >= 1
+        assert lagging["projections"]["positions"] >= 1
+        project(db_url)
+        assert committed(client) == before + 10_000
+        assert client.get("/ready").json()["lag"] == 0
+
+
+def test_reads_that_catch_up_report_ready_too(ledger: Ledger, db_url: str) -> None:
+    write_ledger(ledger)
+    with TestClient(create_app(db_url)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["projected"] is False
+
+
+def test_serve_refuses_to_listen_beyond_loopback_while_no_token_exists(
+        ledger: Ledger, db_url: str) -> None:
+    write_ledger(ledger)
+    done = CliRunner().invoke(cli, ["--db", db_url, "serve", "--host", "0.0.0.0"])
+    assert done.exit_code == EXIT_USAGE
+    assert "refusing to listen on 0.0.0.0" in done.stderr
+    assert "no token exists" in done.stderr
+
+
+@pytest.mark.e2e
+def test_serve_runs_projected_on_several_workers(ledger: Ledger, db_url: str,
+                                                 tmp_path: Path) -> None:
+    write_ledger(ledger)
+    secret = grant_token(ledger, "service:feed")
+    project(db_url)
+    with ledger_serve(db_url, tmp_path, "--workers", "2", "--projected") as base:
+        ready = httpx.get(f"{base}/ready", timeout=10)
+        assert ready.json()["projected"] is True
+        assert ready.json()["lag"] == 0
+        for _ in range(6):
+            page = httpx.get(f"{base}/events", headers=bearer(secret), timeout=10).json()
+            assert page["head"] == ledger.store.head()
+    logs = "".join(p.read_text() for p in tmp_path.glob("serve-*.log"))
+    assert "Started parent process" in logs
