@@ -6,6 +6,7 @@ ledger (or a writer that bypasses this one) would leave them.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -130,6 +131,9 @@ def test_an_unreadable_event_stops_every_read_and_write(
     invoke: Ledger, db_url: str, case: str
 ) -> None:
     populate(invoke)
+    made = invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap")
+    token = re.search(r"token [a-z0-9]{12}: (\S+)", made.stdout)
+    assert token is not None, made.stdout
     make, fragments = CASES[case]
     position = insert_row(db_url, *make(invoke))
     for args in COMMANDS:
@@ -141,7 +145,8 @@ def test_an_unreadable_event_stops_every_read_and_write(
         assert done.code == 5, (args, done.stdout, done.stderr)
         done.one_line_error(f"position {position}", *fragments)
     assert not Path("bundle.json").exists()
-    with TestClient(create_app(db_url)) as client:
+    with TestClient(create_app(db_url),
+                    headers={"Authorization": f"Bearer {token[1]}"}) as client:
         for path in ("/position", "/holders", "/trail/A81001", "/events", "/projections"):
             answer = client.get(path)
             assert answer.status_code == 503, (path, answer.text)
