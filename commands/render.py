@@ -183,14 +183,16 @@ def raw(text: str) -> None:
 
 
 def done(what: str) -> None:
-    out.print(Text.assemble(("done: ", "green"), what))
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+    _out().print(Text.assemble(("done: ", "green"), what))
 
 
 def token_secret(token_id: str, secret: str) -> None:
     """A new token's secret: printed this once, never stored."""
-    out.print(_line(f"  token {token_id}: {secret}", "bold"))
-    out.print(_line("  keep it now: it cannot be shown again "
-                    "(send it as Authorization: Bearer <token>)", "dim"))
+    _out().print(_line(f"  token {token_id}: {secret}", "bold"))
+    _out().print(_line("  keep it now: it cannot be shown again "
+                       "(send it as Authorization: Bearer <token>)", "dim"))
 
 
 # --- file imports --------------------------------------------------------------------

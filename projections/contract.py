@@ -127,7 +127,7 @@ class VariationRow(_Row):
     year: str
     element: Element
     practice: str
-    weighted_population: int | None
+    weighted_population: int | str | None = Field(description="exact decimal as text, or whole")
     population_basis: str
     commitments: int
     spend_pence: int
