@@ -31,10 +31,12 @@ ROLES = ("allocator", "auditor", "service", "consortium", "other-consortium", "p
 @pytest.fixture
 def tokens(ledger: Ledger) -> dict[str, str]:
     write_ledger(ledger)
-    run(ledger, "practice register", ALLOCATOR, practice=A4, name="Far Surgery", list_size=10)
+    run(ledger, "practice register", ALLOCATOR, practice=A4, name="Far Surgery", list_size=10,
+        on="2024-04-01")
     run(ledger, "budget allocate", ALLOCATOR, practice=A4, year=YEAR, on="2024-04-01",
         element={"acute": "500"})
-    run(ledger, "consortium form", ALLOCATOR, consortium="17D", name="Far", officer="Dr Far")
+    run(ledger, "consortium form", ALLOCATOR, consortium="17D", name="Far", officer="Dr Far",
+        on="2024-04-01")
     run(ledger, "consortium join", "consortium:17D", consortium="17D", practice=A4,
         on="2024-04-01")
     run(ledger, "budget opt-out", "practice:A81003", practice="A81003", year=YEAR,
