@@ -9,7 +9,8 @@
        recorded
     3  store unavailable (the URL is shown with its password masked), no ledger
        at the path, or a store fault (read-only, disk full) named as such
-    4  verification failed (`ledger verify`)
+    4  verification failed (`ledger verify`), or a write found the stored events
+       no longer match their Merkle log (LogDamaged); nothing recorded
     5  the log holds an event this version cannot read (an unknown topic or a
        newer schema version: a newer version of the ledger wrote it): upgrade;
        UnreadableEvent; nothing read, nothing recorded

@@ -24,6 +24,7 @@ from ledger.audit.leaf import event_leaf_hash, state_bytes, stream_bytes
 from ledger.audit.merkle import EMPTY_ROOT, CompactRange
 from ledger.auditlog.tables import NODE_LEVEL_STEP, create_statements, ensure_tables
 from ledger.auditlog.tables import transaction as store_transaction
+from ledger.domain.errors import LogDamaged
 from ledger.store.dialect import Cursor, Dialect, as_tuple
 from ledger.store.hooks import StoredRow
 
@@ -35,8 +36,15 @@ SEAL_CHUNK = 10_000
 
 
 
-class SealError(RuntimeError):
-    """The log cannot be extended as asked (a position already sealed, out of order)."""
+class SealError(LogDamaged):
+    """The log cannot be extended as asked (a position already sealed, out of order).
+
+    The stored events no longer match their Merkle log (rows removed after they
+    were sealed, or written around the ledger): nothing is recorded.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("merkle-log", message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +114,9 @@ def seal_rows(
     for position, stream, version, topic, state in rows:
         if position <= last:
             raise SealError(
-                f"position {position} cannot be sealed after position {last}: "
-                "already sealed or out of order"
+                f"the log no longer matches its Merkle log: position {position} "
+                f"cannot be sealed after position {last} (already sealed or out of "
+                "order); nothing recorded, run `ledger verify`"
             )
         stream_id = stream_bytes(stream)
         leaf = event_leaf_hash(position, stream_id, version, topic, state_bytes(state))

@@ -49,6 +49,15 @@ class StoreUnavailable(LedgerError):  # noqa: N818
     """The event store cannot be reached or opened."""
 
 
+class LogDamaged(LedgerError):  # noqa: N818
+    """The stored events no longer match the Merkle log sealed over them.
+
+    Raised when a write finds the log cannot be extended as asked (for example
+    events removed after they were sealed). Nothing is recorded; `ledger verify`
+    names the damage.
+    """
+
+
 class UnreadableEvent(LedgerError):  # noqa: N818
     """The log holds an event this version of the ledger cannot read exactly.
 
@@ -91,6 +100,7 @@ class UnreadableEvent(LedgerError):  # noqa: N818
 OUTCOMES: tuple[tuple[type[LedgerError], int, int], ...] = (
     (UnreadableEvent, 5, 503),
     (StoreUnavailable, 3, 503),
+    (LogDamaged, 4, 500),
     (InvalidInput, 2, 400),
     (NotAuthenticated, 1, 401),
     (NotAuthorised, 1, 403),

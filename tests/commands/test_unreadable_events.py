@@ -168,3 +168,34 @@ def test_apply_stops_at_an_unreadable_event_and_records_nothing(
     assert f"position {position}" in done.stderr
     assert "Traceback" not in done.stderr
     assert count_rows(db_url) == rows
+
+
+def delete_last_row(db_url: str) -> int:
+    """Remove the newest event with SQL, after it was sealed; returns its position."""
+    if db_url.startswith("postgresql://"):
+        schema = parse_qs(urlsplit(db_url).query)["schema"][0]
+        with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+            row = conn.execute(
+                sql.SQL("DELETE FROM {0}.ledger_events WHERE notification_id = "
+                        "(SELECT max(notification_id) FROM {0}.ledger_events) "
+                        "RETURNING notification_id").format(sql.Identifier(schema))
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+    with sqlite3.connect(db_url) as conn:
+        last = int(conn.execute("SELECT max(rowid) FROM stored_events").fetchone()[0])
+        conn.execute("DELETE FROM stored_events WHERE rowid = ?", (last,))
+        return last
+
+
+def test_a_write_after_the_log_was_truncated_fails_verification_and_records_nothing(
+    invoke: Ledger, db_url: str
+) -> None:
+    populate(invoke)
+    delete_last_row(db_url)
+    rows = count_rows(db_url)
+    done = invoke(*WRITES[0], actor=ALLOCATOR)
+    assert done.code == 4, (done.stdout, done.stderr)
+    done.one_line_error("no longer matches its Merkle log")
+    assert count_rows(db_url) == rows
+    assert invoke("verify").code == 4
