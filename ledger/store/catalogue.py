@@ -73,7 +73,7 @@ def check(select: Select, dialect: Dialect, *, catalogued: bool = True
         dialect.sql("SELECT {position}, topic, state FROM {events} WHERE {position} > ? "
                     "ORDER BY {position}"), (after,)
     ):
-        version = stored_version(bytes(state))
+        version = stored_version(state)
         problem = readable(str(topic), version)
         if problem is not None:
             raise problem.at(int(position))

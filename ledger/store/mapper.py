@@ -38,12 +38,15 @@ def encode_event(event: LedgerEvent) -> bytes:
 _VERSION_PREFIX = b'{"schema_version":'
 
 
-def stored_version(state: bytes) -> int | None:
+def stored_version(state: object) -> int | None:
     """The schema version a stored state declares (1 when it names none); None if unreadable.
 
     The write path puts it first (`encode_event`), so it is read without parsing
-    the rest; any other form is parsed in full.
+    the rest; any other form is parsed in full. A state stored as anything but
+    bytes (text put in with SQL) is unreadable.
     """
+    if not isinstance(state, bytes | bytearray | memoryview):
+        return None
     raw = bytes(state)
     if raw.startswith(_VERSION_PREFIX):
         end = raw.find(b",", len(_VERSION_PREFIX))

@@ -199,3 +199,30 @@ def test_a_write_after_the_log_was_truncated_fails_verification_and_records_noth
     done.one_line_error("no longer matches its Merkle log")
     assert count_rows(db_url) == rows
     assert invoke("verify").code == 4
+
+
+def test_an_event_stored_as_text_stops_every_read_and_write(
+    invoke: Ledger, db_url: str
+) -> None:
+    """SQLite keeps a text value in the blob column when SQL inserts it without a cast."""
+    if db_url.startswith("postgresql://"):
+        pytest.skip("a bytea column cannot hold text")
+    populate(invoke)
+    stream, version, topic, state = newer_list_size(invoke)
+    text = state.decode().replace('"schema_version":3', '"schema_version":2')
+    with sqlite3.connect(db_url) as conn:
+        position = conn.execute(
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?)", (stream.hex, version, topic, text)).lastrowid
+        assert conn.execute("SELECT typeof(state) FROM stored_events WHERE rowid = ?",
+                            (position,)).fetchone()[0] == "text"
+    rows = count_rows(db_url)
+    for args in COMMANDS:
+        done = invoke(*args)
+        assert done.code == 5, (args, done.stdout, done.stderr)
+        done.one_line_error(f"position {position}", "ListSizeRecorded")
+    for args in WRITES:
+        done = invoke(*args, actor=ALLOCATOR)
+        assert done.code == 5, (args, done.stdout, done.stderr)
+        done.one_line_error(f"position {position}", "ListSizeRecorded")
+    assert count_rows(db_url) == rows
