@@ -35,7 +35,8 @@ class CliState:
         if self._ledger is None:
             from ledger.bootstrap import bootstrap  # noqa: PLC0415 - keeps --help fast
 
-            self._ledger = bootstrap(self.db, create=create)
+            # A write that records nothing leaves no new ledger file behind.
+            self._ledger = bootstrap(self.db, create=create, discard_if_empty=create)
         return self._ledger
 
     def existing(self) -> Ledger:

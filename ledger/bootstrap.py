@@ -47,13 +47,15 @@ class Ledger:
         self.close()
 
 
-def bootstrap(db: str = DEFAULT_DB, clock: Clock | None = None, *, create: bool = True
-              ) -> Ledger:
+def bootstrap(db: str = DEFAULT_DB, clock: Clock | None = None, *, create: bool = True,
+              discard_if_empty: bool = False) -> Ledger:
     """Open the ledger at `db` with every write sealed into its Merkle log.
 
     `clock` defaults to the system clock (UTC). With `create` (writes), a missing
     ledger is created; without it (reads, verification), a missing ledger is
-    refused: StoreUnavailable "no ledger at".
+    refused: StoreUnavailable "no ledger at". With `discard_if_empty`, a SQLite
+    file created here is removed on close if nothing was recorded in it.
     """
-    store = open_store(db, hooks=(MerkleSealing(),), create=create)
+    store = open_store(db, hooks=(MerkleSealing(),), create=create,
+                       discard_if_empty=discard_if_empty)
     return Ledger(store=store, clock=clock)

@@ -308,12 +308,31 @@ class EventStore:
         return self.app.recorder.max_notification_id() or 0
 
     _keeper: sqlite3.Connection | None = None
+    _created_file: Path | None = None  # the SQLite file this store created on opening
 
     def close(self) -> None:
+        """Close the store; a SQLite file it created and left without events is removed
+        when it was opened with `discard_if_empty` (open_store).
+
+        So a refused write never leaves an empty ledger behind, and a later read
+        of that path still says "no ledger at PATH".
+        """
+        created = self._created_file
+        empty = created is not None and self._holds_no_events()
         self.app.close()
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
+        if empty and created is not None:
+            self._created_file = None
+            for name in (created, *(Path(f"{created}{tail}") for tail in _SIDECARS)):
+                name.unlink(missing_ok=True)
+
+    def _holds_no_events(self) -> bool:
+        try:
+            return self.head() == 0
+        except Exception:  # noqa: BLE001 - when in doubt, keep the file
+            return False
 
 
 def _isolated(env: dict[str, str]) -> dict[str, Any]:
@@ -335,6 +354,9 @@ def _isolated(env: dict[str, str]) -> dict[str, Any]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
+
+
+_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 def _sqlite_uri(location: str, *, create: bool) -> str:
@@ -377,9 +399,13 @@ def _snapshot(path: Path) -> tuple[str, sqlite3.Connection]:
 
 
 def open_store(
-    target: str | StoreTarget, hooks: Sequence[WriteHook] = (), *, create: bool = True
+    target: str | StoreTarget, hooks: Sequence[WriteHook] = (), *, create: bool = True,
+    discard_if_empty: bool = False,
 ) -> EventStore:
     """Open the store at `target`; see EventStore for `hooks` and `create`.
+
+    With `discard_if_empty`, a SQLite file this call creates is removed again on
+    close if it still holds no events (a refused write leaves no ledger behind).
 
     Raises StoreUnavailable when the database cannot be reached or, without
     `create`, when there is no ledger there.
@@ -406,4 +432,8 @@ def open_store(
             store = EventStore(parsed, hooks, create=False, snapshot=name)
             store._keeper = keeper
             return store
-    return EventStore(parsed, hooks, create=create)
+    created = create and discard_if_empty and not path.exists()
+    store = EventStore(parsed, hooks, create=create)
+    if created:
+        store._created_file = path
+    return store

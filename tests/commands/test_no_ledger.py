@@ -88,3 +88,22 @@ def test_prove_of_an_unknown_practice_refuses_like_trail(invoke: Ledger, tmp_pat
     assert proved.code == 1, proved.stdout
     proved.one_line_error("no practice B99999")
     assert not bundle.exists()
+
+
+def test_a_refused_write_where_there_is_no_ledger_leaves_no_file(
+    invoke: Ledger, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "empty" / "e.db"
+    ledger.parent.mkdir()
+    done = invoke("spend", "settle", "R-0001", "--amount", "5", actor="practice:A81001",
+                  db=str(ledger))
+    assert done.code == 1, (done.stdout, done.stderr)
+    done.one_line_error("no commitment")
+    assert list(ledger.parent.iterdir()) == []
+    read = invoke("position", db=str(ledger))
+    assert read.code == 3
+    read.one_line_error(f"no ledger at {ledger}")
+    # A write that records something still creates the ledger.
+    assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
+                  actor=ALLOCATOR, db=str(ledger)).code == 0
+    assert invoke("position", db=str(ledger)).code == 0
