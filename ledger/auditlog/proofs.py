@@ -69,10 +69,13 @@ def make_checkpoint(
     """Seal, then sign the head and keep the checkpoint (the latest is reused if current).
 
     A log must never sign a head inconsistent with one it signed before: the new head
-    is first proved consistent with the latest stored checkpoint.
+    is first proved consistent with the latest stored checkpoint. Raises
+    UnreadableEvent (nothing sealed or signed) when the log holds an event this
+    version cannot read: the ledger never vouches for a log it cannot read.
     """
     from ledger.auditlog.rotation import usable_signer  # noqa: PLC0415 - it builds on this
 
+    store.ensure_readable()
     seal(store)
     signer = usable_signer(store, now, signer)
     dialect = ensure_tables(store)

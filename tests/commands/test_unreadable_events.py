@@ -39,6 +39,7 @@ COMMANDS = [
     ("quality",),
     ("variation",),
     ("prove", "A81001", "--out", "bundle.json"),
+    ("checkpoint",),
 ]
 WRITES = [
     ("practice", "register", "B82002", "--name", "Another", "--list-size", "3000"),
@@ -226,3 +227,14 @@ def test_an_event_stored_as_text_stops_every_read_and_write(
         assert done.code == 5, (args, done.stdout, done.stderr)
         done.one_line_error(f"position {position}", "ListSizeRecorded")
     assert count_rows(db_url) == rows
+
+
+def test_verify_still_reads_the_bytes_of_a_log_with_an_unreadable_event(
+    invoke: Ledger, db_url: str
+) -> None:
+    populate(invoke)
+    insert_row(db_url, *unknown_topic())
+    assert invoke("checkpoint").code == 5
+    done = invoke("verify")
+    assert done.code == 0, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
