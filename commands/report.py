@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
+from commands import render
 from commands.errors import handled
 from commands.reads import YearOption
-from commands.render import out
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
 
@@ -56,7 +55,9 @@ def report(
     with handled(state):
         written = write_report(state.ledger().store, consortium=consortium,
                                allocator=allocator, year=year, path=out_file)
-        out.print(Text(f"Report written to {written}"))
+        from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+        render.out.print(Text(f"Report written to {written}"))
 
 
 def write_report(store: EventStore, *, consortium: str | None, allocator: str | None,

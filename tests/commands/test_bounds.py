@@ -15,13 +15,14 @@ from fastapi.testclient import TestClient
 from commands.errors import EXIT_REFUSED, EXIT_USAGE
 from commands.options import MAX_POSITION as CLI_MAX_POSITION
 from ledger.application.commands import build_command
-from ledger.bootstrap import Ledger
+from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.values import MAX_AMOUNT_PENCE, MAX_ELEMENT_TURNOVER_PENCE, format_pence
 from ledger.store.eventstore import MAX_POSITION
 from ledger.store.mapper import decode_event, encode_event
 from projections.api import create_app
 from tests.commands.conftest import Ledger as RunLedger
 from tests.commands.conftest import head
+from tests.ledger.application.scenario import bearer, grant_token
 
 ALLOCATOR = "allocator:Q71"
 PRACTICE = "practice:A81001"
@@ -166,6 +167,16 @@ def test_event_positions_have_the_stores_range(invoke: RunLedger, budget: str) -
     assert negative.code == EXIT_USAGE
 
 
+@pytest.fixture
+def auditor(budget: str) -> dict[str, str]:
+    """Headers of an auditor's token: the feed is read with a token."""
+    granting = bootstrap(budget)
+    try:
+        return bearer(grant_token(granting, "auditor:audit"))
+    finally:
+        granting.close()
+
+
 @pytest.mark.parametrize(
     ("query", "status"),
     [
@@ -179,19 +190,21 @@ def test_event_positions_have_the_stores_range(invoke: RunLedger, budget: str) -
     ],
 )
 def test_the_feeds_numbers_are_refused_out_of_range_not_crashed_on(
-    budget: str, query: str, status: int
+    budget: str, auditor: dict[str, str], query: str, status: int
 ) -> None:
     with TestClient(create_app(budget)) as client:
-        response = client.get(f"/events?{query}")
+        response = client.get(f"/events?{query}", headers=auditor)
     assert response.status_code == status, response.text
     assert set(response.json()) == {"error", "rule"}
 
 
-def test_the_feed_answers_at_the_last_position(budget: str) -> None:
+def test_the_feed_answers_at_the_last_position(budget: str, auditor: dict[str, str]) -> None:
     with TestClient(create_app(budget)) as client:
-        response = client.get(f"/events?after={MAX_POSITION}")
+        response = client.get(f"/events?after={MAX_POSITION}", headers=auditor)
     assert response.status_code == 200
-    assert response.json() == {"events": [], "next_after": MAX_POSITION}
+    page = response.json()
+    assert page["events"] == []
+    assert page["next_after"] == MAX_POSITION
 
 
 # --- JSON values of `ledger apply`: exactly the types documented --------------------

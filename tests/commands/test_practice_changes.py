@@ -43,8 +43,8 @@ def test_peer_review_uses_the_population_in_force_on_its_date(invoke: Ledger) ->
     assert "recorded list size 4,100, acute 2000.25 for A81001 from 2024-10-01" in done.stdout
 
     def population(as_of: str) -> tuple[str, float]:
-        rows = json.loads(invoke("variation", "--element", "acute", "--as-of", as_of,
-                                 "--format", "json").stdout)
+        rows = json.loads(invoke("variation", "--method", "tukey", "--element", "acute",
+                                 "--as-of", as_of, "--format", "json").stdout)
         return rows[0]["weighted_population"], rows[0]["per_1000"]
 
     assert population("2024-09-30") == ("4000.5", 0.25)
