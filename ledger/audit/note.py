@@ -301,7 +301,11 @@ class KeyRing:
                 continue
             checkpoint = open_checkpoint(note, verifier)
             when = checkpoint.time
-            if key.retired_at is not None and (when is None or when >= key.retired_at):
+            # A checkpoint's time has whole seconds: one signed in the second of the
+            # retirement may have come before it, so only a later second is refused.
+            if key.retired_at is not None and (
+                when is None or when > key.retired_at.replace(microsecond=0)
+            ):
                 raise NoteError(f"signed by key {key.key_id} at {_when(when)}, after it was "
                                 f"retired at {format_time(key.retired_at)}")
             if key.valid_until is not None and (when is None or when > key.valid_until):
