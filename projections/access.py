@@ -9,13 +9,21 @@ it holds), so a revocation takes effect on the next request.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ledger.domain.access import AccessRegister, Grant, secret_digest
 from ledger.domain.errors import NotAuthenticated, NotAuthorised
-from ledger.domain.events import ACCESS_STREAM
+from ledger.domain.events import (
+    ACCESS_STREAM,
+    AccessEvent,
+    BudgetEvent,
+    HoldingDelegated,
+    LedgerEvent,
+    OptedOut,
+    PracticeJoined,
+)
 from ledger.domain.values import Actor, Role
 from ledger.store.eventstore import EventStore
 
@@ -128,6 +136,57 @@ class Scope:
             return (row["practice"] in self.practices
                     or row.get("holder") == self.actor.holder)
         return self.consortium is not None and row.get("consortium") == self.consortium
+
+
+@dataclass(slots=True)
+class FeedView:
+    """Which events of the feed one actor may see: the same scope as its reads.
+
+    - allocator, auditor, service: every event;
+    - a consortium: its own events (its stream and its risk pools') and the events of
+      its member practices (ever members) and their budgets, plus every event of a budget
+      it has held; never an event naming another consortium, nor the access stream;
+    - a practice: every event about itself (its stream, its budgets, its memberships,
+      its pool draws) and every event of a budget it has held for another practice.
+
+    `practices` and `held` ((practice, year) budgets) are what the actor had when the
+    view was made; `sees` adds a membership or a holding as the feed passes the event
+    that grants it, so a live stream follows it from that event on.
+    """
+
+    scope: Scope
+    practices: set[str] = field(default_factory=set)
+    held: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def everything(self) -> bool:
+        return self.scope.everything
+
+    @property
+    def visible_to(self) -> str | None:
+        """`None` for the whole feed, else the actor whose part it is (positions gap)."""
+        return None if self.everything else self.scope.actor.holder
+
+    def sees(self, event: LedgerEvent) -> bool:
+        if self.everything:
+            return True
+        if isinstance(event, AccessEvent):
+            return False
+        fields = event.__dict__
+        consortium = self.scope.consortium
+        practice = fields.get("practice")
+        if isinstance(event, HoldingDelegated | OptedOut) and (
+                event.holder == self.scope.actor.holder):
+            self.held.add((event.practice, event.year))
+        if consortium is not None:
+            named = fields.get("consortium")
+            if named is not None:
+                if isinstance(event, PracticeJoined) and named == consortium:
+                    self.practices.add(event.practice)
+                return bool(named == consortium)
+        if practice in self.practices:
+            return True
+        return isinstance(event, BudgetEvent) and (event.practice, event.year) in self.held
 
 
 def _upper(code: str) -> str:

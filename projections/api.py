@@ -46,7 +46,7 @@ from ledger.domain.errors import (
 from ledger.domain.values import Role
 from ledger.store.eventstore import MAX_POSITION, EventStore
 from projections import api_feed, api_writes
-from projections.access import Gatekeeper, Scope
+from projections.access import FeedView, Gatekeeper, Scope
 from projections.api_auth import Caller
 from projections.contract import (
     Health,
@@ -82,15 +82,19 @@ last position recorded, `ledger_id` the ledger's identity: if it changes, you
 are reading another ledger and your checkpoint means nothing there).
 `GET /events/live` streams the same rows as server-sent events, resumable with
 `Last-Event-ID`. Keep `next_after` as your checkpoint and
-ask again with `after=next_after`: no event is skipped or repeated. An empty page
-means you are at the head (its `next_after` is the `after` you gave).
+ask again with `after=next_after`: no event is skipped or repeated. You are at the
+head when `next_after` equals `head`.
 
 Every endpoint but `/health` needs a bearer token (`ledger token create`):
 `Authorization: Bearer <token>`. Each token acts as one actor: the allocator, an
 auditor and `service:NAME` read everything; a consortium reads its member
 practices (ever members), its pool, standards and peer review; a practice reads
-its own budgets and those it holds for others. The feed is for those who read
-everything.
+its own budgets and those it holds for others. The feed is everyone's, each seeing
+its own part: a consortium the events of its member practices, their budgets and its
+own (never another consortium's), a practice those about itself and the budgets it
+holds for others. Positions stay the ledger's own, so such a feed has gaps; its pages
+say whose part they are (`visible_to`, null for the whole ledger) and `next_after`
+passes the events skipped, so a page may be empty before the head.
 
 Errors are one line of JSON, `{"error": "...", "rule": "..."}`, for every status
 sent: 400 malformed input, 401 no valid token, 403 the token's actor may not,
@@ -189,6 +193,13 @@ class _Ledger:
             return Scope(actor, frozenset({actor.code}), grant.read_only)
         return Scope(actor, read_only=grant.read_only)
 
+    def feed_view(self, scope: Scope) -> FeedView:
+        """The part of the feed `scope`'s actor may see (its reads' scope)."""
+        if scope.everything:
+            return FeedView(scope)
+        return FeedView(scope, set(scope.practices),
+                        set(self.reads().ever_held(scope.actor.holder)))
+
     def close(self) -> None:
         with self._opening:
             if self.ledger is not None:
@@ -226,12 +237,13 @@ def create_app(store_target: str, *, projected: bool = False) -> FastAPI:
     _install_error_envelope(app)
     _refuse_unknown_parameters(app)
     _read_routes(app, served)
+    _feed_routes(app, served)
     writer = api_writes.Writer(served)
     app.state.writer = writer
     api_writes.install(app, writer)
     notifier = api_feed.Notifier()
     writer.listeners.append(notifier.notify)
-    api_feed.install(app, served.open, notifier, served.identity)
+    api_feed.install(app, served.open, served.feed_view, notifier, served.identity)
     _contract(app)
     return app
 
@@ -459,6 +471,9 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
                   "holds": s.description} for s in views.status(create=not served.projected)]
         return JSONRows(found)
 
+
+
+def _feed_routes(app: FastAPI, served: _Ledger) -> None:
     @app.get("/events", summary="The ordered event feed, one page after a checkpoint",
              responses=documented(schema={"$ref": "#/components/schemas/FeedPage"}),
              tags=["feed"])
@@ -469,18 +484,18 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
         limit: Annotated[int, _q(f"Events per page, 1 to {FEED_MAX}", minimum=1,
                                  maximum=FEED_MAX)] = FEED_LIMIT,
     ) -> Response:
-        scope.require(what="the event feed")
         if not 0 <= after <= MAX_POSITION:
             raise InvalidInput(
                 "after", f"after must be 0 or more and at most {MAX_POSITION}, not {after}")
         if not 1 <= limit <= FEED_MAX:
             raise InvalidInput("limit", f"limit must be 1 to {FEED_MAX}, not {limit}")
         store = served.open()
-        page = api_feed.page_after(store, after, limit)
+        view = served.feed_view(scope)
+        page = api_feed.page_after(store, after, limit, view)
         head = store.head()
-        return JSONRows({"events": page,
-                         "next_after": page[-1]["position"] if page else after,
-                         "head": head, "ledger_id": served.identity.of(store)})
+        return JSONRows({"events": page.rows, "next_after": page.read_to, "head": head,
+                         "ledger_id": served.identity.of(store),
+                         "visible_to": view.visible_to})
 
     @app.get("/schemas", summary="Every event's JSON Schema as the feed serves it",
              responses=documented(dict[str, dict[str, Any]], statuses=(401, 503)),

@@ -3,8 +3,10 @@
 `GET /events/live?after=N` (or the `Last-Event-ID` header a reconnecting client
 sends, which wins) streams every event after position N, then each new one as it
 is committed. Each message has `id:` the event's position (the consumer's
-checkpoint) and `data:` one line of JSON, `{"ledger_id", "head", "event": row}`,
-the row exactly as `/events` serves it.
+checkpoint) and `data:` one line of JSON, `{"ledger_id", "head", "visible_to",
+"event": row}`, the row exactly as `/events` serves it. A consortium's or a
+practice's token streams its part of the feed (projections/access.py `FeedView`):
+the ledger's positions, with gaps where it may not look.
 
 A commit through this process wakes the stream at once (`Notifier`); commits by
 other processes (the command line, other workers) are seen by polling the store
@@ -17,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,6 +32,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ledger.domain.errors import InvalidInput
 from ledger.domain.events import LEDGER_NAMESPACE
+from projections.access import FeedView, Scope
 from projections.api_auth import Caller
 from projections.contract import documented
 from projections.queries import feed_row
@@ -36,8 +40,8 @@ from projections.queries import feed_row
 if TYPE_CHECKING:
     from ledger.store.eventstore import EventStore
 
-# One server-sent message: `data` is one line of JSON, {"ledger_id", "head", "event"}
-# with `event` a row of `/events`.
+# One server-sent message: `data` is one line of JSON,
+# {"ledger_id", "head", "visible_to", "event"} with `event` a row of `/events`.
 MESSAGE: dict[str, Any] = {
     "type": "object",
     "required": ["id", "event", "data"],
@@ -51,6 +55,7 @@ MESSAGE: dict[str, Any] = {
 MAX_POSITION = 2**63 - 1  # the stores' 64-bit positions
 POLL_SECONDS = 0.05
 BATCH = 500
+SCAN = 10_000  # events read at most for one page of a part of the feed
 PING_SECONDS = 15
 
 
@@ -100,9 +105,30 @@ class LedgerIdentity:
         return self._id
 
 
-def page_after(store: EventStore, after: int, limit: int) -> list[dict[str, Any]]:
-    return [feed_row(position, event)
-            for position, event in islice(store.iter_events(after, page=limit), limit)]
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Rows the view sees after a checkpoint; `read_to` the position read up to (the next
+    checkpoint: past events the view does not see); `more` when reading stopped before
+    the head (the page is full, or `SCAN` events were read)."""
+
+    rows: list[dict[str, Any]]
+    read_to: int
+    more: bool
+
+
+def page_after(store: EventStore, after: int, limit: int, view: FeedView) -> Page:
+    """Up to `limit` rows of the events after `after` that `view` sees, reading at most
+    `SCAN` events (or `limit`, if more) for a part of the feed."""
+    scan = limit if view.everything else max(limit, SCAN)
+    rows: list[dict[str, Any]] = []
+    read_to, read = after, 0
+    for position, event in islice(store.iter_events(after, page=min(scan, BATCH)), scan):
+        read_to, read = position, read + 1
+        if view.sees(event):
+            rows.append(feed_row(position, event))
+            if len(rows) == limit:
+                break
+    return Page(rows, read_to, len(rows) == limit or read == scan)
 
 
 def checkpoint_of(after: int, last_event_id: str | None) -> int:
@@ -114,14 +140,15 @@ def checkpoint_of(after: int, last_event_id: str | None) -> int:
     return int(text)
 
 
-def install(app: FastAPI, open_store: Any, notifier: Notifier, identity: LedgerIdentity
-            ) -> None:
+def install(app: FastAPI, open_store: Callable[[], EventStore],
+            feed_view: Callable[[Scope], FeedView], notifier: Notifier,
+            identity: LedgerIdentity) -> None:
     @app.get("/events/live", summary="The event feed as server-sent events, live",
              response_class=EventSourceResponse, tags=["feed"],
              responses={200: {"content": {"text/event-stream": {"schema": MESSAGE}},
                               "description": "One message per event: id = position, data = "
-                              '{"ledger_id", "head", "event"}'},
-                        **documented(statuses=(400, 401, 403, 503))})
+                              '{"ledger_id", "head", "visible_to", "event"}'},
+                        **documented(statuses=(400, 401, 503))})
     async def live(
         request: Request,
         scope: Caller,
@@ -132,25 +159,26 @@ def install(app: FastAPI, open_store: Any, notifier: Notifier, identity: LedgerI
         ] = None,
     ) -> EventSourceResponse:
         """Every event after the checkpoint, then each new one as it is committed."""
-        scope.require(what="the event feed")
         checkpoint = checkpoint_of(after, last_event_id)
         store: EventStore = await anyio.to_thread.run_sync(open_store)
+        view: FeedView = await anyio.to_thread.run_sync(feed_view, scope)
 
         async def messages() -> AsyncIterator[bytes]:
             position = checkpoint
             while not await request.is_disconnected():
-                rows = await anyio.to_thread.run_sync(page_after, store, position, BATCH)
-                if rows:
+                page = await anyio.to_thread.run_sync(page_after, store, position, BATCH, view)
+                if page.rows:
                     head = await anyio.to_thread.run_sync(store.head)
                     ledger_id = identity.of(store)
                     # One write per batch: a message per event, sent together.
                     yield b"".join(ServerSentEvent(
                         id=str(row["position"]), event="ledger-event",
-                        data=orjson.dumps({"ledger_id": ledger_id, "head": head, "event": row},
+                        data=orjson.dumps({"ledger_id": ledger_id, "head": head,
+                                           "visible_to": view.visible_to, "event": row},
                                           option=orjson.OPT_UTC_Z).decode()).encode()
-                        for row in rows)
-                    position = rows[-1]["position"]
-                if len(rows) < BATCH:
+                        for row in page.rows)
+                position = page.read_to
+                if not page.more:
                     await notifier.wait(POLL_SECONDS)
 
         return EventSourceResponse(messages(), ping=PING_SECONDS)

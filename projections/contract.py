@@ -233,7 +233,7 @@ def feed_page_schema() -> dict[str, Any]:
     events = [{"$ref": f"#/components/schemas/{name}"} for name in _feed_names()]
     return {
         "title": "FeedPage", "type": "object", "additionalProperties": False,
-        "required": ["events", "next_after", "head", "ledger_id"],
+        "required": ["events", "next_after", "head", "ledger_id", "visible_to"],
         "properties": {
             "events": {"type": "array", "items": {"oneOf": events}},
             "next_after": {"type": "integer", "minimum": 0,
@@ -241,6 +241,9 @@ def feed_page_schema() -> dict[str, Any]:
             "head": {"type": "integer", "minimum": 0, "description": "last position recorded"},
             "ledger_id": {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}],
                           "description": "the ledger's identity (null while it is empty)"},
+            "visible_to": {"anyOf": [{"type": "string"}, {"type": "null"}],
+                           "description": "null for the whole feed; else the actor whose "
+                           "part of it this is (positions have gaps)"},
         },
     }
 

@@ -146,6 +146,15 @@ class Reads:
         )
         return frozenset(r[0] for r in rows)
 
+    def ever_held(self, holder: str) -> frozenset[tuple[str, str]]:
+        """Every budget, as (practice, year), that `holder` (`practice:A81002`,
+        `consortium:16C`) has ever held any element of, on any date."""
+        self._fresh("holders")
+        rows = self._q(
+            f"SELECT DISTINCT practice, year FROM {self._t('holder_changes')} "  # noqa: S608
+            "WHERE holder = ?", [holder])
+        return frozenset((r[0], r[1]) for r in rows)
+
     # --- holders -----------------------------------------------------------------------
 
     def holders(self, *, practice: str | None = None, consortium: str | None = None,

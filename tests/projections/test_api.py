@@ -181,7 +181,8 @@ def test_the_feed_resumes_from_next_after_with_no_gaps_or_repeats(
     checkpoint = 0
     for _ in range(100):
         page = client.get("/events", params={"after": checkpoint, "limit": 7}).json()
-        assert set(page) == {"events", "next_after", "head", "ledger_id"}
+        assert set(page) == {"events", "next_after", "head", "ledger_id", "visible_to"}
+        assert page["visible_to"] is None
         assert page["head"] == ledger.store.head()
         assert page["ledger_id"] == ledger_id
         assert len(page["events"]) <= 7
@@ -202,10 +203,10 @@ def test_the_feed_resumes_from_next_after_with_no_gaps_or_repeats(
     assert page["next_after"] == ledger.store.head()
     assert client.get("/events", params={"after": page["next_after"]}).json() == {
         "events": [], "next_after": page["next_after"], "head": page["next_after"],
-        "ledger_id": ledger_id}
+        "ledger_id": ledger_id, "visible_to": None}
     middle = client.get("/events", params={"after": 5, "limit": 2}).json()
     assert middle == {"events": everything[5:7], "next_after": everything[6]["position"],
-                      "head": ledger.store.head(), "ledger_id": ledger_id}
+                      "head": ledger.store.head(), "ledger_id": ledger_id, "visible_to": None}
 
 
 BAD: list[tuple[str, int, str | None, str]] = [

@@ -6,6 +6,7 @@ A81002); 17D has A81004. Each role's token must see exactly its own part.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,14 +14,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.bootstrap import Ledger
+from ledger.domain.events import budget_stream
 from projections.api import create_app
 from tests.ledger.application.scenario import (
     ALLOCATOR,
     YEAR,
     bearer,
+    commit,
     grant_token,
     run,
 )
+from tests.projections.live_server import SseReader, live_server
 from tests.projections.test_api import write_ledger
 
 A4 = "A81004"
@@ -64,11 +68,10 @@ ENDPOINTS = ["/holders", "/trail/A81001", "/position", "/pools", "/quality", "/v
 # role -> endpoints it may not read at all (403)
 FORBIDDEN: dict[str, set[str]] = {
     "allocator": set(), "auditor": set(), "service": set(),
-    "consortium": {"/projections", "/events"},
-    "other-consortium": {"/trail/A81001", "/projections", "/events"},
-    "practice": {"/pools", "/quality", "/variation", "/projections", "/events"},
-    "holder-practice": {"/trail/A81001", "/pools", "/quality", "/variation", "/projections",
-                        "/events"},
+    "consortium": {"/projections"},
+    "other-consortium": {"/trail/A81001", "/projections"},
+    "practice": {"/pools", "/quality", "/variation", "/projections"},
+    "holder-practice": {"/trail/A81001", "/pools", "/quality", "/variation", "/projections"},
 }
 
 
@@ -156,3 +159,150 @@ def test_a_practice_sees_its_own_budgets_and_those_it_holds(
     for path in ("/holders?practice=A81002", "/holders?consortium=16C", "/trail/A81002",
                  "/position?by=consortium", "/holders?holder=practice:A81002"):
         assert get(api, tokens, "practice", path)[0] == 403, path
+
+
+# --- the feed, each organisation its own part ------------------------------------------
+
+ACTORS = {"allocator": ALLOCATOR, "auditor": "auditor:audit", "service": "service:feed",
+          "consortium": "consortium:16C", "other-consortium": "consortium:17D",
+          "practice": "practice:A81001", "holder-practice": "practice:A81002"}
+A3_BUDGET = str(budget_stream("A81003", YEAR))
+
+
+def in_part(role: str, row: dict[str, Any]) -> bool:
+    """The part of the feed each role's token must see, row by row (the fixture's
+    ledger: 16C has A81001-3, 17D has A81004, A81003 opted out to A81002)."""
+    if role in ("allocator", "auditor", "service"):
+        return True
+    if row["event"].startswith("Access"):
+        return False
+    practice, consortium = row.get("practice"), row.get("consortium")
+    if role in ("consortium", "other-consortium"):
+        own, members = (("16C", {"A81001", "A81002", "A81003"}) if role == "consortium"
+                        else ("17D", {A4}))
+        return consortium == own if consortium is not None else practice in members
+    if role == "practice":
+        return practice == "A81001"
+    return practice == "A81002" or row["stream"] == A3_BUDGET
+
+
+def whole_feed(api: TestClient, secret: str, limit: int) -> tuple[list[dict[str, Any]],
+                                                                   set[str | None]]:
+    """Every row a token reads by following `next_after` until it reaches the head."""
+    rows: list[dict[str, Any]] = []
+    parts: set[str | None] = set()
+    checkpoint = 0
+    for _ in range(1000):
+        page = api.get("/events", params={"after": checkpoint, "limit": limit},
+                       headers=bearer(secret))
+        assert page.status_code == 200, page.text
+        body = page.json()
+        parts.add(body["visible_to"])
+        assert body["next_after"] >= checkpoint
+        assert all(r["position"] > checkpoint for r in body["events"])
+        rows += body["events"]
+        checkpoint = body["next_after"]
+        if checkpoint == body["head"]:
+            return rows, parts
+    raise AssertionError("the feed never reached its head")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_reads_its_own_part_of_the_feed_at_the_ledgers_positions(
+        api: TestClient, tokens: dict[str, str], role: str) -> None:
+    everything, _ = whole_feed(api, tokens["allocator"], 1000)
+    part, visible_to = whole_feed(api, tokens[role], 1000)
+    assert part == [r for r in everything if in_part(role, r)]
+    assert part, role
+    assert visible_to == {None if role in ("allocator", "auditor", "service")
+                          else ACTORS[role]}
+    # Small pages give the same rows, and so do pages cut short by the scan bound.
+    assert whole_feed(api, tokens[role], 2)[0] == part
+
+
+def test_a_sparse_part_of_the_feed_pages_past_what_it_may_not_see(
+        api: TestClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections import api_feed  # noqa: PLC0415
+    full, _ = whole_feed(api, tokens["other-consortium"], 1000)
+    monkeypatch.setattr(api_feed, "SCAN", 3)
+    page = api.get("/events", params={"after": 0, "limit": 2},
+                   headers=bearer(tokens["other-consortium"])).json()
+    assert page["events"] == []
+    assert page["next_after"] == 3 < page["head"]
+    assert whole_feed(api, tokens["other-consortium"], 1)[0] == full
+
+
+def test_a_consortium_never_sees_another_consortiums_events_in_the_feed(
+        api: TestClient, tokens: dict[str, str]) -> None:
+    mine, _ = whole_feed(api, tokens["consortium"], 1000)
+    theirs, _ = whole_feed(api, tokens["other-consortium"], 1000)
+    assert "17D" not in json.dumps(mine)
+    assert A4 not in json.dumps(mine)
+    assert "16C" not in json.dumps(theirs)
+    assert {r["event"] for r in theirs} == {"PracticeRegistered", "BudgetAllocated",
+                                            "ConsortiumFormed", "PracticeJoined"}
+    # Its own events, its members' and their budgets' are all there.
+    assert {"ConsortiumFormed", "RiskPoolAgreed", "QualityStandardsAdopted",
+            "HoldingDelegated", "OptedOut", "SpendCommitted"} <= {r["event"] for r in mine}
+    assert not {r["event"] for r in mine + theirs} & {"AccessGranted", "AccessRevoked"}
+
+
+def test_a_practice_reads_the_budgets_it_holds_for_others_but_not_their_practice(
+        api: TestClient, tokens: dict[str, str]) -> None:
+    held, _ = whole_feed(api, tokens["holder-practice"], 1000)
+    others = [r for r in held if r["practice"] != "A81002"]
+    assert {r["stream"] for r in others} == {A3_BUDGET}
+    # The whole budget, from its allocation (before A81002 held it) to its opt-out.
+    assert others[0]["event"] == "BudgetAllocated"
+    assert others[-1]["event"] == "OptedOut"
+    own, _ = whole_feed(api, tokens["practice"], 1000)
+    assert {r["practice"] for r in own} == {"A81001"}
+    assert "PracticeJoined" in {r["event"] for r in own}
+
+
+@pytest.fixture
+def served(api: TestClient, db_url: str) -> Iterator[str]:
+    with live_server(db_url) as base:
+        yield base
+
+
+def test_the_live_feed_streams_each_organisation_its_part_and_resumes_in_it(
+        served: str, ledger: Ledger, tokens: dict[str, str]) -> None:
+    head = ledger.store.head()
+    readers = {role: SseReader(f"{served}/events/live?after={head}", bearer(tokens[role]))
+               for role in ("consortium", "other-consortium", "holder-practice")}
+    try:
+        assert {r.status for r in readers.values()} == {200}
+        commit(ledger, "R-FAR", "5", practice=A4)  # head + 1: 17D's
+        commit(ledger, "R-NEAR", "5", practice="A81002")  # head + 2: 16C's
+        # A81001 hands its acute budget to A81002, which commits against it.
+        run(ledger, "budget delegate", "practice:A81001", practice="A81001", year=YEAR,
+            element=["acute"], to="practice:A81002", on="2024-07-01")  # head + 3
+        commit(ledger, "R-HELD", "5", practice="A81001",
+               actor="practice:A81002")  # head + 4
+        commit(ledger, "R-FAR-2", "5", practice=A4)  # head + 5
+        seen = {role: [reader.next() for _ in range(n)] for (role, reader), n in zip(
+            readers.items(), (3, 2, 3), strict=True)}
+        assert [(int(i), d["event"].get("ref")) for i, d in seen["consortium"]] == [
+            (head + 2, "R-NEAR"), (head + 3, None), (head + 4, "R-HELD")]
+        assert [(int(i), d["event"]["ref"]) for i, d in seen["other-consortium"]] == [
+            (head + 1, "R-FAR"), (head + 5, "R-FAR-2")]
+        assert [(int(i), d["event"]["event"]) for i, d in seen["holder-practice"]] == [
+            (head + 2, "SpendCommitted"), (head + 3, "HoldingDelegated"),
+            (head + 4, "SpendCommitted")]
+        for role, messages in seen.items():
+            assert {d["visible_to"] for _, d in messages} == {ACTORS[role]}
+            assert {d["head"] for _, d in messages} <= set(range(head + 1, head + 6))
+    finally:
+        for reader in readers.values():
+            reader.close()
+    # Resuming from a position it never saw (another consortium's event) skips nothing.
+    resumed = SseReader(f"{served}/events/live",
+                        bearer(tokens["consortium"]) | {"Last-Event-ID": str(head + 1)})
+    try:
+        ident, data = resumed.next()
+        assert (int(ident), data["event"]["ref"]) == (head + 2, "R-NEAR")
+        ident, data = resumed.next()
+        assert int(ident) == head + 3
+    finally:
+        resumed.close()
