@@ -19,6 +19,7 @@ from ledger.domain.errors import InvalidInput
 APP_FACTORY = "projections.api:app_from_environment"
 ENV_DB = "LEDGER_SERVE_DB"
 ENV_PROJECTED = "LEDGER_SERVE_PROJECTED"
+ENV_ONE_BY_ONE = "LEDGER_SERVE_ONE_BY_ONE"
 
 EPILOG = (
     "Examples:\n\n"
@@ -31,7 +32,7 @@ EPILOG = (
 )
 
 
-def serve(
+def serve(  # noqa: PLR0917 - one parameter per CLI option
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond loopback "
                                       "only once a token exists.")] = "127.0.0.1",
@@ -43,6 +44,11 @@ def serve(
                                             "projections as `ledger project --follow` keeps "
                                             "them and never write; /ready reports the lag."
                                             )] = False,
+    group_commit: Annotated[bool, typer.Option(
+        "--group-commit/--no-group-commit",
+        help="Commit writes that arrive together in one transaction (each command still "
+             "its own atomic, idempotent unit, refused alone); --no-group-commit commits "
+             "each in its own.")] = True,
 ) -> None:
     """Serve the ledger over HTTP to holders of a token: reads, writes, the live feed, as
     JSON with the fields of `--format json`. Stop with Ctrl-C. Put it behind a reverse
@@ -61,6 +67,7 @@ def serve(
         state.close()
         os.environ[ENV_DB] = state.db
         os.environ[ENV_PROJECTED] = "1" if projected else ""
+        os.environ[ENV_ONE_BY_ONE] = "" if group_commit else "1"
         uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers,
                     log_level="info", proxy_headers=True)
 

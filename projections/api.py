@@ -207,11 +207,15 @@ class _Ledger:
                 self.ledger = None
 
 
-def create_app(store_target: str, *, projected: bool = False) -> FastAPI:
+def create_app(store_target: str, *, projected: bool = False,
+               group_commit: bool = True) -> FastAPI:
     """The API over the ledger at `store_target` (a SQLite path or postgresql:// URL).
 
     With `projected`, reads answer from the projections as a projector (`ledger
     project --follow`) keeps them and never write; `/ready` reports how far they lag.
+    With `group_commit` (the default), concurrent writes commit in groups, one
+    transaction per group, each command still its own atomic, idempotent unit
+    (api_writes.Writer); without it, one transaction per command.
     """
     served = _Ledger(store_target, projected=projected)
 
@@ -238,7 +242,7 @@ def create_app(store_target: str, *, projected: bool = False) -> FastAPI:
     _refuse_unknown_parameters(app)
     _read_routes(app, served)
     _feed_routes(app, served)
-    writer = api_writes.Writer(served)
+    writer = api_writes.Writer(served, group_commit=group_commit)
     app.state.writer = writer
     api_writes.install(app, writer)
     notifier = api_feed.Notifier()
@@ -250,9 +254,11 @@ def create_app(store_target: str, *, projected: bool = False) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The app `ledger serve` runs in each worker: the store from `LEDGER_SERVE_DB`,
-    projected reads when `LEDGER_SERVE_PROJECTED` is set."""
+    projected reads when `LEDGER_SERVE_PROJECTED` is set, one transaction per write
+    when `LEDGER_SERVE_ONE_BY_ONE` is set."""
     return create_app(os.environ["LEDGER_SERVE_DB"],
-                      projected=bool(os.environ.get("LEDGER_SERVE_PROJECTED")))
+                      projected=bool(os.environ.get("LEDGER_SERVE_PROJECTED")),
+                      group_commit=not os.environ.get("LEDGER_SERVE_ONE_BY_ONE"))
 
 
 def _contract(app: FastAPI) -> None:

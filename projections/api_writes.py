@@ -13,7 +13,9 @@ service draws the new secret itself and returns it once, outside the stored answ
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import orjson
@@ -29,6 +31,7 @@ from ledger.application.commands import (
     TokenRevoke,
     build_command,
 )
+from ledger.application.service import Outcome, Request
 from ledger.domain.errors import NotAuthorised
 from projections.api_auth import Caller
 from projections.contract import AnswerBody, NewTokenBody, documented
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
 
 class Served(Protocol):
     def service(self) -> LedgerService: ...
+
+MAX_GROUP = 512
+"""The most commands one group commit takes; later arrivals wait for the next."""
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$"
 
@@ -69,24 +75,102 @@ def schema_ref(cls: type[Command]) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{cls.__name__}"}
 
 
-class Writer:
-    """Runs commands for the service's callers, one at a time within the process (the
-    store takes one writer at a time anyway), and tells listeners after each commit."""
+@dataclass(slots=True)
+class _Waiting:
+    """One caller's command, queued for the next group, and what became of it."""
 
-    def __init__(self, served: Served) -> None:
+    request: Request
+    outcome: Outcome | None = None
+    failure: BaseException | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome is not None or self.failure is not None
+
+
+class Writer:
+    """Runs the service's callers' commands and tells listeners after each commit.
+
+    With `group_commit` (the default), commands that arrive while a transaction
+    is committing wait and are then committed together: one transaction, and one
+    flush to disk, for the whole group, as databases and TigerBeetle batch their
+    writes. Each command is still its own unit: it is checked against its own id
+    (a retry, in the same group or a later one, records once), and one that is
+    refused records nothing and gets its own refusal while the rest of its group
+    commits (LedgerService.execute_batch). The caller whose turn it is runs the
+    group and hands every other caller its own answer, so there is no thread of
+    the Writer's own. Without it, each command is one transaction, one at a time.
+    """
+
+    def __init__(self, served: Served, *, group_commit: bool = True,
+                 max_group: int = MAX_GROUP) -> None:
         self.served = served
-        self._lock = threading.Lock()
+        self.group_commit = group_commit
+        self.max_group = max_group
+        self._lock = threading.Lock()  # held by the caller committing a group
+        self._queue_lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
         self.listeners: list[Callable[[], None]] = []
 
     def execute(self, scope: Scope, command: Command, key: str | None) -> Answer:
+        """The answer to one caller's command (raises the LedgerError refusing it)."""
         if scope.read_only:
             raise NotAuthorised("authorisation", f"{scope.actor} holds a read-only token")
         service = self.served.service()
-        with self._lock:
-            answer = service.execute(command, str(scope.actor), key)
+        request = Request(command, str(scope.actor), key or str(uuid.uuid4()))
+        if not self.group_commit:
+            with self._lock:
+                answer = service.execute(command, request.actor, request.command_id)
+            self._notify()
+            return answer
+        waiting = _Waiting(request)
+        with self._queue_lock:
+            self._waiting.append(waiting)
+        while not waiting.settled:
+            with self._lock:
+                if waiting.settled:  # a caller before us committed it with its group
+                    break
+                with self._queue_lock:
+                    group = self._waiting[: self.max_group]
+                    del self._waiting[: self.max_group]
+                self._commit(service, group)
+        if waiting.failure is not None:
+            raise waiting.failure
+        assert waiting.outcome is not None
+        if waiting.outcome.error is not None:
+            raise waiting.outcome.error
+        assert waiting.outcome.answer is not None
+        return waiting.outcome.answer
+
+    def waiting(self) -> int:
+        """How many commands wait for the next group."""
+        with self._queue_lock:
+            return len(self._waiting)
+
+    def _commit(self, service: LedgerService, group: list[_Waiting]) -> None:
+        try:
+            outcomes = service.execute_batch([w.request for w in group])
+        except Exception as error:  # noqa: BLE001 - each caller is told, below
+            if len(group) == 1:
+                group[0].failure = error
+                return
+            # Not a refusal (those are outcomes) but a failure of the whole
+            # transaction: run each alone, so each caller gets its own answer.
+            for waiting in group:
+                self._commit(service, [waiting])
+            return
+        except BaseException as error:
+            for waiting in group:
+                waiting.failure = error
+            raise
+        for waiting, outcome in zip(group, outcomes, strict=True):
+            waiting.outcome = outcome
+        if any(o.answer is not None and not o.answer.already_applied for o in outcomes):
+            self._notify()
+
+    def _notify(self) -> None:
         for listener in self.listeners:
             listener()
-        return answer
 
 
 def install(app: FastAPI, writer: Writer) -> None:

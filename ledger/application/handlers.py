@@ -69,6 +69,15 @@ Handler = Callable[[Any, Context, UnitOfWork], Result]
 HANDLERS: dict[type[Command], Handler] = {}
 
 
+def arg(command: Command, name: str) -> Any:
+    """A command's argument by name, or None when its kind has no such argument.
+
+    Read from the model's field values: `getattr` with a default goes through
+    pydantic's slow path for every name a model lacks.
+    """
+    return command.__dict__.get(name)
+
+
 def handles(command_type: type[Command]) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
         HANDLERS[command_type] = func
@@ -95,10 +104,10 @@ def effective_date(command: Command, today: date, uow: UnitOfWork) -> date:
 
 
 def _year_of(command: Command, uow: UnitOfWork) -> FinancialYear | None:
-    year = getattr(command, "year", None)
+    year = arg(command, "year")
     if isinstance(year, str):
         return FinancialYear.parse(year)
-    ref = getattr(command, "ref", None)
+    ref = arg(command, "ref")
     if isinstance(command, SpendVary | SpendCancel) and ref:
         entry = uow.ref(ref)
         return FinancialYear.parse(entry.year) if entry else None
@@ -109,21 +118,21 @@ def require_in_existence(command: Command, context: Context, uow: UnitOfWork) ->
     """A command may not take effect before the practice it names was registered, nor
     before the consortium it names was formed (rule: effective-date)."""
     day = context.effective_on
-    year = getattr(command, "year", None)
+    year = arg(command, "year")
     if isinstance(year, str) and day not in FinancialYear.parse(year):
         return  # the handler refuses it under the financial year's own rule
     what = command.name.split(" ", 1)[-1] if " " in command.name else command.name
-    code = getattr(command, "practice", None)
+    code = arg(command, "practice")
     if isinstance(code, str) and not isinstance(command, PracticeRegister):
         practice = uow.practice(code)
         if practice.version:
             practice.require_registered_by(day, what)
-    code = getattr(command, "consortium", None)
+    code = arg(command, "consortium")
     if isinstance(code, str) and not isinstance(command, ConsortiumForm):
         consortium = uow.consortium(code)
         if consortium.version:
             consortium.require_formed_by(day, what)
-    holder = getattr(command, "to", None)
+    holder = arg(command, "to")
     if isinstance(holder, str):
         kind, _, other = holder.partition(":")
         if kind == "consortium" and uow.consortium(other).version:
@@ -134,14 +143,14 @@ def require_in_existence(command: Command, context: Context, uow: UnitOfWork) ->
 
 def practices_named(commands: Iterable[Command]) -> Iterator[str]:
     for command in commands:
-        practice = getattr(command, "practice", None)
+        practice = arg(command, "practice")
         if isinstance(practice, str):
             yield practice
 
 
 def refs_named(commands: Iterable[Command]) -> Iterator[str]:
     for command in commands:
-        ref = getattr(command, "ref", None)
+        ref = arg(command, "ref")
         if isinstance(ref, str):
             yield ref
 

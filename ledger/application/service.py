@@ -239,7 +239,7 @@ class LedgerService:
             command_id=request.command_id,
             effective_on=effective_on,
             recorded_at=recorded_at,
-            reason=getattr(request.command, "reason", None),
+            reason=handlers.arg(request.command, "reason"),
         )
         try:
             handlers.require_in_existence(request.command, context, uow)

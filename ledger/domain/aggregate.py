@@ -88,6 +88,25 @@ class Aggregate:
             **context.event_fields(),
             **fields,
         )
+        return self._triggered(event, context)
+
+    def trigger_validated(self, event_type: type[E], context: Context, **fields: Any) -> E:
+        """`trigger` for fields that are already valid values of the event's types.
+
+        Each value must already be what the event's validation would make of it (a
+        parsed command's field, a rule-checked amount): the event is built without
+        validating again, and its stored form is the one `trigger` would give
+        (tests/ledger/domain/test_validated_events.py).
+        """
+        event: E = event_type.model_construct(  # type: ignore[assignment]
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            **context.event_fields(),
+            **fields,
+        )
+        return self._triggered(event, context)
+
+    def _triggered(self, event: E, context: Context) -> E:
         self.apply(event)
         self._pending.append(event)
         context.journal.append(event)

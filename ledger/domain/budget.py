@@ -399,7 +399,9 @@ class Budget(Aggregate):
             raise RuleViolation("commitment", f"commitment {ref} already exists")
         overspend, draw = self._check_spend(context, element, amount, basis_points, pool)
         self._require_turnover(element, amount + draw, f"committing {ref}")
-        self.trigger(
+        # The hot path of bulk loads: every value here is a parsed command's (free
+        # text already checked for patient data) or a checked amount.
+        self.trigger_validated(
             SpendCommitted,
             context,
             practice=self.practice,
