@@ -301,23 +301,33 @@ def events(
     after: Annotated[int, typer.Option(
         "--after", min=0, max=MAX_POSITION, help="Start after this position.")] = 0,
     follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new events.")] = False,
-    poll: Annotated[float, typer.Option("--poll", min=0.05, max=3600.0, callback=finite,
-                                        help="Seconds between polls.")] = 1.0,
+    poll: Annotated[float, typer.Option(
+        "--poll", min=0.05, max=3600.0, callback=finite,
+        help="Seconds between looks for new events (on PostgreSQL each commit wakes "
+        "--follow at once, LISTEN/NOTIFY).")] = 1.0,
 ) -> None:
     """The event feed as JSON lines, in log order; resume with --after POSITION."""
-    with handled(state_of(ctx)):
+    state = state_of(ctx)
+    with handled(state):
+        from ledger.store.commits import CommitSignal, commit_signal  # noqa: PLC0415
+
         reads = _reads(ctx)
+        # LISTEN before the first read: a commit after it is never missed.
+        signal = (commit_signal(reads.store) if follow and not state.server
+                  else CommitSignal())
         last = after
-        while True:
-            for row in reads.events(last):
-                last = row["position"]
-                json_lines([row])
-            if not follow:
-                return
-            try:
-                time.sleep(poll)
-            except KeyboardInterrupt:
-                return
+        try:
+            while True:
+                for row in reads.events(last):
+                    last = row["position"]
+                    json_lines([row])
+                if not follow:
+                    return
+                signal.wait(poll)
+        except KeyboardInterrupt:
+            return
+        finally:
+            signal.close()
 
 
 def register(app: typer.Typer) -> None:

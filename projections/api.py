@@ -218,6 +218,7 @@ def create_app(store_target: str, *, projected: bool = False,
     (api_writes.Writer); without it, one transaction per command.
     """
     served = _Ledger(store_target, projected=projected)
+    notifier = api_feed.Notifier()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -228,6 +229,7 @@ def create_app(store_target: str, *, projected: bool = False,
         try:
             yield
         finally:
+            notifier.close()
             served.close()
 
     app = FastAPI(
@@ -245,7 +247,6 @@ def create_app(store_target: str, *, projected: bool = False,
     writer = api_writes.Writer(served, group_commit=group_commit)
     app.state.writer = writer
     api_writes.install(app, writer)
-    notifier = api_feed.Notifier()
     writer.listeners.append(notifier.notify)
     api_feed.install(app, served.open, served.feed_view, notifier, served.identity)
     _contract(app)

@@ -8,10 +8,13 @@ checkpoint) and `data:` one line of JSON, `{"ledger_id", "head", "visible_to",
 practice's token streams its part of the feed (projections/access.py `FeedView`):
 the ledger's positions, with gaps where it may not look.
 
-A commit through this process wakes the stream at once (`Notifier`); commits by
-other processes (the command line, other workers) are seen by polling the store
-every `POLL_SECONDS`, so a consumer sees a new event well within 100 ms of its
-commit either way.
+A commit through this process wakes the stream at once (`Notifier`). On
+PostgreSQL so does a commit by any other process (the command line, other
+workers): the notifier LISTENs for the NOTIFY every write transaction sends
+(ledger/store/commits.py), and streams look again every `FALLBACK_SECONDS` in
+case a notification was lost. On SQLite, which has no such signal, streams poll
+the store every `POLL_SECONDS`. Either way a consumer sees a new event well
+within 100 ms of its commit.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ledger.domain.errors import InvalidInput
 from ledger.domain.events import LEDGER_NAMESPACE
+from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
 from projections.access import FeedView, Scope
 from projections.api_auth import Caller
 from projections.contract import documented
@@ -53,29 +57,79 @@ MESSAGE: dict[str, Any] = {
 }
 
 MAX_POSITION = 2**63 - 1  # the stores' 64-bit positions
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.05  # how often a stream looks when no commit signal reaches it
+FALLBACK_SECONDS = 1.0  # how often it looks anyway while LISTENing (PostgreSQL)
+WATCH_SECONDS = 1.0  # how often the LISTENing thread checks it should stop
 BATCH = 500
 SCAN = 10_000  # events read at most for one page of a part of the feed
 PING_SECONDS = 15
 
 
 class Notifier:
-    """Wakes every live stream of this process when a write commits (thread-safe)."""
+    """Wakes every live stream of this process when a write commits (thread-safe).
+
+    Commits through this process notify it directly; on PostgreSQL `watch` also
+    LISTENs for every other process's commits (ledger/store/commits.py) on a thread
+    of its own. `generation` counts notifications, so a stream that read the store
+    after seeing generation G and then waits with G returns at once if a commit was
+    signalled meanwhile: no wake-up is lost between a read and a wait.
+    """
 
     def __init__(self) -> None:
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.Lock()
+        self.generation = 0
+        self._signal: CommitSignal | None = None
+        self._watching: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     def notify(self) -> None:
         with self._lock:
+            self.generation += 1
             waiters = list(self._waiters)
         for loop, event in waiters:
             loop.call_soon_threadsafe(event.set)
 
-    async def wait(self, timeout: float) -> None:
-        """Until the next commit in this process, or `timeout` seconds."""
+    @property
+    def listening(self) -> bool:
+        """Whether other processes' commits wake the streams (else they poll)."""
+        return self._signal is not None and self._signal.listening
+
+    def watch(self, store: EventStore) -> None:
+        """Start LISTENing for commits to `store` by any process (once; PostgreSQL only)."""
+        with self._lock:
+            if self._watching is not None or self._stopped.is_set():
+                return
+            self._watching = threading.Thread(target=self._watch, args=(store,),
+                                              name="ledger-commits", daemon=True)
+        self._watching.start()
+
+    def _watch(self, store: EventStore) -> None:
+        signal = commit_signal(store)
+        self._signal = signal
+        try:
+            if not isinstance(signal, ListeningSignal):
+                return
+            while not self._stopped.is_set():
+                was = signal.listening
+                # Woken by a commit, or just LISTENing again after a lost connection.
+                if signal.wait(WATCH_SECONDS) or signal.listening != was:
+                    self.notify()
+        finally:
+            signal.close()
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._signal is not None:
+            self._signal.close()
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Until a commit after generation `seen` (at once if one came already), or
+        `timeout` seconds."""
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
+            if self.generation != seen:
+                return
             self._waiters.add(entry)
         try:
             await asyncio.wait_for(entry[1].wait(), timeout)
@@ -162,10 +216,12 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
         checkpoint = checkpoint_of(after, last_event_id)
         store: EventStore = await anyio.to_thread.run_sync(open_store)
         view: FeedView = await anyio.to_thread.run_sync(feed_view, scope)
+        notifier.watch(store)
 
         async def messages() -> AsyncIterator[bytes]:
             position = checkpoint
             while not await request.is_disconnected():
+                seen = notifier.generation
                 page = await anyio.to_thread.run_sync(page_after, store, position, BATCH, view)
                 if page.rows:
                     head = await anyio.to_thread.run_sync(store.head)
@@ -179,6 +235,7 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
                         for row in page.rows)
                 position = page.read_to
                 if not page.more:
-                    await notifier.wait(POLL_SECONDS)
+                    await notifier.wait(seen, FALLBACK_SECONDS if notifier.listening
+                                        else POLL_SECONDS)
 
         return EventSourceResponse(messages(), ping=PING_SECONDS)

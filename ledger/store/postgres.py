@@ -83,6 +83,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
         ).format(schema)
         self.dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
+        # Every write NOTIFYs this channel in its transaction (delivered on commit only);
+        # channels are per database, so the schema names the ledger (ledger/store/commits.py).
+        self.channel_name = f"{self.datastore.schema}.{self.events_table_name}"
         self.sql_create_statements.extend(
             Composed([SQL(statement)])  # psycopg types SQL(str) as a literal string
             for statement in catalogue.create_statements(self.dialect)

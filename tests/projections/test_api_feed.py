@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from ledger.bootstrap import Ledger
-from tests.ledger.application.scenario import A2, ALLOCATOR, bearer, commit, grant_token
+from projections import api_feed
+from tests.commands.conftest import clean_env, ledger_executable
+from tests.ledger.application.scenario import A2, ALLOCATOR, YEAR, bearer, commit, grant_token
+from tests.ledger.store.test_commits import register_elsewhere
 from tests.projections.live_server import SseReader, live_server
 from tests.projections.test_api import write_ledger
 
@@ -60,3 +64,31 @@ def test_the_stream_needs_a_live_token_and_a_checkpoint_that_is_a_position(
                     headers=bearer(service) | {"Last-Event-ID": "five"})
     assert bad.status_code == 400
     assert bad.json()["rule"] == "last-event-id"
+
+
+def test_a_commit_by_another_process_reaches_a_live_consumer(
+        ledger: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if db_url.startswith("postgresql"):
+        # Streams never look again on their own: only the NOTIFY of the other process's
+        # commit can bring its event. SQLite has no such signal and polls.
+        monkeypatch.setattr(api_feed, "FALLBACK_SECONDS", 3600.0)
+        monkeypatch.setattr(api_feed, "POLL_SECONDS", 3600.0)
+    write_ledger(ledger)
+    secret = grant_token(ledger, "consortium:16C")
+    head = ledger.store.head()
+    with live_server(db_url) as server:
+        reader = SseReader(f"{server}/events/live?after={head}", bearer(secret))
+        try:
+            assert reader.status == 200
+            register_elsewhere(db_url, "A81009")  # not 16C's: skipped
+            done = subprocess.run(
+                [*ledger_executable(), "--db", db_url, "--actor", f"practice:{A2}", "spend",
+                 "commit", A2, "--year", YEAR, "--element", "acute", "--ref", "R-ELSEWHERE",
+                 "--amount", "25", "--provider", "RTR", "--service", "Clinic",
+                 "--on", "2024-07-01"],
+                env=clean_env(), capture_output=True, text=True, timeout=300, check=False)
+            assert done.returncode == 0, done.stderr
+            ident, data = reader.next(wait=300)
+            assert (int(ident), data["event"]["ref"]) == (head + 2, "R-ELSEWHERE")
+        finally:
+            reader.close()

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +18,9 @@ from commands.errors import EXIT_USAGE
 from ledger.bootstrap import Ledger
 from projections.api import create_app
 from projections.materialise import Materialiser
+from tests.commands.conftest import clean_env, ledger_executable
 from tests.ledger.application.scenario import A2, bearer, commit, grant_token
+from tests.ledger.store.test_commits import register_elsewhere
 from tests.projections.live_server import ledger_serve
 from tests.projections.test_api import write_ledger
 
@@ -90,3 +95,31 @@ def test_serve_runs_projected_on_several_workers(ledger: Ledger, db_url: str,
             assert page["head"] == ledger.store.head()
     logs = "".join(p.read_text() for p in tmp_path.glob("serve-*.log"))
     assert "Started parent process" in logs
+
+
+def test_the_projector_follows_commits_made_by_another_process(
+        ledger: Ledger, db_url: str) -> None:
+    write_ledger(ledger)
+    # On PostgreSQL it never looks again on its own: only the NOTIFY of each commit wakes
+    # it. SQLite has no such signal, so there it polls.
+    poll = "3600" if db_url.startswith("postgresql") else "0.05"
+    projector = subprocess.Popen(
+        [*ledger_executable(), "--db", db_url, "project", "--follow", "--poll", poll],
+        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert projector.stdout is not None
+        line = projector.stdout.readline()
+        assert "projections at position" in line, line
+        views = Materialiser(ledger.store)
+        for code in ("A81008", "A81009"):
+            register_elsewhere(db_url, code)
+            head = ledger.store.head()
+            deadline = time.monotonic() + 300  # a loaded machine; not a timing
+            while any(s.position < head for s in views.status(create=False)):
+                assert projector.poll() is None, projector.stderr
+                assert time.monotonic() < deadline, views.status(create=False)
+                time.sleep(0.05)
+    finally:
+        projector.send_signal(signal.SIGINT)
+        out, _ = projector.communicate(timeout=60)
+    assert f"stopped at position {ledger.store.head()}" in out
