@@ -49,7 +49,8 @@ def main_options(
     ] = None,
     command_id: Annotated[
         str | None,
-        typer.Option(help="Idempotency key: the same id twice records once."),
+        typer.Option(help="Idempotency key: the same id twice records once. 1 to 128 of "
+                     "A-Z a-z 0-9 . _ - : / # @ + =; an empty or blank id is refused."),
     ] = None,
     server: Annotated[
         str | None,
@@ -67,6 +68,15 @@ def main_options(
         render.error("--actor is refused with --server: the token's actor acts "
                      "[rule: server]")
         raise typer.Exit(EXIT_USAGE)
+    if command_id is not None:
+        from ledger.domain.characters import parse_command_id  # noqa: PLC0415 - fast --help
+        from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+
+        try:
+            command_id = parse_command_id(command_id)
+        except InvalidInput as refused:
+            render.error(refused)
+            raise typer.Exit(EXIT_USAGE) from None
     ctx.obj = CliState(db=db, actor=actor, command_id=command_id, server=server, token=token)
 
 

@@ -56,14 +56,14 @@ class ServiceClient:
         """Run `name` with `args` as the token's actor; same answer as the command line."""
         body = _json_ready(args)
         found = self._send("POST", "/" + "/".join(name.split()), body=body,
-                           key=command_id or str(uuid.uuid4()))
+                           key=str(uuid.uuid4()) if command_id is None else command_id)
         return answer_from(found)
 
     def create_token(self, args: dict[str, Any], command_id: str | None
                      ) -> tuple[Answer, str | None, str | None]:
         """(answer, token id, secret): the secret only when the token was new."""
         found = self._send("POST", "/token/create", body=_json_ready(args),
-                           key=command_id or str(uuid.uuid4()))
+                           key=str(uuid.uuid4()) if command_id is None else command_id)
         return answer_from(found), found.get("token_id"), found.get("secret")
 
     # --- reads ---------------------------------------------------------------------------

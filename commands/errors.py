@@ -5,8 +5,9 @@
        NotAuthorised, IdempotencyConflict); nothing recorded
     2  usage error: the command line, or malformed input the ledger cannot even
        read as a value (InvalidInput: a bad code, amount, date, element, actor,
-       free text holding an NHS number, a CSV row or missing column); nothing
-       recorded
+       free text holding an NHS number or a control or invisible character, a
+       blank name, an empty or malformed command id or ref, a CSV row or missing
+       column); nothing recorded
     3  store unavailable (the URL is shown with its password masked), no ledger
        at the path, or a store fault (read-only, disk full) named as such
     4  verification failed (`ledger verify`), or a write found the stored events

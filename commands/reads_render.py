@@ -60,6 +60,10 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+def _cell_text(value: Any, shown: Any) -> Any:
+    return shown(value) if isinstance(value, str) else value
+
+
 def _cell(key: str, value: Any) -> Text:  # noqa: PLR0911 - one return per kind of value
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
@@ -82,8 +86,8 @@ def _cell(key: str, value: Any) -> Text:  # noqa: PLR0911 - one return per kind 
         return Text(f"{value:,}" if key != "position" else str(value))
     if isinstance(value, dict):
         shown = [f"{k}={v}" for k, v in value.items()]
-        return Text(", ".join(shown))
-    return Text(str(value))
+        return Text(render.safe(", ".join(shown)))
+    return Text(render.safe(str(value)))
 
 
 def _header(key: str) -> str:
@@ -103,23 +107,26 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
     from rich.text import Text  # noqa: PLC0415
 
     if fmt is Format.json:
-        sys.stdout.write(orjson.dumps(list(items), option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z
-                                    ).decode() + "\n")
+        sys.stdout.write(render.safe_json(orjson.dumps(
+            list(items), option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode()) + "\n")
         return
     if fmt is Format.csv:
         flat = [_flat(r) for r in items]
         names = list(dict.fromkeys(k for r in flat for k in r)) or list(columns or [])
         writer = csv.DictWriter(sys.stdout, fieldnames=names, lineterminator="\n")
         writer.writeheader()
+        # CSV is data: its cells are written as stored, but not to a terminal, where
+        # an escape sequence in a stored name would act rather than show.
+        shown = render.safe if sys.stdout.isatty() else str
         for r in flat:
-            writer.writerow({k: _csv_value(v) for k, v in r.items()})
+            writer.writerow({k: _cell_text(_csv_value(v), shown) for k, v in r.items()})
         return
     if not items:
-        render.out.print(Text(f"{title}: {empty}" if title else empty))
+        render.out.print(Text(render.safe(f"{title}: {empty}" if title else empty)))
         return
 
     def build(keys: Sequence[str]) -> Table:
-        made = Table(title=title or None, title_justify="left")
+        made = Table(title=render.safe(title) or None, title_justify="left")
         for key in keys:
             numeric = key.endswith(("_pence", "_percent")) or key in (
                 "practices", "position", "lag", "head", "members", "draws")
@@ -134,5 +141,6 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
 
 def json_lines(items: Iterable[Row]) -> None:
     for item in items:
-        sys.stdout.write(orjson.dumps(item, option=orjson.OPT_UTC_Z).decode() + "\n")
+        sys.stdout.write(render.safe_json(orjson.dumps(item, option=orjson.OPT_UTC_Z).decode())
+                         + "\n")
         sys.stdout.flush()

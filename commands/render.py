@@ -2,7 +2,10 @@
 
 Answers and reports go to stdout; errors go to stderr as one line. Text from the
 ledger is printed literally (never read as rich markup), and lines are never
-wrapped, so programs and people can rely on one line per message.
+wrapped, so programs and people can rely on one line per message. Text that is
+not printable (controls such as ESC or NUL, bidi overrides, zero-width characters:
+ledger/domain/characters.py), which events recorded by older versions may hold, is
+shown escaped (`\x1b`, `\u202e`) by `safe`, never sent to the terminal raw.
 """
 
 from __future__ import annotations
@@ -73,10 +76,24 @@ LIST_EACH_LINE_UP_TO = 50
 _STATUS_STYLE = {"applied": "green", "already applied": "cyan", "refused": "bold red"}
 
 
+def safe(text: str) -> str:
+    """`text` with every character that is not printable escaped (`\x1b`, `\u202e`)."""
+    from ledger.domain.characters import escaped  # noqa: PLC0415 - keeps --help fast
+
+    return escaped(text)
+
+
+def safe_json(text: str) -> str:
+    """JSON text whose invisible characters are JSON escapes: the same value, printable."""
+    from ledger.domain.characters import json_escaped  # noqa: PLC0415 - keeps --help fast
+
+    return json_escaped(text)
+
+
 def _line(text: str, style: str = "") -> Text:
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
-    return Text(text, style=style)
+    return Text(safe(text), style=style)
 
 
 # --- tables --------------------------------------------------------------------------
@@ -149,7 +166,7 @@ def error(problem: LedgerError | str) -> None:
         from ledger.store.eventstore import mask_password  # noqa: PLC0415 - error path only
 
         message = mask_password(message)
-    _err().print(_line(f"error: {' '.join(message.split())}", "bold red"))
+    _err().print(_line(f"error: {' '.join(safe(message).split())}", "bold red"))
 
 
 # --- one command ---------------------------------------------------------------------
@@ -160,7 +177,7 @@ def answer(result: Answer) -> None:
 
     status = "already applied" if result.already_applied else "done"
     style = "cyan" if result.already_applied else "green"
-    summary = result.summary
+    summary = safe(result.summary)
     flagged = "OVERSPEND FLAGGED" in summary
     text = Text()
     text.append(f"{status}: ", style=style)
@@ -178,14 +195,14 @@ def answer(result: Answer) -> None:
 
 
 def raw(text: str) -> None:
-    """Text for programs (JSON), written as is."""
-    sys.stdout.write(text + "\n")
+    """JSON for programs, written as is but for invisible characters (`safe_json`)."""
+    sys.stdout.write(safe_json(text) + "\n")
 
 
 def done(what: str) -> None:
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
-    _out().print(Text.assemble(("done: ", "green"), what))
+    _out().print(Text.assemble(("done: ", "green"), safe(what)))
 
 
 def token_secret(token_id: str, secret: str) -> None:
@@ -210,7 +227,7 @@ def import_report(report: ImportReport) -> None:
     text = Text()
     text.append(f"{status}: ", style=style)
     text.append(
-        f"imported {report.rows} {report.what} from {report.source} "
+        f"imported {report.rows} {report.what} from {safe(report.source)} "
         f"({applied} command{'s' if applied != 1 else ''} applied, {already} already applied)"
     )
     _out().print(text)
@@ -308,10 +325,10 @@ def _result_line(result: LineResult) -> Text:
     text = Text()
     text.append(f"line {result.line}: ")
     text.append(result.status, style=_STATUS_STYLE.get(result.status, ""))
-    text.append(f" {result.command_id or '(no command id)'}")
+    text.append(f" {safe(result.command_id or '(no command id)')}")
     if result.command:
-        text.append(f" {result.command}")
-    text.append(f": {' '.join(result.message.split())}")
+        text.append(f" {safe(result.command)}")
+    text.append(f": {' '.join(safe(result.message).split())}")
     return text
 
 
@@ -337,7 +354,7 @@ def apply_report(report: ApplyReport, source: str) -> None:
             _out().print(_result_line(result))
     refused = len(report.refused)
     total = Text()
-    total.append(f"{source}: ")
+    total.append(f"{safe(source)}: ")
     total.append(f"{report.applied:,} applied", style="green")
     total.append(", ")
     total.append(f"{report.already_applied:,} already applied", style="cyan")

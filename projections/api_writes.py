@@ -32,6 +32,7 @@ from ledger.application.commands import (
     build_command,
 )
 from ledger.application.service import Outcome, Request
+from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import NotAuthorised
 from projections.api_auth import Caller
 from projections.contract import AnswerBody, NewTokenBody, documented
@@ -47,12 +48,14 @@ class Served(Protocol):
 MAX_GROUP = 512
 """The most commands one group commit takes; later arrivals wait for the next."""
 
-IDEMPOTENCY_KEY = r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$"
+IDEMPOTENCY_KEY = r"^ *[A-Za-z0-9._:/#@+=-]{1,128} *$"
+"""What ledger/domain/characters.py `parse_command_id` accepts; it alone decides (400)."""
 
 IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY,
-    description="The command id: the same key with the same body records once and answers "
-                "the same again; with another body it is refused (409).")]
+    alias="Idempotency-Key", json_schema_extra={"pattern": IDEMPOTENCY_KEY},
+    description="The command id: 1 to 128 of A-Z a-z 0-9 . _ - : / # @ + = (an empty or "
+                "malformed key is refused, 400). The same key with the same body records "
+                "once and answers the same again; with another body it is refused (409).")]
 
 
 def path_of(name: str) -> str:
@@ -116,8 +119,10 @@ class Writer:
         """The answer to one caller's command (raises the LedgerError refusing it)."""
         if scope.read_only:
             raise NotAuthorised("authorisation", f"{scope.actor} holds a read-only token")
+        if key is not None:
+            key = parse_command_id(key)
         service = self.served.service()
-        request = Request(command, str(scope.actor), key or str(uuid.uuid4()))
+        request = Request(command, str(scope.actor), str(uuid.uuid4()) if key is None else key)
         if not self.group_commit:
             with self._lock:
                 answer = service.execute(command, request.actor, request.command_id)

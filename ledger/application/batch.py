@@ -15,6 +15,7 @@ from typing import Any
 from ledger import strict_json
 from ledger.application.commands import build_command
 from ledger.application.service import LedgerService, Outcome, Request
+from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import InvalidInput, LedgerError
 
 DEFAULT_BATCH = 2_000
@@ -70,7 +71,11 @@ def parse_line(line_no: int, text: str, default_actor: str | None) -> ParsedLine
         if not isinstance(data, dict):
             raise InvalidInput("apply-line", "each line must be a JSON object")
         name = _text_field(data, "command")
-        command_id = _text_field(data, "command_id")
+        if "command_id" not in data:
+            raise InvalidInput("apply-line", "missing command_id")
+        given_id = data["command_id"]
+        command_id = given_id if isinstance(given_id, str) else None  # shown when refused
+        command_id = parse_command_id(given_id)
         unknown = sorted(set(data) - LINE_KEYS)
         if unknown:
             raise InvalidInput(

@@ -22,19 +22,22 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     ValidationError,
     field_validator,
 )
 
+from ledger.domain.characters import parse_ref
 from ledger.domain.errors import InvalidInput
 from ledger.domain.values import (
     ELEMENTS,
     Actor,
     Element,
     FinancialYear,
-    FreeText,
     ListSizeArg,
+    LongText,
+    NameText,
     WeightedArg,
     money_text,
     parse_amount,
@@ -49,8 +52,17 @@ from ledger.domain.values import (
     shown,
 )
 
-FINGERPRINT_VERSION = "v2"
-"""Fingerprints over parsed values; receipts recorded before carry a bare hex digest."""
+FINGERPRINT_VERSION = "v3"
+"""Receipts carry `v3:` and a SHA-256 over the command's parsed values, text in NFC and
+trimmed. Receipts of older versions still compare as they were taken (`Command.matches`):
+`v2:` over parsed values with text as given; a bare hex digest (v1) over the arguments
+as given (amounts, percentages and text as written, elements and QS codes in the order
+given) and the actor as given."""
+
+# Text arguments (field -> its key in the arguments as given), spelled as given by v1 and v2.
+_TEXT_FIELDS = {"practice_name": "name", "consortium_name": "name", "officer": "officer",
+                "provider": "provider", "service": "service", "reason": "reason",
+                "basis": "basis", "label": "label"}
 
 
 def _canonical(value: Any) -> Any:
@@ -60,26 +72,76 @@ def _canonical(value: Any) -> Any:
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
+def _digest(name: str, actor: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(
+        [name, actor, body], default=_canonical,
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+    )).hexdigest()
+
+
 class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: ClassVar[str]
     on: date | None = Field(default=None, description="effective date (default today)")
+    _given: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """The arguments as given (`parse_command`), for comparing with older receipts."""
 
     def fingerprint(self, actor: str) -> str:
-        """SHA-256 of the command's name, actor and parsed values (never their spelling)."""
+        """`v3:` and the SHA-256 of the command's name, actor (as parsed) and parsed values
+        (never their spelling): `--amount 100` and `--amount 100.00` are one command."""
         body = self.model_dump(mode="python", exclude_none=True)
-        canonical = orjson.dumps(
-            [self.name, actor, body],
-            default=_canonical,
-            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-        )
-        return f"{FINGERPRINT_VERSION}:{hashlib.sha256(canonical).hexdigest()}"
+        return f"{FINGERPRINT_VERSION}:{_digest(self.name, actor, body)}"
+
+    def matches(self, stored: str, actor: str, given_actor: str) -> bool:
+        """Whether a receipt's fingerprint `stored`, of any version, is this command's.
+
+        `actor` is the actor as parsed, `given_actor` as given. Receipts of v1 and v2
+        were taken over the arguments' spelling; they compare against the spelling this
+        command was given, so a retry of the same command still answers "already applied".
+        """
+        version, sep, _ = stored.partition(":")
+        if not sep:  # v1: a bare hex digest
+            return stored == _digest(self.name, given_actor, self._v1_body())
+        if version == "v2":
+            body = self.model_dump(mode="python", exclude_none=True) | self._given_text()
+            return stored in {f"v2:{_digest(self.name, who, body)}"
+                              for who in (actor, given_actor)}
+        return stored == self.fingerprint(actor)
+
+    def _given_text(self) -> dict[str, Any]:
+        return {field: self._given[key] for field, key in _TEXT_FIELDS.items()
+                if field in type(self).model_fields and isinstance(self._given.get(key), str)}
+
+    def _v1_body(self) -> dict[str, Any]:
+        """The body v1 took: parsed values, but amounts, percentages and text as written
+        and elements and QS codes in the order given."""
+        body = self.model_dump(mode="json", exclude_none=True) | self._given_text()
+        given = self._given
+        for key in ("amount", "by", "top_slice"):
+            if key in body and isinstance(given.get(key), str):
+                body[key] = given[key].strip()
+        if isinstance(self, BudgetAllocate) and given.get("element") is not None:
+            body["element"] = _v1_allocation(given["element"])
+        for key, parse in (("element", parse_element), ("qs", parse_qs_code),
+                           ("codes", parse_qs_code)):
+            if isinstance(body.get(key), list) and given.get(key) is not None:
+                texts = _texts(given[key], key)
+                parts = [p for t in texts for p in (t.split(",") if key == "element" else [t])]
+                body[key] = list(dict.fromkeys(str(parse(p)) for p in parts if p.strip()))
+        return body
 
     @field_validator("on", mode="before")
     @classmethod
     def _on(cls, value: Any) -> Any:
         return None if value is None else _date(value)
+
+
+def _v1_allocation(given: Any) -> dict[str, str]:
+    """`budget allocate`'s amounts as v1 recorded them in a fingerprint: as written."""
+    pairs = given.items() if isinstance(given, dict) else (
+        str(item).partition("=")[::2] for item in _texts(given, "element"))
+    return {str(parse_element(str(key))): str(amount) for key, amount in pairs}
 
 
 def _year(value: str) -> str:
@@ -113,13 +175,6 @@ def _date(value: Any) -> Any:
         except ValueError:
             pass
     raise InvalidInput("date", f"malformed date {shown(str(value))}: write it as 2024-06-01")
-
-
-def _ref(value: str) -> str:
-    ref = value.strip()
-    if not ref or len(ref) > 64 or any(c.isspace() for c in ref):
-        raise InvalidInput("ref", f"malformed commitment reference {value!r}")
-    return ref
 
 
 def _one_element(value: Any) -> Element:
@@ -171,7 +226,8 @@ ConsortiumCode = Annotated[str, AfterValidator(parse_consortium_code)]
 Year = Annotated[str, AfterValidator(_year)]
 Amount = Annotated[int, BeforeValidator(_pence)]
 """A positive amount in pence, parsed from `12500`, `£12,500.50` (or a JSON whole number)."""
-Ref = Annotated[str, AfterValidator(_ref)]
+Ref = Annotated[str, AfterValidator(parse_ref)]
+"""A commitment reference: ASCII identifier characters only (ledger/domain/characters.py)."""
 Holder = Annotated[str, AfterValidator(parse_holder)]
 OneElement = Annotated[Element, BeforeValidator(_one_element)]
 Elements = Annotated[tuple[Element, ...], BeforeValidator(_elements)]
@@ -211,7 +267,7 @@ class _Population(_PracticeArg):
 
 class PracticeRegister(_Population):
     name: ClassVar[str] = "practice register"
-    practice_name: FreeText = Field(alias="name", min_length=1)
+    practice_name: NameText = Field(alias="name")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -226,7 +282,7 @@ class PracticeClose(_PracticeArg):
     """The practice closes on `on`: nothing may be committed for it from that day."""
 
     name: ClassVar[str] = "practice close"
-    reason: FreeText | None = None
+    reason: LongText | None = None
 
 
 # --- consortia -----------------------------------------------------------------------
@@ -234,8 +290,8 @@ class PracticeClose(_PracticeArg):
 
 class ConsortiumForm(_ConsortiumArg):
     name: ClassVar[str] = "consortium form"
-    consortium_name: FreeText = Field(alias="name", min_length=1)
-    officer: FreeText = Field(min_length=1)
+    consortium_name: NameText = Field(alias="name")
+    officer: NameText
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -267,7 +323,7 @@ class ConsortiumAdopt(_ConsortiumArg):
 class BudgetAllocate(_BudgetArg):
     name: ClassVar[str] = "budget allocate"
     element: dict[Element, int] = Field(description="pence per element")
-    basis: FreeText | None = None
+    basis: LongText | None = None
 
     @field_validator("element", mode="before")
     @classmethod
@@ -337,7 +393,7 @@ class BudgetAdjust(_BudgetArg):
     name: ClassVar[str] = "budget adjust"
     element: OneElement
     by: Annotated[int, BeforeValidator(_signed_pence)] = Field(description="signed pence")
-    reason: FreeText
+    reason: LongText
 
 
 class BudgetDelegate(_BudgetArg):
@@ -354,22 +410,22 @@ class BudgetRevoke(_BudgetArg):
 class BudgetOptOut(_BudgetArg):
     name: ClassVar[str] = "budget opt-out"
     to: Holder
-    reason: FreeText = Field(min_length=1)
+    reason: LongText
 
 
 class BudgetOptIn(_BudgetArg):
     name: ClassVar[str] = "budget opt-in"
-    reason: FreeText | None = None
+    reason: LongText | None = None
 
 
 class BudgetHarden(_BudgetArg):
     name: ClassVar[str] = "budget harden"
-    reason: FreeText | None = None
+    reason: LongText | None = None
 
 
 class BudgetSoften(_BudgetArg):
     name: ClassVar[str] = "budget soften"
-    reason: FreeText | None = None
+    reason: LongText | None = None
 
 
 # --- spending ------------------------------------------------------------------------
@@ -380,8 +436,8 @@ class SpendCommit(_BudgetArg):
     element: OneElement
     ref: Ref
     amount: Amount
-    provider: FreeText = Field(min_length=1)
-    service: FreeText = Field(min_length=1)
+    provider: NameText
+    service: NameText
     qs: QsCodes = ()
 
 
@@ -389,7 +445,7 @@ class SpendVary(Command):
     name: ClassVar[str] = "spend vary"
     ref: Ref
     amount: Amount
-    reason: FreeText | None = None
+    reason: LongText | None = None
 
 
 class SpendSettle(SpendVary):
@@ -400,7 +456,7 @@ class SpendSettle(SpendVary):
 class SpendCancel(Command):
     name: ClassVar[str] = "spend cancel"
     ref: Ref
-    reason: FreeText | None = None
+    reason: LongText | None = None
 
 
 # --- access to the service -----------------------------------------------------------
@@ -416,7 +472,7 @@ class TokenCreate(Command):
 
     name: ClassVar[str] = "token create"
     actor: Annotated[str, AfterValidator(_grantee)]
-    label: FreeText | None = Field(default=None, max_length=200)
+    label: NameText | None = None
     expires: datetime | None = None
     read_only: bool = False
     bootstrap: bool = False
@@ -497,9 +553,11 @@ def build_command(name: str, args: dict[str, Any]) -> Command:
 
 def parse_command(cls: type[C], args: dict[str, Any]) -> C:
     try:
-        return cls.model_validate(args)
+        command = cls.model_validate(args)
     except ValidationError as error:
         raise InvalidInput("arguments", describe_validation_error(cls.name, error)) from None
+    command._given = dict(args)
+    return command
 
 
 def describe_validation_error(name: str, error: ValidationError) -> str:

@@ -22,6 +22,7 @@ import orjson
 from ledger.application.commands import BudgetAllocateFormula, parse_command
 from ledger.application.service import LedgerService, Outcome, Request
 from ledger.domain.budget import formula_amounts
+from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import LedgerError, NotFound, RuleViolation
 from ledger.domain.events import (
     FormulaTerm,
@@ -87,9 +88,10 @@ def allocate_by_formula(
     codes = _scope(service, who, consortium, day)
     rates_pence = template.rates_pence()
     scope = consortium or f"allocator:{who.code}"
-    run_id = command_id or "formula:" + hashlib.sha256(orjson.dumps(
+    run_id = "formula:" + hashlib.sha256(orjson.dumps(
         [template.year, {str(e): p for e, p in sorted(rates_pence.items())}, scope,
-         day.isoformat()])).hexdigest()[:16]
+         day.isoformat()])).hexdigest()[:16] if command_id is None else parse_command_id(
+             command_id)
     lines: list[FormulaLine] = []
     left_out: list[str] = []
     for code in codes:

@@ -26,6 +26,7 @@ from ledger.application.mapping import (
     weighted_of,
 )
 from ledger.application.service import LedgerService, Outcome, Request
+from ledger.domain.characters import parse_command_id, refuse_unprintable
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.values import FinancialYear
 
@@ -121,6 +122,8 @@ class CsvFile:
                                f"({','.join(required)})") from None
         except csv.Error as error:
             raise InvalidInput("csv", f"{self.source} line 1: {error}") from None
+        for number, name in enumerate(header, 1):
+            _printable(name, self.source, 1, f"header column {number}")
         _check_header(header, required, self.source)
         try:
             for cells in reader:
@@ -131,6 +134,7 @@ class CsvFile:
                     raise InvalidInput("csv-row", _miscounted(self.source, line, header, cells))
                 values: dict[str, str] = {}
                 for number, (name, cell) in enumerate(zip(header, cells, strict=True), 1):
+                    _printable(cell, self.source, line, name or f"column {number}")
                     if name:
                         values[name] = cell.strip()
                     elif cell.strip():
@@ -143,6 +147,16 @@ class CsvFile:
         except csv.Error as error:
             raise InvalidInput("csv", f"{self.source} line {reader.line_num}: {error}; "
                                "nothing was imported") from None
+
+
+def _printable(cell: str, source: str, line: int, column: str) -> None:
+    """A cell holding a control, invisible or unassigned character is refused, naming the
+    line and column: nothing a file holds may print differently from what is recorded."""
+    try:
+        refuse_unprintable(cell, column)
+    except InvalidInput as error:
+        raise InvalidInput(error.rule, f"{source} line {line}: {error.message}; "
+                           "nothing was imported") from None
 
 
 def _miscounted(source: str, line: int, header: list[str], cells: list[str]) -> str:
@@ -216,7 +230,11 @@ class _Plan:
 
 
 def _plan(file: CsvFile, kind: str, actor: str, command_id: str | None) -> _Plan:
-    return _Plan(file.source, command_id or f"import:{kind}:{file.digest}", actor, [], [])
+    """The import's id is `command_id` (InvalidInput when empty, blank or malformed),
+    or derived from the file's content when None."""
+    chosen = f"import:{kind}:{file.digest}" if command_id is None else parse_command_id(
+        command_id)
+    return _Plan(file.source, chosen, actor, [], [])
 
 
 def import_practices(

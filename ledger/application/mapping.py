@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from ledger.domain.characters import refuse_unprintable
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.values import ELEMENTS, parse_weighted
 
@@ -43,8 +45,10 @@ _LOOKALIKE_WORDS = ("weighted", "wp", "list", "patients", "population")
 
 
 def normalise(name: str) -> str:
-    """`Acute Weighted`, `acute-weighted` and `ACUTE_WEIGHTED` all read `acute_weighted`."""
-    return re.sub(r"[\s\-_]+", "_", name.strip().lower()).strip("_")
+    """`Acute Weighted`, `acute-weighted` and `ACUTE_WEIGHTED` all read `acute_weighted`;
+    names compare in Unicode NFC, as text is recorded."""
+    return re.sub(r"[\s\-_]+", "_", unicodedata.normalize("NFC", name).strip().lower()
+                  ).strip("_")
 
 
 def weighted_field(element: str) -> str:
@@ -89,6 +93,8 @@ class ColumnMap:
             if not sep or not name.strip() or not column.strip():
                 raise InvalidInput("mapping", f"write --map FIELD=COLUMN, not {item!r}")
             pairs.append((name, column))
+        for given in [text for pair in pairs for text in pair] + skipped:
+            refuse_unprintable(given, "a mapping's column name")
         columns: dict[str, str] = {}
         rounded: set[str] = set()
         for name, column in pairs:

@@ -25,6 +25,7 @@ from ledger.application import handlers
 from ledger.application.commands import Command
 from ledger.application.unit_of_work import AggregateCache, UnitOfWork
 from ledger.domain.aggregate import Context
+from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import (
     IdempotencyConflict,
     LedgerError,
@@ -114,7 +115,13 @@ class LedgerService:
     # --- one command -------------------------------------------------------------------
 
     def execute(self, command: Command, actor: str, command_id: str | None = None) -> Answer:
-        request = Request(command, actor, command_id or str(uuid.uuid4()))
+        """Run one command under `command_id` (a fresh random id when None).
+
+        Raises InvalidInput for an empty, blank or malformed command id
+        (ledger/domain/characters.py `parse_command_id`), before anything is read.
+        """
+        chosen = str(uuid.uuid4()) if command_id is None else parse_command_id(command_id)
+        request = Request(command, actor, chosen)
         outcome = self.execute_batch([request])[0]
         if outcome.error is not None:
             raise outcome.error
@@ -190,7 +197,8 @@ class LedgerService:
         outcomes: list[Outcome] = []
         for request in requests:
             try:  # the fingerprint names the actor as parsed: practice:a81001 is practice:A81001
-                fingerprint = request.command.fingerprint(str(Actor.parse(request.actor)))
+                actor = str(Actor.parse(request.actor))
+                fingerprint = request.command.fingerprint(actor)
             except LedgerError as error:
                 outcomes.append(Outcome(request, error=error))
                 if stop_at_first_refusal:
@@ -198,7 +206,7 @@ class LedgerService:
                 continue
             earlier = receipts.get(request.command_id)
             if earlier is not None:
-                outcomes.append(self._replayed(request, earlier, fingerprint))
+                outcomes.append(self._replayed(request, earlier, actor))
                 if stop_at_first_refusal and outcomes[-1].error:
                     break
                 continue
@@ -215,8 +223,8 @@ class LedgerService:
             outcomes.append(Outcome(request, answer=answer))
         return outcomes
 
-    def _replayed(self, request: Request, earlier: Receipt, fingerprint: str) -> Outcome:
-        if earlier.fingerprint != fingerprint:
+    def _replayed(self, request: Request, earlier: Receipt, actor: str) -> Outcome:
+        if not request.command.matches(earlier.fingerprint, actor, request.actor):
             return Outcome(
                 request,
                 error=IdempotencyConflict(

@@ -117,7 +117,7 @@ class AccessRegister(Aggregate):
     @applies(AccessGranted)
     def _granted(self, event: AccessGranted) -> None:
         grant = Grant(
-            token_id=event.token_id, grantee=Actor.parse(event.grantee), label=event.label,
+            token_id=event.token_id, grantee=Actor.recorded(event.grantee), label=event.label,
             read_only=event.read_only, expires_at=event.expires_at,
             granted_at=event.recorded_at, granted_by=event.actor,
             digest=event.secret_sha256,

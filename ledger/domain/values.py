@@ -17,6 +17,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationInfo
 
+from ledger.domain.characters import NAME_MAX, REASON_MAX, parse_identifier, parse_text
 from ledger.domain.errors import InvalidInput
 
 
@@ -355,6 +356,14 @@ class Actor:
         return _parse_actor(text)
 
     @classmethod
+    def recorded(cls, text: str) -> Actor:
+        """An actor as a stored event names it, without the input rules: an event is
+        never refused on reading for text that older versions accepted."""
+        role_text, _, rest = text.partition(":")
+        code, _, person = rest.partition("/")
+        return cls(Role(role_text), code, person or None)
+
+    @classmethod
     def _parse(cls, text: str) -> Actor:
         role_text, sep, rest = text.strip().partition(":")
         code, _, person = rest.partition("/")
@@ -372,13 +381,13 @@ class Actor:
             Role.PRACTICE: parse_practice_code,
             Role.CONSORTIUM: parse_consortium_code,
             Role.ALLOCATOR: _parse_allocator_code,
-            Role.AUDITOR: str.strip,
+            Role.AUDITOR: _parse_auditor_name,
             Role.SERVICE: _parse_service_name,
         }
         code = parsers[role](code)
-        if person:
-            check_free_text(person, "actor")
-        return cls(role, code, person.strip() or None)
+        if not person:
+            return cls(role, code)
+        return cls(role, code, check_free_text(parse_text(person, "actor's person"), "actor"))
 
     @property
     def holder(self) -> str:
@@ -408,6 +417,10 @@ def _parse_service_name(text: str) -> str:
             "actor", f"malformed service name {text!r}: letters, digits, . _ - (at most 64)"
         )
     return name
+
+
+def _parse_auditor_name(text: str) -> str:
+    return parse_identifier(text, "auditor name", max_length=64)
 
 
 def _parse_allocator_code(text: str) -> str:
@@ -475,4 +488,23 @@ def _free_text(text: str, info: ValidationInfo) -> str:
 
 
 FreeText = Annotated[str, AfterValidator(_free_text)]
-"""A pydantic string type that refuses NHS numbers (invariant 9)."""
+"""Stored free text (an event's field): refuses NHS numbers (invariant 9). Events are
+read back with this type, so it accepts whatever older versions recorded."""
+
+
+def _name_text(text: str, info: ValidationInfo) -> str:
+    field = (info.field_name or "text").replace("_", " ")
+    return check_free_text(parse_text(text, field, max_length=NAME_MAX), field)
+
+
+def _long_text(text: str, info: ValidationInfo) -> str:
+    field = (info.field_name or "text").replace("_", " ")
+    return check_free_text(parse_text(text, field, max_length=REASON_MAX), field)
+
+
+NameText = Annotated[str, AfterValidator(_name_text)]
+"""A name given as input (practice, consortium, officer, provider, service, label):
+printable, NFC, trimmed, 1..NAME_MAX characters, no NHS number (ledger/domain/characters.py)."""
+
+LongText = Annotated[str, AfterValidator(_long_text)]
+"""A reason or basis given as input: as NameText, 1..REASON_MAX characters."""

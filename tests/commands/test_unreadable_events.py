@@ -202,12 +202,13 @@ def test_a_write_after_the_log_was_truncated_fails_verification_and_records_noth
     assert invoke("verify").code == 4
 
 
+# SQLite only: its column types are affinities, so a blob column can hold text. A
+# PostgreSQL bytea column cannot hold text at all, so there is no such event to read.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_event_stored_as_text_stops_every_read_and_write(
     invoke: Ledger, db_url: str
 ) -> None:
     """SQLite keeps a text value in the blob column when SQL inserts it without a cast."""
-    if db_url.startswith("postgresql://"):
-        pytest.skip("a bytea column cannot hold text")
     populate(invoke)
     stream, version, topic, state = newer_list_size(invoke)
     text = state.decode().replace('"schema_version":3', '"schema_version":2')

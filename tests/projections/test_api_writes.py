@@ -23,6 +23,7 @@ from ledger.application.commands import build_command
 from ledger.application.service import Answer
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import LedgerError, outcome_of
+from ledger.domain.events import PracticeRegistered
 from projections.api import create_app
 from projections.api_writes import path_of, write_commands
 from projections.queries import feed_row
@@ -231,3 +232,37 @@ def test_a_cli_write_and_an_http_write_print_the_same_answer(
     assert twice.exit_code == exit_code(LedgerError("x", "y")) == 1
     assert http_twice.status_code == 409
     assert http_twice.json()["error"] in twice.stderr.replace("\n", " ")
+
+
+def test_an_empty_blank_or_malformed_idempotency_key_is_refused_with_nothing_recorded(
+        api: TestClient, tokens: dict[str, str], ledger: Ledger) -> None:
+    """A zero-width space in a key arrives as its UTF-8 bytes, which HTTP reads as Latin-1."""
+    before = ledger.store.head()
+    for key in ("", "   ", "c\u200b1".encode(), "c 1", "x" * 129):
+        refused = api.post("/practice/register", json=LINES[0][2],
+                           headers=bearer(tokens[ALLOC]) | {"Idempotency-Key": key})
+        assert refused.status_code == 400, (key, refused.text)
+        assert refused.json()["rule"] == "identifier"
+        assert refused.json()["error"].startswith("command id ")
+    assert ledger.store.head() == before
+
+
+def test_http_writes_share_the_text_rules_and_the_spelling_does_not_matter(
+        api: TestClient, tokens: dict[str, str], ledger: Ledger) -> None:
+    headers = bearer(tokens[ALLOC])
+    before = ledger.store.head()
+    bidi = LINES[0][2] | {"name": "Surgery\u202egnp.exe"}
+    refused = api.post("/practice/register", json=bidi, headers=headers)
+    assert refused.status_code == 400
+    assert refused.json()["rule"] == "text-characters"
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in refused.json()["error"]
+    assert ledger.store.head() == before
+    keyed = headers | {"Idempotency-Key": "reg-nfc"}
+    first = api.post("/practice/register", json=LINES[0][2] | {"name": "Cafe\u0301"},
+                     headers=keyed)
+    again = api.post("/practice/register", json=LINES[0][2] | {"name": " Caf\u00e9 ",
+                                                                "list_size": "4,000"},
+                     headers=keyed)
+    assert (first.status_code, again.status_code) == (201, 200)
+    names = [e.name for _, e in ledger.store.iter_events() if isinstance(e, PracticeRegistered)]
+    assert names == ["Caf\u00e9"]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import hashlib
+import sqlite3
+from urllib.parse import parse_qs, urlsplit
 
+import orjson
+import psycopg
+import pytest
+from psycopg import sql
+
+from ledger.application.commands import FINGERPRINT_VERSION
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import IdempotencyConflict, RuleViolation
+from tests.conftest import PG_BASE_URL
 from tests.ledger.application.scenario import ME, YEAR, commit, run, seed, topics
 
 
@@ -80,3 +89,74 @@ def test_replaying_a_batch_applies_only_what_is_missing(ledger: Ledger) -> None:
     second = ledger.service.execute_batch([request(n) for n in range(5)])
     assert [o.status for o in second] == ["already applied"] * 3 + ["applied"] * 2
     assert topics(ledger).count("SpendCommitted") == 5
+
+
+# --- receipts recorded by older versions, whose fingerprints are of another format -----
+
+
+def _set_fingerprint(db_url: str, command_id: str, fingerprint: str) -> None:
+    """Rewrite a receipt's fingerprint with SQL, as an older version would have stored it."""
+    if db_url.startswith("postgresql://"):
+        schema = parse_qs(urlsplit(db_url).query)["schema"][0]
+        with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+            changed = conn.execute(
+                sql.SQL("UPDATE {0}.ledger_commands SET fingerprint = %s "
+                        "WHERE command_id = %s").format(sql.Identifier(schema)),
+                (fingerprint, command_id)).rowcount
+    else:
+        with sqlite3.connect(db_url) as conn:
+            changed = conn.execute(
+                "UPDATE ledger_commands SET fingerprint = ? WHERE command_id = ?",
+                (fingerprint, command_id)).rowcount
+    assert changed == 1
+
+
+def _sha256(*parts: object) -> str:
+    return hashlib.sha256(orjson.dumps(list(parts), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+COMMIT_ARGS = {"practice": "A81001", "year": YEAR, "element": "acute", "ref": "R-1",
+               "provider": " RTR", "service": "Hip replacement", "qs": ["QS9", "QS3"],
+               "on": "2024-07-01"}
+
+
+def test_a_receipt_of_the_first_format_still_answers_its_own_retry(
+        ledger: Ledger, db_url: str) -> None:
+    """The first format: SHA-256 over the arguments as written (amount text, text as given,
+    QS codes in the order given) and the actor as given; no version prefix."""
+    seed(ledger)
+    run(ledger, "spend commit", ME, "c-old", **COMMIT_ARGS, amount="100.00")
+    _set_fingerprint(db_url, "c-old", _sha256("spend commit", ME, {
+        **COMMIT_ARGS, "amount": "100.00"}))
+    head = ledger.store.head()
+    again = run(ledger, "spend commit", ME, "c-old", **COMMIT_ARGS, amount="100.00")
+    assert again.already_applied
+    with pytest.raises(IdempotencyConflict):
+        run(ledger, "spend commit", ME, "c-old", **COMMIT_ARGS, amount="100.01")
+    assert ledger.store.head() == head
+    assert topics(ledger).count("SpendCommitted") == 1
+
+
+def test_a_receipt_of_the_second_format_still_answers_its_own_retry(
+        ledger: Ledger, db_url: str) -> None:
+    """The second format: `v2:` and SHA-256 over parsed values (pence, QS codes in order)
+    with text as given, before text was normalised."""
+    seed(ledger)
+    run(ledger, "spend commit", ME, "c-v2", **COMMIT_ARGS, amount="100")
+    body = {**COMMIT_ARGS, "amount": 10000, "qs": ["QS3", "QS9"]}
+    _set_fingerprint(db_url, "c-v2", "v2:" + _sha256("spend commit", ME, body))
+    head = ledger.store.head()
+    for spelling in ("100", "100.00", "£100"):
+        assert run(ledger, "spend commit", ME, "c-v2", **COMMIT_ARGS,
+                   amount=spelling).already_applied
+    with pytest.raises(IdempotencyConflict):
+        run(ledger, "spend commit", ME, "c-v2", **COMMIT_ARGS, amount="99")
+    assert ledger.store.head() == head
+
+
+def test_new_receipts_carry_the_current_format(ledger: Ledger) -> None:
+    seed(ledger)
+    run(ledger, "spend commit", ME, "c-new", **COMMIT_ARGS, amount="100")
+    receipt = ledger.store.receipts(["c-new"])["c-new"]
+    assert receipt.fingerprint.startswith("v3:")
+    assert FINGERPRINT_VERSION == "v3"
