@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from typer.testing import CliRunner
 from commands.app import app
 from ledger.application.commands import build_command
 from ledger.bootstrap import bootstrap
+from ledger.domain.characters import refuse_unprintable
 from ledger.store.eventstore import EventStore, open_store
 
 EXIT_CODES = {0, 1, 2, 3, 4}
@@ -72,6 +74,11 @@ BAD_TEXT = [
     "943 476 5919", "9434765919", "e\u0301", "\u00e9", "\uff32-\uff10\uff10\uff10\uff11",
     "\u0420-0001", "🙂", "[red]x[/]",
     "%s%n", "{}", "' OR 1=1 --", "null", "true",
+    # combining sequences and NFC/NFD pairs: one name however typed
+    "Cafe\u0301", "Caf\u00e9", "A\u030a", "\u00c5", "\u212b", "Y\u0300\u0323s",
+    "\u1100\u1161\u11a8", "\uac01", "\u0301", "e\u0301\u0301\u0301",
+    "\U0001f469\u200d\U0001f4bb", "\u0627\u0644\u0639\u064a\u0627\u062f\u0629",
+    "a\u034fb", "\ufe0f", " Caf\u00e9 ", "\u00a0Densham\u3000",
 ]
 AMOUNTS = [
     "0", "0.00", "0.01", "1", "100", "100.00", "1,000", "£1,000.00", "1,00", "1.234", "-1",
@@ -96,12 +103,15 @@ PRACTICES = ["A81001", "A81002", "a81001", " A81001 ", "A8100", "A810011", "\u04
 CONSORTIA = ["16C", "16c", "X2C4Y", "ABC", "1C", "16C\u200b", ""]
 ELEMENTS = ["acute", "ACUTE", "prescribing", "mental-health", "optics", "acute,prescribing",
             "", "acute\u200b"]
-REFS = ["R-0001", "R-0002", "R-9999", "R-0001\u200b", "r-0001", "R 1", "R-" + "9" * 70, ""]
+REFS = ["R-0001", "R-0002", "R-9999", "R-0001\u200b", "r-0001", "R 1", "R-" + "9" * 70, "",
+        "\u200bR-0001", "R-0001\u2060", "R-000\u0661", "\u0420-0001", "R\u20110001",
+        "R-0001\ufeff", "R-0001\u00ad", "R-\u00e9", "R-e\u0301", "PO/2024#7", " R-0001 "]
 HOLDERS = ["consortium:16C", "practice:A81002", "practice:A81001", "16C", "consortium:",
            "CONSORTIUM:16c"]
 ACTORS = [ALLOCATOR, PRACTICE, "practice:A81002", "consortium:16C", "auditor:jsmith",
           "allocator:Q99", "nobody", "", "practice:A81001/\x1b[2J", "allocator:Q71/\u202e"]
-COMMAND_IDS = [None, "", " ", "c-1", "c-1 ", "c-\x00", "c-\u200b1", "x" * 300, "fuzz-fixed"]
+COMMAND_IDS = [None, "", " ", "c-1", "c-1 ", "c-\x00", "c-\u200b1", "x" * 300, "fuzz-fixed",
+               "c-\u00e9", "c-e\u0301", "c\u202e1", "\t"]
 
 
 def pick(values: list[str]) -> st.SearchStrategy[str]:
@@ -175,6 +185,8 @@ class Checked:
             raise AssertionError(f"{shown} raised {result.exception!r}") from result.exception
         code, out, err = result.exit_code, result.stdout, result.stderr
         assert code in EXIT_CODES, (shown, code, err)
+        for line in (out + err).splitlines():  # nothing unprintable reaches a terminal
+            assert refuse_unprintable(line, "output") == line
         assert "Traceback" not in out + err, (shown, err)
         if code != 0:
             lines = [line for line in err.splitlines() if line.strip()]
@@ -190,8 +202,25 @@ class Checked:
         return code
 
     def decode_new(self) -> None:
-        for position, _ in self.store.iter_events(self.seen):
+        """Every new event decodes, and every text it holds is NFC and printable."""
+        for position, event in self.store.iter_events(self.seen):
             self.seen = position
+            for text in strings(event.model_dump(mode="json")):
+                assert unicodedata.is_normalized("NFC", text), (position, text)
+                assert refuse_unprintable(text, "stored text") == text
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string inside a JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield str(key)
+            yield from strings(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from strings(inner)
 
 
 @pytest.fixture
