@@ -180,7 +180,10 @@ def test_text_older_versions_stored_with_control_characters_prints_escaped(
         run_ledger: Ledger, db_url: str) -> None:
     """Events are never rewritten: what an older version accepted must still print safely."""
     seed(db_url, register=False)
-    name = "\x1b[31mDensham\x00\u202eCorp"
+    # A NUL only on SQLite: PostgreSQL's text columns, which the read model uses, cannot
+    # hold one at all (the event itself, stored as bytes, could).
+    nul = "" if db_url.startswith("postgresql://") else "\x00"
+    name = f"\x1b[31mDensham{nul}\u202eCorp"
     service = "Hips\x1b]0;pwned\x07"
     ledger = bootstrap(db_url)
     try:  # recorded as an older version would have: no text rules
@@ -192,13 +195,15 @@ def test_text_older_versions_stored_with_control_characters_prints_escaped(
             "on": "2024-04-01"}), ALLOCATOR)
         ledger.service.execute(SpendCommit.model_construct(
             practice="A81001", year="2024-25", element=Element.ACUTE, ref="R-0001", amount=10000,
-            provider="RTR", service=service, qs=(), on=date(2024, 6, 1)), PRACTICE)
+            provider="RTR", service=service, qs=(), on=date(2024, 6, 1)),
+            PRACTICE)
     finally:
         ledger.close()
     table = run_ledger("trail", "A81001")
     assert table.code == 0, table.stderr
     assert not any(c in table.stdout for c in "\x1b\x00\x07\u202e")
-    assert "\\x1b[31mDensham\\x00\\u202eCorp" in table.stdout
+    escaped_nul = "\\x00" if nul else ""
+    assert f"\\x1b[31mDensham{escaped_nul}\\u202eCorp" in table.stdout
     assert "Hips\\x1b]0;pwned\\x07" in table.stdout
     as_json = run_ledger("trail", "A81001", "--format", "json")
     assert not any(c in as_json.stdout for c in "\x1b\x00\x07\u202e")
