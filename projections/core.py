@@ -163,6 +163,7 @@ def fold(projection: Projection, events: Iterable[Positioned],
 # --- decoding stored events fast -----------------------------------------------------
 
 _object_setattr = object.__setattr__
+_DAYS: dict[str, date] = {}  # business dates repeat: each is parsed once
 
 
 def trusted_event(topic: str, originator_id: Any, version: int, stored: bytes,
@@ -181,7 +182,13 @@ def trusted_event(topic: str, originator_id: Any, version: int, stored: bytes,
     data["originator_id"] = originator_id
     data["originator_version"] = version
     data["recorded_at"] = datetime.fromisoformat(data["recorded_at"])
-    data["effective_on"] = date.fromisoformat(data["effective_on"])
+    on = data["effective_on"]
+    day = _DAYS.get(on)
+    if day is None:
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        day = _DAYS[on] = date.fromisoformat(on)
+    data["effective_on"] = day
     event = cls.__new__(cls)
     _object_setattr(event, "__dict__", data)
     _object_setattr(event, "__pydantic_fields_set__", set(data))

@@ -51,6 +51,12 @@ HOLDER_CHANGES = Table(
 )
 
 
+# The events that move a holding; any other budget event changes holders only when it
+# opens its budget (the first event of the stream).
+MOVES = frozenset({HoldingDelegated.topic, DelegationRevoked.topic, OptedOut.topic,
+                   OptedIn.topic})
+
+
 def changes_of(item: Positioned) -> list[tuple[str, str]]:
     """(element, new holder) pairs a budget event makes; the opening of a budget included."""
     e = item.event
@@ -79,6 +85,8 @@ def opening_day(item: Positioned) -> date | None:
 
 def holder_rows(_state: State, item: Positioned) -> list[Change]:
     e = item.event
+    if e.originator_version != 1 and e.topic not in MOVES:
+        return []
     assert isinstance(e, BudgetEvent)
     rows: list[Change] = []
     opened = opening_day(item)
@@ -146,6 +154,8 @@ def _load(state: State, key: tuple[str, str, str]) -> Breakpoints:
 
 def portfolio_rows(state: State, item: Positioned) -> list[Change]:
     e = item.event
+    if e.originator_version != 1 and e.topic not in MOVES:
+        return []
     assert isinstance(e, BudgetEvent)
     moves: list[tuple[str, date, str]] = []
     opened = opening_day(item)

@@ -19,8 +19,10 @@ construction, and the tests check it on random histories anyway.
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import EVENTS_BY_TOPIC
-from ledger.store.eventstore import EventStore
+from ledger.store.eventstore import EventStore, StoreTarget, open_store
 from projections.core import (
     Add,
     Apply,
@@ -51,7 +53,15 @@ if TYPE_CHECKING:  # PostgreSQL's driver loads only for a PostgreSQL store
 
 BATCH = 10_000
 REBUILD_BATCH = 100_000
+REBUILD_CACHE_KIB = 256 * 1024
 MAX_CONFLICTS = 10
+# A parallel rebuild starts processes that each import the ledger and read the whole
+# log: below this many events one process finishes sooner.
+PARALLEL_MIN_EVENTS = 200_000
+# Relative cost of folding one log into each projection (measured with cProfile), to
+# give each process of a parallel rebuild an even share.
+REBUILD_COST = {"trail": 4, "positions": 3, "quality": 2, "variation": 2, "holders": 1,
+                "portfolio": 1, "organisations": 1, "pool_draws": 1}
 TRACKING_PREFIX = "projection:"
 PG_TRACKING_TABLE = "projection_tracking"
 
@@ -104,8 +114,19 @@ def from_sql(column: Column, value: Any) -> Any:
 _PLAIN = frozenset({"text", "int"})  # stored as they are
 
 
+_ISO_DAYS: dict[date, str] = {}  # a ledger has a few thousand business dates at most
+
+
 def _date_to_sql(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
+    found = _ISO_DAYS.get(value)
+    if found is not None:
+        return found
+    if not isinstance(value, date):
+        return value
+    if len(_ISO_DAYS) > 100_000:
+        _ISO_DAYS.clear()
+    found = _ISO_DAYS[value] = value.isoformat()
+    return found
 
 
 def _instant_to_sql(value: Any) -> Any:
@@ -137,6 +158,17 @@ def _rows_to_sql(columns: tuple[Column, ...], rows: list[tuple[Any, ...]]
             if value is not None:
                 row[i] = convert(value)
     return [tuple(row) for row in out]
+
+def _in_key_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows sorted by their key columns (they come first, and no two rows share a key).
+
+    Written in key order, rows land next to each other in the primary key's B-tree
+    instead of all over it: several times fewer pages touched on a large table.
+    """
+    with suppress(TypeError):  # a key column holding NULL beside values: any order is right
+        rows.sort()
+    return rows
+
 
 _SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "date": "TEXT", "instant": "TEXT",
               "bool": "INTEGER"}
@@ -264,16 +296,17 @@ class Cache:
         return tuple(from_sql(c, v) for c, v in zip(table.values, found[0], strict=True))
 
     def apply(self, changes: list[Change]) -> None:
+        # The hot loop of every catch-up and rebuild: one pass, local names only, and
+        # the change's kind told by its exact type (Put, Add, Delete are final).
         tables, adds, dirty, rows = self.tables, self.adds, self.dirty, self.rows
         for change in changes:
             table = change.table
             name = table.name
-            if name not in tables:
-                tables[name] = table
-            if isinstance(change, Add):
+            if type(change) is Add:
                 totals = adds.get(name)
                 if totals is None:
                     totals = adds[name] = {}
+                    tables[name] = table
                 key = change.key
                 old = totals.get(key)
                 if old is None:
@@ -282,10 +315,11 @@ class Cache:
                     for i, delta in enumerate(change.deltas):
                         old[i] += delta
                 continue
-            values = change.values if isinstance(change, Put) else None
+            values = change.values if type(change) is Put else None
             written = dirty.get(name)
             if written is None:
                 written = dirty[name] = {}
+                tables[name] = table
             written[change.key] = values
             if name in READ_TABLES:
                 cached = rows.get(name)
@@ -294,21 +328,25 @@ class Cache:
                 cached[change.key] = values
 
     def flush(self, cursor: Any) -> None:
+        if self.complete and self.db.kind == "sqlite":
+            # A rebuild writes tables far larger than SQLite's default 2 MB page cache.
+            cursor.execute(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
         for name, rows in self.dirty.items():
             table = self.tables[name]
             gone = [key for key, values in rows.items() if values is None]
             kept = [key + values for key, values in rows.items() if values is not None]
             if gone:
-                cursor.executemany(self._delete_sql(table), _rows_to_sql(table.key, gone))
+                cursor.executemany(self._delete_sql(table), _in_key_order(
+                    _rows_to_sql(table.key, gone)))
             if kept:
                 cursor.executemany(self._upsert_sql(table, add=False),
-                                   _rows_to_sql(table.columns, kept))
+                                   _in_key_order(_rows_to_sql(table.columns, kept)))
         for name, totals in self.adds.items():
             table = self.tables[name]
             cursor.executemany(
                 self._upsert_sql(table, add=True),
-                _rows_to_sql(table.columns,
-                             [key + tuple(deltas) for key, deltas in totals.items()]),
+                _in_key_order(_rows_to_sql(
+                    table.columns, [key + tuple(deltas) for key, deltas in totals.items()])),
             )
         self.dirty = {}
         self.adds = {}
@@ -491,22 +529,10 @@ class Materialiser:
             for projection in chosen:
                 for topic, handler in projection.applies.items():
                     handlers.setdefault(topic, []).append((at[projection.name], handler))
-            apply = cache.apply
-            for n in batch:
-                found = handlers.get(n.topic)
-                if found is None:
-                    if n.topic not in EVENTS_BY_TOPIC:  # written since ensure_readable
-                        raise UnreadableEvent(n.topic, "?", None, n.id)
-                    continue
-                position = n.id
-                item: Positioned | None = None
-                for after, handler in found:
-                    if after < position:
-                        if item is None:
-                            item = Positioned(position, trusted_event(
-                                n.topic, n.originator_id, n.originator_version, n.state,
-                                position))
-                        apply(handler(cache, item))
+            if len({at[p.name] for p in chosen}) == 1:
+                self._fold_level(batch, handlers, cache)
+            else:
+                self._fold_staggered(batch, handlers, cache)
             self._commit(cache, chosen, at, last)
             read += len(batch)
             if progress:
@@ -514,6 +540,47 @@ class Materialiser:
             start = last
             if len(batch) < size:
                 return read
+
+    @staticmethod
+    def _fold_level(batch: Sequence[Any], handlers: dict[str, list[tuple[int, Apply]]],
+                    cache: Cache) -> None:
+        """Every chosen projection starts after the same position: each event goes to
+        every handler of its topic (a rebuild, or projections caught up together)."""
+        by_topic = {topic: tuple(h for _, h in found) for topic, found in handlers.items()}
+        apply = cache.apply
+        for n in batch:
+            topic = n.topic
+            found = by_topic.get(topic)
+            if found is None:
+                if topic not in EVENTS_BY_TOPIC:  # written since ensure_readable
+                    raise UnreadableEvent(topic, "?", None, n.id)
+                continue
+            position = n.id
+            item = Positioned(position, trusted_event(
+                topic, n.originator_id, n.originator_version, n.state, position))
+            for handler in found:
+                apply(handler(cache, item))
+
+    @staticmethod
+    def _fold_staggered(batch: Sequence[Any], handlers: dict[str, list[tuple[int, Apply]]],
+                        cache: Cache) -> None:
+        """Projections at different positions: each handler sees only events after its own."""
+        apply = cache.apply
+        for n in batch:
+            found = handlers.get(n.topic)
+            if found is None:
+                if n.topic not in EVENTS_BY_TOPIC:  # written since ensure_readable
+                    raise UnreadableEvent(n.topic, "?", None, n.id)
+                continue
+            position = n.id
+            item: Positioned | None = None
+            for after, handler in found:
+                if after < position:
+                    if item is None:
+                        item = Positioned(position, trusted_event(
+                            n.topic, n.originator_id, n.originator_version, n.state,
+                            position))
+                    apply(handler(cache, item))
 
     def _cannot_write(self, error: Exception, chosen: list[Projection]) -> Exception:
         """A read-only session cannot bring the projections up to date: say so, with the lag."""
@@ -561,14 +628,19 @@ class Materialiser:
 
     # --- rebuilding --------------------------------------------------------------------
 
-    def rebuild(self, names: Sequence[str] | None = None, progress: Progress | None = None
-                ) -> int:
+    def rebuild(self, names: Sequence[str] | None = None, progress: Progress | None = None,
+                *, workers: int | None = None) -> int:
         """Empty the projections and their positions, then catch up from zero.
 
         The tables are dropped and created again in the transaction that sets the
         positions to zero (emptying is then instant, and a table made by an older
         version takes the current layout); their secondary indexes are built once,
         after the last batch, rather than row by row.
+
+        `workers` processes rebuild disjoint groups of the projections side by side
+        (each folds from its own tracked position, as catch-up does); None chooses
+        one per CPU on a log of PARALLEL_MIN_EVENTS or more, one process otherwise.
+        Returns the events read (each process reads the whole log; counted once).
         """
         chosen = self.select(names)
         self.setup()
@@ -584,9 +656,86 @@ class Materialiser:
                 c.execute(f"DROP TABLE IF EXISTS {self.db.name(table.name)}")
                 c.execute(self._create_sql(table)[0])
         try:
+            groups = self._groups(chosen, workers)
+            if len(groups) > 1:
+                return _parallel_catch_up(self.store.target, groups, progress)
             return self.catch_up([p.name for p in chosen], progress, complete=True)
         finally:
             with self.db.cursor(write=True) as c:
                 for table in tables:
                     for statement in self._create_sql(table)[1:]:
                         c.execute(statement)
+
+    def _groups(self, chosen: list[Projection], workers: int | None) -> list[list[str]]:
+        """The projections each process rebuilds (one group: rebuild here, in this one)."""
+        if workers is None:
+            workers = os.cpu_count() or 1
+            if self.store.read_only_copy or self.store.head() < PARALLEL_MIN_EVENTS:
+                workers = 1
+        registered = {p.name: p for p in PROJECTIONS}
+        if any(registered.get(p.name) is not p for p in chosen):
+            workers = 1  # another process knows only the registry's projections
+        workers = max(1, min(workers, len(chosen)))
+        groups: list[list[str]] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for projection in sorted(chosen, key=lambda p: -REBUILD_COST.get(p.name, 1)):
+            lightest = loads.index(min(loads))
+            groups[lightest].append(projection.name)
+            loads[lightest] += REBUILD_COST.get(projection.name, 1)
+        return [g for g in groups if g]
+
+
+# --- parallel rebuilds ---------------------------------------------------------------
+
+_progress_counter: Any = None
+
+
+def _worker_start(counter: Any) -> None:
+    global _progress_counter  # noqa: PLW0603 - one per worker process
+    _progress_counter = counter
+
+
+def _worker_count(n: int) -> None:
+    with _progress_counter.get_lock():
+        _progress_counter.value += n
+
+
+def _worker_rebuild(target: StoreTarget, names: list[str]) -> int:
+    """In a worker process: catch the named (emptied) projections up from zero."""
+    if target.kind == "sqlite":
+        # The processes take turns at SQLite's one write lock, a batch at a time.
+        target = StoreTarget(target.kind, target.location,
+                             {**target.env, "SQLITE_LOCK_TIMEOUT": "600"})
+    store = open_store(target, create=False)
+    try:
+        return Materialiser(store).catch_up(names, _worker_count, complete=True)
+    finally:
+        store.close()
+
+
+def _parallel_catch_up(target: StoreTarget, groups: list[list[str]],
+                       progress: Progress | None) -> int:
+    """Each group caught up from zero in its own process; returns the events read.
+
+    Processes are spawned, not forked: a forked child would share the parent's
+    database connections.
+    """
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait  # noqa: PLC0415
+
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0)
+    reported = 0
+    with ProcessPoolExecutor(len(groups), context, _worker_start, (counter,)) as pool:
+        futures = [pool.submit(_worker_rebuild, target, names) for names in groups]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+            if progress is not None:
+                done = counter.value // len(groups)
+                if done > reported:
+                    progress(done - reported)
+                    reported = done
+            if any(f.done() and f.exception() is not None for f in futures):
+                break
+        reads = [f.result() for f in futures]  # re-raises a worker's error here
+    return max(reads)

@@ -188,4 +188,7 @@ def snapshot(store: EventStore) -> Iterator[LogReader]:
         conn.cursor(row_factory=tuple_row) as curs,
     ):
         curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # Hashing a large log holds this one snapshot open between reads for longer than
+        # the store's idle-in-transaction limit (which guards write transactions).
+        curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         yield LogReader(curs, dialect)

@@ -220,6 +220,35 @@ def test_rebuild_equals_incremental_catch_up(ledger: Ledger, seed: int) -> None:
     assert stored == totals
 
 
+def test_a_rebuild_in_parallel_processes_equals_one_in_this_process(ledger: Ledger) -> None:
+    history = random_history(3, 400)
+    append(ledger.store, history.events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    incremental = snapshot(views)
+    views.rebuild(workers=1)
+    assert snapshot(views) == incremental
+    read: list[int] = []
+    assert views.rebuild(workers=3, progress=read.append) == len(history.events)
+    assert snapshot(views) == incremental
+    assert sum(read) == len(history.events)
+    assert set(views.positions().values()) == {len(history.events)}
+    views.rebuild(["positions", "trail"], workers=2)  # some of them, in two processes
+    assert snapshot(views) == incremental
+
+
+def test_a_parallel_rebuild_gives_each_projection_to_exactly_one_process(ledger: Ledger
+                                                                         ) -> None:
+    views = Materialiser(ledger.store)
+    for workers in (1, 2, 3, 8, 20):
+        groups = views._groups(list(PROJECTIONS), workers)
+        assert len(groups) == min(workers, len(PROJECTIONS))
+        assert sorted(n for g in groups for n in g) == sorted(p.name for p in PROJECTIONS)
+    assert views._groups([POSITIONS], 4) == [["positions"]]
+    # A small log is rebuilt in this process unless asked otherwise.
+    assert len(views._groups(list(PROJECTIONS), None)) == 1
+
+
 def test_status_reports_lag_until_a_read_catches_up(ledger: Ledger, reads: Reads) -> None:
     h, _ = scenario()
     append(ledger.store, h.events[:5])
