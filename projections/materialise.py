@@ -170,6 +170,31 @@ def _in_key_order(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _holds_nul(values: list[Any]) -> bool:
+    try:  # one search in C over the column, the common case: text and None only
+        return "\x00" in "".join(filter(None, values))
+    except TypeError:
+        return any(isinstance(v, str) and "\x00" in v for v in values)
+
+
+def _without_nul(columns: tuple[Column, ...], skip: int, rows: list[tuple[Any, ...]]
+                 ) -> list[tuple[Any, ...]]:
+    """Rows whose text values (after the first `skip` columns, the key) show a NUL as the
+    four characters `\\x00`, as the tables print it: PostgreSQL text cannot hold NUL,
+    which events recorded before text was checked may carry (the events keep it). A NUL
+    in a key is left for PostgreSQL to refuse, as a key that changed would be another.
+    Rows without one, nearly always all of them, are returned as they are, found by one
+    search per text column."""
+    text = [i for i, c in enumerate(columns) if i >= skip and c.type == "text"]
+    if not any(_holds_nul([row[i] for row in rows]) for i in text):
+        return rows
+
+    def clean(value: Any) -> Any:
+        return value.replace("\x00", "\\x00") if isinstance(value, str) else value
+
+    return [row[:skip] + tuple(clean(v) for v in row[skip:]) for row in rows]
+
+
 _SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "date": "TEXT", "instant": "TEXT",
               "bool": "INTEGER"}
 
@@ -339,8 +364,11 @@ class Cache:
                 cursor.executemany(self._delete_sql(table), _in_key_order(
                     _rows_to_sql(table.key, gone)))
             if kept:
+                converted = _rows_to_sql(table.columns, kept)
+                if self.db.kind == "postgres":
+                    converted = _without_nul(table.columns, len(table.key), converted)
                 cursor.executemany(self._upsert_sql(table, add=False),
-                                   _in_key_order(_rows_to_sql(table.columns, kept)))
+                                   _in_key_order(converted))
         for name, totals in self.adds.items():
             table = self.tables[name]
             cursor.executemany(
