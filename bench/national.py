@@ -398,7 +398,9 @@ def main(argv: Any = None) -> None:
         f"{args.practices:,} practices, {args.consortia} consortia")
     load(store, shape, args.events, args.seed)
     started = time.perf_counter()
-    sealed = seal(store).sealed
+    # Small chunks: each is one transaction that hashes between its reads and writes,
+    # and PostgreSQL ends a transaction idle for longer than the store's limit (5 s).
+    sealed = seal(store, chunk=2_000).sealed
     if sealed:
         elapsed = time.perf_counter() - started
         say(f"seal      {sealed:>12,} events in {elapsed:8.1f} s "

@@ -352,30 +352,41 @@ class Cache:
                     cached = rows[name] = {}
                 cached[change.key] = values
 
-    def flush(self, cursor: Any) -> None:
-        if self.complete and self.db.kind == "sqlite":
-            # A rebuild writes tables far larger than SQLite's default 2 MB page cache.
-            cursor.execute(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
+    def prepare(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """The statements that write what changed, each with its rows as SQL parameters.
+
+        Made before the write transaction opens: converting and sorting a large batch
+        takes long enough that PostgreSQL would end a transaction left idle meanwhile.
+        """
+        out: list[tuple[str, list[tuple[Any, ...]]]] = []
         for name, rows in self.dirty.items():
             table = self.tables[name]
             gone = [key for key, values in rows.items() if values is None]
             kept = [key + values for key, values in rows.items() if values is not None]
             if gone:
-                cursor.executemany(self._delete_sql(table), _in_key_order(
-                    _rows_to_sql(table.key, gone)))
+                out.append((self._delete_sql(table),
+                            _in_key_order(_rows_to_sql(table.key, gone))))
             if kept:
                 converted = _rows_to_sql(table.columns, kept)
                 if self.db.kind == "postgres":
                     converted = _without_nul(table.columns, len(table.key), converted)
-                cursor.executemany(self._upsert_sql(table, add=False),
-                                   _in_key_order(converted))
+                out.append((self._upsert_sql(table, add=False), _in_key_order(converted)))
         for name, totals in self.adds.items():
             table = self.tables[name]
-            cursor.executemany(
-                self._upsert_sql(table, add=True),
-                _in_key_order(_rows_to_sql(
-                    table.columns, [key + tuple(deltas) for key, deltas in totals.items()])),
-            )
+            out.append((self._upsert_sql(table, add=True), _in_key_order(_rows_to_sql(
+                table.columns, [key + tuple(deltas) for key, deltas in totals.items()]))))
+        return out
+
+    def flush(self, cursor: Any,
+              prepared: list[tuple[str, list[tuple[Any, ...]]]] | None = None) -> None:
+        """Write what changed (`prepared` by `prepare`, or prepared here)."""
+        if prepared is None:
+            prepared = self.prepare()
+        if self.complete and self.db.kind == "sqlite":
+            # A rebuild writes tables far larger than SQLite's default 2 MB page cache.
+            cursor.execute(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
+        for statement, rows in prepared:
+            cursor.executemany(statement, rows)
         self.dirty = {}
         self.adds = {}
 
@@ -626,10 +637,11 @@ class Materialiser:
                 last: int) -> None:
         moving = [p for p in chosen if at[p.name] < last]
         try:
+            prepared = cache.prepare()
             with self.db.cursor(write=True) as c:
                 for projection in moving:
                     self._check_position(c, projection.name, at[projection.name])
-                cache.flush(c)
+                cache.flush(c, prepared)
                 for projection in moving:
                     self.db.track(c, projection.name, last)
         except BaseException:
