@@ -22,7 +22,8 @@ OtherPractice = Annotated[str, typer.Argument(help="ODS code of the practice (A8
 Consortium = Annotated[
     str, typer.Argument(help="Consortium code: 3 characters with a digit (16C) or 5 (X2C4Y).")
 ]
-Ref = Annotated[str, typer.Argument(help="Reference of the commitment (R-0001).")]
+Ref = Annotated[str, typer.Argument(
+    help="Reference of the commitment (R-0001): ASCII letters, digits and . _ - : / # @ + =.")]
 QsCodes = Annotated[
     list[str], typer.Argument(help="NICE quality standards: QS and a number (QS1 QS2).")
 ]
@@ -94,17 +95,21 @@ Holder = Annotated[
 ]
 Reason = Annotated[
     str,
-    typer.Option("--reason", help="Why (recorded on the event; no patient-identifiable data)."),
+    typer.Option("--reason", help="Why (recorded on the event; no patient-identifiable data; "
+                 "printable text, at most 1,000 characters)."),
 ]
 OptionalReason = Annotated[
     str | None,
     typer.Option(
         "--reason",
-        help="Why (recorded on the event; no patient-identifiable data).",
+        help="Why (recorded on the event; no patient-identifiable data; printable text, "
+        "at most 1,000 characters).",
         show_default=False,
     ),
 ]
-Name = Annotated[str, typer.Option("--name", help="Name as it should appear in reports.")]
+Name = Annotated[str, typer.Option(
+    "--name", help="Name as it should appear in reports (printable text, at most 200 "
+    "characters; recorded in Unicode NFC, trimmed).")]
 
 ListSize = Annotated[
     str,

@@ -28,7 +28,9 @@ def commit(
     practice: options.Practice,
     year: options.Year,
     element: options.Element,
-    ref: Annotated[str, typer.Option("--ref", help="A reference unique in the ledger.")],
+    ref: Annotated[str, typer.Option(
+        "--ref", help="A reference unique in the ledger: 1 to 64 ASCII letters, digits and "
+        ". _ - : / # @ + =.")],
     amount: options.Amount,
     provider: Annotated[str, typer.Option("--provider", help="Provider, e.g. trust code RTR.")],
     service: Annotated[str, typer.Option("--service", help="What is commissioned.")],

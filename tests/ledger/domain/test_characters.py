@@ -25,6 +25,7 @@ from ledger.domain.characters import (
 )
 from ledger.domain.errors import InvalidInput
 from ledger.domain.events import PracticeRegistered
+from ledger.domain.values import Actor, Role
 from ledger.store.mapper import decode_event, encode_event
 
 REFUSED_CATEGORIES = frozenset(UNPRINTABLE)
@@ -234,3 +235,16 @@ def test_any_accepted_identifier_is_printable_ascii(text: str) -> None:
     assert accepted.isascii()
     assert accepted.isprintable()
     assert " " not in accepted
+
+
+def test_an_actor_person_given_is_checked_but_one_stored_by_an_older_version_still_reads(
+) -> None:
+    assert Actor.parse("consortium:16C/ Dr Cafe\u0301 ").person == "Dr Caf\u00e9"
+    with pytest.raises(InvalidInput) as refused:
+        Actor.parse("consortium:16C/Dr \x1b[2J")
+    assert refused.value.rule == "text-characters"
+    stored = Actor.recorded("consortium:16C/Dr \x1b[2J")
+    assert (stored.role, stored.code, stored.person) == (Role.CONSORTIUM, "16C", "Dr \x1b[2J")
+    with pytest.raises(InvalidInput) as auditor:
+        Actor.parse("auditor:j\u200bsmith")
+    assert auditor.value.rule == "identifier"
