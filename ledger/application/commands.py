@@ -87,6 +87,16 @@ class Command(BaseModel):
     _given: dict[str, Any] = PrivateAttr(default_factory=dict)
     """The arguments as given (`parse_command`), for comparing with older receipts."""
 
+    def __eq__(self, other: object) -> bool:
+        """Commands are equal when their parsed values are, however they were spelled."""
+        if not isinstance(other, Command):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), orjson.dumps(self.model_dump(mode="json"),
+                                              option=orjson.OPT_SORT_KEYS)))
+
     def fingerprint(self, actor: str) -> str:
         """`v3:` and the SHA-256 of the command's name, actor (as parsed) and parsed values
         (never their spelling): `--amount 100` and `--amount 100.00` are one command."""

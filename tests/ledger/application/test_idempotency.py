@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ledger.application.commands import FINGERPRINT_VERSION
+from ledger.application.commands import FINGERPRINT_VERSION, build_command
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import IdempotencyConflict, RuleViolation
 from tests.conftest import PG_BASE_URL
@@ -160,3 +160,15 @@ def test_new_receipts_carry_the_current_format(ledger: Ledger) -> None:
     receipt = ledger.store.receipts(["c-new"])["c-new"]
     assert receipt.fingerprint.startswith("v3:")
     assert FINGERPRINT_VERSION == "v3"
+
+
+def test_commands_spelled_differently_are_equal_and_fingerprint_alike() -> None:
+    given = {**COMMIT_ARGS, "amount": "100"}
+    spelled = {**COMMIT_ARGS, "amount": "£100.00", "provider": "RTR ", "qs": ["qs3", "QS9"],
+               "practice": "a81001", "element": "ACUTE"}
+    first = build_command("spend commit", given)
+    second = build_command("spend commit", spelled)
+    assert first == second
+    assert hash(first) == hash(second)
+    assert first.fingerprint(ME) == second.fingerprint(ME)
+    assert first != build_command("spend commit", {**given, "amount": "100.01"})
