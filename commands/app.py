@@ -7,14 +7,31 @@ command modules import the application only inside their functions.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 
-from commands import apply, budget, consortium, demo, practice, reads, render, spend, token
+from commands import (
+    apply,
+    audit,
+    budget,
+    consortium,
+    demo,
+    joint,
+    keys,
+    practice,
+    project,
+    reads,
+    render,
+    report,
+    schema,
+    serve,
+    spend,
+    token,
+    witness,
+)
 from commands.errors import EXIT_USAGE
 from commands.global_options import LedgerGroup
-from commands.joint import register as register_joint
 from commands.state import CliState
 
 app = typer.Typer(
@@ -80,55 +97,24 @@ def main_options(
     ctx.obj = CliState(db=db, actor=actor, command_id=command_id, server=server, token=token)
 
 
-# --- sub-commands: one sub-app per noun; add new ones to these lists -------------------
+# --- sub-commands ----------------------------------------------------------------------
 
-# Writes.
-app.add_typer(practice.app)
-app.add_typer(consortium.app)
-app.add_typer(budget.app)
-app.add_typer(spend.app)
-app.add_typer(token.app)
-app.command("apply", epilog=apply.EPILOG)(apply.apply)
-app.command("demo", epilog=demo.EPILOG)(demo.demo)
 
-# Reads (projections/): registered here by commands/reads.py's author.
+class CommandModule(Protocol):
+    """A module of commands: it adds them (a sub-app per noun, or single commands)."""
 
-# Audit: verify, checkpoint, prove, verify-bundle — commands/audit.py.
-from commands import audit  # noqa: E402 - kept with its registration
+    def add_commands(self, parent: typer.Typer) -> None: ...
 
-audit.register(app)
-reads.register(app)  # reads: holders, trail, position, replay, projections, events
-register_joint(app)
 
-# ledger serve: the read API for other services (commands/serve.py, projections/api.py).
-from commands import serve  # noqa: E402 - kept with its registration
-
-app.command("serve", epilog=serve.EPILOG)(serve.serve)
-
-# ledger witness: an independent cosigner of checkpoints (commands/witness.py).
-from commands import witness  # noqa: E402 - kept with its registration
-
-app.add_typer(witness.app)
-
-# ledger key: rotation and retirement of the log's signing key (commands/keys.py).
-from commands import keys  # noqa: E402 - kept with its registration
-
-app.add_typer(keys.app)
-
-# ledger report: one self-contained HTML report (commands/report.py).
-from commands import report  # noqa: E402 - kept with its registration
-
-app.command("report", epilog=report.EPILOG)(report.report)
-
-# ledger project: the projector the service's reads can rely on (commands/project.py).
-from commands import project  # noqa: E402 - kept with its registration
-
-app.command("project", epilog=project.EPILOG)(project.project)
-
-# ledger schema: the events' JSON Schemas as the feed serves them (commands/schema.py).
-from commands import schema  # noqa: E402 - kept with its registration
-
-app.command("schema", epilog=schema.EPILOG)(schema.schema)
+# Every command module, in the order `ledger --help` lists them: writes, reads, audit,
+# the service. A new module goes in this table and nowhere else.
+COMMAND_MODULES: tuple[CommandModule, ...] = (
+    practice, consortium, budget, spend, token, apply, demo,  # writes
+    audit, reads, joint,  # audit and reads
+    serve, witness, keys, report, project, schema,  # the service, evidence, contract
+)
+for module in COMMAND_MODULES:
+    module.add_commands(app)
 
 
 def main() -> None:

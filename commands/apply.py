@@ -75,4 +75,9 @@ def apply(
                                  for r in report.refused))
 
 
-EPILOG = "Example: ledger --db ledger.db apply commands.jsonl --stop-on-error"
+EPILOG = "Examples:\n\nledger --db ledger.db apply commands.jsonl --stop-on-error"
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger apply` to the `ledger` app."""
+    parent.command("apply", epilog=EPILOG)(apply)

@@ -527,8 +527,35 @@ def _older(path: Path, verifier: Verifier) -> tuple[dict[str, Any] | None, Check
         raise BundleInvalid(f"{path}: {error}") from error
 
 
-def register(app: typer.Typer) -> None:
-    app.command("verify")(verify)
-    app.command("checkpoint")(checkpoint)
-    app.command("prove")(prove)
-    app.command("verify-bundle")(verify_bundle)
+VERIFY_EPILOG = (
+    "Examples:\n\n"
+    "ledger verify\n\n"
+    "ledger verify --public-key \"$(ledger checkpoint --public-key)\" --format json\n\n"
+    "ledger verify --max-unsealed-age 3600   (fail when an event waited over an hour)"
+)
+CHECKPOINT_EPILOG = (
+    "Examples:\n\n"
+    "ledger checkpoint --out checkpoint.txt\n\n"
+    "ledger checkpoint --public-key   (the key auditors verify with)\n\n"
+    "ledger checkpoint --export > checkpoints.txt\n\n"
+    "ledger checkpoint --witness http://witness-host:7380=witness.example.org/w1+700a423c+BJk…"
+)
+PROVE_EPILOG = (
+    "Examples:\n\n"
+    "ledger prove A81001 --out bundle.json"
+)
+VERIFY_BUNDLE_EPILOG = (
+    "Examples:\n\n"
+    "ledger verify-bundle bundle.json --public-key \"$(ledger checkpoint --public-key)\"\n\n"
+    "ledger verify-bundle bundle.json --public-key log.pub --against checkpoint.txt\n\n"
+    "ledger verify-bundle bundle.json --public-key log.pub --witness-key w1.pub "
+    "--witness-key w2.pub --quorum 1"
+)
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `verify`, `checkpoint`, `prove` and `verify-bundle` to the `ledger` app."""
+    parent.command("verify", epilog=VERIFY_EPILOG)(verify)
+    parent.command("checkpoint", epilog=CHECKPOINT_EPILOG)(checkpoint)
+    parent.command("prove", epilog=PROVE_EPILOG)(prove)
+    parent.command("verify-bundle", epilog=VERIFY_BUNDLE_EPILOG)(verify_bundle)

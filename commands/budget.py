@@ -19,7 +19,7 @@ app = typer.Typer(
 
 @app.command(
     "allocate",
-    epilog="Example: ledger --actor allocator:Q71 budget allocate A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor allocator:Q71 budget allocate A81001 --year 2024-25 "
     "--element acute=1200000 --element prescribing=310000.50",
 )
 def allocate(
@@ -42,7 +42,7 @@ def allocate(
 
 @app.command(
     "allocate-formula",
-    epilog="Example: ledger --actor allocator:Q71 budget allocate-formula --year 2025-26 "
+    epilog="Examples:\n\nledger --actor allocator:Q71 budget allocate-formula --year 2025-26 "
     "--rate acute=780 --rate prescribing=170.25 --consortium 16C --on 2025-04-01 --dry-run",
 )
 def allocate_formula(
@@ -95,7 +95,7 @@ def allocate_formula(
 
 @app.command(
     "import",
-    epilog="Example: ledger --actor allocator:Q71 budget import allocations.csv --year 2024-25",
+    epilog="Examples:\n\nledger --actor allocator:Q71 budget import allocations.csv --year 2024-25",
 )
 def import_(
     ctx: typer.Context, file: options.CsvFile, year: options.Year, on: options.On = None
@@ -121,7 +121,7 @@ def import_(
 
 @app.command(
     "adjust",
-    epilog="Example: ledger --actor allocator:Q71 budget adjust A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor allocator:Q71 budget adjust A81001 --year 2024-25 "
     '--element acute --by -5000 --reason "List cleansing"',
 )
 def adjust(
@@ -145,7 +145,7 @@ def adjust(
 
 @app.command(
     "delegate",
-    epilog="Example: ledger --actor practice:A81001 budget delegate A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor practice:A81001 budget delegate A81001 --year 2024-25 "
     "--element prescribing --to consortium:16C --on 2024-06-01",
 )
 def delegate(
@@ -167,7 +167,7 @@ def delegate(
 
 @app.command(
     "revoke",
-    epilog="Example: ledger --actor practice:A81001 budget revoke A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor practice:A81001 budget revoke A81001 --year 2024-25 "
     "--element prescribing --on 2024-09-01",
 )
 def revoke(
@@ -184,7 +184,7 @@ def revoke(
 
 @app.command(
     "opt-out",
-    epilog="Example: ledger --actor practice:A81001 budget opt-out A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor practice:A81001 budget opt-out A81001 --year 2024-25 "
     '--to practice:A81002 --on 2024-05-01 --reason "Partner retiring"',
 )
 def opt_out(
@@ -203,7 +203,7 @@ def opt_out(
 
 @app.command(
     "opt-in",
-    epilog="Example: ledger --actor practice:A81001 budget opt-in A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor practice:A81001 budget opt-in A81001 --year 2024-25 "
     "--on 2024-10-01",
 )
 def opt_in(
@@ -221,7 +221,7 @@ def opt_in(
 
 @app.command(
     "harden",
-    epilog="Example: ledger --actor allocator:Q71 budget harden A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor allocator:Q71 budget harden A81001 --year 2024-25 "
     "--on 2024-07-01",
 )
 def harden(
@@ -238,7 +238,7 @@ def harden(
 
 @app.command(
     "soften",
-    epilog="Example: ledger --actor allocator:Q71 budget soften A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor allocator:Q71 budget soften A81001 --year 2024-25 "
     "--on 2025-01-01",
 )
 def soften(
@@ -251,3 +251,8 @@ def soften(
 ) -> None:
     """Make the budget indicative: overspend is recorded and flagged, not refused."""
     write(ctx, "budget soften", {"practice": practice, "year": year, "reason": reason, "on": on})
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger budget …` to the `ledger` app."""
+    parent.add_typer(app)

@@ -18,7 +18,7 @@ app = typer.Typer(
 
 @app.command(
     "form",
-    epilog="Example: ledger --actor allocator:Q71 consortium form 16C "
+    epilog="Examples:\n\nledger --actor allocator:Q71 consortium form 16C "
     '--name "Tees Valley" --officer "Dr A. Example"',
 )
 def form(
@@ -36,7 +36,7 @@ def form(
 
 @app.command(
     "join",
-    epilog="Example: ledger --actor consortium:16C consortium join 16C A81001 --on 2024-04-01",
+    epilog="Examples:\n\nledger --actor consortium:16C consortium join 16C A81001 --on 2024-04-01",
 )
 def join(
     ctx: typer.Context,
@@ -51,7 +51,7 @@ def join(
 
 @app.command(
     "leave",
-    epilog="Example: ledger --actor consortium:16C consortium leave 16C A81001 --on 2025-01-01",
+    epilog="Examples:\n\nledger --actor consortium:16C consortium leave 16C A81001 --on 2025-01-01",
 )
 def leave(
     ctx: typer.Context,
@@ -66,7 +66,7 @@ def leave(
 
 @app.command(
     "risk-pool",
-    epilog="Example: ledger --actor consortium:16C consortium risk-pool 16C --year 2024-25 "
+    epilog="Examples:\n\nledger --actor consortium:16C consortium risk-pool 16C --year 2024-25 "
     "--top-slice 1%",
 )
 def risk_pool(
@@ -89,7 +89,8 @@ def risk_pool(
 
 @app.command(
     "adopt",
-    epilog="Example: ledger --actor consortium:16C consortium adopt 16C --year 2024-25 QS1 QS2 QS3",
+    epilog="Examples:\n\nledger --actor consortium:16C consortium adopt 16C --year 2024-25 "
+    "QS1 QS2 QS3",
 )
 def adopt(
     ctx: typer.Context,
@@ -102,3 +103,8 @@ def adopt(
     """Adopt NICE quality standards for a year."""
     write(ctx, "consortium adopt",
           {"consortium": consortium, "year": year, "codes": codes, "on": on})
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger consortium …` to the `ledger` app."""
+    parent.add_typer(app)

@@ -14,9 +14,10 @@ from commands.run import state_of
 from commands.state import CliState
 
 if TYPE_CHECKING:
-    from ledger.application.demo import DemoSummary
+    from commands.demo_ledger import DemoSummary
+    from projections.joint_queries import JointReads
 
-EPILOG = ("Example: ledger --db demo.db demo  (then open demo-report.html, written beside "
+EPILOG = ("Examples:\n\nledger --db demo.db demo  (then open demo-report.html, written beside "
           "demo.db)")
 DEMO_CONSORTIUM = "16C"
 
@@ -31,7 +32,7 @@ def demo(ctx: typer.Context) -> None:
     """
     state = state_of(ctx)
     with handled(state):
-        from ledger.application.demo import build_demo  # noqa: PLC0415 - fast --help
+        from commands.demo_ledger import build_demo  # noqa: PLC0415 - fast --help
 
         summary = build_demo(state.ledger().service)
         render.demo_summary(summary)
@@ -43,12 +44,11 @@ def tour(state: CliState, summary: DemoSummary) -> None:
 
     Who holds what for a practice that delegated and one that opted out (as of a
     date inside the opt-out, and as known on a date before it was recorded), one
-    practice's trail, positions by consortium with the risk pool, then quality
-    standards with their gaps and the peer-review outliers, the funnel plot's
-    table for one consortium, and last its HTML report (the path is printed).
+    practice's trail, the risk pools, then the quality standards with their gaps,
+    peer review by funnel plot for one consortium (the product's default method),
+    and last that consortium's HTML report (the path is printed).
     """
     from commands.joint import show_funnel  # noqa: PLC0415 - fast --help
-    from commands.joint import tour as joint_tour  # noqa: PLC0415
     from commands.reads import show_pools  # noqa: PLC0415
     from commands.reads_render import Format, rows  # noqa: PLC0415
     from commands.report import write_report  # noqa: PLC0415
@@ -73,10 +73,9 @@ def tour(state: CliState, summary: DemoSummary) -> None:
                      "each risk pool: capacity, drawn, headroom (also under "
                      "`ledger position --by consortium`)")
     show_pools(reads.pools(year=summary.year), Format.table)
-    render.tour_step(f"ledger quality --year {summary.year}; "
-                     "ledger variation --method tukey --element acute",
-                     "standards adopted with their gaps, and outliers by Tukey's fences")
-    joint_tour(state, year=summary.year)
+    render.tour_step(f"ledger quality --year {summary.year}",
+                     "the standards each consortium adopted, with their gaps")
+    adopted_standards(reads, summary.year)
     render.tour_step(f"ledger variation --consortium {DEMO_CONSORTIUM} --element acute",
                      "peer review by funnel plot: limits for each practice's size")
     show_funnel(reads.funnel(consortium=DEMO_CONSORTIUM, year=summary.year,
@@ -91,9 +90,28 @@ def tour(state: CliState, summary: DemoSummary) -> None:
     render.out.print(f"Open the report: {written.as_uri()}", markup=False)
 
 
+def adopted_standards(reads: JointReads, year: str) -> None:
+    """The standards each consortium adopted for `year`, gaps listed under the table, and
+    how many standards commitments were tagged with but nobody adopted."""
+    from commands.joint import show_quality  # noqa: PLC0415 - fast --help
+    from commands.reads_render import Format  # noqa: PLC0415
+
+    standards = reads.quality(year=year)
+    show_quality([r for r in standards if r["adopted"]], Format.table)
+    others = sum(not r["adopted"] for r in standards)
+    if others:
+        render.out.print(f"{others} standard(s) tagged on commitments but not adopted: "
+                         "`ledger quality` lists them too.", markup=False)
+
+
 def report_path(db: str) -> Path:
     """Where the demo writes its report: beside a SQLite file, else here."""
     if "://" in db:
         return Path.cwd() / "demo-report.html"
     where = Path(db)
     return where.with_name(f"{where.stem}-report.html")
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger demo` to the `ledger` app."""
+    parent.command("demo", epilog=EPILOG)(demo)

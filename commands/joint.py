@@ -1,13 +1,12 @@
 """Joint accountability reads: `ledger quality` and `ledger variation`.
 
 Each parses its options, calls one query of projections/joint_queries.py and
-prints the rows with commands/reads_render.py. Reads need no actor. `tour` is
-what `ledger demo` calls to show both after its summary.
+prints the rows with commands/reads_render.py. Reads need no actor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -24,7 +23,6 @@ from commands.run import state_of
 from ledger.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from commands.state import CliState
     from projections.joint_queries import JointReads
 
 Row = dict[str, Any]
@@ -205,37 +203,64 @@ def show_quality(found: Sequence[Row], fmt: Format) -> None:
                        style="bold red"))
 
 
-def show_variation(found: Sequence[Row], fmt: Format) -> None:
-    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+def _population(r: Row) -> Any:
+    """A member's population as a table shows it: weighted, a list size, or none."""
+    people, basis = r["weighted_population"], r["population_basis"]
+    if basis == "weighted":
+        return people
+    return f"{int(people):,} (list size)" if basis == "list size" else "none"
 
-    from ledger.domain.values import format_pence  # noqa: PLC0415 - keeps --help fast
 
+def _peer_review(found: Sequence[Row], fmt: Format, *, fields: list[str], columns: list[str],
+                 title: Callable[[str, str, str, Row], str],
+                 cells: Callable[[Row], Row],
+                 after: Callable[[str, str, list[Row]], None] | None = None) -> bool:
+    """Peer-review rows (funnel or Tukey) in `fmt`: JSON/CSV carry `fields` of every row;
+    a table per consortium, element and year, titled by `title(consortium, element, year,
+    first row)`, shows `columns` of each row with `cells(row)` laid over it, followed by
+    `after(consortium, element, rows)`. True when tables were printed (the caller adds
+    its summary line under them)."""
     if fmt is not Format.table:
-        rows([{k: r[k] for k in VARIATION_FIELDS} for r in found], fmt,
-             columns=VARIATION_FIELDS)
-        return
+        rows([{k: r[k] for k in fields} for r in found], fmt, columns=fields)
+        return False
     if not found:
         rows([], fmt, title="Variation", empty="no member practices in scope")
-        return
+        return False
     for (consortium, element, year), members in by_group(found).items():
-        first = members[0]
-        median = first["median_per_1000"]
-        median_spend = first["median_spend_per_1000_pence"]
-        title = (f"{consortium} {element} {year}, per 1,000 patients: median "
-                 f"{'-' if median is None else median} commitments, "
-                 f"{'-' if median_spend is None else format_pence(median_spend)} spend")
-        shown = []
-        for r in members:
-            people, basis = r["weighted_population"], r["population_basis"]
-            shown.append(r | {
-                "population": people if basis == "weighted"
-                else f"{int(people):,} (list size)" if basis == "list size" else "none",
-                "outlier": f"OUTLIER: {r['outlier_reason']}" if r["outlier"] else "",
-            })
-        rows(shown, fmt, columns=VARIATION_TABLE, title=title)
-        notes = {n for r in members for n in r["note"].split("; ") if "no outliers" in n}
-        for note in sorted(notes):
-            render.out.print(Text(f"{consortium} {element}: {note}"))
+        shown = [r | {"population": _population(r)} | cells(r) for r in members]
+        rows(shown, fmt, columns=columns, title=title(consortium, element, year, members[0]))
+        if after is not None:
+            after(consortium, element, members)
+    return True
+
+
+def _tukey_title(consortium: str, element: str, year: str, first: Row) -> str:
+    from ledger.domain.values import format_pence  # noqa: PLC0415 - keeps --help fast
+
+    median, median_spend = first["median_per_1000"], first["median_spend_per_1000_pence"]
+    return (f"{consortium} {element} {year}, per 1,000 patients: median "
+            f"{'-' if median is None else median} commitments, "
+            f"{'-' if median_spend is None else format_pence(median_spend)} spend")
+
+
+def _tukey_notes(consortium: str, element: str, members: list[Row]) -> None:
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+    notes = {n for r in members for n in r["note"].split("; ") if "no outliers" in n}
+    for note in sorted(notes):
+        render.out.print(Text(f"{consortium} {element}: {note}"))
+
+
+def show_variation(found: Sequence[Row], fmt: Format) -> None:
+    """Tukey rows: JSON/CSV as they are; tables per consortium and element, outliers named."""
+    from rich.text import Text  # noqa: PLC0415 - rich only when printing
+
+    if not _peer_review(found, fmt, fields=VARIATION_FIELDS, columns=VARIATION_TABLE,
+                        title=_tukey_title,
+                        cells=lambda r: {"outlier": f"OUTLIER: {r['outlier_reason']}"
+                                         if r["outlier"] else ""},
+                        after=_tukey_notes):
+        return
     flagged = sum(r["outlier"] for r in found)
     render.out.print(Text(f"{flagged} outlier(s). Rule: outside Q1 - 1.5 x IQR ... Q3 + 1.5 x IQR "
                    "of the members' rates; none with fewer than 4 members.",
@@ -254,70 +279,37 @@ def _two(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def _funnel_title(consortium: str, element: str, year: str, first: Row) -> str:
+    adjusted = (f", overdispersion tau^2 {first['tau2']:.6f}"
+                if first["overdispersion"] and first["tau2"] is not None else "")
+    return (f"{consortium} {element} {year}: funnel against the {first['target_basis']} "
+            f"rate of {_two(first['target_per_1000'])} per 1,000{adjusted}")
+
+
+def _funnel_cells(r: Row) -> Row:
+    return {
+        "expected": _two(r["expected"]), "per_1000": _two(r["per_1000"]),
+        "95% limits": f"{_two(r['lower_95'])} .. {_two(r['upper_95'])}",
+        "99.8% limits": f"{_two(r['lower_998'])} .. {_two(r['upper_998'])}",
+        "z_score": _two(r["z_score"]),
+        "band": r["band"].upper() if r["flagged"] else r["band"],
+    }
+
+
 def show_funnel(found: Sequence[Row], fmt: Format) -> None:
     """Funnel rows: JSON/CSV as they are; tables per consortium and element."""
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
-    if fmt is not Format.table:
-        rows([{k: r[k] for k in FUNNEL_FIELDS} for r in found], fmt, columns=FUNNEL_FIELDS)
+    if not _peer_review(found, fmt, fields=FUNNEL_FIELDS, columns=FUNNEL_TABLE,
+                        title=_funnel_title, cells=_funnel_cells):
         return
-    if not found:
-        rows([], fmt, title="Variation", empty="no member practices in scope")
-        return
-    for (consortium, element, year), members in by_group(found).items():
-        first = members[0]
-        adjusted = (f", overdispersion tau^2 {first['tau2']:.6f}"
-                    if first["overdispersion"] and first["tau2"] is not None else "")
-        title = (f"{consortium} {element} {year}: funnel against the {first['target_basis']} "
-                 f"rate of {_two(first['target_per_1000'])} per 1,000{adjusted}")
-        shown = []
-        for r in members:
-            people, basis = r["weighted_population"], r["population_basis"]
-            shown.append(r | {
-                "population": people if basis == "weighted"
-                else f"{int(people):,} (list size)" if basis == "list size" else "none",
-                "expected": _two(r["expected"]), "per_1000": _two(r["per_1000"]),
-                "95% limits": f"{_two(r['lower_95'])} .. {_two(r['upper_95'])}",
-                "99.8% limits": f"{_two(r['lower_998'])} .. {_two(r['upper_998'])}",
-                "z_score": _two(r["z_score"]),
-                "band": r["band"].upper() if r["flagged"] else r["band"],
-            })
-        rows(shown, fmt, columns=FUNNEL_TABLE, title=title)
     flagged = sum(r["flagged"] for r in found)
     render.out.print(Text(f"{flagged} practice(s) outside the 95% limits. Limits are exact Poisson "
                    "for each practice's expected count; rates per 1,000 patients.",
                    style="bold red" if flagged else ""))
 
 
-def tour(state: CliState, *, year: str | None = None, consortium: str | None = None,
-         element: str | None = "acute") -> None:
-    """Show quality and variation in `ledger demo`'s tour (after its summary).
-
-    The adopted standards of every consortium (gaps listed under the table); variation of
-    `element` for `consortium`, or, without one, only the outlier rows of every
-    consortium. Errors are the caller's to handle (run it inside `handled`).
-    """
-    from rich.text import Text  # noqa: PLC0415 - rich only when printing
-
-    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
-
-    reads = JointReads(state.existing().store, today=datetime.now(UTC).date())
-    standards = reads.quality(year=year)
-    show_quality([r for r in standards if r["adopted"]], Format.table)
-    others = sum(not r["adopted"] for r in standards)
-    if others:
-        render.out.print(Text(f"{others} standard(s) tagged on commitments but not adopted: "
-                       "`ledger quality` lists them too."))
-    found = reads.variation(consortium=consortium, year=year, element=element)
-    if consortium is None:
-        outliers = [r for r in found if r["outlier"]]
-        render.out.print(Text(f"Peer review of {element or 'every element'}: {len(outliers)} "
-                       f"outlier(s) among {len(found)} member practices"))
-        found = outliers
-    show_variation(found, Format.table)
-
-
-def register(app: typer.Typer) -> None:
+def add_commands(parent: typer.Typer) -> None:
     """Add `quality` and `variation` to the `ledger` app."""
-    app.command("quality", epilog=QUALITY_EPILOG)(quality)
-    app.command("variation", epilog=VARIATION_EPILOG)(variation)
+    parent.command("quality", epilog=QUALITY_EPILOG)(quality)
+    parent.command("variation", epilog=VARIATION_EPILOG)(variation)

@@ -15,7 +15,7 @@ app = typer.Typer(name="key", help="The log's signing keys: list, rotate, retire
                   no_args_is_help=True)
 
 
-@app.command("list")
+@app.command("list", epilog="Examples:\n\nledger key list")
 def list_keys(ctx: typer.Context) -> None:
     """Every key the log has signed with: ID, verifier key, valid from/until, retired."""
     state = state_of(ctx)
@@ -31,7 +31,11 @@ def list_keys(ctx: typer.Context) -> None:
                              f"{key.verifier.vkey}", markup=False)
 
 
-@app.command("rotate")
+@app.command(
+    "rotate",
+    epilog="Examples:\n\nledger key rotate   (then restart witnesses with a --log for the new "
+    "key)",
+)
 def rotate(ctx: typer.Context) -> None:
     """Sign from now on with a new key; the old public key stays valid for what it signed."""
     state = state_of(ctx)
@@ -47,7 +51,9 @@ def rotate(ctx: typer.Context) -> None:
         )
 
 
-@app.command("retire")
+@app.command(
+    "retire", epilog="Examples:\n\nledger key list\n\nledger key retire 0f2f0ae3"
+)
 def retire(
     ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's 8-hex-digit ID.")],
@@ -62,3 +68,8 @@ def retire(
         assert key.retired_at is not None
         render.out.print(f"retired: key {key.key_id} from {format_time(key.retired_at)}",
                          markup=False)
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger key …` to the `ledger` app."""
+    parent.add_typer(app)

@@ -20,7 +20,7 @@ app = typer.Typer(
 
 @app.command(
     "register",
-    epilog="Example: ledger --actor allocator:Q71 practice register A81001 "
+    epilog="Examples:\n\nledger --actor allocator:Q71 practice register A81001 "
     '--name "The Densham Surgery" --list-size 4069 --weighted acute=5044.162762 --on 2024-04-01',
 )
 def register(
@@ -44,17 +44,17 @@ def register(
 
 @app.command(
     "import",
-    epilog="Example: ledger --actor allocator:Q71 practice import practices.csv "
+    epilog="Examples:\n\nledger --actor allocator:Q71 practice import practices.csv "
     "--on 2024-04-01\n\n"
-    "A published file as downloaded: ledger --actor allocator:Q71 practice import "
+    "ledger --actor allocator:Q71 practice import "
     "gp-practice-weighted-populations-2025-26.csv --mapping nhse-weighted-populations.toml "
-    "--on 2025-04-01\n\n"
-    "Naming columns one by one: ledger --actor allocator:Q71 practice import weighted.csv "
+    "--on 2025-04-01   (a published file as downloaded)\n\n"
+    "ledger --actor allocator:Q71 practice import weighted.csv "
     '--map practice=Practice_Code --map name=GP_Practice_Name --map list_size=Registered '
-    '--map acute="G&A WP" --ignore ICB\n\n'
-    "Next month's list sizes: ledger --actor allocator:Q71 practice import "
+    '--map acute="G&A WP" --ignore ICB   (naming columns one by one)\n\n'
+    "ledger --actor allocator:Q71 practice import "
     "gp-reg-pat-prac-all.csv --list-sizes --mapping nhsd-registered-patients.toml "
-    "--on 2025-10-01",
+    "--on 2025-10-01   (next month's list sizes)",
 )
 def import_(
     ctx: typer.Context,
@@ -136,7 +136,7 @@ def import_(
 
 @app.command(
     "list-size",
-    epilog="Example: ledger --actor allocator:Q71 practice list-size A81001 --list-size 4,105 "
+    epilog="Examples:\n\nledger --actor allocator:Q71 practice list-size A81001 --list-size 4,105 "
     "--weighted acute=5061.204118 --on 2025-10-01",
 )
 def list_size(
@@ -160,7 +160,7 @@ def list_size(
 
 @app.command(
     "close",
-    epilog='Example: ledger --actor allocator:Q71 practice close A81001 --on 2025-01-01 '
+    epilog='Examples:\n\nledger --actor allocator:Q71 practice close A81001 --on 2025-01-01 '
     '--reason "Merged with A81002"',
 )
 def close(
@@ -174,3 +174,8 @@ def close(
     from that day (refused while it has commitments effective on or after it). Its
     budgets stay accountable and readable."""
     write(ctx, "practice close", {"practice": practice, "reason": reason, "on": on})
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger practice …` to the `ledger` app."""
+    parent.add_typer(app)

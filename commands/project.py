@@ -59,3 +59,8 @@ def project(
             render.done(f"stopped at position {views.store.head()}")
         finally:
             signal.close()
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger project` to the `ledger` app."""
+    parent.command("project", epilog=EPILOG)(project)

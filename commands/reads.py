@@ -252,7 +252,10 @@ projections_app = typer.Typer(
 )
 
 
-@projections_app.command("status")
+@projections_app.command(
+    "status",
+    epilog="Examples:\n\nledger projections status\n\nledger projections status --format json",
+)
 def projections_status(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     """Each projection's position in the log and how far it lags the head."""
     with handled(state_of(ctx)):
@@ -264,7 +267,10 @@ def projections_status(ctx: typer.Context, fmt: FormatOption = Format.table) -> 
         rows(found, fmt, title="Projections")
 
 
-@projections_app.command("rebuild")
+@projections_app.command(
+    "rebuild",
+    epilog="Examples:\n\nledger projections rebuild\n\nledger projections rebuild positions",
+)
 def projections_rebuild(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="One projection (default: all).")] = None,
@@ -330,12 +336,36 @@ def events(
             signal.close()
 
 
-def register(app: typer.Typer) -> None:
+HOLDERS_EPILOG = (
+    "Examples:\n\n"
+    "ledger holders --practice A81001 --year 2024-25 --as-of 2024-09-01\n\n"
+    "ledger holders --practice A81001 --known-at 2024-07-15T09:30:00Z\n\n"
+    "ledger holders --holder consortium:16C --format json\n\n"
+    "ledger holders --consortium 16C --year 2024-25 --format csv"
+)
+TRAIL_EPILOG = (
+    "Examples:\n\n"
+    "ledger trail A81001 --year 2024-25 --since 2024-06-01\n\n"
+    "ledger trail A81001 --until 2024-09-30 --format csv"
+)
+REPLAY_EPILOG = (
+    "Examples:\n\n"
+    "ledger replay A81001 --year 2024-25 --until 2024-10-01\n\n"
+    "ledger replay A81001 --year 2024-25 --format json"
+)
+EVENTS_EPILOG = (
+    "Examples:\n\n"
+    "ledger events --after 1200 > events.jsonl\n\n"
+    "ledger events --after 1200 --follow   (keeps printing new events; stop with Ctrl-C)"
+)
+
+
+def add_commands(parent: typer.Typer) -> None:
     """Add the read commands to the `ledger` app."""
-    app.command("holders")(holders)
-    app.command("trail")(trail)
-    app.command("position", epilog=POSITION_EPILOG)(position)
-    app.command("pools", epilog=POOLS_EPILOG)(pools)
-    app.command("replay")(replay)
-    app.add_typer(projections_app)
-    app.command("events")(events)
+    parent.command("holders", epilog=HOLDERS_EPILOG)(holders)
+    parent.command("trail", epilog=TRAIL_EPILOG)(trail)
+    parent.command("position", epilog=POSITION_EPILOG)(position)
+    parent.command("pools", epilog=POOLS_EPILOG)(pools)
+    parent.command("replay", epilog=REPLAY_EPILOG)(replay)
+    parent.add_typer(projections_app)
+    parent.command("events", epilog=EVENTS_EPILOG)(events)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from commands.demo_ledger import DemoSummary
     from ledger.application.batch import ApplyReport, LineResult
-    from ledger.application.demo import DemoSummary
     from ledger.application.formula import FormulaRun
     from ledger.application.imports import ImportReport
     from ledger.application.service import Answer

@@ -77,3 +77,8 @@ def write_report(store: EventStore, *, consortium: str | None, allocator: str | 
     except OSError as error:
         raise InvalidInput("out", f"cannot write {path}: {error.strerror or error}") from error
     return path.resolve()
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger report` to the `ledger` app."""
+    parent.command("report", epilog=EPILOG)(report)

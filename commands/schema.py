@@ -39,3 +39,8 @@ def schema(
             (out / f"{name}.json").write_bytes(
                 orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
         render.done(f"wrote {len(schemas)} event schemas to {out}")
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger schema` to the `ledger` app."""
+    parent.command("schema", epilog=EPILOG)(schema)

@@ -22,13 +22,12 @@ ENV_PROJECTED = "LEDGER_SERVE_PROJECTED"
 ENV_ONE_BY_ONE = "LEDGER_SERVE_ONE_BY_ONE"
 
 EPILOG = (
+    "Ask it with a token (ledger token create --help): curl -H 'Authorization: Bearer "
+    "<token>' 'http://127.0.0.1:8000/holders?practice=A81001&as_of=2024-09-01'. The "
+    "OpenAPI schema is at /openapi.json, its pages at /docs.\n\n"
     "Examples:\n\n"
     "ledger --db ledger.db serve --port 8000\n\n"
-    "curl -H 'Authorization: Bearer <token>' "
-    "'http://127.0.0.1:8000/holders?practice=A81001&as_of=2024-09-01'\n\n"
-    "curl -H 'Authorization: Bearer <token>' 'http://127.0.0.1:8000/events?after=1200'\n\n"
-    "Tokens: ledger token create --help.\n\n"
-    "The OpenAPI schema is at /openapi.json, its pages at /docs."
+    "ledger --db \"$URL\" serve --projected --workers 4 --host 10.0.0.5 --port 8000"
 )
 
 
@@ -79,3 +78,8 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger serve` to the `ledger` app."""
+    parent.command("serve", epilog=EPILOG)(serve)

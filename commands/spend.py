@@ -18,7 +18,7 @@ app = typer.Typer(
 
 @app.command(
     "commit",
-    epilog="Example: ledger --actor practice:A81001 spend commit A81001 --year 2024-25 "
+    epilog="Examples:\n\nledger --actor practice:A81001 spend commit A81001 --year 2024-25 "
     '--element acute --ref R-0001 --amount 12500 --provider RTR --service "Hip replacement" '
     "--qs QS3",
 )
@@ -52,7 +52,7 @@ def commit(
 
 
 @app.command(
-    "vary", epilog="Example: ledger --actor practice:A81001 spend vary R-0001 --amount 13000"
+    "vary", epilog="Examples:\n\nledger --actor practice:A81001 spend vary R-0001 --amount 13000"
 )
 def vary(
     ctx: typer.Context,
@@ -70,7 +70,9 @@ def vary(
 
 @app.command(
     "settle",
-    epilog="Example: ledger --actor practice:A81001 spend settle R-0001 --amount 6000 [--final]",
+    epilog="Examples:\n\nledger --actor practice:A81001 spend settle R-0001 --amount 6000\n\n"
+    "ledger --actor practice:A81001 spend settle R-0001 --amount 7000 --final   (the last "
+    "payment: closes it)",
 )
 def settle(
     ctx: typer.Context,
@@ -91,7 +93,7 @@ def settle(
 
 @app.command(
     "cancel",
-    epilog='Example: ledger --actor practice:A81001 spend cancel R-0001 --reason "Not needed"',
+    epilog='Examples:\n\nledger --actor practice:A81001 spend cancel R-0001 --reason "Not needed"',
 )
 def cancel(
     ctx: typer.Context,
@@ -102,3 +104,8 @@ def cancel(
 ) -> None:
     """Cancel a commitment: release what is outstanding, keep what was settled."""
     write(ctx, "spend cancel", {"ref": ref, "reason": reason, "on": on})
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger spend …` to the `ledger` app."""
+    parent.add_typer(app)

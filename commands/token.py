@@ -81,7 +81,7 @@ def create(
             render.token_secret(token.token_id, token.secret)
 
 
-@app.command("list", epilog="Example: ledger token list --format json")
+@app.command("list", epilog="Examples:\n\nledger token list --format json")
 def list_(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     """Every token ever granted: id, actor, status, who granted it and when (no secrets)."""
     state = state_of(ctx)
@@ -92,7 +92,7 @@ def list_(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
         rows(found, fmt, title="Tokens", empty="none granted yet")
 
 
-@app.command("revoke", epilog="Example: ledger --actor allocator:Q71 token revoke 3f9a0c12be47")
+@app.command("revoke", epilog="Examples:\n\nledger --actor allocator:Q71 token revoke 3f9a0c12be47")
 def revoke(
     ctx: typer.Context,
     token_id: Annotated[str, typer.Argument(help="The token's id (token list).")],
@@ -101,3 +101,8 @@ def revoke(
     from commands.run import write  # noqa: PLC0415
 
     write(ctx, "token revoke", {"token_id": token_id})
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger token …` to the `ledger` app."""
+    parent.add_typer(app)

@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 EPILOG = (
-    "Example:\n\n"
+    "Examples:\n\n"
     "ledger witness keygen --name witness.example.org/w1 --key witness.key\n\n"
     "ledger witness serve --key witness.key --state witness-state --log "
     "'commissioning-ledger/4f0c…=commissioning-ledger/4f0c…+1a2b3c4d+AUt…' --port 7380"
@@ -51,7 +51,7 @@ def keygen(
         render.out.print(create_witness_key(key, name).verifier.vkey, markup=False)
 
 
-@app.command("key")
+@app.command("key", epilog="Examples:\n\nledger witness key --key witness.key")
 def show_key(key: KeyFile) -> None:
     """Print the witness's public verifier key (give it to the ledgers and their auditors)."""
     with handled():
@@ -115,3 +115,8 @@ def parse_logs(items: list[str]) -> dict[str, list[Verifier]]:
             raise InvalidInput("log", f"the key for {origin!r} is named {verifier.name!r}")
         logs.setdefault(verifier.name, []).append(verifier)
     return logs
+
+
+def add_commands(parent: typer.Typer) -> None:
+    """Add `ledger witness …` to the `ledger` app."""
+    parent.add_typer(app)

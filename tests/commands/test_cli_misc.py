@@ -12,8 +12,8 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from commands.app import app
+from commands.demo_ledger import build_demo
 from commands.errors import EXIT_REFUSED, EXIT_STORE_UNAVAILABLE
-from ledger.application.demo import build_demo
 from ledger.bootstrap import bootstrap
 from tests.commands.conftest import clean_env, ledger_executable, topics
 from tests.conftest import FakeClock
@@ -44,15 +44,40 @@ def test_every_write_command_of_the_design_exists() -> None:
         assert {verb for n, verb in found if n == noun} >= verbs
 
 
-@pytest.mark.parametrize("words", [*write_commands(), ("apply",), ("demo",)],
-                         ids=" ".join)
-def test_every_write_command_has_help_with_an_example(words: tuple[str, ...]) -> None:
+def every_command(group: TyperGroup | None = None) -> list[tuple[str, ...]]:
+    """The words of every command registered on the app, sub-apps walked, none left out."""
+    group = group or typer.main.get_command(app)  # type: ignore[assignment]
+    assert isinstance(group, TyperGroup)
+    found: list[tuple[str, ...]] = []
+    for name, sub in group.commands.items():
+        if isinstance(sub, TyperGroup):
+            found += [(name, *rest) for rest in every_command(sub)]
+        else:
+            found.append((name,))
+    return found
+
+
+def test_the_commands_walked_include_every_kind_of_registration() -> None:
+    walked = set(every_command())
+    assert {("spend", "commit"), ("apply",), ("holders",), ("verify-bundle",), ("variation",),
+            ("projections", "rebuild"), ("witness", "key"), ("key", "retire"),
+            ("schema",)} <= walked
+    assert len(walked) >= 50
+
+
+@pytest.mark.parametrize("words", every_command(), ids=" ".join)
+def test_every_command_has_help_with_examples_of_itself(words: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*words, "--help"], env={"COLUMNS": "300"})
     assert result.exit_code == 0
-    assert "Example: ledger " in result.stdout
-    assert " ".join(words) in result.stdout.split("Example:")[1]
+    before, section, examples = result.stdout.partition("Examples:")
+    assert section, f"ledger {' '.join(words)} --help has no Examples section"
+    # One example a paragraph, wrapped to the terminal: each is a whole `ledger` command line.
+    shown = [" ".join(p.split()) for p in examples.split("\n\n") if p.strip()]
+    assert shown
+    assert all(example.startswith("ledger ") for example in shown), shown
+    assert any(f" {' '.join(words)}" in example for example in shown), shown
     if words[0] in WRITES:
-        assert "--on" in result.stdout
+        assert "--on" in before
 
 
 @pytest.mark.e2e
@@ -99,6 +124,9 @@ def test_the_demo_builds_a_realistic_ledger_and_refuses_a_non_empty_one(tmp_path
     assert "<svg" in report.read_text()
     assert "5 consortia, 49 practices, year 2024-25" in first.stdout
     assert "refused [hard-budget]" in first.stdout
+    shown = " ".join(first.stdout.split())
+    assert "16C acute 2024-25: funnel against the consortium rate" in shown  # peer review
+    assert "IQR" not in shown  # by funnel plot only, the default method
     counts = topics(db)
     assert counts["SpendCommitted"] >= 300
     assert counts["PracticeRegistered"] == 49

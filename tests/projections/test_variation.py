@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from commands.joint import tour
-from commands.state import CliState
+from commands.demo import adopted_standards
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.values import ELEMENTS
@@ -260,23 +259,17 @@ def test_variation_table_csv_and_errors_in_process(
         assert message in one_line_error(done.stderr)
 
 
-def test_demo_tour_shows_gaps_and_outliers(sqlite_path: str, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_tour_shows_adopted_standards_with_their_gaps(
+    sqlite_path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     with bootstrap(sqlite_path) as ledger:
         joint_scenario.write(ledger)
-    state = CliState(db=sqlite_path, actor=None, command_id=None)
-    try:
-        tour(state, year="2024-25")
-    finally:
-        state.close()
+        adopted_standards(JointReads(ledger.store, today=TODAY), "2024-25")
     text = " ".join(capsys.readouterr().out.split())
     assert "2 adopted standard(s) with no commitments: 16C 2024-25 QS1, 16C 2024-25 QS9" in text
     assert "2 standard(s) tagged on commitments but not adopted" in text
     assert "QS10" not in text  # not adopted: left to `ledger quality`
-    assert "Peer review of acute: 1 outlier(s) among 6 member practices" in text
-    assert "A81003" in text
-    assert "A81001" not in text  # only the outliers, without a consortium
 
 
 def test_six_decimal_weighted_populations_are_used_exactly(ledger: Ledger,

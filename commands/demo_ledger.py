@@ -1,4 +1,7 @@
-"""A realistic, deterministic demo ledger, built through the application service.
+"""The demo ledger `ledger demo` builds: a realistic, deterministic scenario.
+
+Demo data, not an application service: it issues its commands through the
+application service as any client does (`LedgerService.execute_batch`).
 
 Five consortia in the North East, four dozen practices with ODS codes, the
 2024-25 year of allocations per element on weighted capitation, delegations to
