@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 EPILOG = ("Examples:\n\nledger --db demo.db demo  (then open demo-report.html, written beside "
           "demo.db)")
 DEMO_CONSORTIUM = "16C"
+PEER_REVIEW_CONSORTIUM = "00P"  # where the demo scenario puts its peer-review outlier
 
 
 def demo(ctx: typer.Context) -> None:
@@ -45,8 +46,8 @@ def tour(state: CliState, summary: DemoSummary) -> None:
     Who holds what for a practice that delegated and one that opted out (as of a
     date inside the opt-out, and as known on a date before it was recorded), one
     practice's trail, the risk pools, then the quality standards with their gaps,
-    peer review by funnel plot for one consortium (the product's default method),
-    and last that consortium's HTML report (the path is printed).
+    peer review by funnel plot (the product's default method) for the consortium
+    with the scenario's outlier, and last 16C's HTML report (the path is printed).
     """
     from commands.joint import show_funnel  # noqa: PLC0415 - fast --help
     from commands.reads import show_pools  # noqa: PLC0415
@@ -76,15 +77,16 @@ def tour(state: CliState, summary: DemoSummary) -> None:
     render.tour_step(f"ledger quality --year {summary.year}",
                      "the standards each consortium adopted, with their gaps")
     adopted_standards(reads, summary.year)
-    render.tour_step(f"ledger variation --consortium {DEMO_CONSORTIUM} --element acute",
+    render.tour_step(f"ledger variation --consortium {PEER_REVIEW_CONSORTIUM} --element acute "
+                     "--against national",
                      "peer review by funnel plot: limits for each practice's size")
-    show_funnel(reads.funnel(consortium=DEMO_CONSORTIUM, year=summary.year,
-                             element="acute"), Format.table)
+    show_funnel(reads.funnel(consortium=PEER_REVIEW_CONSORTIUM, year=summary.year,
+                             element="acute", against="national"), Format.table)
     path = report_path(state.db)
     render.tour_step(f"ledger report --consortium {DEMO_CONSORTIUM} --year {summary.year} "
                      f"--out {path.name}",
-                     "everything above for one consortium, as one HTML file an auditor can "
-                     "file, pinned to a signed checkpoint")
+                     "one consortium's positions, pool, standards and funnel plots, as one "
+                     "HTML file an auditor can file, pinned to a signed checkpoint")
     written = write_report(state.ledger().store, consortium=DEMO_CONSORTIUM, allocator=None,
                            year=summary.year, path=path)
     render.out.print(f"Open the report: {written.as_uri()}", markup=False)

@@ -125,7 +125,8 @@ def test_the_demo_builds_a_realistic_ledger_and_refuses_a_non_empty_one(tmp_path
     assert "5 consortia, 49 practices, year 2024-25" in first.stdout
     assert "refused [hard-budget]" in first.stdout
     shown = " ".join(first.stdout.split())
-    assert "16C acute 2024-25: funnel against the consortium rate" in shown  # peer review
+    assert "00P acute 2024-25: funnel against the national rate" in shown  # peer review
+    assert "ABOVE 99.8%" in shown  # the scenario's outlier
     assert "IQR" not in shown  # by funnel plot only, the default method
     counts = topics(db)
     assert counts["SpendCommitted"] >= 300
