@@ -15,8 +15,11 @@ LedgerService.execute; 8 threads) as the baseline; and for one live consumer of
 GET /events/live:
 
   feed      events/s streamed from position 0 (baseline: store.iter_events)
-  delivery  commit-to-delivery latency, p50/p99 ms, for commits through the service
-            (commit answered -> message received), one commit at a time
+  delivery  commit-to-delivery latency, p50/p99 ms, one commit at a time: for commits
+            through the service (commit answered -> message received) and for commits
+            by another process (this one, writing to the store directly: committed ->
+            message received), which reach the stream by LISTEN/NOTIFY on PostgreSQL
+            and by polling every 50 ms on SQLite
 
 Not a test: figures depend on the machine (and on what else runs on it).
 """
@@ -219,7 +222,23 @@ def bench(db: str, n_practices: int, n_requests: int, n_events: int) -> None:
         http_write, http_write_ms = concurrently(
             [functools.partial(http_commit, i) for i in range(n_requests // 4)])
         feed_rate, head = stream_rate(base, headers)
-        latencies = delivery(base, headers, writers, n_events, head)
+
+        def through_service(i: int, p: str) -> None:
+            with httpx.Client(timeout=30) as http:
+                http.post(f"{base}/spend/commit", json=commit_args(i, p, "L"),
+                          headers={"Idempotency-Key": f"l-{i}",
+                                   "Authorization": f"Bearer {writers[p]}"}
+                          ).raise_for_status()
+
+        latencies, head = delivery(base, headers, list(writers), n_events, head,
+                                   through_service)
+        with bootstrap(db) as elsewhere:
+            def by_another_process(i: int, p: str) -> None:
+                elsewhere.service.execute(
+                    build_command("spend commit", commit_args(i, p, "E")), f"practice:{p}")
+
+            elsewhere_ms, head = delivery(base, headers, list(writers), n_events, head,
+                                          by_another_process)
 
     print(line("holders direct", direct_read, direct_read_ms))
     print(line("holders over HTTP", http_read, http_read_ms, direct_read))
@@ -228,9 +247,11 @@ def bench(db: str, n_practices: int, n_requests: int, n_events: int) -> None:
     print(f"{'feed direct':<22} {direct_feed:>9,.0f} events/s (store.iter_events)")
     print(f"{'feed over SSE':<22} {feed_rate:>9,.0f} events/s  ({feed_rate / direct_feed:.2f} "
           "of direct)")
-    print(f"{'commit-to-delivery':<22} p50 {statistics.median(latencies):7.2f} ms   "
-          f"p99 {percentile(latencies, 0.99):7.2f} ms   max {max(latencies):7.2f} ms "
-          f"({len(latencies)} commits)")
+    for label, found in (("delivery, via service", latencies),
+                         ("delivery, other process", elsewhere_ms)):
+        print(f"{label:<24} p50 {statistics.median(found):7.2f} ms   "
+              f"p99 {percentile(found, 0.99):7.2f} ms   max {max(found):7.2f} ms "
+              f"({len(found)} commits)")
 
 
 def sse(base: str, headers: dict[str, str], after: int,
@@ -258,30 +279,27 @@ def stream_rate(base: str, headers: dict[str, str]) -> tuple[float, int]:
     return head / (time.perf_counter() - start), head
 
 
-def delivery(base: str, headers: dict[str, str], writers: dict[str, str], n: int, head: int
-             ) -> list[float]:
+def delivery(base: str, headers: dict[str, str], committers: list[str], n: int, head: int,
+             commit: Callable[[int, str], None]) -> tuple[list[float], int]:
+    """Commit-to-delivery latencies (ms) of `n` commits made one at a time by `commit`,
+    for one live consumer; and the head after them."""
     got: queue.Queue[tuple[int, float]] = queue.Queue()
     stop = threading.Event()
     threading.Thread(target=sse, args=(base, headers, head, got, stop), daemon=True).start()
     time.sleep(0.5)
     latencies: list[float] = []
-    with httpx.Client(headers=headers, timeout=30) as http:
-        for i in range(n):
-            p = list(writers)[i % len(writers)]
-            answer = http.post(f"{base}/spend/commit", json=commit_args(i, p, "L"),
-                               headers={"Idempotency-Key": f"l-{i}",
-                                        "Authorization": f"Bearer {writers[p]}"})
-            committed = time.perf_counter()
-            answer.raise_for_status()
-            while True:
-                position, when = got.get(timeout=30)
-                if position > head:
-                    head = position
-                    break
-            latencies.append(max(0.0, (when - committed) * 1000))
-            time.sleep(0.01)
+    for i in range(n):
+        commit(i, committers[i % len(committers)])
+        committed = time.perf_counter()
+        while True:
+            position, when = got.get(timeout=30)
+            if position > head:
+                head = position
+                break
+        latencies.append(max(0.0, (when - committed) * 1000))
+        time.sleep(0.01)
     stop.set()
-    return latencies
+    return latencies, head
 
 
 @contextlib.contextmanager

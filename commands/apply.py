@@ -57,16 +57,19 @@ def apply(
         if total == 0:
             render.nothing_to_apply(file.name)
             return
-        service = state.ledger().service
-        with render.apply_progress(total, batch_size) as progress:
-            report = apply_lines(
-                service,
-                lines,
-                default_actor=state.actor,
-                batch_size=batch_size,
-                stop_on_error=stop_on_error,
-                progress=progress,
-            )
+        if state.server:  # the service runs the file, every line as the token's actor
+            report = state.client().apply(lines, stop_on_error=stop_on_error,
+                                          batch_size=batch_size)
+        else:
+            with render.apply_progress(total, batch_size) as progress:
+                report = apply_lines(
+                    state.ledger().service,
+                    lines,
+                    default_actor=state.actor,
+                    batch_size=batch_size,
+                    stop_on_error=stop_on_error,
+                    progress=progress,
+                )
         render.apply_report(report, file.name)
         refused = len(report.refused)
         if refused:

@@ -19,10 +19,12 @@ from ledger.domain.errors import InvalidInput, LedgerError, StoreUnavailable, er
 if TYPE_CHECKING:
     import httpx
 
+    from ledger.application.batch import ApplyReport
     from ledger.application.service import Answer
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 30.0
+APPLY_TIMEOUT_SECONDS = 3600.0  # a whole file in one request
 
 
 class ServiceClient:
@@ -31,19 +33,26 @@ class ServiceClient:
         self.token = token
 
     def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: Any = None, key: str | None = None) -> Any:
+              body: Any = None, key: str | None = None, lines: str | None = None,
+              timeout: float = TIMEOUT_SECONDS) -> Any:
         import httpx  # noqa: PLC0415 - fast --help
 
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if key is not None:
             headers["Idempotency-Key"] = key
+        content = None
+        if lines is not None:  # JSON lines, each with its own command id: safe to resend
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+            content = lines.encode()
         for attempt in range(ATTEMPTS):
             try:
                 response = httpx.request(method, f"{self.server}{path}", params=params,
-                                         json=body, headers=headers, timeout=TIMEOUT_SECONDS)
+                                         json=body, content=content, headers=headers,
+                                         timeout=timeout)
                 break
             except httpx.TransportError as error:
-                if attempt + 1 == ATTEMPTS or (method != "GET" and key is None):
+                if attempt + 1 == ATTEMPTS or (method != "GET" and key is None
+                                               and lines is None):
                     raise StoreUnavailable(
                         "server", f"cannot reach the ledger service at {self.server}: {error}"
                     ) from None
@@ -65,6 +74,22 @@ class ServiceClient:
         found = self._send("POST", "/token/create", body=_json_ready(args),
                            key=str(uuid.uuid4()) if command_id is None else command_id)
         return answer_from(found), found.get("token_id"), found.get("secret")
+
+    def apply(self, lines: list[str], *, stop_on_error: bool, batch_size: int
+              ) -> ApplyReport:
+        """`ledger apply` run by the service (`POST /apply`) as the token's actor: the
+        same report, each refused line with the error it would raise here."""
+        from ledger.application.batch import ApplyReport, LineResult  # noqa: PLC0415
+
+        found = self._send("POST", "/apply", lines="\n".join(lines),
+                           params={"stop_on_error": stop_on_error, "batch_size": batch_size},
+                           timeout=APPLY_TIMEOUT_SECONDS)
+        results = [
+            LineResult(r["line"], r["command_id"], r["command"], r["status"], r["message"],
+                       error_for_status(r["refusal_status"], r["rule"], r["error"])
+                       if r.get("refusal_status") is not None else None)
+            for r in found["results"]]
+        return ApplyReport(results, stopped_early=bool(found["stopped_early"]))
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -131,6 +156,9 @@ class RemoteReads:
     def variation(self, **options: Any) -> Any:
         # The service's peer review defaults to the funnel; these rows are the Tukey method's.
         return self.client.get("/variation", method="tukey", **options)
+
+    def funnel(self, **options: Any) -> Any:
+        return self.client.get("/variation", method="funnel", **options)
 
     def __getattr__(self, name: str) -> Any:
         raise InvalidInput("server", f"{name} needs direct access to the store (--db); it is "

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
+import anyio
 import orjson
-from fastapi import Body, FastAPI, Header
+from fastapi import Body, FastAPI, Header, Query
+from fastapi import Request as HttpRequest
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.application.access import new_token
+from ledger.application.batch import LineResult, apply_lines
 from ledger.application.commands import (
     ACCESS_COMMANDS,
     COMMANDS,
@@ -33,7 +36,8 @@ from ledger.application.commands import (
 )
 from ledger.application.service import Outcome, Request
 from ledger.domain.characters import parse_command_id
-from ledger.domain.errors import NotAuthorised
+from ledger.domain.errors import InvalidInput, LedgerError, NotAuthorised, outcome_of
+from ledger.domain.values import Actor
 from projections.api_auth import Caller
 from projections.contract import AnswerBody, NewTokenBody, documented
 
@@ -177,12 +181,130 @@ class Writer:
         for listener in self.listeners:
             listener()
 
+    def run_batch(self, requests: Sequence[Request], *, stop_at_first_refusal: bool = False
+                  ) -> list[Outcome]:
+        """Run a batch of one caller's requests as one group (`ledger apply`'s batches)."""
+        if not requests:
+            return []
+        service = self.served.service()
+        with self._lock:
+            outcomes = service.execute_batch(requests,
+                                             stop_at_first_refusal=stop_at_first_refusal)
+        if any(o.answer is not None and not o.answer.already_applied for o in outcomes):
+            self._notify()
+        return outcomes
+
+
+class CallersBatches:
+    """`ledger apply`'s batches run for one caller: every line as the token's actor.
+
+    A line may leave out its actor (the token's is the default) or name the token's;
+    a line naming another actor is refused (NotAuthorised) and records nothing, like a
+    command line given `--actor` with `--server`.
+    """
+
+    def __init__(self, writer: Writer, scope: Scope) -> None:
+        self.writer = writer
+        self.actor = scope.actor
+
+    def execute_batch(self, requests: Sequence[Request], *,
+                      stop_at_first_refusal: bool = False) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        pending: list[Request] = []
+        for request in requests:
+            refusal = self._refusal(request.actor)
+            if refusal is None:
+                pending.append(request)
+                continue
+            outcomes += self.writer.run_batch(pending,
+                                              stop_at_first_refusal=stop_at_first_refusal)
+            pending = []
+            if stop_at_first_refusal and any(o.error is not None for o in outcomes):
+                return outcomes
+            outcomes.append(Outcome(request, error=refusal))
+            if stop_at_first_refusal:
+                return outcomes
+        outcomes += self.writer.run_batch(pending, stop_at_first_refusal=stop_at_first_refusal)
+        return outcomes
+
+    def _refusal(self, actor: str) -> LedgerError | None:
+        try:
+            named = Actor.parse(actor)
+        except LedgerError as error:
+            return error
+        if named == self.actor:
+            return None
+        return NotAuthorised("authorisation", f"the token acts as {self.actor}; a line may "
+                             f"not act as {named}")
+
 
 def install(app: FastAPI, writer: Writer) -> None:
-    """A `POST` route for every write command in the registry, and the token routes."""
+    """A `POST` route for every write command in the registry, the token routes, and
+    `POST /apply` for a file of commands."""
     for name, cls in write_commands().items():
         _route(app, name, cls, writer)
     _token_routes(app, writer)
+    _apply_route(app, writer)
+
+
+class ApplyLine(BaseModel):
+    """What became of one line of `POST /apply` (`ledger apply` prints these)."""
+
+    line: int = Field(ge=1, description="its line number in the body")
+    command_id: str | None
+    command: str | None
+    status: Literal["applied", "already applied", "refused"]
+    message: str = Field(description="the answer's summary, or the refusal with its rule")
+    rule: str | None = Field(default=None, description="a refusal's rule")
+    error: str | None = Field(default=None, description="a refusal's message")
+    refusal_status: int | None = Field(
+        default=None, description="the HTTP status the line would get as a request of its "
+        "own (its exit code on the command line: 400 is 2, 401/403/404/409 are 1)")
+
+
+class ApplyAnswer(BaseModel):
+    results: list[ApplyLine]
+    stopped_early: bool = Field(description="a refusal stopped the run (stop_on_error)")
+
+
+def _apply_route(app: FastAPI, writer: Writer) -> None:
+    @app.post("/apply", summary="ledger apply: a file of commands, one JSON object a line",
+              tags=["writes"], responses=documented(ApplyAnswer, statuses=(400, 401, 403, 503)),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "text/plain": {"schema": {"type": "string", "description": "JSON lines"}}}}})
+    async def apply(
+        request: HttpRequest,
+        scope: Caller,
+        stop_on_error: Annotated[bool, Query(description="Stop at the first refused line")
+                                 ] = False,
+        batch_size: Annotated[int, Query(ge=1, le=100_000,
+                                         description="Lines per transaction")] = 2_000,
+    ) -> Response:
+        """Each line `{"command", "command_id", "args"}` (an `actor`, if given, must be the
+        token's), atomic and idempotent by its command id, as `ledger apply` runs a file.
+        The answer lists every line's outcome; refused lines are in it, not an error."""
+        if scope.read_only:
+            raise NotAuthorised("authorisation", f"{scope.actor} holds a read-only token")
+        try:
+            text = (await request.body()).decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise InvalidInput("apply", f"the body is not UTF-8 ({error.reason})") from None
+        batches = CallersBatches(writer, scope)
+        report = await anyio.to_thread.run_sync(lambda: apply_lines(
+            batches, text.split("\n"), default_actor=str(scope.actor),
+            batch_size=batch_size, stop_on_error=stop_on_error))
+        return respond({"results": [_line_row(r) for r in report.results],
+                        "stopped_early": report.stopped_early}, 200)
+
+
+def _line_row(result: LineResult) -> dict[str, Any]:
+    row: dict[str, Any] = {"line": result.line, "command_id": result.command_id,
+                           "command": result.command, "status": result.status,
+                           "message": result.message}
+    if result.error is not None:
+        row |= {"rule": result.error.rule, "error": result.error.message,
+                "refusal_status": outcome_of(result.error)[1]}
+    return row
 
 
 def _route(app: FastAPI, name: str, cls: type[Command], writer: Writer) -> None:

@@ -8,18 +8,25 @@ missing. A refused line records nothing and, unless asked to stop, the rest go o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ledger import strict_json
 from ledger.application.commands import build_command
-from ledger.application.service import LedgerService, Outcome, Request
+from ledger.application.service import Outcome, Request
 from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import InvalidInput, LedgerError
 
 DEFAULT_BATCH = 2_000
 LINE_KEYS = frozenset({"command", "command_id", "actor", "args"})
+
+
+class Runs(Protocol):
+    """What runs a batch: LedgerService, or the ledger service's writer for its caller."""
+
+    def execute_batch(self, requests: Sequence[Request], *,
+                      stop_at_first_refusal: bool = False) -> list[Outcome]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +119,7 @@ def numbered_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 
 def apply_lines(
-    service: LedgerService,
+    service: Runs,
     lines: Iterable[str],
     *,
     default_actor: str | None = None,
@@ -135,7 +142,7 @@ def apply_lines(
 
 
 def _settle(
-    service: LedgerService,
+    service: Runs,
     batch: list[ParsedLine],
     report: ApplyReport,
     stop_on_error: bool,

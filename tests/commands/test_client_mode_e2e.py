@@ -1,0 +1,113 @@
+"""The real `ledger` command as a client of a real `ledger serve`, on both stores: a file
+of commands and peer review by funnel give the answers and exit codes of direct access."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from commands.errors import EXIT_REFUSED, EXIT_USAGE
+from ledger.bootstrap import Ledger
+from tests.commands.conftest import Run, clean_env, ledger_executable
+from tests.ledger.application.scenario import grant_token
+from tests.projections.live_server import ledger_serve
+from tests.projections.test_api import write_ledger
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def server(ledger: Ledger, db_url: str, tmp_path: Path) -> Iterator[str]:
+    write_ledger(ledger)
+    with ledger_serve(db_url, tmp_path) as base:
+        yield base
+
+
+def ledger_cmd(*args: str, cwd: Path) -> Run:
+    done = subprocess.run([*ledger_executable(), *args], cwd=cwd, env=clean_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def commit_line(command_id: str, ref: str, amount: str, **extra: str) -> str:
+    return json.dumps({"command": "spend commit", "command_id": command_id, **extra,
+                       "args": {"practice": "A81002", "year": "2024-25", "element": "acute",
+                                "ref": ref, "amount": amount, "provider": "RTR",
+                                "service": "Clinic", "on": "2024-07-02"}})
+
+
+def test_a_file_of_commands_applies_through_the_service_as_directly(
+        server: str, ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    token = grant_token(ledger, "practice:A81002")
+    commands = tmp_path / "commands.jsonl"
+    commands.write_text("\n".join([
+        commit_line("c-1", "R-A1", "10"),
+        commit_line("c-2", "R-A2", "12.5", actor="practice:A81002"),
+        "{not json",
+        commit_line("c-3", "R-A3", "1.234"),  # malformed amount: exit 2 on its own
+        json.dumps({"command": "spend commit", "command_id": "c-4", "args": {
+            "practice": "A81001", "year": "2024-25", "element": "acute", "ref": "R-A4",
+            "amount": "5", "provider": "RTR", "service": "Clinic", "on": "2024-07-02"}}),
+        "",
+    ]) + "\n")
+    remote = ["--server", server, "--token", token]
+    first = ledger_cmd(*remote, "apply", str(commands), cwd=tmp_path)
+    assert first.code == EXIT_USAGE, first.stderr  # the highest of the refused lines' codes
+    assert "2 applied, 0 already applied, 3 refused" in first.stdout, first.stdout
+    direct = ledger_cmd("--db", db_url, "--actor", "practice:A81002", "apply", str(commands),
+                        cwd=tmp_path)
+    again = ledger_cmd(*remote, "apply", str(commands), cwd=tmp_path)
+    assert (direct.code, direct.stdout, direct.stderr) == (again.code, again.stdout,
+                                                           again.stderr)
+    assert "0 applied, 2 already applied, 3 refused" in again.stdout
+    # The refusals are those of the first run, line by line.
+    def refusals(run: Run) -> list[str]:
+        return [line for line in run.stdout.splitlines()
+                if line.startswith("line ") and "refused" in line]
+
+    assert len(refusals(first)) == 3
+    assert refusals(first) == refusals(again)
+    assert sum(1 for _ in ledger.store.iter_events()) == ledger.store.head()
+    refs = {e.__dict__["ref"] for _, e in ledger.store.iter_events()
+            if e.topic == "SpendCommitted"}
+    assert {"R-A1", "R-A2"} <= refs
+    assert not {"R-A3", "R-A4"} & refs
+
+
+def test_apply_through_the_service_acts_only_as_the_tokens_actor(
+        server: str, ledger: Ledger, tmp_path: Path) -> None:
+    token = grant_token(ledger, "practice:A81002")
+    commands = tmp_path / "as-another.jsonl"
+    commands.write_text(commit_line("c-9", "R-B1", "10", actor="practice:A81001") + "\n"
+                        + commit_line("c-10", "R-B2", "10") + "\n")
+    done = ledger_cmd("--server", server, "--token", token, "apply", "--stop-on-error",
+                      str(commands), cwd=tmp_path)
+    assert done.code == EXIT_REFUSED
+    assert "the token acts as practice:A81002; a line may not act as practice:A81001" in (
+        done.stdout)
+    assert "0 applied" in done.stdout
+    head = ledger.store.head()
+    auditor = grant_token(ledger, "auditor:audit")
+    read_only = ledger_cmd("--server", server, "--token", auditor, "apply", str(commands),
+                           cwd=tmp_path)
+    assert read_only.code == EXIT_REFUSED
+    assert "read-only token" in read_only.stderr
+    assert ledger.store.head() == head + 1  # the auditor's token alone was recorded
+
+
+def test_peer_review_by_funnel_through_the_service_prints_what_direct_access_prints(
+        server: str, ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    remote = ["--server", server, "--token", grant_token(ledger, "consortium:16C")]
+    for options in ([], ["--format", "json"], ["--format", "csv"],
+                    ["--against", "national", "--overdispersion", "--format", "json"],
+                    ["--element", "community"]):
+        read = ["variation", "--consortium", "16C", "--year", "2024-25", *options]
+        direct = ledger_cmd("--db", db_url, *read, cwd=tmp_path)
+        via = ledger_cmd(*remote, *read, cwd=tmp_path)
+        assert direct.code == via.code == 0, (options, direct.stderr, via.stderr)
+        assert via.stdout == direct.stdout, options
+        assert via.stdout.strip()
