@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 30.0
 APPLY_TIMEOUT_SECONDS = 3600.0  # a whole file in one request
+FEED_PAGE = 1000
 
 
 class ServiceClient:
@@ -159,6 +161,16 @@ class RemoteReads:
 
     def funnel(self, **options: Any) -> Any:
         return self.client.get("/variation", method="funnel", **options)
+
+    def events(self, after: int = 0) -> Iterator[dict[str, Any]]:
+        """The feed after `after` as the token may read it (`GET /events`), page by page
+        up to the head."""
+        while True:
+            page = self.client.get("/events", after=after, limit=FEED_PAGE)
+            yield from page["events"]
+            if page["next_after"] >= page["head"] or page["next_after"] == after:
+                return
+            after = page["next_after"]
 
     def __getattr__(self, name: str) -> Any:
         raise InvalidInput("server", f"{name} needs direct access to the store (--db); it is "

@@ -111,3 +111,22 @@ def test_peer_review_by_funnel_through_the_service_prints_what_direct_access_pri
         assert direct.code == via.code == 0, (options, direct.stderr, via.stderr)
         assert via.stdout == direct.stdout, options
         assert via.stdout.strip()
+
+
+def test_the_event_feed_through_the_service_is_the_tokens_part_of_direct_events(
+        server: str, ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    auditor = grant_token(ledger, "auditor:audit")
+    consortium = grant_token(ledger, "consortium:16C")
+    direct = ledger_cmd("--db", db_url, "events", cwd=tmp_path)
+    everything = ledger_cmd("--server", server, "--token", auditor, "events", cwd=tmp_path)
+    assert direct.code == everything.code == 0, everything.stderr
+    assert everything.stdout == direct.stdout
+    rows = {r["position"]: r for r in map(json.loads, direct.stdout.splitlines())}
+    part = ledger_cmd("--server", server, "--token", consortium, "events", "--after", "3",
+                      cwd=tmp_path)
+    assert part.code == 0, part.stderr
+    seen = [json.loads(line) for line in part.stdout.splitlines()]
+    assert seen == [rows[r["position"]] for r in seen]
+    assert all(r["position"] > 3 for r in seen)
+    wanted = [p for p, r in rows.items() if p > 3 and not r["event"].startswith("Access")]
+    assert [r["position"] for r in seen] == wanted
