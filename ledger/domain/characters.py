@@ -9,9 +9,10 @@ Two kinds of text reach the ledger from people:
   that is not printable: a control (Unicode category Cc: NUL, ESC, tab, newline),
   an invisible format character (Cf: bidi overrides and isolates, zero-width
   space and joiners, the byte-order mark), a line or paragraph separator (Zl, Zp),
-  a surrogate (Cs), a private-use character (Co) or one unassigned in the
-  Unicode version this Python knows (Cn). Such characters make text that prints
-  differently from what is stored, or not at all.
+  a surrogate (Cs), a private-use character (Co), one unassigned in the
+  Unicode version this Python knows (Cn), or a letter that prints as nothing
+  (BLANK_LETTERS: the Hangul fillers, the blank braille pattern). Such characters
+  make text that prints differently from what is stored, or not at all.
 - **Identifiers** (commitment refs, command ids): ASCII only, from the set
   `A-Z a-z 0-9 . _ - : / # @ + =`, so two identifiers that look the same are the
   same. A ref with a zero-width space is refused, not recorded as another
@@ -53,6 +54,11 @@ UNPRINTABLE: Final[dict[str, str]] = {
 }
 """Unicode general categories refused in text, with what each is called in a refusal."""
 
+BLANK_LETTERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Characters of printable categories that print as nothing (the Hangul fillers, the
+blank braille pattern): refused like invisible format characters, so no name can look
+blank or hide among spaces."""
+
 IDENTIFIER_CHARACTERS: Final = "A-Z a-z 0-9 . _ - : / # @ + ="
 _IDENTIFIER = re.compile(r"[A-Za-z0-9._\-:/#@+=]+")
 _ASCII_PRINTABLE = re.compile(r"[\x20-\x7e]+")
@@ -62,6 +68,8 @@ def unprintable(char: str) -> str | None:
     """What `char` is called when it may not appear in text, or None when it may."""
     if " " <= char <= "~":  # the common case, without a table look-up
         return None
+    if char in BLANK_LETTERS:
+        return "a blank character"
     return UNPRINTABLE.get(unicodedata.category(char))
 
 
