@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +26,7 @@ from ledger.domain.events import SpendCommitted
 from projections.api import create_app
 from projections.api_writes import Writer
 from tests.ledger.application.scenario import A1, A2, ALLOCATOR, YEAR, bearer, grant_token, seed
+from tests.projections.live_server import ledger_serve
 
 
 @pytest.fixture
@@ -145,3 +148,25 @@ def test_without_group_commit_each_write_is_its_own_transaction(
             thread.join()
     assert sizes == [1] * 6
     assert refs_recorded(ledger) == [f"R-{i}" for i in range(6)]
+
+
+@pytest.mark.parametrize("mode", ["--group-commit", "--no-group-commit"])
+def test_the_real_service_answers_concurrent_writers_each_their_own_in_either_mode(
+        mode: str, tokens: dict[str, str], db_url: str, ledger: Ledger,
+        tmp_path: Path) -> None:
+    a1, a2 = bearer(tokens[f"practice:{A1}"]), bearer(tokens[f"practice:{A2}"])
+    sends: list[tuple[dict[str, str], dict[str, Any]]] = [
+        *[(a1 | {"Idempotency-Key": f"k-{i}"}, commit(A1, f"R-{i}")) for i in range(6)],
+        (a2 | {"Idempotency-Key": "k-bad"}, commit(A1, "R-bad")),  # not A2's budget
+        (a1 | {"Idempotency-Key": "k-0"}, commit(A1, "R-0")),  # a retry
+    ]
+    with ledger_serve(db_url, tmp_path, mode) as base, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(
+            lambda send: httpx.post(f"{base}/spend/commit", headers=send[0], json=send[1],
+                                    timeout=60), sends))
+    codes = [a.status_code for a in answers]
+    assert codes[1:6] == [201] * 5
+    assert sorted([codes[0], codes[7]]) == [200, 201]
+    assert codes[6] == 403
+    assert answers[6].json()["rule"] == "authority"
+    assert refs_recorded(ledger) == sorted(f"R-{i}" for i in range(6))
