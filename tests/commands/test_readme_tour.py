@@ -13,6 +13,7 @@ On PostgreSQL the same tour runs with every ledger file the README names
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shlex
@@ -22,6 +23,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -153,6 +155,21 @@ def test_the_readme_marks_blocks_not_run_with_a_reason_and_runs_the_rest() -> No
     blocks = list(sh_blocks(README.read_text(encoding="utf-8")))
     assert any(not_run for _, _, not_run in blocks)
     assert len(tour()) >= 40  # the tour itself, not only its outline
+
+
+def test_the_sample_allocations_are_weighted_populations_times_the_rates_the_readme_names(
+) -> None:
+    rates = {"acute": Decimal(780), "prescribing": Decimal(170), "community": Decimal("99.50")}
+    with (REPO / "examples" / "practices.csv").open(encoding="utf-8") as file:
+        practices = {row["practice"]: row for row in csv.DictReader(file)}
+    with (REPO / "examples" / "allocations.csv").open(encoding="utf-8") as file:
+        allocations = list(csv.DictReader(file))
+    assert {(r["practice"], r["element"]) for r in allocations} == {
+        (p, e) for p in practices for e in rates}
+    for row in allocations:
+        weighted = Decimal(practices[row["practice"]][f"{row['element']}_weighted"])
+        expected = (weighted * rates[row["element"]]).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        assert Decimal(row["amount"]) == expected, row
 
 
 # --- the tour, on each store ---------------------------------------------------------
