@@ -106,8 +106,8 @@ class CommandModule(Protocol):
     def add_commands(self, parent: typer.Typer) -> None: ...
 
 
-# Every command module, in the order `ledger --help` lists them: writes, reads, audit,
-# the service. A new module goes in this table and nowhere else.
+# Every command module, each adding its commands in this order (`ledger --help` lists the
+# single commands in it, then the sub-apps). A new module goes here and nowhere else.
 COMMAND_MODULES: tuple[CommandModule, ...] = (
     practice, consortium, budget, spend, token, apply, demo,  # writes
     audit, reads, joint,  # audit and reads
