@@ -111,9 +111,10 @@ def import_(
     with handled(state):
         from ledger.application.imports import import_allocations  # noqa: PLC0415 - fast --help
 
-        actor = state.require_actor()
+        # With --server the service runs the file, as the token's actor.
         report = import_allocations(
-            state.ledger().service, file, actor=actor, year=year,
+            state.client().batches() if state.server else state.ledger().service, file,
+            actor="" if state.server else state.require_actor(), year=year,
             command_id=state.command_id, on=on,
         )
         render.import_report(report)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import date, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ledger.domain.errors import InvalidInput, LedgerError, StoreUnavailable, error_for_status
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ledger.application.batch import ApplyReport
-    from ledger.application.service import Answer
+    from ledger.application.service import Answer, Outcome, Request
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 30.0
@@ -93,11 +95,51 @@ class ServiceClient:
             for r in found["results"]]
         return ApplyReport(results, stopped_early=bool(found["stopped_early"]))
 
+    def batches(self) -> RemoteBatches:
+        """What runs the CSV imports through the service (all or nothing)."""
+        return RemoteBatches(self)
+
     # --- reads ---------------------------------------------------------------------------
 
     def get(self, path: str, **params: Any) -> Any:
         return self._send("GET", path, params={k: _plain(v) for k, v in params.items()
                                                if v is not None and v != []})
+
+
+class RemoteBatches:
+    """LedgerService's `execute_batch` and `clock`, for the CSV imports, run by the
+    service as the token's actor (`POST /apply?atomic=true`): each command an `apply`
+    line with its command id, the outcomes those of direct access."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return lambda: datetime.now(UTC)
+
+    def execute_batch(self, requests: Sequence[Request], *, atomic: bool = False
+                      ) -> list[Outcome]:
+        from ledger.application.service import Answer, Outcome  # noqa: PLC0415
+
+        lines = [orjson.dumps({"command": r.command.name, "command_id": r.command_id,
+                               "args": _json_ready(r.command.given)},
+                              default=str).decode()
+                 for r in requests]
+        found = self.client._send(
+            "POST", "/apply", lines="\n".join(lines), params={"atomic": atomic},
+            timeout=APPLY_TIMEOUT_SECONDS)
+        outcomes: list[Outcome] = []
+        for request, row in zip(requests, found["results"], strict=True):
+            if row.get("refusal_status") is not None:
+                error = error_for_status(row["refusal_status"], row["rule"], row["error"])
+                outcomes.append(Outcome(request, error=error))
+                continue
+            outcomes.append(Outcome(request, answer=Answer(
+                command=row["command"], command_id=row["command_id"], summary=row["message"],
+                effective_on=None, events=(),
+                already_applied=row["status"] == "already applied")))
+        return outcomes
 
 
 def answer_from(found: dict[str, Any]) -> Answer:

@@ -127,10 +127,13 @@ def import_(
         from ledger.application.mapping import ColumnMap  # noqa: PLC0415
 
         columns = ColumnMap.build(maps or [], ignore or [], mapping)
-        actor = state.require_actor()
         run = import_list_sizes if list_sizes else import_practices
-        report = run(state.ledger().service, file, actor=actor, command_id=state.command_id,
-                     on=on, mapping=columns)
+        if state.server:  # the service runs the file, as the token's actor
+            report = run(state.client().batches(), file, actor="", command_id=state.command_id,
+                         on=on, mapping=columns)
+        else:
+            report = run(state.ledger().service, file, actor=state.require_actor(),
+                         command_id=state.command_id, on=on, mapping=columns)
         render.import_report(report)
 
 

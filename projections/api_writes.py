@@ -26,7 +26,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.application.access import new_token
-from ledger.application.batch import LineResult, apply_lines
+from ledger.application.batch import (
+    ApplyReport,
+    LineResult,
+    apply_lines,
+    numbered_lines,
+    parse_line,
+)
 from ledger.application.commands import (
     ACCESS_COMMANDS,
     COMMANDS,
@@ -36,7 +42,13 @@ from ledger.application.commands import (
 )
 from ledger.application.service import Outcome, Request
 from ledger.domain.characters import parse_command_id
-from ledger.domain.errors import InvalidInput, LedgerError, NotAuthorised, outcome_of
+from ledger.domain.errors import (
+    InvalidInput,
+    LedgerError,
+    NotAuthorised,
+    RuleViolation,
+    outcome_of,
+)
 from ledger.domain.values import Actor
 from projections.api_auth import Caller
 from projections.contract import AnswerBody, NewTokenBody, documented
@@ -181,15 +193,18 @@ class Writer:
         for listener in self.listeners:
             listener()
 
-    def run_batch(self, requests: Sequence[Request], *, stop_at_first_refusal: bool = False
-                  ) -> list[Outcome]:
-        """Run a batch of one caller's requests as one group (`ledger apply`'s batches)."""
+    def run_batch(self, requests: Sequence[Request], *, stop_at_first_refusal: bool = False,
+                  atomic: bool = False) -> list[Outcome]:
+        """Run a batch of one caller's requests as one group (`ledger apply`'s batches;
+        with `atomic`, a file import: one refusal records nothing)."""
         if not requests:
             return []
         service = self.served.service()
         with self._lock:
-            outcomes = service.execute_batch(requests,
+            outcomes = service.execute_batch(requests, atomic=atomic,
                                              stop_at_first_refusal=stop_at_first_refusal)
+        if atomic and any(o.error is not None for o in outcomes):
+            return outcomes
         if any(o.answer is not None and not o.answer.already_applied for o in outcomes):
             self._notify()
         return outcomes
@@ -203,12 +218,15 @@ class CallersBatches:
     command line given `--actor` with `--server`.
     """
 
-    def __init__(self, writer: Writer, scope: Scope) -> None:
+    def __init__(self, writer: Writer, scope: Scope, *, atomic: bool = False) -> None:
         self.writer = writer
         self.actor = scope.actor
+        self.atomic = atomic
 
     def execute_batch(self, requests: Sequence[Request], *,
                       stop_at_first_refusal: bool = False) -> list[Outcome]:
+        if self.atomic:
+            return self._all_or_nothing(requests)
         outcomes: list[Outcome] = []
         pending: list[Request] = []
         for request in requests:
@@ -226,6 +244,13 @@ class CallersBatches:
                 return outcomes
         outcomes += self.writer.run_batch(pending, stop_at_first_refusal=stop_at_first_refusal)
         return outcomes
+
+    def _all_or_nothing(self, requests: Sequence[Request]) -> list[Outcome]:
+        refusals = [self._refusal(r.actor) for r in requests]
+        if not any(refusals):
+            return self.writer.run_batch(requests, atomic=True)
+        return [Outcome(r, error=refusal or _not_run()) for r, refusal in
+                zip(requests, refusals, strict=True)]
 
     def _refusal(self, actor: str) -> LedgerError | None:
         try:
@@ -279,6 +304,8 @@ def _apply_route(app: FastAPI, writer: Writer) -> None:
                                  ] = False,
         batch_size: Annotated[int, Query(ge=1, le=100_000,
                                          description="Lines per transaction")] = 2_000,
+        atomic: Annotated[bool, Query(description="All or nothing: one refused line "
+                                      "records nothing (as the CSV imports run)")] = False,
     ) -> Response:
         """Each line `{"command", "command_id", "args"}` (an `actor`, if given, must be the
         token's), atomic and idempotent by its command id, as `ledger apply` runs a file.
@@ -289,12 +316,34 @@ def _apply_route(app: FastAPI, writer: Writer) -> None:
             text = (await request.body()).decode("utf-8-sig")
         except UnicodeDecodeError as error:
             raise InvalidInput("apply", f"the body is not UTF-8 ({error.reason})") from None
-        batches = CallersBatches(writer, scope)
-        report = await anyio.to_thread.run_sync(lambda: apply_lines(
-            batches, text.split("\n"), default_actor=str(scope.actor),
-            batch_size=batch_size, stop_on_error=stop_on_error))
+        batches = CallersBatches(writer, scope, atomic=atomic)
+        lines, actor = text.split("\n"), str(scope.actor)
+        report = await anyio.to_thread.run_sync(
+            lambda: _all_or_nothing(batches, lines, actor) if atomic else apply_lines(
+                batches, lines, default_actor=actor, batch_size=batch_size,
+                stop_on_error=stop_on_error))
         return respond({"results": [_line_row(r) for r in report.results],
                         "stopped_early": report.stopped_early}, 200)
+
+
+def _not_run() -> LedgerError:
+    return RuleViolation("all-or-nothing", "not recorded: another line was refused")
+
+
+def _all_or_nothing(batches: CallersBatches, lines: list[str], actor: str) -> ApplyReport:
+    """Every line run in one batch that records nothing if any line is refused (the
+    CSV imports); a line that cannot be read refuses the batch before any runs."""
+    parsed = [parse_line(number, text, actor) for number, text in numbered_lines(lines)]
+    if any(p.error is not None for p in parsed):
+        return ApplyReport([LineResult(p.line, p.command_id, p.command, "refused",
+                                       str(p.error or _not_run()), p.error or _not_run())
+                            for p in parsed])
+    outcomes = batches.execute_batch([p.request for p in parsed if p.request is not None])
+    return ApplyReport([
+        LineResult(p.line, p.command_id, p.command, o.status,
+                   str(o.error) if o.error is not None else o.answer.summary
+                   if o.answer is not None else "", o.error)
+        for p, o in zip(parsed, outcomes, strict=True)])
 
 
 def _line_row(result: LineResult) -> dict[str, Any]:

@@ -87,6 +87,12 @@ class Command(BaseModel):
     _given: dict[str, Any] = PrivateAttr(default_factory=dict)
     """The arguments as given (`parse_command`), for comparing with older receipts."""
 
+    @property
+    def given(self) -> dict[str, Any]:
+        """The arguments it was built from, by their CLI names (`build_command` builds the
+        same command from them again, as a service does from an `apply` line)."""
+        return dict(self._given)
+
     def __eq__(self, other: object) -> bool:
         """Commands are equal when their parsed values are, however they were spelled."""
         if not isinstance(other, Command):

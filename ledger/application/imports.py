@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.application.commands import Command, build_command
 from ledger.application.mapping import (
@@ -25,7 +25,7 @@ from ledger.application.mapping import (
     ColumnMap,
     weighted_of,
 )
-from ledger.application.service import LedgerService, Outcome, Request
+from ledger.application.service import Clock, Outcome, Request
 from ledger.domain.characters import parse_command_id, refuse_unprintable
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.values import FinancialYear
@@ -203,6 +203,16 @@ def _at_line(error: LedgerError, source: str, line: int) -> LedgerError:
     )
 
 
+class Runs(Protocol):
+    """What runs an import: LedgerService, or the ledger service for a client (`--server`)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def execute_batch(self, requests: Sequence[Request], *, atomic: bool = False
+                      ) -> list[Outcome]: ...
+
+
 @dataclass
 class _Plan:
     """The commands of an import, each remembering the line it came from."""
@@ -221,7 +231,7 @@ class _Plan:
         self.requests.append(Request(command, self.actor, f"{self.command_id}:line{line}{suffix}"))
         self.lines.append(line)
 
-    def run(self, service: LedgerService, what: str, rows: int) -> ImportReport:
+    def run(self, service: Runs, what: str, rows: int) -> ImportReport:
         outcomes = service.execute_batch(self.requests, atomic=True)
         for outcome, line in zip(outcomes, self.lines, strict=False):
             if outcome.error is not None:
@@ -238,7 +248,7 @@ def _plan(file: CsvFile, kind: str, actor: str, command_id: str | None) -> _Plan
 
 
 def import_practices(
-    service: LedgerService,
+    service: Runs,
     path: Path,
     *,
     actor: str,
@@ -278,7 +288,7 @@ def import_practices(
 
 
 def import_list_sizes(
-    service: LedgerService,
+    service: Runs,
     path: Path,
     *,
     actor: str,
@@ -309,7 +319,7 @@ def import_list_sizes(
 
 
 def import_allocations(
-    service: LedgerService,
+    service: Runs,
     path: Path,
     *,
     actor: str,

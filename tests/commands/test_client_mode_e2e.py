@@ -13,7 +13,7 @@ import pytest
 from commands.errors import EXIT_REFUSED, EXIT_USAGE
 from ledger.bootstrap import Ledger
 from tests.commands.conftest import Run, clean_env, ledger_executable
-from tests.ledger.application.scenario import grant_token
+from tests.ledger.application.scenario import ALLOCATOR, grant_token
 from tests.projections.live_server import ledger_serve
 from tests.projections.test_api import write_ledger
 
@@ -130,3 +130,38 @@ def test_the_event_feed_through_the_service_is_the_tokens_part_of_direct_events(
     assert all(r["position"] > 3 for r in seen)
     wanted = [p for p, r in rows.items() if p > 3 and not r["event"].startswith("Access")]
     assert [r["position"] for r in seen] == wanted
+
+
+def test_csv_imports_through_the_service_answer_as_direct_ones(
+        server: str, ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    remote = ["--server", server, "--token", grant_token(ledger, ALLOCATOR)]
+    direct = ["--db", db_url, "--actor", ALLOCATOR]
+    practices = tmp_path / "practices.csv"
+    practices.write_text("practice,name,list_size,consortium,acute_weighted\n"
+                         "A81011,Eleventh Surgery,3412,16C,2948.207315\n"
+                         "A81012,Twelfth Surgery,\"14,108\",,\n")
+    allocations = tmp_path / "allocations.csv"
+    allocations.write_text("practice,element,amount\nA81011,acute,\"£1,200.50\"\n"
+                           "A81012,community,300\n")
+    for words, path in ((["practice", "import", "--on", "2024-04-01"], practices),
+                        (["budget", "import", "--year", "2024-25", "--on", "2024-04-01"],
+                         allocations)):
+        first = ledger_cmd(*remote, *words, str(path), cwd=tmp_path)
+        assert first.code == 0, first.stderr
+        assert first.stdout.startswith("done: imported 2 "), first.stdout
+        by_hand = ledger_cmd(*direct, *words, str(path), cwd=tmp_path)
+        again = ledger_cmd(*remote, *words, str(path), cwd=tmp_path)
+        assert (again.code, again.stdout, again.stderr) == (
+            by_hand.code, by_hand.stdout, by_hand.stderr)
+        assert again.stdout.startswith("already applied: imported 2 ")
+    # A file with a row the ledger refuses: the same refusal, naming its line; nothing.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("practice,element,amount\nA81011,community,10\nA89999,acute,10\n")
+    head = ledger.store.head()
+    words = ["budget", "import", "--year", "2024-25", "--on", "2024-05-01", str(bad)]
+    via, by_hand = ledger_cmd(*remote, *words, cwd=tmp_path), ledger_cmd(*direct, *words,
+                                                                          cwd=tmp_path)
+    assert via.code == by_hand.code == EXIT_REFUSED, (via.stderr, by_hand.stderr)
+    assert via.stderr == by_hand.stderr
+    assert "line 3" in via.stderr
+    assert ledger.store.head() == head
