@@ -18,7 +18,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	rm -f demo.db demo.db-wal demo.db-shm
+	rm -f demo.db demo.db-wal demo.db-shm demo.db.signing-key demo.db.signing-key.*.old
 	$(BIN)/ledger --db demo.db demo
 
 test: $(BIN)/.installed
