@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.auditlog.seal import seal
 from ledger.auditlog.tables import transaction
@@ -78,6 +78,7 @@ ALLOCATORS = [f"Q{50 + i}" for i in range(42)]
 EPOCH = datetime(2024, 4, 1, 8, 0, tzinfo=UTC)
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test?schema=bench_national"
 DEFAULT_SQLITE = "/tmp/ledger-national-bench.db"
+T = TypeVar("T")
 
 
 def load_average() -> str:
@@ -369,6 +370,22 @@ def reads(store: EventStore, shape: Shape, queries: int, base: float) -> None:
         f"(raw read of the log at {base:,.0f}/s reads 100 in {100 / base * 1000:.2f} ms)")
 
 
+def retried(work: Callable[[], T]) -> T:
+    """`work` again after the store lost its connection (resumable work only).
+
+    On a busy machine PostgreSQL ends a session its limit finds idle in a transaction;
+    the next use of that pooled connection fails, and a new one succeeds.
+    """
+    from eventsourcing.persistence import InternalError, OperationalError  # noqa: PLC0415
+
+    for _ in range(20):
+        try:
+            return work()
+        except (InternalError, OperationalError) as error:
+            say(f"          retrying after: {str(error).splitlines()[0]}")
+    return work()
+
+
 def store_table(store: EventStore, name: str) -> str:
     return Materialiser(store).db.name(name)
 
@@ -400,7 +417,7 @@ def main(argv: Any = None) -> None:
     started = time.perf_counter()
     # Small chunks: each is one transaction that hashes between its reads and writes,
     # and PostgreSQL ends a transaction idle for longer than the store's limit (5 s).
-    sealed = seal(store, chunk=2_000).sealed
+    sealed = retried(lambda: seal(store, chunk=2_000).sealed)
     if sealed:
         elapsed = time.perf_counter() - started
         say(f"seal      {sealed:>12,} events in {elapsed:8.1f} s "
@@ -409,10 +426,10 @@ def main(argv: Any = None) -> None:
         ledger.close()
         return
     head = store.head()
-    base = raw_read(store)
+    base = retried(lambda: raw_read(store))
     say(f"raw read  {head:>12,} events (baseline)      {base:>10,.0f} events/s")
 
-    report = verify_store(store)
+    report = retried(lambda: verify_store(store))
     assert report.ok, report.damage
     rate = report.events_checked / report.seconds
     say(f"verify    {report.events_checked:>12,} events in {report.seconds:8.1f} s "
