@@ -136,8 +136,9 @@ _WORDS: dict[str, Callable[[Any], str]] = {
         "it stays accountable"),
     OptedIn.topic: lambda e: (
         f"{e.practice} opted back in for {e.year}; every element held by the practice again"),
-    MadeHard.topic: lambda e: f"{e.practice} {e.year} budget made hard (competence assured)",
-    MadeIndicative.topic: lambda e: f"{e.practice} {e.year} budget made indicative",
+    MadeHard.topic: lambda e: f"{e.practice} {e.year} budget made hard: overspend refused",
+    MadeIndicative.topic: lambda e: (
+        f"{e.practice} {e.year} budget made indicative: overspend flagged"),
     SpendCommitted.topic: lambda e: (
         f"committed {format_pence(e.amount_pence)} as {e.ref} against {e.element} of "
         f"{e.practice} {e.year}: {e.service} from {e.provider}"

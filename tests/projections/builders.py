@@ -93,8 +93,8 @@ class History:
     def opt_in(self, practice: str, on: date) -> LedgerEvent:
         return self._budget(ev.OptedIn, practice, on)
 
-    def harden(self, practice: str, on: date) -> LedgerEvent:
-        return self._budget(ev.MadeHard, practice, on, "allocator:Q71")
+    def harden(self, practice: str, on: date, reason: str | None = None) -> LedgerEvent:
+        return self._budget(ev.MadeHard, practice, on, "allocator:Q71", reason=reason)
 
     def soften(self, practice: str, on: date) -> LedgerEvent:
         return self._budget(ev.MadeIndicative, practice, on, "allocator:Q71")

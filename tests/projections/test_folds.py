@@ -160,6 +160,15 @@ def test_trail_tells_what_happened_in_words() -> None:
     )
 
 
+def test_a_hardened_budget_is_described_once_with_the_reason_given() -> None:
+    h = History()
+    hardened = h.harden("A81001", D(2024, 9, 15), reason="competence assured")
+    softened = h.soften("A81001", D(2025, 1, 1))
+    assert describe(hardened) == (
+        "A81001 2024-25 budget made hard: overspend refused — competence assured")
+    assert describe(softened) == "A81001 2024-25 budget made indicative: overspend flagged"
+
+
 def test_trusted_decoding_gives_back_the_recorded_event() -> None:
     for event in spending_history().events + budget_history().events:
         again = trusted_event(event.topic, event.originator_id, event.originator_version,
