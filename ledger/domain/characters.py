@@ -10,9 +10,11 @@ Two kinds of text reach the ledger from people:
   an invisible format character (Cf: bidi overrides and isolates, zero-width
   space and joiners, the byte-order mark), a line or paragraph separator (Zl, Zp),
   a surrogate (Cs), a private-use character (Co), one unassigned in the
-  Unicode version this Python knows (Cn), or a letter that prints as nothing
-  (BLANK_LETTERS: the Hangul fillers, the blank braille pattern). Such characters
-  make text that prints differently from what is stored, or not at all.
+  Unicode version this Python knows (Cn), a letter that prints as nothing
+  (BLANK_LETTERS: the Hangul fillers, the blank braille pattern) or a mark that
+  prints as nothing (INVISIBLE_MARKS: variation selectors, the combining grapheme
+  joiner); nor may it begin with a combining mark. Such characters make text that
+  prints differently from what is stored, or not at all.
 - **Identifiers** (commitment refs, command ids): ASCII only, from the set
   `A-Z a-z 0-9 . _ - : / # @ + =`, so two identifiers that look the same are the
   same. A ref with a zero-width space is refused, not recorded as another
@@ -59,6 +61,21 @@ BLANK_LETTERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 blank braille pattern): refused like invisible format characters, so no name can look
 blank or hide among spaces."""
 
+INVISIBLE_MARKS: Final = frozenset(
+    "\u034f\u180b\u180c\u180d\u180f"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+"""Marks (Unicode category Mn) that print as nothing: the combining grapheme joiner,
+the Mongolian free variation selectors and the variation selectors (the Unicode
+Standard, chapter 23, Variation Selectors). Refused like invisible format
+characters: `Tees Valley` with a variation selector after it prints as `Tees Valley`
+but is another name, and a name of nothing but them prints as nothing."""
+
+COMBINING: Final = frozenset({"Mn", "Mc", "Me"})
+"""Categories of combining marks: text may not begin with one, as it would sit on
+whatever is printed before the text (a table's border, a quote) or on nothing."""
+
 IDENTIFIER_CHARACTERS: Final = "A-Z a-z 0-9 . _ - : / # @ + ="
 _IDENTIFIER = re.compile(r"[A-Za-z0-9._\-:/#@+=]+")
 _ASCII_PRINTABLE = re.compile(r"[\x20-\x7e]+")
@@ -70,6 +87,8 @@ def unprintable(char: str) -> str | None:
         return None
     if char in BLANK_LETTERS:
         return "a blank character"
+    if char in INVISIBLE_MARKS:
+        return "an invisible mark"
     return UNPRINTABLE.get(unicodedata.category(char))
 
 
@@ -107,8 +126,9 @@ def parse_text(value: object, field: str, *, max_length: int = NAME_MAX) -> str:
     """Text a person wrote, made safe to store and print: NFC, trimmed, printable.
 
     `field` names the text in a refusal (`practice name`). Raises `InvalidInput`:
-    `text-characters` for a character of a category in UNPRINTABLE (checked before
-    normalising, so a lone surrogate is named, not a codec error), `text-blank` for
+    `text-characters` for a character of a category in UNPRINTABLE, BLANK_LETTERS or
+    INVISIBLE_MARKS (checked before normalising, so a lone surrogate is named, not a
+    codec error) or for text beginning with a combining mark, `text-blank` for
     nothing but spaces, `text-length` for more than `max_length` characters.
     The result is its own NFC form and parses to itself again.
     """
@@ -118,6 +138,12 @@ def parse_text(value: object, field: str, *, max_length: int = NAME_MAX) -> str:
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
         raise InvalidInput("text-blank", f"{field} is blank: write some text")
+    if unicodedata.category(text[0]) in COMBINING:
+        raise InvalidInput(
+            "text-characters",
+            f"{field} begins with a combining mark ({codepoint(text[0])}): "
+            "write the letter it belongs to first",
+        )
     if len(text) > max_length:
         raise InvalidInput(
             "text-length",

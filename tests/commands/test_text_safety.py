@@ -79,6 +79,27 @@ def test_a_bidi_override_in_a_practice_name_is_refused(run_ledger: Ledger, db_ur
     assert head(db_url) == before
 
 
+@pytest.mark.parametrize(("name", "hidden", "what"), [
+    ("\ufe0f", "\ufe0f",
+     "holds an invisible mark (U+FE0F VARIATION SELECTOR-16) at character 1"),
+    ("Tees Valley\ufe0e", "\ufe0e",
+     "holds an invisible mark (U+FE0E VARIATION SELECTOR-15) at character 12"),
+    ("Tees\u034f Valley", "\u034f",
+     "holds an invisible mark (U+034F COMBINING GRAPHEME JOINER) at character 5"),
+    ("\u0301", "\u0301", "begins with a combining mark (U+0301 COMBINING ACUTE ACCENT)"),
+])
+def test_a_name_that_prints_as_nothing_or_as_another_name_is_refused(
+        run_ledger: Ledger, db_url: str, name: str, hidden: str, what: str) -> None:
+    seed(db_url)
+    before = head(db_url)
+    refused = run_ledger("consortium", "form", "17D", "--name", name, "--officer", "Dr B",
+                         "--on", "2024-04-01", actor=ALLOCATOR)
+    assert refused.code == 2
+    line = refused.one_line_error(f"consortium name {what}", "[rule: text-characters]")
+    assert hidden not in line
+    assert head(db_url) == before
+
+
 def test_an_escape_sequence_in_a_reason_is_refused_and_not_echoed_raw(
         run_ledger: Ledger, db_url: str) -> None:
     seed(db_url)

@@ -60,6 +60,11 @@ def refusal(value: object, *, max_length: int = NAME_MAX) -> InvalidInput:
         ("Dens\u0378ham", "unassigned character (U+0378)"),
         ("\u3164", "blank character (U+3164 HANGUL FILLER)"),
         ("Dens\u2800ham", "blank character (U+2800 BRAILLE PATTERN BLANK)"),
+        ("\ufe0f", "invisible mark (U+FE0F VARIATION SELECTOR-16)"),
+        ("Densham\ufe0e", "invisible mark (U+FE0E VARIATION SELECTOR-15)"),
+        ("Dens\U000e0100ham", "invisible mark (U+E0100 VARIATION SELECTOR-17)"),
+        ("Dens\u034fham", "invisible mark (U+034F COMBINING GRAPHEME JOINER)"),
+        ("Dens\u180bham", "invisible mark (U+180B MONGOLIAN FREE VARIATION SELECTOR ONE)"),
     ],
 )
 def test_text_with_an_unprintable_character_is_refused_naming_it(text: str, what: str) -> None:
@@ -101,6 +106,13 @@ def test_printable_text_of_other_scripts_and_combining_marks_is_kept() -> None:
                  "\u0627\u0644\u0639\u064a\u0627\u062f\u0629", "Dr \U0001f642", "Y\u0300\u0323s"):
         accepted = parse_text(text, "service")
         assert accepted == unicodedata.normalize("NFC", text)
+
+
+@pytest.mark.parametrize("text", ["\u0301", " \u0301Densham", "\u0903x", "\u20dd"])
+def test_text_beginning_with_a_combining_mark_is_refused(text: str) -> None:
+    refused = refusal(text)
+    assert refused.rule == "text-characters"
+    assert refused.message.startswith("practice name begins with a combining mark (U+")
 
 
 def test_text_that_is_not_a_string_is_refused() -> None:
