@@ -201,6 +201,9 @@ class RemoteReads:
         # The service's peer review defaults to the funnel; these rows are the Tukey method's.
         return self.client.get("/variation", method="tukey", **options)
 
+    def replay(self, practice: str, year: str, until: date | None = None) -> Any:
+        return self.client.get(f"/replay/{practice.strip()}", year=year, until=until)
+
     def funnel(self, **options: Any) -> Any:
         return self.client.get("/variation", method="funnel", **options)
 

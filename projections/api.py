@@ -403,6 +403,16 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
                                      until=_day(until, "until"))
         return JSONRows([{k: r[k] for k in TRAIL_FIELDS} for r in found])
 
+    @app.get("/replay/{practice}", summary="One budget event by event, with the state "
+             "after each", responses=documented(list[dict[str, Any]]), tags=["reads"])
+    def replay(scope: Caller, practice: Annotated[str, Path(
+                   description="ODS code, A81001", json_schema_extra={"pattern": _PRACTICE})],
+               year: Annotated[str, _q("Financial year, 2024-25", pattern=_YEAR)],
+               until: Day = None) -> Response:
+        scope.require(Role.CONSORTIUM, Role.PRACTICE, what="replays")
+        scope.check(practice=practice)
+        return JSONRows(served.reads().replay(practice, year, _day(until, "until")))
+
     @app.get("/position", summary="Budget against actual, per practice or rolled up",
              responses=documented(list[PositionRow]), tags=["reads"])
     def position(

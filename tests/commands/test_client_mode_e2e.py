@@ -165,3 +165,24 @@ def test_csv_imports_through_the_service_answer_as_direct_ones(
     assert via.stderr == by_hand.stderr
     assert "line 3" in via.stderr
     assert ledger.store.head() == head
+
+
+def test_replay_through_the_service_prints_what_direct_access_prints(
+        server: str, ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    consortium = ["--server", server, "--token", grant_token(ledger, "consortium:16C")]
+    for options in ([], ["--format", "json"], ["--until", "2024-07-15", "--format", "csv"]):
+        read = ["replay", "A81001", "--year", "2024-25", *options]
+        direct = ledger_cmd("--db", db_url, *read, cwd=tmp_path)
+        via = ledger_cmd(*consortium, *read, cwd=tmp_path)
+        assert direct.code == via.code == 0, (options, via.stderr)
+        assert via.stdout == direct.stdout, options
+        assert "BudgetAllocated" in direct.stdout or "allocated" in direct.stdout
+    other = ledger_cmd("--server", server, "--token", grant_token(ledger, "practice:A81002"),
+                       "replay", "A81001", "--year", "2024-25", cwd=tmp_path)
+    assert other.code == EXIT_REFUSED
+    assert "may not read practice A81001" in other.stderr
+    missing = ["replay", "A81001", "--year", "2031-32"]
+    direct = ledger_cmd("--db", db_url, *missing, cwd=tmp_path)
+    via = ledger_cmd(*consortium, *missing, cwd=tmp_path)
+    assert direct.code == via.code == EXIT_REFUSED
+    assert direct.stderr == via.stderr
