@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import anyio
 import orjson
-from fastapi import Body, FastAPI, Header, Query
+from fastapi import Body, Depends, FastAPI, Header, Query
 from fastapi import Request as HttpRequest
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +50,7 @@ from ledger.domain.errors import (
     outcome_of,
 )
 from ledger.domain.values import Actor
+from ledger.strict_json import StrictJsonError, loads
 from projections.api_auth import Caller
 from projections.contract import AnswerBody, NewTokenBody, documented
 
@@ -72,6 +73,27 @@ IdempotencyKey = Annotated[str | None, Header(
     description="The command id: 1 to 128 of A-Z a-z 0-9 . _ - : / # @ + = (an empty or "
                 "malformed key is refused, 400). The same key with the same body records "
                 "once and answers the same again; with another body it is refused (409).")]
+
+
+async def read_once(request: HttpRequest) -> None:
+    """Refuse (400) a write whose body or command id could be read two ways: a body
+    that is not one JSON object read strictly (ledger/strict_json.py: a key given
+    twice, `NaN` or `Infinity` refused, as in `apply` lines; a plain parser would keep
+    the last of two keys while a person reading the body sees the first), or more
+    than one `Idempotency-Key` header (rule `identifier`). Raises InvalidInput."""
+    keys = request.headers.getlist("idempotency-key")
+    if len(keys) > 1:
+        raise InvalidInput("identifier", f"command id given {len(keys)} times "
+                           "(Idempotency-Key headers): give one")
+    try:
+        body = loads(await request.body())
+    except StrictJsonError as error:
+        raise InvalidInput("request", f"the body is not read: {error}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("request", "the body must be one JSON object")
+
+
+STRICT = [Depends(read_once)]
 
 
 def path_of(name: str) -> str:
@@ -368,12 +390,13 @@ def _route(app: FastAPI, name: str, cls: type[Command], writer: Writer) -> None:
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": schema_ref(cls)}}}},
         description=f"The `ledger {name}` command; the body is an `apply` line's `args`.",
+        dependencies=STRICT,
     )(post)
 
 
 def _token_routes(app: FastAPI, writer: Writer) -> None:
     @app.post("/token/create", summary="ledger token create", status_code=201,
-              tags=["access"], responses=_answers(NewTokenBody))
+              tags=["access"], responses=_answers(NewTokenBody), dependencies=STRICT)
     def create_token(scope: Caller, body: Annotated[TokenRequest, Body()],
                      key: IdempotencyKey = None) -> Response:
         """A new token (the allocator only). Its secret is in this answer and nowhere else:
@@ -390,7 +413,7 @@ def _token_routes(app: FastAPI, writer: Writer) -> None:
         return respond(row, 200 if answer.already_applied else 201)
 
     @app.post("/token/revoke", summary="ledger token revoke", status_code=201,
-              tags=["access"], responses=_answers(AnswerBody))
+              tags=["access"], responses=_answers(AnswerBody), dependencies=STRICT)
     def revoke_token(scope: Caller, body: Annotated[TokenRevoke, Body()],
                      key: IdempotencyKey = None) -> Response:
         """Stop a token at once (the allocator only)."""

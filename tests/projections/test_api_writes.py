@@ -266,3 +266,46 @@ def test_http_writes_share_the_text_rules_and_the_spelling_does_not_matter(
     assert (first.status_code, again.status_code) == (201, 200)
     names = [e.name for _, e in ledger.store.iter_events() if isinstance(e, PracticeRegistered)]
     assert names == ["Caf\u00e9"]
+
+
+@pytest.mark.parametrize("body", [
+    '{"practice": "A81001", "name": "Surgery", "list_size": 4000, "on": "2024-04-01", '
+    '"practice": "A81002"}',
+    '{"practice": "A81001", "name": "Surgery", "list_size": 4000, "on": "2024-04-01", '
+    '"weighted": {"acute": "4100", "acute": "9100"}}',
+    '{"practice": "A81001", "name": "Surgery", "list_size": NaN, "on": "2024-04-01"}',
+    '[{"practice": "A81001"}]',
+    '',
+])
+def test_a_write_body_that_json_reads_two_ways_is_refused_with_nothing_recorded(
+        api: TestClient, tokens: dict[str, str], ledger: Ledger, body: str) -> None:
+    """A key given twice is one value to a person reading the body and the last to a
+    plain parser: refused (400), as in `apply` lines, never read as the last one."""
+    before = ledger.store.head()
+    refused = api.post("/practice/register", content=body.encode(),
+                       headers=bearer(tokens[ALLOC]) | {"Content-Type": "application/json"})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["rule"] == "request"
+    assert ledger.store.head() == before
+
+
+def test_a_token_request_naming_its_actor_twice_is_refused(
+        api: TestClient, tokens: dict[str, str], ledger: Ledger) -> None:
+    before = ledger.store.head()
+    refused = api.post("/token/create", content=b'{"actor": "practice:A81001", '
+                       b'"actor": "allocator:Q71"}',
+                       headers=bearer(tokens[ALLOC]) | {"Content-Type": "application/json"})
+    assert refused.status_code == 400, refused.text
+    assert "appears twice" in refused.json()["error"]
+    assert ledger.store.head() == before
+
+
+def test_two_idempotency_keys_on_one_request_are_refused(
+        api: TestClient, tokens: dict[str, str], ledger: Ledger) -> None:
+    before = ledger.store.head()
+    refused = api.post("/practice/register", json=LINES[0][2],
+                       headers=[*bearer(tokens[ALLOC]).items(), ("Idempotency-Key", "k-1"),
+                                ("Idempotency-Key", "k-2")])
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["rule"] == "identifier"
+    assert ledger.store.head() == before
