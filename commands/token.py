@@ -30,7 +30,7 @@ app = typer.Typer(
     epilog="Examples:\n\n"
     "ledger token create --actor allocator:Q71 --bootstrap   (the first token only)\n\n"
     "ledger --actor allocator:Q71 token create --actor consortium:16C --name 'finance team' "
-    "--expires 2025-03-31",
+    "--expires 2099-03-31",
 )
 def create(
     ctx: typer.Context,

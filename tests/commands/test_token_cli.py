@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 from commands.errors import EXIT_REFUSED, EXIT_USAGE
 from ledger.domain.access import secret_digest
@@ -62,3 +63,24 @@ def test_malformed_grantees_and_expiries_are_usage_errors(invoke: Ledger) -> Non
         done = invoke("token", "create", *args, "--bootstrap")
         assert done.code == EXIT_USAGE, done.stderr
         done.one_line_error(words)
+
+
+def test_the_help_examples_run_as_written_on_a_fresh_ledger(run_ledger: Ledger) -> None:
+    """Each example of `token create --help`, in order, through the real `ledger`."""
+    shown = run_ledger("token", "create", "--help")
+    assert shown.code == 0, shown.stderr
+    examples = [" ".join(p.split()) for p in shown.stdout.partition("Examples:")[2].split("\n\n")
+                if p.strip()]
+    assert len(examples) == 2, examples
+    for example in examples:
+        words = shlex.split(re.sub(r"\s+\([^)]*\)$", "", example))  # less a note after it
+        assert words[0] == "ledger"
+        done = run_ledger(*words[1:])
+        assert done.code == 0, (example, done.stderr)
+    assert tokens_listed(run_ledger) == 2
+
+
+def tokens_listed(run: Ledger) -> int:
+    listed = run("token", "list", "--format", "json")
+    assert listed.code == 0, listed.stderr
+    return len(json.loads(listed.stdout))
