@@ -7,6 +7,7 @@ raises `InvalidInput` (naming the rule) for anything else. Nothing here does I/O
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,8 +220,16 @@ def money_text(value: object) -> str:
             raise _out_of_range(str(value))
         return str(value)
     raise InvalidInput(
-        "amount", f"amount {value!r} must be written as text, like \"12500.00\""
+        "amount", f"amount {json_spelling(value)} must be written as text, like \"12500.00\""
     )
+
+
+def json_spelling(value: object) -> str:
+    """`value` written as JSON writes it (`true`, `null`, `10.5`), for a refusal to quote
+    what was given rather than its Python form (`True`, `None`, `Decimal('10.5')`)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value, default=str)
 
 
 def format_pence(pence: int) -> str:
