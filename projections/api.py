@@ -492,7 +492,8 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
 
 def _feed_routes(app: FastAPI, served: _Ledger) -> None:
     @app.get("/events", summary="The ordered event feed, one page after a checkpoint",
-             responses=documented(schema={"$ref": "#/components/schemas/FeedPage"}),
+             responses=documented(schema={"$ref": "#/components/schemas/FeedPage"},
+                                  statuses=(400, 401, 503)),
              tags=["feed"])
     def events(
         scope: Caller,

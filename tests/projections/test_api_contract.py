@@ -118,3 +118,15 @@ def test_instants_have_one_form_in_the_feed_the_reads_and_the_cli(
                 [r["recorded_at"] for r in cli_events])
     assert instants
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t) for t in instants)
+
+
+def test_the_feed_documents_only_the_statuses_it_sends(ledger: Ledger, db_url: str) -> None:
+    write_ledger(ledger)
+    tokens = [grant_token(ledger, actor) for actor in
+              (ALLOCATOR, "consortium:16C", "practice:A81001", "auditor:Ada", "service:bi")]
+    app = create_app(db_url)
+    documented = app.openapi()["paths"]["/events"]["get"]["responses"]
+    assert "403" not in documented
+    with TestClient(app) as client:
+        for secret in tokens:
+            assert client.get("/events?after=0", headers=bearer(secret)).status_code == 200
