@@ -61,6 +61,21 @@ PRACTICE_FIELDS = ("practice", "name", "list_size", "consortium", *WEIGHTED_FIEL
 LIST_SIZE_FIELDS = ("practice", "list_size", *WEIGHTED_FIELDS)
 
 
+def _refuse_a_column_read_twice(columns: dict[str, str]) -> None:
+    """InvalidInput (rule `mapping`) when two fields name one column (as `normalise`
+    compares them): a row holds one value per column, so one of the fields would
+    otherwise be dropped without a word."""
+    first: dict[str, tuple[str, str]] = {}
+    for name, column in columns.items():
+        other, shown = first.setdefault(normalise(column), (name, column))
+        if other != name:
+            raise InvalidInput(
+                "mapping",
+                f"column {shown!r} is mapped to {other} and {name}: map each column to "
+                "one field",
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class ColumnMap:
     """Which column holds which field, which columns to skip, which to round."""
@@ -111,6 +126,7 @@ class ColumnMap:
             else:
                 rounded.discard(key)
             columns[key] = text
+        _refuse_a_column_read_twice(columns)
         return cls(columns, frozenset(rounded), frozenset(normalise(c) for c in skipped))
 
     def resolve(self, header: Sequence[str], fields: Sequence[str], required: Sequence[str],

@@ -114,3 +114,20 @@ def test_a_malformed_mapping_file_is_a_usage_error(invoke: Ledger, tmp_path: Pat
                   actor=ALLOCATOR)
     assert done.code == EXIT_USAGE
     done.one_line_error("m.toml: map.practice must name a column")
+
+
+def test_a_column_mapped_to_two_fields_is_refused_not_read_as_one_of_them(
+    run_ledger: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    published = tmp_path / "wp.csv"
+    published.write_text("Code,Name,Pop,WP\nA81001,Surgery One,4069,5000.5\n",
+                         encoding="utf-8")
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[map]\npractice = "Code"\nname = "Name"\nlist_size = "Pop"\n'
+                       'acute = "WP"\n', encoding="utf-8")
+    for given in (["--map", "prescribing=wp"], ["--map", "community= WP "]):
+        done = run_ledger("practice", "import", str(published), "--mapping", str(mapping),
+                          *given, "--on", "2025-04-01", actor=ALLOCATOR)
+        assert done.code == EXIT_USAGE, done.stdout
+        done.one_line_error("column 'WP' is mapped to acute_weighted and ", "[rule: mapping]")
+    assert head(db_url) == 0
