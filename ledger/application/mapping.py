@@ -97,19 +97,28 @@ class ColumnMap:
     ) -> ColumnMap:
         """From `--map FIELD=COLUMN` options, `--ignore COLUMN` options and a mapping file
         (the options win over the file). Malformed input raises InvalidInput."""
-        pairs: list[tuple[str, str]] = []
-        skipped = list(ignore)
-        if file is not None:
-            file_pairs, file_ignore = _read_mapping_file(file)
-            pairs += file_pairs
-            skipped += file_ignore
+        option_pairs: list[tuple[str, str]] = []
         for item in maps:
             name, sep, column = item.partition("=")
             if not sep or not name.strip() or not column.strip():
                 raise InvalidInput("mapping", f"write --map FIELD=COLUMN, not {item!r}")
-            pairs.append((name, column))
-        for given in [text for pair in pairs for text in pair] + skipped:
+            option_pairs.append((name, column))
+        file_pairs, file_ignore = _read_mapping_file(file) if file is not None else ([], [])
+        for given in [text for pair in file_pairs + option_pairs for text in pair]:
             refuse_unprintable(given, "a mapping's column name")
+        for given in [*ignore, *file_ignore]:
+            refuse_unprintable(given, "a mapping's column name")
+        _refuse_a_column_mapped_and_ignored(option_pairs, ignore, "--map and --ignore")
+        if file is not None:
+            _refuse_a_column_mapped_and_ignored(file_pairs, file_ignore, file.name)
+        # The options win over the file: an option's map or ignore of a column
+        # replaces what the file says of that column.
+        ignored_by_option = {normalise(c) for c in ignore}
+        mapped_by_option = {normalise(column) for _, column in option_pairs}
+        pairs = [p for p in file_pairs if normalise(p[1]) not in ignored_by_option]
+        pairs += option_pairs
+        skipped = [c for c in file_ignore if normalise(c) not in mapped_by_option]
+        skipped += ignore
         columns: dict[str, str] = {}
         rounded: set[str] = set()
         for name, column in pairs:
@@ -192,6 +201,19 @@ class ColumnMap:
             if values.get(name):
                 values[name] = _round_half_up(values[name], name, where)
         return values
+
+
+def _refuse_a_column_mapped_and_ignored(pairs: Sequence[tuple[str, str]],
+                                        ignored: Sequence[str], where: str) -> None:
+    """A column both mapped to a field and skipped is a contradiction: refuse it."""
+    skipped = {normalise(c) for c in ignored}
+    both = sorted({column.strip() for _, column in pairs if normalise(column) in skipped})
+    if both:
+        raise InvalidInput(
+            "mapping",
+            f"{where}: column{'s' if len(both) > 1 else ''} "
+            f"{', '.join(repr(c) for c in both)} both mapped and ignored: do one",
+        )
 
 
 def _refusal(source: str, refused: list[str], *, strict: bool) -> InvalidInput:

@@ -131,3 +131,47 @@ def test_a_column_mapped_to_two_fields_is_refused_not_read_as_one_of_them(
         assert done.code == EXIT_USAGE, done.stdout
         done.one_line_error("column 'WP' is mapped to acute_weighted and ", "[rule: mapping]")
     assert head(db_url) == 0
+
+
+def test_a_column_both_mapped_and_ignored_is_refused_where_one_place_says_both(
+    run_ledger: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    published = tmp_path / "wp.csv"
+    published.write_text("Code,Name,Pop,WP\nA81001,Surgery One,4069,5000.5\n",
+                         encoding="utf-8")
+    names = ["--map", "practice=Code", "--map", "name=Name", "--map", "list_size=Pop"]
+    done = run_ledger("practice", "import", str(published), *names, "--map", "acute=WP",
+                      "--ignore", " wp ", "--on", "2025-04-01", actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stdout
+    done.one_line_error("--map and --ignore: column 'WP' both mapped and ignored",
+                        "[rule: mapping]")
+    contradictory = tmp_path / "both.toml"
+    contradictory.write_text('ignore = ["WP"]\n[map]\nacute = "WP"\n', encoding="utf-8")
+    done = run_ledger("practice", "import", str(published), *names, "--mapping",
+                      str(contradictory), "--on", "2025-04-01", actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stdout
+    done.one_line_error("both.toml: column 'WP' both mapped and ignored")
+    assert head(db_url) == 0
+
+
+def test_an_option_overrides_what_the_mapping_file_says_of_a_column(
+    run_ledger: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    published = tmp_path / "wp.csv"
+    published.write_text("Code,Name,Pop,WP\nA81001,Surgery One,4069,5000.5\n",
+                         encoding="utf-8")
+    ignoring = tmp_path / "ignoring.toml"
+    ignoring.write_text('ignore = ["WP"]\n[map]\npractice = "Code"\nname = "Name"\n'
+                        'list_size = "Pop"\n', encoding="utf-8")
+    done = run_ledger("practice", "import", str(published), "--mapping", str(ignoring),
+                      "--map", "acute=WP", "--on", "2025-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[map]\npractice = "Code"\nname = "Name"\nlist_size = "Pop"\n'
+                       'acute = "WP"\n', encoding="utf-8")
+    published.write_text("Code,Name,Pop,WP\nA81002,Surgery Two,3000,9.5\n", encoding="utf-8")
+    done = run_ledger("practice", "import", str(published), "--mapping", str(mapping),
+                      "--ignore", "WP", "--on", "2025-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    recorded = [json.loads(line) for line in run_ledger("events").stdout.splitlines()]
+    assert [e["weighted_population"] for e in recorded] == [{"acute": "5000.5"}, {}]
