@@ -309,3 +309,29 @@ def test_two_idempotency_keys_on_one_request_are_refused(
     assert refused.status_code == 400, refused.text
     assert refused.json()["rule"] == "identifier"
     assert ledger.store.head() == before
+
+
+def test_a_practice_token_cannot_commit_against_an_element_it_no_longer_holds(
+        api: TestClient, tokens: dict[str, str], ledger: Ledger) -> None:
+    # A81001 registered, a member of 16C, allocated acute and prescribing.
+    for i, (name, actor, args) in enumerate(LINES[:7]):
+        done = api.post(path_of(name), json=args,
+                        headers=bearer(tokens[actor]) | {"Idempotency-Key": f"s-{i}"})
+        assert done.status_code == 201, (name, done.text)
+    delegated = api.post("/budget/delegate", headers=bearer(tokens[f"practice:{A1}"]),
+                         json={"practice": A1, "year": Y, "element": ["prescribing"],
+                               "to": "consortium:16C", "on": "2024-05-01"})
+    assert delegated.status_code == 201, delegated.text
+
+    def commit(actor: str, element: str, ref: str) -> Any:
+        return api.post("/spend/commit", headers=bearer(tokens[actor]), json={
+            "practice": A1, "year": Y, "element": element, "ref": ref, "amount": "100",
+            "provider": "RTR", "service": "Clinic", "on": "2024-07-01"})
+
+    refused = commit(f"practice:{A1}", "prescribing", "R-P1")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["rule"] == "authority"
+    assert commit("consortium:16C", "prescribing", "R-C1").status_code == 201
+    assert commit(f"practice:{A1}", "acute", "R-A1").status_code == 201
+    refs = [e.ref for _, e in ledger.store.iter_events() if e.topic == "SpendCommitted"]
+    assert refs == ["R-C1", "R-A1"]
