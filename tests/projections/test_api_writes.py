@@ -23,7 +23,7 @@ from ledger.application.commands import build_command
 from ledger.application.service import Answer
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import LedgerError, outcome_of
-from ledger.domain.events import PracticeRegistered
+from ledger.domain.events import PracticeRegistered, SpendCommitted
 from projections.api import create_app
 from projections.api_writes import path_of, write_commands
 from projections.queries import feed_row
@@ -333,5 +333,5 @@ def test_a_practice_token_cannot_commit_against_an_element_it_no_longer_holds(
     assert refused.json()["rule"] == "authority"
     assert commit("consortium:16C", "prescribing", "R-C1").status_code == 201
     assert commit(f"practice:{A1}", "acute", "R-A1").status_code == 201
-    refs = [e.ref for _, e in ledger.store.iter_events() if e.topic == "SpendCommitted"]
+    refs = [e.ref for _, e in ledger.store.iter_events() if isinstance(e, SpendCommitted)]
     assert refs == ["R-C1", "R-A1"]
