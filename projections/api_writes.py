@@ -75,8 +75,9 @@ IdempotencyKey = Annotated[str | None, Header(
                 "once and answers the same again; with another body it is refused (409).")]
 
 
-async def read_once(request: HttpRequest) -> None:
-    """Refuse (400) a write whose body or command id could be read two ways: a body
+async def read_once(request: HttpRequest, _authenticated: Caller) -> None:
+    """Refuse (400) a write whose body or command id could be read two ways, once the
+    caller is known (so a request without a live token is 401 whatever its body): a body
     that is not one JSON object read strictly (ledger/strict_json.py: a key given
     twice, `NaN` or `Infinity` refused, as in `apply` lines; a plain parser would keep
     the last of two keys while a person reading the body sees the first), or more

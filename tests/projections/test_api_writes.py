@@ -286,6 +286,9 @@ def test_a_write_body_that_json_reads_two_ways_is_refused_with_nothing_recorded(
                        headers=bearer(tokens[ALLOC]) | {"Content-Type": "application/json"})
     assert refused.status_code == 400, refused.text
     assert refused.json()["rule"] == "request"
+    anonymous = api.post("/practice/register", content=body.encode(),
+                         headers={"Content-Type": "application/json"})
+    assert anonymous.status_code == 401, anonymous.text
     assert ledger.store.head() == before
 
 
