@@ -16,10 +16,12 @@ usage error (exit 2); the same value twice is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import typer
 from typer.core import TyperGroup
 
 # Typer's click objects are used through their public attributes only (`params`,
@@ -102,4 +104,30 @@ class LedgerGroup(TyperGroup):
     """The `ledger` command: global options before or after the command words."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist(self, ctx, list(args)))
+        with _printable_usage_errors():
+            return super().parse_args(ctx, hoist(self, ctx, list(args)))
+
+    def invoke(self, ctx: Any) -> Any:
+        with _printable_usage_errors():
+            return super().invoke(ctx)
+
+
+# Click's base error class, reached through the public `typer.BadParameter`.
+_CLICK_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException")
+
+
+@contextmanager
+def _printable_usage_errors() -> Iterator[None]:
+    """Usage errors quote what was typed (an unknown option, a bad value); Python's
+    repr leaves invisible marks such as U+034F as they are, so they are escaped here
+    like stored text, and nothing unprintable reaches the terminal."""
+    try:
+        yield
+    except _CLICK_ERROR as error:
+        from ledger.domain.characters import escaped  # noqa: PLC0415 - errors only
+
+        message = getattr(error, "message", None)
+        if isinstance(message, str):
+            error.message = escaped(message)  # type: ignore[attr-defined]
+        raise

@@ -249,3 +249,20 @@ def test_csv_cells_are_written_exactly_to_a_file_and_escaped_on_a_terminal(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     rows(stored, Format.csv)
     assert capsys.readouterr().out == "practice,name\nA81001,\\x1b[2JDensham\\u202e\n"
+
+
+@pytest.mark.parametrize("words", [
+    ["position", "--format", "a\u034fb"],
+    ["position", "--fo\u034frmat", "json"],
+    ["posi\u034ftion"],
+    ["practice", "reg\ufe0fister"],
+])
+def test_a_usage_error_shows_what_was_typed_with_invisible_marks_escaped(
+        invoke: Ledger, run_ledger: Ledger, words: list[str]) -> None:
+    for done in (invoke(*words), run_ledger(*words)):
+        assert done.code == 2, done.stderr
+        assert "Usage:" in done.stderr
+        shown = done.stderr.splitlines()[-1]
+        assert "\u034f" not in done.stderr, shown
+        assert "\ufe0f" not in done.stderr, shown
+        assert "\\u034f" in shown or "\\ufe0f" in shown, shown
