@@ -104,9 +104,8 @@ class ColumnMap:
                 raise InvalidInput("mapping", f"write --map FIELD=COLUMN, not {item!r}")
             option_pairs.append((name, column))
         file_pairs, file_ignore = _read_mapping_file(file) if file is not None else ([], [])
-        for given in [text for pair in file_pairs + option_pairs for text in pair]:
-            refuse_unprintable(given, "a mapping's column name")
-        for given in [*ignore, *file_ignore]:
+        texts = [text for pair in file_pairs + option_pairs for text in pair]
+        for given in [*texts, *ignore, *file_ignore]:
             refuse_unprintable(given, "a mapping's column name")
         _refuse_a_column_mapped_and_ignored(option_pairs, ignore, "--map and --ignore")
         if file is not None:
@@ -114,8 +113,8 @@ class ColumnMap:
         # The options win over the file: an option's map or ignore of a column
         # replaces what the file says of that column.
         ignored_by_option = {normalise(c) for c in ignore}
-        mapped_by_option = {normalise(column) for _, column in option_pairs}
-        pairs = [p for p in file_pairs if normalise(p[1]) not in ignored_by_option]
+        mapped_by_option = {normalise(_column_read(column)) for _, column in option_pairs}
+        pairs = [p for p in file_pairs if normalise(_column_read(p[1])) not in ignored_by_option]
         pairs += option_pairs
         skipped = [c for c in file_ignore if normalise(c) not in mapped_by_option]
         skipped += ignore
@@ -203,11 +202,18 @@ class ColumnMap:
         return values
 
 
+def _column_read(text: str) -> str:
+    """The column a mapping reads: `Population` for `round(Population)`."""
+    match = _ROUND.fullmatch(text.strip())
+    return (match["column"] if match else text).strip()
+
+
 def _refuse_a_column_mapped_and_ignored(pairs: Sequence[tuple[str, str]],
                                         ignored: Sequence[str], where: str) -> None:
     """A column both mapped to a field and skipped is a contradiction: refuse it."""
     skipped = {normalise(c) for c in ignored}
-    both = sorted({column.strip() for _, column in pairs if normalise(column) in skipped})
+    both = sorted({_column_read(column) for _, column in pairs
+                   if normalise(_column_read(column)) in skipped})
     if both:
         raise InvalidInput(
             "mapping",

@@ -145,6 +145,12 @@ def test_a_column_both_mapped_and_ignored_is_refused_where_one_place_says_both(
     assert done.code == EXIT_USAGE, done.stdout
     done.one_line_error("--map and --ignore: column 'WP' both mapped and ignored",
                         "[rule: mapping]")
+    rounded = ["--map", "practice=Code", "--map", "name=Name", "--map", "acute=WP"]
+    done = run_ledger("practice", "import", str(published), *rounded,
+                      "--map", "list_size=round(Pop)", "--ignore", "Pop",
+                      "--on", "2025-04-01", actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stdout
+    done.one_line_error("--map and --ignore: column 'Pop' both mapped and ignored")
     contradictory = tmp_path / "both.toml"
     contradictory.write_text('ignore = ["WP"]\n[map]\nacute = "WP"\n', encoding="utf-8")
     done = run_ledger("practice", "import", str(published), *names, "--mapping",
