@@ -20,6 +20,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -309,17 +310,22 @@ class EventStore:
 
     _keeper: sqlite3.Connection | None = None
     _created_file: Path | None = None  # the SQLite file this store created on opening
+    _created_schema = False  # whether opening created the PostgreSQL schema
 
     def close(self) -> None:
-        """Close the store; a SQLite file it created and left without events is removed
-        when it was opened with `discard_if_empty` (open_store).
+        """Close the store; a SQLite file or PostgreSQL schema it created and left
+        without events is removed when it was opened with `discard_if_empty` (open_store).
 
         So a refused write never leaves an empty ledger behind, and a later read
-        of that path still says "no ledger at PATH".
+        of that path or URL still says "no ledger at ...".
         """
         created = self._created_file
         empty = created is not None and self._holds_no_events()
+        schema_empty = self._created_schema and self._holds_no_events()
         self.app.close()
+        if schema_empty:
+            self._created_schema = False
+            self._discard_schema()
         if self._keeper is not None:
             self._keeper.close()
             self._keeper = None
@@ -327,6 +333,13 @@ class EventStore:
             self._created_file = None
             for name in (created, *(Path(f"{created}{tail}") for tail in _SIDECARS)):
                 name.unlink(missing_ok=True)
+
+    def _discard_schema(self) -> None:
+        from ledger.store.postgres import discard_if_empty  # noqa: PLC0415 - psycopg on demand
+
+        with suppress(StoreUnavailable):  # unreachable now: the empty schema stays
+            discard_if_empty(self.target.env, self.target.display,
+                             self.recorder.dialect.events_table)
 
     def _holds_no_events(self) -> bool:
         try:
@@ -414,8 +427,10 @@ def open_store(
     if parsed.kind == "postgres":
         from ledger.store.postgres import prepared  # noqa: PLC0415 - psycopg on demand
 
-        with prepared(parsed.env, parsed.display, create=create):
-            return EventStore(parsed, hooks, create=create)
+        with prepared(parsed.env, parsed.display, create=create) as schema_created:
+            store = EventStore(parsed, hooks, create=create)
+        store._created_schema = discard_if_empty and schema_created
+        return store
     path = Path(parsed.location)
     parent = path.parent
     if not parent.is_dir():

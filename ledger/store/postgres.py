@@ -301,17 +301,10 @@ class LedgerPostgresFactory(PostgresFactory):
 _OPENING_LOCK = 0x1ED6E4
 
 
-@contextmanager
-def prepared(env: dict[str, str], display: str, *, create: bool = True) -> Iterator[None]:
-    """Create the schema (if named, and `create`), and hold a lock while the caller
-    creates the tables.
-
-    Two processes opening a fresh ledger at once would otherwise race on
-    eventsourcing's CREATE TABLE / TYPE / FUNCTION ("tuple concurrently updated").
-    """
-    schema = env.get("POSTGRES_SCHEMA")
+def _connect(env: dict[str, str], display: str) -> psycopg.Connection[Any]:
+    """An autocommit connection to the ledger's database; StoreUnavailable if unreachable."""
     try:
-        conn = psycopg.connect(
+        return psycopg.connect(
             dbname=env["POSTGRES_DBNAME"],
             host=env["POSTGRES_HOST"],
             port=int(env["POSTGRES_PORT"]),
@@ -325,11 +318,50 @@ def prepared(env: dict[str, str], display: str, *, create: bool = True) -> Itera
         raise StoreUnavailable(
             "store", f"cannot reach PostgreSQL at {display}: {first}"
         ) from error
-    with conn:
+
+
+@contextmanager
+def prepared(env: dict[str, str], display: str, *, create: bool = True) -> Iterator[bool]:
+    """Create the schema (if named, and `create`), and hold a lock while the caller
+    creates the tables. Yields whether this call created the schema.
+
+    Two processes opening a fresh ledger at once would otherwise race on
+    eventsourcing's CREATE TABLE / TYPE / FUNCTION ("tuple concurrently updated").
+    """
+    schema = env.get("POSTGRES_SCHEMA")
+    with _connect(env, display) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_OPENING_LOCK,))
+        created = False
         if schema and create:
+            created = _schema_missing(conn, schema)
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(sql.Identifier(schema)))
         try:
-            yield
+            yield created
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_OPENING_LOCK,))
+
+
+def _schema_missing(conn: psycopg.Connection[Any], schema: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is None
+
+
+def discard_if_empty(env: dict[str, str], display: str, events_table: str) -> None:
+    """Drop the ledger's schema if it still holds no events (a refused first write).
+
+    Runs under the opening lock, with the events table locked against writers while
+    it counts, so a schema another writer has just written to is never dropped.
+    """
+    schema = env["POSTGRES_SCHEMA"]
+    with _connect(env, display) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_OPENING_LOCK,))
+        try:
+            with conn.transaction():
+                events = sql.SQL("{0}.{1}").format(sql.Identifier(schema),
+                                                   sql.Identifier(events_table))
+                conn.execute(sql.SQL("LOCK TABLE {0} IN ACCESS EXCLUSIVE MODE").format(events))
+                if conn.execute(sql.SQL("SELECT 1 FROM {0} LIMIT 1").format(events)).fetchone():
+                    return
+                conn.execute(sql.SQL("DROP SCHEMA {0} CASCADE").format(sql.Identifier(schema)))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_OPENING_LOCK,))

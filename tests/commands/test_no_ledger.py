@@ -107,3 +107,42 @@ def test_a_refused_write_where_there_is_no_ledger_leaves_no_file(
     assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
                   actor=ALLOCATOR, db=str(ledger)).code == 0
     assert invoke("position", db=str(ledger)).code == 0
+
+
+def _pg_schema_exists(url: str) -> bool:
+    schema = parse_qs(urlsplit(url).query)["schema"][0]
+    with psycopg.connect(PG_BASE_URL) as conn:
+        row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is not None
+
+
+def test_a_refused_write_in_a_new_postgres_schema_leaves_no_schema(
+    invoke: Ledger, pg_url: str
+) -> None:
+    done = invoke("spend", "settle", "R-0001", "--amount", "5", actor="practice:A81001",
+                  db=pg_url)
+    assert done.code == 1, (done.stdout, done.stderr)
+    done.one_line_error("no commitment")
+    assert not _pg_schema_exists(pg_url)
+    read = invoke("position", db=pg_url)
+    assert read.code == 3
+    read.one_line_error("no ledger at")
+    assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size", "4069",
+                  actor=ALLOCATOR, db=pg_url).code == 0
+    # Once it holds events, a later refused write leaves the ledger as it was.
+    assert invoke("spend", "settle", "R-0001", "--amount", "5", actor="practice:A81001",
+                  db=pg_url).code == 1
+    assert _pg_tables(pg_url) > 0
+    assert invoke("position", db=pg_url).code == 0
+
+
+def test_a_refused_write_in_an_existing_empty_schema_keeps_the_schema(
+    invoke: Ledger, pg_url: str
+) -> None:
+    schema = parse_qs(urlsplit(pg_url).query)["schema"][0]
+    with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    done = invoke("spend", "settle", "R-0001", "--amount", "5", actor="practice:A81001",
+                  db=pg_url)
+    assert done.code == 1
+    assert _pg_schema_exists(pg_url)
