@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from ledger.bootstrap import Ledger
+from ledger.domain import events as ev
 from ledger.domain.errors import InvalidInput, NotFound
-from ledger.domain.values import ELEMENTS, FinancialYear
+from ledger.domain.values import ELEMENTS, Element, FinancialYear
 from projections.core import MemoryState, fold, positioned
 from projections.materialise import Cache, Materialiser, TrackingConflictError
 from projections.positions import POSITIONS, TOTALS
@@ -115,6 +116,31 @@ def test_bad_questions_are_refused(reads: Reads, ledger: Ledger) -> None:
         reads.holders(practice="A81001", holder="consortium:16C")
     with pytest.raises(InvalidInput):
         reads.position(by="region")
+
+
+def test_years_with_budgets_are_listed_once_each_in_order(ledger: Ledger, reads: Reads) -> None:
+    h, _ = scenario()
+    for year, practice in (("2026-27", "A81001"), ("2023-24", "A81002"), ("2026-27", "A81002")):
+        h._budget(ev.BudgetAllocated, practice, FinancialYear.parse(year).first_day,
+                  "allocator:Q71", year=year, allocator="Q71",
+                  amounts_pence={Element("acute"): 100})
+    append(ledger.store, h.events)
+    reads.position()  # catches the projections up
+    assert reads.years() == ["2023-24", "2024-25", "2026-27"]
+    with pytest.raises(NotFound, match=r"budgets: 2023-24, 2024-25, 2026-27\)"):
+        reads.holders(as_of=D(2025, 6, 1))
+    assert {r["year"] for r in reads.holders(practice="A81002", as_of=D(2023, 6, 1))} == {
+        "2023-24"}
+    assert {r["year"] for r in reads.holders(practice="A81002")} == {"2026-27"}
+
+
+def test_years_are_none_before_any_budget(ledger: Ledger, reads: Reads) -> None:
+    h = History()
+    h.register("A81001")
+    append(ledger.store, h.events)
+    with pytest.raises(NotFound, match="none yet"):
+        reads.holders(as_of=D(2024, 6, 1))
+    assert reads.years() == []
 
 
 def test_positions_now_and_as_of(ledger: Ledger, reads: Reads) -> None:
