@@ -65,7 +65,8 @@ class Writer:
 
     def flush(self) -> None:
         if self.pending:
-            bulk_write(self.store, self.pending, self.store.head() + 1)
+            bulk_write(self.store, [self.store.mapper.to_stored_event(e) for e in self.pending],
+                       self.store.head() + 1)
             self.pending = []
 
 

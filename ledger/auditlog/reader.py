@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger.audit.merkle import perfect_levels
@@ -20,18 +21,47 @@ LeafHashRow = tuple[int, int, bytes]
 CheckpointRow = tuple[int, int, bytes, str, str]
 
 
-class LogReader:
-    """Queries over the events and the audit tables (rows as tuples)."""
+@dataclass(frozen=True, slots=True)
+class SharedSnapshot:
+    """A PostgreSQL snapshot other sessions can read in: where, and its exported id.
 
-    def __init__(self, curs: Cursor, dialect: Dialect, path: str | None = None) -> None:
+    Valid while the exporting transaction (`snapshot`) is open; `open_shared`
+    starts a read-only transaction in it on a new connection.
+    """
+
+    conninfo: str
+    snapshot_id: str
+
+
+class LogReader:
+    """Queries over the events and the audit tables (rows as tuples).
+
+    `bulk`, when given, is a second cursor in the same transaction for the reads
+    that move the whole log (events and leaf hashes, chunk by chunk): on
+    PostgreSQL it fetches in binary, stream ids as their 16 bytes. `shared` lets
+    other processes read in the same snapshot (PostgreSQL).
+    """
+
+    def __init__(self, curs: Cursor, dialect: Dialect, path: str | None = None,
+                 bulk: Cursor | None = None, shared: SharedSnapshot | None = None) -> None:
         self.curs = curs
         self.dialect = dialect
         self.path = path  # the SQLite file, which other processes may open read-only too
+        self.bulk = bulk
+        self.shared = shared
 
     def _all(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         self.curs.execute(self.dialect.sql(query), params)
         rows = self.curs.fetchall()
         return rows if self.dialect.kind == "sqlite" else [as_tuple(r) for r in rows]
+
+    def _bulk(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Rows as tuples through the bulk cursor (tuple rows already), if there is one."""
+        if self.bulk is None:
+            return self._all(query, params)
+        self.bulk.execute(self.dialect.sql(query), params)
+        rows: list[tuple[Any, ...]] = self.bulk.fetchall()
+        return rows
 
     def _one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
         self.curs.execute(self.dialect.sql(query), params)
@@ -59,7 +89,7 @@ class LogReader:
 
     def leaf_hash_rows(self, start: int, limit: int) -> list[LeafHashRow]:
         """(leaf index, position, leaf hash): what the fast path of `verify` needs."""
-        return self._all(
+        return self._bulk(
             "SELECT leaf_index, position, leaf_hash FROM {leaves} "
             "WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
             (start, limit),
@@ -78,7 +108,7 @@ class LogReader:
         return rows[0] if rows else None
 
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        rows = self._all(
+        rows = self._bulk(
             "SELECT leaf_hash FROM {leaves} WHERE leaf_index >= ? AND leaf_index < ? "
             "ORDER BY leaf_index",
             (start, end),
@@ -86,8 +116,12 @@ class LogReader:
         return [bytes(r[0]) for r in rows]
 
     def events_between(self, after: int, upto: int) -> list[EventRow]:
-        """Events with after < position <= upto, in position order."""
-        return self._all(
+        """Events with after < position <= upto, in position order.
+
+        The stream id comes as the store keeps it: 32 hex digits on SQLite, a UUID
+        (its 16 bytes through the bulk cursor) on PostgreSQL.
+        """
+        return self._bulk(
             "SELECT {position}, originator_id, originator_version, topic, state FROM {events} "
             "WHERE {position} > ? AND {position} <= ? ORDER BY {position}",
             (after, upto),
@@ -186,9 +220,51 @@ def snapshot(store: EventStore) -> Iterator[LogReader]:
         datastore.get_connection() as conn,
         conn.transaction(force_rollback=True),
         conn.cursor(row_factory=tuple_row) as curs,
+        conn.cursor(row_factory=tuple_row, binary=True) as bulk,
     ):
         curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         # Hashing a large log holds this one snapshot open between reads for longer than
         # the store's idle-in-transaction limit (which guards write transactions).
         curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-        yield LogReader(curs, dialect)
+        curs.execute("SELECT pg_export_snapshot()")
+        row = curs.fetchone()
+        shared = SharedSnapshot(_conninfo(store.target.env), str(row[0])) if row else None
+        stream_ids_as_bytes(bulk)
+        yield LogReader(curs, dialect, bulk=bulk, shared=shared)
+
+
+def stream_ids_as_bytes(curs: Any) -> None:
+    """Make a binary PostgreSQL cursor load uuid columns as their 16 bytes."""
+    from psycopg.types.string import ByteaBinaryLoader  # noqa: PLC0415
+
+    curs.adapters.register_loader("uuid", ByteaBinaryLoader)
+
+
+def _conninfo(env: dict[str, str]) -> str:
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
+
+    return make_conninfo(
+        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=env.get("POSTGRES_CONNECT_TIMEOUT", "5"),
+    )
+
+
+def open_shared(shared: SharedSnapshot, dialect: Dialect) -> LogReader:
+    """A LogReader on a new connection, in a read-only transaction in `shared`'s snapshot.
+
+    The transaction stays open until the connection closes (the process ends);
+    the reader's bulk cursor is binary, as `snapshot`'s.
+    """
+    import psycopg  # noqa: PLC0415
+    from psycopg import sql  # noqa: PLC0415
+    from psycopg.rows import tuple_row  # noqa: PLC0415
+
+    conn = psycopg.connect(shared.conninfo, autocommit=True)
+    curs = conn.cursor(row_factory=tuple_row)
+    curs.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    curs.execute(sql.SQL("SET TRANSACTION SNAPSHOT {0}").format(sql.Literal(shared.snapshot_id)))
+    curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+    bulk = conn.cursor(row_factory=tuple_row, binary=True)
+    stream_ids_as_bytes(bulk)
+    return LogReader(curs, dialect, bulk=bulk)

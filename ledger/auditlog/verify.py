@@ -13,9 +13,11 @@ Checked, in one snapshot:
 Damage is reported by kind with the first bad position. Events after the last
 sealed position are the unsealed tail: counted and aged, not damage.
 
-On a large SQLite store the leaves are recomputed on two worker processes, chunk by
-chunk (see `_Workers`); any chunk they do not find sound is checked again, and its
-damage classified, in the main snapshot, so the report is the same either way.
+On a large store the leaves are recomputed on two worker processes, chunk by chunk
+(see `_Workers`): on SQLite each opens the file read-only, on PostgreSQL each reads
+in the main transaction's exported snapshot, fetching in binary. Any chunk they do
+not find sound is checked again, and its damage classified, in the main snapshot,
+so the report is the same either way.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ import orjson
 from ledger.audit.leaf import LEAF_FORMAT, state_bytes, stream_bytes
 from ledger.audit.merkle import HASH_SIZE, CompactRange, aligned_pieces, perfect_levels
 from ledger.audit.note import Checkpoint, KeyRing, NoteError, Verifier, open_checkpoint
-from ledger.auditlog.reader import EventRow, LeafHashRow, LogReader, snapshot
+from ledger.auditlog.reader import (
+    EventRow,
+    LeafHashRow,
+    LogReader,
+    SharedSnapshot,
+    open_shared,
+    snapshot,
+)
 from ledger.auditlog.tables import NODE_LEVEL_STEP, open_read_only
 from ledger.store.dialect import Dialect
 
@@ -120,7 +129,8 @@ def _leaf_hashes(rows: list[EventRow]) -> list[bytes]:
     """Leaf hashes of stored events (leaf.event_leaf_hash, inlined for speed).
 
     The stream id is read exactly as `leaf.stream_bytes` reads it (32 hex digits as
-    16 bytes, anything else through `stream_bytes`), as sealing did.
+    16 bytes, 16 bytes as themselves, anything else through `stream_bytes`), as
+    sealing did.
     """
     sha, fromhex, packs = hashlib.sha256, bytes.fromhex, _LEAF_PACKS
     out: list[bytes] = []
@@ -131,6 +141,8 @@ def _leaf_hashes(rows: list[EventRow]) -> list[bytes]:
                 sid = fromhex(stream)
             except ValueError:
                 sid = stream_bytes(stream)
+        elif type(stream) is bytes and len(stream) == 16:
+            sid = stream
         else:
             sid = stream_bytes(stream)
         state = stored if type(stored) is bytes else state_bytes(stored)
@@ -311,7 +323,8 @@ class _Chunks:
 
 # --- the same check on 2 processes --------------------------------------------------------
 #
-# On a large SQLite store, worker processes each open the file read-only and take whole
+# On a large store, worker processes each open the SQLite file read-only (or, on
+# PostgreSQL, a connection reading in the main snapshot, exported) and take whole
 # chunks of leaves [start, end) below the main snapshot's leaf count: they read the leaf
 # rows and the events between the previous leaf's position and the last one's, recompute
 # every leaf hash and compare. A chunk comes back only when all of it is sound (contiguous
@@ -329,7 +342,11 @@ WORKERS = 2
 _worker: dict[str, LogReader] = {}
 
 
-def _worker_start(path: str, dialect: Dialect) -> None:
+def _worker_start(path: str | None, dialect: Dialect, shared: SharedSnapshot | None) -> None:
+    if shared is not None:  # PostgreSQL: one transaction, in the main snapshot, throughout
+        _worker["reader"] = open_shared(shared, dialect)
+        return
+    assert path is not None
     conn = open_read_only(path)
     conn.isolation_level = None
     _worker["reader"] = LogReader(conn.cursor(), dialect, path)
@@ -338,28 +355,36 @@ def _worker_start(path: str, dialect: Dialect) -> None:
 def _worker_chunk(start: int, end: int) -> tuple[int, int, int, int, bytes] | None:
     """Leaves [start, end): (start, previous position, last position, events, hashes)."""
     reader = _worker["reader"]
+    if reader.dialect.kind == "postgres":
+        return _check_chunk(reader, start, end)
     curs = reader.curs
     curs.execute("BEGIN")
     try:
-        before = 0
-        if start:
-            previous = reader.leaf_hash_rows(start - 1, 1)
-            if not previous or previous[0][0] != start - 1:
-                return None
-            before = previous[0][1]
-        leaves = reader.leaf_hash_rows(start, end - start)
-        if len(leaves) != end - start or leaves[0][0] != start or leaves[-1][0] != end - 1:
-            return None
-        upto = leaves[-1][1]
-        events = reader.events_between(before, upto)
-        if len(events) != len(leaves) or [e[0] for e in events] != [leaf[1] for leaf in leaves]:
-            return None
-        recomputed = _leaf_hashes(events)
-        if recomputed != [leaf[2] for leaf in leaves]:
-            return None
-        return start, before, upto, len(events), b"".join(recomputed)
+        return _check_chunk(reader, start, end)
     finally:
         curs.execute("ROLLBACK")
+
+
+def _check_chunk(reader: LogReader, start: int, end: int
+                 ) -> tuple[int, int, int, int, bytes] | None:
+    """The worker's check of leaves [start, end); None unless all of it is sound."""
+    before = 0
+    if start:
+        previous = reader.leaf_hash_rows(start - 1, 1)
+        if not previous or previous[0][0] != start - 1:
+            return None
+        before = previous[0][1]
+    leaves = reader.leaf_hash_rows(start, end - start)
+    if len(leaves) != end - start or leaves[0][0] != start or leaves[-1][0] != end - 1:
+        return None
+    upto = leaves[-1][1]
+    events = reader.events_between(before, upto)
+    if len(events) != len(leaves) or [e[0] for e in events] != [leaf[1] for leaf in leaves]:
+        return None
+    recomputed = _leaf_hashes(events)
+    if recomputed != [leaf[2] for leaf in leaves]:
+        return None
+    return start, before, upto, len(events), b"".join(recomputed)
 
 
 class _Workers:
@@ -371,9 +396,9 @@ class _Workers:
 
     @classmethod
     def start(cls, reader: LogReader, leaf_total: int) -> _Workers:
-        path = reader.path
+        path, shared = reader.path, reader.shared
         workers = min(WORKERS, os.cpu_count() or 1)
-        if (reader.dialect.kind != "sqlite" or path is None or workers < 2
+        if ((path is None and shared is None) or workers < 2
                 or leaf_total < PARALLEL_MIN_LEAVES):
             return cls(None, iter(()))
         methods = multiprocessing.get_all_start_methods()
@@ -382,7 +407,8 @@ class _Workers:
         ends = [min(start + CHUNK, leaf_total) for start in starts]
         pool = None
         try:
-            pool = ProcessPoolExecutor(workers, context, _worker_start, (path, reader.dialect))
+            pool = ProcessPoolExecutor(workers, context, _worker_start,
+                                       (path, reader.dialect, shared))
             return cls(pool, pool.map(_worker_chunk, starts, ends))
         except Exception:  # noqa: BLE001 - no processes here (a daemon, limits): one process
             if pool is not None:
