@@ -15,7 +15,7 @@ for. A commitment cancelled with nothing paid is worth zero and stops counting.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ledger.domain.events import (
     CommitmentCancelled,
@@ -37,14 +37,19 @@ def made(amount_pence: int) -> Worth:
 
 def after(worth: Worth, event: LedgerEvent) -> Worth:
     """The worth of a commitment after one of its later events (others change nothing)."""
-    if isinstance(event, CommitmentVaried):
-        return Worth(event.amount_pence, worth.settled, worth.open)
-    if isinstance(event, CommitmentSettled):
-        paid = worth.settled + event.amount_pence
-        if event.final:
+    return after_fields(worth, event.topic, event.__dict__)
+
+
+def after_fields(worth: Worth, topic: str, fields: dict[str, Any]) -> Worth:
+    """`after`, given the event's topic and fields (stored or validated)."""
+    if topic == CommitmentVaried.topic:
+        return Worth(fields["amount_pence"], worth.settled, worth.open)
+    if topic == CommitmentSettled.topic:
+        paid = worth.settled + fields["amount_pence"]
+        if fields["final"]:
             return Worth(paid, paid, open=False)
         return Worth(worth.value, paid, worth.open)
-    if isinstance(event, CommitmentCancelled):
+    if topic == CommitmentCancelled.topic:
         if not worth.open:
             return worth
         return Worth(worth.settled, worth.settled, open=False)

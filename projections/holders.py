@@ -18,6 +18,7 @@ nominee and an opt-in returns every element to the practice.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any, TypeVar
 
 import orjson
 
@@ -30,16 +31,19 @@ from ledger.domain.events import (
 )
 from ledger.domain.values import ELEMENTS, FinancialYear
 from projections.core import (
+    BulkApply,
     Change,
     Delete,
     Positioned,
     Projection,
     Put,
+    Rows,
     State,
     Table,
     day,
     instant,
     integer,
+    sql_instant,
     text,
 )
 
@@ -57,21 +61,30 @@ MOVES = frozenset({HoldingDelegated.topic, DelegationRevoked.topic, OptedOut.top
                    OptedIn.topic})
 
 
+_ELEMENT_NAMES = tuple(str(element) for element in ELEMENTS)
+
+
 def changes_of(item: Positioned) -> list[tuple[str, str]]:
-    """(element, new holder) pairs a budget event makes; the opening of a budget included."""
+    """(element, new holder) pairs a budget event makes (the opening of a budget aside)."""
     e = item.event
     assert isinstance(e, BudgetEvent)
-    practice = f"practice:{e.practice}"
-    moved: list[tuple[str, str]] = []
-    if isinstance(e, HoldingDelegated):
-        moved = [(str(element), e.holder) for element in e.elements]
-    elif isinstance(e, DelegationRevoked):
-        moved = [(str(element), practice) for element in e.elements]
-    elif isinstance(e, OptedOut):
-        moved = [(str(element), e.holder) for element in ELEMENTS]
-    elif isinstance(e, OptedIn):
-        moved = [(str(element), practice) for element in ELEMENTS]
-    return moved
+    return moves_of(e.topic, e.__dict__)
+
+
+def moves_of(topic: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
+    """`changes_of`, given a budget event's topic and fields (stored or validated)."""
+    if topic == HoldingDelegated.topic:
+        return [(str(element), fields["holder"]) for element in fields["elements"]]
+    if topic == DelegationRevoked.topic:
+        practice = f"practice:{fields['practice']}"
+        return [(str(element), practice) for element in fields["elements"]]
+    if topic == OptedOut.topic:
+        holder = fields["holder"]
+        return [(element, holder) for element in _ELEMENT_NAMES]
+    if topic == OptedIn.topic:
+        practice = f"practice:{fields['practice']}"
+        return [(element, practice) for element in _ELEMENT_NAMES]
+    return []
 
 
 def opening_day(item: Positioned) -> date | None:
@@ -123,18 +136,21 @@ PORTFOLIO = Table(
 
 Breakpoints = list[tuple[date, str]]
 Interval = tuple[str, date, date | None]  # holder, first day, first day after (None: open)
+# A day as a date, or as its ISO text (a bulk fold's): both sort in calendar order.
+Day = TypeVar("Day", date, str)
 
 
-def insert_breakpoint(points: Breakpoints, on: date, holder: str) -> Breakpoints:
+def insert_breakpoint(points: list[tuple[Day, str]], on: Day, holder: str
+                      ) -> list[tuple[Day, str]]:
     kept = [(d, h) for d, h in points if d != on]
     kept.append((on, holder))
     kept.sort(key=lambda p: p[0])
     return kept
 
 
-def intervals(points: Breakpoints) -> list[Interval]:
+def intervals(points: list[tuple[Day, str]]) -> list[tuple[str, Day, Day | None]]:
     """Consecutive periods of one holder (equal neighbours merged)."""
-    merged: list[tuple[date, str]] = []
+    merged: list[tuple[Day, str]] = []
     for on, holder in points:
         if merged and merged[-1][1] == holder:
             continue
@@ -183,6 +199,94 @@ def portfolio_rows(state: State, item: Positioned) -> list[Change]:
     return rows
 
 
+_OPENING_DAYS: dict[str, str] = {}  # year -> its first day, ISO
+
+
+def _opening_day(year: str) -> str:
+    found = _OPENING_DAYS.get(year)
+    if found is None:
+        found = _OPENING_DAYS[year] = FinancialYear.parse(year).first_day.isoformat()
+    return found
+
+
+class HoldersBulk:
+    """`holder_rows` over stored fields, for a rebuild from zero."""
+
+    def __init__(self, rows: Rows) -> None:
+        changes = rows.puts(HOLDER_CHANGES)
+
+        def opening(f: dict[str, Any], recorded: str) -> None:
+            practice, year = f["practice"], f["year"]
+            row = (_opening_day(year), recorded, f"practice:{practice}")
+            for element in _ELEMENT_NAMES:
+                changes[(practice, year, element, 0)] = row
+
+        def b_opened(_p: int, version: int, f: dict[str, Any]) -> None:
+            if version == 1:
+                opening(f, sql_instant(f["recorded_at"]))
+
+        def moving(topic: str) -> BulkApply:
+            def b_moved(position: int, version: int, f: dict[str, Any]) -> None:
+                recorded = sql_instant(f["recorded_at"])
+                if version == 1:
+                    opening(f, recorded)
+                practice, year, on = f["practice"], f["year"], f["effective_on"]
+                for element, holder in moves_of(topic, f):
+                    changes[(practice, year, element, position)] = (on, recorded, holder)
+            return b_moved
+
+        self.handlers: dict[str, BulkApply] = {
+            topic: moving(topic) if topic in MOVES else b_opened for topic in _budget_topics()}
+
+    def end_batch(self) -> None:
+        pass
+
+
+class PortfolioBulk:
+    """`portfolio_rows` over stored fields, for a rebuild from zero: the timelines are
+    kept in memory, and each one a batch moved is written once when the batch ends."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.timelines_out, self.portfolio = rows.puts(TIMELINES), rows.puts(PORTFOLIO)
+        self.timelines: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        # The timelines this batch moved, as they were before it.
+        self.before: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+
+        def moving(topic: str) -> BulkApply:
+            def b_moved(_p: int, version: int, f: dict[str, Any]) -> None:
+                if version != 1 and topic not in MOVES:
+                    return
+                practice, year = f["practice"], f["year"]
+                moves: list[tuple[str, str, str]] = []
+                if version == 1:
+                    opened, own = _opening_day(year), f"practice:{practice}"
+                    moves += [(element, opened, own) for element in _ELEMENT_NAMES]
+                on = f["effective_on"]
+                moves += [(element, on, holder) for element, holder in moves_of(topic, f)]
+                for element, day_on, holder in moves:
+                    key = (practice, year, element)
+                    points = self.timelines.get(key, [])
+                    if key not in self.before:
+                        self.before[key] = points
+                    self.timelines[key] = insert_breakpoint(points, day_on, holder)
+            return b_moved
+
+        self.handlers: dict[str, BulkApply] = {topic: moving(topic) for topic in _budget_topics()}
+
+    def end_batch(self) -> None:
+        for key, points in self.before.items():
+            after = self.timelines[key]
+            old = {(h, s): end for h, s, end in intervals(points)}
+            new = {(h, s): end for h, s, end in intervals(after)}
+            for h, s in old.keys() - new.keys():
+                self.portfolio[(h, *key, s)] = None
+            for (h, s), end in new.items():
+                if old.get((h, s), 0) != end:
+                    self.portfolio[(h, *key, s)] = (end,)
+            self.timelines_out[key] = (orjson.dumps([[d, h] for d, h in after]).decode(),)
+        self.before = {}
+
+
 def _budget_topics() -> list[str]:
     from ledger.domain.events import EVENT_TYPES  # noqa: PLC0415
 
@@ -194,6 +298,7 @@ HOLDERS = Projection(
     tables=(HOLDER_CHANGES,),
     applies=dict.fromkeys(_budget_topics(), holder_rows),
     description="every change of holder, by effective date and by recorded instant",
+    bulk=HoldersBulk,
 )
 
 PORTFOLIO_PROJECTION = Projection(
@@ -201,4 +306,5 @@ PORTFOLIO_PROJECTION = Projection(
     tables=(TIMELINES, PORTFOLIO),
     applies=dict.fromkeys(_budget_topics(), portfolio_rows),
     description="per holder, the elements of each practice it holds and when",
+    bulk=PortfolioBulk,
 )

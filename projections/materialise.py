@@ -27,15 +27,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import EVENTS_BY_TOPIC
 from ledger.store.eventstore import EventStore, StoreTarget, open_store
+from ledger.store.mapper import decode_event, encode_event
 from projections.core import (
     Add,
     Apply,
+    BulkApply,
     Change,
     Column,
     Key,
@@ -276,8 +279,26 @@ class Database:
             c.execute(sql, tuple(params))
             return [tuple(row) for row in c.fetchall()]
 
+    def events_after(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """(position, stream id, stream version, topic, stored state) of up to `limit`
+        events after `after`, in position order: the log as stored, nothing decoded."""
+        dialect = self.store.recorder.dialect
+        return self.query(
+            f"SELECT {dialect.position}, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {dialect.events} WHERE {dialect.position} > ? "
+            f"ORDER BY {dialect.position} LIMIT ?", (after, limit))
+
     def track(self, cursor: Any, name: str, position: int) -> None:
         self.tracker._insert_tracking(cursor, Tracking(TRACKING_PREFIX + name, position))
+
+
+def _current_form(topic: str, stream: Any, version: int, state: bytes, position: int
+                  ) -> dict[str, Any]:
+    """The stored fields of an event stored in an older schema version, as this
+    version of the event would store them (upcast and validated on the way)."""
+    event = decode_event(topic, stream, version, state, position)
+    fields: dict[str, Any] = orjson.loads(encode_event(event))
+    return fields
 
 
 # --- the write-back cache folds read through -----------------------------------------
@@ -295,8 +316,22 @@ class Cache:
     complete: bool = False
     rows: dict[str, dict[Key, Values | None]] = field(default_factory=dict)
     dirty: dict[str, dict[Key, Values | None]] = field(default_factory=dict)
-    adds: dict[str, dict[Key, list[int]]] = field(default_factory=dict)
+    totals: dict[str, dict[Key, list[int]]] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
+    # Tables whose rows bulk folds write in their SQL form already (`puts`, `adds`).
+    ready: set[str] = field(default_factory=set)
+
+    def puts(self, table: Table) -> dict[Key, Values | None]:
+        """A bulk fold's rows of `table`, in their SQL form (projections.core.Rows)."""
+        self.tables[table.name] = table
+        self.ready.add(table.name)
+        return self.dirty.setdefault(table.name, {})
+
+    def adds(self, table: Table) -> dict[Key, list[int]]:
+        """A bulk fold's totals added to `table`'s (projections.core.Rows)."""
+        self.tables[table.name] = table
+        self.ready.add(table.name)
+        return self.totals.setdefault(table.name, {})
 
     def get(self, table: Table, key: Key) -> Values | None:
         rows = self.rows.setdefault(table.name, {})
@@ -323,7 +358,7 @@ class Cache:
     def apply(self, changes: list[Change]) -> None:
         # The hot loop of every catch-up and rebuild: one pass, local names only, and
         # the change's kind told by its exact type (Put, Add, Delete are final).
-        tables, adds, dirty, rows = self.tables, self.adds, self.dirty, self.rows
+        tables, adds, dirty, rows = self.tables, self.totals, self.dirty, self.rows
         for change in changes:
             table = change.table
             name = table.name
@@ -360,21 +395,27 @@ class Cache:
         """
         out: list[tuple[str, list[tuple[Any, ...]]]] = []
         for name, rows in self.dirty.items():
+            if not rows:
+                continue
             table = self.tables[name]
+            ready = name in self.ready
             gone = [key for key, values in rows.items() if values is None]
             kept = [key + values for key, values in rows.items() if values is not None]
             if gone:
-                out.append((self._delete_sql(table),
-                            _in_key_order(_rows_to_sql(table.key, gone))))
+                out.append((self._delete_sql(table), _in_key_order(
+                    gone if ready else _rows_to_sql(table.key, gone))))
             if kept:
-                converted = _rows_to_sql(table.columns, kept)
+                converted = kept if ready else _rows_to_sql(table.columns, kept)
                 if self.db.kind == "postgres":
                     converted = _without_nul(table.columns, len(table.key), converted)
                 out.append((self._upsert_sql(table, add=False), _in_key_order(converted)))
-        for name, totals in self.adds.items():
+        for name, totals in self.totals.items():
+            if not totals:
+                continue
             table = self.tables[name]
-            out.append((self._upsert_sql(table, add=True), _in_key_order(_rows_to_sql(
-                table.columns, [key + tuple(deltas) for key, deltas in totals.items()]))))
+            summed = [key + tuple(deltas) for key, deltas in totals.items()]
+            out.append((self._upsert_sql(table, add=True), _in_key_order(
+                summed if name in self.ready else _rows_to_sql(table.columns, summed))))
         return out
 
     def flush(self, cursor: Any,
@@ -387,14 +428,17 @@ class Cache:
             cursor.execute(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
         for statement, rows in prepared:
             cursor.executemany(statement, rows)
-        self.dirty = {}
-        self.adds = {}
+        # Emptied in place: bulk folds hold on to their tables' dictionaries.
+        for written in self.dirty.values():
+            written.clear()
+        for totals in self.totals.values():
+            totals.clear()
 
     def forget(self) -> None:
         """After a failed transaction: nothing cached can be trusted."""
         self.rows = {}
         self.dirty = {}
-        self.adds = {}
+        self.totals = {}
         self.complete = False
 
     @staticmethod
@@ -551,6 +595,8 @@ class Materialiser:
                   complete: bool) -> int:
         positions = self.positions()
         at = {p.name: positions[p.name] for p in chosen}
+        if complete and all(p.bulk is not None for p in chosen) and set(at.values()) == {0}:
+            return self._rebuild_bulk(chosen, progress, at)
         cache = Cache(self.db, complete=complete)
         start = min(at.values(), default=0)
         # From an emptied table, batches as large as memory comfortably allows: fewer
@@ -578,6 +624,47 @@ class Materialiser:
                 progress(len(batch))
             start = last
             if len(batch) < size:
+                return read
+
+    def _rebuild_bulk(self, chosen: list[Projection], progress: Progress | None,
+                      at: dict[str, int]) -> int:
+        """Projections emptied and at position 0, folded by their bulk folds: each event's
+        stored JSON decoded once and handed to every fold of its topic; an event stored
+        in an older schema version is upcast and validated first, as any read does."""
+        cache = Cache(self.db, complete=True)
+        folds = [p.bulk(cache) for p in chosen if p.bulk is not None]
+        by_topic: dict[str, list[BulkApply]] = {}
+        for bulk in folds:
+            for topic, handler in bulk.handlers.items():
+                by_topic.setdefault(topic, []).append(handler)
+        handlers = {topic: tuple(found) for topic, found in by_topic.items()}
+        versions = {topic: cls.schema_version for topic, cls in EVENTS_BY_TOPIC.items()}
+        loads = orjson.loads
+        start, read = 0, 0
+        while True:
+            batch = self.db.events_after(start, REBUILD_BATCH)
+            if not batch:
+                return read
+            for position, stream, version, topic, state in batch:
+                found = handlers.get(topic)
+                if found is None:
+                    if topic not in EVENTS_BY_TOPIC:  # written since ensure_readable
+                        raise UnreadableEvent(topic, "?", None, position)
+                    continue
+                fields = loads(state)
+                if fields.get("schema_version", 1) != versions[topic]:
+                    fields = _current_form(topic, stream, version, state, position)
+                for handler in found:
+                    handler(position, version, fields)
+            for bulk in folds:
+                bulk.end_batch()
+            last = batch[-1][0]
+            self._commit(cache, chosen, at, last)
+            read += len(batch)
+            if progress:
+                progress(len(batch))
+            start = last
+            if len(batch) < REBUILD_BATCH:
                 return read
 
     @staticmethod

@@ -6,6 +6,8 @@ a date, a practice's top-slice), so none of their folds depends on another's.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledger.domain.events import (
     ConsortiumFormed,
     ListSizeRecorded,
@@ -16,11 +18,13 @@ from ledger.domain.events import (
     RiskPoolAgreed,
 )
 from projections.core import (
+    BulkApply,
     Change,
     Delete,
     Positioned,
     Projection,
     Put,
+    Rows,
     State,
     Table,
     day,
@@ -110,6 +114,68 @@ def pool(_state: State, item: Positioned) -> list[Change]:
     return [Put(RISK_POOLS, (e.consortium, e.year), (e.top_slice_basis_points,))]
 
 
+class OrganisationsBulk:
+    """The applies above over stored fields, for a rebuild from zero."""
+
+    def __init__(self, rows: Rows) -> None:
+        practices = rows.puts(PRACTICES)
+        consortia = rows.puts(CONSORTIA)
+        memberships = rows.puts(MEMBERSHIPS)
+        open_out = rows.puts(OPEN_MEMBERSHIPS)
+        pools = rows.puts(RISK_POOLS)
+        known: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # practice rows so far
+        open_now: dict[tuple[Any, ...], str] = {}  # open memberships: joined on
+
+        def b_registered(_p: int, _v: int, f: dict[str, Any]) -> None:
+            key = (f["practice"],)
+            practices[key] = known[key] = (f["name"], f["allocator"], f["list_size"], None)
+
+        def b_list_size(_p: int, _v: int, f: dict[str, Any]) -> None:
+            key = (f["practice"],)
+            old = known.get(key)
+            if old is not None:
+                practices[key] = known[key] = (old[0], old[1], f["list_size"], old[3])
+
+        def b_closed(_p: int, _v: int, f: dict[str, Any]) -> None:
+            key = (f["practice"],)
+            old = known.get(key)
+            if old is not None:
+                practices[key] = known[key] = (old[0], old[1], old[2], f["effective_on"])
+
+        def b_formed(_p: int, _v: int, f: dict[str, Any]) -> None:
+            consortia[(f["consortium"],)] = (f["name"],)
+
+        def b_joined(_p: int, _v: int, f: dict[str, Any]) -> None:
+            on = f["effective_on"]
+            memberships[(f["consortium"], f["practice"], on)] = (None,)
+            key = (f["consortium"], f["practice"])
+            open_now[key] = on
+            open_out[key] = (on,)
+
+        def b_left(_p: int, _v: int, f: dict[str, Any]) -> None:
+            key = (f["consortium"], f["practice"])
+            joined_on = open_now.pop(key, None)
+            if joined_on is not None:
+                memberships[(*key, joined_on)] = (f["effective_on"],)
+                open_out[key] = None
+
+        def b_pool(_p: int, _v: int, f: dict[str, Any]) -> None:
+            pools[(f["consortium"], f["year"])] = (f["top_slice_basis_points"],)
+
+        self.handlers: dict[str, BulkApply] = {
+            PracticeRegistered.topic: b_registered,
+            ListSizeRecorded.topic: b_list_size,
+            PracticeClosed.topic: b_closed,
+            ConsortiumFormed.topic: b_formed,
+            PracticeJoined.topic: b_joined,
+            PracticeLeft.topic: b_left,
+            RiskPoolAgreed.topic: b_pool,
+        }
+
+    def end_batch(self) -> None:
+        pass
+
+
 ORGANISATIONS = Projection(
     name="organisations",
     tables=(PRACTICES, CONSORTIA, MEMBERSHIPS, OPEN_MEMBERSHIPS, RISK_POOLS),
@@ -123,4 +189,5 @@ ORGANISATIONS = Projection(
         RiskPoolAgreed.topic: pool,
     },
     description="practices, consortia, memberships over time, risk pools",
+    bulk=OrganisationsBulk,
 )

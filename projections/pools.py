@@ -11,8 +11,23 @@ positions and organisations projections.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledger.domain.events import PoolDrawRecorded, PoolDrawReturned
-from projections.core import Add, Change, Positioned, Projection, State, Table, day, integer, text
+from projections.core import (
+    Add,
+    BulkApply,
+    Change,
+    Positioned,
+    Projection,
+    Rows,
+    State,
+    Table,
+    add_to,
+    day,
+    integer,
+    text,
+)
 
 POOL_DAYS = Table(
     "pool_days",
@@ -33,6 +48,27 @@ def returned(_state: State, item: Positioned) -> list[Change]:
     return [Add(POOL_DAYS, (e.consortium, e.year, e.effective_on), (-e.amount_pence, 0))]
 
 
+class PoolsBulk:
+    """`drawn` and `returned` over stored fields, for a rebuild from zero."""
+
+    def __init__(self, rows: Rows) -> None:
+        days = rows.adds(POOL_DAYS)
+
+        def bulk_drawn(_position: int, _version: int, f: dict[str, Any]) -> None:
+            add_to(days, (f["consortium"], f["year"], f["effective_on"]),
+                   (f["amount_pence"], 1))
+
+        def bulk_returned(_position: int, _version: int, f: dict[str, Any]) -> None:
+            add_to(days, (f["consortium"], f["year"], f["effective_on"]),
+                   (-f["amount_pence"], 0))
+
+        self.handlers: dict[str, BulkApply] = {
+            PoolDrawRecorded.topic: bulk_drawn, PoolDrawReturned.topic: bulk_returned}
+
+    def end_batch(self) -> None:
+        pass
+
+
 # Named apart from the earlier `pools` projection (running totals without dates), so a
 # store that has one catches this one up from the start of the log.
 POOLS = Projection(
@@ -40,4 +76,5 @@ POOLS = Projection(
     tables=(POOL_DAYS,),
     applies={PoolDrawRecorded.topic: drawn, PoolDrawReturned.topic: returned},
     description="risk pools: drawn per consortium and year, by effective date",
+    bulk=PoolsBulk,
 )

@@ -19,6 +19,7 @@ allocator of each budget (`position_budgets`) for the roll-up by allocator.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from ledger.domain.events import (
     AllocationAdjusted,
@@ -35,12 +36,15 @@ from ledger.domain.events import (
 )
 from projections.core import (
     Add,
+    BulkApply,
     Change,
     Positioned,
     Projection,
     Put,
+    Rows,
     State,
     Table,
+    add_to,
     day,
     flag,
     integer,
@@ -183,6 +187,113 @@ def status(_state: State, item: Positioned) -> list[Change]:
     return [Put(STATUS, (e.practice, e.year, e.effective_on, item.position), (hard,))]
 
 
+class PositionsBulk:
+    """The applies above over stored fields, for a rebuild from zero."""
+
+    def __init__(self, rows: Rows) -> None:  # noqa: PLR0915 - one closure per event type
+        totals, days = rows.adds(TOTALS), rows.adds(DAYS)
+        commitments = rows.puts(COMMITMENTS)
+        statuses, budgets = rows.puts(STATUS), rows.puts(BUDGETS)
+        # ref -> [practice, year, element, amount, settled, open]
+        known: dict[str, list[Any]] = {}
+
+        def moved(practice: str, year: str, element: str, on: str,
+                  deltas: tuple[int, int, int, int]) -> None:
+            add_to(totals, (practice, year, element), deltas)
+            add_to(days, (practice, year, element, on), deltas)
+
+        def b_allocated(_p: int, _v: int, f: dict[str, Any]) -> None:
+            practice, year, on = f["practice"], f["year"], f["effective_on"]
+            budgets[(practice, year)] = (f["allocator"],)
+            for element, amount in f["amounts_pence"].items():
+                moved(practice, year, element, on, (amount, 0, 0, 0))
+
+        def b_adjusted(_p: int, _v: int, f: dict[str, Any]) -> None:
+            moved(f["practice"], f["year"], f["element"], f["effective_on"],
+                  (f["delta_pence"], 0, 0, 0))
+
+        def b_committed(_p: int, _v: int, f: dict[str, Any]) -> None:
+            practice, year, element, amount = (f["practice"], f["year"], f["element"],
+                                               f["amount_pence"])
+            ref = f["ref"]
+            known[ref] = [practice, year, element, amount, 0, True]
+            commitments[(ref,)] = (practice, year, element, amount, 0, 1)
+            moved(practice, year, element, f["effective_on"], (0, amount, 0, 0))
+
+        def b_varied(_p: int, _v: int, f: dict[str, Any]) -> None:
+            ref = f["ref"]
+            row = known.get(ref)
+            if row is None:
+                return
+            practice, year, element, amount, paid, is_open = row
+            new = f["amount_pence"]
+            row[3] = new
+            commitments[(ref,)] = (practice, year, element, new, paid, int(is_open))
+            moved(practice, year, element, f["effective_on"], (0, new - amount, 0, 0))
+
+        def b_settled(_p: int, _v: int, f: dict[str, Any]) -> None:
+            ref = f["ref"]
+            row = known.get(ref)
+            if row is None:
+                return
+            practice, year, element, amount, paid, _ = row
+            part, final = f["amount_pence"], f["final"]
+            paid += part
+            outstanding_before = amount - (paid - part)
+            if final:
+                amount = paid
+            outstanding_after = amount - paid if not final else 0
+            known[ref] = [practice, year, element, amount, paid, not final]
+            commitments[(ref,)] = (practice, year, element, amount, paid, int(not final))
+            moved(practice, year, element, f["effective_on"],
+                  (0, outstanding_after - outstanding_before, part, 0))
+
+        def b_cancelled(_p: int, _v: int, f: dict[str, Any]) -> None:
+            ref = f["ref"]
+            row = known.get(ref)
+            if row is None:
+                return
+            practice, year, element, amount, paid, is_open = row
+            outstanding = amount - paid if is_open else 0
+            known[ref] = [practice, year, element, paid, paid, False]
+            commitments[(ref,)] = (practice, year, element, paid, paid, 0)
+            moved(practice, year, element, f["effective_on"], (0, -outstanding, 0, 0))
+
+        def b_drawn(_p: int, _v: int, f: dict[str, Any]) -> None:
+            row = known.get(f["ref"])
+            if row is not None:
+                moved(f["practice"], f["year"], row[2], f["effective_on"],
+                      (0, 0, 0, f["amount_pence"]))
+
+        def b_returned(_p: int, _v: int, f: dict[str, Any]) -> None:
+            row = known.get(f["ref"])
+            if row is not None:
+                moved(f["practice"], f["year"], row[2], f["effective_on"],
+                      (0, 0, 0, -f["amount_pence"]))
+
+        def b_hard(position: int, _v: int, f: dict[str, Any]) -> None:
+            statuses[(f["practice"], f["year"], f["effective_on"], position)] = (1,)
+
+        def b_indicative(position: int, _v: int, f: dict[str, Any]) -> None:
+            statuses[(f["practice"], f["year"], f["effective_on"], position)] = (0,)
+
+        self.handlers: dict[str, BulkApply] = {
+            BudgetAllocated.topic: b_allocated,
+            AllocationAdjusted.topic: b_adjusted,
+            SpendCommitted.topic: b_committed,
+            CommitmentVaried.topic: b_varied,
+            CommitmentSettled.topic: b_settled,
+            CommitmentCancelled.topic: b_cancelled,
+            RiskPoolDrawn.topic: b_drawn,
+            RiskPoolReturned.topic: b_returned,
+            MadeHard.topic: b_hard,
+            MadeIndicative.topic: b_indicative,
+        }
+
+    def end_batch(self) -> None:
+        pass
+
+
 POSITIONS = Projection(
     name="positions",
     tables=(TOTALS, DAYS, COMMITMENTS, STATUS, BUDGETS),
@@ -199,4 +310,5 @@ POSITIONS = Projection(
         MadeIndicative.topic: status,
     },
     description="allocated, committed, settled per element, by effective date",
+    bulk=PositionsBulk,
 )

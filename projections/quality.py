@@ -20,6 +20,8 @@ commitment correctly, and this fold depends on no other.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledger.domain.events import (
     CommitmentCancelled,
     CommitmentSettled,
@@ -27,12 +29,14 @@ from ledger.domain.events import (
     QualityStandardsAdopted,
     SpendCommitted,
 )
-from projections.commitment_value import Worth, after, made
+from projections.commitment_value import Worth, after, after_fields, made
 from projections.core import (
+    BulkApply,
     Change,
     Positioned,
     Projection,
     Put,
+    Rows,
     State,
     Table,
     day,
@@ -98,6 +102,59 @@ def changed(state: State, item: Positioned) -> list[Change]:
     return changes
 
 
+class QualityBulk:
+    """The applies above over stored fields, for a rebuild from zero."""
+
+    def __init__(self, rows: Rows) -> None:
+        adopted_out, tags, tagged_out = rows.puts(ADOPTED), rows.puts(TAGS), rows.puts(TAGGED)
+        # ref -> (codes space-separated, practice, year, effective_on, worth)
+        tagged: dict[str, tuple[str, str, str, str, Worth]] = {}
+
+        def b_adopted(position: int, _v: int, f: dict[str, Any]) -> None:
+            consortium, year, on = f["consortium"], f["year"], f["effective_on"]
+            for code in f["codes"]:
+                adopted_out[(consortium, year, str(code))] = (on, position)
+
+        def b_committed(_p: int, _v: int, f: dict[str, Any]) -> None:
+            codes = tuple(dict.fromkeys(str(c) for c in f["qs_codes"]))
+            if not codes:
+                return
+            ref, practice, year, on = f["ref"], f["practice"], f["year"], f["effective_on"]
+            worth = made(f["amount_pence"])
+            joined = " ".join(codes)
+            tagged[ref] = (joined, practice, year, on, worth)
+            tagged_out[(ref,)] = (joined, practice, year, on, worth.value, worth.settled, 1)
+            for code in codes:
+                tags[(ref, code)] = (practice, year, on, worth.value)
+
+        def b_changed(_p: int, _v: int, f: dict[str, Any], topic: str) -> None:
+            ref = f["ref"]
+            row = tagged.get(ref)
+            if row is None:
+                return
+            codes, practice, year, on, before = row
+            worth = after_fields(before, topic, f)
+            tagged[ref] = (codes, practice, year, on, worth)
+            tagged_out[(ref,)] = (codes, practice, year, on, worth.value, worth.settled,
+                                  int(worth.open))
+            if worth.value != before.value:
+                for code in codes.split():
+                    tags[(ref, code)] = (practice, year, on, worth.value)
+
+        def changed_by(topic: str) -> BulkApply:
+            return lambda p, v, f: b_changed(p, v, f, topic)
+
+        self.handlers: dict[str, BulkApply] = {
+            QualityStandardsAdopted.topic: b_adopted,
+            SpendCommitted.topic: b_committed,
+            **{t: changed_by(t) for t in (CommitmentVaried.topic, CommitmentSettled.topic,
+                                          CommitmentCancelled.topic)},
+        }
+
+    def end_batch(self) -> None:
+        pass
+
+
 QUALITY = Projection(
     name="quality",
     tables=(ADOPTED, TAGS, TAGGED),
@@ -109,4 +166,5 @@ QUALITY = Projection(
         CommitmentCancelled.topic: changed,
     },
     description="adopted quality standards; commitments and spend tagged with each",
+    bulk=QualityBulk,
 )

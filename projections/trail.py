@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.domain.events import (
+    EVENTS_BY_TOPIC,
     AccessGranted,
     AccessRevoked,
     AllocationAdjusted,
@@ -47,15 +48,19 @@ from ledger.domain.events import (
 )
 from ledger.domain.values import format_pence, format_weighted
 from projections.core import (
+    BulkApply,
     Change,
+    Fields,
     Positioned,
     Projection,
     Put,
+    Rows,
     State,
     Table,
     day,
     instant,
     integer,
+    sql_instant,
     text,
 )
 
@@ -173,22 +178,31 @@ def describe(event: LedgerEvent) -> str:
 
 
 def subjects(event: LedgerEvent) -> list[str]:
-    """Whose trails an event belongs to.
+    """Whose trails an event belongs to."""
+    return subjects_of(event.topic, event.__dict__)
 
-    Optional fields are looked up in the event's fields (`__dict__`): a missing
-    attribute of a pydantic model costs an exception, once per event.
-    """
+
+# Per topic: (a practice's or budget's event, a pool's, a consortium's).
+_KINDS: dict[str, tuple[bool, bool, bool]] = {
+    topic: (issubclass(cls, PracticeEvent | BudgetEvent), issubclass(cls, PoolEvent),
+            issubclass(cls, ConsortiumEvent))
+    for topic, cls in EVENTS_BY_TOPIC.items()}
+
+
+def subjects_of(topic: str, fields: dict[str, Any]) -> list[str]:
+    """Whose trails an event of this topic with these fields belongs to."""
+    practice_event, pool_event, consortium_event = _KINDS[topic]
     found: list[str] = []
-    if isinstance(event, PracticeEvent | BudgetEvent):
-        found.append(f"practice:{event.practice}")
-    if isinstance(event, PoolEvent):
-        return [f"consortium:{event.consortium}"]
-    if isinstance(event, ConsortiumEvent):
-        found.append(f"consortium:{event.consortium}")
-        practice = event.__dict__.get("practice")
+    if practice_event:
+        found.append(f"practice:{fields['practice']}")
+    if pool_event:
+        return [f"consortium:{fields['consortium']}"]
+    if consortium_event:
+        found.append(f"consortium:{fields['consortium']}")
+        practice = fields.get("practice")
         if isinstance(practice, str):
             found.append(f"practice:{practice}")
-    holder = event.__dict__.get("holder")
+    holder = fields.get("holder")
     if isinstance(holder, str) and holder not in found:
         found.append(holder)
     return found
@@ -201,9 +215,36 @@ def trail_rows(_state: State, item: Positioned) -> list[Change]:
     return [Put(TRAIL, (subject, item.position), values) for subject in subjects(e)]
 
 
+class TrailBulk:
+    """`trail_rows` over stored fields, for a rebuild from zero."""
+
+    def __init__(self, rows: Rows) -> None:
+        trail = rows.puts(TRAIL)
+
+        def handler(topic: str) -> BulkApply:
+            words = _WORDS[topic]
+
+            def b_trail(position: int, _v: int, f: dict[str, Any]) -> None:
+                summary = words(Fields(f))
+                reason = f.get("reason")
+                if reason:
+                    summary = f"{summary} — {reason}"
+                values = (f.get("year"), sql_instant(f["recorded_at"]), f["effective_on"],
+                          f["actor"], topic, summary)
+                for subject in subjects_of(topic, f):
+                    trail[(subject, position)] = values
+            return b_trail
+
+        self.handlers: dict[str, BulkApply] = {topic: handler(topic) for topic in _WORDS}
+
+    def end_batch(self) -> None:
+        pass
+
+
 TRAIL_PROJECTION = Projection(
     name="trail",
     tables=(TRAIL,),
     applies=dict.fromkeys(_WORDS, trail_rows),
     description="every event per practice and consortium, in words",
+    bulk=TrailBulk,
 )

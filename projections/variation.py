@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from ledger.domain.events import (
     CommitmentCancelled,
@@ -31,12 +32,14 @@ from ledger.domain.events import (
     SpendCommitted,
 )
 from ledger.domain.values import ELEMENTS, format_weighted
-from projections.commitment_value import Worth, after, made
+from projections.commitment_value import Worth, after, after_fields, made
 from projections.core import (
+    BulkApply,
     Change,
     Positioned,
     Projection,
     Put,
+    Rows,
     State,
     Table,
     day,
@@ -94,6 +97,57 @@ def changed(state: State, item: Positioned) -> list[Change]:
     return [Put(COMMITMENTS, (e.ref,), (practice, year, element, on, *worth))]
 
 
+_ELEMENT_NAMES = tuple(str(element) for element in ELEMENTS)
+
+
+class VariationBulk:
+    """The applies above over stored fields, for a rebuild from zero."""
+
+    def __init__(self, rows: Rows) -> None:
+        populations, commitments = rows.puts(POPULATIONS), rows.puts(COMMITMENTS)
+        known: dict[str, tuple[str, str, str, str, Worth]] = {}  # ref -> where, worth
+
+        def b_population(position: int, _v: int, f: dict[str, Any]) -> None:
+            weighted = {str(k): format_weighted(v) for k, v in f["weighted_population"].items()}
+            practice, on, size = f["practice"], f["effective_on"], f["list_size"]
+            for element in _ELEMENT_NAMES:
+                populations[(practice, on, position, element)] = (weighted.get(element), size)
+
+        def b_committed(_p: int, _v: int, f: dict[str, Any]) -> None:
+            ref = f["ref"]
+            where = (f["practice"], f["year"], f["element"], f["effective_on"])
+            worth = made(f["amount_pence"])
+            known[ref] = (*where, worth)
+            commitments[(ref,)] = (*where, worth.value, 0, 1)
+
+        def b_changed(_p: int, _v: int, f: dict[str, Any], topic: str) -> None:
+            ref = f["ref"]
+            row = known.get(ref)
+            if row is None:
+                return
+            practice, year, element, on, before = row
+            worth = after_fields(before, topic, f)
+            if worth == before:
+                return
+            known[ref] = (practice, year, element, on, worth)
+            commitments[(ref,)] = (practice, year, element, on, worth.value, worth.settled,
+                                   int(worth.open))
+
+        def changed_by(topic: str) -> BulkApply:
+            return lambda p, v, f: b_changed(p, v, f, topic)
+
+        self.handlers: dict[str, BulkApply] = {
+            PracticeRegistered.topic: b_population,
+            ListSizeRecorded.topic: b_population,
+            SpendCommitted.topic: b_committed,
+            **{t: changed_by(t) for t in (CommitmentVaried.topic, CommitmentSettled.topic,
+                                          CommitmentCancelled.topic)},
+        }
+
+    def end_batch(self) -> None:
+        pass
+
+
 VARIATION = Projection(
     name="variation",
     tables=(POPULATIONS, COMMITMENTS),
@@ -106,6 +160,7 @@ VARIATION = Projection(
         CommitmentCancelled.topic: changed,
     },
     description="commitments and weighted population per practice and element",
+    bulk=VariationBulk,
 )
 
 
