@@ -25,6 +25,7 @@ from ledger.domain.errors import StoreUnavailable
 from ledger.store import catalogue
 from ledger.store.dialect import Dialect
 from ledger.store.hooks import WriteHook
+from ledger.store.pgread import BinaryNotifications
 from ledger.store.recorders import (
     Indexes,
     Receipt,
@@ -39,7 +40,7 @@ from ledger.store.recorders import (
 _WRITE_CURSOR: ContextVar[Cursor[DictRow] | None] = ContextVar("ledger_pg_cursor", default=None)
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
     # Set by the store before it creates the tables (ledger/store/hooks.py).
     hooks: Sequence[WriteHook] = ()
 
