@@ -15,6 +15,7 @@ for. A commitment cancelled with nothing paid is worth zero and stops counting.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ledger.domain.events import (
@@ -37,20 +38,35 @@ def made(amount_pence: int) -> Worth:
 
 def after(worth: Worth, event: LedgerEvent) -> Worth:
     """The worth of a commitment after one of its later events (others change nothing)."""
-    return after_fields(worth, event.topic, event.__dict__)
+    rule = RULES.get(event.topic)
+    return worth if rule is None else Worth._make(rule(worth, event.__dict__))
 
 
-def after_fields(worth: Worth, topic: str, fields: dict[str, Any]) -> Worth:
-    """`after`, given the event's topic and fields (stored or validated)."""
-    if topic == CommitmentVaried.topic:
-        return Worth(fields["amount_pence"], worth.settled, worth.open)
-    if topic == CommitmentSettled.topic:
-        paid = worth.settled + fields["amount_pence"]
-        if fields["final"]:
-            return Worth(paid, paid, open=False)
-        return Worth(worth.value, paid, worth.open)
-    if topic == CommitmentCancelled.topic:
-        if not worth.open:
-            return worth
-        return Worth(worth.settled, worth.settled, open=False)
-    return worth
+# (value, settled, open): a `Worth`, or the same as a plain tuple.
+Value = tuple[int, int, bool]
+
+
+def _varied(worth: Value, fields: dict[str, Any]) -> Value:
+    return (fields["amount_pence"], worth[1], worth[2])
+
+
+def _settled(worth: Value, fields: dict[str, Any]) -> Value:
+    paid = worth[1] + fields["amount_pence"]
+    if fields["final"]:
+        return (paid, paid, False)
+    return (worth[0], paid, worth[2])
+
+
+def _cancelled(worth: Value, _fields: dict[str, Any]) -> Value:
+    if not worth[2]:
+        return worth
+    return (worth[1], worth[1], False)
+
+
+# Per topic of a commitment's later event: its worth after it, given the event's fields
+# (stored or validated).
+RULES: dict[str, Callable[[Value, dict[str, Any]], Value]] = {
+    CommitmentVaried.topic: _varied,
+    CommitmentSettled.topic: _settled,
+    CommitmentCancelled.topic: _cancelled,
+}

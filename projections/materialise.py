@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from eventsourcing.persistence import Tracking
@@ -57,6 +57,8 @@ if TYPE_CHECKING:  # PostgreSQL's driver loads only for a PostgreSQL store
 BATCH = 10_000
 REBUILD_BATCH = 100_000
 REBUILD_CACHE_KIB = 256 * 1024
+# From this many rows of one table, PostgreSQL is written through COPY.
+PG_COPY_MIN_ROWS = 1_000
 MAX_CONFLICTS = 10
 # A parallel rebuild starts processes that each import the ledger and read the whole
 # log: below this many events one process finishes sooner.
@@ -304,6 +306,14 @@ def _current_form(topic: str, stream: Any, version: int, state: bytes, position:
 # --- the write-back cache folds read through -----------------------------------------
 
 
+class Written(NamedTuple):
+    """Rows of one table to write: `put` (upsert), `add` (totals added) or `delete` (keys)."""
+
+    table: Table
+    kind: str
+    rows: list[tuple[Any, ...]]
+
+
 @dataclass
 class Cache:
     """Rows the folds read, rows they changed, and totals they added, for one run.
@@ -387,13 +397,13 @@ class Cache:
                     cached = rows[name] = {}
                 cached[change.key] = values
 
-    def prepare(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        """The statements that write what changed, each with its rows as SQL parameters.
+    def prepare(self) -> list[Written]:
+        """What changed, table by table, with its rows as SQL parameters in key order.
 
         Made before the write transaction opens: converting and sorting a large batch
         takes long enough that PostgreSQL would end a transaction left idle meanwhile.
         """
-        out: list[tuple[str, list[tuple[Any, ...]]]] = []
+        out: list[Written] = []
         for name, rows in self.dirty.items():
             if not rows:
                 continue
@@ -402,37 +412,58 @@ class Cache:
             gone = [key for key, values in rows.items() if values is None]
             kept = [key + values for key, values in rows.items() if values is not None]
             if gone:
-                out.append((self._delete_sql(table), _in_key_order(
+                out.append(Written(table, "delete", _in_key_order(
                     gone if ready else _rows_to_sql(table.key, gone))))
             if kept:
                 converted = kept if ready else _rows_to_sql(table.columns, kept)
                 if self.db.kind == "postgres":
                     converted = _without_nul(table.columns, len(table.key), converted)
-                out.append((self._upsert_sql(table, add=False), _in_key_order(converted)))
+                out.append(Written(table, "put", _in_key_order(converted)))
         for name, totals in self.totals.items():
             if not totals:
                 continue
             table = self.tables[name]
             summed = [key + tuple(deltas) for key, deltas in totals.items()]
-            out.append((self._upsert_sql(table, add=True), _in_key_order(
+            out.append(Written(table, "add", _in_key_order(
                 summed if name in self.ready else _rows_to_sql(table.columns, summed))))
         return out
 
-    def flush(self, cursor: Any,
-              prepared: list[tuple[str, list[tuple[Any, ...]]]] | None = None) -> None:
-        """Write what changed (`prepared` by `prepare`, or prepared here)."""
+    def flush(self, cursor: Any, prepared: list[Written] | None = None) -> None:
+        """Write what changed (`prepared` by `prepare`, or prepared here).
+
+        On PostgreSQL a large set of rows is copied into a temporary table and merged
+        from there in one statement (COPY instead of a statement a row)."""
         if prepared is None:
             prepared = self.prepare()
         if self.complete and self.db.kind == "sqlite":
             # A rebuild writes tables far larger than SQLite's default 2 MB page cache.
             cursor.execute(f"PRAGMA cache_size = -{REBUILD_CACHE_KIB}")
-        for statement, rows in prepared:
-            cursor.executemany(statement, rows)
+        for written in prepared:
+            table, rows = written.table, written.rows
+            if written.kind == "delete":
+                cursor.executemany(self._delete_sql(table), rows)
+            elif self.db.kind == "postgres" and len(rows) >= PG_COPY_MIN_ROWS:
+                self._copy_merge(cursor, table, rows, add=written.kind == "add")
+            else:
+                cursor.executemany(self._upsert_sql(table, add=written.kind == "add"), rows)
         # Emptied in place: bulk folds hold on to their tables' dictionaries.
-        for written in self.dirty.values():
-            written.clear()
+        for rows_of in self.dirty.values():
+            rows_of.clear()
         for totals in self.totals.values():
             totals.clear()
+
+    def _copy_merge(self, cursor: Any, table: Table, rows: list[tuple[Any, ...]], *,
+                    add: bool) -> None:
+        """Rows upserted on PostgreSQL through COPY into a temporary table."""
+        names = ", ".join(c.name for c in table.columns)
+        staged = f"staged_{table.name}"
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} "
+                       f"(LIKE {self.db.name(table.name)}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {staged} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(self._upsert_sql(table, add=add, source=staged))
+        cursor.execute(f"TRUNCATE {staged}")
 
     def forget(self) -> None:
         """After a failed transaction: nothing cached can be trusted."""
@@ -449,17 +480,19 @@ class Cache:
         where = " AND ".join(f"{c.name} = {self.db.p}" for c in table.key)
         return f"DELETE FROM {self.db.name(table.name)} WHERE {where}"  # noqa: S608
 
-    def _upsert_sql(self, table: Table, *, add: bool) -> str:
+    def _upsert_sql(self, table: Table, *, add: bool, source: str | None = None) -> str:
+        """One row's upsert, or with `source` every row of that table's."""
         p = self.db.p
         names = ", ".join(c.name for c in table.columns)
         marks = ", ".join(p for _ in table.columns)
         keys = ", ".join(c.name for c in table.key)
+        rows = f"SELECT {names} FROM {source}" if source else f"VALUES ({marks})"  # noqa: S608
         if add:
             sets = ", ".join(f"{c.name} = {table.name}.{c.name} + excluded.{c.name}"
                              for c in table.values)
         else:
             sets = ", ".join(f"{c.name} = excluded.{c.name}" for c in table.values)
-        return (f"INSERT INTO {self.db.name(table.name)} ({names}) VALUES ({marks}) "  # noqa: S608
+        return (f"INSERT INTO {self.db.name(table.name)} ({names}) {rows} "
                 f"ON CONFLICT ({keys}) DO UPDATE SET {sets}")
 
 

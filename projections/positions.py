@@ -44,7 +44,6 @@ from projections.core import (
     Rows,
     State,
     Table,
-    add_to,
     day,
     flag,
     integer,
@@ -199,8 +198,17 @@ class PositionsBulk:
 
         def moved(practice: str, year: str, element: str, on: str,
                   deltas: tuple[int, int, int, int]) -> None:
-            add_to(totals, (practice, year, element), deltas)
-            add_to(days, (practice, year, element, on), deltas)
+            key = (practice, year, element)
+            for rows_of, at in ((totals, key), (days, (*key, on))):
+                row = rows_of.get(at)
+                if row is None:
+                    rows_of[at] = list(deltas)
+                else:
+                    a, c, s, d = deltas
+                    row[0] += a
+                    row[1] += c
+                    row[2] += s
+                    row[3] += d
 
         def b_allocated(_p: int, _v: int, f: dict[str, Any]) -> None:
             practice, year, on = f["practice"], f["year"], f["effective_on"]

@@ -20,6 +20,7 @@ commitment correctly, and this fold depends on no other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ledger.domain.events import (
@@ -29,7 +30,7 @@ from ledger.domain.events import (
     QualityStandardsAdopted,
     SpendCommitted,
 )
-from projections.commitment_value import Worth, after, after_fields, made
+from projections.commitment_value import RULES, Value, Worth, after, made
 from projections.core import (
     BulkApply,
     Change,
@@ -108,7 +109,7 @@ class QualityBulk:
     def __init__(self, rows: Rows) -> None:
         adopted_out, tags, tagged_out = rows.puts(ADOPTED), rows.puts(TAGS), rows.puts(TAGGED)
         # ref -> (codes space-separated, practice, year, effective_on, worth)
-        tagged: dict[str, tuple[str, str, str, str, Worth]] = {}
+        tagged: dict[str, tuple[str, str, str, str, Value]] = {}
 
         def b_adopted(position: int, _v: int, f: dict[str, Any]) -> None:
             consortium, year, on = f["consortium"], f["year"], f["effective_on"]
@@ -120,35 +121,34 @@ class QualityBulk:
             if not codes:
                 return
             ref, practice, year, on = f["ref"], f["practice"], f["year"], f["effective_on"]
-            worth = made(f["amount_pence"])
+            amount = f["amount_pence"]
             joined = " ".join(codes)
-            tagged[ref] = (joined, practice, year, on, worth)
-            tagged_out[(ref,)] = (joined, practice, year, on, worth.value, worth.settled, 1)
+            tagged[ref] = (joined, practice, year, on, (amount, 0, True))
+            tagged_out[(ref,)] = (joined, practice, year, on, amount, 0, 1)
             for code in codes:
-                tags[(ref, code)] = (practice, year, on, worth.value)
+                tags[(ref, code)] = (practice, year, on, amount)
 
-        def b_changed(_p: int, _v: int, f: dict[str, Any], topic: str) -> None:
-            ref = f["ref"]
-            row = tagged.get(ref)
-            if row is None:
-                return
-            codes, practice, year, on, before = row
-            worth = after_fields(before, topic, f)
-            tagged[ref] = (codes, practice, year, on, worth)
-            tagged_out[(ref,)] = (codes, practice, year, on, worth.value, worth.settled,
-                                  int(worth.open))
-            if worth.value != before.value:
-                for code in codes.split():
-                    tags[(ref, code)] = (practice, year, on, worth.value)
-
-        def changed_by(topic: str) -> BulkApply:
-            return lambda p, v, f: b_changed(p, v, f, topic)
+        def changing(rule: Callable[[Value, dict[str, Any]], Value]) -> BulkApply:
+            def b_changed(_p: int, _v: int, f: dict[str, Any]) -> None:
+                ref = f["ref"]
+                row = tagged.get(ref)
+                if row is None:
+                    return
+                codes, practice, year, on, before = row
+                worth = rule(before, f)
+                tagged[ref] = (codes, practice, year, on, worth)
+                value = worth[0]
+                tagged_out[(ref,)] = (codes, practice, year, on, value, worth[1],
+                                      1 if worth[2] else 0)
+                if value != before[0]:
+                    for code in codes.split():
+                        tags[(ref, code)] = (practice, year, on, value)
+            return b_changed
 
         self.handlers: dict[str, BulkApply] = {
             QualityStandardsAdopted.topic: b_adopted,
             SpendCommitted.topic: b_committed,
-            **{t: changed_by(t) for t in (CommitmentVaried.topic, CommitmentSettled.topic,
-                                          CommitmentCancelled.topic)},
+            **{topic: changing(rule) for topic, rule in RULES.items()},
         }
 
     def end_batch(self) -> None:

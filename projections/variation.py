@@ -17,7 +17,7 @@ over the few members of one consortium:
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -32,7 +32,7 @@ from ledger.domain.events import (
     SpendCommitted,
 )
 from ledger.domain.values import ELEMENTS, format_weighted
-from projections.commitment_value import Worth, after, after_fields, made
+from projections.commitment_value import RULES, Value, Worth, after, made
 from projections.core import (
     BulkApply,
     Change,
@@ -105,7 +105,7 @@ class VariationBulk:
 
     def __init__(self, rows: Rows) -> None:
         populations, commitments = rows.puts(POPULATIONS), rows.puts(COMMITMENTS)
-        known: dict[str, tuple[str, str, str, str, Worth]] = {}  # ref -> where, worth
+        known: dict[str, tuple[str, str, str, str, Value]] = {}  # ref -> where, worth
 
         def b_population(position: int, _v: int, f: dict[str, Any]) -> None:
             weighted = {str(k): format_weighted(v) for k, v in f["weighted_population"].items()}
@@ -114,34 +114,31 @@ class VariationBulk:
                 populations[(practice, on, position, element)] = (weighted.get(element), size)
 
         def b_committed(_p: int, _v: int, f: dict[str, Any]) -> None:
-            ref = f["ref"]
-            where = (f["practice"], f["year"], f["element"], f["effective_on"])
-            worth = made(f["amount_pence"])
-            known[ref] = (*where, worth)
-            commitments[(ref,)] = (*where, worth.value, 0, 1)
+            practice, year, element, on, amount = (
+                f["practice"], f["year"], f["element"], f["effective_on"], f["amount_pence"])
+            known[f["ref"]] = (practice, year, element, on, (amount, 0, True))
+            commitments[(f["ref"],)] = (practice, year, element, on, amount, 0, 1)
 
-        def b_changed(_p: int, _v: int, f: dict[str, Any], topic: str) -> None:
-            ref = f["ref"]
-            row = known.get(ref)
-            if row is None:
-                return
-            practice, year, element, on, before = row
-            worth = after_fields(before, topic, f)
-            if worth == before:
-                return
-            known[ref] = (practice, year, element, on, worth)
-            commitments[(ref,)] = (practice, year, element, on, worth.value, worth.settled,
-                                   int(worth.open))
-
-        def changed_by(topic: str) -> BulkApply:
-            return lambda p, v, f: b_changed(p, v, f, topic)
+        def changing(rule: Callable[[Value, dict[str, Any]], Value]) -> BulkApply:
+            def b_changed(_p: int, _v: int, f: dict[str, Any]) -> None:
+                ref = f["ref"]
+                row = known.get(ref)
+                if row is None:
+                    return
+                practice, year, element, on, before = row
+                worth = rule(before, f)
+                if worth == before:
+                    return
+                known[ref] = (practice, year, element, on, worth)
+                commitments[(ref,)] = (practice, year, element, on, worth[0], worth[1],
+                                       1 if worth[2] else 0)
+            return b_changed
 
         self.handlers: dict[str, BulkApply] = {
             PracticeRegistered.topic: b_population,
             ListSizeRecorded.topic: b_population,
             SpendCommitted.topic: b_committed,
-            **{t: changed_by(t) for t in (CommitmentVaried.topic, CommitmentSettled.topic,
-                                          CommitmentCancelled.topic)},
+            **{topic: changing(rule) for topic, rule in RULES.items()},
         }
 
     def end_batch(self) -> None:

@@ -13,6 +13,7 @@ from ledger.bootstrap import Ledger
 from ledger.domain import events as ev
 from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.values import ELEMENTS, Element, FinancialYear
+from projections import materialise
 from projections.core import MemoryState, fold, positioned
 from projections.materialise import Cache, Materialiser, TrackingConflictError
 from projections.positions import POSITIONS, TOTALS
@@ -244,6 +245,27 @@ def test_rebuild_equals_incremental_catch_up(ledger: Ledger, seed: int) -> None:
     stored = {tuple(r[:3]): tuple(int(x) for x in r[3:])
               for r in incremental["position_totals"]}
     assert stored == totals
+
+
+def test_rows_written_in_bulk_equal_rows_written_one_statement_each(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL every table's rows go through COPY here, catch-up's and rebuild's."""
+    history = random_history(4, 400)
+    views = Materialiser(ledger.store)
+    append(ledger.store, history.events[:250])
+    views.catch_up()
+    append(ledger.store, history.events[250:])
+    views.catch_up()
+    one_each = snapshot(views)
+    monkeypatch.setattr(materialise, "PG_COPY_MIN_ROWS", 1)
+    copied = Materialiser(ledger.store)
+    copied.rebuild(workers=1)
+    assert snapshot(copied) == one_each
+    copied.rebuild(["trail", "positions"], workers=1)
+    assert snapshot(copied) == one_each
+    monkeypatch.setattr(materialise, "REBUILD_BATCH", 97)  # many batches, rows merged
+    copied.rebuild(workers=1)
+    assert snapshot(copied) == one_each
 
 
 def test_a_rebuild_in_parallel_processes_equals_one_in_this_process(ledger: Ledger) -> None:
