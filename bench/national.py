@@ -16,7 +16,10 @@ log by the ledger's own sealer, so `verify` checks all of it.
 `--keep` reuses the ledger (the schema or file) of an earlier run: the load
 resumes from the events already stored (chunks are deterministic from their
 first position), sealing resumes from its head, and `--no-rebuild` skips the
-rebuild when the projections are already at the head.
+rebuild when the projections are already at the head. `--passes verify` (or
+`rebuild`) runs only that pass after the read baselines, `--baseline-events N`
+takes the baselines over the log's first N events, and `--deadline HH:MM` (UTC)
+stops a rebuild that runs past it and reports how far it got.
 
 Figures, each beside a baseline measured in the same run, with the ratio, and
 the load average (`uptime`) when it was taken:
@@ -24,7 +27,9 @@ the load average (`uptime`) when it was taken:
   load            events/s appended (generate + validate + encode + write),
                   beside the bulk write alone
   seal            events/s sealed by the follower sealer
-  raw read        every notification of the log, decoding nothing (the baseline)
+  bare read       every row of the events table by a bare SELECT, pages of 10,000
+                  (binary tuples on PostgreSQL): the baseline of every read
+  raw read        every notification of the log through the store, decoding nothing
   verify          `ledger verify` events/s (target >= 200,000/s)
   rebuild         every projection from position zero, events/s
   holders         `holders --practice P --as-of D` p50/p99 (target p99 < 5 ms),
@@ -41,6 +46,7 @@ Not a test: run by hand; nothing here is timed in CI.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import statistics
@@ -48,7 +54,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -289,16 +295,50 @@ def load(store: EventStore, shape: Shape, total: int, seed: int) -> None:
 # --- measuring -------------------------------------------------------------------------
 
 
-def raw_read(store: EventStore) -> float:
+def raw_read(store: EventStore, upto: int) -> float:
+    """Events/s reading the notifications up to position `upto` through the store, pages
+    of 10,000."""
     started = time.perf_counter()
     after, read = 0, 0
-    while True:
+    while after < upto:
         batch = store.notifications(after, 10_000)
         if not batch:
             break
         read += len(batch)
         after = batch[-1].id
     return read / (time.perf_counter() - started)
+
+
+def bare_read(store: EventStore, upto: int) -> float:
+    """Rows/s of the same pages (up to position `upto`) by a bare SELECT on a cursor of
+    the driver (binary on PostgreSQL), as tuples: no notification objects; the baseline
+    of the reads."""
+    dialect = store.recorder.dialect
+    query = dialect.sql("SELECT {position}, originator_id, originator_version, topic, state "
+                        "FROM {events} WHERE {position} > ? ORDER BY {position} LIMIT 10000")
+    started = time.perf_counter()
+    after, read = 0, 0
+    with ExitStack() as stack:
+        if dialect.kind == "postgres":
+            from psycopg.rows import tuple_row  # noqa: PLC0415
+
+            datastore: Any = store.app.recorder.datastore  # type: ignore[attr-defined]
+            conn = stack.enter_context(datastore.get_connection())
+            curs = stack.enter_context(conn.cursor(binary=True, row_factory=tuple_row))
+        else:
+            curs = stack.enter_context(cursor(store))
+        while after < upto:
+            curs.execute(query, (after,))
+            rows = curs.fetchall()
+            if not rows:
+                break
+            read += len(rows)
+            after = rows[-1][0]
+    return read / (time.perf_counter() - started)
+
+
+class DeadlineError(Exception):
+    """The rebuild ran past the time given (`--deadline`)."""
 
 
 def timed(work: Callable[[], Any], runs: int) -> list[float]:
@@ -417,6 +457,12 @@ def main(argv: Any = None) -> None:
     parser.add_argument("--no-rebuild", action="store_true",
                         help="skip the rebuild (catch the projections up instead)")
     parser.add_argument("--load-only", action="store_true")
+    parser.add_argument("--passes", default="verify,rebuild",
+                        help="after the read baselines: verify, rebuild (then the reads)")
+    parser.add_argument("--baseline-events", type=int,
+                        help="read only the log's first N events for the read baselines")
+    parser.add_argument("--deadline", help="HH:MM UTC: stop the rebuild then, report the "
+                        "events it reached, and skip the reads that need it")
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -440,21 +486,59 @@ def main(argv: Any = None) -> None:
     if args.load_only:
         ledger.close()
         return
+    passes = set(args.passes.split(","))
     head = store.head()
-    base = retried(lambda: raw_read(store))
-    say(f"raw read  {head:>12,} events (baseline)      {base:>10,.0f} events/s")
+    # The store's read first: the bare one then finds the pages the first pass cached.
+    upto = min(head, args.baseline_events or head)
+    base = retried(lambda: raw_read(store, upto))
+    bare = retried(lambda: bare_read(store, upto))
+    say(f"bare read {upto:>12,} rows (baseline)        {bare:>10,.0f} rows/s   "
+        "(a bare SELECT of the events, pages of 10,000, after the raw read)")
+    say(f"raw read  {upto:>12,} events (baseline)      {base:>10,.0f} events/s "
+        f"(through the store, pages of 10,000); {base / bare:.2f}x bare read")
+    if sealed:
+        say(f"          seal above: {sealed / elapsed / bare:.2f}x bare read")
 
-    report = retried(lambda: verify_store(store))
-    assert report.ok, report.damage
-    rate = report.events_checked / report.seconds
-    say(f"verify    {report.events_checked:>12,} events in {report.seconds:8.1f} s "
-        f"{rate:>10,.0f} events/s (target >= 200,000: {'met' if rate >= 200_000 else 'MISSED'});"
-        f" {rate / base:.2f}x raw read")
+    if "verify" in passes:
+        report = retried(lambda: verify_store(store))
+        assert report.ok, report.damage
+        rate = report.events_checked / report.seconds
+        say(f"verify    {report.events_checked:>12,} events in {report.seconds:8.1f} s "
+            f"{rate:>10,.0f} events/s (target >= 200,000: "
+            f"{'met' if rate >= 200_000 else 'MISSED'}); {rate / base:.2f}x raw read, "
+            f"{rate / bare:.2f}x bare read")
+    if "rebuild" not in passes:
+        ledger.close()
+        return
 
     views = Materialiser(store)
     if not args.no_rebuild:
+        stop = deadline(args.deadline)
+        done = [0]
+        next_say = [1_000_000]
         started = time.perf_counter()
-        views.rebuild()
+
+        def progress(count: int) -> None:
+            done[0] += count
+            if done[0] >= next_say[0]:
+                next_say[0] += 1_000_000
+                spent = time.perf_counter() - started
+                print(f"  rebuilt {done[0]:>12,} events ({done[0] / spent:,.0f}/s)   "
+                      f"[{load_average()}]", flush=True)
+            if stop is not None and datetime.now(UTC) > stop:
+                for child in multiprocessing.active_children():  # the rebuild's workers
+                    child.terminate()
+                raise DeadlineError
+
+        try:
+            views.rebuild(progress=progress)
+        except DeadlineError:
+            spent = time.perf_counter() - started
+            say(f"rebuild   STOPPED at the deadline after {spent:8.1f} s: {done[0]:,} of "
+                f"{head:,} events folded, {done[0] / spent:,.0f} events/s; "
+                f"{done[0] / spent / base:.2f}x raw read; the reads need it: not measured")
+            ledger.close()
+            return
         elapsed = time.perf_counter() - started
         say(f"rebuild   {head:>12,} events in {elapsed:8.1f} s {head / elapsed:>10,.0f} events/s "
             f"(target >= 50,000); {head / elapsed / base:.2f}x raw read")
@@ -464,6 +548,14 @@ def main(argv: Any = None) -> None:
         say(f"catch-up  {caught:>12,} events in {time.perf_counter() - started:8.1f} s")
     reads(store, shape, args.queries, base)
     ledger.close()
+
+
+def deadline(text: str | None) -> datetime | None:
+    """Today's HH:MM in UTC (None when not given)."""
+    if not text:
+        return None
+    hour, minute = (int(part) for part in text.split(":"))
+    return datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
 
 
 def drop(db: str) -> None:
