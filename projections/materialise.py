@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # PostgreSQL's driver loads only for a PostgreSQL store
     from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 
 BATCH = 10_000
-REBUILD_BATCH = 100_000
+REBUILD_BATCH = 250_000
 REBUILD_CACHE_KIB = 256 * 1024
 # From this many rows of one table, PostgreSQL is written through COPY.
 PG_COPY_MIN_ROWS = 1_000
@@ -63,10 +63,11 @@ MAX_CONFLICTS = 10
 # A parallel rebuild starts processes that each import the ledger and read the whole
 # log: below this many events one process finishes sooner.
 PARALLEL_MIN_EVENTS = 200_000
-# Relative cost of folding one log into each projection (measured with cProfile), to
-# give each process of a parallel rebuild an even share.
-REBUILD_COST = {"trail": 4, "positions": 3, "quality": 2, "variation": 2, "holders": 1,
-                "portfolio": 1, "organisations": 1, "pool_draws": 1}
+# Relative cost of rebuilding each projection (its bulk fold and its writes, measured in
+# CPU time on bench/read_path.py's ledger), to give each process of a parallel rebuild
+# an even share.
+REBUILD_COST = {"positions": 10, "trail": 9, "quality": 5, "variation": 4, "portfolio": 2,
+                "holders": 1, "organisations": 1, "pool_draws": 1}
 TRACKING_PREFIX = "projection:"
 PG_TRACKING_TABLE = "projection_tracking"
 
