@@ -319,15 +319,21 @@ def _runs(numbers: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
+def _cut(text: str, limit: int = 130) -> str:
+    """A line's own words (its command id, its command) as given, cut short when long: a
+    refused line of megabytes is named, not echoed."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def _result_line(result: LineResult) -> Text:
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
     text = Text()
     text.append(f"line {result.line}: ")
     text.append(result.status, style=_STATUS_STYLE.get(result.status, ""))
-    text.append(f" {safe(result.command_id or '(no command id)')}")
+    text.append(f" {safe(_cut(result.command_id or '(no command id)'))}")
     if result.command:
-        text.append(f" {safe(result.command)}")
+        text.append(f" {safe(_cut(result.command))}")
     text.append(f": {' '.join(safe(result.message).split())}")
     return text
 

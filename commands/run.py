@@ -23,11 +23,17 @@ def state_of(ctx: typer.Context) -> CliState:
 
 def pairs(option: str, items: list[str] | None) -> dict[str, str]:
     """`--weighted acute=4100` options as {"acute": "4100"}."""
+    from ledger.domain.values import shown  # noqa: PLC0415 - fast --help
+
     result: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InvalidInput(option.lstrip("-"), f"write {option} NAME=VALUE, not {item!r}")
+            raise InvalidInput(option.lstrip("-"),
+                               f"write {option} NAME=VALUE, not {shown(item)}")
+        if key.strip() in result:  # the first value would be lost without a word
+            raise InvalidInput(option.lstrip("-"),
+                               f"{option} {shown(key.strip())} is given twice: give it once")
         result[key.strip()] = value.strip()
     return result
 

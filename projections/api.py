@@ -22,7 +22,8 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import orjson
 from fastapi import FastAPI, Path, Query, Request
@@ -43,7 +44,7 @@ from ledger.domain.errors import (
     StoreUnavailable,
     outcome_of,
 )
-from ledger.domain.values import Role
+from ledger.domain.values import Role, shown
 from ledger.store.eventstore import MAX_POSITION, EventStore
 from projections import api_feed, api_writes
 from projections.access import FeedView, Gatekeeper, Scope
@@ -283,8 +284,19 @@ def _contract(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _takes_many(annotation: object) -> bool:
+    """Whether a query parameter's type holds several values (`list[str] | None`)."""
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    return origin in (Union, UnionType, Annotated) and any(
+        _takes_many(arg) for arg in get_args(annotation))
+
+
 def _refuse_unknown_parameters(app: FastAPI) -> None:
-    """A query parameter the route does not take is malformed input (400), not ignored."""
+    """A query parameter the route does not take is malformed input (400), not ignored;
+    so is one given twice that takes one value (`after=1&after=2`: one of them would be
+    dropped without a word)."""
 
     @app.middleware("http")
     async def known_parameters(request: Request, call_next: Any) -> Response:
@@ -293,11 +305,19 @@ def _refuse_unknown_parameters(app: FastAPI) -> None:
                 continue
             match, _ = route.matches(request.scope)
             if match is Match.FULL:
-                known = {p.alias for p in route.dependant.query_params}
+                params = route.dependant.query_params
+                known = {p.alias for p in params}
                 unknown = sorted(set(request.query_params) - known)
                 if unknown:
-                    return envelope(f"unknown query parameter {unknown[0]!r} (known: "
+                    return envelope(f"unknown query parameter {shown(unknown[0])} (known: "
                                     f"{', '.join(sorted(known)) or 'none'})", "request", 400)
+                repeatable = {p.alias for p in params
+                              if _takes_many(p.field_info.annotation)}
+                for name in sorted(known - repeatable):
+                    given = request.query_params.getlist(name)
+                    if len(given) > 1:
+                        return envelope(f"query parameter {name} given {len(given)} times: "
+                                        "give it once", "request", 400)
                 break
         response: Response = await call_next(request)
         return response

@@ -22,6 +22,7 @@ from ledger.domain.values import (
     parse_consortium_code,
     parse_holder,
     parse_practice_code,
+    shown,
 )
 from ledger.store.eventstore import EventStore
 from projections.core import MemoryState, Positioned, fold
@@ -53,7 +54,12 @@ def parse_instant(text: str) -> datetime:
         raise InvalidInput(
             "instant", f"malformed instant {text!r} for --known-at: write 2024-07-15T09:30:00Z"
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(
+            "instant", f"instant {shown(text)} for --known-at is out of range: 0001-01-01 to "
+            "9999-12-31 in UTC") from None
 
 
 def _iso(moment: datetime) -> str:

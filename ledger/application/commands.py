@@ -39,6 +39,7 @@ from ledger.domain.values import (
     LongText,
     NameText,
     WeightedArg,
+    json_spelling,
     money_text,
     parse_amount,
     parse_consortium_code,
@@ -178,7 +179,8 @@ def _signed_pence(value: Any) -> int:
 
 def _basis_points(value: Any) -> int:
     if not isinstance(value, str):
-        raise InvalidInput("percent", f"write the percentage as text, like \"1.5%\", not {value!r}")
+        raise InvalidInput("percent", "write the percentage as text, like \"1.5%\", not "
+                           f"{shown(json_spelling(value))}")
     return parse_percent(value)
 
 
@@ -196,7 +198,8 @@ def _date(value: Any) -> Any:
 def _one_element(value: Any) -> Element:
     if isinstance(value, str):
         return parse_element(value)
-    raise InvalidInput("element", f"write the element as text, like \"acute\", not {value!r}")
+    raise InvalidInput("element", "write the element as text, like \"acute\", not "
+                       f"{shown(json_spelling(value))}")
 
 
 def _texts(value: Any, what: str) -> list[str]:
@@ -228,6 +231,8 @@ def _weighted_by_element(value: Any) -> Any:
     weighted: dict[Element, Any] = {}
     for key, figure in value.items():
         element = parse_element(str(key))
+        if element in weighted:
+            raise InvalidInput("element", f"weighted {element} is given twice")
         try:
             weighted[element] = parse_weighted(figure)
         except InvalidInput as error:
@@ -372,26 +377,38 @@ class BudgetAllocate(_BudgetArg):
 
 def _rates(value: Any) -> Any:
     """`["acute=780", ...]` or `{"acute": "780"}` as {element: rate}, each rate pounds per
-    weighted head with at most two decimals (pence precision), more than zero."""
+    weighted head with at most two decimals (pence precision), more than zero, written as
+    text or a whole number (a JSON fraction or boolean is refused, as for amounts). An
+    element rated twice is refused: one of the two rates would be lost."""
     if isinstance(value, str | list | tuple):
-        pairs: dict[Element, str] = {}
+        listed: list[tuple[str, Any]] = []
         for item in [value] if isinstance(value, str) else list(value):
             key, sep, rate = str(item).partition("=")
             if not sep:
-                raise InvalidInput("rate", f"write --rate {item}=POUNDS (pounds per weighted head)")
-            pairs[parse_element(key)] = rate
-        value = pairs
-    if isinstance(value, dict):
-        rates = {parse_element(str(k)): str(v).strip() for k, v in value.items()}
-        for element, rate in rates.items():
-            try:
-                parse_amount(rate)
-            except InvalidInput as error:
-                raise InvalidInput("rate", f"rate for {element}: {error.message}") from None
-        if not rates:
-            raise InvalidInput("rate", "name at least one rate: --rate ELEMENT=POUNDS")
-        return rates
-    return value
+                text = str(item)
+                written = text if len(text) <= 40 and text.isprintable() else shown(text)
+                raise InvalidInput(
+                    "rate", f"write --rate {written}=POUNDS (pounds per weighted head)")
+            listed.append((key, rate))
+        pairs = listed
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        return value
+    rates: dict[Element, str] = {}
+    for key, given in pairs:
+        element = parse_element(str(key))
+        if element in rates:
+            raise InvalidInput("rate", f"the rate for {element} is given twice")
+        try:
+            rate = money_text(given).strip()
+            parse_amount(rate)
+        except InvalidInput as error:
+            raise InvalidInput("rate", f"rate for {element}: {error.message}") from None
+        rates[element] = rate
+    if not rates:
+        raise InvalidInput("rate", "name at least one rate: --rate ELEMENT=POUNDS")
+    return rates
 
 
 class BudgetAllocateFormula(_BudgetArg):
@@ -519,9 +536,15 @@ def parse_expiry(text: str) -> datetime:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise InvalidInput(
-            "expires", f"malformed expiry {text!r}: a date 2025-03-31 or 2025-03-31T17:00:00Z"
+            "expires",
+            f"malformed expiry {shown(text)}: a date 2025-03-31 or 2025-03-31T17:00:00Z",
         )
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(
+            "expires", f"expiry {shown(text)} is out of range: 0001-01-01 to 9999-12-31 in UTC"
+        ) from None
 
 
 C = TypeVar("C", bound=Command)
@@ -563,7 +586,7 @@ def build_command(name: str, args: dict[str, Any]) -> Command:
     """A command from its CLI words and arguments; bad input raises InvalidInput."""
     cls = COMMANDS.get(" ".join(name.split()))
     if cls is None:
-        raise InvalidInput("command", f"unknown command {name!r}")
+        raise InvalidInput("command", f"unknown command {shown(name)}")
     return parse_command(cls, args)
 
 
@@ -579,6 +602,8 @@ def parse_command(cls: type[C], args: dict[str, Any]) -> C:
 def describe_validation_error(name: str, error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "arguments"
+    if len(where) > 60:  # a name of thousands of characters is cut, as values are
+        where = f"{where[:60]}… ({len(where):,} characters)"
     kind = first["type"]
     if kind == "missing":
         return f"{name}: missing {where}"

@@ -36,8 +36,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from ledger.domain.characters import refuse_unprintable
-from ledger.domain.errors import InvalidInput, LedgerError
-from ledger.domain.values import ELEMENTS, parse_weighted
+from ledger.domain.errors import InvalidInput
+from ledger.domain.values import ELEMENTS, shown
 
 WEIGHTED_SUFFIX = "_weighted"
 _ROUND = re.compile(r"round\((?P<column>.+)\)", re.IGNORECASE)
@@ -101,7 +101,7 @@ class ColumnMap:
         for item in maps:
             name, sep, column = item.partition("=")
             if not sep or not name.strip() or not column.strip():
-                raise InvalidInput("mapping", f"write --map FIELD=COLUMN, not {item!r}")
+                raise InvalidInput("mapping", f"write --map FIELD=COLUMN, not {shown(item)}")
             option_pairs.append((name, column))
         file_pairs, file_ignore = _read_mapping_file(file) if file is not None else ([], [])
         texts = [text for pair in file_pairs + option_pairs for text in pair]
@@ -161,15 +161,15 @@ class ColumnMap:
         refused: list[str] = []
         for column in header:
             key = normalise(column)
-            if not key:
-                continue
+            if not column.strip():
+                continue  # no name: CsvFile.rows refuses any value under it
             if key in by_column:
                 chosen[column.strip().lower()] = by_column[key]
             elif key in self.ignore:
                 continue
             elif key in fields and key not in self.columns:
                 chosen[column.strip().lower()] = key
-            elif self.strict or _looks_like_a_field(key):
+            elif self.strict or (key and _looks_like_a_field(key)):
                 # With a mapping this includes a column named like a field mapped elsewhere.
                 refused.append(column.strip())
         if refused:
@@ -236,11 +236,24 @@ def _refusal(source: str, refused: list[str], *, strict: bool) -> InvalidInput:
     )
 
 
+_DECIMAL = re.compile(r"(?P<units>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
+
+
 def _round_half_up(text: str, name: str, where: str) -> str:
-    try:
-        number = parse_weighted(text)
-    except LedgerError as error:
-        raise InvalidInput("csv-row", f"{where}: {name}: {error.message}") from None
+    """`text`, a non-negative decimal (`4068.906409`, `4,068.5`), rounded half up to a whole
+    number; InvalidInput (rule `csv-row`) naming the field and line when it is not one.
+    The whole number is then checked as the field (a list size's range) like any other."""
+    match = _DECIMAL.fullmatch(text.strip())
+    if not match:
+        raise InvalidInput(
+            "csv-row",
+            f"{where}: malformed {name.replace('_', ' ')} {shown(text)} to round: a "
+            "non-negative number like 4068.906409 (no sign or exponent); nothing was imported",
+        )
+    units = match["units"].replace(",", "").lstrip("0") or "0"
+    if len(units) > 12:  # far out of any range: left whole for the field's own check
+        return units
+    number = Decimal(f"{units}.{match['fraction'] or '0'}")
     return str(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 

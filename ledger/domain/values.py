@@ -39,10 +39,19 @@ ELEMENTS: Final[tuple[Element, ...]] = tuple(Element)
 
 def parse_element(text: str) -> Element:
     try:
-        return Element(text.strip().lower())
+        return Element(_ascii(text).lower())
     except ValueError:
         known = ", ".join(ELEMENTS)
-        raise InvalidInput("element", f"unknown element {text!r} (one of: {known})") from None
+        raise InvalidInput("element", f"unknown element {shown(text)} (one of: {known})"
+                           ) from None
+
+
+def _ascii(text: str) -> str:
+    """`text` trimmed when it is ASCII, else "" (which no code or name matches): a letter
+    such as U+0131 (dotless i) or U+017F (long s) would otherwise upper-case to an ASCII
+    `I` or `S` and be recorded as a code that was never written."""
+    stripped = text.strip()
+    return stripped if stripped.isascii() else ""
 
 
 # --- organisation codes --------------------------------------------------------------
@@ -55,29 +64,29 @@ _ALLOCATOR = re.compile(r"[A-Z0-9]{3,5}")
 
 
 def parse_practice_code(text: str) -> str:
-    code = text.strip().upper()
+    code = _ascii(text).upper()
     if not _ODS_PRACTICE.fullmatch(code):
         raise InvalidInput(
-            "practice-code", f"malformed practice code {text!r}: one letter and five digits"
+            "practice-code", f"malformed practice code {shown(text)}: one letter and five digits"
         )
     return code
 
 
 def parse_consortium_code(text: str) -> str:
-    code = text.strip().upper()
+    code = _ascii(text).upper()
     if not _CONSORTIUM.fullmatch(code):
         raise InvalidInput(
             "consortium-code",
-            f"malformed consortium code {text!r}: 3 characters with a digit (16C) "
+            f"malformed consortium code {shown(text)}: 3 characters with a digit (16C) "
             "or 5 characters (X2C4Y)",
         )
     return code
 
 
 def parse_qs_code(text: str) -> str:
-    code = text.strip().upper()
+    code = _ascii(text).upper()
     if not re.fullmatch(r"QS[1-9][0-9]{0,3}", code):
-        raise InvalidInput("qs-code", f"malformed quality standard {text!r}: QS and a number")
+        raise InvalidInput("qs-code", f"malformed quality standard {shown(text)}: QS and a number")
     return code
 
 
@@ -192,10 +201,10 @@ def parse_amount(text: str, *, allow_zero: bool = False) -> int:
     if not stripped:
         raise InvalidInput("amount", "the amount is empty: write pounds, e.g. 1234.56")
     if stripped[0] in "+-":
-        raise InvalidInput("amount", f"amount {text!r} must not carry a sign")
+        raise InvalidInput("amount", f"amount {shown(text)} must not carry a sign")
     pence = _parse_money(stripped)
     if pence == 0 and not allow_zero:
-        raise InvalidInput("amount", f"amount {text!r} must be more than zero")
+        raise InvalidInput("amount", f"amount {shown(text)} must be more than zero")
     return pence
 
 
@@ -243,7 +252,7 @@ def parse_percent(text: str) -> int:
     """A percentage such as `1%` or `2.5` in basis points (1% = 100)."""
     match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?\s*%?", text.strip())
     if not match:
-        raise InvalidInput("percent", f"malformed percentage {text!r}: write it like 1.5%")
+        raise InvalidInput("percent", f"malformed percentage {shown(text)}: write it like 1.5%")
     return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
 
 
@@ -265,7 +274,10 @@ _COUNT = re.compile(r"(?P<units>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<fractio
 def _number_text(value: object, field: str) -> str:
     """The text of a count as given; booleans and non-numbers are refused."""
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise InvalidInput(field, f"{field.replace('-', ' ')} {value!r} is not a number")
+        spelled = json_spelling(value)
+        if len(spelled) > 40:
+            spelled = f"{spelled[:40]}… ({len(spelled):,} characters)"
+        raise InvalidInput(field, f"{field.replace('-', ' ')} {spelled} is not a number")
     if isinstance(value, float):
         return repr(value)  # the shortest text that reads back as this float
     return value if isinstance(value, str) else str(value)
@@ -278,14 +290,16 @@ def parse_list_size(value: object) -> int:
     if not match or match["fraction"] is not None:
         raise InvalidInput(
             "list-size",
-            f"malformed list size {text!r}: a whole number of patients like 4069 or 4,069",
+            f"malformed list size {shown(text)}: a whole number of patients like 4069 or 4,069",
         )
-    size = int(match["units"].replace(",", ""))
-    if size > LIST_SIZE_MAX:
+    digits = match["units"].replace(",", "").lstrip("0")
+    # Counted before int(): a number of thousands of digits is out of range, not a fault.
+    if len(digits) > len(str(LIST_SIZE_MAX)) or int(digits or "0") > LIST_SIZE_MAX:
         raise InvalidInput(
-            "list-size", f"list size {text} is out of range: at most {LIST_SIZE_MAX:,} patients"
+            "list-size",
+            f"list size {shown(text)} is out of range: at most {LIST_SIZE_MAX:,} patients"
         )
-    return size
+    return int(digits or "0")
 
 
 def parse_weighted(value: object) -> Decimal:
@@ -299,20 +313,21 @@ def parse_weighted(value: object) -> Decimal:
     if not match:
         raise InvalidInput(
             "weighted-population",
-            f"malformed weighted population {text!r}: a non-negative decimal like 5044.162762 "
+            f"malformed weighted population {shown(text)}: a non-negative decimal like 5044.162762 "
             f"(at most {WEIGHTED_PLACES} decimals, no sign or exponent)",
         )
     fraction = match["fraction"]
     if fraction is not None and len(fraction) > WEIGHTED_PLACES:
         raise InvalidInput(
             "weighted-population",
-            f"weighted population {text!r} has more than {WEIGHTED_PLACES} decimals",
+            f"weighted population {shown(text)} has more than {WEIGHTED_PLACES} decimals",
         )
-    weighted = Decimal(match["units"].replace(",", "") + (f".{fraction}" if fraction else ""))
-    if weighted > WEIGHTED_MAX:
+    units = match["units"].replace(",", "").lstrip("0")
+    weighted = Decimal((units or "0") + (f".{fraction}" if fraction else ""))
+    if len(units) > len(str(WEIGHTED_MAX)) or weighted > WEIGHTED_MAX:
         raise InvalidInput(
             "weighted-population",
-            f"weighted population {text} is out of range: at most {WEIGHTED_MAX:,}",
+            f"weighted population {shown(text)} is out of range: at most {WEIGHTED_MAX:,}",
         )
     return weighted
 
@@ -377,13 +392,13 @@ class Actor:
         role_text, sep, rest = text.strip().partition(":")
         code, _, person = rest.partition("/")
         try:
-            role = Role(role_text.lower())
+            role = Role(_ascii(role_text).lower())
         except ValueError:
             role = None
         if not sep or role is None or not code:
             raise InvalidInput(
                 "actor",
-                f"malformed actor {text!r}: write role:code, e.g. allocator:Q71, "
+                f"malformed actor {shown(text)}: write role:code, e.g. allocator:Q71, "
                 "practice:A81001, consortium:16C, auditor:jsmith or service:dashboard",
             )
         parsers: dict[Role, Callable[[str], str]] = {
@@ -423,7 +438,7 @@ def _parse_service_name(text: str) -> str:
     name = text.strip()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise InvalidInput(
-            "actor", f"malformed service name {text!r}: letters, digits, . _ - (at most 64)"
+            "actor", f"malformed service name {shown(text)}: letters, digits, . _ - (at most 64)"
         )
     return name
 
@@ -433,9 +448,9 @@ def _parse_auditor_name(text: str) -> str:
 
 
 def _parse_allocator_code(text: str) -> str:
-    code = text.strip().upper()
+    code = _ascii(text).upper()
     if not _ALLOCATOR.fullmatch(code):
-        raise InvalidInput("actor", f"malformed allocator code {text!r}: 3 to 5 characters")
+        raise InvalidInput("actor", f"malformed allocator code {shown(text)}: 3 to 5 characters")
     return code
 
 
@@ -451,7 +466,7 @@ def parse_holder(text: str) -> str:
     if sep and kind == "consortium":
         return f"consortium:{parse_consortium_code(code)}"
     raise InvalidInput(
-        "holder", f"malformed holder {text!r}: write practice:A81002 or consortium:16C"
+        "holder", f"malformed holder {shown(text)}: write practice:A81002 or consortium:16C"
     )
 
 

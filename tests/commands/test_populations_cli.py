@@ -80,7 +80,7 @@ def test_apply_reads_weighted_populations_exactly_and_refuses_booleans(
     file.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     done = invoke("apply", str(file))
     assert done.code == EXIT_USAGE  # malformed lines; the good one is applied
-    assert "list size True is not a number" in done.stdout + done.stderr
+    assert "list size true is not a number" in done.stdout + done.stderr
     assert "weighted acute: malformed weighted population '-5'" in done.stdout + done.stderr
     assert head(db_url) == 1
     feed = [json.loads(line) for line in invoke("events").stdout.splitlines()]

@@ -78,7 +78,7 @@ def test_round_takes_a_list_size_published_as_an_average_half_up() -> None:
     chosen = {"population": "list_size"}
     assert mapping.values(chosen, {"population": "4068.5"}, "l") == {"list_size": "4069"}
     assert mapping.values(chosen, {"population": "4068.499999"}, "l") == {"list_size": "4068"}
-    with pytest.raises(InvalidInput, match="l: list_size: malformed weighted population"):
+    with pytest.raises(InvalidInput, match="l: malformed list size '-1' to round"):
         mapping.values(chosen, {"population": "-1"}, "l")
     with pytest.raises(InvalidInput, match=r"round\(\.\.\.\) is for list_size only"):
         ColumnMap.build(["acute=round(G&A WP)"])

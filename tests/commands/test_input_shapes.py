@@ -1,0 +1,205 @@
+"""Bad input in shapes beyond the obvious, through the `ledger` command, on both stores.
+
+Each is refused as malformed (exit 2) in one line that names what is wrong without
+echoing megabytes of it or Python's own words, and records nothing: codes written
+with letters that only upper-case to ASCII, a figure named twice, numbers of
+thousands of digits, instants past the calendar in UTC, a JSON fraction or boolean
+where money belongs, and mapped CSV columns named by punctuation alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ledger.application.commands import build_command
+from ledger.bootstrap import bootstrap
+from tests.commands.conftest import Ledger, Run, head
+
+ALLOCATOR = "allocator:Q71"
+
+
+def seed(db: str) -> None:
+    """A81001 registered with a weighted population, and 16C formed (through the service)."""
+    ledger = bootstrap(db)
+    try:
+        seeded: list[tuple[str, dict[str, Any]]] = [
+            ("practice register", {"practice": "A81001", "name": "Densham", "list_size": 4069,
+                                   "weighted": {"acute": "5044.162762"}, "on": "2024-04-01"}),
+            ("consortium form", {"consortium": "16C", "name": "Tees", "officer": "Dr A",
+                                 "on": "2024-04-01"}),
+        ]
+        for name, args in seeded:
+            ledger.service.execute(build_command(name, args), ALLOCATOR)
+    finally:
+        ledger.close()
+
+
+def malformed(done: Run, *fragments: str) -> str:
+    assert done.code == 2, (done.code, done.stdout, done.stderr)
+    return done.one_line_error(*fragments)
+
+
+def apply_lines(tmp_path: Path, invoke: Ledger, *lines: dict[str, Any]) -> Run:
+    path = tmp_path / "lines.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return invoke("apply", str(path), actor=ALLOCATOR)
+
+
+def test_a_code_with_a_letter_that_only_upper_cases_to_ascii_is_refused(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    before = head(db_url)
+    # U+0131 dotless i upper-cases to I, U+017F long s to S: never recorded as I81002 or 1SC.
+    malformed(invoke("practice", "register", "\u013181002", "--name", "X", "--list-size", "3",
+                     actor=ALLOCATOR), "malformed practice code", "\u0131")
+    malformed(invoke("consortium", "form", "1\u017fC", "--name", "X", "--officer", "Y",
+                     actor=ALLOCATOR), "malformed consortium code")
+    malformed(invoke("consortium", "adopt", "16C", "q\u017f1", "--year", "2024-25",
+                     actor="consortium:16C"), "malformed quality standard")
+    malformed(invoke("holders", "--practice", "\u013181001"), "malformed practice code")
+    malformed(invoke("practice", "register", "A81002", "--name", "X", "--list-size", "3",
+                     actor="allocator:Q7\u0131"), "malformed allocator code")
+    assert head(db_url) == before
+
+
+def test_a_weighted_population_or_rate_given_twice_for_one_element_is_refused(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    register = ["practice", "register", "A81002", "--name", "X", "--list-size", "3"]
+    malformed(invoke(*register, "--weighted", "acute=1", "--weighted", "acute=2",
+                     actor=ALLOCATOR), "--weighted 'acute' is given twice")
+    malformed(invoke(*register, "--weighted", "acute=1", "--weighted", "ACUTE=2",
+                     actor=ALLOCATOR), "weighted acute is given twice")
+    malformed(invoke("practice", "list-size", "A81001", "--list-size", "3", "--weighted",
+                     "acute=1", "--weighted", " Acute =2", actor=ALLOCATOR), "given twice")
+    done = apply_lines(tmp_path, invoke, {
+        "command": "practice register", "command_id": "w-1",
+        "args": {"practice": "A81002", "name": "X", "list_size": 3,
+                 "weighted": {"acute": "1", "ACUTE": "2"}}})
+    assert done.code == 2
+    assert "weighted acute is given twice" in done.stdout
+    formula = ["budget", "allocate-formula", "--year", "2024-25", "--on", "2024-04-01"]
+    malformed(invoke(*formula, "--rate", "acute=780", "--rate", "acute=100", actor=ALLOCATOR),
+              "the rate for acute is given twice")
+    malformed(invoke(*formula, "--rate", "acute=780", "--rate", "Acute=780", actor=ALLOCATOR),
+              "the rate for acute is given twice")
+    assert head(db_url) == before
+
+
+def test_a_rate_written_as_a_json_fraction_or_boolean_is_refused_as_json_wrote_it(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    def formula(rate: object) -> dict[str, Any]:
+        return {"command": "budget allocate-formula", "command_id": "f-1",
+                "args": {"practice": "A81001", "year": "2024-25", "on": "2024-04-01",
+                         "rate": {"acute": rate}}}
+
+    for rate, written in [(780.5, "780.5"), (1e2, "100.0"), (True, "true"), (None, "null")]:
+        done = apply_lines(tmp_path, invoke, formula(rate))
+        assert done.code == 2, done.stdout
+        assert f"rate for acute: amount {written} must be written as text" in done.stdout
+        assert "True" not in done.stdout
+        assert "None" not in done.stdout
+    done = apply_lines(tmp_path, invoke, formula(780))
+    assert done.code == 0, done.stdout
+    assert head(db_url) == before + 1
+
+
+def test_numbers_of_thousands_of_digits_are_out_of_range_not_a_fault(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    digits = "9" * 5000
+    done = apply_lines(tmp_path, invoke, {
+        "command": "practice register", "command_id": "n-1",
+        "args": {"practice": "A81002", "name": "X", "list_size": digits}})
+    assert done.code == 2
+    assert "is out of range: at most 1,000,000 patients" in done.stdout
+    assert "set_int_max_str_digits" not in done.stdout
+    malformed(invoke("practice", "list-size", "A81001", "--list-size", digits,
+                     actor=ALLOCATOR), "out of range")
+    malformed(invoke("practice", "list-size", "A81001", "--list-size", "3", "--weighted",
+                     f"acute={digits}.5", actor=ALLOCATOR), "out of range")
+    assert head(db_url) == before
+
+
+def test_a_refusal_quotes_long_input_cut_short(invoke: Ledger, db_url: str,
+                                               tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    long = "A" * 100_000
+    for args in [("practice", "register", long, "--name", "X", "--list-size", "3"),
+                 ("consortium", "form", long, "--name", "X", "--officer", "Y"),
+                 ("budget", "allocate", "A81001", "--year", "2024-25", "--element",
+                  f"{long}=5"),
+                 ("practice", "register", "A81002", "--name", "X", "--list-size", long),
+                 ("practice", "register", "A81002", "--name", "X", "--list-size", "3",
+                  "--weighted", f"acute={long}")]:
+        line = malformed(invoke(*args, actor=ALLOCATOR), "100,000 characters")
+        assert len(line) < 400, line
+    done = apply_lines(tmp_path, invoke,
+                       {"command": long, "command_id": "l-1", "args": {}},
+                       {"command": "practice register", "command_id": "l-2",
+                        "args": {"practice": "A81002", "name": "X", "list_size": 3,
+                                 long: 1}})
+    assert done.code == 2
+    assert all(len(out) < 400 for out in done.stdout.splitlines()), done.stdout
+    assert head(db_url) == before
+
+
+def test_an_instant_past_the_calendar_in_utc_is_refused_not_a_fault(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    before = head(db_url)
+    for instant in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
+        malformed(invoke("holders", "--known-at", instant), "out of range")
+        malformed(invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap", "--expires",
+                         instant), "expiry", "out of range")
+    assert head(db_url) == before
+
+
+def test_a_mapped_column_named_by_punctuation_alone_is_refused_not_skipped(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[map]\npractice = "Code"\nname = "N"\nlist_size = "round(Pop)"\n',
+                       encoding="utf-8")
+    published = tmp_path / "published.csv"
+    for column in ("-", "_", "- _"):
+        published.write_text(f"Code,N,Pop,{column}\nA81002,X,10.5,999\n", encoding="utf-8")
+        malformed(invoke("practice", "import", str(published), "--mapping", str(mapping),
+                         actor=ALLOCATOR), f"column {column!r} is not mapped")
+    # Ignored by name, it is skipped like any other ignored column.
+    done = invoke("practice", "import", str(published), "--mapping", str(mapping),
+                  "--ignore", "- _", "--on", "2024-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    assert head(db_url) == before + 1
+
+
+def test_a_list_size_to_round_that_is_not_a_number_is_named_as_a_list_size(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[map]\npractice = "Code"\nname = "N"\nlist_size = "round(Pop)"\n',
+                       encoding="utf-8")
+    published = tmp_path / "published.csv"
+    for population in ("-0.4", "1e3", "4,06.5", "NaN"):
+        published.write_text(f'Code,N,Pop\nA81002,X,"{population}"\n', encoding="utf-8")
+        line = malformed(invoke("practice", "import", str(published), "--mapping",
+                                str(mapping), actor=ALLOCATOR),
+                         "line 2", "malformed list size", "to round", "nothing was imported")
+        assert "weighted" not in line
+    published.write_text('Code,N,Pop\nA81002,X,"1,000,000.4999999"\n', encoding="utf-8")
+    done = invoke("practice", "import", str(published), "--mapping", str(mapping),
+                  "--on", "2024-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    published.write_text('Code,N,Pop\nA81003,X,1000000.5\n', encoding="utf-8")
+    malformed(invoke("practice", "import", str(published), "--mapping", str(mapping),
+                     actor=ALLOCATOR), "list size", "out of range")
+    assert head(db_url) == before + 1

@@ -1,0 +1,116 @@
+"""Requests that could be read two ways are refused by the service, on both stores.
+
+A query parameter given twice that takes one value, two `Authorization` headers, an
+instant past the calendar in UTC, a code written with a letter that only upper-cases
+to ASCII, a figure named twice in a body: each is refused (400, or 401 for the
+headers) with one line of JSON, and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ledger.application.commands import build_command
+from ledger.bootstrap import bootstrap
+from projections.api import create_app
+from tests.ledger.application.scenario import grant_token
+
+ALLOCATOR = "allocator:Q71"
+
+
+@pytest.fixture
+def served(db_url: str) -> Iterator[tuple[TestClient, str]]:
+    """A client of the service over a ledger with A81001 registered, and the allocator's
+    token's secret."""
+    ledger = bootstrap(db_url)
+    try:
+        ledger.service.execute(build_command("practice register", {
+            "practice": "A81001", "name": "Densham", "list_size": 4069,
+            "weighted": {"acute": "5044.162762"}, "on": "2024-04-01"}), ALLOCATOR)
+        secret = grant_token(ledger, ALLOCATOR)
+    finally:
+        ledger.close()
+    with TestClient(create_app(db_url)) as client:
+        yield client, secret
+
+
+def refused(answer: object, status: int, *fragments: str) -> None:
+    assert answer.status_code == status, answer.text  # type: ignore[attr-defined]
+    body = answer.json()  # type: ignore[attr-defined]
+    assert set(body) == {"error", "rule"}, body
+    for fragment in fragments:
+        assert fragment in body["error"], body
+
+
+def head(client: TestClient, secret: str) -> int:
+    answer = client.get("/health")
+    assert answer.status_code == 200
+    return int(answer.json()["head"])
+
+
+def test_a_query_parameter_given_twice_is_refused_unless_it_is_repeatable(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    refused(client.get("/events?after=1&after=2", headers=auth), 400,
+            "query parameter after given 2 times")
+    refused(client.get("/events?limit=5&limit=5", headers=auth), 400, "limit given 2 times")
+    refused(client.get("/holders?practice=A81001&practice=A81002", headers=auth), 400,
+            "practice given 2 times")
+    assert client.get("/events?after=1", headers=auth).status_code == 200
+    assert client.get("/quality?qs=QS1&qs=QS2", headers=auth).status_code == 200
+
+
+def test_two_authorization_headers_are_refused_whichever_comes_first(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    for pair in ([f"Bearer {secret}", "Bearer x"], ["Bearer x", f"Bearer {secret}"]):
+        headers = [("Authorization", value) for value in pair]
+        refused(client.get("/holders", headers=headers), 401, "Authorization given more")
+    before = head(client, secret)
+    headers = [("Authorization", f"Bearer {secret}"), ("Authorization", f"Bearer {secret}"),
+               ("Idempotency-Key", "two-auth")]
+    refused(client.post("/practice/register", headers=headers, json={
+        "practice": "A81002", "name": "X", "list_size": 3}), 401)
+    assert head(client, secret) == before
+
+
+def test_an_instant_past_the_calendar_or_a_code_that_upper_cases_to_ascii_is_400(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    refused(client.get("/holders", params={"known_at": "9999-12-31T23:59:59-01:00"},
+                       headers=auth), 400, "out of range")
+    refused(client.get("/trail/\u013181001", headers=auth), 400, "malformed practice code")
+    refused(client.get("/holders", params={"consortium": "1\u017fC"}, headers=auth), 400,
+            "malformed consortium code")
+    before = head(client, secret)
+    refused(client.post("/token/create", headers={**auth, "Idempotency-Key": "t-1"}, json={
+        "actor": "service:x", "expires": "9999-12-31T23:00:00-05:00"}), 400, "out of range")
+    refused(client.post("/practice/register", headers={**auth, "Idempotency-Key": "r-1"}, json={
+        "practice": "\u013181002", "name": "X", "list_size": 3}), 400, "malformed practice code")
+    assert head(client, secret) == before
+
+
+def test_a_body_naming_one_figure_twice_or_a_rate_as_a_fraction_is_refused(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    before = head(client, secret)
+    refused(client.post("/practice/register", headers={**auth, "Idempotency-Key": "w-1"}, json={
+        "practice": "A81002", "name": "X", "list_size": 3,
+        "weighted": {"acute": "1", " ACUTE": "2"}}), 400, "weighted acute is given twice")
+    for rate in (780.5, True):
+        refused(client.post("/budget/allocate-formula",
+                            headers={**auth, "Idempotency-Key": "f-1"},
+                            json={"practice": "A81001", "year": "2024-25", "on": "2024-04-01",
+                                  "rate": {"acute": rate}}),
+                400, "must be written as text")
+    refused(client.post("/budget/allocate-formula", headers={**auth, "Idempotency-Key": "f-2"},
+                        json={"practice": "A81001", "year": "2024-25", "on": "2024-04-01",
+                              "rate": {"acute": "780", "Acute": "780"}}),
+            400, "the rate for acute is given twice")
+    assert head(client, secret) == before
