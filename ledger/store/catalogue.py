@@ -6,8 +6,10 @@
 The write path adds the kinds it stores in its own transaction, and first looks at
 any event after the checked position (rows a writer put there some other way) the
 same way. Reads look at the catalogue and at the events after the checked position.
-A kind this code does not understand (an unknown topic, a newer schema version)
-raises UnreadableEvent naming the first position that holds it: the ledger fails
+A kind this code does not understand (an unknown topic, a newer schema version),
+and an event after the checked position that does not decode exactly (a field
+missing, unknown or malformed, a number past the stores' 64-bit integers), raises
+UnreadableEvent naming the first position that holds it: the ledger fails
 closed, whether the event is in the part of the log a command reads or not, and
 whether or not a newer version of the ledger has already folded it into the
 projections.
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ledger.store.dialect import Cursor, Dialect
-from ledger.store.mapper import readable, stored_version
+from ledger.store.mapper import decodes_exactly, readable, stored_version
 
 Select = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 Kind = tuple[str, int | None]  # topic, stored schema version
@@ -69,15 +71,21 @@ def check(select: Select, dialect: Dialect, *, catalogued: bool = True
         row = select(dialect.sql("SELECT position FROM {kinds_checked} WHERE id = 1"), ())
         after = int(row[0][0]) if row else 0
     tail: list[tuple[int, str, int]] = []
-    for position, topic, state in select(
-        dialect.sql("SELECT {position}, topic, state FROM {events} WHERE {position} > ? "
-                    "ORDER BY {position}"), (after,)
+    for position, topic, state, stream, stream_version in select(
+        dialect.sql("SELECT {position}, topic, state, originator_id, originator_version "
+                    "FROM {events} WHERE {position} > ? ORDER BY {position}"), (after,)
     ):
         version = stored_version(state)
         problem = readable(str(topic), version)
         if problem is not None:
             raise problem.at(int(position))
         assert version is not None
+        if catalogued:
+            # Not written through this code's write path (which catalogues its own
+            # events as it stores them): read it as strictly as `events` would, so a
+            # row that does not decode stops every read and write, not one of them.
+            decodes_exactly(str(topic), stream, int(stream_version), bytes(state),
+                            int(position))
         tail.append((int(position), str(topic), version))
     return tail
 

@@ -112,6 +112,34 @@ def decode_event(
                               f"it does not decode ({detail})") from None
 
 
+INT64_MAX = 2**63 - 1
+"""The largest integer both stores hold (SQLite INTEGER, PostgreSQL bigint)."""
+
+
+def _past_64_bits(value: object) -> bool:
+    """Whether a decoded JSON value holds an integer no store column can hold."""
+    if isinstance(value, int | float):  # orjson reads integers past 64 bits as floats
+        return not -INT64_MAX - 1 <= value <= INT64_MAX
+    if isinstance(value, dict):
+        return any(_past_64_bits(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_past_64_bits(v) for v in value)
+    return False
+
+
+def decodes_exactly(topic: str, originator_id: uuid.UUID | str, originator_version: int,
+                    state: bytes, position: int) -> None:
+    """Raise UnreadableEvent (naming `position`) unless a stored row decodes as
+    `decode_event` reads it and every number in it fits a 64-bit integer: one that
+    does not could be shown by one read and break another (a projection's column,
+    a sum). For rows that did not come through this code's write path."""
+    decode_event(topic, originator_id, originator_version, state, position)
+    if _past_64_bits(orjson.loads(state)):
+        cls = EVENTS_BY_TOPIC[topic]
+        raise UnreadableEvent(topic, stored_version(state), cls.schema_version, position,
+                              "it holds a number past the 64-bit integers the stores hold")
+
+
 class PydanticMapper(Mapper[uuid.UUID]):
     """Maps `LedgerEvent`s to eventsourcing's `StoredEvent`s and back."""
 

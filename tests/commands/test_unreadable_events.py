@@ -11,6 +11,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -118,12 +119,37 @@ def unknown_topic(_invoke: Ledger | None = None) -> Row:
     return uuid.uuid4(), 1, "BudgetFrozen", orjson.dumps(state)
 
 
+def list_size_row(**changes: Any) -> Callable[[Ledger], Row]:
+    """A `ListSizeRecorded` of the version this code writes, next in A81001's stream,
+    with `changes` made to its state (a key given None is left out)."""
+
+    def make(invoke: Ledger) -> Row:
+        stream, version, topic, state = newer_list_size(invoke)
+        data = {**orjson.loads(state), "schema_version": 2, **changes}
+        data.pop("list_source")
+        return stream, version, topic, orjson.dumps(
+            {k: v for k, v in data.items() if v is not None})
+
+    return make
+
+
+DOES_NOT_DECODE = ("ListSizeRecorded", "schema version 2", "does not decode")
+
 CASES: dict[str, tuple[Callable[[Ledger], Row], tuple[str, ...]]] = {
     "unknown topic": (unknown_topic,
                       ("'BudgetFrozen'", "does not know", "upgrade the ledger")),
     "newer schema version": (newer_list_size,
                              ("ListSizeRecorded", "schema version 3", "understands up to 2",
                               "upgrade the ledger")),
+    "known kind without a field": (list_size_row(list_size=None), DOES_NOT_DECODE),
+    "known kind with a field it does not have": (list_size_row(colour="blue"),
+                                                  DOES_NOT_DECODE),
+    "known kind with a date that is not one": (list_size_row(effective_on="2024-02-30"),
+                                               DOES_NOT_DECODE),
+    "known kind with a negative count": (list_size_row(list_size=-10), DOES_NOT_DECODE),
+    "known kind with a number past 64 bits": (
+        list_size_row(list_size=10**19),
+        ("ListSizeRecorded", "a number past the 64-bit integers")),
 }
 
 
