@@ -307,7 +307,11 @@ class Reads:
 
     def _amounts_sql(self, fy: FinancialYear, day: date, practices: list[str] | None,
                      dated: bool) -> tuple[str, list[Any]]:
-        """Per practice and element: allocated, committed, settled, drawn (now or as of)."""
+        """Per practice and element: allocated, committed, settled, drawn (now or as of).
+
+        Now, they are the rows of `position_totals` as they stand (one a practice and
+        element); as of a date, the sums of `position_days` up to it.
+        """
         params: list[Any] = [str(fy)]
         where = "year = ?"
         if dated:
@@ -316,70 +320,116 @@ class Reads:
         if practices is not None:
             where += f" AND practice IN ({_marks(practices)})"
             params += practices
-        table = self._t("position_days" if dated else "position_totals")
+        if not dated:
+            return (f"SELECT practice, element, allocated, committed, settled, drawn "  # noqa: S608
+                    f"FROM {self._t('position_totals')} WHERE {where}", params)
         return (f"SELECT practice, element, CAST(SUM(allocated) AS BIGINT) AS allocated, "  # noqa: S608
                 f"CAST(SUM(committed) AS BIGINT) AS committed, "
                 f"CAST(SUM(settled) AS BIGINT) AS settled, CAST(SUM(drawn) AS BIGINT) AS drawn "
-                f"FROM {table} WHERE {where} GROUP BY practice, element", params)
+                f"FROM {self._t('position_days')} WHERE {where} GROUP BY practice, element",
+                params)
 
     def _rolled_up(self, fy: FinancialYear, day: date, practices: list[str] | None,
                    dated: bool, by: str) -> list[Row]:
         """Positions summed per consortium or allocator and element, in the database.
 
         Row for row what summing `_position_rows` gives: each practice's top-slice
-        (rounded down per practice and element), remaining and overspend are worked
-        out per row in SQL, then summed and counted per group; only the groups
-        come back to Python.
+        (rounded down per practice and element) and overspend are worked out per row
+        in SQL, then summed and counted per group; only the groups come back to
+        Python. What belongs to a practice (its consortium and top-slice on the day,
+        its allocator, hard or indicative) is looked up once a practice, then joined
+        to its element rows by one lookup each.
         """
-        amounts, params = self._amounts_sql(fy, day, practices, dated)
         year, on = str(fy), day.isoformat()
-        # A practice's consortium on the day: the first (in code order) whose pool has a
-        # top-slice that year, else the first; the same choice as `_top_slice_terms`.
-        terms = (
-            "SELECT practice, consortium, basis_points FROM ("  # noqa: S608
-            "SELECT m.practice, m.consortium, COALESCE(r.basis_points, 0) AS basis_points, "
-            "ROW_NUMBER() OVER (PARTITION BY m.practice ORDER BY "
-            "CASE WHEN COALESCE(r.basis_points, 0) <> 0 THEN 0 ELSE 1 END, m.consortium) AS n "
-            f"FROM {self._t('org_memberships')} m LEFT JOIN {self._t('org_risk_pools')} r "
-            "ON r.consortium = m.consortium AND r.year = ? "
-            "WHERE m.joined_on <= ? AND (m.left_on IS NULL OR ? < m.left_on)) ranked "
-            "WHERE n = 1")
-        # The hard/indicative status in force on the day: the last change by date, then log.
+        # Every practice with a position that year (a position as of a day has its row
+        # in the totals too), with what belongs to it, each found by an index seek:
+        # its consortium on the day, the first (in code order) whose pool has a
+        # top-slice that year, else the first (the same choice as `_top_slice_terms`),
+        # and that top-slice; the hard/indicative status in force on the day, the last
+        # change by date, then log; its allocator.
+        scope = "year = ?"
+        scope_params: list[Any] = [year]
+        if practices is not None:
+            scope += f" AND practice IN ({_marks(practices)})"
+            scope_params += practices
+        member = ("m.practice = x.practice AND m.joined_on <= ? "
+                  "AND (m.left_on IS NULL OR ? < m.left_on)")
+        consortium = (
+            f"SELECT m.consortium FROM {self._t('org_memberships')} m "  # noqa: S608
+            f"LEFT JOIN {self._t('org_risk_pools')} r ON r.consortium = m.consortium "
+            f"AND r.year = ? WHERE {member} ORDER BY CASE WHEN "
+            "COALESCE(r.basis_points, 0) <> 0 THEN 0 ELSE 1 END, m.consortium LIMIT 1")
+        basis_points = (
+            f"SELECT r.basis_points FROM {self._t('org_memberships')} m "  # noqa: S608
+            f"JOIN {self._t('org_risk_pools')} r ON r.consortium = m.consortium "
+            f"AND r.year = ? WHERE {member} AND r.basis_points <> 0 "
+            "ORDER BY m.consortium LIMIT 1")
         hard = (
-            "SELECT practice, hard FROM ("  # noqa: S608
-            "SELECT practice, hard, ROW_NUMBER() OVER (PARTITION BY practice "
-            "ORDER BY effective_on DESC, position DESC) AS n "
-            f"FROM {self._t('position_status')} WHERE year = ? AND effective_on <= ?) s "
-            "WHERE n = 1")
+            f"SELECT s.hard FROM {self._t('position_status')} s "  # noqa: S608
+            "WHERE s.practice = x.practice AND s.year = ? AND s.effective_on <= ? "
+            "ORDER BY s.effective_on DESC, s.position DESC LIMIT 1")
+        owners = (
+            f"SELECT x.practice AS practice, ({consortium}) AS consortium, "  # noqa: S608
+            f"COALESCE(({basis_points}), 0) AS basis_points, b.allocator AS allocator, "
+            f"COALESCE(({hard}), 0) AS hard "
+            f"FROM (SELECT DISTINCT practice FROM {self._t('position_totals')} "
+            f"WHERE {scope}) x "
+            f"LEFT JOIN {self._t('position_budgets')} b ON b.practice = x.practice "
+            "AND b.year = ?")
+        params: list[Any] = [year, on, on, year, on, on, year, on, *scope_params, year]
+        # Each practice's element rows are found by their primary key, practice first:
+        # SQLite joins in the order written after CROSS JOIN, and a unary plus keeps it
+        # from seeking by the year index instead (PostgreSQL plans its own).
+        join, pin = ("CROSS JOIN", "+") if self.db.kind == "sqlite" else ("JOIN", "")
+        if dated:
+            amounts = (
+                "SELECT o.consortium AS consortium, o.allocator AS allocator, "  # noqa: S608
+                "o.basis_points AS basis_points, o.hard AS hard, a.element AS element, "
+                "CAST(SUM(a.allocated) AS BIGINT) AS allocated, "
+                "CAST(SUM(a.committed) AS BIGINT) AS committed, "
+                "CAST(SUM(a.settled) AS BIGINT) AS settled, CAST(SUM(a.drawn) AS BIGINT) AS drawn "
+                f"FROM owners o {join} {self._t('position_days')} a "
+                f"ON a.practice = o.practice AND {pin}a.year = ? AND {pin}a.effective_on <= ? "
+                "GROUP BY o.practice, o.consortium, o.allocator, o.basis_points, o.hard, "
+                "a.element")
+            params += [year, on]
+        else:
+            amounts = (
+                "SELECT o.consortium AS consortium, o.allocator AS allocator, "  # noqa: S608
+                "o.basis_points AS basis_points, o.hard AS hard, a.element AS element, "
+                "a.allocated AS allocated, a.committed AS committed, a.settled AS settled, "
+                "a.drawn AS drawn "
+                f"FROM owners o {join} {self._t('position_totals')} a "
+                f"ON a.practice = o.practice AND {pin}a.year = ?")
+            params += [year]
         detail = (
-            "SELECT COALESCE(t.consortium, '') AS consortium, "  # noqa: S608
-            "COALESCE(b.allocator, '') AS allocator, a.element AS element, "
-            "a.allocated AS allocated, a.allocated - (CASE WHEN a.allocated > 0 "
-            "THEN a.allocated ELSE 0 END) * COALESCE(t.basis_points, 0) / 10000 AS available, "
-            "a.committed AS committed, a.settled AS settled, a.drawn AS drawn, "
-            "COALESCE(h.hard, 0) AS hard "
-            f"FROM ({amounts}) a LEFT JOIN ({terms}) t ON t.practice = a.practice "
-            f"LEFT JOIN {self._t('position_budgets')} b ON b.practice = a.practice AND b.year = ? "
-            f"LEFT JOIN ({hard}) h ON h.practice = a.practice")
-        remaining = "(d.available + d.drawn - d.committed - d.settled)"
+            "SELECT COALESCE(o.consortium, '') AS consortium, "  # noqa: S608
+            "COALESCE(o.allocator, '') AS allocator, o.element AS element, "
+            "o.allocated AS allocated, o.allocated - (CASE WHEN o.allocated > 0 "
+            "THEN o.allocated ELSE 0 END) * o.basis_points / 10000 AS available, "
+            "o.committed AS committed, o.settled AS settled, o.drawn AS drawn, "
+            f"o.hard AS hard FROM ({amounts}) o")
+        # Materialised: each practice's lookups run once, not once an element row.
         sql = (
-            f"SELECT d.{by}, d.element, COUNT(*), SUM(d.allocated), SUM(d.available), "  # noqa: S608
-            f"SUM(d.committed), SUM(d.settled), SUM(d.drawn), SUM({remaining}), "
-            f"SUM(CASE WHEN d.hard <> 0 THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN {remaining} < 0 THEN 1 ELSE 0 END) "
+            f"WITH owners AS MATERIALIZED ({owners}) "  # noqa: S608
+            f"SELECT d.{by}, d.element, COUNT(*), SUM(d.allocated), SUM(d.available), "
+            "SUM(d.committed), SUM(d.settled), SUM(d.drawn), "
+            "SUM(CASE WHEN d.hard <> 0 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN d.available + d.drawn - d.committed - d.settled < 0 "
+            "THEN 1 ELSE 0 END) "
             f"FROM ({detail}) d GROUP BY d.{by}, d.element")
-        found = self._q(sql, [*params, year, on, on, year, year, on])
+        found = self._q(sql, params)
         order = {str(e): i for i, e in enumerate(ELEMENTS)}
         rows: list[Row] = []
         for group, element, *numbers in sorted(found, key=lambda r: (r[0], order[r[1]])):
-            (count, allocated, available, committed, settled, drawn, remaining_pence,
-             hard_count, overspent_count) = (int(v) for v in numbers)
+            (count, allocated, available, committed, settled, drawn, hard_count,
+             overspent_count) = (int(v) for v in numbers)
             used = committed + settled
             rows.append({
                 by: group, "year": year, "element": element, "practices": count,
                 "allocated_pence": allocated, "available_pence": available,
                 "committed_pence": committed, "settled_pence": settled,
-                "drawn_pence": drawn, "remaining_pence": remaining_pence,
+                "drawn_pence": drawn, "remaining_pence": available + drawn - committed - settled,
                 "hard_practices": hard_count, "overspent_practices": overspent_count,
                 "used_percent": round(100 * used / available, 1) if available else None,
                 "hard": hard_count == count, "overspent": overspent_count > 0,
