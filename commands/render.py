@@ -40,8 +40,15 @@ WIDTH_OFF_TERMINAL = 160
 def _consoles() -> tuple[Console, Console]:
     """The two consoles, made on first use, so importing this module (as every command
     does, and `ledger --help`) does not load rich."""
+    import os  # noqa: PLC0415
+
     from rich.console import Console  # noqa: PLC0415 - rich only when printing
 
+    # rich reads COLUMNS and LINES with isdigit() then int(), which `²` passes and then
+    # fails: a size that is not a sensible count of ASCII digits is left unset instead.
+    for name in ("COLUMNS", "LINES"):
+        if name in os.environ and _size(os.environ[name]) is None:
+            del os.environ[name]
     return (Console(highlight=False, soft_wrap=True,
                     width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL),
             Console(stderr=True, highlight=False, soft_wrap=True))
@@ -106,8 +113,15 @@ def terminal_width() -> int:
     """The terminal's width now: COLUMNS when set (read at each call), else rich's answer."""
     import os  # noqa: PLC0415
 
-    columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() else _out().width
+    return _size(os.environ.get("COLUMNS", "")) or _out().width
+
+
+def _size(text: str) -> int | None:
+    """A terminal size from the environment: 1 to 9999 in ASCII digits, else None."""
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 4 and int(text) > 0:
+        return int(text)
+    return None
 
 
 def table(build: Callable[[Sequence[str]], Table], columns: Sequence[str], *,

@@ -20,6 +20,7 @@ within 100 ms of its commit.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -35,6 +36,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ledger.domain.errors import InvalidInput
 from ledger.domain.events import LEDGER_NAMESPACE
+from ledger.domain.values import shown
 from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
 from projections.access import FeedView, Scope
 from projections.api_auth import Caller
@@ -185,12 +187,22 @@ def page_after(store: EventStore, after: int, limit: int, view: FeedView) -> Pag
     return Page(rows, read_to, len(rows) == limit or read == scan)
 
 
-def checkpoint_of(after: int, last_event_id: str | None) -> int:
+_POSITION = re.compile(r"[0-9]{1,18}")
+
+
+def checkpoint_of(after: int, last_event_id: str | None, given: int = 1) -> int:
+    """The position to resume after: `Last-Event-ID` (ASCII digits) when sent, else
+    `after`. InvalidInput (400) for any other id, or for the header sent `given` > 1
+    times (which of them to resume from would be a guess)."""
+    if given > 1:
+        raise InvalidInput("last-event-id",
+                           f"Last-Event-ID given {given} times: send the last id once")
     if last_event_id is None or not last_event_id.strip():
         return after
     text = last_event_id.strip()
-    if not text.isdigit() or len(text) > 18:
-        raise InvalidInput("last-event-id", f"Last-Event-ID must be a position, not {text!r}")
+    if not _POSITION.fullmatch(text):
+        raise InvalidInput("last-event-id",
+                           f"Last-Event-ID must be a position, not {shown(text)}")
     return int(text)
 
 
@@ -213,7 +225,8 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
         ] = None,
     ) -> EventSourceResponse:
         """Every event after the checkpoint, then each new one as it is committed."""
-        checkpoint = checkpoint_of(after, last_event_id)
+        checkpoint = checkpoint_of(after, last_event_id,
+                                   len(request.headers.getlist("last-event-id")))
         store: EventStore = await anyio.to_thread.run_sync(open_store)
         view: FeedView = await anyio.to_thread.run_sync(feed_view, scope)
         notifier.watch(store)

@@ -104,6 +104,9 @@ class ColumnMap:
                 raise InvalidInput("mapping", f"write --map FIELD=COLUMN, not {shown(item)}")
             option_pairs.append((name, column))
         file_pairs, file_ignore = _read_mapping_file(file) if file is not None else ([], [])
+        _refuse_a_field_mapped_twice(option_pairs, "--map")
+        if file is not None:
+            _refuse_a_field_mapped_twice(file_pairs, file.name)
         texts = [text for pair in file_pairs + option_pairs for text in pair]
         for given in [*texts, *ignore, *file_ignore]:
             refuse_unprintable(given, "a mapping's column name")
@@ -208,6 +211,22 @@ def _column_read(text: str) -> str:
     return (match["column"] if match else text).strip()
 
 
+def _refuse_a_field_mapped_twice(pairs: Sequence[tuple[str, str]], where: str) -> None:
+    """InvalidInput (rule `mapping`) when one source maps a field twice (`practice` and
+    `Practice`, or `acute` and `acute_weighted`, as `_field_name` reads them): only
+    one of the two columns would be read, and which would be a guess."""
+    first: dict[str, str] = {}
+    for name, column in pairs:
+        key = _field_name(name)
+        if key in first:
+            raise InvalidInput(
+                "mapping",
+                f"{where}: field {key} is mapped twice (to {first[key]!r} and "
+                f"{column.strip()!r}): map it once",
+            )
+        first[key] = column.strip()
+
+
 def _refuse_a_column_mapped_and_ignored(pairs: Sequence[tuple[str, str]],
                                         ignored: Sequence[str], where: str) -> None:
     """A column both mapped to a field and skipped is a contradiction: refuse it."""
@@ -272,7 +291,8 @@ def _looks_like_a_field(key: str) -> bool:
 
 def _read_mapping_file(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # A byte-order mark (as Windows editors save UTF-8) is read as nothing, as in CSV.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as error:
         raise InvalidInput("mapping", f"cannot read {path}: {error.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

@@ -205,7 +205,7 @@ def _ask(store: EventStore, stored: StoredCheckpoint, witness: WitnessConfig, po
                 raise _Refusal(f"unreadable answer: {error}") from error
         if status == 409 and content_type.split(";")[0].strip() == SIZE_CONTENT_TYPE:
             held = text.strip()
-            if not held.isdigit() or int(held) == old:
+            if not (held.isascii() and held.isdigit()) or int(held) == old:
                 raise _Refusal(_answer_text(status, text))
             old = int(held)
             continue

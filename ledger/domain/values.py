@@ -390,7 +390,7 @@ class Actor:
     @classmethod
     def _parse(cls, text: str) -> Actor:
         role_text, sep, rest = text.strip().partition(":")
-        code, _, person = rest.partition("/")
+        code, slash, person = rest.partition("/")
         try:
             role = Role(_ascii(role_text).lower())
         except ValueError:
@@ -409,8 +409,10 @@ class Actor:
             Role.SERVICE: _parse_service_name,
         }
         code = parsers[role](code)
-        if not person:
+        if not slash:
             return cls(role, code)
+        # A `/` names a person: one left blank is refused like any blank name, never
+        # dropped (`allocator:Q71/` is not `allocator:Q71`).
         return cls(role, code, check_free_text(parse_text(person, "actor's person"), "actor"))
 
     @property

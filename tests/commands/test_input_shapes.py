@@ -10,12 +10,13 @@ where money belongs, and mapped CSV columns named by punctuation alone.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from ledger.application.commands import build_command
 from ledger.bootstrap import bootstrap
-from tests.commands.conftest import Ledger, Run, head
+from tests.commands.conftest import Ledger, Run, clean_env, head, ledger_executable
 
 ALLOCATOR = "allocator:Q71"
 
@@ -203,3 +204,74 @@ def test_a_list_size_to_round_that_is_not_a_number_is_named_as_a_list_size(
     malformed(invoke("practice", "import", str(published), "--mapping", str(mapping),
                      actor=ALLOCATOR), "list size", "out of range")
     assert head(db_url) == before + 1
+
+
+def test_a_mapping_file_saved_with_a_byte_order_mark_reads_as_without_one(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    mapping = tmp_path / "map.toml"
+    mapping.write_bytes(b'\xef\xbb\xbf[map]\r\npractice = "Code"\r\nname = "N"\r\n'
+                        b'list_size = "round(Pop)"\r\n')
+    published = tmp_path / "published.csv"
+    published.write_text("Code,N,Pop\nA81002,X,10.5\n", encoding="utf-8")
+    done = invoke("practice", "import", str(published), "--mapping", str(mapping),
+                  "--on", "2024-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    assert "imported 1 practices" in done.stdout
+
+
+def test_a_field_mapped_twice_by_one_source_is_refused_naming_both_columns(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    published = tmp_path / "published.csv"
+    published.write_text("Code,N,N2,Pop\nA81002,X,Y,10\n", encoding="utf-8")
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('ignore = ["N2"]\n[map]\npractice = "Code"\nname = "N"\n'
+                       'list_size = "Pop"\nName = "N2"\n', encoding="utf-8")
+    malformed(invoke("practice", "import", str(published), "--mapping", str(mapping),
+                     actor=ALLOCATOR), "map.toml: field name is mapped twice", "'N'", "'N2'")
+    malformed(invoke("practice", "import", str(published), "--map", "practice=Code",
+                     "--map", "name=N", "--map", "list size=Pop", "--map", "NAME=N2",
+                     actor=ALLOCATOR), "--map: field name is mapped twice")
+    malformed(invoke("practice", "import", str(published), "--map", "practice=Code",
+                     "--map", "name=N", "--map", "list_size=Pop", "--map", "acute=N2",
+                     "--map", "acute_weighted=N2", actor=ALLOCATOR),
+              "field acute_weighted is mapped twice")
+    # The options still win over the file for a field both name.
+    mapping.write_text('ignore = ["N"]\n[map]\npractice = "Code"\nname = "N2"\n'
+                       'list_size = "Pop"\n', encoding="utf-8")
+    done = invoke("practice", "import", str(published), "--mapping", str(mapping),
+                  "--map", "name=N", "--ignore", "N2", "--on", "2024-04-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    assert head(db_url) == before + 1
+
+
+def test_a_terminal_width_that_is_not_ascii_digits_is_not_a_fault(
+        db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    for columns in ("\u00b2", "\u0661\u0660\u0660", "0", "-5", "99999999999"):
+        done = subprocess.run(
+            [*ledger_executable(), "--db", db_url, "holders"], cwd=tmp_path,
+            env={**clean_env(), "COLUMNS": columns}, capture_output=True, text=True,
+            timeout=60, check=False)
+        assert done.returncode == 0, (columns, done.stderr)
+        assert "Traceback" not in done.stderr
+
+
+def test_an_actor_with_a_slash_and_no_person_is_refused_not_read_without_one(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    for actor in ("allocator:Q71/", "allocator:Q71/ ", "allocator:Q71/\u3000"):
+        malformed(invoke("practice", "register", "A81002", "--name", "X", "--list-size", "3",
+                         actor=actor), "actor's person is blank")
+    done = apply_lines(tmp_path, invoke, {
+        "command": "practice register", "command_id": "p-1", "actor": "allocator:Q71/",
+        "args": {"practice": "A81002", "name": "X", "list_size": 3}})
+    assert done.code == 2
+    assert "actor's person is blank" in done.stdout
+    assert head(db_url) == before
+    done = invoke("practice", "register", "A81002", "--name", "X", "--list-size", "3",
+                  actor="allocator:Q71/Dr A")
+    assert done.code == 0, done.stderr

@@ -114,3 +114,15 @@ def test_a_body_naming_one_figure_twice_or_a_rate_as_a_fraction_is_refused(
                               "rate": {"acute": "780", "Acute": "780"}}),
             400, "the rate for acute is given twice")
     assert head(client, secret) == before
+
+
+def test_a_last_event_id_given_twice_or_in_other_digits_is_refused(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = (b"Authorization", f"Bearer {secret}".encode())
+    refused(client.get("/events/live", headers=[auth, (b"Last-Event-ID", b"1"),
+                                                 (b"Last-Event-ID", b"2")]),
+            400, "Last-Event-ID given 2 times")
+    for value in (b"\xb2", b"1\xb9", b"-1", b"1e3", b"9" * 19):
+        refused(client.get("/events/live", headers=[auth, (b"Last-Event-ID", value)]),
+                400, "Last-Event-ID must be a position")
