@@ -199,16 +199,23 @@ class PositionsBulk:
         def moved(practice: str, year: str, element: str, on: str,
                   deltas: tuple[int, int, int, int]) -> None:
             key = (practice, year, element)
-            for rows_of, at in ((totals, key), (days, (*key, on))):
-                row = rows_of.get(at)
-                if row is None:
-                    rows_of[at] = list(deltas)
-                else:
-                    a, c, s, d = deltas
-                    row[0] += a
-                    row[1] += c
-                    row[2] += s
-                    row[3] += d
+            total = totals.get(key)
+            if total is None:
+                totals[key] = list(deltas)
+            else:
+                total[0] += deltas[0]
+                total[1] += deltas[1]
+                total[2] += deltas[2]
+                total[3] += deltas[3]
+            dated = (practice, year, element, on)
+            total = days.get(dated)
+            if total is None:
+                days[dated] = list(deltas)
+            else:
+                total[0] += deltas[0]
+                total[1] += deltas[1]
+                total[2] += deltas[2]
+                total[3] += deltas[3]
 
         def b_allocated(_p: int, _v: int, f: dict[str, Any]) -> None:
             practice, year, on = f["practice"], f["year"], f["effective_on"]
