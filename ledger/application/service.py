@@ -36,7 +36,7 @@ from ledger.domain.errors import (
 from ledger.domain.events import LedgerEvent
 from ledger.domain.values import READ_ONLY_ROLES, Actor
 from ledger.store.eventstore import EventStore
-from ledger.store.recorders import Indexes, Receipt
+from ledger.store.recorders import Indexes, Reads, Receipt
 
 Clock = Callable[[], datetime]
 
@@ -142,11 +142,17 @@ class LedgerService:
         With `atomic`, one refusal records nothing at all (file imports). With
         `stop_at_first_refusal`, requests after a refused one are not run.
         """
+        reads = Reads(  # what _run reads first, fetched with the store's lock
+            command_ids=[r.command_id for r in requests],
+            refs=list(handlers.refs_named(r.command for r in requests)),
+            practices=sorted(set(handlers.practices_named(r.command for r in requests))),
+        )
         for attempt in range(MAX_ATTEMPTS):
             units: list[UnitOfWork] = []
             try:
                 outcomes = self.store.write(
-                    functools.partial(self._work, units, requests, atomic, stop_at_first_refusal)
+                    functools.partial(self._work, units, requests, atomic, stop_at_first_refusal),
+                    reads,
                 )
             except (IntegrityError, OperationalError) as error:
                 # Another writer got there first (a stream version, a command id or a

@@ -25,7 +25,7 @@ from ledger.audit.merkle import EMPTY_ROOT, CompactRange
 from ledger.auditlog.tables import NODE_LEVEL_STEP, create_statements, ensure_tables
 from ledger.auditlog.tables import transaction as store_transaction
 from ledger.domain.errors import LogDamaged
-from ledger.store.dialect import Cursor, Dialect, as_tuple
+from ledger.store.dialect import Cursor, Dialect, as_tuple, pg_rows
 from ledger.store.hooks import StoredRow
 
 if TYPE_CHECKING:
@@ -61,11 +61,19 @@ class TreeHead:
 
 
 def read_head(curs: Cursor, dialect: Dialect, *, for_update: bool = False) -> TreeHead | None:
+    _select_head(curs, dialect, for_update=for_update)
+    return _head_of(curs)
+
+
+def _select_head(curs: Cursor, dialect: Dialect, *, for_update: bool) -> None:
     lock = " FOR UPDATE" if for_update and dialect.kind == "postgres" else ""
     curs.execute(
         dialect.sql("SELECT origin, size, last_position, frontier, root FROM {tree} WHERE id = 1")
         + lock
     )
+
+
+def _head_of(curs: Cursor) -> TreeHead | None:
     row = curs.fetchone()
     if row is None:
         return None
@@ -130,6 +138,24 @@ def seal_rows(
                 nodes.append((level, index, node))
         size += 1
         last = position
+    root = compact.root()
+    if dialect.kind == "postgres":
+        # One statement: the leaves, the nodes and the new head.
+        source, params = pg_rows(leaves, ("bigint", "bigint", "bytea", "bigint", "bytea"))
+        parts = [dialect.sql("l AS (INSERT INTO {leaves} (leaf_index, position, stream_id, "
+                             "version, leaf_hash) ") + source + ")"]
+        if nodes:
+            source, more = pg_rows(nodes, ("integer", "bigint", "bytea"))
+            parts.append(dialect.sql("n AS (INSERT INTO {nodes} (level, node_index, hash) ")
+                         + source + ")")
+            params += more
+        curs.execute(
+            "WITH " + ", ".join(parts) + dialect.sql(  # noqa: S608 - names and placeholders only
+                " UPDATE {tree} SET size = %b, last_position = %b, frontier = %b, root = %b "
+                "WHERE id = 1"),
+            [*params, size, last, compact.encode(), root],
+        )
+        return TreeHead(head.origin, size, last, compact, root)
     curs.executemany(
         dialect.sql(
             "INSERT INTO {leaves} (leaf_index, position, stream_id, version, leaf_hash) "
@@ -141,7 +167,6 @@ def seal_rows(
         curs.executemany(
             dialect.sql("INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"), nodes
         )
-    root = compact.root()
     curs.execute(
         dialect.sql(
             "UPDATE {tree} SET size = ?, last_position = ?, frontier = ?, root = ? WHERE id = 1"
@@ -162,16 +187,18 @@ def unsealed_rows(curs: Cursor, dialect: Dialect, after: int, limit: int) -> lis
     return [as_tuple(r) for r in curs.fetchall()]
 
 
-def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> TreeHead:
+def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
+                  head: TreeHead | None = None) -> TreeHead:
     """The write-path hook: seal the rows just inserted, in the inserting transaction.
 
     Any older events still unsealed (a ledger written before the hook) are sealed
-    first, so the log never skips a position.
+    first, so the log never skips a position. `head` is the tree head as read
+    (FOR UPDATE) earlier in this transaction, if it was (`MerkleSealing.prepare`).
     """
     # The caller has just inserted events, so it already holds the store's write
     # lock (SQLite's, or PostgreSQL's on the events table; FOR UPDATE adds the row's):
     # reading the head is enough, and it is created only on a ledger's first write.
-    head = read_head(curs, dialect, for_update=True) or lock_head(curs, dialect)
+    head = head or read_head(curs, dialect, for_update=True) or lock_head(curs, dialect)
     if not rows:
         return head
     backlog: list[StoredRow] = []
@@ -197,8 +224,15 @@ class MerkleSealing:
     def create_statements(self, dialect: Dialect) -> list[str]:
         return create_statements(dialect)
 
-    def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> None:
-        seal_inserted(cursor, dialect, rows)
+    def prepare(self, cursor: Cursor, dialect: Dialect) -> Callable[[], TreeHead | None]:
+        """Queue the read of the tree head (FOR UPDATE) with the transaction's lock;
+        the function returned gives the head once it has arrived (None: no head yet)."""
+        _select_head(cursor, dialect, for_update=True)
+        return lambda: _head_of(cursor)
+
+    def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
+                 prepared: TreeHead | None = None) -> None:
+        seal_inserted(cursor, dialect, rows, prepared)
 
 
 @dataclass(frozen=True, slots=True)

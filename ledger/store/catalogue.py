@@ -51,6 +51,19 @@ def exists(select: Select, dialect: Dialect) -> bool:
     return bool(found)
 
 
+def check_statements(dialect: Dialect) -> list[tuple[str, tuple[Any, ...]]]:
+    """The reads `check` makes on a catalogued ledger, (statement, parameters) each,
+    so a write path can fetch them ahead with its lock."""
+    return [
+        (dialect.sql("SELECT topic, version, first_position FROM {event_kinds} "
+                     "ORDER BY first_position"), ()),
+        (dialect.sql("SELECT {position}, topic, state, originator_id, originator_version "
+                     "FROM {events} WHERE {position} > "
+                     "COALESCE((SELECT position FROM {kinds_checked} WHERE id = 1), 0) "
+                     "ORDER BY {position}"), ()),
+    ]
+
+
 def check(select: Select, dialect: Dialect, *, catalogued: bool = True
           ) -> list[tuple[int, str, int]]:
     """Raise UnreadableEvent for the first kind this code cannot read; else the unchecked tail.
@@ -59,22 +72,18 @@ def check(select: Select, dialect: Dialect, *, catalogued: bool = True
     for the write path to add to the catalogue. Without `catalogued` (an older
     ledger, read before any write made its catalogue) the whole log is the tail.
     """
-    after = 0
     if catalogued:
-        for topic, version, first in select(
-            dialect.sql("SELECT topic, version, first_position FROM {event_kinds} "
-                        "ORDER BY first_position"), ()
-        ):
+        (kinds, no_params), (after_checked, none) = check_statements(dialect)
+        for topic, version, first in select(kinds, no_params):
             problem = readable(str(topic), int(version))
             if problem is not None:
                 raise problem.at(int(first))
-        row = select(dialect.sql("SELECT position FROM {kinds_checked} WHERE id = 1"), ())
-        after = int(row[0][0]) if row else 0
+        rows = select(after_checked, none)
+    else:
+        rows = select(dialect.sql("SELECT {position}, topic, state, originator_id, "
+                                  "originator_version FROM {events} ORDER BY {position}"), ())
     tail: list[tuple[int, str, int]] = []
-    for position, topic, state, stream, stream_version in select(
-        dialect.sql("SELECT {position}, topic, state, originator_id, originator_version "
-                    "FROM {events} WHERE {position} > ? ORDER BY {position}"), (after,)
-    ):
+    for position, topic, state, stream, stream_version in rows:
         version = stored_version(state)
         problem = readable(str(topic), version)
         if problem is not None:

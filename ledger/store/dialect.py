@@ -6,6 +6,7 @@ adapts them to SQLite or PostgreSQL (schema-qualified names, `%s`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,3 +63,19 @@ class _Names(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return self.dialect.table(f"ledger_{key}")
+
+
+def pg_rows(rows: Sequence[Sequence[Any]], types: Sequence[str], *, few: int = 16
+            ) -> tuple[str, list[Any]]:
+    """A PostgreSQL row source for `INSERT INTO t (...) <source>`, and its parameters.
+
+    Up to `few` rows: VALUES with one binary parameter a value (each dumped in C);
+    more: unnest of one binary array a column (a fixed number of parameters
+    whatever the count). `types` are the columns' SQL types; `rows` is not empty.
+    """
+    if len(rows) <= few:
+        row = "(" + ", ".join(f"%b::{t}" for t in types) + ")"
+        return "VALUES " + ", ".join([row] * len(rows)), [v for r in rows for v in r]
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
+    return (f"SELECT * FROM unnest({arrays})",  # noqa: S608 - types and placeholders only
+            [list(column) for column in zip(*rows, strict=True)])

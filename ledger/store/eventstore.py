@@ -39,6 +39,7 @@ from ledger.store.recorders import (
     IndexedRecorder,
     Indexes,
     LedgerSQLiteFactory,
+    Reads,
     Receipt,
     RefEntry,
 )
@@ -172,8 +173,12 @@ class EventStore:
 
     # --- writing -----------------------------------------------------------------------
 
-    def write(self, work: Callable[[], tuple[Sequence[LedgerEvent], Indexes, T]]) -> T:
+    def write(self, work: Callable[[], tuple[Sequence[LedgerEvent], Indexes, T]],
+              reads: Reads | None = None) -> T:
         """Run `work` (reads, then decisions) and append the events it returns, atomically.
+
+        `reads` names what `work` will read first (receipts, refs, affiliations):
+        a store may fetch it with its lock, ahead of `work` (recorders.Reads).
 
         The reads and the append share one write transaction that holds the
         store's write lock from its start (SQLite's single writer; PostgreSQL's
@@ -183,7 +188,10 @@ class EventStore:
         and the caller runs the work again.
         """
         dialect = self.recorder.dialect
-        with self.recorder.write_transaction() as cursor:
+        reads = reads or Reads()
+        reads = Reads(reads.command_ids, reads.refs, reads.practices,
+                      [*reads.rows, *catalogue.check_statements(dialect)])
+        with self.recorder.write_transaction(reads) as cursor:
             # Refuse to add to a log this code cannot read (ledger/store/catalogue.py).
             tail = catalogue.check(self.recorder.select_rows, dialect)
             events, indexes, result = work()

@@ -4,6 +4,13 @@ The composition root (ledger/bootstrap.py) hands the store its write hooks; the
 store creates their tables with its own and calls each, with the transaction's
 cursor, after every insert of events, so whatever a hook writes commits or rolls
 back with the events. The Merkle log's sealing is one (ledger/auditlog/seal.py).
+
+A hook may also have `prepare(cursor, dialect) -> finish`: a store that fetches a
+write transaction's first reads together with its lock (PostgreSQL, in one
+pipeline) calls it there to queue the hook's own reads, then calls `finish()`
+once they have arrived and passes its result to `inserted` as `prepared`. The
+cursor given to `prepare` may be in pipeline mode: execute, do not fetch.
+Without `prepared`, `inserted` reads what it needs itself.
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ class WriteHook(Protocol):
         """CREATE ... IF NOT EXISTS statements for the hook's own tables."""
         ...
 
-    def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow]) -> None:
-        """Called in the write transaction just after `rows` were inserted (position order)."""
+    def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
+                 prepared: Any = None) -> None:
+        """Called in the write transaction just after `rows` were inserted (position order).
+
+        On PostgreSQL the cursor may be in pipeline mode, its statements sent with COMMIT.
+        """
         ...

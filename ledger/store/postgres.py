@@ -5,12 +5,15 @@ Imported only when a postgresql:// store is opened, so SQLite users never load p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import (
@@ -18,16 +21,18 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from psycopg import Cursor, sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from ledger.domain.errors import StoreUnavailable
 from ledger.store import catalogue
-from ledger.store.dialect import Dialect
+from ledger.store.dialect import Dialect, pg_rows
 from ledger.store.hooks import WriteHook
 from ledger.store.pgread import BinaryNotifications
 from ledger.store.recorders import (
     Indexes,
+    Reads,
     Receipt,
     RefEntry,
     hook_statements,
@@ -35,9 +40,76 @@ from ledger.store.recorders import (
     run_hooks,
 )
 
-# The cursor of the write transaction this thread is in, if any: reads made while
-# deciding a command go through it, inside the table lock.
-_WRITE_CURSOR: ContextVar[Cursor[DictRow] | None] = ContextVar("ledger_pg_cursor", default=None)
+# Each write transaction looks up the streams changed since the position its known
+# versions are as of: if other writers appended more than _CHANGED_LIMIT events since
+# (or the log is now shorter), every known version is forgotten instead (each stream
+# is then read when loaded). At most _VERSIONS_LIMIT are kept.
+_CHANGED_LIMIT = 5_000
+_VERSIONS_LIMIT = 200_000
+
+
+@dataclass(eq=False)
+class _Transaction:
+    """The write transaction this thread is in: its cursor and what it fetched ahead.
+
+    `head` is the highest position (read under the lock, then moved by each insert);
+    `receipts`, `refs` and `affiliations` answer reads for the keys fetched ahead;
+    `rows` answers `select_rows` for the statements fetched ahead (each once);
+    `prepared` is what each write hook's `prepare` gave; `written` the last
+    version of each stream this transaction appended to.
+    """
+
+    curs: Any = None
+    head: int = 0
+    generation: int = 0
+    receipt_keys: frozenset[str] = frozenset()
+    receipts: dict[str, Receipt] = field(default_factory=dict)
+    ref_keys: frozenset[str] = frozenset()
+    refs: dict[str, RefEntry] = field(default_factory=dict)
+    practice_keys: frozenset[str] = frozenset()
+    affiliations: dict[str, list[str]] = field(default_factory=dict)
+    rows: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = field(default_factory=dict)
+    prepared: list[Any] = field(default_factory=list)
+    written: dict[UUID, int] = field(default_factory=dict)
+
+
+_BEGIN = b"BEGIN"
+_COMMIT = b"COMMIT"
+_ROLLBACK = b"ROLLBACK"
+
+# The write transaction this thread is in, if any: reads made while deciding a
+# command go through its cursor, inside the table lock.
+_WRITE: ContextVar[_Transaction | None] = ContextVar("ledger_pg_write", default=None)
+
+
+def _columns(rows: Iterable[Sequence[Any]], width: int) -> tuple[list[Any], ...]:
+    """Rows as one list per column, for INSERT ... SELECT FROM unnest(...)."""
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(width))
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _receipts(curs: Cursor[DictRow]) -> dict[str, Receipt]:
+    return {row["command_id"]: Receipt(row["command_id"], row["fingerprint"], row["answer"])
+            for row in curs.fetchall()}
+
+
+def _refs(curs: Cursor[DictRow]) -> dict[str, RefEntry]:
+    return {row["ref"]: RefEntry(row["ref"], row["practice"], row["year"])
+            for row in curs.fetchall()}
+
+
+def _affiliations(curs: Cursor[DictRow]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for row in curs.fetchall():
+        found.setdefault(row["practice"], []).append(row["consortium"])
+    return found
 
 
 class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
@@ -67,22 +139,34 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                 ).format(schema),
             ]
         )
-        self._insert_receipt = SQL("INSERT INTO {0}.ledger_commands VALUES (%s, %s, %s)").format(
-            schema
-        )
-        self._insert_ref = SQL("INSERT INTO {0}.ledger_refs VALUES (%s, %s, %s)").format(schema)
-        self._insert_affiliation = SQL(
-            "INSERT INTO {0}.ledger_affiliations VALUES (%s, %s) ON CONFLICT DO NOTHING"
-        ).format(schema)
-        self._insert_budget_year = SQL(
-            "INSERT INTO {0}.ledger_budget_years VALUES (%s, %s) ON CONFLICT DO NOTHING"
-        ).format(schema)
+        self._id_type = self.datastore.originator_id_type
+        events = Identifier(self.events_table_name)
+        # A write transaction's first reads in one statement: the highest position,
+        # the streams changed after a position, receipts, refs and affiliations asked.
+        self._select_first = SQL(
+            "SELECT (SELECT COALESCE(MAX(notification_id), 0) FROM {0}.{1}) AS head, "
+            "(SELECT json_agg(json_build_array(c.originator_id, c.version))::text FROM "
+            "(SELECT originator_id, MAX(originator_version) AS version FROM {0}.{1} "
+            "WHERE notification_id > %b AND notification_id <= %b GROUP BY originator_id) c) "
+            "AS changed, "
+            "(SELECT json_agg(json_build_array(command_id, fingerprint, answer))::text "
+            "FROM {0}.ledger_commands WHERE command_id = ANY(%b)) AS receipts, "
+            "(SELECT json_agg(json_build_array(ref, practice, year))::text "
+            "FROM {0}.ledger_refs WHERE ref = ANY(%b)) AS refs, "
+            "(SELECT json_agg(json_build_array(practice, consortium))::text "
+            "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations"
+        ).format(schema, events).as_bytes(None)
+        # Last known version of streams, as of position _known_head (write path only).
+        self._versions: dict[UUID, int] = {}
+        self._known_head = 0
+        self._generation = 0
+        self._versions_lock = threading.Lock()
         self._select_budget_years = SQL(
             "SELECT year FROM {0}.ledger_budget_years WHERE practice = %s ORDER BY year"
-        ).format(schema)
+        ).format(schema).as_bytes(None)
         self._select_affiliations = SQL(
             "SELECT practice, consortium FROM {0}.ledger_affiliations WHERE practice = ANY(%s)"
-        ).format(schema)
+        ).format(schema).as_bytes(None)
         self.dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
         # Every write NOTIFYs this channel in its transaction (delivered on commit only);
         # channels are per database, so the schema names the ledger (ledger/store/commits.py).
@@ -99,23 +183,26 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             "AS e(originator_id, originator_version, topic, state, n) "
             "ORDER BY e.n RETURNING notification_id"
         ).format(schema, Identifier(self.events_table_name),
-                 Identifier(self.stored_event_type_name))
+                 Identifier(self.stored_event_type_name)).as_bytes(None)
         self._sync_sequence = SQL(
-            "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)")
+            "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)").as_bytes(None)
         self._select_stream = SQL(
             "SELECT originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = %s AND originator_version > %s ORDER BY originator_version"
-        ).format(schema, Identifier(self.events_table_name))
+        ).format(schema, Identifier(self.events_table_name)).as_bytes(None)
         self._select_receipts = SQL(
             "SELECT command_id, fingerprint, answer FROM {0}.ledger_commands "
             "WHERE command_id = ANY(%s)"
-        ).format(schema)
-        self._select_ref = SQL(
-            "SELECT ref, practice, year FROM {0}.ledger_refs WHERE ref = %s"
-        ).format(schema)
+        ).format(schema).as_bytes(None)
         self._select_refs = SQL(
             "SELECT ref, practice, year FROM {0}.ledger_refs WHERE ref = ANY(%s)"
-        ).format(schema)
+        ).format(schema).as_bytes(None)
+        # Statements are rendered once, as bytes: psycopg would render a composed
+        # statement again on every execute.
+        self.lock_table_statements = [
+            statement.as_bytes(None) if isinstance(statement, Composable) else statement
+            for statement in self.lock_table_statements
+        ]
 
     def ledger_exists(self) -> bool:
         with self._reading() as curs:
@@ -134,22 +221,53 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        indexes = indexes_of(kwargs)
-        if indexes.receipts:
-            curs.executemany(
-                self._insert_receipt,
-                [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts],
-            )
-        if indexes.refs:
-            curs.executemany(self._insert_ref, [(r.ref, r.practice, r.year) for r in indexes.refs])
-        if indexes.affiliations:
-            curs.executemany(self._insert_affiliation, list(indexes.affiliations))
-        if indexes.budget_years:
-            curs.executemany(self._insert_budget_year, list(indexes.budget_years))
+        # eventsourcing's insert path (EventStore.append): the side tables first.
+        statement, params = self._write_statement(indexes_of(kwargs), [], [])
+        if statement:
+            curs.execute(statement, params)
         super()._insert_events(curs, stored_events, **kwargs)
 
+    def _write_statement(self, indexes: Indexes, ids: Sequence[int],
+                         stored_events: Sequence[StoredEvent]) -> tuple[str, list[Any]]:
+        """One statement writing the side tables' rows, then the events at `ids` (the
+        sequence kept in step, the channel told); "" when there is nothing to write."""
+        d = self.dialect
+        parts: list[str] = []
+        params: list[Any] = []
+
+        def add(name: str, table: str, rows: Sequence[Sequence[Any]], types: Sequence[str],
+                tail: str = "") -> None:
+            if rows:
+                source, values = pg_rows(rows, types)
+                parts.append(f"{name} AS (INSERT INTO {table} {source}{tail})")
+                params.extend(values)
+
+        text3 = ("text", "text", "text")
+        add("r", d.table("ledger_commands"),
+            [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts], text3)
+        add("f", d.table("ledger_refs"), [(r.ref, r.practice, r.year) for r in indexes.refs],
+            text3)
+        add("a", d.table("ledger_affiliations"), indexes.affiliations, ("text", "text"),
+            " ON CONFLICT DO NOTHING")
+        add("y", d.table("ledger_budget_years"), indexes.budget_years, ("text", "text"),
+            " ON CONFLICT DO NOTHING")
+        if stored_events:
+            add("e", d.events + " (notification_id, originator_id, originator_version, "
+                "topic, state)",
+                [(i, e.originator_id, e.originator_version, e.topic, e.state)
+                 for i, e in zip(ids, stored_events, strict=True)],
+                ("bigint", self._id_type, "bigint", "text", "bytea"))
+            last = ("SELECT setval(pg_get_serial_sequence(%b, 'notification_id'), %b), "
+                    "pg_notify(%b, '')")
+            params.extend((d.events, ids[-1], self.channel_name))
+        else:
+            last = "SELECT 1"
+        if not parts:
+            return "", []
+        return "WITH " + ", ".join(parts) + " " + last, params
+
     @contextmanager
-    def write_transaction(self) -> Iterator[Cursor[DictRow]]:
+    def write_transaction(self, reads: Reads | None = None) -> Iterator[Cursor[DictRow]]:
         """A transaction that takes the events table's write lock before it reads.
 
         eventsourcing takes the same EXCLUSIVE lock for every insert; taking it
@@ -157,25 +275,136 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         SQLite's single writer: no version conflicts, so no retries, and no
         rolled-back inserts burning sequence numbers (positions stay gap-free).
         Readers (SELECT) are not blocked.
+
+        The transaction runs in pipeline mode: BEGIN, the lock, the highest
+        position, the hooks' reads and `reads` go in one round trip; the writes
+        are queued and sent with COMMIT in one more. A read made in between costs
+        a round trip, unless it was named in `reads` or is a stream this recorder
+        already knows to be unchanged (`select_events`). A failed write raises
+        from the end of the block (the COMMIT), and nothing is recorded.
         """
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._lock_table(curs)
-            token = _WRITE_CURSOR.set(curs)
+        with self.datastore.get_connection() as conn:
             try:
-                yield curs
-            finally:
-                _WRITE_CURSOR.reset(token)
+                with conn.pipeline() as pipeline:
+                    curs = conn.cursor()
+                    # BEGIN and COMMIT as statements, queued with the rest: psycopg's
+                    # transaction block would sync the pipeline on entry and before COMMIT.
+                    curs.execute(_BEGIN)
+                    self._lock_table(curs)
+                    txn = self._prefetch(conn, pipeline, reads or Reads())
+                    txn.curs = curs
+                    token = _WRITE.set(txn)
+                    try:
+                        yield curs
+                    finally:
+                        _WRITE.reset(token)
+                    curs.execute(_COMMIT)
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    with suppress(psycopg.Error):
+                        conn.execute(_ROLLBACK)
+                raise
+            self._committed(txn)
+
+    def _prefetch(self, conn: psycopg.Connection[DictRow], pipeline: psycopg.Pipeline,
+                  reads: Reads) -> _Transaction:
+        """Send the transaction's first reads in one round trip, under the lock."""
+        with self._versions_lock:
+            known_head = self._known_head
+            knows_any = bool(self._versions)
+        queued: list[tuple[Cursor[DictRow], Callable[[Cursor[DictRow]], None]]] = []
+        txn = _Transaction()
+
+        def read(statement: Any, params: Any, take: Callable[[Cursor[DictRow]], None]) -> None:
+            curs = conn.cursor()
+            curs.execute(statement, params)
+            queued.append((curs, take))
+
+        def head(curs: Cursor[DictRow]) -> None:
+            row = curs.fetchone()
+            txn.head = int(row["head"]) if row else 0
+
+        changed: list[tuple[UUID, int]] = []
+
+        def first(curs: Cursor[DictRow]) -> None:
+            row = curs.fetchone()
+            assert row is not None
+            txn.head = int(row["head"])
+            changed.extend((UUID(stream), int(version))
+                           for stream, version in orjson.loads(row["changed"] or "[]"))
+            txn.receipts = {r[0]: Receipt(r[0], r[1], r[2])
+                            for r in orjson.loads(row["receipts"] or "[]")}
+            txn.refs = {r[0]: RefEntry(r[0], r[1], r[2])
+                        for r in orjson.loads(row["refs"] or "[]")}
+            for practice, consortium in orjson.loads(row["affiliations"] or "[]"):
+                txn.affiliations.setdefault(practice, []).append(consortium)
+
+        txn.receipt_keys = frozenset(reads.command_ids)
+        txn.ref_keys = frozenset(reads.refs)
+        txn.practice_keys = frozenset(reads.practices)
+        # Nothing known: no need to look for changes (an empty range).
+        after, upto = (known_head, known_head + _CHANGED_LIMIT) if knows_any else (0, 0)
+        read(self._select_first, (after, upto,
+                                  list(txn.receipt_keys), list(txn.ref_keys),
+                                  list(txn.practice_keys)), first)
+        for statement, params in reads.rows:
+            def rows(curs: Cursor[DictRow], key: tuple[str, tuple[Any, ...]] = (statement, params)
+                     ) -> None:
+                txn.rows[key] = [tuple(row.values()) for row in curs.fetchall()]
+            read(statement, params, rows)
+        finishers = []
+        for hook in self.hooks:
+            prepare = getattr(hook, "prepare", None)
+            finishers.append(prepare(conn.cursor(), self.dialect) if prepare else None)
+        pipeline.sync()
+        for curs, take in queued:
+            take(curs)
+        txn.prepared = [finish() if finish else None for finish in finishers]
+        with self._versions_lock:
+            # Known versions are as of a head >= known_head (another thread may have
+            # moved it on since): what changed after known_head brings every stream
+            # up to this head, if the range looked at reached it.
+            if knows_any and not known_head <= txn.head <= upto:
+                self._versions.clear()
+            else:
+                self._versions.update(changed)
+            if len(self._versions) > _VERSIONS_LIMIT:
+                self._versions.clear()
+            self._known_head = txn.head
+            self._generation += 1
+            txn.generation = self._generation
+        return txn
+
+    def _committed(self, txn: _Transaction) -> None:
+        """Remember the streams this transaction wrote, unless another has started since."""
+        with self._versions_lock:
+            if txn.generation == self._generation and txn.written:
+                self._versions.update(txn.written)
+                self._known_head = txn.head
+                self._generation += 1
 
     def insert_in_transaction(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], indexes: Indexes
     ) -> Sequence[int]:
-        """Append events and their indexes inside `write_transaction` (the lock is held)."""
-        self._insert_events(curs, stored_events, indexes=indexes)
+        """Append events and their indexes inside `write_transaction` (the lock is held).
+
+        The statements are queued, not sent: they go with the COMMIT. Positions are
+        the next after the highest, read under the lock when the transaction began.
+        """
+        txn = _WRITE.get()
+        assert txn is not None, "insert_in_transaction outside write_transaction"
+        assert txn.curs is curs, "insert_in_transaction with another transaction's cursor"
+        ids = list(range(txn.head + 1, txn.head + 1 + len(stored_events)))
+        statement, params = self._write_statement(indexes, ids, stored_events)
+        if statement:
+            curs.execute(statement, params)
         if not stored_events:
             return []
-        self._notify_channel(curs)
-        self._insert_numbered(curs, stored_events)
-        return list(self._fetch_ids_after_insert_events(curs, stored_events) or [])
+        run_hooks(self.hooks, curs, self.dialect, ids, stored_events, prepared=txn.prepared)
+        txn.head = ids[-1]
+        for e in stored_events:
+            txn.written[_uuid(e.originator_id)] = e.originator_version
+        return ids
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
@@ -217,9 +446,9 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
 
     @contextmanager
     def _reading(self) -> Iterator[Cursor[DictRow]]:
-        current = _WRITE_CURSOR.get()
-        if current is not None:
-            yield current
+        txn = _WRITE.get()
+        if txn is not None:
+            yield txn.curs
             return
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             yield curs
@@ -233,20 +462,35 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        if _WRITE_CURSOR.get() is None or lte is not None or desc or limit is not None:
+        """A stream's events; in a write transaction, none without a read when the stream
+        is known to end at `gt` (its last version as of the transaction's start)."""
+        txn = _WRITE.get()
+        if txn is None or lte is not None or desc or limit is not None:
             stored: Sequence[StoredEvent] = super().select_events(
                 originator_id, gt=gt, lte=lte, desc=desc, limit=limit
             )
             return stored
-        with self._reading() as curs:
-            curs.execute(self._select_stream, (originator_id, gt or 0))
-            return [
-                StoredEvent(originator_id, row["originator_version"], row["topic"],
-                            bytes(row["state"]))
-                for row in curs.fetchall()
-            ]
+        key = _uuid(originator_id)
+        after = gt or 0
+        with self._versions_lock:
+            if self._versions.get(key) == after:
+                return []
+        txn.curs.execute(self._select_stream, (originator_id, after))
+        found = [
+            StoredEvent(originator_id, row["originator_version"], row["topic"],
+                        bytes(row["state"]))
+            for row in txn.curs.fetchall()
+        ]
+        with self._versions_lock:
+            self._versions[key] = found[-1].originator_version if found else after
+        return found
 
     def select_rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        txn = _WRITE.get()
+        if txn is not None:
+            fetched = txn.rows.pop((statement, tuple(params)), None)
+            if fetched is not None:
+                return fetched
         with self._reading() as curs:
             curs.execute(statement, tuple(params))
             return [tuple(row.values()) for row in curs.fetchall()]
@@ -259,20 +503,22 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         return int(rows[0][0]) if rows else None
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
+        wanted = list(command_ids)
+        txn = _WRITE.get()
+        if txn is not None and txn.receipt_keys.issuperset(wanted):
+            return {key: txn.receipts[key] for key in wanted if key in txn.receipts}
         with self._reading() as curs:
-            curs.execute(self._select_receipts, (list(command_ids),))
-            return {
-                row["command_id"]: Receipt(row["command_id"], row["fingerprint"], row["answer"])
-                for row in curs.fetchall()
-            }
+            curs.execute(self._select_receipts, (wanted,))
+            return _receipts(curs)
 
     def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]:
+        wanted = list(refs)
+        txn = _WRITE.get()
+        if txn is not None and txn.ref_keys.issuperset(wanted):
+            return {key: txn.refs[key] for key in wanted if key in txn.refs}
         with self._reading() as curs:
-            curs.execute(self._select_refs, (list(refs),))
-            return {
-                row["ref"]: RefEntry(row["ref"], row["practice"], row["year"])
-                for row in curs.fetchall()
-            }
+            curs.execute(self._select_refs, (wanted,))
+            return _refs(curs)
 
     def select_budget_years(self, practice: str) -> list[str]:
         with self._reading() as curs:
@@ -280,18 +526,16 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             return [row["year"] for row in curs.fetchall()]
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
+        wanted = list(practices)
+        txn = _WRITE.get()
+        if txn is not None and txn.practice_keys.issuperset(wanted):
+            return {key: txn.affiliations[key] for key in wanted if key in txn.affiliations}
         with self._reading() as curs:
-            curs.execute(self._select_affiliations, (list(practices),))
-            for row in curs.fetchall():
-                found.setdefault(row["practice"], []).append(row["consortium"])
-        return found
+            curs.execute(self._select_affiliations, (wanted,))
+            return _affiliations(curs)
 
     def select_ref(self, ref: str) -> RefEntry | None:
-        with self._reading() as curs:
-            curs.execute(self._select_ref, (ref,))
-            row = curs.fetchone()
-        return RefEntry(row["ref"], row["practice"], row["year"]) if row else None
+        return self.select_refs([ref]).get(ref)
 
 
 class LedgerPostgresFactory(PostgresFactory):

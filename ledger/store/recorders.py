@@ -67,6 +67,22 @@ class Indexes:
     budget_years: Sequence[tuple[str, str]] = ()  # (practice, year) of each budget opened
 
 
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """What a write transaction will read first, named before it starts.
+
+    A store may fetch these with its write lock, in one round trip (PostgreSQL
+    pipelines them); the reads made later in the transaction are then answered
+    from what was fetched. `rows` are `select_rows` statements with their
+    parameters. Naming a read is only a hint: anything not named is read when asked.
+    """
+
+    command_ids: Sequence[str] = ()
+    refs: Sequence[str] = ()
+    practices: Sequence[str] = ()
+    rows: Sequence[tuple[str, tuple[Any, ...]]] = ()
+
+
 class IndexedRecorder(Protocol):
     """What the write path needs of a recorder, on either store."""
 
@@ -77,7 +93,7 @@ class IndexedRecorder(Protocol):
 
     def position_of(self, stream_id: UUID, version: int) -> int | None: ...
 
-    def write_transaction(self) -> AbstractContextManager[Any]: ...
+    def write_transaction(self, reads: Reads | None = None) -> AbstractContextManager[Any]: ...
 
     def insert_in_transaction(
         self, cursor: Any, stored_events: Sequence[StoredEvent], indexes: Indexes
@@ -104,13 +120,19 @@ def sealable(ids: Sequence[int], stored: Sequence[StoredEvent]) -> list[StoredRo
 
 def run_hooks(
     hooks: Sequence[WriteHook], cursor: Any, dialect: Dialect,
-    ids: Sequence[int], stored: Sequence[StoredEvent],
+    ids: Sequence[int], stored: Sequence[StoredEvent], *, prepared: Sequence[Any] = (),
 ) -> None:
-    """Call each write hook with the rows just inserted, in the inserting transaction."""
+    """Call each write hook with the rows just inserted, in the inserting transaction.
+
+    `prepared[i]` is what hook i's `prepare` gave in this transaction (if it was called).
+    """
     if hooks:
         rows = sealable(ids, stored)
-        for hook in hooks:
-            hook.inserted(cursor, dialect, rows)
+        for i, hook in enumerate(hooks):
+            if i < len(prepared) and prepared[i] is not None:
+                hook.inserted(cursor, dialect, rows, prepared[i])
+            else:
+                hook.inserted(cursor, dialect, rows)
 
 
 def hook_statements(hooks: Sequence[WriteHook], dialect: Dialect) -> list[str]:
@@ -188,8 +210,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return ids
 
     @contextmanager
-    def write_transaction(self) -> Iterator[SQLiteCursor]:
+    def write_transaction(
+        self, reads: Reads | None = None,  # noqa: ARG002 - see below
+    ) -> Iterator[SQLiteCursor]:
         """One write transaction whose reads (through this recorder) see its own state.
+
+        `reads` are not fetched ahead: SQLite reads in process, with no round trip to save.
 
         BEGIN IMMEDIATE takes SQLite's single write lock up front, so the reads a
         command makes and the events it appends are one serialisable unit: no other

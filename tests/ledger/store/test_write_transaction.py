@@ -1,0 +1,125 @@
+"""The write transaction: few round trips on PostgreSQL, and still exact.
+
+A command's first reads go with the lock and its writes with COMMIT, and a stream
+this process already knows is not read again: these tests check that other
+writers' events are still seen, that a write failing at COMMIT records nothing,
+and count the round trips one command makes on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from psycopg import pq
+
+from ledger.auditlog.tables import transaction
+from ledger.auditlog.verify import verify_store
+from ledger.bootstrap import Ledger, bootstrap
+from ledger.domain.errors import LedgerError, StoreUnavailable
+from ledger.domain.events import budget_stream
+from tests.conftest import FakeClock
+from tests.ledger.application.scenario import A1, ALLOCATOR, YEAR, commit, run, seed
+
+
+def positions(ledger: Ledger) -> list[int]:
+    return [p for p, _ in ledger.store.iter_events()]
+
+
+def budget_versions(ledger: Ledger) -> list[int]:
+    return [e.originator_version for e in ledger.store.stream(budget_stream(A1, YEAR))]
+
+
+def test_a_stream_another_writer_extended_is_read_again_before_the_next_command(
+    open_ledger: Callable[[], Ledger],
+) -> None:
+    first, second = open_ledger(), open_ledger()
+    seed(first, practices=(A1,), consortium=None, amount="1000")
+    run(first, "budget harden", ALLOCATOR, practice=A1, year=YEAR, on="2024-04-01")
+    commit(first, "R-0001", "100.00")
+    commit(second, "R-0002", "100.00")
+    commit(second, "R-0003", "100.00")
+    answer = commit(first, "R-0004", "100.00")
+    versions = budget_versions(first)
+    assert versions == list(range(1, len(versions) + 1))
+    assert answer.events[-1]["version"] == versions[-1]
+    # The same stream, refused by the rule that needs every earlier commitment in it:
+    # 1000 allocated, 400 committed by the two writers, so 700 more is over budget.
+    with pytest.raises(LedgerError) as refused:
+        commit(first, "R-0005", "700.00")
+    assert refused.value.rule == "hard-budget"
+    assert positions(first) == list(range(1, len(positions(first)) + 1))
+
+
+@pytest.mark.postgres
+def test_a_writer_that_missed_many_other_writes_reads_its_streams_again(
+    pg_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ledger.store.postgres._CHANGED_LIMIT", 2)
+    with bootstrap(pg_url, clock=clock) as first, bootstrap(pg_url, clock=clock) as second:
+        seed(first, practices=(A1,), consortium=None, amount="1000")
+        commit(first, "R-0001", "100.00")
+        for n in range(2, 6):  # more events than the limit looks through
+            commit(second, f"R-{n:04d}", "10.00")
+        answer = commit(first, "R-0006", "10.00")
+        versions = budget_versions(first)
+        assert versions == list(range(1, len(versions) + 1))
+        assert answer.events[-1]["version"] == versions[-1]
+
+
+def test_a_write_refused_at_commit_records_nothing_and_leaves_no_gap(
+    open_ledger: Callable[[], Ledger],
+) -> None:
+    ledger = open_ledger()
+    seed(ledger)
+    commit(ledger, "R-0001", "10.00")
+    before = positions(ledger)
+    store: Any = ledger.store
+    with transaction(store, commit=True) as curs:  # the next leaf index, taken around the ledger
+        curs.execute(store.recorder.dialect.sql(
+            "INSERT INTO {leaves} (leaf_index, position, stream_id, version, leaf_hash) "
+            "VALUES (?, ?, ?, 1, ?)"), (len(before), 10**9, b"x" * 16, b"x" * 32))
+    with pytest.raises(StoreUnavailable):
+        commit(ledger, "R-0002", "10.00", command_id="c-refused")
+    assert positions(ledger) == before
+    assert ledger.store.receipts(["c-refused"]) == {}
+    assert ledger.store.refs(["R-0002"]) == {}
+    with transaction(store, commit=True) as curs:
+        curs.execute(store.recorder.dialect.sql("DELETE FROM {leaves} WHERE position = ?"),
+                     (10**9,))
+    commit(ledger, "R-0002", "10.00", command_id="c-refused")
+    assert positions(ledger) == [*before, before[-1] + 1]
+    assert verify_store(store).ok
+
+
+@pytest.mark.postgres
+def test_a_command_on_postgresql_takes_two_round_trips(pg_url: str, clock: FakeClock) -> None:
+    with bootstrap(pg_url, clock=clock) as ledger:
+        seed(ledger)
+        commit(ledger, "R-0001", "10.00")  # the aggregates and the tree head now exist
+        pool: Any = ledger.store.recorder.datastore  # type: ignore[attr-defined]
+        connections = list(pool.pool._pool)
+        traces = []
+        for conn in connections:
+            trace = tempfile.TemporaryFile("w+")  # noqa: SIM115 - read back below
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            traces.append(trace)
+        try:
+            commit(ledger, "R-0002", "10.00")
+        finally:
+            for conn in connections:
+                conn.pgconn.untrace()
+        round_trips = 0
+        for trace in traces:
+            trace.seek(0)
+            previous = ""
+            for line in trace:
+                direction = line.split("\t", 1)[0]
+                if direction == "B" and previous == "F":  # the client waited for an answer
+                    round_trips += 1
+                previous = direction
+            trace.close()
+        assert round_trips == 2
