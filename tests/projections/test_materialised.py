@@ -144,6 +144,30 @@ def test_years_are_none_before_any_budget(ledger: Ledger, reads: Reads) -> None:
     assert reads.years() == []
 
 
+def test_a_read_asks_its_questions_in_one_transaction(ledger: Ledger, reads: Reads,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    h, _ = scenario()
+    append(ledger.store, h.events)
+    reads.holders()  # catches the projections up
+    opened: list[bool] = []
+    cursor = reads.db.cursor
+
+    def counted(*, write: bool) -> Any:
+        opened.append(write)
+        return cursor(write=write)
+
+    monkeypatch.setattr(reads.db, "cursor", counted)
+    monkeypatch.setattr(reads.views, "catch_up", lambda *_a, **_k: 0)
+    assert len(reads.holders(practice="A81001", as_of=D(2024, 6, 15))) == 7
+    assert opened == [False]
+    opened.clear()
+    assert reads.position(by="consortium", consortium="16C")
+    assert opened == [False]
+    with pytest.raises(NotFound):
+        reads.holders(practice="A99999")
+    assert reads.holders(practice="A81002", as_of=D(2024, 6, 15))  # after a refusal too
+
+
 def test_positions_now_and_as_of(ledger: Ledger, reads: Reads) -> None:
     h, _ = scenario()
     append(ledger.store, h.events)
