@@ -288,6 +288,18 @@ class Database:
             c.execute(sql, tuple(params))
             return [tuple(row) for row in c.fetchall()]
 
+    _staging: bool | None = None
+
+    def may_stage(self, cursor: Any) -> bool:
+        """Whether rows may be staged in a temporary table: PostgreSQL, and this role
+        may create temporary tables (granted to everyone unless revoked)."""
+        if self.kind != "postgres":
+            return False
+        if self._staging is None:
+            cursor.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+            self._staging = bool(cursor.fetchone()[0])
+        return self._staging
+
     def events_after(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         """(position, stream id, stream version, topic, stored state) of up to `limit`
         events after `after`, in position order: the log as stored, nothing decoded."""
@@ -449,7 +461,7 @@ class Cache:
             table, rows = written.table, written.rows
             if written.kind == "delete":
                 cursor.executemany(self._delete_sql(table), rows)
-            elif self.db.kind == "postgres" and len(rows) >= PG_COPY_MIN_ROWS:
+            elif len(rows) >= PG_COPY_MIN_ROWS and self.db.may_stage(cursor):
                 self._copy_merge(cursor, table, rows, add=written.kind == "add")
             else:
                 cursor.executemany(self._upsert_sql(table, add=written.kind == "add"), rows)

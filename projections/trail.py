@@ -182,30 +182,35 @@ def subjects(event: LedgerEvent) -> list[str]:
     return subjects_of(event.topic, event.__dict__)
 
 
-# Per topic: (a practice's or budget's event, a pool's, a consortium's).
-_KINDS: dict[str, tuple[bool, bool, bool]] = {
-    topic: (issubclass(cls, PracticeEvent | BudgetEvent), issubclass(cls, PoolEvent),
-            issubclass(cls, ConsortiumEvent))
-    for topic, cls in EVENTS_BY_TOPIC.items()}
+def _subjects_rule(cls: type[LedgerEvent]) -> Callable[[dict[str, Any]], list[str]]:
+    """Whose trails an event of this type belongs to, given its fields."""
+    if issubclass(cls, PoolEvent):
+        return lambda fields: [f"consortium:{fields['consortium']}"]
+    practice_event = issubclass(cls, PracticeEvent | BudgetEvent)
+    consortium_event = issubclass(cls, ConsortiumEvent)
+
+    def rule(fields: dict[str, Any]) -> list[str]:
+        found: list[str] = []
+        if practice_event:
+            found.append(f"practice:{fields['practice']}")
+        if consortium_event:
+            found.append(f"consortium:{fields['consortium']}")
+            practice = fields.get("practice")
+            if isinstance(practice, str):
+                found.append(f"practice:{practice}")
+        holder = fields.get("holder")
+        if isinstance(holder, str) and holder not in found:
+            found.append(holder)
+        return found
+    return rule
+
+
+_SUBJECTS = {topic: _subjects_rule(cls) for topic, cls in EVENTS_BY_TOPIC.items()}
 
 
 def subjects_of(topic: str, fields: dict[str, Any]) -> list[str]:
     """Whose trails an event of this topic with these fields belongs to."""
-    practice_event, pool_event, consortium_event = _KINDS[topic]
-    found: list[str] = []
-    if practice_event:
-        found.append(f"practice:{fields['practice']}")
-    if pool_event:
-        return [f"consortium:{fields['consortium']}"]
-    if consortium_event:
-        found.append(f"consortium:{fields['consortium']}")
-        practice = fields.get("practice")
-        if isinstance(practice, str):
-            found.append(f"practice:{practice}")
-    holder = fields.get("holder")
-    if isinstance(holder, str) and holder not in found:
-        found.append(holder)
-    return found
+    return _SUBJECTS[topic](fields)
 
 
 def trail_rows(_state: State, item: Positioned) -> list[Change]:
@@ -222,7 +227,7 @@ class TrailBulk:
         trail = rows.puts(TRAIL)
 
         def handler(topic: str) -> BulkApply:
-            words = _WORDS[topic]
+            words, subjects_for = _WORDS[topic], _SUBJECTS[topic]
 
             def b_trail(position: int, _v: int, f: dict[str, Any]) -> None:
                 summary = words(Fields(f))
@@ -231,7 +236,7 @@ class TrailBulk:
                     summary = f"{summary} — {reason}"
                 values = (f.get("year"), sql_instant(f["recorded_at"]), f["effective_on"],
                           f["actor"], topic, summary)
-                for subject in subjects_of(topic, f):
+                for subject in subjects_for(f):
                     trail[(subject, position)] = values
             return b_trail
 
