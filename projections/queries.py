@@ -379,7 +379,7 @@ class Reads:
         """
         year, on = str(fy), day.isoformat()
         # Every practice with a position that year (a position as of a day has its row
-        # in the totals too), with what belongs to it, each found by an index seek:
+        # in the totals too), with what belongs to it, found once a practice:
         # its consortium on the day, the first (in code order) whose pool has a
         # top-slice that year, else the first (the same choice as `_top_slice_terms`),
         # and that top-slice; the hard/indicative status in force on the day, the last
@@ -389,31 +389,10 @@ class Reads:
         if practices is not None:
             scope += f" AND practice IN ({_marks(practices)})"
             scope_params += practices
-        member = ("m.practice = x.practice AND m.joined_on <= ? "
-                  "AND (m.left_on IS NULL OR ? < m.left_on)")
-        consortium = (
-            f"SELECT m.consortium FROM {self._t('org_memberships')} m "  # noqa: S608
-            f"LEFT JOIN {self._t('org_risk_pools')} r ON r.consortium = m.consortium "
-            f"AND r.year = ? WHERE {member} ORDER BY CASE WHEN "
-            "COALESCE(r.basis_points, 0) <> 0 THEN 0 ELSE 1 END, m.consortium LIMIT 1")
-        basis_points = (
-            f"SELECT r.basis_points FROM {self._t('org_memberships')} m "  # noqa: S608
-            f"JOIN {self._t('org_risk_pools')} r ON r.consortium = m.consortium "
-            f"AND r.year = ? WHERE {member} AND r.basis_points <> 0 "
-            "ORDER BY m.consortium LIMIT 1")
-        hard = (
-            f"SELECT s.hard FROM {self._t('position_status')} s "  # noqa: S608
-            "WHERE s.practice = x.practice AND s.year = ? AND s.effective_on <= ? "
-            "ORDER BY s.effective_on DESC, s.position DESC LIMIT 1")
-        owners = (
-            f"SELECT x.practice AS practice, ({consortium}) AS consortium, "  # noqa: S608
-            f"COALESCE(({basis_points}), 0) AS basis_points, b.allocator AS allocator, "
-            f"COALESCE(({hard}), 0) AS hard "
-            f"FROM (SELECT DISTINCT practice FROM {self._t('position_totals')} "
-            f"WHERE {scope}) x "
-            f"LEFT JOIN {self._t('position_budgets')} b ON b.practice = x.practice "
-            "AND b.year = ?")
-        params: list[Any] = [year, on, on, year, on, on, year, on, *scope_params, year]
+        if self.db.kind == "sqlite":
+            owners, params = self._owners_by_seeks(year, on, scope, scope_params)
+        else:
+            owners, params = self._owners_by_joins(year, on, scope, scope_params)
         # Each practice's element rows are found by their primary key, practice first:
         # SQLite joins in the order written after CROSS JOIN, and a unary plus keeps it
         # from seeking by the year index instead (PostgreSQL plans its own).
@@ -472,6 +451,67 @@ class Reads:
                 "hard": hard_count == count, "overspent": overspent_count > 0,
             })
         return rows
+
+    def _owners_by_seeks(self, year: str, on: str, scope: str, scope_params: list[Any]
+                         ) -> tuple[str, list[Any]]:
+        """Each practice's consortium, top-slice, allocator and status, by index seeks
+        a practice (SQLite: correlated lookups, no plan to go wrong)."""
+        member = ("m.practice = x.practice AND m.joined_on <= ? "
+                  "AND (m.left_on IS NULL OR ? < m.left_on)")
+        consortium = (
+            f"SELECT m.consortium FROM {self._t('org_memberships')} m "  # noqa: S608
+            f"LEFT JOIN {self._t('org_risk_pools')} r ON r.consortium = m.consortium "
+            f"AND r.year = ? WHERE {member} ORDER BY CASE WHEN "
+            "COALESCE(r.basis_points, 0) <> 0 THEN 0 ELSE 1 END, m.consortium LIMIT 1")
+        basis_points = (
+            f"SELECT r.basis_points FROM {self._t('org_memberships')} m "  # noqa: S608
+            f"JOIN {self._t('org_risk_pools')} r ON r.consortium = m.consortium "
+            f"AND r.year = ? WHERE {member} AND r.basis_points <> 0 "
+            "ORDER BY m.consortium LIMIT 1")
+        hard = (
+            f"SELECT s.hard FROM {self._t('position_status')} s "  # noqa: S608
+            "WHERE s.practice = x.practice AND s.year = ? AND s.effective_on <= ? "
+            "ORDER BY s.effective_on DESC, s.position DESC LIMIT 1")
+        owners = (
+            f"SELECT x.practice AS practice, ({consortium}) AS consortium, "  # noqa: S608
+            f"COALESCE(({basis_points}), 0) AS basis_points, b.allocator AS allocator, "
+            f"COALESCE(({hard}), 0) AS hard "
+            f"FROM (SELECT DISTINCT practice FROM {self._t('position_totals')} "
+            f"WHERE {scope}) x "
+            f"LEFT JOIN {self._t('position_budgets')} b ON b.practice = x.practice "
+            "AND b.year = ?")
+        return owners, [year, on, on, year, on, on, year, on, *scope_params, year]
+
+    def _owners_by_joins(self, year: str, on: str, scope: str, scope_params: list[Any]
+                         ) -> tuple[str, list[Any]]:
+        """The same as `_owners_by_seeks`, set by set (PostgreSQL: hash joins, whatever
+        its statistics say)."""
+        terms = (
+            "SELECT practice, consortium, basis_points FROM ("  # noqa: S608
+            "SELECT m.practice, m.consortium, COALESCE(r.basis_points, 0) AS basis_points, "
+            "ROW_NUMBER() OVER (PARTITION BY m.practice ORDER BY "
+            "CASE WHEN COALESCE(r.basis_points, 0) <> 0 THEN 0 ELSE 1 END, m.consortium) AS n "
+            f"FROM {self._t('org_memberships')} m LEFT JOIN {self._t('org_risk_pools')} r "
+            "ON r.consortium = m.consortium AND r.year = ? "
+            "WHERE m.joined_on <= ? AND (m.left_on IS NULL OR ? < m.left_on)) ranked "
+            "WHERE n = 1")
+        hard = (
+            "SELECT practice, hard FROM ("  # noqa: S608
+            "SELECT practice, hard, ROW_NUMBER() OVER (PARTITION BY practice "
+            "ORDER BY effective_on DESC, position DESC) AS n "
+            f"FROM {self._t('position_status')} WHERE year = ? AND effective_on <= ?) s "
+            "WHERE n = 1")
+        owners = (
+            "SELECT x.practice AS practice, t.consortium AS consortium, "  # noqa: S608
+            "COALESCE(t.basis_points, 0) AS basis_points, b.allocator AS allocator, "
+            "COALESCE(h.hard, 0) AS hard "
+            f"FROM (SELECT DISTINCT practice FROM {self._t('position_totals')} "
+            f"WHERE {scope}) x "
+            f"LEFT JOIN ({terms}) t ON t.practice = x.practice "
+            f"LEFT JOIN {self._t('position_budgets')} b ON b.practice = x.practice "
+            "AND b.year = ? "
+            f"LEFT JOIN ({hard}) h ON h.practice = x.practice")
+        return owners, [*scope_params, year, on, on, year, year, on]
 
     def _position_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
                        dated: bool) -> list[Row]:
