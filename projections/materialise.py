@@ -814,7 +814,8 @@ class Materialiser:
         The tables are dropped and created again in the transaction that sets the
         positions to zero (emptying is then instant, and a table made by an older
         version takes the current layout); their secondary indexes are built once,
-        after the last batch, rather than row by row.
+        after the last batch, rather than row by row, and on PostgreSQL the tables
+        are analysed then, so reads are planned from their statistics at once.
 
         `workers` processes rebuild disjoint groups of the projections side by side
         (each folds from its own tracked position, as catch-up does); None chooses
@@ -844,6 +845,8 @@ class Materialiser:
                 for table in tables:
                     for statement in self._create_sql(table)[1:]:
                         c.execute(statement)
+                    if self.db.kind == "postgres":  # its planner needs the new tables' statistics
+                        c.execute(f"ANALYZE {self.db.name(table.name)}")
 
     def _groups(self, chosen: list[Projection], workers: int | None) -> list[list[str]]:
         """The projections each process rebuilds (one group: rebuild here, in this one)."""

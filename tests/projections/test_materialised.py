@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger.bootstrap import Ledger
+from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain import events as ev
 from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.values import ELEMENTS, Element, FinancialYear
@@ -290,6 +290,19 @@ def test_rows_written_in_bulk_equal_rows_written_one_statement_each(
     monkeypatch.setattr(materialise, "REBUILD_BATCH", 97)  # many batches, rows merged
     copied.rebuild(workers=1)
     assert snapshot(copied) == one_each
+
+
+def test_a_rebuild_on_postgresql_leaves_statistics_for_the_planner(pg_url: str) -> None:
+    with bootstrap(pg_url) as ledger:
+        append(ledger.store, random_history(5, 60).events)
+        views = Materialiser(ledger.store)
+        views.rebuild()
+        schema = views.db.schema
+        names = [t.name for p in PROJECTIONS for t in p.tables]
+        found = views.db.query(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = ? "
+            "AND last_analyze IS NOT NULL", (schema,))
+        assert set(names) <= {r[0] for r in found}
 
 
 def test_a_rebuild_in_parallel_processes_equals_one_in_this_process(ledger: Ledger) -> None:
