@@ -421,6 +421,21 @@ class BudgetAllocateFormula(_BudgetArg):
     def rates_pence(self) -> dict[Element, int]:
         return {e: parse_amount(r) for e, r in self.rate.items()}
 
+    def fingerprint(self, actor: str) -> str:
+        """`v3:` over the parsed values with each rate in pence, as for amounts: `780` and
+        `780.00` are one rate, so a rerun spelled either way answers "already applied"."""
+        body = self.model_dump(mode="python", exclude_none=True) | {
+            "rate": self.rates_pence()}
+        return f"{FINGERPRINT_VERSION}:{_digest(self.name, actor, body)}"
+
+    def matches(self, stored: str, actor: str, given_actor: str) -> bool:
+        """As Command.matches; a v3 receipt taken by an older version over each rate's
+        text (as given, trimmed) still matches the same command spelled the same way."""
+        if super().matches(stored, actor, given_actor):
+            return True
+        body = self.model_dump(mode="python", exclude_none=True)
+        return stored == f"{FINGERPRINT_VERSION}:{_digest(self.name, actor, body)}"
+
 
 class BudgetAdjust(_BudgetArg):
     name: ClassVar[str] = "budget adjust"

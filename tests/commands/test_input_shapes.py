@@ -275,3 +275,20 @@ def test_an_actor_with_a_slash_and_no_person_is_refused_not_read_without_one(
     done = invoke("practice", "register", "A81002", "--name", "X", "--list-size", "3",
                   actor="allocator:Q71/Dr A")
     assert done.code == 0, done.stderr
+
+
+def test_a_formula_rerun_with_a_rate_spelled_otherwise_is_already_applied(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    formula = ["budget", "allocate-formula", "--year", "2024-25", "--on", "2024-04-01"]
+    done = invoke(*formula, "--rate", "acute=780", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    after = head(db_url)
+    for rate in ("acute=780.00", "ACUTE=£780", " acute = 780.0 "):
+        again = invoke(*formula, "--rate", rate, actor=ALLOCATOR)
+        assert again.code == 0, (rate, again.stderr)
+        assert "already applied: allocated 1 practice" in again.stdout
+    other = invoke(*formula, "--rate", "acute=780.01", actor=ALLOCATOR)  # another run
+    assert other.code == 1
+    other.one_line_error("acute already allocated", "[rule: allocation]")
+    assert head(db_url) == after

@@ -172,3 +172,21 @@ def test_commands_spelled_differently_are_equal_and_fingerprint_alike() -> None:
     assert hash(first) == hash(second)
     assert first.fingerprint(ME) == second.fingerprint(ME)
     assert first != build_command("spend commit", {**given, "amount": "100.01"})
+
+
+def test_a_formula_receipt_taken_over_the_rate_as_written_still_answers_its_retry() -> None:
+    """Before rates were fingerprinted in pence, a v3 receipt held each rate's text."""
+    from ledger.application.commands import _digest  # noqa: PLC0415
+
+    args = {"practice": "A81001", "year": "2024-25", "rate": {"acute": "780"},
+            "on": "2024-04-01"}
+    command = build_command("budget allocate-formula", args)
+    legacy = f"{FINGERPRINT_VERSION}:" + _digest(command.name, ME, command.model_dump(
+        mode="python", exclude_none=True))
+    assert legacy != command.fingerprint(ME)
+    assert command.matches(legacy, ME, ME)
+    respelled = build_command("budget allocate-formula", {**args, "rate": {"acute": "780.00"}})
+    assert respelled.fingerprint(ME) == command.fingerprint(ME)
+    other = build_command("budget allocate-formula", {**args, "rate": {"acute": "781"}})
+    assert not other.matches(legacy, ME, ME)
+    assert not other.matches(command.fingerprint(ME), ME, ME)
