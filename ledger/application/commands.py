@@ -10,6 +10,7 @@ the service resolves the default.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -30,6 +31,7 @@ from pydantic import (
 
 from ledger.domain.characters import parse_ref
 from ledger.domain.errors import InvalidInput
+from ledger.domain.trusted import construct
 from ledger.domain.values import (
     ELEMENTS,
     Actor,
@@ -40,7 +42,9 @@ from ledger.domain.values import (
     NameText,
     WeightedArg,
     json_spelling,
+    long_text,
     money_text,
+    name_text,
     parse_amount,
     parse_consortium_code,
     parse_element,
@@ -107,7 +111,9 @@ class Command(BaseModel):
     def fingerprint(self, actor: str) -> str:
         """`v3:` and the SHA-256 of the command's name, actor (as parsed) and parsed values
         (never their spelling): `--amount 100` and `--amount 100.00` are one command."""
-        body = self.model_dump(mode="python", exclude_none=True)
+        # The parsed values: every field that is not None (what `model_dump(exclude_none=
+        # True)` gives, without its cost: no command has a nested model).
+        body = {name: value for name, value in self.__dict__.items() if value is not None}
         return f"{FINGERPRINT_VERSION}:{_digest(self.name, actor, body)}"
 
     def matches(self, stored: str, actor: str, given_actor: str) -> bool:
@@ -599,13 +605,23 @@ ACCESS_COMMANDS: frozenset[type[Command]] = frozenset({TokenCreate, TokenRevoke}
 
 def build_command(name: str, args: dict[str, Any]) -> Command:
     """A command from its CLI words and arguments; bad input raises InvalidInput."""
-    cls = COMMANDS.get(" ".join(name.split()))
+    cls = COMMANDS.get(name) or COMMANDS.get(" ".join(name.split()))
     if cls is None:
         raise InvalidInput("command", f"unknown command {shown(name)}")
     return parse_command(cls, args)
 
 
 def parse_command(cls: type[C], args: dict[str, Any]) -> C:
+    """`cls` from its arguments by field name; bad input raises InvalidInput.
+
+    The commands of bulk loads (`spend ...`) given in their usual JSON shapes are
+    parsed by `_trusted` with the same parsers, without pydantic's machinery;
+    anything else, and every input either path refuses, goes through pydantic, so
+    what is refused and how it is said is the same on both.
+    """
+    fast = _trusted(cls, args)
+    if fast is not None:
+        return fast
     try:
         command = cls.model_validate(args)
     except ValidationError as error:
@@ -625,3 +641,140 @@ def describe_validation_error(name: str, error: ValidationError) -> str:
     if kind == "extra_forbidden":
         return f"{name}: unknown argument {where}"
     return f"{name}: {where}: {first['msg']}"
+
+
+# --- the fast path of bulk loads -----------------------------------------------------
+#
+# Each parser takes a value as JSON gives it and returns what the command's field
+# validation makes of it, or raises (any exception) when the value is not of a shape
+# it is sure of. Parsers of values that recur across lines are cached on the text;
+# refusals are never cached.
+
+
+class _Unsure(Exception):  # noqa: N818 - control flow only, never leaves this module
+    """The fast path does not decide this value: validation does."""
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise _Unsure
+    return value
+
+
+def _cached(parse: Any, size: int = 4096) -> Any:
+    cached = functools.lru_cache(maxsize=size)(parse)
+
+    def fast(value: Any) -> Any:
+        if type(value) is not str:
+            raise _Unsure
+        return cached(value)
+
+    return fast
+
+
+def _fast_on(value: Any) -> date | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise _Unsure
+    return _cached_date(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_date(text: str) -> date:
+    day = _date(text)
+    assert type(day) is date
+    return day
+
+
+@functools.lru_cache(maxsize=4096)
+def _amount_text(text: str) -> int:
+    return _pence(text)
+
+
+def _fast_amount(value: Any) -> int:
+    if type(value) is str:
+        return _amount_text(value)
+    if type(value) is int:
+        return _pence(value)
+    raise _Unsure
+
+
+def _fast_qs(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if type(value) is str:
+        return _qs_of((value,))
+    if type(value) is list and all(type(v) is str for v in value):
+        return _qs_of(tuple(value))
+    raise _Unsure
+
+
+@functools.lru_cache(maxsize=4096)
+def _qs_of(texts: tuple[str, ...]) -> tuple[str, ...]:
+    return _qs_codes(list(texts) or [])
+
+
+_name_of = functools.lru_cache(maxsize=8192)(name_text)
+_long_of = functools.lru_cache(maxsize=4096)(long_text)
+
+
+def _fast_name(field: str) -> Any:
+    def parse(value: Any) -> str:
+        if type(value) is not str:
+            raise _Unsure
+        return _name_of(value, field)
+    return parse
+
+
+def _fast_reason(value: Any) -> str | None:
+    return None if value is None else _long_of(_text(value), "reason")
+
+
+def _fast_ref(value: Any) -> str:
+    if type(value) is not str:
+        raise _Unsure
+    return parse_ref(value)
+
+
+def _fast_bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _Unsure
+    return value
+
+
+_PRACTICE = _cached(parse_practice_code)
+_YEAR = _cached(_year, 256)
+_ELEMENT = _cached(parse_element, 256)
+
+_FAST: dict[type[Command], dict[str, Any]] = {
+    SpendCommit: {"on": _fast_on, "practice": _PRACTICE, "year": _YEAR, "element": _ELEMENT,
+                  "ref": _fast_ref, "amount": _fast_amount, "provider": _fast_name("provider"),
+                  "service": _fast_name("service"), "qs": _fast_qs},
+    SpendVary: {"on": _fast_on, "ref": _fast_ref, "amount": _fast_amount,
+                "reason": _fast_reason},
+    SpendSettle: {"on": _fast_on, "ref": _fast_ref, "amount": _fast_amount,
+                  "reason": _fast_reason, "final": _fast_bool},
+    SpendCancel: {"on": _fast_on, "ref": _fast_ref, "reason": _fast_reason},
+}
+"""Per command: a parser for each field (every field, by name; none has an alias)."""
+
+_REQUIRED: dict[type[Command], frozenset[str]] = {
+    cls: frozenset(name for name, info in cls.model_fields.items() if info.is_required())
+    for cls in _FAST
+}
+
+
+def _trusted(cls: type[C], args: dict[str, Any]) -> C | None:
+    """`cls` parsed from `args` as validation would parse it, or None when not sure
+    (a field missing or unknown, a value of another type, a value refused)."""
+    parsers = _FAST.get(cls)
+    if parsers is None or type(args) is not dict or not _REQUIRED[cls] <= args.keys():
+        return None
+    values: dict[str, Any] = {}
+    try:
+        for name, value in args.items():
+            values[name] = parsers[name](value)
+    except Exception:  # noqa: BLE001 - validation decides, and words, every refusal
+        return None
+    return construct(cls, values, {"_given": dict(args)})

@@ -6,6 +6,7 @@ service saves what they trigger.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -59,7 +60,7 @@ from ledger.domain.values import (
 from ledger.store.recorders import RefEntry
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Result:
     summary: str
     refs: tuple[RefEntry, ...] = ()
@@ -118,21 +119,21 @@ def require_in_existence(command: Command, context: Context, uow: UnitOfWork) ->
     """A command may not take effect before the practice it names was registered, nor
     before the consortium it names was formed (rule: effective-date)."""
     day = context.effective_on
-    year = arg(command, "year")
+    values = command.__dict__  # as `arg`
+    year = values.get("year")
     if isinstance(year, str) and day not in FinancialYear.parse(year):
         return  # the handler refuses it under the financial year's own rule
-    what = command.name.split(" ", 1)[-1] if " " in command.name else command.name
-    code = arg(command, "practice")
+    code = values.get("practice")
     if isinstance(code, str) and not isinstance(command, PracticeRegister):
         practice = uow.practice(code)
         if practice.version:
-            practice.require_registered_by(day, what)
-    code = arg(command, "consortium")
+            practice.require_registered_by(day, _doing(command.name))
+    code = values.get("consortium")
     if isinstance(code, str) and not isinstance(command, ConsortiumForm):
         consortium = uow.consortium(code)
         if consortium.version:
-            consortium.require_formed_by(day, what)
-    holder = arg(command, "to")
+            consortium.require_formed_by(day, _doing(command.name))
+    holder = values.get("to")
     if isinstance(holder, str):
         kind, _, other = holder.partition(":")
         if kind == "consortium" and uow.consortium(other).version:
@@ -141,16 +142,22 @@ def require_in_existence(command: Command, context: Context, uow: UnitOfWork) ->
             uow.practice(other).require_registered_by(day, f"hold its budget ({holder})")
 
 
+@functools.cache
+def _doing(name: str) -> str:
+    """What a command does, for a refusal: `spend commit` -> `commit`."""
+    return name.split(" ", 1)[-1] if " " in name else name
+
+
 def practices_named(commands: Iterable[Command]) -> Iterator[str]:
     for command in commands:
-        practice = arg(command, "practice")
+        practice = command.__dict__.get("practice")
         if isinstance(practice, str):
             yield practice
 
 
 def refs_named(commands: Iterable[Command]) -> Iterator[str]:
     for command in commands:
-        ref = arg(command, "ref")
+        ref = command.__dict__.get("ref")
         if isinstance(ref, str):
             yield ref
 
@@ -187,8 +194,7 @@ def register_practice(command: PracticeRegister, context: Context, uow: UnitOfWo
         list_size=command.list_size,
         weighted_population=dict(command.weighted),
     )
-    uow.touched[practice.id] = practice
-    uow.cache.put(practice)
+    uow.adopt(practice)
     return Result(
         f"registered {practice.code} {practice.name} (list size {practice.list_size:,}) "
         f"for allocator:{practice.allocator}"
@@ -240,8 +246,7 @@ def form_consortium(command: ConsortiumForm, context: Context, uow: UnitOfWork) 
     consortium = Consortium.form(
         context, code=command.consortium, name=command.consortium_name, officer=command.officer
     )
-    uow.touched[consortium.id] = consortium
-    uow.cache.put(consortium)
+    uow.adopt(consortium)
     return Result(f"formed consortium {consortium.code} {consortium.name}")
 
 
@@ -536,8 +541,8 @@ def basis_points_of(uow: UnitOfWork, budget: Budget, day: date) -> int:
 
 @handles(SpendCommit)
 def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
-    budget = existing_budget(uow, command.practice, command.year)
     existing_practice(uow, command.practice).require_open_on(context.effective_on)
+    budget = uow.budget(command.practice, command.financial_year)
     if uow.ref(command.ref) is not None:
         raise RuleViolation("commitment", f"commitment reference {command.ref} is already used")
     amount = command.amount
@@ -609,11 +614,14 @@ def cancel(command: SpendCancel, context: Context, uow: UnitOfWork) -> Result:
     )
 
 
+_OVERSPENDING = (SpendCommitted, CommitmentVaried)
+
+
 def _spend_flags(context: Context) -> str:
     """What the answer must tell staff: an indicative overspend, or a pool draw."""
     flags = []
     for event in context.journal:
-        if isinstance(event, SpendCommitted | CommitmentVaried) and event.overspend_pence:
+        if isinstance(event, _OVERSPENDING) and event.overspend_pence:
             flags.append(f"OVERSPEND FLAGGED: {format_pence(event.overspend_pence)} over")
         if isinstance(event, RiskPoolDrawn):
             flags.append(

@@ -33,7 +33,7 @@ from ledger.domain.errors import (
     StoreUnavailable,
     UnreadableEvent,
 )
-from ledger.domain.events import LedgerEvent
+from ledger.domain.events import LedgerEvent, stream_text
 from ledger.domain.values import READ_ONLY_ROLES, Actor
 from ledger.store.eventstore import EventStore
 from ledger.store.recorders import Indexes, Reads, Receipt
@@ -47,7 +47,7 @@ def system_clock() -> datetime:
     return datetime.now(tz=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """What a command did; the same command id always gets the same answer."""
 
@@ -83,7 +83,7 @@ class Answer:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """One command with who issues it and under which id."""
 
@@ -203,8 +203,8 @@ class LedgerService:
         outcomes: list[Outcome] = []
         for request in requests:
             try:  # the fingerprint names the actor as parsed: practice:a81001 is practice:A81001
-                actor = str(Actor.parse(request.actor))
-                fingerprint = request.command.fingerprint(actor)
+                actor = Actor.parse(request.actor)
+                fingerprint = request.command.fingerprint(str(actor))
             except LedgerError as error:
                 outcomes.append(Outcome(request, error=error))
                 if stop_at_first_refusal:
@@ -212,12 +212,12 @@ class LedgerService:
                 continue
             earlier = receipts.get(request.command_id)
             if earlier is not None:
-                outcomes.append(self._replayed(request, earlier, actor))
+                outcomes.append(self._replayed(request, earlier, str(actor)))
                 if stop_at_first_refusal and outcomes[-1].error:
                     break
                 continue
             try:
-                answer = self._apply(uow, request, recorded_at, fingerprint)
+                answer = self._apply(uow, request, actor, recorded_at, fingerprint)
             except UnreadableEvent:
                 raise  # the whole log is unreadable here, not this one command
             except LedgerError as error:
@@ -241,23 +241,21 @@ class LedgerService:
         return Outcome(request, answer=Answer.from_json(earlier.answer))
 
     def _apply(
-        self, uow: UnitOfWork, request: Request, recorded_at: datetime, fingerprint: str
+        self, uow: UnitOfWork, request: Request, actor: Actor, recorded_at: datetime,
+        fingerprint: str,
     ) -> Answer:
-        actor = Actor.parse(request.actor)
         if actor.role in READ_ONLY_ROLES:
             raise NotAuthorised("authority", f"{actor} may not write: {actor.role}s only read")
-        handler = handlers.HANDLERS[type(request.command)]
-        effective_on = handlers.effective_date(request.command, recorded_at.date(), uow)
-        context = Context(
-            actor=actor,
-            command_id=request.command_id,
-            effective_on=effective_on,
-            recorded_at=recorded_at,
-            reason=handlers.arg(request.command, "reason"),
-        )
+        command = request.command
+        handler = handlers.HANDLERS[type(command)]
+        effective_on = command.on
+        if effective_on is None:
+            effective_on = handlers.effective_date(command, recorded_at.date(), uow)
+        context = Context(actor, request.command_id, effective_on, recorded_at,
+                          command.__dict__.get("reason"))
         try:
-            handlers.require_in_existence(request.command, context, uow)
-            result = handler(request.command, context, uow)
+            handlers.require_in_existence(command, context, uow)
+            result = handler(command, context, uow)
         except LedgerError:
             if context.journal:
                 # Domain methods check every rule before triggering; a refusal after
@@ -266,14 +264,12 @@ class LedgerService:
                 raise RuntimeError("a refused command left events behind") from None
             raise
         answer = Answer(
-            command=request.command.name,
-            command_id=request.command_id,
-            summary=result.summary,
-            effective_on=effective_on,
-            events=tuple(
-                {"topic": e.topic, "stream": str(e.originator_id), "version": e.originator_version}
-                for e in context.journal
-            ),
+            command.name,
+            request.command_id,
+            result.summary,
+            effective_on,
+            tuple([{"topic": e.topic, "stream": stream_text(e.originator_id),
+                    "version": e.originator_version} for e in context.journal]),
         )
         receipt = Receipt(request.command_id, fingerprint, answer.to_json())
         uow.record(context.journal, receipt, result.refs)

@@ -69,6 +69,9 @@ class UnitOfWork:
         self.affiliations: dict[str, set[str]] = {}
         self.new_affiliations: set[tuple[str, str]] = set()
         self.new_budget_years: set[tuple[str, str]] = set()
+        # The touched aggregates by natural key (a practice's code, (consortium, code),
+        # (practice, year)): found without hashing a stream id.
+        self._by_key: dict[object, Aggregate] = {}
 
     def _load(self, stream_id: uuid.UUID, empty: Callable[[], A], kind: type[A]) -> A:
         aggregate = self.touched.get(stream_id)
@@ -83,17 +86,38 @@ class UnitOfWork:
         return aggregate
 
     def practice(self, code: str) -> Practice:
+        found = self._by_key.get(code)
+        if type(found) is Practice:
+            return found
         stream_id = practice_stream(code)
-        return self._load(stream_id, lambda: Practice(stream_id), Practice)
+        practice = self._load(stream_id, lambda: Practice(stream_id), Practice)
+        self._by_key[code] = practice
+        return practice
 
     def consortium(self, code: str) -> Consortium:
+        found = self._by_key.get(("consortium", code))
+        if type(found) is Consortium:
+            return found
         stream_id = consortium_stream(code)
-        return self._load(stream_id, lambda: Consortium(stream_id), Consortium)
+        consortium = self._load(stream_id, lambda: Consortium(stream_id), Consortium)
+        self._by_key["consortium", code] = consortium
+        return consortium
 
     def budget(self, practice: str, year: FinancialYear) -> Budget:
-        return self._load(
-            budget_stream(practice, str(year)), lambda: Budget.empty(practice, year), Budget
-        )
+        found = self._by_key.get((practice, year.start_year))
+        if type(found) is Budget:
+            return found
+        budget = self._load(budget_stream(practice, str(year)),
+                            lambda: Budget.empty(practice, year), Budget)
+        self._by_key[practice, year.start_year] = budget
+        return budget
+
+    def adopt(self, aggregate: Aggregate) -> None:
+        """Hold `aggregate` (one just created by a command) in place of what its stream
+        held: later commands of this unit, and of later units, see it."""
+        self.touched[aggregate.id] = aggregate
+        self.cache.put(aggregate)
+        self._by_key.clear()
 
     def pool(self, consortium: str, year: str) -> RiskPool:
         return self._load(
@@ -111,8 +135,11 @@ class UnitOfWork:
                 self.affiliations[practice] = set(found.get(practice, ()))
 
     def consortia_of(self, practice: str) -> list[str]:
-        self.prefetch_affiliations([practice])
-        return sorted(self.affiliations[practice])
+        known = self.affiliations.get(practice)
+        if known is None:
+            self.prefetch_affiliations([practice])
+            known = self.affiliations[practice]
+        return sorted(known)
 
     def affiliate(self, practice: str, consortium: str) -> None:
         self.prefetch_affiliations([practice])
@@ -160,6 +187,7 @@ class UnitOfWork:
         """Forget every aggregate this unit touched: their unsaved state is void."""
         self.cache.evict(self.touched)
         self.touched.clear()
+        self._by_key.clear()
 
     def committed(self) -> None:
         for aggregate in self.touched.values():

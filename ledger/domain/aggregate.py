@@ -10,12 +10,13 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from ledger.domain.errors import NotAuthorised
 from ledger.domain.events import LedgerEvent
+from ledger.domain.trusted import construct
 from ledger.domain.values import Actor, Role
 
 E = TypeVar("E", bound=LedgerEvent)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
     """Who issues a command, under which id, effective when and recorded when."""
 
@@ -98,13 +99,11 @@ class Aggregate:
         validating again, and its stored form is the one `trigger` would give
         (tests/ledger/domain/test_validated_events.py).
         """
-        event: E = event_type.model_construct(  # type: ignore[assignment]
-            originator_id=self.id,
-            originator_version=self.version + 1,
-            **context.event_fields(),
-            **fields,
-        )
-        return self._triggered(event, context)
+        values = {**context.event_fields(), "originator_id": self.id,
+                  "originator_version": self.version + 1, **fields}
+        if len(values) != len(fields) + 7:
+            raise TypeError(f"{sorted(fields)} name a field of the context's")
+        return self._triggered(construct(event_type, values), context)
 
     def _triggered(self, event: E, context: Context) -> E:
         self.apply(event)

@@ -43,6 +43,12 @@ def pool_stream(consortium: str, year: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"pool:{consortium}:{year}")
 
 
+@functools.lru_cache(maxsize=65_536)
+def stream_text(stream_id: uuid.UUID) -> str:
+    """A stream id as text (`str`), cached: the same few streams are named on every line."""
+    return str(stream_id)
+
+
 ACCESS_STREAM = uuid.uuid5(LEDGER_NAMESPACE, "access")
 """The one stream of access grants: every token granted or revoked, in order."""
 

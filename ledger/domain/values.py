@@ -10,7 +10,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -128,10 +128,17 @@ class FinancialYear:
         return date(self.start_year + 1, 3, 31)
 
     def __contains__(self, day: object) -> bool:
+        if type(day) is date:  # the common case, without building the year's bounds
+            return (day.year if day.month >= 4 else day.year - 1) == self.start_year
         return isinstance(day, date) and self.first_day <= day <= self.last_day
 
     def __str__(self) -> str:
-        return f"{self.start_year}-{(self.start_year + 1) % 100:02d}"
+        return _year_text(self.start_year)
+
+
+@functools.lru_cache(maxsize=256)
+def _year_text(start_year: int) -> str:
+    return f"{start_year}-{(start_year + 1) % 100:02d}"
 
 
 # --- money ---------------------------------------------------------------------------
@@ -374,6 +381,14 @@ class Actor:
     role: Role
     code: str
     person: str | None = None
+    # Derived once: an actor is parsed once and named on every event it records.
+    _holder: str = field(init=False, repr=False, compare=False)
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        holder = f"{self.role}:{self.code}"
+        object.__setattr__(self, "_holder", holder)
+        object.__setattr__(self, "_text", f"{holder}/{self.person}" if self.person else holder)
 
     @classmethod
     def parse(cls, text: str) -> Actor:
@@ -418,10 +433,10 @@ class Actor:
     @property
     def holder(self) -> str:
         """The holder string this actor acts as (`practice:A81001`)."""
-        return f"{self.role}:{self.code}"
+        return self._holder
 
     def __str__(self) -> str:
-        return f"{self.holder}/{self.person}" if self.person else self.holder
+        return self._text
 
 
 # Parsed values are immutable, and the same few years and actors recur on every
@@ -518,14 +533,22 @@ FreeText = Annotated[str, AfterValidator(_free_text)]
 read back with this type, so it accepts whatever older versions recorded."""
 
 
-def _name_text(text: str, info: ValidationInfo) -> str:
-    field = (info.field_name or "text").replace("_", " ")
+def name_text(text: str, field: str) -> str:
+    """A name given as input (NameText), `field` naming it in a refusal."""
     return check_free_text(parse_text(text, field, max_length=NAME_MAX), field)
 
 
-def _long_text(text: str, info: ValidationInfo) -> str:
-    field = (info.field_name or "text").replace("_", " ")
+def long_text(text: str, field: str) -> str:
+    """A reason or basis given as input (LongText), `field` naming it in a refusal."""
     return check_free_text(parse_text(text, field, max_length=REASON_MAX), field)
+
+
+def _name_text(text: str, info: ValidationInfo) -> str:
+    return name_text(text, (info.field_name or "text").replace("_", " "))
+
+
+def _long_text(text: str, info: ValidationInfo) -> str:
+    return long_text(text, (info.field_name or "text").replace("_", " "))
 
 
 NameText = Annotated[str, AfterValidator(_name_text)]
