@@ -92,20 +92,33 @@ class Reads:
 
     @contextmanager
     def _together(self) -> Iterator[None]:
-        """Run the read's queries in one read-only transaction on one connection.
+        """Run the read's queries on one connection, with no round trips between them.
 
-        One transaction instead of one a query: on PostgreSQL, two round trips
-        (BEGIN and ROLLBACK) a query fewer.
+        On SQLite in one read transaction (one snapshot). On PostgreSQL without one:
+        each statement sees its own snapshot, as in the READ COMMITTED transaction a
+        query would otherwise open, without that transaction's BEGIN and ROLLBACK.
         """
         if self._cursor is not None:
             yield
             return
-        with self.db.cursor(write=False) as cursor:
+        with self._connection() as cursor:
             self._cursor = cursor
             try:
                 yield
             finally:
                 self._cursor = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        if self.db.kind == "sqlite":
+            with self.db.cursor(write=False) as cursor:
+                yield cursor
+            return
+        from psycopg.rows import tuple_row  # noqa: PLC0415 - only for PostgreSQL
+
+        with (self.db.postgres.get_connection() as conn,  # autocommit: no BEGIN
+              conn.cursor(row_factory=tuple_row) as cursor):
+            yield cursor
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cursor = self._cursor

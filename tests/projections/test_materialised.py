@@ -144,25 +144,34 @@ def test_years_are_none_before_any_budget(ledger: Ledger, reads: Reads) -> None:
     assert reads.years() == []
 
 
-def test_a_read_asks_its_questions_in_one_transaction(ledger: Ledger, reads: Reads,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_asks_its_questions_on_one_connection(ledger: Ledger, reads: Reads,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     h, _ = scenario()
     append(ledger.store, h.events)
     reads.holders()  # catches the projections up
-    opened: list[bool] = []
+    opened: list[str] = []
     cursor = reads.db.cursor
 
     def counted(*, write: bool) -> Any:
-        opened.append(write)
+        opened.append("write" if write else "read")
         return cursor(write=write)
 
     monkeypatch.setattr(reads.db, "cursor", counted)
+    if reads.db.kind == "postgres":
+        connection = reads.db.postgres.get_connection
+
+        def borrowed() -> Any:
+            opened.append("connection")
+            return connection()
+
+        monkeypatch.setattr(reads.db.postgres, "get_connection", borrowed)
+    one = ["read"] if reads.db.kind == "sqlite" else ["connection"]
     monkeypatch.setattr(reads.views, "catch_up", lambda *_a, **_k: 0)
     assert len(reads.holders(practice="A81001", as_of=D(2024, 6, 15))) == 7
-    assert opened == [False]
+    assert opened == one
     opened.clear()
     assert reads.position(by="consortium", consortium="16C")
-    assert opened == [False]
+    assert opened == one
     with pytest.raises(NotFound):
         reads.holders(practice="A99999")
     assert reads.holders(practice="A81002", as_of=D(2024, 6, 15))  # after a refusal too
