@@ -281,12 +281,24 @@ class Database:
             yield cur
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a read; `?` marks parameters on both stores."""
-        if self.kind == "postgres":
-            sql = sql.replace("?", "%s")
-        with self.cursor(write=False) as c:
-            c.execute(sql, tuple(params))
-            return [tuple(row) for row in c.fetchall()]
+        """Run a read; `?` marks parameters on both stores.
+
+        On PostgreSQL the statement runs on its own (autocommit), as the store's reads
+        do: one statement sees one snapshot either way, and a transaction around it
+        would cost a BEGIN and a ROLLBACK round trip.
+        """
+        if self.kind == "sqlite":
+            with self.cursor(write=False) as c:
+                c.execute(sql, tuple(params))
+                return [tuple(row) for row in c.fetchall()]
+        from psycopg.rows import tuple_row  # noqa: PLC0415 - see the imports
+
+        with (
+            self.postgres.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            cur.execute(sql.replace("?", "%s"), tuple(params))
+            return [tuple(row) for row in cur.fetchall()]
 
     _staging: bool | None = None
 

@@ -314,6 +314,27 @@ def test_a_rebuild_on_postgresql_leaves_statistics_for_the_planner(pg_url: str) 
         assert set(names) <= {r[0] for r in found}
 
 
+def test_a_read_on_postgresql_opens_no_transaction_when_the_projections_are_current(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg  # noqa: PLC0415 - PostgreSQL only
+
+    with bootstrap(pg_url) as ledger:
+        append(ledger.store, scenario()[0].events)
+        reads = Reads(ledger.store, today=TODAY)
+        reads.holders()  # catches the projections up (that writes: a transaction)
+        opened: list[object] = []
+        transaction = psycopg.Connection.transaction
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            opened.append(self)
+            return transaction(self, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Connection, "transaction", counted)
+        assert reads.years() == ["2024-25"]
+        assert len(reads.holders(practice="A81001", as_of=D(2024, 6, 15))) == 7
+        assert opened == []
+
+
 def test_a_rebuild_in_parallel_processes_equals_one_in_this_process(ledger: Ledger) -> None:
     history = random_history(3, 400)
     append(ledger.store, history.events)
