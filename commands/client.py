@@ -9,11 +9,13 @@ command line would have raised, so exit codes are the same in both modes.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -31,9 +33,34 @@ APPLY_TIMEOUT_SECONDS = 3600.0  # a whole file in one request
 FEED_PAGE = 1000
 
 
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+def _service_url(server: str) -> str:
+    """`--server` as a base URL: http or https with a host (and a port 1 to 65535 when
+    given), without spaces or control characters; InvalidInput (exit 2) otherwise,
+    the URL shown with its password masked."""
+    url = server.strip().rstrip("/")
+    shown = re.sub(r"(://[^:/@]+:)[^@]*(@)", r"\1***\2", url)  # the password masked
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise InvalidInput("server", f"malformed --server {shown!r}: {error}") from None
+    if (parts.scheme not in ("http", "https") or not parts.hostname
+            or not _TOKEN.fullmatch(url) or port == 0):
+        raise InvalidInput("server", f"malformed --server {shown!r}: write the service's "
+                           "URL, like https://ledger.example.org or http://127.0.0.1:8000")
+    return url
+
+
 class ServiceClient:
     def __init__(self, server: str, token: str | None) -> None:
-        self.server = server.rstrip("/")
+        self.server = _service_url(server)
+        if token and not _TOKEN.fullmatch(token):
+            # Never echoed: it is a secret.
+            raise InvalidInput("token", "malformed --token: a token is printable ASCII without "
+                               "spaces, as `ledger token create` prints it")
         self.token = token
 
     def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,

@@ -292,3 +292,20 @@ def test_a_formula_rerun_with_a_rate_spelled_otherwise_is_already_applied(
     assert other.code == 1
     other.one_line_error("acute already allocated", "[rule: allocation]")
     assert head(db_url) == after
+
+
+def test_a_malformed_server_url_or_token_is_refused_and_the_token_never_echoed(
+        tmp_path: Path) -> None:
+    def client(server: str, token: str) -> Run:
+        done = subprocess.run([*ledger_executable(), "--server", server, "--token", token,
+                               "holders"], cwd=tmp_path, env=clean_env(),
+                              capture_output=True, text=True, timeout=60, check=False)
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    for server in ("http://[::1", "http://127.0.0.1:99999", "ftp://127.0.0.1",
+                   "127.0.0.1:8000", "http://u:secret@[x", "http://a b"):
+        line = malformed(client(server, "t0ken"), "malformed --server")
+        assert "secret" not in line
+    for token in ("s3cret\r\nX-Injected: 1", "s3cret\u200b", "s3 cret"):
+        line = malformed(client("http://127.0.0.1:9", token), "malformed --token")
+        assert "s3" not in line
