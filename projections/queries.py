@@ -9,7 +9,7 @@ read commands print (money in `*_pence` integers, dates as `date`), ready for an
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -85,6 +85,8 @@ class Reads:
         self.views = Materialiser(self.store)
         self.db = self.views.db
         self._cursor: Any = None  # the read's own, while `_together` runs
+        # What the read has found to exist (("year", "2024-25") -> bool), while it runs.
+        self._known: dict[tuple[str, str], bool] = {}
 
     def _fresh(self, *names: str) -> None:
         if self.catch_up:
@@ -107,6 +109,7 @@ class Reads:
                 yield
             finally:
                 self._cursor = None
+                self._known.clear()
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -136,9 +139,23 @@ class Reads:
 
     def _practice(self, text: str) -> str:
         code = parse_practice_code(text)
-        if not self._q(f"SELECT 1 FROM {self._t('org_practices')} WHERE practice = ?", [code]):  # noqa: S608
+        known = self._known.get(("practice", code))
+        if known is None:
+            known = bool(self._q(
+                f"SELECT 1 FROM {self._t('org_practices')} WHERE practice = ?", [code]))  # noqa: S608
+        if not known:
             raise NotFound("practice", f"no practice {code}")
         return code
+
+    def _look_up_together(self, year: str, practice: str) -> None:
+        """Whether budgets of `year` and the practice `practice` exist, in one query;
+        `_has_year` and `_practice` then answer from it for the rest of the read."""
+        found = self._q(
+            f"SELECT (SELECT 1 FROM {self._t('position_budgets')} WHERE year = ? LIMIT 1), "  # noqa: S608
+            f"(SELECT 1 FROM {self._t('org_practices')} WHERE practice = ?)", [year, practice])
+        has_year, has_practice = found[0]
+        self._known[("year", year)] = has_year is not None
+        self._known[("practice", practice)] = has_practice is not None
 
     def _consortium(self, text: str) -> str:
         code = parse_consortium_code(text)
@@ -161,6 +178,9 @@ class Reads:
         return [r[0] for r in rows]
 
     def _has_year(self, year: str) -> bool:
+        known = self._known.get(("year", year))
+        if known is not None:
+            return known
         return bool(self._q(
             f"SELECT 1 FROM {self._t('position_budgets')} WHERE year = ? LIMIT 1",  # noqa: S608
             [year]))
@@ -228,6 +248,12 @@ class Reads:
                  year: str | None, as_of: date | None, known_at: datetime | None
                  ) -> list[Row]:
         fallback = known_at.date() if known_at is not None else None
+        on = as_of or fallback
+        if practice is not None and year is None and on is not None:
+            # The usual question (a practice on a date): both checks in one round trip.
+            with suppress(InvalidInput):
+                self._look_up_together(str(FinancialYear.containing(on)),
+                                       parse_practice_code(practice))
         fy, day = self._year_and_day(year, as_of, fallback)
         practices: list[str] | None = None
         if practice is not None:

@@ -177,6 +177,34 @@ def test_a_read_asks_its_questions_on_one_connection(ledger: Ledger, reads: Read
     assert reads.holders(practice="A81002", as_of=D(2024, 6, 15))  # after a refusal too
 
 
+def test_holders_of_a_practice_on_a_date_checks_year_and_practice_in_one_query(
+        ledger: Ledger, reads: Reads, monkeypatch: pytest.MonkeyPatch) -> None:
+    h, _ = scenario()
+    append(ledger.store, h.events)
+    reads.holders()  # catches the projections up
+    monkeypatch.setattr(reads.views, "catch_up", lambda *_a, **_k: 0)
+    asked: list[str] = []
+    query = reads._q
+
+    def counted(sql: str, params: Any = ()) -> Any:
+        asked.append(sql)
+        return query(sql, params)
+
+    monkeypatch.setattr(reads, "_q", counted)
+    assert len(reads.holders(practice="A81001", as_of=D(2024, 6, 15))) == 7
+    assert len(asked) == 2  # the checks, then the holders
+    with pytest.raises(NotFound, match="outside every budget year"):
+        reads.holders(practice="A99999", as_of=D(2031, 6, 1))
+    with pytest.raises(NotFound, match="no practice A99999"):
+        reads.holders(practice="A99999", as_of=D(2024, 6, 1))
+    with pytest.raises(InvalidInput):
+        reads.holders(practice="not a code", as_of=D(2024, 6, 1))
+    with pytest.raises(NotFound, match="outside every budget year"):
+        reads.holders(practice="not a code", as_of=D(2031, 6, 1))
+    assert held(reads.holders(practice="A81002", as_of=D(2024, 6, 15)))["acute"] == (
+        "practice:A81002", D(2024, 4, 1))
+
+
 def test_positions_now_and_as_of(ledger: Ledger, reads: Reads) -> None:
     h, _ = scenario()
     append(ledger.store, h.events)
