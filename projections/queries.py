@@ -45,15 +45,19 @@ def parse_day(text: str, option: str) -> date:
 
 
 def parse_instant(text: str) -> datetime:
-    """An ISO instant; without a zone it is UTC; a bare date means the end of that day."""
+    """An ISO instant; without a zone it is UTC; a bare date, however ISO writes it
+    (`2024-04-01`, `20240401`, `2024-W14-1`), means the end of that day."""
     raw = text.strip()
     try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=UTC)
+        return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(
-            "instant", f"malformed instant {text!r} for --known-at: write 2024-07-15T09:30:00Z"
+            "instant",
+            f"malformed instant {shown(text)} for --known-at: write 2024-07-15T09:30:00Z",
         ) from None
     try:
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

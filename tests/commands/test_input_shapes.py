@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,19 @@ def test_a_malformed_server_url_or_token_is_refused_and_the_token_never_echoed(
     for token in ("s3cret\r\nX-Injected: 1", "s3cret\u200b", "s3 cret"):
         line = malformed(client("http://127.0.0.1:9", token), "malformed --token")
         assert "s3" not in line
+
+
+def test_a_known_at_date_means_the_end_of_that_day_however_iso_writes_it(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    assert invoke("budget", "allocate", "A81001", "--year", "2024-25", "--element", "acute=5",
+                  "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    today = datetime.now(UTC).date()
+    answers = {spelling: invoke("holders", "--as-of", "2024-06-01", "--known-at", spelling,
+                                "--format", "json")
+               for spelling in (today.isoformat(), today.strftime("%Y%m%d"),
+                                today.strftime("%G-W%V-%u"))}
+    assert all(done.code == 0 for done in answers.values()), answers
+    rows = {spelling: json.loads(done.stdout) for spelling, done in answers.items()}
+    assert rows[today.isoformat()], "recorded today, so known by the end of today"
+    assert all(found == rows[today.isoformat()] for found in rows.values()), rows
