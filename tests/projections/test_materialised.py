@@ -363,6 +363,44 @@ def test_a_read_on_postgresql_opens_no_transaction_when_the_projections_are_curr
         assert opened == []
 
 
+def test_a_rebuild_reads_events_stored_in_an_older_schema_version_as_catch_up_does(
+        ledger: Ledger) -> None:
+    h = History()
+    h.register("A81001")
+    h.allocate("A81001", D(2024, 4, 1), acute=1_000)
+    append(ledger.store, h.events)
+    dialect = ledger.store.recorder.dialect
+    older = [  # version 1: weighted populations could be left out, allocations had no formula
+        (ev.practice_stream("B82001"), "PracticeRegistered",
+         b'{"schema_version":1,"recorded_at":"2024-04-02T09:00:00Z","effective_on":'
+         b'"2024-04-01","actor":"allocator:Q71","command_id":"old-1","reason":null,'
+         b'"practice":"B82001","name":"Old Surgery","list_size":4069,"allocator":"Q71"}'),
+        (ev.budget_stream("B82001", "2024-25"), "BudgetAllocated",
+         b'{"schema_version":1,"recorded_at":"2024-04-02T09:00:01.5Z","effective_on":'
+         b'"2024-04-01","actor":"allocator:Q71","command_id":"old-2","reason":null,'
+         b'"practice":"B82001","year":"2024-25","allocator":"Q71",'
+         b'"amounts_pence":{"acute":250000},"basis":null}'),
+    ]
+    views = Materialiser(ledger.store)
+    with views.db.cursor(write=True) as cursor:
+        for stream, topic, state in older:
+            cursor.execute(dialect.sql(
+                "INSERT INTO {events} (originator_id, originator_version, topic, state) "
+                "VALUES (?, ?, ?, ?)"),
+                (stream.hex if dialect.kind == "sqlite" else stream, 1, topic, state))
+    views.catch_up()
+    incremental = snapshot(views)
+    views.rebuild(workers=1)
+    assert snapshot(views) == incremental
+    populations, totals = (views.db.name(t) for t in ("variation_population_figures",
+                                                       "position_totals"))
+    weighted = views.db.query(f"SELECT weighted FROM {populations} "
+                              "WHERE practice = 'B82001' AND element = 'acute'")
+    assert weighted == [(None,)]
+    assert views.db.query(f"SELECT allocated FROM {totals} "
+                          "WHERE practice = 'B82001'") == [(250000,)]
+
+
 def test_a_rebuild_in_parallel_processes_equals_one_in_this_process(ledger: Ledger) -> None:
     history = random_history(3, 400)
     append(ledger.store, history.events)
