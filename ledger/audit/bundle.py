@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -56,6 +58,10 @@ FORMAT = "commissioning-ledger/proof-bundle"
 VERSION = 2
 READS = (1, 2)
 HASH = "sha256/rfc6962"
+MAX_NUMBER = 2**63 - 1
+"""The largest position, stream version or leaf index a bundle may name (the log's own)."""
+MAX_TOPIC = 0xFFFF
+"""The longest topic, in UTF-8 bytes, a leaf can encode (ledger/audit/leaf.py)."""
 
 
 class BundleError(ValueError):
@@ -125,10 +131,30 @@ def load_bundle(data: bytes) -> dict[str, Any]:
         raise BundleError(f"not JSON ({error}): the bundle is corrupt or not a bundle") from error
     if not isinstance(parsed, dict) or parsed.get("format") != FORMAT:
         raise BundleError(f"not a {FORMAT} file")
-    if parsed.get("version") not in READS:
-        raise BundleError(f"bundle version {parsed.get('version')!r}; this tool reads "
+    version = parsed.get("version")
+    if type(version) is not int or version not in READS:  # `true` and 2.0 are not versions
+        raise BundleError(f"bundle version {_spelled(version)}; this tool reads "
                           f"{' and '.join(map(str, READS))}")
+    for name, means in (("hash", HASH), ("leaf_encoding", LEAF_ENCODING)):
+        if name in parsed and parsed[name] != means:
+            raise BundleError(f"the bundle's {name} is {_spelled(parsed[name])}; this tool "
+                              f"verifies {means} only")
+    if "witnesses" in parsed and not (isinstance(parsed["witnesses"], list) and all(
+            isinstance(w, str) for w in parsed["witnesses"])):
+        raise BundleError("the bundle: 'witnesses' must list verifier keys (text)")
+    for n, entry in enumerate(_field(parsed, "consistency", list, "the bundle")
+                              if "consistency" in parsed else []):
+        where = f"consistency entry {n + 1}"
+        _field(entry, "checkpoint", str, where)
+        if not all(isinstance(h, str) for h in _field(entry, "proof", list, where)):
+            raise BundleError(f"{where} is not a list of hashes")
     return parsed
+
+
+def _spelled(value: Any) -> str:
+    """A bundle's value as its JSON wrote it (`true`, `2.0`), cut short when long."""
+    text = str(value) if isinstance(value, Decimal) else json.dumps(value, default=str)
+    return text if len(text) <= 40 else f"{text[:40]}…"
 
 
 @dataclass
@@ -202,6 +228,8 @@ def verify_bundle(
         where = f"event {n + 1}"
         record = _record(item, where)
         leaf_index = _field(item, "leaf_index", int, where)
+        if not 0 <= leaf_index <= MAX_NUMBER:
+            raise BundleError(f"{where}: leaf index {leaf_index} is out of range")
         proof = _hash_list(_field(item, "inclusion_proof", list, where), f"{where}'s proof")
         if leaf_index in seen:
             raise BundleInvalid(f"{where}: leaf {leaf_index} appears twice")
@@ -252,6 +280,9 @@ def _record(item: Any, where: str) -> EventRecord:
         raise BundleError(f"{where}: malformed stream id or state") from error
     if position < 1 or version < 1:
         raise BundleError(f"{where}: position and version start at 1")
+    if position > MAX_NUMBER or version > MAX_NUMBER or len(topic.encode()) > MAX_TOPIC:
+        raise BundleError(f"{where}: its position, version or topic is out of range (at most "
+                          f"{MAX_NUMBER:,}, and {MAX_TOPIC:,} bytes of topic)")
     return EventRecord(position, stream, version, topic, state)
 
 

@@ -326,3 +326,36 @@ def test_a_known_at_date_means_the_end_of_that_day_however_iso_writes_it(
     rows = {spelling: json.loads(done.stdout) for spelling, done in answers.items()}
     assert rows[today.isoformat()], "recorded today, so known by the end of today"
     assert all(found == rows[today.isoformat()] for found in rows.values()), rows
+
+
+BUNDLE_CHANGES: dict[str, Any] = {
+    "a version written true": lambda b: b.update(version=True),
+    "a version written 2.0": lambda b: b.update(version=2.0),
+    "another hash": lambda b: b.update(hash="md5"),
+    "another leaf encoding": lambda b: b.update(leaf_encoding="ledger-event-v9"),
+    "witnesses that are not keys": lambda b: b.update(witnesses=[{"x": 1}, 5]),
+    "consistency entries that are not proofs": lambda b: b.update(consistency=[1, None]),
+    "a position past 64 bits": lambda b: b["events"][0].update(position=10**30),
+    "a version past 64 bits": lambda b: b["events"][0].update(version=2**64),
+    "a leaf index past 64 bits": lambda b: b["events"][0].update(leaf_index=2**64),
+    "a negative leaf index": lambda b: b["events"][0].update(leaf_index=-1),
+    "a topic longer than a leaf holds": lambda b: b["events"][0].update(topic="T" * 70_000),
+}
+
+
+def test_a_bundle_with_fields_read_loosely_or_out_of_range_is_malformed_not_sound(
+        invoke: Ledger, db_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(tmp_path / "signing-key"))
+    seed(db_url)
+    bundle = tmp_path / "bundle.json"
+    assert invoke("prove", "A81001", "--out", str(bundle)).code == 0
+    assert invoke("verify-bundle", str(bundle)).code == 0
+    for name, change in BUNDLE_CHANGES.items():
+        altered = json.loads(bundle.read_text(encoding="utf-8"))
+        change(altered)
+        path = tmp_path / "altered.json"
+        path.write_text(json.dumps(altered), encoding="utf-8")
+        done = invoke("verify-bundle", str(path))
+        assert done.code == 2, (name, done.code, done.stdout, done.stderr)
+        line = done.one_line_error()
+        assert len(line) < 300, line
