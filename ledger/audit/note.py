@@ -213,6 +213,10 @@ def format_time(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+MAX_SIZE = 2**63 - 1
+"""The largest log size a checkpoint may claim: the log's positions are 64-bit."""
+
+
 def parse_checkpoint(text: str) -> Checkpoint:
     lines = text.split("\n")
     if len(lines) < 4 or lines[-1] != "":
@@ -222,6 +226,12 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise NoteError("the checkpoint has no origin")
     if not re.fullmatch(r"0|[1-9][0-9]*", size_text):
         raise NoteError(f"the checkpoint size {size_text[:20]!r} is not a number")
+    # Counted before int(): a size of thousands of digits is out of range, not a fault.
+    if len(size_text) > 19 or int(size_text) > MAX_SIZE:
+        raise NoteError(f"the checkpoint size {size_text[:20]!r}… is out of range (at most "
+                        f"{MAX_SIZE:,} events)" if len(size_text) > 20 else
+                        f"the checkpoint size {size_text} is out of range (at most "
+                        f"{MAX_SIZE:,} events)")
     root = b64decode(root_text, "the checkpoint root hash")
     if len(root) != 32:
         raise NoteError("the checkpoint root hash is not 32 bytes")

@@ -41,7 +41,7 @@ from ledger.audit.note import (
 MAX_PROOF_LINES = 63
 MAX_BODY_BYTES = 16 << 10
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
-_OLD = re.compile(r"old (0|[1-9][0-9]*)")
+_OLD = re.compile(r"old (0|[1-9][0-9]{0,18})")  # a 64-bit size: no int() of a huge number
 _SIG_PREFIX = "\u2014 "
 
 

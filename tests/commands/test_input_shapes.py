@@ -340,6 +340,8 @@ BUNDLE_CHANGES: dict[str, Any] = {
     "a leaf index past 64 bits": lambda b: b["events"][0].update(leaf_index=2**64),
     "a negative leaf index": lambda b: b["events"][0].update(leaf_index=-1),
     "a topic longer than a leaf holds": lambda b: b["events"][0].update(topic="T" * 70_000),
+    "a checkpoint size of thousands of digits": lambda b: b.update(checkpoint="\n".join(
+        "9" * 5000 if n == 1 else line for n, line in enumerate(b["checkpoint"].split("\n")))),
 }
 
 
@@ -359,3 +361,11 @@ def test_a_bundle_with_fields_read_loosely_or_out_of_range_is_malformed_not_soun
         assert done.code == 2, (name, done.code, done.stdout, done.stderr)
         line = done.one_line_error()
         assert len(line) < 300, line
+    # The same checkpoint as a file to check against.
+    checkpoint = json.loads(bundle.read_text(encoding="utf-8"))["checkpoint"].split("\n")
+    against = tmp_path / "checkpoint.txt"
+    against.write_text("\n".join("9" * 5000 if n == 1 else line
+                                 for n, line in enumerate(checkpoint)), encoding="utf-8")
+    done = invoke("verify-bundle", str(bundle), "--against", str(against))
+    assert done.code == 2, (done.stdout, done.stderr)
+    assert "out of range" in done.one_line_error()

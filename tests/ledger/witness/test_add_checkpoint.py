@@ -192,3 +192,17 @@ def grow_through_checkpoints(client: object, log: MemoryLog, clock: Clock,
     rebuilt.grow(5)
     status, _, _ = post(client, old, rebuilt.proof(old), rebuilt.checkpoint())
     assert status == 422
+
+
+def test_sizes_of_thousands_of_digits_are_malformed_not_a_fault(
+        make_witness: WitnessClient) -> None:
+    client = make_witness(GO_LOG_KEY)
+    assert post(client, 0, [], GO_INIT)[0] == 200
+    huge = "9" * 5000
+    response = client.post("/add-checkpoint", content=f"old {huge}\n\n".encode()
+                           + GO_NEXT.encode())
+    assert response.status_code == 400, response.text
+    origin, _size, *rest = GO_NEXT.split("\n")
+    response = client.post("/add-checkpoint", content=b"old 0\n\n"
+                           + "\n".join([origin, huge, *rest]).encode())
+    assert response.status_code == 400, response.text
