@@ -34,7 +34,7 @@ from fastapi import FastAPI, Header, Query, Request
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
-from ledger.domain.errors import InvalidInput
+from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.events import LEDGER_NAMESPACE
 from ledger.domain.values import shown
 from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
@@ -213,7 +213,9 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
              response_class=EventSourceResponse, tags=["feed"],
              responses={200: {"content": {"text/event-stream": {"schema": MESSAGE}},
                               "description": "One message per event: id = position, data = "
-                              '{"ledger_id", "head", "visible_to", "event"}'},
+                              '{"ledger_id", "head", "visible_to", "event"}; a '
+                              '`ledger-error` message {"error", "rule"} ends the stream '
+                              "when an event stored since it began cannot be read"},
                         **documented(statuses=(400, 401, 503))})
     async def live(
         request: Request,
@@ -229,13 +231,22 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
                                    len(request.headers.getlist("last-event-id")))
         store: EventStore = await anyio.to_thread.run_sync(open_store)
         view: FeedView = await anyio.to_thread.run_sync(feed_view, scope)
+        # An event this version cannot read is a 503 before the stream starts, as on
+        # /events, not a broken stream a client would reconnect to for ever.
+        await anyio.to_thread.run_sync(store.ensure_readable)
         notifier.watch(store)
 
         async def messages() -> AsyncIterator[bytes]:
             position = checkpoint
             while not await request.is_disconnected():
                 seen = notifier.generation
-                page = await anyio.to_thread.run_sync(page_after, store, position, BATCH, view)
+                try:
+                    page = await anyio.to_thread.run_sync(page_after, store, position, BATCH,
+                                                          view)
+                except LedgerError as error:  # stored since the stream began: say so, end
+                    yield ServerSentEvent(event="ledger-error", data=orjson.dumps(
+                        {"error": error.message, "rule": error.rule}).decode()).encode()
+                    return
                 if page.rows:
                     head = await anyio.to_thread.run_sync(store.head)
                     ledger_id = identity.of(store)

@@ -179,6 +179,10 @@ def test_an_unreadable_event_stops_every_read_and_write(
             assert answer.status_code == 503, (path, answer.text)
             assert answer.json()["rule"] == "unreadable-event"
             assert f"position {position}" in answer.json()["error"]
+        # The live feed too, before its stream starts (not a 200 that breaks off).
+        with client.stream("GET", "/events/live") as live:
+            assert live.status_code == 503
+            assert orjson.loads(live.read())["rule"] == "unreadable-event"
 
 
 def test_apply_stops_at_an_unreadable_event_and_records_nothing(
