@@ -23,7 +23,7 @@ import orjson
 from fastapi import Body, Depends, FastAPI, Header, Query
 from fastapi import Request as HttpRequest
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ledger.application.access import new_token
 from ledger.application.batch import (
@@ -437,7 +437,8 @@ class TokenRequest(BaseModel):
                        "auditor:NAME or service:NAME")
     name: str | None = Field(default=None, max_length=200)
     expires: str | None = Field(default=None, description="2025-03-31 or an instant with a zone")
-    read_only: bool = False
+    read_only: StrictBool = Field(default=False, description="true or false only (not 1, "
+                                  '"yes")')
 
 
 def respond(content: Any, status: int) -> Response:

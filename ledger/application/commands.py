@@ -528,8 +528,8 @@ class TokenCreate(Command):
     actor: Annotated[str, AfterValidator(_grantee)]
     label: NameText | None = None
     expires: datetime | None = None
-    read_only: bool = False
-    bootstrap: bool = False
+    read_only: StrictBool = False
+    bootstrap: StrictBool = False
     token_id: str = Field(pattern=r"^[a-z0-9]{12}$")
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 

@@ -126,3 +126,18 @@ def test_a_last_event_id_given_twice_or_in_other_digits_is_refused(
     for value in (b"\xb2", b"1\xb9", b"-1", b"1e3", b"9" * 19):
         refused(client.get("/events/live", headers=[auth, (b"Last-Event-ID", value)]),
                 400, "Last-Event-ID must be a position")
+
+
+def test_a_token_is_read_only_by_a_json_boolean_alone(served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    before = head(client, secret)
+    for n, flag in enumerate(("yes", "no", 1, 0, "true", None)):
+        refused(client.post("/token/create", headers={**auth, "Idempotency-Key": f"ro-{n}"},
+                            json={"actor": "consortium:16C", "read_only": flag}),
+                400, "read_only")
+    assert head(client, secret) == before
+    made = client.post("/token/create", headers={**auth, "Idempotency-Key": "ro-ok"},
+                       json={"actor": "consortium:16C", "read_only": True})
+    assert made.status_code == 201, made.text
+    assert "(read-only)" in made.json()["summary"]
