@@ -539,7 +539,22 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
 
 
 class LedgerPostgresFactory(PostgresFactory):
+    """eventsourcing's factory, with the ledger's recorder and sessions without JIT.
+
+    PostgreSQL compiles a query to machine code (JIT) when its estimated cost is
+    high, as for the catalogue's look at the log's unchecked tail, whose start is
+    not known when it is planned: about 100-150 ms for a query that returns no row
+    on a log of millions of events, on every read and write. The ledger's queries
+    are index seeks and bounded pages, which JIT does not speed up.
+    """
+
     application_recorder_class = LedgerPostgresRecorder
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        pool = self.datastore.pool
+        if isinstance(pool.kwargs, dict):  # before the pool opens its first connection
+            pool.kwargs["options"] = "-c jit=off"
 
 
 # Any fixed number: the advisory lock that serialises opening (and so creating) a ledger.

@@ -84,3 +84,15 @@ def test_a_pause_leaves_a_collector_that_was_off_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.postgres
+def test_the_ledger_sessions_never_jit_compile_a_query(pg_ledger: Ledger) -> None:
+    datastore = pg_ledger.store.app.recorder.datastore  # type: ignore[attr-defined]
+    held = [datastore.get_connection() for _ in range(3)]  # the pool's and new ones
+    try:
+        for connection in held:
+            assert connection.__enter__().execute("SHOW jit").fetchone() == {"jit": "off"}
+    finally:
+        for connection in held:
+            connection.__exit__(None, None, None)
