@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from ledger.domain.characters import parse_ref
+from ledger.domain.characters import parse_ref, trim_spaces
 from ledger.domain.errors import InvalidInput
 from ledger.domain.trusted import construct
 from ledger.domain.values import (
@@ -195,7 +195,7 @@ def _date(value: Any) -> Any:
         return value
     if isinstance(value, str):
         try:
-            return date.fromisoformat(value.strip())
+            return date.fromisoformat(trim_spaces(value))
         except ValueError:
             pass
     raise InvalidInput("date", f"malformed date {shown(str(value))}: write it as 2024-06-01")
@@ -548,7 +548,7 @@ class TokenRevoke(Command):
 
 def parse_expiry(text: str) -> datetime:
     """`2025-03-31` (midnight UTC at its start) or an instant with a zone."""
-    stripped = text.strip()
+    stripped = trim_spaces(text)
     try:
         if len(stripped) == 10:
             return datetime.combine(date.fromisoformat(stripped), time(), tzinfo=UTC)

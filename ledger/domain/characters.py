@@ -92,6 +92,20 @@ def unprintable(char: str) -> str | None:
     return UNPRINTABLE.get(unicodedata.category(char))
 
 
+# Every space separator (Unicode category Zs: the space, no-break space, the em and en
+# spaces, the ideographic space...), the only characters trimmed from a code, number or
+# year: a tab, a line break or another control character is refused, never trimmed away.
+SPACES: Final = "".join(
+    chr(point) for point in range(0x110000) if unicodedata.category(chr(point)) == "Zs"
+)
+
+
+def trim_spaces(text: str) -> str:
+    """`text` without the space separators (SPACES) around it; other characters stay,
+    so a code ending in a control character is refused by its parser, not trimmed."""
+    return text.strip(SPACES)
+
+
 def codepoint(char: str) -> str:
     """`U+202E RIGHT-TO-LEFT OVERRIDE`: a character named so it can be seen."""
     name = unicodedata.name(char, "")

@@ -18,7 +18,13 @@ from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, ValidationInfo
 
-from ledger.domain.characters import NAME_MAX, REASON_MAX, parse_identifier, parse_text
+from ledger.domain.characters import (
+    NAME_MAX,
+    REASON_MAX,
+    parse_identifier,
+    parse_text,
+    trim_spaces,
+)
 from ledger.domain.errors import InvalidInput
 
 
@@ -50,7 +56,7 @@ def _ascii(text: str) -> str:
     """`text` trimmed when it is ASCII, else "" (which no code or name matches): a letter
     such as U+0131 (dotless i) or U+017F (long s) would otherwise upper-case to an ASCII
     `I` or `S` and be recorded as a code that was never written."""
-    stripped = text.strip()
+    stripped = trim_spaces(text)
     return stripped if stripped.isascii() else ""
 
 
@@ -105,13 +111,13 @@ class FinancialYear:
 
     @classmethod
     def _parse(cls, text: str) -> FinancialYear:
-        match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text.strip())
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", trim_spaces(text))
         if not match or (int(match[1]) + 1) % 100 != int(match[2]):
             raise InvalidInput(
                 "year", f"malformed financial year {shown(text)}: write it as 2024-25"
             )
         if not 1900 <= int(match[1]) <= 9998:
-            raise InvalidInput("year", f"financial year {text.strip()} is out of range: "
+            raise InvalidInput("year", f"financial year {trim_spaces(text)} is out of range: "
                                "1900-01 to 9998-99")
         return cls(int(match[1]))
 
@@ -180,7 +186,7 @@ def _parse_money(text: str) -> int:
 
     The size is limited to ±MAX_AMOUNT_PENCE (`InvalidInput`, rule `amount-range`).
     """
-    match = _AMOUNT.fullmatch(text.strip())
+    match = _AMOUNT.fullmatch(trim_spaces(text))
     if not match:
         raise InvalidInput(
             "amount",
@@ -204,7 +210,7 @@ def parse_amount(text: str, *, allow_zero: bool = False) -> int:
     Raises `InvalidInput`: rule `amount` when malformed, signed or zero (unless
     allowed), `amount-range` when above MAX_AMOUNT_PENCE.
     """
-    stripped = text.strip()
+    stripped = trim_spaces(text)
     if not stripped:
         raise InvalidInput("amount", "the amount is empty: write pounds, e.g. 1234.56")
     if stripped[0] in "+-":
@@ -257,7 +263,7 @@ def format_pence(pence: int) -> str:
 
 def parse_percent(text: str) -> int:
     """A percentage such as `1%` or `2.5` in basis points (1% = 100)."""
-    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?\s*%?", text.strip())
+    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?\s*%?", trim_spaces(text))
     if not match:
         raise InvalidInput("percent", f"malformed percentage {shown(text)}: write it like 1.5%")
     return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
@@ -292,7 +298,7 @@ def _number_text(value: object, field: str) -> str:
 
 def parse_list_size(value: object) -> int:
     """Registered patients: a whole number 0..LIST_SIZE_MAX, as `4069` or `4,069`."""
-    text = _number_text(value, "list-size").strip()
+    text = trim_spaces(_number_text(value, "list-size"))
     match = _COUNT.fullmatch(text)
     if not match or match["fraction"] is not None:
         raise InvalidInput(
@@ -315,7 +321,7 @@ def parse_weighted(value: object) -> Decimal:
     Accepts `5044.162762`, `5,044.162762`, `4310`; refuses signs, exponents, NaN,
     infinities, more than six decimals and values above the range (InvalidInput).
     """
-    text = _number_text(value, "weighted-population").strip()
+    text = trim_spaces(_number_text(value, "weighted-population"))
     match = _COUNT.fullmatch(text)
     if not match:
         raise InvalidInput(
@@ -404,7 +410,7 @@ class Actor:
 
     @classmethod
     def _parse(cls, text: str) -> Actor:
-        role_text, sep, rest = text.strip().partition(":")
+        role_text, sep, rest = trim_spaces(text).partition(":")
         code, slash, person = rest.partition("/")
         try:
             role = Role(_ascii(role_text).lower())
@@ -452,7 +458,7 @@ def _parse_year(text: str) -> FinancialYear:
 
 
 def _parse_service_name(text: str) -> str:
-    name = text.strip()
+    name = trim_spaces(text)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise InvalidInput(
             "actor", f"malformed service name {shown(text)}: letters, digits, . _ - (at most 64)"
@@ -476,7 +482,7 @@ def _parse_allocator_code(text: str) -> str:
 
 def parse_holder(text: str) -> str:
     """`practice:A81002` or `consortium:16C`, normalised."""
-    kind, sep, code = text.strip().partition(":")
+    kind, sep, code = trim_spaces(text).partition(":")
     kind = kind.lower()
     if sep and kind == "practice":
         return f"practice:{parse_practice_code(code)}"

@@ -369,3 +369,35 @@ def test_a_bundle_with_fields_read_loosely_or_out_of_range_is_malformed_not_soun
     done = invoke("verify-bundle", str(bundle), "--against", str(against))
     assert done.code == 2, (done.stdout, done.stderr)
     assert "out of range" in done.one_line_error()
+
+
+def test_a_code_number_or_date_ending_in_a_control_character_is_refused_not_trimmed(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    for tail in ("\x1f", "\t", "\n", "\x0b", "\u2028", "\x85"):
+        malformed(invoke("practice", "register", f"A81002{tail}", "--name", "X",
+                         "--list-size", "3", actor=ALLOCATOR), "malformed practice code")
+        malformed(invoke("practice", "register", "A81002", "--name", "X",
+                         "--list-size", f"3{tail}", actor=ALLOCATOR), "malformed list size")
+        malformed(invoke("practice", "register", "A81002", "--name", "X", "--list-size", "3",
+                         "--on", f"2024-04-01{tail}", actor=ALLOCATOR), "date")
+        malformed(invoke("budget", "allocate", "A81001", "--year", f"2024-25{tail}",
+                         "--element", "acute=100", actor=ALLOCATOR), "year")
+        malformed(invoke("budget", "allocate", "A81001", "--year", "2024-25",
+                         "--element", f"acute=100{tail}", actor=ALLOCATOR), "amount")
+        done = apply_lines(tmp_path, invoke, {
+            "command": "budget allocate", "args": {"practice": f"A81001{tail}",
+                                                   "year": "2024-25",
+                                                   "element": {"acute": "100"}}})
+        assert done.code == 2, (done.stdout, done.stderr)
+    assert head(db_url) == before
+
+
+def test_spaces_around_a_code_or_number_are_trimmed_whatever_their_width(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    done = invoke("practice", "register", "\u00a0A81002\u3000", "--name", "X",
+                  "--list-size", " 3\u2009", "--on", "\u20022024-04-01 ", actor=ALLOCATOR)
+    assert done.code == 0, (done.stdout, done.stderr)
+    assert "registered A81002" in done.stdout
