@@ -97,6 +97,16 @@ async def read_once(request: HttpRequest, _authenticated: Caller) -> None:
 STRICT = [Depends(read_once)]
 
 
+def header_text(value: str) -> str:
+    """A header's value as the client wrote it: HTTP headers arrive as bytes the server
+    reads as Latin-1, so a client's UTF-8 (a zero-width space is E2 80 8B) is read back
+    as UTF-8 where it is, and a refusal names the character sent, not U+00E2."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def path_of(name: str) -> str:
     """`spend commit` -> `/spend/commit`."""
     return "/" + "/".join(name.split())
@@ -159,7 +169,7 @@ class Writer:
         if scope.read_only:
             raise NotAuthorised("authorisation", f"{scope.actor} holds a read-only token")
         if key is not None:
-            key = parse_command_id(key)
+            key = parse_command_id(header_text(key))
         service = self.served.service()
         request = Request(command, str(scope.actor), str(uuid.uuid4()) if key is None else key)
         if not self.group_commit:

@@ -9,6 +9,7 @@ the same file again answers "already applied" and records nothing new.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -59,17 +60,50 @@ class Row:
 
 
 def read_text(path: Path, *, encoding: str = "utf-8") -> str:
-    """A whole UTF-8 file; one that cannot be read at all is malformed input (exit 2)."""
+    """A whole UTF-8 text file of at most MAX_INPUT_BYTES, read a chunk at a time.
+
+    Raises InvalidInput (rule `file`, exit 2) for a file that cannot be read, is
+    larger, holds a NUL byte or is not UTF-8, as soon as the chunk that shows it is
+    read: a device or pipe that never ends (`/dev/zero`, `/dev/urandom`) is refused
+    early rather than read until memory runs out.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    parts: list[str] = []
+    read = 0
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                _check_chunk(path, chunk, read)
+                parts.append(_decode(path, decoder, chunk, read))
+                read += len(chunk)
+        parts.append(_decode(path, decoder, b"", read, final=True))
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise InvalidInput("file", f"cannot read {path}: {reason}") from None
+    return "".join(parts)
+
+
+MAX_INPUT_BYTES = 4 * 1024**3
+_CHUNK = 1024**2
+
+
+def _check_chunk(path: Path, chunk: bytes, before: int) -> None:
+    if before + len(chunk) > MAX_INPUT_BYTES:
+        raise InvalidInput("file", f"{path} is larger than {MAX_INPUT_BYTES // 1024**3} GiB: "
+                           "split it into smaller files")
+    nul = chunk.find(b"\x00")
+    if nul >= 0:
+        raise InvalidInput("file", f"{path} holds a NUL byte at byte {before + nul}: "
+                           "it is not a text file")
+
+
+def _decode(path: Path, decoder: codecs.IncrementalDecoder, chunk: bytes, before: int, *,
+            final: bool = False) -> str:
     try:
-        return data.decode(encoding)
+        return decoder.decode(chunk, final)
     except UnicodeDecodeError as error:
         raise InvalidInput(
-            "file", f"{path} is not UTF-8 text (byte {error.start} cannot be read)"
+            "file", f"{path} is not UTF-8 text (byte {before + error.start} cannot be read)"
         ) from None
 
 
@@ -126,10 +160,12 @@ class CsvFile:
             _printable(name, self.source, 1, f"header column {number}")
         _check_header(header, required, self.source)
         try:
+            ended = reader.line_num  # the line the previous row ended on
             for cells in reader:
+                # A quoted cell may span lines: a row is named by the line it starts on.
+                line, ended = ended + 1, reader.line_num
                 if not any(c.strip() for c in cells):
                     continue
-                line = reader.line_num
                 if len(cells) != len(header):
                     raise InvalidInput("csv-row", _miscounted(self.source, line, header, cells))
                 values: dict[str, str] = {}

@@ -401,3 +401,45 @@ def test_spaces_around_a_code_or_number_are_trimmed_whatever_their_width(
                   "--list-size", " 3\u2009", "--on", "\u20022024-04-01 ", actor=ALLOCATOR)
     assert done.code == 0, (done.stdout, done.stderr)
     assert "registered A81002" in done.stdout
+
+
+def test_a_cell_spanning_lines_is_refused_naming_the_line_its_row_starts_on(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    allocations = tmp_path / "allocations.csv"
+    allocations.write_text('practice,element,amount\n\nA81001,acute,"1\n200"\n'
+                           'A81001,prescribing,5,6\n', encoding="utf-8")
+    malformed(invoke("budget", "import", str(allocations), "--year", "2024-25",
+                     actor=ALLOCATOR), "line 3", "amount")
+    allocations.write_text('practice,element,amount\nA81001,"acute\n",1\n'
+                           'A81001,prescribing,5,6\n', encoding="utf-8")
+    malformed(invoke("budget", "import", str(allocations), "--year", "2024-25",
+                     actor=ALLOCATOR), "line 2")
+    allocations.write_text('practice,element,amount\nA81001,acute,1\n"A81001\n",acute,2,3\n',
+                           encoding="utf-8")
+    malformed(invoke("budget", "import", str(allocations), "--year", "2024-25",
+                     actor=ALLOCATOR), "line 3")
+    assert head(db_url) == before
+
+
+def test_a_file_that_never_ends_or_holds_a_nul_byte_is_refused_early(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    for device in ("/dev/zero", "/dev/urandom"):
+        malformed(invoke("apply", device, actor=ALLOCATOR), device)
+        malformed(invoke("budget", "import", device, "--year", "2024-25", actor=ALLOCATOR),
+                  device)
+        malformed(invoke("practice", "import", device, actor=ALLOCATOR), device)
+    holed = tmp_path / "holed.csv"
+    holed.write_bytes(b"practice,element,amount\nA81001,acute,1\x0000\n")
+    malformed(invoke("budget", "import", str(holed), "--year", "2024-25", actor=ALLOCATOR),
+              "NUL byte at byte 38")
+    split = tmp_path / "split.jsonl"
+    # A character cut across the reader's chunks still reads as itself.
+    split.write_bytes(b" " * (1024**2 - 2) + '"\u00e9"\n'.encode())
+    done = invoke("apply", str(split), actor=ALLOCATOR)
+    assert done.code == 2, done.stderr
+    assert "not UTF-8" not in done.stderr, done.stderr
+    assert head(db_url) == before

@@ -141,3 +141,22 @@ def test_a_token_is_read_only_by_a_json_boolean_alone(served: tuple[TestClient, 
                        json={"actor": "consortium:16C", "read_only": True})
     assert made.status_code == 201, made.text
     assert "(read-only)" in made.json()["summary"]
+
+
+def test_an_idempotency_key_refusal_names_the_character_the_client_sent(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = (b"Authorization", f"Bearer {secret}".encode())
+    before = head(client, secret)
+    body = b'{"practice": "A81002", "name": "X", "list_size": 3}'
+    for sent, named in (("w\u200b1", "U+200B ZERO WIDTH SPACE"), ("w\u00e91", "U+00E9")):
+        refused(client.post("/practice/register", content=body,
+                            headers=[auth, (b"Content-Type", b"application/json"),
+                                     (b"Idempotency-Key", sent.encode("utf-8"))]),
+                400, "command id", named)
+    # Bytes that are not UTF-8 are named as the server read them.
+    refused(client.post("/practice/register", content=body,
+                        headers=[auth, (b"Content-Type", b"application/json"),
+                                 (b"Idempotency-Key", b"w\xff1")]),
+            400, "command id", "U+00FF")
+    assert head(client, secret) == before
