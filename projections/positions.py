@@ -38,6 +38,7 @@ from projections.core import (
     Add,
     BulkApply,
     Change,
+    Key,
     Positioned,
     Projection,
     Put,
@@ -186,6 +187,19 @@ def status(_state: State, item: Positioned) -> list[Change]:
     return [Put(STATUS, (e.practice, e.year, e.effective_on, item.position), (hard,))]
 
 
+def _add(table: dict[Key, list[int]], key: Key,
+         deltas: tuple[int, int, int, int]) -> None:
+    """Add `deltas` (allocated, committed, settled, outstanding pence) to `table[key]`."""
+    total = table.get(key)
+    if total is None:
+        table[key] = list(deltas)
+    else:
+        total[0] += deltas[0]
+        total[1] += deltas[1]
+        total[2] += deltas[2]
+        total[3] += deltas[3]
+
+
 class PositionsBulk:
     """The applies above over stored fields, for a rebuild from zero."""
 
@@ -198,24 +212,8 @@ class PositionsBulk:
 
         def moved(practice: str, year: str, element: str, on: str,
                   deltas: tuple[int, int, int, int]) -> None:
-            key = (practice, year, element)
-            total = totals.get(key)
-            if total is None:
-                totals[key] = list(deltas)
-            else:
-                total[0] += deltas[0]
-                total[1] += deltas[1]
-                total[2] += deltas[2]
-                total[3] += deltas[3]
-            dated = (practice, year, element, on)
-            total = days.get(dated)
-            if total is None:
-                days[dated] = list(deltas)
-            else:
-                total[0] += deltas[0]
-                total[1] += deltas[1]
-                total[2] += deltas[2]
-                total[3] += deltas[3]
+            _add(totals, (practice, year, element), deltas)
+            _add(days, (practice, year, element, on), deltas)
 
         def b_allocated(_p: int, _v: int, f: dict[str, Any]) -> None:
             practice, year, on = f["practice"], f["year"], f["effective_on"]
