@@ -70,11 +70,7 @@ def create_statements(dialect: Dialect) -> list[str]:
 
 
 def dialect_of(store: EventStore) -> Dialect:
-    recorder = store.app.recorder
-    if store.target.kind == "postgres":
-        schema = recorder.datastore.schema  # type: ignore[attr-defined]
-        return Dialect("postgres", str(schema), str(recorder.events_table_name))  # type: ignore[attr-defined]
-    return Dialect("sqlite", "", str(recorder.events_table_name))  # type: ignore[attr-defined]
+    return store.recorder.dialect
 
 
 @contextmanager

@@ -7,7 +7,7 @@ adapts them to SQLite or PostgreSQL (schema-qualified names, `%s`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -33,6 +33,8 @@ class Dialect:
     kind: str  # "sqlite" | "postgres"
     schema: str
     events_table: str
+    _adapted: dict[str, str] = field(default_factory=dict, compare=False, hash=False,
+                                     repr=False)
 
     def table(self, name: str) -> str:
         return f'"{self.schema}"."{name}"' if self.kind == "postgres" else name
@@ -51,9 +53,13 @@ class Dialect:
         `{events}` and `{position}` are the events table and its position column;
         any other `{name}` is the side table `ledger_<name>`.
         """
-        names = _Names(self)
-        text = text.format_map(names)
-        return text.replace("?", "%s") if self.kind == "postgres" else text
+        adapted = self._adapted.get(text)
+        if adapted is None:  # each statement is adapted once: a command runs the same dozen
+            adapted = text.format_map(_Names(self))
+            if self.kind == "postgres":
+                adapted = adapted.replace("?", "%s")
+            self._adapted[text] = adapted
+        return adapted
 
 
 class _Names(dict[str, str]):

@@ -15,6 +15,7 @@ and could be rebuilt from them; they exist so the write path never scans.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -179,7 +180,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         ]
         super().create_table()
 
-    @property
+    @functools.cached_property
     def dialect(self) -> Dialect:
         return Dialect("sqlite", "", self.events_table_name)
 
