@@ -16,7 +16,7 @@ DEFAULT_BATCH = 2_000
 
 def read_lines(path: Path) -> list[str]:
     """The file's lines; a file that cannot be read at all is a usage error (exit 2)."""
-    from ledger.application.imports import read_text  # noqa: PLC0415 - fast --help
+    from ledger.application.files import read_text  # noqa: PLC0415 - fast --help
 
     # Only newlines end a line: JSON strings may hold other line separators. A byte-order
     # mark before the first line (as some editors save) is read as nothing.

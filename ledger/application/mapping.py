@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from ledger.application.files import read_text
 from ledger.domain.characters import refuse_unprintable
 from ledger.domain.errors import InvalidInput
 from ledger.domain.values import ELEMENTS, shown
@@ -292,10 +293,12 @@ def _looks_like_a_field(key: str) -> bool:
 def _read_mapping_file(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
     try:
         # A byte-order mark (as Windows editors save UTF-8) is read as nothing, as in CSV.
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except OSError as error:
-        raise InvalidInput("mapping", f"cannot read {path}: {error.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        text = read_text(path, encoding="utf-8-sig")
+    except InvalidInput as error:
+        raise InvalidInput("mapping", error.message) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         raise InvalidInput("mapping", f"{path.name} is not a TOML mapping file: {error}") from None
     extra = sorted(set(data) - {"map", "ignore"})
     mapped = data.get("map", {})

@@ -432,6 +432,10 @@ def test_a_device_that_never_ends_is_refused_early(
         malformed(invoke("budget", "import", device, "--year", "2024-25", actor=ALLOCATOR),
                   device)
         malformed(invoke("practice", "import", device, actor=ALLOCATOR), device)
+        published = tmp_path / "published.csv"
+        published.write_text("Code,N,Pop\nA81002,Queens,9000\n", encoding="utf-8")
+        malformed(invoke("practice", "import", str(published), "--mapping", device,
+                         actor=ALLOCATOR), device, "[rule: mapping]")
     holed = tmp_path / "holed.csv"
     holed.write_bytes(b"practice,element,amount\nA81001,acute,1\x0000\n")
     # In a regular file, the parser names the NUL's line and column.

@@ -1,0 +1,68 @@
+"""Reading the files staff give the ledger (`apply` lines, CSV imports, mapping files).
+
+One reader for all of them, so each is bounded the same way: UTF-8, at most
+MAX_INPUT_BYTES, and a device or pipe that never ends is refused early.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import stat
+from pathlib import Path
+
+from ledger.domain.errors import InvalidInput
+
+MAX_INPUT_BYTES = 4 * 1024**3
+_CHUNK = 1024**2
+
+
+def read_text(path: Path, *, encoding: str = "utf-8") -> str:
+    """A whole UTF-8 text file of at most MAX_INPUT_BYTES, read a chunk at a time.
+
+    Raises InvalidInput (rule `file`, exit 2) for a file that cannot be read, is
+    larger or is not UTF-8, as soon as the chunk that shows it is read. A file that is
+    not a regular file (a device or pipe, which may never end: `/dev/zero`,
+    `/dev/urandom`) is also refused at its first NUL byte, rather than read until
+    memory runs out; in a regular file a NUL is left to the parser, which names its
+    line and field.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    parts: list[str] = []
+    read = 0
+    try:
+        with path.open("rb") as stream:
+            endless = not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+            while chunk := stream.read(_CHUNK):
+                _check_chunk(path, chunk, read, endless=endless)
+                parts.append(_decode(path, decoder, chunk, read))
+                read += len(chunk)
+        parts.append(_decode(path, decoder, b"", read, final=True))
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidInput("file", f"cannot read {path}: {reason}") from None
+    return "".join(parts)
+
+
+MAX_INPUT_BYTES = 4 * 1024**3
+_CHUNK = 1024**2
+
+
+def _check_chunk(path: Path, chunk: bytes, before: int, *, endless: bool) -> None:
+    if before + len(chunk) > MAX_INPUT_BYTES:
+        raise InvalidInput("file", f"{path} is larger than {MAX_INPUT_BYTES // 1024**3} GiB: "
+                           "split it into smaller files")
+    nul = chunk.find(b"\x00") if endless else -1
+    if nul >= 0:
+        raise InvalidInput("file", f"{path} holds a NUL byte at byte {before + nul}: "
+                           "it is not a text file")
+
+
+def _decode(path: Path, decoder: codecs.IncrementalDecoder, chunk: bytes, before: int, *,
+            final: bool = False) -> str:
+    try:
+        return decoder.decode(chunk, final)
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            "file", f"{path} is not UTF-8 text (byte {before + error.start} cannot be read)"
+        ) from None
