@@ -19,7 +19,6 @@ private key is kept as `PRIVATE+KEY+name+keyid+base64(0x04 || 32-byte seed)`.
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,27 +28,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ledger.audit.note import (
     ED25519,
+    SIGNATURE_PREFIX,
     NoteError,
     Verifier,
     b64decode,
     check_name,
     check_text,
     format_vkey,
+    key_id,
     split_note,
     split_vkey,
 )
 
 COSIGNATURE_V1 = 0x04
-_SIG_PREFIX = "\u2014 "
 _TIMESTAMP = struct.Struct(">Q")
 _BLOB_SIZE = 4 + 8 + 64
 MAX_TIMESTAMP = 2**63 - 1
-
-
-def cosignature_key_id(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(
-        name.encode() + b"\n" + bytes([COSIGNATURE_V1]) + public_key
-    ).digest()[:4]
 
 
 def cosigned_message(text: str, timestamp: int) -> bytes:
@@ -69,7 +63,7 @@ class WitnessVerifier:
 
     @property
     def key_id(self) -> bytes:
-        return cosignature_key_id(self.name, self.public_key)
+        return key_id(self.name, COSIGNATURE_V1, self.public_key)
 
     @property
     def vkey(self) -> str:
@@ -97,7 +91,7 @@ def parse_witness_key(text: str) -> WitnessVerifier:
     if algorithm == ED25519:
         expected = Verifier(name, public_key).key_id
     elif algorithm == COSIGNATURE_V1:
-        expected = cosignature_key_id(name, public_key)
+        expected = key_id(name, COSIGNATURE_V1, public_key)
     else:
         raise NoteError("the witness key is not an Ed25519 cosignature key")
     if expected.hex() != hex_id:
@@ -121,7 +115,7 @@ class WitnessSigner:
             raise NoteError("a cosignature needs a timestamp after 1970")
         signature = self.private_key.sign(cosigned_message(text, timestamp))
         blob = self.verifier.key_id + _TIMESTAMP.pack(timestamp) + signature
-        return f"{_SIG_PREFIX}{self.name} {base64.b64encode(blob).decode()}\n"
+        return f"{SIGNATURE_PREFIX}{self.name} {base64.b64encode(blob).decode()}\n"
 
     def private_text(self) -> str:
         seed = self.private_key.private_bytes_raw()
@@ -189,7 +183,8 @@ def signature_lines(body: str) -> list[str]:
         raise NoteError("a cosignature answer ends with a newline")
     lines = body.splitlines(keepends=True)
     for line in lines:
-        if not line.startswith(_SIG_PREFIX) or " " not in line[len(_SIG_PREFIX) :].strip():
+        if (not line.startswith(SIGNATURE_PREFIX)
+                or " " not in line[len(SIGNATURE_PREFIX) :].strip()):
             raise NoteError(f"not a signature line: {line[:40]!r}")
     if not lines:
         raise NoteError("the answer holds no cosignature")

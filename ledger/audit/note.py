@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ED25519 = 0x01
-_SIG_PREFIX = "\u2014 "  # em dash, space
+SIGNATURE_PREFIX = "\u2014 "  # em dash, space: how every signed-note signature line begins
 _NAME = re.compile(r"[^\s+]+")
 
 
@@ -41,8 +41,9 @@ class SignatureInvalid(NoteError):  # noqa: N818 - a verdict
     """A well-formed note that the trusted key did not sign (or not as it reads now)."""
 
 
-def key_id(name: str, public_key: bytes) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()[:4]
+def key_id(name: str, algorithm: int, public_key: bytes) -> bytes:
+    """The signed-note key ID: SHA-256(name || 0x0A || algorithm byte || key)[:4]."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([algorithm]) + public_key).digest()[:4]
 
 
 def check_name(name: str) -> None:
@@ -65,7 +66,7 @@ class Verifier:
 
     @property
     def key_id(self) -> bytes:
-        return key_id(self.name, self.public_key)
+        return key_id(self.name, ED25519, self.public_key)
 
     @property
     def vkey(self) -> str:
@@ -129,7 +130,7 @@ class Signer:
         check_text(text)
         signature = self.private_key.sign(text.encode())
         blob = base64.b64encode(self.verifier.key_id + signature).decode()
-        return f"{text}\n{_SIG_PREFIX}{self.name} {blob}\n"
+        return f"{text}\n{SIGNATURE_PREFIX}{self.name} {blob}\n"
 
 
 def check_text(text: str) -> None:
@@ -166,9 +167,9 @@ def split_note(note: str) -> tuple[str, list[Signature]]:
     check_text(text)
     signatures: list[Signature] = []
     for line in sig_block.splitlines():
-        if not line.startswith(_SIG_PREFIX):
+        if not line.startswith(SIGNATURE_PREFIX):
             raise NoteError(f"malformed signature line {line[:40]!r}")
-        name, _, blob = line[len(_SIG_PREFIX) :].partition(" ")
+        name, _, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
         check_name(name)
         raw = b64decode(blob, "a signature")
         if len(raw) < 5:
