@@ -16,7 +16,7 @@ whole log.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -232,25 +232,35 @@ def _check_hashes(*hashes: bytes) -> None:
             raise ProofError(f"a hash must be {HASH_SIZE} bytes, not {len(h)}")
 
 
+def _climb(fn: int, sn: int, proof: Sequence[bytes], what: str
+           ) -> Iterator[tuple[bytes, bool]]:
+    """Each proof hash with whether it is the left sibling, walking up from node `fn` of
+    a tree whose last node is `sn`: the loop RFC 9162 §2.1.3.2 and §2.1.4.2 share.
+
+    ProofError (naming `what` proof) when the proof is longer or shorter than the walk.
+    """
+    for p in proof:
+        if sn == 0:
+            raise ProofError(f"{what} proof is too long")
+        is_left = bool(fn & 1) or fn == sn
+        yield p, is_left
+        if is_left:
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(f"{what} proof is too short")
+
+
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of size {size}")
     _check_hashes(leaf, *proof)
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise ProofError("inclusion proof is too long")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("inclusion proof is too short")
+    r = leaf
+    for p, is_left in _climb(index, size - 1, proof, "inclusion"):
+        r = node_hash(p, r) if is_left else node_hash(r, p)
     return r
 
 
@@ -289,21 +299,12 @@ def verify_consistency(  # noqa: PLR0912 - RFC 9162 §2.1.4.2, step by step
         fn >>= 1
         sn >>= 1
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency proof is too long")
-        if fn & 1 or fn == sn:
+    for c, is_left in _climb(fn, sn, path[1:], "consistency"):
+        if is_left:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError("consistency proof is too short")
     if fr != old_root:
         raise ProofError(f"consistency proof does not lead to the root of size {old_size}")
     if sr != new_root:
