@@ -24,6 +24,7 @@ from ledger.application.mapping import (
     LIST_SIZE_FIELDS,
     PRACTICE_FIELDS,
     ColumnMap,
+    missing_columns,
     weighted_of,
 )
 from ledger.application.service import Clock, Outcome, Request
@@ -170,11 +171,7 @@ def _check_header(header: list[str], required: Sequence[str], source: str) -> No
         seen[name] = number
     missing = [c for c in required if c not in seen]
     if missing:
-        raise InvalidInput(
-            "csv-header",
-            f"{source} line 1: missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (the header has: {', '.join(h for h in header if h)})",
-        )
+        raise missing_columns(source, missing, header)
 
 
 def _cell(row: Row, column: str, source: str) -> str:

@@ -188,12 +188,8 @@ class ColumnMap:
             taken[name] = column
         missing = [f for f in required if f not in taken]
         if missing:
-            raise InvalidInput(
-                "csv-header",
-                f"{source} line 1: missing column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} (the header has: {', '.join(h for h in header if h)}; "
-                "map a column with --map FIELD=COLUMN)",
-            )
+            raise missing_columns(source, missing, header,
+                                  hint="; map a column with --map FIELD=COLUMN")
         return chosen
 
     def values(self, chosen: dict[str, str], row: dict[str, str], where: str
@@ -240,6 +236,17 @@ def _refuse_a_column_mapped_and_ignored(pairs: Sequence[tuple[str, str]],
             f"{where}: column{'s' if len(both) > 1 else ''} "
             f"{', '.join(repr(c) for c in both)} both mapped and ignored: do one",
         )
+
+
+def missing_columns(source: str, missing: Sequence[str], header: Sequence[str], *,
+                    hint: str = "") -> InvalidInput:
+    """The refusal of a CSV header without the `missing` required columns, naming the
+    columns it has (`hint`, when given, ends the parenthesis: how to supply them)."""
+    return InvalidInput(
+        "csv-header",
+        f"{source} line 1: missing column{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(missing)} (the header has: {', '.join(h for h in header if h)}{hint})",
+    )
 
 
 def _refusal(source: str, refused: list[str], *, strict: bool) -> InvalidInput:
