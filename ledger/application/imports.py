@@ -76,6 +76,10 @@ class CsvFile:
     def header(self, required: Sequence[str]) -> list[str]:
         """The header row's column names, as written."""
         reader = csv.reader(io.StringIO(self.text, newline=""), strict=True)
+        return self._header_row(reader, required)
+
+    def _header_row(self, reader: Iterator[list[str]], required: Sequence[str]) -> list[str]:
+        """The reader's first row; InvalidInput naming `required` when the file is empty."""
         try:
             return next(reader)
         except StopIteration:
@@ -102,13 +106,7 @@ class CsvFile:
         before the header is read as nothing.
         """
         reader = csv.reader(io.StringIO(self.text, newline=""), strict=True)
-        try:
-            header = [h.strip().lower() for h in next(reader)]
-        except StopIteration:
-            raise InvalidInput("csv-header", f"{self.source} is empty: it needs a header row "
-                               f"({','.join(required)})") from None
-        except csv.Error as error:
-            raise InvalidInput("csv", f"{self.source} line 1: {error}") from None
+        header = [h.strip().lower() for h in self._header_row(reader, required)]
         for number, name in enumerate(header, 1):
             _printable(name, self.source, 1, f"header column {number}")
         _check_header(header, required, self.source)

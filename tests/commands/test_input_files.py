@@ -128,6 +128,26 @@ def test_a_practices_row_with_a_cell_too_many_is_refused(
     assert head(db_url) == 0
 
 
+@pytest.mark.parametrize(
+    ("command", "header"),
+    [
+        pytest.param(("budget", "import", "--year", "2024-25"), "(practice,element,amount)",
+                     id="columns read by name"),
+        pytest.param(("practice", "import"), "(practice,name,list_size)",
+                     id="columns read through a mapping"),
+    ],
+)
+def test_an_empty_csv_file_is_refused_naming_the_header_it_needs(
+    invoke: Ledger, db_url: str, tmp_path: Path, command: tuple[str, ...], header: str
+) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("", encoding="utf-8")
+    result = invoke(*command[:2], str(path), *command[2:], actor=ALLOCATOR)
+    assert result.code == EXIT_USAGE
+    result.one_line_error(f"empty.csv is empty: it needs a header row {header}")
+    assert head(db_url) == 0
+
+
 # --- JSON lines of `ledger apply` ------------------------------------------------------
 
 
