@@ -30,12 +30,9 @@ import argparse
 import contextlib
 import functools
 import json
-import os
 import queue
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,6 +46,7 @@ from typing import Any
 import httpx
 import psycopg
 from psycopg import sql
+from write_path import serving  # bench/ is on the path when run as a script
 
 from ledger.application.access import new_token
 from ledger.application.commands import build_command
@@ -60,7 +58,6 @@ PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 ALLOCATOR = "allocator:Q71"
 CLIENTS = 8
 WRITERS = 16  # practices that commit, each with its own token
-REPO = Path(__file__).resolve().parents[1]
 
 
 def practices(n: int) -> list[str]:
@@ -102,27 +99,6 @@ def build(db: str, n: int) -> tuple[str, dict[str, str]]:
             writers[p] = one.secret
         JointReads(ledger.store, today=datetime.now(UTC).date()).holders()  # catch up once
         return token.secret, writers
-
-
-@contextlib.contextmanager
-def served(db: str, port: int) -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env["PYTHONPATH"] = str(REPO)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "commands", "--db", db, "serve", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{base}/health", timeout=2)
-                break
-            time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -204,8 +180,7 @@ def bench(db: str, n_practices: int, n_requests: int, n_events: int) -> None:
         start = time.perf_counter()
         direct_feed = sum(1 for _ in ledger.store.iter_events(0)) / (time.perf_counter() - start)
 
-    port = 18000 + os.getpid() % 1000
-    with served(db, port) as base:
+    with serving(db, group_commit=True) as base:
         def http_holders(p: str) -> None:
             client().get(f"{base}/holders", params={"practice": p}).raise_for_status()
 
