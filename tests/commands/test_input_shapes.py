@@ -20,6 +20,8 @@ from ledger.bootstrap import bootstrap
 from tests.commands.conftest import Ledger, Run, clean_env, head, ledger_executable
 
 ALLOCATOR = "allocator:Q71"
+# Reads a published file's columns Code, N and Pop, rounding Pop to a whole list size.
+ROUNDING_MAPPING = '[map]\npractice = "Code"\nname = "N"\nlist_size = "round(Pop)"\n'
 
 
 def seed(db: str) -> None:
@@ -169,8 +171,7 @@ def test_a_mapped_column_named_by_punctuation_alone_is_refused_not_skipped(
     seed(db_url)
     before = head(db_url)
     mapping = tmp_path / "map.toml"
-    mapping.write_text('[map]\npractice = "Code"\nname = "N"\nlist_size = "round(Pop)"\n',
-                       encoding="utf-8")
+    mapping.write_text(ROUNDING_MAPPING, encoding="utf-8")
     published = tmp_path / "published.csv"
     for column in ("-", "_", "- _"):
         published.write_text(f"Code,N,Pop,{column}\nA81002,X,10.5,999\n", encoding="utf-8")
@@ -188,8 +189,7 @@ def test_a_list_size_to_round_that_is_not_a_number_is_named_as_a_list_size(
     seed(db_url)
     before = head(db_url)
     mapping = tmp_path / "map.toml"
-    mapping.write_text('[map]\npractice = "Code"\nname = "N"\nlist_size = "round(Pop)"\n',
-                       encoding="utf-8")
+    mapping.write_text(ROUNDING_MAPPING, encoding="utf-8")
     published = tmp_path / "published.csv"
     for population in ("-0.4", "1e3", "4,06.5", "NaN"):
         published.write_text(f'Code,N,Pop\nA81002,X,"{population}"\n', encoding="utf-8")

@@ -16,6 +16,17 @@ REGISTERED = NHS / "gp-reg-pat-prac-all.csv"
 REGISTERED_MAP = NHS / "nhsd-registered-patients.toml"
 
 
+# A published file of one practice, its columns named as its publisher names them, and a
+# mapping that reads every one of them.
+PUBLISHED = "Code,Name,Pop,WP\nA81001,Surgery One,4069,5000.5\n"
+EVERY_COLUMN_MAPPED = '[map]\npractice = "Code"\nname = "Name"\nlist_size = "Pop"\nacute = "WP"\n'
+
+
+def written(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def events(invoke: Ledger) -> list[dict[str, object]]:
     return [json.loads(line) for line in invoke("events").stdout.splitlines()]
 
@@ -119,12 +130,8 @@ def test_a_malformed_mapping_file_is_a_usage_error(invoke: Ledger, tmp_path: Pat
 def test_a_column_mapped_to_two_fields_is_refused_not_read_as_one_of_them(
     run_ledger: Ledger, db_url: str, tmp_path: Path
 ) -> None:
-    published = tmp_path / "wp.csv"
-    published.write_text("Code,Name,Pop,WP\nA81001,Surgery One,4069,5000.5\n",
-                         encoding="utf-8")
-    mapping = tmp_path / "m.toml"
-    mapping.write_text('[map]\npractice = "Code"\nname = "Name"\nlist_size = "Pop"\n'
-                       'acute = "WP"\n', encoding="utf-8")
+    published = written(tmp_path / "wp.csv", PUBLISHED)
+    mapping = written(tmp_path / "m.toml", EVERY_COLUMN_MAPPED)
     for given in (["--map", "prescribing=wp"], ["--map", "community= WP "]):
         done = run_ledger("practice", "import", str(published), "--mapping", str(mapping),
                           *given, "--on", "2025-04-01", actor=ALLOCATOR)
@@ -136,9 +143,7 @@ def test_a_column_mapped_to_two_fields_is_refused_not_read_as_one_of_them(
 def test_a_column_both_mapped_and_ignored_is_refused_where_one_place_says_both(
     run_ledger: Ledger, db_url: str, tmp_path: Path
 ) -> None:
-    published = tmp_path / "wp.csv"
-    published.write_text("Code,Name,Pop,WP\nA81001,Surgery One,4069,5000.5\n",
-                         encoding="utf-8")
+    published = written(tmp_path / "wp.csv", PUBLISHED)
     names = ["--map", "practice=Code", "--map", "name=Name", "--map", "list_size=Pop"]
     done = run_ledger("practice", "import", str(published), *names, "--map", "acute=WP",
                       "--ignore", " wp ", "--on", "2025-04-01", actor=ALLOCATOR)
@@ -163,18 +168,13 @@ def test_a_column_both_mapped_and_ignored_is_refused_where_one_place_says_both(
 def test_an_option_overrides_what_the_mapping_file_says_of_a_column(
     run_ledger: Ledger, db_url: str, tmp_path: Path
 ) -> None:
-    published = tmp_path / "wp.csv"
-    published.write_text("Code,Name,Pop,WP\nA81001,Surgery One,4069,5000.5\n",
-                         encoding="utf-8")
-    ignoring = tmp_path / "ignoring.toml"
-    ignoring.write_text('ignore = ["WP"]\n[map]\npractice = "Code"\nname = "Name"\n'
-                        'list_size = "Pop"\n', encoding="utf-8")
+    published = written(tmp_path / "wp.csv", PUBLISHED)
+    ignoring = written(tmp_path / "ignoring.toml", 'ignore = ["WP"]\n[map]\npractice = "Code"\n'
+                       'name = "Name"\nlist_size = "Pop"\n')
     done = run_ledger("practice", "import", str(published), "--mapping", str(ignoring),
                       "--map", "acute=WP", "--on", "2025-04-01", actor=ALLOCATOR)
     assert done.code == 0, done.stderr
-    mapping = tmp_path / "mapping.toml"
-    mapping.write_text('[map]\npractice = "Code"\nname = "Name"\nlist_size = "Pop"\n'
-                       'acute = "WP"\n', encoding="utf-8")
+    mapping = written(tmp_path / "mapping.toml", EVERY_COLUMN_MAPPED)
     published.write_text("Code,Name,Pop,WP\nA81002,Surgery Two,3000,9.5\n", encoding="utf-8")
     done = run_ledger("practice", "import", str(published), "--mapping", str(mapping),
                       "--ignore", "WP", "--on", "2025-04-01", actor=ALLOCATOR)
