@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from ledger.store.dialect import Cursor, Dialect
 from ledger.store.mapper import decodes_exactly, readable, stored_version
 
@@ -97,6 +99,41 @@ def check(select: Select, dialect: Dialect, *, catalogued: bool = True
                             int(position))
         tail.append((int(position), str(topic), version))
     return tail
+
+
+def probe_columns(dialect: Dialect) -> str:
+    """What `check` reads, as three scalar subqueries for one SELECT list (named
+    `ledger_head`, `ledger_checked`, `ledger_kinds`).
+
+    In order: the log's head (its highest position, 0 when empty), the checked
+    position (0 before any), and the catalogue as JSON text, an array of
+    [topic, version, first position] in first-position order (NULL when empty).
+    Read together by `check_probed`, so a read that finds nothing unchecked makes
+    one round trip for all of it.
+    """
+    if dialect.kind == "postgres":
+        kinds = ("(SELECT json_agg(json_build_array(topic, version, first_position) "
+                 "ORDER BY first_position)::text FROM {event_kinds})")
+    else:
+        kinds = ("(SELECT json_group_array(json_array(topic, version, first_position)) "
+                 "FROM (SELECT topic, version, first_position FROM {event_kinds} "
+                 "ORDER BY first_position))")
+    return dialect.sql("(SELECT COALESCE(MAX({position}), 0) FROM {events}) AS ledger_head, "  # noqa: S608
+                       "COALESCE((SELECT position FROM {kinds_checked} WHERE id = 1), 0) "
+                       f"AS ledger_checked, {kinds} AS ledger_kinds")
+
+
+def check_probed(select: Select, dialect: Dialect, head: int, checked: int,
+                 kinds: str | None) -> None:
+    """`check` from the values `probe_columns` read: raise UnreadableEvent for the first
+    catalogued kind this code cannot read; when the head is past the checked position
+    (events written some other way), read and check that tail as `check` does."""
+    for topic, version, first in orjson.loads(kinds or "[]"):
+        problem = readable(str(topic), int(version))
+        if problem is not None:
+            raise problem.at(int(first))
+    if head > checked:
+        check(select, dialect)
 
 
 def record(cursor: Cursor, dialect: Dialect, rows: Iterable[tuple[int, str, int]],

@@ -220,10 +220,37 @@ class EventStore:
         An unknown topic or a newer schema version anywhere in the log stops every
         read and write with the first position that holds it (catalogue.py).
         """
+        self.readable_head()
+
+    def readable_head(self, columns: str = "", params: Sequence[Any] = ()
+                      ) -> tuple[int, tuple[Any, ...]]:
+        """`ensure_readable`, and the log's head, in one statement with `columns`.
+
+        `columns` is more of the SELECT list (scalar SQL, `?` for the `params`, each
+        column named apart with `AS name`: PostgreSQL rows come back by name),
+        read in the same statement (on PostgreSQL, the same snapshot) as the head.
+        Returns (head, the values of `columns`). Raises UnreadableEvent as
+        `ensure_readable` does; events past the checked position cost one more read.
+        """
+        dialect = self.recorder.dialect
         if not self._catalogued:
-            self._catalogued = catalogue.exists(self.recorder.select_rows, self.recorder.dialect)
-        catalogue.check(self.recorder.select_rows, self.recorder.dialect,
-                        catalogued=self._catalogued)
+            self._catalogued = catalogue.exists(self.recorder.select_rows, dialect)
+        if not self._catalogued:
+            catalogue.check(self.recorder.select_rows, dialect, catalogued=False)
+            head_only = dialect.sql(
+                "SELECT (SELECT COALESCE(MAX({position}), 0) FROM {events}) AS ledger_head")
+            row = self._select_one(head_only + (f", {columns}" if columns else ""), params)
+            return int(row[0]), row[1:]
+        probe = "SELECT " + catalogue.probe_columns(dialect) + (f", {columns}" if columns else "")
+        head, checked, kinds, *rest = self._select_one(probe, params)
+        catalogue.check_probed(self.recorder.select_rows, dialect, int(head), int(checked),
+                               kinds)
+        return int(head), tuple(rest)
+
+    def _select_one(self, statement: str, params: Sequence[Any]) -> tuple[Any, ...]:
+        if self.target.kind == "postgres":
+            statement = statement.replace("?", "%s")
+        return self.recorder.select_rows(statement, tuple(params))[0]
 
     def append(self, events: Sequence[LedgerEvent], indexes: Indexes) -> list[int]:
         """Write events and their indexes in one transaction; returns their positions.

@@ -4,21 +4,27 @@ answers for an auditor's scenario, and rebuild equal to incremental catch-up."""
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from ledger.auditlog.tables import transaction
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain import events as ev
-from ledger.domain.errors import InvalidInput, NotFound
+from ledger.domain.errors import InvalidInput, NotFound, UnreadableEvent
 from ledger.domain.values import ELEMENTS, Element, FinancialYear
+from ledger.store import catalogue
 from projections import materialise
 from projections.core import MemoryState, fold, positioned
 from projections.materialise import Cache, Materialiser, TrackingConflictError
 from projections.positions import POSITIONS, TOTALS
 from projections.queries import Reads
 from projections.registry import PROJECTIONS
+from tests.ledger.application.scenario import commit as commit_by_command
+from tests.ledger.application.scenario import seed as seed_by_commands
+from tests.pg_round_trips import round_trips
 from tests.projections.builders import History, append, random_history
 
 D = date
@@ -361,6 +367,79 @@ def test_a_read_on_postgresql_opens_no_transaction_when_the_projections_are_curr
         assert reads.years() == ["2024-25"]
         assert len(reads.holders(practice="A81001", as_of=D(2024, 6, 15))) == 7
         assert opened == []
+
+
+def written_by_commands(ledger: Ledger) -> None:
+    """Practices, budgets, a consortium and a commitment, through the write path (which
+    keeps the catalogue of kinds up to the head)."""
+    seed_by_commands(ledger)
+    commit_by_command(ledger, "R-0001", "10.00")
+
+
+@pytest.mark.postgres
+def test_a_read_on_postgresql_takes_three_round_trips_when_the_projections_are_current(
+        pg_url: str) -> None:
+    with bootstrap(pg_url) as ledger:
+        written_by_commands(ledger)
+        reads = Reads(ledger.store, today=TODAY)
+        reads.holders(practice="A81001", as_of=D(2024, 6, 15))  # catches the projections up
+        reads.position(by="consortium")
+        # The readability check, the log's head and the projections' positions: one
+        # round trip; then the read's own queries (two each).
+        with round_trips(ledger.store) as holders:
+            assert len(reads.holders(practice="A81001", as_of=D(2024, 6, 15))) == 7
+        with round_trips(ledger.store) as position:
+            assert reads.position(by="consortium")
+        assert holders == [3]
+        assert position == [3]
+
+
+def test_a_read_catches_up_after_a_command_moves_the_head(ledger: Ledger, reads: Reads) -> None:
+    written_by_commands(ledger)
+    before = reads.position(practice="A81001")
+    commit_by_command(ledger, "R-0002", "25.00")
+    assert Materialiser(ledger.store).status()[0].lag > 0
+    after = reads.position(practice="A81001")
+    assert Materialiser(ledger.store).status()[0].lag == 0
+    committed = {r["element"]: r["committed_pence"] for r in after}
+    assert committed["acute"] == 3_500
+    assert committed != {r["element"]: r["committed_pence"] for r in before}
+
+
+def test_projections_count_as_current_only_when_each_is_tracked_at_the_head(
+        ledger: Ledger) -> None:
+    written_by_commands(ledger)
+    views = Materialiser(ledger.store)
+    views.catch_up(["holders", "trail"])
+    holders, trail, positions = (views.projections[n] for n in ("holders", "trail", "positions"))
+    assert views._current([holders, trail])
+    assert not views._current([holders, positions])  # one of them behind
+    with views.db.cursor(write=True) as c:
+        c.execute(f"DELETE FROM {views.db.tracking_table} "
+                  f"WHERE application_name = {views.db.p}", ("projection:trail",))
+    assert views._current([holders])
+    assert not views._current([holders, trail])  # one of them not tracked at all
+
+
+def test_a_kind_a_newer_version_catalogued_stops_the_reads(ledger: Ledger, reads: Reads) -> None:
+    written_by_commands(ledger)
+    reads.holders()
+    store = ledger.store
+    dialect = store.recorder.dialect
+    at = store.head() + 1
+    stream: Any = uuid.uuid4() if dialect.kind == "postgres" else uuid.uuid4().hex
+    with transaction(store, commit=True) as curs:  # as a newer version's write path would
+        curs.execute(dialect.sql("INSERT INTO {events} ({position}, originator_id, "
+                                 "originator_version, topic, state) VALUES (?, ?, 1, ?, ?)"),
+                     (at, stream, "ListSizeRecorded", b'{"schema_version":99}'))
+        catalogue.record(curs, dialect, [(at, "ListSizeRecorded", 99)], set())
+    with pytest.raises(UnreadableEvent) as holders:
+        reads.holders(practice="A81001", as_of=D(2024, 6, 15))
+    with pytest.raises(UnreadableEvent) as position:
+        reads.position(by="consortium")
+    with pytest.raises(UnreadableEvent) as trail:
+        reads.trail("A81001")
+    assert [e.value.position for e in (holders, position, trail)] == [at, at, at]
 
 
 def test_a_rebuild_reads_events_stored_in_an_older_schema_version_as_catch_up_does(
