@@ -231,8 +231,10 @@ class MerkleSealing:
         return lambda: _head_of(cursor)
 
     def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
-                 prepared: TreeHead | None = None) -> None:
-        seal_inserted(cursor, dialect, rows, prepared)
+                 prepared: TreeHead | None = None) -> TreeHead:
+        """Seal `rows`; `prepared` is the tree head as this transaction found it, if
+        known (read with its lock, or left by the previous write with nothing since)."""
+        return seal_inserted(cursor, dialect, rows, prepared)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,9 @@ from ledger.store.recorders import (
 
 T = TypeVar("T")
 
+# Remembered by a write once every event up to it is in the catalogue and readable.
+_CATALOGUED = "ledger.store.eventstore:catalogued"
+
 MAX_POSITION = 2**63 - 1
 """The largest position either store can hold (a signed 64-bit integer)."""
 
@@ -192,8 +195,11 @@ class EventStore:
         reads = Reads(reads.command_ids, reads.refs, reads.practices,
                       [*reads.rows, *catalogue.check_statements(dialect)])
         with self.recorder.write_transaction(reads) as cursor:
-            # Refuse to add to a log this code cannot read (ledger/store/catalogue.py).
-            tail = catalogue.check(self.recorder.select_rows, dialect)
+            # Refuse to add to a log this code cannot read (ledger/store/catalogue.py):
+            # already done when this store's last write is still the last write.
+            tail: list[tuple[int, str, int]] = []
+            if not self.recorder.carried(_CATALOGUED):
+                tail = catalogue.check(self.recorder.select_rows, dialect)
             events, indexes, result = work()
             ids: Sequence[int] = ()
             if events or indexes.receipts:
@@ -202,6 +208,7 @@ class EventStore:
             rows = [*tail, *((i, e.topic, e.schema_version)
                              for i, e in zip(ids, events, strict=True))]
             added = catalogue.record(cursor, dialect, rows, self._kinds) if rows else set()
+            self.recorder.remember(_CATALOGUED, value=True)  # every event is in the catalogue
         self._kinds |= added
         return result
 

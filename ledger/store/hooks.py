@@ -11,6 +11,10 @@ pipeline) calls it there to queue the hook's own reads, then calls `finish()`
 once they have arrived and passes its result to `inserted` as `prepared`. The
 cursor given to `prepare` may be in pipeline mode: execute, do not fetch.
 Without `prepared`, `inserted` reads what it needs itself.
+
+`inserted` returns what it knows once the rows are in (the Merkle log's new tree
+head). A store that can tell nothing was written since (SQLite, recorders.py)
+passes that back as `prepared` to the next transaction's `inserted`.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ class WriteHook(Protocol):
         ...
 
     def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
-                 prepared: Any = None) -> None:
+                 prepared: Any = None) -> Any:
         """Called in the write transaction just after `rows` were inserted (position order).
+
+        Returns what the next transaction may be `prepared` with (see above), or None.
 
         On PostgreSQL the cursor may be in pipeline mode, its statements sent with COMMIT.
         """

@@ -383,6 +383,13 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                 self._known_head = txn.head
                 self._generation += 1
 
+    def carried(self, key: str) -> Any:  # noqa: ARG002 - nothing is carried here
+        """None: the first reads go with the lock in one round trip anyway (`_prefetch`)."""
+        return None
+
+    def remember(self, key: str, value: Any) -> None:
+        """Nothing is carried between transactions on PostgreSQL (`carried`)."""
+
     def insert_in_transaction(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], indexes: Indexes
     ) -> Sequence[int]:

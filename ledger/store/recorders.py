@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -110,6 +111,17 @@ class IndexedRecorder(Protocol):
 
     def select_budget_years(self, practice: str) -> list[str]: ...
 
+    def carried(self, key: str) -> Any:
+        """Inside `write_transaction`: what the previous write transaction of this recorder
+        remembered under `key`, when nothing at all has been written to the store since
+        (by anyone, any other way); None otherwise."""
+        ...
+
+    def remember(self, key: str, value: Any) -> None:
+        """Inside `write_transaction`: carry `value` to the next one (`carried`), if this
+        one commits and nothing else is written in between."""
+        ...
+
 
 def sealable(ids: Sequence[int], stored: Sequence[StoredEvent]) -> list[StoredRow]:
     """(position, stream, version, topic, state) of just-inserted events, for the sealer."""
@@ -122,18 +134,23 @@ def sealable(ids: Sequence[int], stored: Sequence[StoredEvent]) -> list[StoredRo
 def run_hooks(
     hooks: Sequence[WriteHook], cursor: Any, dialect: Dialect,
     ids: Sequence[int], stored: Sequence[StoredEvent], *, prepared: Sequence[Any] = (),
-) -> None:
+) -> list[Any]:
     """Call each write hook with the rows just inserted, in the inserting transaction.
 
-    `prepared[i]` is what hook i's `prepare` gave in this transaction (if it was called).
+    `prepared[i]` is what hook i's `prepare` gave in this transaction (if it was
+    called), or what it returned in the previous one (hooks.py). Returns what each
+    hook returned, in order.
     """
-    if hooks:
-        rows = sealable(ids, stored)
-        for i, hook in enumerate(hooks):
-            if i < len(prepared) and prepared[i] is not None:
-                hook.inserted(cursor, dialect, rows, prepared[i])
-            else:
-                hook.inserted(cursor, dialect, rows)
+    if not hooks:
+        return []
+    rows = sealable(ids, stored)
+    done: list[Any] = []
+    for i, hook in enumerate(hooks):
+        if i < len(prepared) and prepared[i] is not None:
+            done.append(hook.inserted(cursor, dialect, rows, prepared[i]))
+        else:
+            done.append(hook.inserted(cursor, dialect, rows))
+    return done
 
 
 def hook_statements(hooks: Sequence[WriteHook], dialect: Dialect) -> list[str]:
@@ -145,12 +162,49 @@ def indexes_of(kwargs: dict[str, Any]) -> Indexes:
     return indexes if isinstance(indexes, Indexes) else Indexes()
 
 
-_WRITE_CURSOR: ContextVar[SQLiteCursor | None] = ContextVar("ledger_write_cursor", default=None)
+# The last version of each stream, as of the end of the previous write transaction
+# (`carried`): a stream read or written there is not read again while nothing else
+# has been written. At most _VERSIONS_LIMIT are kept.
+_VERSIONS = "ledger.store.recorders:versions"
+_VERSIONS_LIMIT = 200_000
+
+
+@dataclass(eq=False, slots=True)
+class _SQLiteWrite:
+    """The SQLite write transaction this thread is in.
+
+    `carried` is what the previous write transaction remembered, or empty when
+    anything has been written since; `remembered` goes to the next one if this one
+    commits; `versions` is the last version of each stream known in this one.
+    `since` is (connection, its `PRAGMA data_version`, its total changes) when the
+    transaction began.
+    """
+
+    cursor: SQLiteCursor
+    since: tuple[sqlite3.Connection, int, int]
+    carried: dict[str, Any]
+    remembered: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+_WRITE: ContextVar[_SQLiteWrite | None] = ContextVar("ledger_sqlite_write", default=None)
+
+
+def _stream_key(stream_id: UUID | str) -> str:
+    return stream_id.hex if isinstance(stream_id, UUID) else stream_id
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     # Set by the store before it creates the tables (ledger/store/hooks.py).
     hooks: Sequence[WriteHook] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the last committed write transaction remembered, and the state of the
+        # store it left: (connection, PRAGMA data_version, total changes) after COMMIT.
+        self._memo: dict[str, Any] = {}
+        self._memo_since: tuple[sqlite3.Connection, int, int] | None = None
+        self._memo_lock = threading.Lock()
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -207,7 +261,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)", indexes.budget_years
             )
         ids = super()._insert_events(c, stored_events, **kwargs) or []
-        run_hooks(self.hooks, c, self.dialect, ids, stored_events)
+        write = _WRITE.get()
+        if write is None:
+            run_hooks(self.hooks, c, self.dialect, ids, stored_events)
+            return ids
+        for s in stored_events:
+            write.versions[_stream_key(s.originator_id)] = s.originator_version
+        keys = [f"hook:{i}" for i in range(len(self.hooks))]
+        done = run_hooks(self.hooks, c, self.dialect, ids, stored_events, prepared=[
+            write.remembered.get(key, write.carried.get(key)) for key in keys])
+        write.remembered.update(zip(keys, done, strict=True))
         return ids
 
     @contextmanager
@@ -222,17 +285,26 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         command makes and the events it appends are one serialisable unit: no other
         writer can slip in between. Reads made meanwhile by this thread go through
         the same connection, whose page cache is warm.
+
+        What a write transaction remembers (`remember`) is `carried` to the next
+        only if nothing was written in between: the next one runs on the same
+        connection, whose `PRAGMA data_version` (moved by every other connection's
+        commit, in this process or another) and total changes (moved by every write
+        through it, committed or rolled back) are as this one left them. A rolled
+        back transaction leaves nothing to carry.
         """
         with self.datastore.get_connection(commit=True) as conn:
             cursor = conn.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
-                token = _WRITE_CURSOR.set(cursor)
+                write = self._begin(cursor)
+                token = _WRITE.set(write)
                 try:
                     yield cursor
                 finally:
-                    _WRITE_CURSOR.reset(token)
+                    _WRITE.reset(token)
                 conn.commit()
+                self._committed(write)
             except sqlite3.IntegrityError as error:
                 conn.rollback()
                 raise IntegrityError(error) from error
@@ -244,6 +316,40 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 raise
             finally:
                 cursor.sqlite_cursor.close()
+
+    def _begin(self, cursor: SQLiteCursor) -> _SQLiteWrite:
+        """The transaction just begun (its write lock held), with what it may carry."""
+        with self._memo_lock:  # taken: a failed transaction leaves nothing behind
+            memo, since = self._memo, self._memo_since
+            self._memo, self._memo_since = {}, None
+        connection = cursor.sqlite_cursor.connection
+        cursor.execute("PRAGMA data_version")
+        now = (connection, int(cursor.fetchone()[0]), connection.total_changes)
+        if since is None or since[0] is not connection or since[1:] != now[1:]:
+            memo = {}
+        write = _SQLiteWrite(cursor, now, memo, versions=memo.get(_VERSIONS, {}))
+        if len(write.versions) > _VERSIONS_LIMIT:
+            write.versions = {}
+        write.remembered[_VERSIONS] = write.versions
+        return write
+
+    def _committed(self, write: _SQLiteWrite) -> None:
+        connection, version, changes = write.since
+        remembered = write.remembered
+        if connection.total_changes == changes:  # wrote nothing: what it carried still holds
+            remembered = {**write.carried, **remembered}
+        with self._memo_lock:
+            self._memo = remembered
+            self._memo_since = (connection, version, connection.total_changes)
+
+    def carried(self, key: str) -> Any:
+        write = _WRITE.get()
+        return None if write is None else write.carried.get(key)
+
+    def remember(self, key: str, value: Any) -> None:
+        write = _WRITE.get()
+        assert write is not None, "remember outside write_transaction"
+        write.remembered[key] = value
 
     def insert_in_transaction(
         self, cursor: SQLiteCursor, stored_events: Sequence[StoredEvent], indexes: Indexes
@@ -258,10 +364,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         transaction halves the cost of the small reads the write path makes.
         Inside `write_transaction`, reads use its cursor.
         """
-        current = _WRITE_CURSOR.get()
-        if current is not None:
-            current.execute(statement, params)
-            return list(current.fetchall())
+        write = _WRITE.get()
+        if write is not None:
+            write.cursor.execute(statement, params)
+            return list(write.cursor.fetchall())
         with self.datastore.get_connection(commit=False) as conn, conn.cursor() as c:
             try:
                 c.execute(statement, params)
@@ -325,12 +431,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[StoredEvent]:
         if lte is not None or desc or limit is not None:
             return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
-        key = originator_id.hex if isinstance(originator_id, UUID) else originator_id
+        key = _stream_key(originator_id)
+        after = gt or 0
+        write = _WRITE.get()
+        if write is not None and write.versions.get(key) == after:
+            return []  # nothing written since this stream was last at that version
         rows = self._select(
             f"SELECT originator_version, topic, state FROM {self.events_table_name} "  # noqa: S608
             "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version",
-            (key, gt or 0),
+            (key, after),
         )
+        if write is not None:
+            write.versions[key] = int(rows[-1][0]) if rows else after
         stream_id = self.convert_originator_id(key)
         return [StoredEvent(stream_id, row[0], row[1], row[2]) for row in rows]
 

@@ -1,0 +1,204 @@
+"""What a write transaction carries to the next: only while nothing else was written.
+
+On SQLite a command does not read the catalogue, the Merkle tree head or a stream it
+already knows again when this store's previous write is still the last one
+(recorders.py `carried`). These tests write in between (another process, another
+connection, the same connection another way, a rolled-back write) and check that
+the next command sees it: the budget rules, the catalogue, and a Merkle log that
+still verifies with one leaf per event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ledger.auditlog.seal import current_head
+from ledger.auditlog.tables import transaction
+from ledger.auditlog.verify import verify_store
+from ledger.bootstrap import Ledger, bootstrap
+from ledger.domain.errors import LedgerError, UnreadableEvent
+from ledger.domain.events import budget_stream
+from ledger.store import catalogue
+from tests.ledger.application.scenario import A1, ALLOCATOR, YEAR, commit, run, seed
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def sealed_every_event(ledger: Ledger) -> None:
+    """Positions run 1..n, the budget's versions 1..m, and the log verifies with n leaves."""
+    positions = [p for p, _ in ledger.store.iter_events()]
+    assert positions == list(range(1, len(positions) + 1))
+    versions = [e.originator_version for e in ledger.store.stream(budget_stream(A1, YEAR))]
+    assert versions == list(range(1, len(versions) + 1))
+    head = current_head(ledger.store)
+    assert head is not None
+    assert (head.size, head.last_position) == (len(positions), positions[-1])
+    assert verify_store(ledger.store).ok
+
+
+def count_attempts(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts write transactions: a command run on stale state conflicts and runs again."""
+    attempts: list[int] = []
+    write = ledger.store.write
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(ledger.store, "write", counted)
+    return attempts
+
+
+def hard_budget(ledger: Ledger, amount: str) -> None:
+    seed(ledger, practices=(A1,), consortium=None, amount=amount)
+    run(ledger, "budget harden", ALLOCATOR, practice=A1, year=YEAR, on="2024-04-01")
+
+
+def unknown_event(ledger: Ledger) -> tuple[str, tuple[Any, ...]]:
+    """An INSERT of an event of a kind this code does not know, in the store's dialect."""
+    stream: Any = uuid.uuid4()
+    if ledger.store.target.kind == "sqlite":
+        stream = stream.hex
+    state = orjson.dumps({"schema_version": 1, "practice": A1, "frozen": True})
+    return (ledger.store.recorder.dialect.sql(
+        "INSERT INTO {events} (originator_id, originator_version, topic, state) "
+        "VALUES (?, ?, ?, ?)"), (stream, 1, "BudgetFrozen", state))
+
+
+def test_a_command_after_another_process_wrote_sees_its_events_and_seals_after_them(
+    open_ledger: Callable[[], Ledger], db_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger = open_ledger()
+    hard_budget(ledger, "1000")
+    commit(ledger, "R-0001", "100.00")
+    go = tmp_path / "go"
+    go.touch()
+    other = subprocess.run(  # two £1 commitments to the same budget, from another process
+        [sys.executable, "-m", "tests.ledger.application.concurrent_writer", db_url, "x",
+         "2", str(go)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert other.returncode == 0, other.stderr
+    assert '"applied": 2' in other.stdout
+    attempts = count_attempts(ledger, monkeypatch)
+    with pytest.raises(LedgerError) as refused:  # 1000 - 100 - 2 leaves 898, not 899
+        commit(ledger, "R-0002", "899.00")
+    assert refused.value.rule == "hard-budget"
+    answer = commit(ledger, "R-0003", "898.00")
+    assert answer.events[-1]["version"] == 6  # allocated, hardened, 100, 1, 1, 898
+    assert len(attempts) == 2  # neither ran on stale state and conflicted
+    sealed_every_event(ledger)
+
+
+def test_a_command_after_another_connection_wrote_seals_after_its_events(
+    open_ledger: Callable[[], Ledger], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = open_ledger(), open_ledger()
+    hard_budget(first, "1000")
+    attempts = count_attempts(first, monkeypatch), count_attempts(second, monkeypatch)
+    for n in range(3):  # each write follows the other's: nothing may be carried over
+        commit(first, f"R-a{n}", "10.00")
+        commit(second, f"R-b{n}", "10.00")
+    commit(first, "R-a3", "10.00")
+    commit(first, "R-a4", "10.00")  # follows its own write: carried over
+    with pytest.raises(LedgerError) as refused:
+        commit(second, "R-b3", "920.01")  # 1000 - 8 x 10 leaves 920
+    assert refused.value.rule == "hard-budget"
+    assert [len(a) for a in attempts] == [5, 4]  # none ran on stale state and conflicted
+    sealed_every_event(first)
+
+
+@pytest.fixture
+def fail_after_sealing(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Arms a fault: the next write seals its events, then fails and rolls back."""
+    original = catalogue.record  # called after the insert and its sealing
+    armed: list[bool] = []
+
+    def record_or_fail(*args: Any, **kwargs: Any) -> Any:
+        if armed:
+            armed.clear()
+            raise RuntimeError("failed after sealing")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(catalogue, "record", record_or_fail)
+    return lambda: armed.append(True)
+
+
+def test_a_write_rolled_back_after_sealing_leaves_no_tree_head_for_the_next(
+    ledger: Ledger, fail_after_sealing: Callable[[], None], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hard_budget(ledger, "1000")
+    commit(ledger, "R-0001", "10.00")
+    fail_after_sealing()
+    with pytest.raises(RuntimeError, match="failed after sealing"):
+        commit(ledger, "R-0002", "10.00", command_id="c-rolled-back")
+    assert ledger.store.receipts(["c-rolled-back"]) == {}
+    attempts = count_attempts(ledger, monkeypatch)
+    commit(ledger, "R-0002", "10.00", command_id="c-rolled-back")
+    commit(ledger, "R-0003", "10.00")
+    assert len(attempts) == 2  # neither ran on the rolled-back head and conflicted
+    sealed_every_event(ledger)
+
+
+def test_an_unknown_event_written_on_the_stores_own_connection_stops_the_next_command(
+    ledger: Ledger,
+) -> None:
+    hard_budget(ledger, "1000")
+    commit(ledger, "R-0001", "10.00")
+    statement, params = unknown_event(ledger)
+    with transaction(ledger.store, commit=True) as curs:  # around the write path
+        curs.execute(statement, params)
+    with pytest.raises(UnreadableEvent):
+        commit(ledger, "R-0002", "10.00")
+
+
+def test_an_unknown_event_another_sqlite_connection_wrote_stops_the_next_command(
+    sqlite_path: str,
+) -> None:
+    with bootstrap(sqlite_path) as ledger:
+        hard_budget(ledger, "1000")
+        commit(ledger, "R-0001", "10.00")
+        statement, params = unknown_event(ledger)
+        with sqlite3.connect(sqlite_path) as other:
+            other.execute(statement, params)
+        with pytest.raises(UnreadableEvent):
+            commit(ledger, "R-0002", "10.00")
+
+
+def traced(ledger: Ledger) -> list[str]:
+    """Every statement the SQLite store's pooled connections run from now on."""
+    log: list[str] = []
+    pool: Any = ledger.store.app.recorder.datastore.pool  # type: ignore[attr-defined]
+    for conn in pool._pool:
+        conn._sqlite_conn.set_trace_callback(log.append)
+    return log
+
+
+def test_a_sqlite_command_after_its_own_write_reads_no_catalogue_tree_head_or_stream(
+    sqlite_path: str,
+) -> None:
+    with bootstrap(sqlite_path) as ledger:
+        hard_budget(ledger, "1000")
+        commit(ledger, "R-0001", "10.00")
+        log = traced(ledger)
+        commit(ledger, "R-0002", "10.00")
+        carried = list(log)
+        with sqlite3.connect(sqlite_path) as other:  # any write from elsewhere
+            other.execute("INSERT INTO ledger_budget_years VALUES ('X', 'Y')")
+        log.clear()
+        commit(ledger, "R-0003", "10.00")
+        fresh = list(log)
+    reads = ("FROM ledger_event_kinds", "FROM ledger_tree", "FROM stored_events")
+    assert [s for s in carried if any(r in s for r in reads)] == []
+    for read in reads:
+        assert any(read in s for s in fresh), (read, fresh)
+    assert carried[0] == "BEGIN IMMEDIATE"
+    assert carried[-1] == "COMMIT"
