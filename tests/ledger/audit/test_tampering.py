@@ -23,6 +23,7 @@ from eventsourcing.persistence import StoredEvent
 from ledger.application.commands import build_command
 from ledger.audit.bundle import BundleInvalid, load_bundle, verify_bundle
 from ledger.auditlog.proofs import AuditFailed, make_checkpoint, prove_practice, store_signer
+from ledger.auditlog.reader import snapshot
 from ledger.auditlog.seal import SealError, seal, seal_rows
 from ledger.auditlog.tables import ensure_tables, fetch, transaction
 from ledger.auditlog.verify import (
@@ -168,6 +169,16 @@ def test_a_deleted_event_is_found(sealed: tuple[Ledger, Db]) -> None:
     ledger, db = sealed
     db.run(f"DELETE FROM {db.events} WHERE {db.pos} = ?", (5,))
     assert_first(check(ledger), DELETED, 5)
+
+
+def test_the_events_between_two_positions_are_those_in_the_range_gaps_or_not(
+        sealed: tuple[Ledger, Db]) -> None:
+    ledger, db = sealed
+    db.run(f"DELETE FROM {db.events} WHERE {db.pos} IN (?, ?)", (5, 7))
+    with snapshot(ledger.store) as reader:
+        for after, upto in [(0, 11), (3, 6), (4, 5), (5, 7), (6, 8), (2, 2), (9, 40)]:
+            found = [row[0] for row in reader.events_between(after, upto)]
+            assert found == [p for p in db.positions() if after < p <= upto], (after, upto)
 
 
 def test_an_inserted_event_is_found(sealed: tuple[Ledger, Db]) -> None:
