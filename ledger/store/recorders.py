@@ -194,6 +194,13 @@ def _stream_key(stream_id: UUID | str) -> str:
     return stream_id.hex if isinstance(stream_id, UUID) else stream_id
 
 
+BULK_ROWS = 8
+"""Events from which one write inserts them with one `executemany` (fewer: one by one)."""
+
+MAX_ROWID = 2**63 - 1
+"""SQLite's largest rowid; past it new rows get random rowids."""
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     # Set by the store before it creates the tables (ledger/store/hooks.py).
     hooks: Sequence[WriteHook] = ()
@@ -260,7 +267,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany(
                 "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)", indexes.budget_years
             )
-        ids = super()._insert_events(c, stored_events, **kwargs) or []
+        ids = self._insert_rows(c, stored_events)
         write = _WRITE.get()
         if write is None:
             run_hooks(self.hooks, c, self.dialect, ids, stored_events)
@@ -272,6 +279,37 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             write.remembered.get(key, write.carried.get(key)) for key in keys])
         write.remembered.update(zip(keys, done, strict=True))
         return ids
+
+    def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Insert the events; their positions (rowids), in order.
+
+        Many events go in one `executemany`, which reports no rowids: they are read
+        off the table's largest rowid before the insert. The write transaction holds
+        SQLite's write lock, and a table without AUTOINCREMENT gives each new row the
+        largest rowid plus one (https://sqlite.org/autoinc.html) while that stays
+        below the largest integer, so the n rows get the next n positions; the
+        largest rowid after the insert is checked to be the last of them.
+        """
+        n = len(stored_events)
+        if n < BULK_ROWS:
+            return list(super()._insert_events(c, stored_events) or [])
+        before = self._largest_rowid(c)
+        if before > MAX_ROWID - n:
+            return list(super()._insert_events(c, stored_events) or [])
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state) for s in stored_events])
+        after = self._largest_rowid(c)
+        if after != before + n:
+            raise OperationalError(
+                f"{n} events inserted after position {before} ended at {after}, "
+                f"not {before + n}")
+        return list(range(before + 1, after + 1))
+
+    def _largest_rowid(self, c: SQLiteCursor) -> int:
+        c.execute(self.select_max_notification_id_statement)
+        row = c.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     @contextmanager
     def write_transaction(
