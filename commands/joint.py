@@ -7,10 +7,9 @@ prints the rows with commands/reads_render.py. Reads need no actor.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 
@@ -21,9 +20,6 @@ from commands.reads import AsOf, FormatOption, YearOption
 from commands.reads_render import Format, rows
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from projections.joint_queries import JointReads
 
 Row = dict[str, Any]
 
@@ -64,17 +60,6 @@ VARIATION_EPILOG = (
 )
 
 
-def _reads(ctx: typer.Context) -> JointReads:
-    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
-
-    state = state_of(ctx)
-    if state.server:  # a client of the service: the same queries over HTTP
-        from commands.client import RemoteReads  # noqa: PLC0415
-
-        return cast("JointReads", RemoteReads(state.client()))
-    return JointReads(state.existing().store, today=datetime.now(UTC).date())
-
-
 def quality(
     ctx: typer.Context,
     *,
@@ -98,7 +83,7 @@ def quality(
     adopted are listed after, as not adopted. Every year unless --year.
     """
     with handled(state_of(ctx)):
-        found = _reads(ctx).quality(consortium=consortium, year=year, codes=qs or [])
+        found = state_of(ctx).reads().quality(consortium=consortium, year=year, codes=qs or [])
         show_quality(found, fmt)
 
 
@@ -166,13 +151,13 @@ def variation(
             if plot is not None or overdispersion or against is not Against.consortium:
                 raise InvalidInput("options", "--plot, --against and --overdispersion go "
                                               "with --method funnel")
-            found = _reads(ctx).variation(consortium=consortium, year=year, element=element,
-                                          as_of=day)
+            found = state_of(ctx).reads().variation(consortium=consortium, year=year,
+                                                    element=element, as_of=day)
             show_variation(found, fmt)
             return
-        found = _reads(ctx).funnel(consortium=consortium, year=year, element=element,
-                                   as_of=day, against=str(against),
-                                   overdispersion=overdispersion)
+        found = state_of(ctx).reads().funnel(consortium=consortium, year=year, element=element,
+                                             as_of=day, against=str(against),
+                                             overdispersion=overdispersion)
         show_funnel(found, fmt)
         if plot is not None:
             from rich.text import Text  # noqa: PLC0415 - rich only when printing

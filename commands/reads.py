@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import Annotated
 
 import typer
 
@@ -19,10 +19,6 @@ from commands.options import MAX_POSITION, finite
 from commands.reads_render import Format, Row, json_lines, rows
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from projections.joint_queries import JointReads
-    from projections.queries import Reads
 
 FormatOption = Annotated[
     Format, typer.Option("--format", help="table for people; json or csv for programs.")
@@ -41,23 +37,6 @@ PracticeOption = Annotated[
 ConsortiumOption = Annotated[
     str | None, typer.Option("--consortium", help="The member practices of a consortium (16C).")
 ]
-
-
-def _reads(ctx: typer.Context) -> Reads:
-    from projections.queries import Reads  # noqa: PLC0415 - fast --help
-
-    state = state_of(ctx)
-    if state.server:  # a client of the service: the same queries over HTTP
-        from commands.client import RemoteReads  # noqa: PLC0415
-
-        return cast("Reads", RemoteReads(state.client()))
-    return Reads(state.existing().store, today=datetime.now(UTC).date())
-
-
-def _joint_reads(ctx: typer.Context) -> JointReads:
-    from projections.joint_queries import JointReads  # noqa: PLC0415 - fast --help
-
-    return JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -89,8 +68,9 @@ def holders(
         from projections.queries import parse_instant  # noqa: PLC0415
 
         instant = parse_instant(known_at) if known_at is not None else None
-        found = _reads(ctx).holders(practice=practice, consortium=consortium, holder=holder,
-                                    year=year, as_of=_day(as_of, "--as-of"), known_at=instant)
+        found = state_of(ctx).reads().holders(
+            practice=practice, consortium=consortium, holder=holder, year=year,
+            as_of=_day(as_of, "--as-of"), known_at=instant)
         rows(found, fmt, title="Holders", empty="no budgets in scope")
 
 
@@ -107,8 +87,8 @@ def trail(
 ) -> None:
     """Every event that touched a practice, in order, in words."""
     with handled(state_of(ctx)):
-        found = _reads(ctx).trail(practice, year=year, since=_day(since, "--since"),
-                                  until=_day(until, "--until"))
+        found = state_of(ctx).reads().trail(practice, year=year, since=_day(since, "--since"),
+                                            until=_day(until, "--until"))
         columns = ["position", "recorded_at", "effective_on", "actor", "event", "summary"]
         if fmt is not Format.table:
             found = [{k: r[k] for k in [*columns, "year"]} for r in found]
@@ -146,8 +126,9 @@ def position(
     with handled(state_of(ctx)):
         if plot is not None:
             _plot_position(ctx, consortium, year, plot)
-        found = _reads(ctx).position(practice=practice, consortium=consortium, by=by,
-                                     year=year, as_of=_day(as_of, "--as-of"))
+        reads = state_of(ctx).reads()
+        found = reads.position(practice=practice, consortium=consortium, by=by,
+                               year=year, as_of=_day(as_of, "--as-of"))
         key = by if by in ("consortium", "allocator") else "practice"
         columns = [key, "year", "element", "allocated_pence", "available_pence",
                    "drawn_pence", "committed_pence", "settled_pence", "remaining_pence",
@@ -158,8 +139,8 @@ def position(
              droppable=["year", "used_percent", "practices", "hard", "allocated_pence",
                         "overspent"])
         if key == "consortium" and fmt is Format.table:
-            found_pools = _joint_reads(ctx).pools(consortium=consortium, year=year,
-                                                  as_of=_day(as_of, "--as-of"))
+            found_pools = reads.pools(consortium=consortium, year=year,
+                                      as_of=_day(as_of, "--as-of"))
             if found_pools:
                 show_pools(found_pools, fmt)
 
@@ -213,8 +194,8 @@ def pools(
 ) -> None:
     """Each consortium's risk pool: top-slice, members, capacity, drawn and headroom."""
     with handled(state_of(ctx)):
-        found = _joint_reads(ctx).pools(consortium=consortium, year=year,
-                                        as_of=_day(as_of, "--as-of"))
+        found = state_of(ctx).reads().pools(consortium=consortium, year=year,
+                                            as_of=_day(as_of, "--as-of"))
         show_pools(found, fmt)
 
 
@@ -235,7 +216,7 @@ def replay(
 ) -> None:
     """Step through one budget: each event and the state after it. Writes nothing."""
     with handled(state_of(ctx)):
-        steps = _reads(ctx).replay(practice, year, _day(until, "--until"))
+        steps = state_of(ctx).reads().replay(practice, year, _day(until, "--until"))
         if fmt is Format.table:
             for step in steps:
                 owner = f"practice:{practice.upper()}"
@@ -317,7 +298,7 @@ def events(
     with handled(state):
         from ledger.store.commits import CommitSignal, commit_signal  # noqa: PLC0415
 
-        reads = _reads(ctx)
+        reads = state.reads()
         # LISTEN before the first read: a commit after it is never missed.
         signal = (commit_signal(reads.store) if follow and not state.server
                   else CommitSignal())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
 
 from ledger.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
     from commands.client import ServiceClient
     from ledger.bootstrap import Ledger
+    from projections.joint_queries import JointReads
 
 
 @dataclass
@@ -42,6 +44,17 @@ class CliState:
     def existing(self) -> Ledger:
         """The ledger for a read: opened only if it exists, never created."""
         return self.ledger(create=False)
+
+    def reads(self) -> JointReads:
+        """The queries a read command calls: over the store, opened only if it exists, or
+        with `--server` the same queries answered by the service (commands/client.py)."""
+        if self.server:
+            from commands.client import RemoteReads  # noqa: PLC0415 - keeps --help fast
+
+            return cast("JointReads", RemoteReads(self.client()))
+        from projections.joint_queries import JointReads  # noqa: PLC0415 - keeps --help fast
+
+        return JointReads(self.existing().store, today=datetime.now(UTC).date())
 
     def client(self) -> ServiceClient:
         """The service this command line is a client of (`--server`)."""

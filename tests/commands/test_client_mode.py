@@ -66,12 +66,18 @@ def test_reads_through_the_service_print_what_direct_reads_print(
         server: str, ledger: Ledger, db_url: str) -> None:
     remote = ["--server", server, "--token", grant_token(ledger, "auditor:audit")]
     for read in (["holders", "--practice", "A81001"], ["position", "--by", "consortium"],
-                 ["trail", "A81002"], ["quality"],
+                 ["trail", "A81002"], ["quality"], ["pools"],
                  ["variation", "--method", "tukey", "--consortium", "16C"]):
         direct = cli("--db", db_url, *read, "--format", "json")
         via = cli(*remote, *read, "--format", "json")
         assert direct.code == via.code == 0, (read, via.stderr)
         assert json.loads(via.stdout) == json.loads(direct.stdout), read
+    # As a table, the consortia's position is followed by their risk pools.
+    direct = cli("--db", db_url, "position", "--by", "consortium")
+    via = cli(*remote, "position", "--by", "consortium")
+    assert direct.code == via.code == 0, via.stderr
+    assert "Risk pools" in direct.stdout
+    assert via.stdout == direct.stdout
     scoped = cli("--server", server, "--token", grant_token(ledger, "practice:A81001"),
                  "holders", "--format", "json")
     assert {r["practice"] for r in json.loads(scoped.stdout)} == {"A81001"}
