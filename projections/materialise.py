@@ -14,6 +14,10 @@ subscription; PostgreSQL is read the same way). A rebuild empties the
 projection's tables and sets its position to zero in one transaction, then
 catches up; since catch-up is what a rebuild runs, the two agree by
 construction, and the tests check it on random histories anyway.
+
+A parallel rebuild of a SQLite ledger builds each process's projections in a
+scratch file of its own (`Materialiser.build_apart`) and copies them in at the
+end, so the processes never wait for each other's writes.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from operator import itemgetter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -711,9 +718,20 @@ class Materialiser:
 
     def _rebuild_bulk(self, chosen: list[Projection], progress: Progress | None,
                       at: dict[str, int]) -> int:
-        """Projections emptied and at position 0, folded by their bulk folds: each event's
+        """Projections emptied and at position 0, folded by their bulk folds (`_fold_bulk`),
+        each batch written with the projections' positions moved in one transaction."""
+        return self._fold_bulk(
+            chosen, progress, lambda cache, last: self._commit(cache, chosen, at, last))[0]
+
+    def _fold_bulk(self, chosen: list[Projection], progress: Progress | None,
+                   write: Callable[[Cache, int], None]) -> tuple[int, int]:
+        """Emptied projections folded from position 0 by their bulk folds: each event's
         stored JSON decoded once and handed to every fold of its topic; an event stored
-        in an older schema version is upcast and validated first, as any read does."""
+        in an older schema version is upcast and validated first, as any read does.
+
+        `write(cache, last)` writes each batch's rows (the batch ends at position
+        `last`). Returns (events read, the last position read; 0 for an empty log).
+        """
         cache = Cache(self.db, complete=True)
         folds = [p.bulk(cache) for p in chosen if p.bulk is not None]
         by_topic: dict[str, list[BulkApply]] = {}
@@ -727,7 +745,7 @@ class Materialiser:
         while True:
             batch = self.db.events_after(start, REBUILD_BATCH)
             if not batch:
-                return read
+                return read, start
             for position, stream, version, topic, state in batch:
                 found = handlers.get(topic)
                 if found is None:
@@ -742,13 +760,13 @@ class Materialiser:
             for bulk in folds:
                 bulk.end_batch()
             last = batch[-1][0]
-            self._commit(cache, chosen, at, last)
+            write(cache, last)
             read += len(batch)
             if progress:
                 progress(len(batch))
             start = last
             if len(batch) < REBUILD_BATCH:
-                return read
+                return read, last
 
     @staticmethod
     def _fold_level(batch: Sequence[Any], handlers: dict[str, list[tuple[int, Apply]]],
@@ -879,6 +897,96 @@ class Materialiser:
                     if self.db.kind == "postgres":  # its planner needs the new tables' statistics
                         c.execute(f"ANALYZE {self.db.name(table.name)}")
 
+    def build_apart(self, names: Sequence[str], progress: Progress | None = None) -> int:
+        """SQLite: rebuild the emptied projections `names` (at position 0) in a scratch
+        file beside the ledger, then copy their tables in, build their indexes and move
+        their positions in one transaction; returns the events read.
+
+        The scratch file has no journal and is never synced (it is thrown away if
+        anything fails), and it has one writer: processes building disjoint projections
+        side by side take the ledger's write lock only for the copy, which SQLite does
+        page by page without decoding a row. Until that transaction commits, the
+        projections stay empty at position 0, so a crash leaves them to be caught up
+        from zero. Projections that another process moved meanwhile are caught up
+        from where they are instead.
+        """
+        chosen = self.select(names)
+        self.store.ensure_readable()
+        self.setup()
+        if self.db.kind != "sqlite" or any(p.bulk is None for p in chosen):
+            return self.catch_up(names, progress, complete=True)
+        ledger = Path(self.store.target.location)
+        handle, name = tempfile.mkstemp(prefix=f".{ledger.name}.rebuild-", dir=ledger.parent)
+        os.close(handle)
+        scratch = Path(name)
+        try:
+            read, last = self._build_in(scratch, chosen, progress)
+            if not self._copy_in(scratch, chosen, last):
+                return self.catch_up(names, progress)
+            return read
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def _build_in(self, scratch: Path, chosen: list[Projection], progress: Progress | None
+                  ) -> tuple[int, int]:
+        """Fold `chosen` from zero into tables of their own in `scratch` (no indexes)."""
+        connection = sqlite3.connect(scratch, isolation_level=None)
+        try:
+            for pragma in ("journal_mode = OFF", "synchronous = OFF",
+                           "locking_mode = EXCLUSIVE", f"cache_size = -{REBUILD_CACHE_KIB}"):
+                connection.execute(f"PRAGMA {pragma}")
+            for projection in chosen:
+                for table in projection.tables:
+                    connection.execute(self._create_sql(table)[0])
+
+            def write(cache: Cache, _last: int) -> None:
+                prepared = cache.prepare()
+                connection.execute("BEGIN")
+                cache.flush(connection.cursor(), prepared)
+                connection.execute("COMMIT")
+
+            with _no_gc():
+                return self._fold_bulk(chosen, progress, write)
+        finally:
+            connection.close()
+
+    def _copy_in(self, scratch: Path, chosen: list[Projection], last: int) -> bool:
+        """Copy `chosen`'s tables from `scratch` into the ledger's emptied ones, build their
+        indexes and set their positions to `last`, in one transaction; False (nothing
+        written) when another process has moved one of them from 0 meanwhile."""
+        timeout = float(self.store.target.env.get("SQLITE_LOCK_TIMEOUT") or 5)
+        connection = sqlite3.connect(self.store.target.location, isolation_level=None,
+                                     timeout=timeout)
+        try:
+            connection.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                moved = connection.execute(
+                    f"SELECT count(*) FROM {self.db.tracking_table} "  # noqa: S608
+                    f"WHERE application_name IN ({', '.join('?' for _ in chosen)}) "
+                    "AND notification_id != 0",
+                    [TRACKING_PREFIX + p.name for p in chosen]).fetchone()[0]
+                if moved:
+                    connection.execute("ROLLBACK")
+                    return False
+                for projection in chosen:
+                    for table in projection.tables:
+                        connection.execute(f"INSERT INTO main.{table.name} "  # noqa: S608
+                                           f"SELECT * FROM scratch.{table.name}")
+                        for statement in self._create_sql(table)[1:]:
+                            connection.execute(statement)
+                    connection.execute(
+                        f"UPDATE {self.db.tracking_table} SET notification_id = ? "  # noqa: S608
+                        "WHERE application_name = ?", (last, TRACKING_PREFIX + projection.name))
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return True
+        finally:
+            connection.close()
+
     def _groups(self, chosen: list[Projection], workers: int | None) -> list[list[str]]:
         """The projections each process rebuilds (one group: rebuild here, in this one)."""
         if workers is None:
@@ -921,7 +1029,10 @@ def _worker_rebuild(target: StoreTarget, names: list[str]) -> int:
                              {**target.env, "SQLITE_LOCK_TIMEOUT": "600"})
     store = open_store(target, create=False)
     try:
-        return Materialiser(store).catch_up(names, _worker_count, complete=True)
+        views = Materialiser(store)
+        if target.kind == "sqlite":
+            return views.build_apart(names, _worker_count)
+        return views.catch_up(names, _worker_count, complete=True)
     finally:
         store.close()
 

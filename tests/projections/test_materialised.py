@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -495,6 +496,81 @@ def test_a_rebuild_in_parallel_processes_equals_one_in_this_process(ledger: Ledg
     assert set(views.positions().values()) == {len(history.events)}
     views.rebuild(["positions", "trail"], workers=2)  # some of them, in two processes
     assert snapshot(views) == incremental
+
+
+def _emptied(views: Materialiser, names: list[str]) -> None:
+    """The projections emptied at position 0, as a rebuild leaves them for its processes."""
+    with views.db.cursor(write=True) as c:
+        for name in names:
+            c.execute(f"UPDATE {views.db.tracking_table} SET notification_id = 0 "
+                      f"WHERE application_name = {views.db.p}", (f"projection:{name}",))
+            for table in views.projections[name].tables:
+                c.execute(f"DELETE FROM {views.db.name(table.name)}")
+
+
+def files_beside(ledger: Ledger) -> set[Path]:
+    """The files in a SQLite ledger's directory (none for PostgreSQL)."""
+    if ledger.store.target.kind != "sqlite":
+        return set()
+    return set(Path(ledger.store.target.location).parent.iterdir())
+
+
+def test_projections_built_apart_equal_catch_up_and_leave_no_scratch_file(
+        ledger: Ledger) -> None:
+    history = random_history(6, 400)
+    append(ledger.store, history.events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    incremental = snapshot(views)
+    names = ["positions", "trail", "holders"]
+    _emptied(views, names)
+    before = files_beside(ledger)
+    assert views.build_apart(names) == len(history.events)
+    assert snapshot(views) == incremental
+    assert set(views.positions().values()) == {len(history.events)}
+    assert files_beside(ledger) == before
+
+
+def test_projections_built_apart_are_caught_up_when_another_process_moved_them_meanwhile(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    history = random_history(7, 300)
+    append(ledger.store, history.events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    incremental = snapshot(views)
+    _emptied(views, ["positions", "trail"])
+    build_in = Materialiser._build_in
+
+    def raced(self: Materialiser, *args: Any) -> Any:
+        built = build_in(self, *args)
+        Materialiser(ledger.store).catch_up(["trail"])  # another reader catches trail up
+        return built
+
+    monkeypatch.setattr(Materialiser, "_build_in", raced)
+    views.build_apart(["positions", "trail"])
+    assert snapshot(views) == incremental
+    assert set(views.positions().values()) == {len(history.events)}
+
+
+def test_a_sqlite_build_apart_that_fails_leaves_the_projections_empty_at_zero(
+        sqlite_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = bootstrap(sqlite_path)
+    append(ledger.store, random_history(8, 200).events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    _emptied(views, ["positions"])
+    before = files_beside(ledger)
+
+    def broken(*_args: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Materialiser, "_copy_in", broken)
+    with pytest.raises(OSError, match="disk full"):
+        views.build_apart(["positions"])
+    assert views.positions()["positions"] == 0
+    assert views.db.query(f"SELECT count(*) FROM {views.db.name(TOTALS.name)}") == [(0,)]
+    assert files_beside(ledger) == before
+    ledger.close()
 
 
 def test_a_parallel_rebuild_gives_each_projection_to_exactly_one_process(ledger: Ledger
