@@ -167,7 +167,8 @@ def _plot_position(ctx: typer.Context, consortium: str | None, year: str | None,
     check_plot_path(plot)
     if consortium is None:
         raise InvalidInput("options", "--plot draws one consortium: give --consortium")
-    reads = JointReads(state_of(ctx).ledger().store, today=datetime.now(UTC).date())
+    # Drawn from the store itself (the service has no route for it), never creating one.
+    reads = JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
     timeline = reads.through_year(consortium=consortium, year=year)
     first = timeline[0] if timeline else None
     title = (f"{first['consortium']} {first['year']}: budget against actual"

@@ -18,6 +18,8 @@ READS = [
     ("holders", "--practice", "A81001"),
     ("trail", "A81001"),
     ("position",),
+    ("position", "--consortium", "16C", "--plot", "chart.svg"),
+    ("pools",),
     ("replay", "A81001", "--year", "2024-25"),
     ("events",),
     ("projections", "status"),
