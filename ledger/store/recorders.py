@@ -185,6 +185,27 @@ class _SQLiteWrite:
     carried: dict[str, Any]
     remembered: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    # The side-table rows of the keys `Reads` named, fetched in one statement as the
+    # transaction began; answered from here until the transaction writes.
+    fetched: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def answers(self, table: str, keys: Sequence[str]) -> dict[str, Any] | None:
+        """{key: what `table` holds for it} for `keys`, if fetched ahead; else None."""
+        found = self.fetched.get(table)
+        if found is None or not all(key in found for key in keys):
+            return None
+        return {key: found[key] for key in keys if found[key] is not None}
+
+
+# The most keys fetched ahead in one statement (each is one SQL variable).
+_PREFETCH_LIMIT = 900
+_PREFETCH = (
+    ("commands", "SELECT 'commands', command_id, fingerprint, answer FROM ledger_commands "
+                 "WHERE command_id IN ({})"),
+    ("refs", "SELECT 'refs', ref, practice, year FROM ledger_refs WHERE ref IN ({})"),
+    ("affiliations", "SELECT 'affiliations', practice, consortium, NULL "
+                     "FROM ledger_affiliations WHERE practice IN ({})"),
+)
 
 
 _WRITE: ContextVar[_SQLiteWrite | None] = ContextVar("ledger_sqlite_write", default=None)
@@ -272,6 +293,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if write is None:
             run_hooks(self.hooks, c, self.dialect, ids, stored_events)
             return ids
+        write.fetched.clear()  # what was fetched ahead may have changed now
         for s in stored_events:
             write.versions[_stream_key(s.originator_id)] = s.originator_version
         keys = [f"hook:{i}" for i in range(len(self.hooks))]
@@ -312,12 +334,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return int(row[0]) if row and row[0] is not None else 0
 
     @contextmanager
-    def write_transaction(
-        self, reads: Reads | None = None,  # noqa: ARG002 - see below
-    ) -> Iterator[SQLiteCursor]:
+    def write_transaction(self, reads: Reads | None = None) -> Iterator[SQLiteCursor]:
         """One write transaction whose reads (through this recorder) see its own state.
 
-        `reads` are not fetched ahead: SQLite reads in process, with no round trip to save.
+        The receipts, refs and affiliations `reads` names are fetched in one statement
+        as it begins (`reads.rows` are not: they are read when asked).
 
         BEGIN IMMEDIATE takes SQLite's single write lock up front, so the reads a
         command makes and the events it appends are one serialisable unit: no other
@@ -336,6 +357,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 write = self._begin(cursor)
+                if reads is not None:
+                    self._prefetch(write, reads)
                 token = _WRITE.set(write)
                 try:
                     yield cursor
@@ -370,6 +393,31 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             write.versions = {}
         write.remembered[_VERSIONS] = write.versions
         return write
+
+    @staticmethod
+    def _prefetch(write: _SQLiteWrite, reads: Reads) -> None:
+        """Read the side-table rows of the keys `reads` names, in one statement."""
+        named = (reads.command_ids, reads.refs, reads.practices)
+        if sum(map(len, named)) > _PREFETCH_LIMIT:
+            return
+        parts: list[str] = []
+        params: list[str] = []
+        for (table, select), keys in zip(_PREFETCH, named, strict=True):
+            if keys:
+                parts.append(select.format(",".join("?" * len(keys))))
+                params.extend(keys)
+                write.fetched[table] = dict.fromkeys(keys)
+        if not parts:
+            return
+        write.cursor.execute(" UNION ALL ".join(parts), params)
+        fetched = write.fetched
+        for table, key, a, b in write.cursor.fetchall():
+            if table == "commands":
+                fetched[table][key] = Receipt(key, a, b)
+            elif table == "refs":
+                fetched[table][key] = RefEntry(key, a, b)
+            else:
+                fetched[table][key] = [*(fetched[table][key] or ()), a]
 
     def _committed(self, write: _SQLiteWrite) -> None:
         connection, version, changes = write.since
@@ -430,14 +478,24 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return rows
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
+        wanted = list(command_ids)
+        write = _WRITE.get()
+        fetched = None if write is None else write.answers("commands", wanted)
+        if fetched is not None:
+            return fetched
         rows = self._select_in(
             "SELECT command_id, fingerprint, answer FROM ledger_commands WHERE command_id",
-            list(command_ids),
+            wanted,
         )
         return {row[0]: Receipt(row[0], row[1], row[2]) for row in rows}
 
     def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]:
-        rows = self._select_in("SELECT ref, practice, year FROM ledger_refs WHERE ref", list(refs))
+        wanted = list(refs)
+        write = _WRITE.get()
+        fetched = None if write is None else write.answers("refs", wanted)
+        if fetched is not None:
+            return fetched
+        rows = self._select_in("SELECT ref, practice, year FROM ledger_refs WHERE ref", wanted)
         return {row[0]: RefEntry(row[0], row[1], row[2]) for row in rows}
 
     def select_ref(self, ref: str) -> RefEntry | None:
@@ -450,8 +508,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return [row[0] for row in rows]
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
+        wanted = list(practices)
+        write = _WRITE.get()
+        fetched = None if write is None else write.answers("affiliations", wanted)
+        if fetched is not None:
+            return {key: list(value) for key, value in fetched.items()}
         rows = self._select_in(
-            "SELECT practice, consortium FROM ledger_affiliations WHERE practice", list(practices)
+            "SELECT practice, consortium FROM ledger_affiliations WHERE practice", wanted
         )
         found: dict[str, list[str]] = {}
         for row in rows:

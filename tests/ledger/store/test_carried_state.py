@@ -182,7 +182,7 @@ def traced(ledger: Ledger) -> list[str]:
     return log
 
 
-def test_a_sqlite_command_after_its_own_write_reads_no_catalogue_tree_head_or_stream(
+def test_a_sqlite_command_after_its_own_write_reads_its_side_tables_in_one_statement_only(
     sqlite_path: str,
 ) -> None:
     with bootstrap(sqlite_path) as ledger:
@@ -202,3 +202,7 @@ def test_a_sqlite_command_after_its_own_write_reads_no_catalogue_tree_head_or_st
         assert any(read in s for s in fresh), (read, fresh)
     assert carried[0] == "BEGIN IMMEDIATE"
     assert carried[-1] == "COMMIT"
+    selects = [s for s in carried if s.startswith("SELECT")]  # receipt, ref, affiliations
+    assert len(selects) == 1, selects
+    assert all(f"FROM {t}" in selects[0]
+               for t in ("ledger_commands", "ledger_refs", "ledger_affiliations"))
