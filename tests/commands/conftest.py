@@ -33,6 +33,16 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the log's signing key is made for the test (not yet made): in its own
+    directory, as on PostgreSQL the default is one file in the home directory that
+    every test and every run would share."""
+    path = tmp_path / "signing-key"
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(path))
+    return path
+
+
 @dataclass(frozen=True)
 class Run:
     code: int

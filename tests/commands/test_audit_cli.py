@@ -13,14 +13,8 @@ from psycopg import sql
 
 from tests.commands.conftest import Ledger
 
+pytestmark = pytest.mark.usefixtures("signing_key")
 ALLOCATOR = "allocator:Q71"
-
-
-@pytest.fixture(autouse=True)
-def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "signing-key"
-    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(path))
-    return path
 
 
 def populate(invoke: Ledger) -> None:

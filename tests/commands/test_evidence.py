@@ -9,14 +9,8 @@ import pytest
 from ledger.bootstrap import bootstrap
 from tests.commands.conftest import Ledger
 
+pytestmark = pytest.mark.usefixtures("signing_key")
 ALLOCATOR = "allocator:Q71"
-
-
-@pytest.fixture(autouse=True)
-def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "signing-key"
-    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(path))
-    return path
 
 
 def register(invoke: Ledger, code: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from tests.commands.conftest import Ledger
 from tests.conftest import PG_BASE_URL
 
+pytestmark = pytest.mark.usefixtures("signing_key")
 ALLOCATOR = "allocator:Q71"
 
 READS = [
@@ -30,13 +31,6 @@ READS = [
     ("checkpoint",),
     ("prove", "A81001", "--out", "bundle.json"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "signing-key"
-    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(path))
-    return path
 
 
 def _pg_tables(url: str) -> int:

@@ -19,15 +19,8 @@ from tests.ledger.audit.test_tampering import Db
 from tests.ledger.witness.serving import Served, ledger_witness_command
 from tests.ledger.witness.test_witnessed_ledger import rebuild_audit_tables
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("signing_key")]
 ALLOCATOR = "allocator:Q71"
-
-
-@pytest.fixture(autouse=True)
-def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "signing-key"
-    monkeypatch.setenv("LEDGER_SIGNING_KEY", str(path))
-    return path
 
 
 @pytest.fixture
