@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, get_args
 
 import orjson
 import pydantic
@@ -38,9 +39,19 @@ def canonical_state(event: LedgerEvent) -> bytes:
 
 
 @functools.cache
-def _layout(cls: type[LedgerEvent]) -> tuple[tuple[str, ...], bytes]:
-    """(every field name in declaration order, the stored state's opening bytes)."""
-    return tuple(cls.model_fields), b'{"schema_version":%d,' % cls.schema_version
+def _layout(cls: type[LedgerEvent]) -> tuple[tuple[str, ...], bytes, tuple[str, ...]]:
+    """(every field name in declaration order, the stored state's opening bytes, the
+    names of its instants: fields of type datetime or datetime | None)."""
+    instants = tuple(name for name, info in cls.model_fields.items()
+                     if datetime in (info.annotation, *get_args(info.annotation)))
+    return tuple(cls.model_fields), b'{"schema_version":%d,' % cls.schema_version, instants
+
+
+def _whole_minutes(moment: datetime) -> bool:
+    """Whether an instant's UTC offset is whole minutes (or it has none): orjson rounds
+    the seconds of an offset (+00:00:30 as +00:01), pydantic drops them (+00:00)."""
+    offset = moment.utcoffset()
+    return offset is None or not (offset.seconds % 60 or offset.microseconds)
 
 
 def _not_plain(value: object) -> Any:
@@ -51,15 +62,20 @@ def encode_event(event: LedgerEvent) -> bytes:
     """The stored state of an event: exactly `canonical_state`'s bytes.
 
     An event whose values orjson writes as pydantic does (text, integers of up to 64
-    bits, booleans, None, dates, UTC instants, enumerations, and tuples and dicts of
-    these) is written by orjson straight from its fields, in their declared order; one
-    holding any other value (a decimal, a nested model) goes through `canonical_state`
+    bits, booleans, None, dates, instants whose offset is whole minutes, enumerations,
+    and tuples and dicts of these) is written by orjson straight from its fields, in
+    their declared order; one holding any other value (a decimal, a nested model, an
+    offset with seconds) goes through `canonical_state`
     (tests/ledger/store/test_fast_encoding.py holds the two to the same bytes).
     """
-    names, opening = _layout(type(event))
+    names, opening, instants = _layout(type(event))
     values = event.__dict__
     if tuple(values) != names:  # never expected: pydantic keeps fields in order
         return canonical_state(event)
+    for name in instants:
+        moment = values[name]
+        if moment is not None and moment.tzinfo is not UTC and not _whole_minutes(moment):
+            return canonical_state(event)
     state = values.copy()
     del state["originator_id"], state["originator_version"]
     try:

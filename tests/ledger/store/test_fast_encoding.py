@@ -36,7 +36,11 @@ from tests.ledger.domain.test_events import one_of_each
 TEXT = st.text(st.characters(codec="utf-8"), max_size=12)  # any text but lone surrogates
 ZONES = st.sampled_from([UTC, None, timezone(timedelta(0)),
                          timezone(timedelta(hours=5, minutes=30)),
-                         timezone(-timedelta(hours=11, minutes=15, seconds=7))])
+                         timezone(-timedelta(hours=11, minutes=15, seconds=7)),
+                         # offsets in seconds: orjson rounds them, pydantic truncates
+                         timezone(timedelta(seconds=30)), timezone(-timedelta(seconds=59)),
+                         timezone(timedelta(hours=1, minutes=19, seconds=32)),
+                         timezone(-timedelta(microseconds=1))])
 INTEGERS = st.one_of(st.integers(0, 1000), st.integers(-(2**70), 2**70),
                      st.sampled_from([2**63 - 1, 2**63, 2**64, -(2**63), -(2**63) - 1]))
 DECIMALS = st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=0,
@@ -69,10 +73,20 @@ def strategy(annotation: Any) -> st.SearchStrategy[Any]:
     return simple[annotation]
 
 
+def within(bounds: list[Any]) -> st.SearchStrategy[int]:
+    """Integers a field bounded by `bounds` (Ge, Gt, Le) accepts, its edges among them."""
+    low = max([b.ge for b in bounds if hasattr(b, "ge")]
+              + [b.gt + 1 for b in bounds if hasattr(b, "gt")], default=-(2**70))
+    high = min([b.le for b in bounds if hasattr(b, "le")], default=2**70)
+    edges = [n for n in (low, high, 2**63 - 1, 2**63, 2**64) if low <= n <= high]
+    return st.integers(low, high) | st.sampled_from(edges)
+
+
 @st.composite
 def events(draw: st.DrawFn, cls: type[LedgerEvent]) -> LedgerEvent:
     values = {
         name: draw(st.from_regex(PATTERNS[name], fullmatch=True) if name in PATTERNS
+                   else within(field.metadata) if field.annotation is int and field.metadata
                    else strategy(field.annotation))
         for name, field in cls.model_fields.items()
     }
@@ -108,3 +122,17 @@ def test_events_of_plain_values_are_written_without_pydantic(
 
     monkeypatch.setattr(mapper, "canonical_state", refuse)
     assert [encode_event(e) for e in plain] == expected
+
+
+@pytest.mark.parametrize("offset", [
+    timedelta(seconds=30), -timedelta(seconds=30), timedelta(minutes=19, seconds=32),
+    -timedelta(microseconds=1), timedelta(hours=1, seconds=59, microseconds=5),
+])
+def test_an_instant_in_a_zone_of_seconds_is_stored_as_pydantic_writes_it(
+    offset: timedelta,
+) -> None:
+    event = one_of_each()[0]
+    moment = datetime(2024, 1, 15, 9, 30, tzinfo=timezone(offset))
+    for changed in (event.model_copy(update={"recorded_at": moment}),
+                    construct(type(event), {**event.__dict__, "recorded_at": moment})):
+        assert encode_event(changed) == canonical_state(changed)
