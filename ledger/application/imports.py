@@ -214,7 +214,13 @@ class _Plan:
         self.requests.append(Request(command, self.actor, f"{self.command_id}:line{line}{suffix}"))
         self.lines.append(line)
 
-    def run(self, service: Runs, what: str, rows: int) -> ImportReport:
+    def run(self, service: Runs, what: str) -> ImportReport:
+        """Every command as one atomic batch, reported as `what`; a file whose header has
+        no row under it is refused (InvalidInput) before anything runs."""
+        rows = len(set(self.lines))  # every row read gave one command or more
+        if rows == 0:
+            raise InvalidInput("csv", f"{self.source} has a header but no rows: nothing to "
+                               "import")
         outcomes = service.execute_batch(self.requests, atomic=True)
         for outcome, line in zip(outcomes, self.lines, strict=False):
             if outcome.error is not None:
@@ -250,9 +256,7 @@ def import_practices(
     file = CsvFile.read(path)
     plan = _plan(file, "practices", actor, command_id)
     effective = on or default_join_date(service.clock().date()).isoformat()
-    rows = 0
     for row in file.mapped_rows(mapping or ColumnMap(), PRACTICE_FIELDS, PRACTICE_COLUMNS):
-        rows += 1
         practice = _cell(row, "practice", file.source)
         plan.add(row.line, "", "practice register", {
             "practice": practice,
@@ -266,8 +270,7 @@ def import_practices(
             plan.add(row.line, ":join", "consortium join", {
                 "consortium": consortium, "practice": practice, "on": effective,
             })
-    _require_rows(rows, file.source)
-    return plan.run(service, "practices", rows)
+    return plan.run(service, "practices")
 
 
 def import_list_sizes(
@@ -286,9 +289,7 @@ def import_list_sizes(
     """
     file = CsvFile.read(path)
     plan = _plan(file, "list-sizes", actor, command_id)
-    rows = 0
     for row in file.mapped_rows(mapping or ColumnMap(), LIST_SIZE_FIELDS, LIST_SIZE_COLUMNS):
-        rows += 1
         args: dict[str, Any] = {
             "practice": _cell(row, "practice", file.source),
             "list_size": _cell(row, "list_size", file.source),
@@ -297,8 +298,7 @@ def import_list_sizes(
         if on:
             args["on"] = on
         plan.add(row.line, "", "practice list-size", args)
-    _require_rows(rows, file.source)
-    return plan.run(service, "list sizes", rows)
+    return plan.run(service, "list sizes")
 
 
 def import_allocations(
@@ -314,9 +314,7 @@ def import_allocations(
     year = str(FinancialYear.parse(year))
     file = CsvFile.read(path)
     plan = _plan(file, f"allocations:{year}", actor, command_id)
-    rows = 0
     for row in file.rows(ALLOCATION_COLUMNS):
-        rows += 1
         args: dict[str, Any] = {
             "practice": _cell(row, "practice", file.source),
             "year": year,
@@ -326,13 +324,7 @@ def import_allocations(
         if on:
             args["on"] = on
         plan.add(row.line, "", "budget allocate", args)
-    _require_rows(rows, file.source)
-    return plan.run(service, "allocation rows", rows)
-
-
-def _require_rows(rows: int, source: str) -> None:
-    if rows == 0:
-        raise InvalidInput("csv", f"{source} has a header but no rows: nothing to import")
+    return plan.run(service, "allocation rows")
 
 
 def default_join_date(today: date) -> date:

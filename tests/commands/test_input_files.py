@@ -148,6 +148,27 @@ def test_an_empty_csv_file_is_refused_naming_the_header_it_needs(
     assert head(db_url) == 0
 
 
+@pytest.mark.parametrize(
+    ("command", "header"),
+    [
+        pytest.param(("budget", "import", "--year", "2024-25"), "practice,element,amount",
+                     id="allocations"),
+        pytest.param(("practice", "import"), "practice,name,list_size", id="practices"),
+        pytest.param(("practice", "import", "--list-sizes"), "practice,list_size",
+                     id="list sizes"),
+    ],
+)
+def test_a_csv_file_with_a_header_and_only_blank_rows_is_refused(
+    invoke: Ledger, db_url: str, tmp_path: Path, command: tuple[str, ...], header: str
+) -> None:
+    path = tmp_path / "blank.csv"
+    path.write_text(f"{header}\n,,\n\n", encoding="utf-8")
+    result = invoke(*command[:2], str(path), *command[2:], actor=ALLOCATOR)
+    assert result.code == EXIT_USAGE
+    result.one_line_error("blank.csv has a header but no rows: nothing to import", "[rule: csv]")
+    assert head(db_url) == 0
+
+
 # --- JSON lines of `ledger apply` ------------------------------------------------------
 
 
