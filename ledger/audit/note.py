@@ -117,12 +117,7 @@ class Signer:
 
     @property
     def verifier(self) -> Verifier:
-        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-
-        raw = self.private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return Verifier(self.name, raw)
+        return Verifier(self.name, self.private_key.public_key().public_bytes_raw())
 
     def sign(self, text: str) -> str:
         """The signed note: text (ending in a newline), a blank line, one signature line."""
