@@ -41,7 +41,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import EVENTS_BY_TOPIC
-from ledger.store.eventstore import EventStore, StoreTarget, open_store
+from ledger.store.eventstore import MAX_POSITION, EventStore, StoreTarget, open_store
 from ledger.store.mapper import decode_event, encode_event
 from projections.core import (
     Add,
@@ -671,15 +671,42 @@ class Materialiser:
     def _current(self, chosen: list[Projection]) -> bool:
         """Whether every chosen projection is at the log's head, found in one statement
         with the log's readability (`EventStore.readable_head`: UnreadableEvent
-        whatever the answer). A missing tracking row counts as behind."""
-        if not chosen:
-            return True
-        names = list(dict.fromkeys(TRACKING_PREFIX + p.name for p in chosen))
-        head, (lowest,) = self.store.readable_head(
-            f"(SELECT MIN(notification_id) FROM {self.db.tracking_table} "  # noqa: S608
-            f"WHERE application_name IN ({', '.join('?' for _ in names)}) "
-            f"HAVING COUNT(*) = {len(names)}) AS projections_lowest", names)
+        whatever the answer)."""
+        column, tracked = self._lowest(chosen)
+        head, (lowest,) = self.store.readable_head(column, tracked)
         return lowest is not None and int(lowest) >= head
+
+    def current_with(self, names: Sequence[str], columns: str, params: Sequence[Any],
+                     select: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+                     ) -> tuple[tuple[Any, ...] | None, bool]:
+        """(the values of `columns`, whether the log is checked to its head), read by
+        `select` in the one statement that checks the catalogue and the named
+        projections' positions. `columns` is more of the SELECT list, as
+        `EventStore.readable_head` takes it; its values are None when any projection
+        is behind the head (or this materialiser has not set its tables up yet).
+        Unless both are there, `catch_up` must run before an answer: it checks the
+        events past the checked position (written some other way) and folds what the
+        projections lack.
+
+        Raises UnreadableEvent for a catalogued kind this code cannot read.
+        """
+        if not self._ready:
+            return None, False
+        column, tracked = self._lowest(self.select(names))
+        head, checked, (lowest, *values) = self.store.probe(
+            f"{column}, {columns}", [*tracked, *params], select)
+        current = lowest is not None and int(lowest) >= head
+        return (tuple(values) if current else None), checked >= head
+
+    def _lowest(self, chosen: list[Projection]) -> tuple[str, list[str]]:
+        """A column `projections_lowest`: the lowest position of the chosen projections,
+        NULL when any of them has no tracking row (it is behind); and its parameters."""
+        names = list(dict.fromkeys(TRACKING_PREFIX + p.name for p in chosen))
+        if not names:  # nothing that could be behind
+            return f"{MAX_POSITION} AS projections_lowest", []
+        return (f"(SELECT MIN(notification_id) FROM {self.db.tracking_table} "  # noqa: S608
+                f"WHERE application_name IN ({', '.join('?' for _ in names)}) "
+                f"HAVING COUNT(*) = {len(names)}) AS projections_lowest", names)
 
     def _catch_up(self, chosen: list[Projection], progress: Progress | None, *,
                   complete: bool) -> int:

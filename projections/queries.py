@@ -9,7 +9,7 @@ read commands print (money in `*_pence` integers, dates as `date`), ready for an
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -65,6 +65,19 @@ def parse_instant(text: str) -> datetime:
         raise InvalidInput(
             "instant", f"instant {shown(text)} for --known-at is out of range: 0001-01-01 to "
             "9999-12-31 in UTC") from None
+
+
+def _year_and_practice(practice: str | None, year: str | None, on: date | None
+                       ) -> tuple[str, str] | None:
+    """(the financial year containing `on`, the practice code) for the usual holders
+    question, a practice on a date without a year; None for any other (or a malformed
+    code or date: the read refuses those itself)."""
+    if practice is None or year is not None or on is None:
+        return None
+    try:
+        return str(FinancialYear.containing(on)), parse_practice_code(practice)
+    except InvalidInput:
+        return None
 
 
 def _iso(moment: datetime) -> str:
@@ -154,10 +167,17 @@ class Reads:
     def _look_up_together(self, year: str, practice: str) -> None:
         """Whether budgets of `year` and the practice `practice` exist, in one query;
         `_has_year` and `_practice` then answer from it for the rest of the read."""
-        found = self._q(
-            f"SELECT (SELECT 1 FROM {self._t('position_budgets')} WHERE year = ? LIMIT 1), "  # noqa: S608
-            f"(SELECT 1 FROM {self._t('org_practices')} WHERE practice = ?)", [year, practice])
-        has_year, has_practice = found[0]
+        columns, params = self._look_up_columns(year, practice)
+        self._remember(year, practice, self._q(f"SELECT {columns}", params)[0])
+
+    def _look_up_columns(self, year: str, practice: str) -> tuple[str, list[str]]:
+        """Two columns, `has_year` and `has_practice` (1 or NULL), and their parameters."""
+        return (f"(SELECT 1 FROM {self._t('position_budgets')} WHERE year = ? LIMIT 1) "  # noqa: S608
+                f"AS has_year, (SELECT 1 FROM {self._t('org_practices')} WHERE practice = ?) "
+                "AS has_practice", [year, practice])
+
+    def _remember(self, year: str, practice: str, found: Sequence[Any]) -> None:
+        has_year, has_practice = found
         self._known[("year", year)] = has_year is not None
         self._known[("practice", practice)] = has_practice is not None
 
@@ -243,7 +263,22 @@ class Reads:
                 as_of: date | None = None, known_at: datetime | None = None) -> list[Row]:
         if sum(x is not None for x in (practice, consortium, holder)) > 1:
             raise InvalidInput("options", "give at most one of --practice, --consortium, --holder")
-        self._fresh("organisations", "holders", "portfolio", "positions")
+        names = ("organisations", "holders", "portfolio", "positions")
+        on = as_of or (known_at.date() if known_at is not None else None)
+        asked = _year_and_practice(practice, year, on)
+        if asked is not None and self.catch_up and self.db.kind == "postgres":
+            # The usual question (a practice on a date), asked on PostgreSQL: whether its
+            # year and practice exist goes with the check that the projections are current.
+            with self._together():
+                columns, params = self._look_up_columns(*asked)
+                found, checked = self.views.current_with(names, columns, params, self._q)
+                if found is None or not checked:
+                    self._fresh(*names)  # on other connections: each statement sees it
+                if found is not None:
+                    self._remember(*asked, found)
+                return self._holders(practice, consortium, holder, year=year, as_of=as_of,
+                                     known_at=known_at)
+        self._fresh(*names)
         with self._together():
             return self._holders(practice, consortium, holder, year=year, as_of=as_of,
                                  known_at=known_at)
@@ -252,12 +287,10 @@ class Reads:
                  year: str | None, as_of: date | None, known_at: datetime | None
                  ) -> list[Row]:
         fallback = known_at.date() if known_at is not None else None
-        on = as_of or fallback
-        if practice is not None and year is None and on is not None:
+        asked = _year_and_practice(practice, year, as_of or fallback)
+        if asked is not None and ("practice", asked[1]) not in self._known:
             # The usual question (a practice on a date): both checks in one round trip.
-            with suppress(InvalidInput):
-                self._look_up_together(str(FinancialYear.containing(on)),
-                                       parse_practice_code(practice))
+            self._look_up_together(*asked)
         fy, day = self._year_and_day(year, as_of, fallback)
         practices: list[str] | None = None
         if practice is not None:

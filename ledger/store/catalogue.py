@@ -108,8 +108,9 @@ def probe_columns(dialect: Dialect) -> str:
     In order: the log's head (its highest position, 0 when empty), the checked
     position (0 before any), and the catalogue as JSON text, an array of
     [topic, version, first position] in first-position order (NULL when empty).
-    Read together by `check_probed`, so a read that finds nothing unchecked makes
-    one round trip for all of it.
+    `check_kinds` checks the catalogue; a head past the checked position means
+    events to read and check as `check` does. A read that finds nothing unchecked
+    makes one round trip for all of it.
     """
     if dialect.kind == "postgres":
         kinds = ("(SELECT json_agg(json_build_array(topic, version, first_position) "
@@ -123,17 +124,13 @@ def probe_columns(dialect: Dialect) -> str:
                        f"AS ledger_checked, {kinds} AS ledger_kinds")
 
 
-def check_probed(select: Select, dialect: Dialect, head: int, checked: int,
-                 kinds: str | None) -> None:
-    """`check` from the values `probe_columns` read: raise UnreadableEvent for the first
-    catalogued kind this code cannot read; when the head is past the checked position
-    (events written some other way), read and check that tail as `check` does."""
+def check_kinds(kinds: str | None) -> None:
+    """Raise UnreadableEvent, at its first position, for the first kind in `kinds` (the
+    catalogue as `probe_columns` reads it) this code cannot read."""
     for topic, version, first in orjson.loads(kinds or "[]"):
         problem = readable(str(topic), int(version))
         if problem is not None:
             raise problem.at(int(first))
-    if head > checked:
-        check(select, dialect)
 
 
 def record(cursor: Cursor, dialect: Dialect, rows: Iterable[tuple[int, str, int]],

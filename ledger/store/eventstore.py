@@ -239,6 +239,18 @@ class EventStore:
         Returns (head, the values of `columns`). Raises UnreadableEvent as
         `ensure_readable` does; events past the checked position cost one more read.
         """
+        head, checked, values = self.probe(columns, params)
+        if head > checked:
+            catalogue.check(self.recorder.select_rows, self.recorder.dialect)
+        return head, values
+
+    def probe(self, columns: str = "", params: Sequence[Any] = (),
+              select: catalogue.Select | None = None) -> tuple[int, int, tuple[Any, ...]]:
+        """(head, checked position, the values of `columns`), read in one statement
+        (`columns` as `readable_head` takes them) by `select`, a caller's own
+        connection, else the store's; UnreadableEvent for a catalogued kind this code
+        cannot read. Events past the checked position (head > checked: written some
+        other way) are not read: `readable_head` checks them."""
         dialect = self.recorder.dialect
         if not self._catalogued:
             self._catalogued = catalogue.exists(self.recorder.select_rows, dialect)
@@ -246,18 +258,20 @@ class EventStore:
             catalogue.check(self.recorder.select_rows, dialect, catalogued=False)
             head_only = dialect.sql(
                 "SELECT (SELECT COALESCE(MAX({position}), 0) FROM {events}) AS ledger_head")
-            row = self._select_one(head_only + (f", {columns}" if columns else ""), params)
-            return int(row[0]), row[1:]
-        probe = "SELECT " + catalogue.probe_columns(dialect) + (f", {columns}" if columns else "")
-        head, checked, kinds, *rest = self._select_one(probe, params)
-        catalogue.check_probed(self.recorder.select_rows, dialect, int(head), int(checked),
-                               kinds)
-        return int(head), tuple(rest)
+            row = self._select_one(head_only + (f", {columns}" if columns else ""), params,
+                                   select)
+            return int(row[0]), int(row[0]), row[1:]
+        statement = "SELECT " + catalogue.probe_columns(dialect) + (
+            f", {columns}" if columns else "")
+        head, checked, kinds, *rest = self._select_one(statement, params, select)
+        catalogue.check_kinds(kinds)
+        return int(head), int(checked), tuple(rest)
 
-    def _select_one(self, statement: str, params: Sequence[Any]) -> tuple[Any, ...]:
+    def _select_one(self, statement: str, params: Sequence[Any],
+                    select: catalogue.Select | None) -> tuple[Any, ...]:
         if self.target.kind == "postgres":
             statement = statement.replace("?", "%s")
-        return self.recorder.select_rows(statement, tuple(params))[0]
+        return (select or self.recorder.select_rows)(statement, tuple(params))[0]
 
     def append(self, events: Sequence[LedgerEvent], indexes: Indexes) -> list[int]:
         """Write events and their indexes in one transaction; returns their positions.
