@@ -129,6 +129,10 @@ class Rows(Protocol):
 
     def adds(self, table: Table) -> dict[Key, list[int]]: ...
 
+    def derives(self, table: Table) -> bool:
+        """Whether the materialiser computes `table` itself after the fold, from the
+        projection's other tables (`Projection.derived`): the fold then leaves it alone."""
+
 
 class Bulk(Protocol):
     """A projection's fold for a rebuild from zero, over stored fields (see the module)."""
@@ -146,6 +150,9 @@ class Projection:
     """A read model: its name, its tables, and one pure apply per event topic.
 
     `bulk`, when given, makes the same rows as `applies` from an empty start, faster.
+    `derived` names tables whose every row is an aggregate of the projection's other
+    tables, each with the SELECT (SQLite) giving them, the tables it reads named in
+    braces: a rebuild that holds all of those rows at once may run it instead.
     """
 
     name: str
@@ -153,6 +160,7 @@ class Projection:
     applies: Mapping[str, Apply]
     description: str = ""
     bulk: Callable[[Rows], Bulk] | None = None
+    derived: tuple[tuple[Table, str], ...] = ()
 
     @property
     def topics(self) -> frozenset[str]:

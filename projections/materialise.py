@@ -72,10 +72,11 @@ MAX_CONFLICTS = 10
 # log: below this many events one process finishes sooner.
 PARALLEL_MIN_EVENTS = 200_000
 # Relative cost of rebuilding each projection (its bulk fold and its writes, measured in
-# CPU time on bench/read_path.py's ledger), to give each process of a parallel rebuild
-# an even share.
-REBUILD_COST = {"positions": 10, "trail": 9, "quality": 5, "variation": 4, "portfolio": 2,
-                "holders": 1, "organisations": 1, "pool_draws": 1}
+# CPU time, each alone, on the first 200,000 events of bench/national.py's ledger, less
+# the reading of the log every process does), to give each process of a parallel
+# rebuild an even share.
+REBUILD_COST = {"positions": 48, "trail": 40, "variation": 20, "portfolio": 15, "quality": 14,
+                "holders": 7, "organisations": 2, "pool_draws": 1}
 TRACKING_PREFIX = "projection:"
 PG_TRACKING_TABLE = "projection_tracking"
 
@@ -368,6 +369,11 @@ class Cache:
     tables: dict[str, Table] = field(default_factory=dict)
     # Tables whose rows bulk folds write in their SQL form already (`puts`, `adds`).
     ready: set[str] = field(default_factory=set)
+    # Tables derived after the fold (projections.core.Rows.derives), by name.
+    derived: frozenset[str] = frozenset()
+
+    def derives(self, table: Table) -> bool:
+        return table.name in self.derived
 
     def puts(self, table: Table) -> dict[Key, Values | None]:
         """A bulk fold's rows of `table`, in their SQL form (projections.core.Rows)."""
@@ -751,15 +757,17 @@ class Materialiser:
             chosen, progress, lambda cache, last: self._commit(cache, chosen, at, last))[0]
 
     def _fold_bulk(self, chosen: list[Projection], progress: Progress | None,
-                   write: Callable[[Cache, int], None]) -> tuple[int, int]:
+                   write: Callable[[Cache, int], None], derived: frozenset[str] = frozenset()
+                   ) -> tuple[int, int]:
         """Emptied projections folded from position 0 by their bulk folds: each event's
         stored JSON decoded once and handed to every fold of its topic; an event stored
         in an older schema version is upcast and validated first, as any read does.
 
         `write(cache, last)` writes each batch's rows (the batch ends at position
-        `last`). Returns (events read, the last position read; 0 for an empty log).
+        `last`); the folds leave the `derived` tables alone. Returns (events read, the
+        last position read; 0 for an empty log).
         """
-        cache = Cache(self.db, complete=True)
+        cache = Cache(self.db, complete=True, derived=derived)
         folds = [p.bulk(cache) for p in chosen if p.bulk is not None]
         by_topic: dict[str, list[BulkApply]] = {}
         for bulk in folds:
@@ -956,7 +964,10 @@ class Materialiser:
 
     def _build_in(self, scratch: Path, chosen: list[Projection], progress: Progress | None
                   ) -> tuple[int, int]:
-        """Fold `chosen` from zero into tables of their own in `scratch` (no indexes)."""
+        """Fold `chosen` from zero into tables of their own in `scratch` (no indexes); the
+        projections' derived tables are computed from the others' rows at the end."""
+        derived = [(table, select) for p in chosen for table, select in p.derived]
+        names = {table.name: table.name for p in chosen for table in p.tables}
         connection = sqlite3.connect(scratch, isolation_level=None)
         try:
             for pragma in ("journal_mode = OFF", "synchronous = OFF",
@@ -973,7 +984,11 @@ class Materialiser:
                 connection.execute("COMMIT")
 
             with _no_gc():
-                return self._fold_bulk(chosen, progress, write)
+                done = self._fold_bulk(chosen, progress, write,
+                                       frozenset(table.name for table, _ in derived))
+            for table, select in derived:
+                connection.execute(f"INSERT INTO {table.name} {select.format_map(names)}")
+            return done
         finally:
             connection.close()
 

@@ -200,11 +200,20 @@ def _add(table: dict[Key, list[int]], key: Key,
         total[3] += deltas[3]
 
 
+# Every movement adds the same deltas to its totals and to its day: the totals are the
+# days summed over their dates.
+TOTALS_FROM_DAYS = (
+    "SELECT practice, year, element, sum(allocated), sum(committed), sum(settled), "
+    "sum(drawn) FROM {position_days} GROUP BY practice, year, element")
+
+
 class PositionsBulk:
-    """The applies above over stored fields, for a rebuild from zero."""
+    """The applies above over stored fields, for a rebuild from zero (the totals left to
+    the materialiser when it derives them from the days)."""
 
     def __init__(self, rows: Rows) -> None:  # noqa: PLR0915 - one closure per event type
-        totals, days = rows.adds(TOTALS), rows.adds(DAYS)
+        days = rows.adds(DAYS)
+        totals = None if rows.derives(TOTALS) else rows.adds(TOTALS)
         commitments = rows.puts(COMMITMENTS)
         statuses, budgets = rows.puts(STATUS), rows.puts(BUDGETS)
         # ref -> [practice, year, element, amount, settled, open]
@@ -212,7 +221,8 @@ class PositionsBulk:
 
         def moved(practice: str, year: str, element: str, on: str,
                   deltas: tuple[int, int, int, int]) -> None:
-            _add(totals, (practice, year, element), deltas)
+            if totals is not None:
+                _add(totals, (practice, year, element), deltas)
             _add(days, (practice, year, element, on), deltas)
 
         def b_allocated(_p: int, _v: int, f: dict[str, Any]) -> None:
@@ -324,4 +334,5 @@ POSITIONS = Projection(
     },
     description="allocated, committed, settled per element, by effective date",
     bulk=PositionsBulk,
+    derived=((TOTALS, TOTALS_FROM_DAYS),),
 )

@@ -31,6 +31,9 @@ class Tables:
     def adds(self, table: Table) -> dict[Key, list[int]]:
         return self.add.setdefault(table.name, {})
 
+    def derives(self, _table: Table) -> bool:
+        return False
+
     def write(self) -> None:
         for name, written in self.put.items():
             rows = self.rows.setdefault(name, {})
