@@ -151,7 +151,8 @@ class LedgerService:
             units: list[UnitOfWork] = []
             try:
                 outcomes = self.store.write(
-                    functools.partial(self._work, units, requests, atomic, stop_at_first_refusal),
+                    functools.partial(self._work, units, requests, reads, atomic,
+                                      stop_at_first_refusal),
                     reads,
                 )
             except (IntegrityError, OperationalError) as error:
@@ -181,24 +182,29 @@ class LedgerService:
         self,
         units: list[UnitOfWork],
         requests: Sequence[Request],
+        reads: Reads,
         atomic: bool,
         stop_at_first_refusal: bool,
     ) -> tuple[list[LedgerEvent], Indexes, list[Outcome]]:
-        """Reads and decisions of one attempt: (events to append, their indexes, outcomes)."""
+        """Reads and decisions of one attempt: (events to append, their indexes, outcomes).
+
+        `reads` names the requests' command ids, refs and practices (`execute_batch`).
+        """
         uow = UnitOfWork(self.store, self.cache)
         units.append(uow)
-        outcomes = self._run(uow, requests, stop_at_first_refusal)
+        outcomes = self._run(uow, requests, reads, stop_at_first_refusal)
         if atomic and any(o.error for o in outcomes):
             uow.discard()
             return [], Indexes(), outcomes
         return uow.events, uow.indexes(), outcomes
 
     def _run(
-        self, uow: UnitOfWork, requests: Sequence[Request], stop_at_first_refusal: bool
+        self, uow: UnitOfWork, requests: Sequence[Request], reads: Reads,
+        stop_at_first_refusal: bool,
     ) -> list[Outcome]:
-        receipts = self.store.receipts([r.command_id for r in requests])
-        uow.prefetch_refs(handlers.refs_named(r.command for r in requests))
-        uow.prefetch_affiliations(handlers.practices_named(r.command for r in requests))
+        receipts = self.store.receipts(reads.command_ids)
+        uow.prefetch_refs(reads.refs)
+        uow.prefetch_affiliations(reads.practices)
         recorded_at = self.clock()
         outcomes: list[Outcome] = []
         for request in requests:
