@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import (
+    ConnectionPoolClosedError,
+    ConnectionUnavailableError,
     IntegrityError,
     InterfaceError,
     OperationalError,
@@ -352,7 +354,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         through it, committed or rolled back) are as this one left them. A rolled
         back transaction leaves nothing to carry.
         """
-        with self.datastore.get_connection(commit=True) as conn:
+        pool = self.datastore.pool
+        writer = (pool.writer() if isinstance(pool, LedgerSQLiteConnectionPool)
+                  else self.datastore.get_connection(commit=True))
+        with writer as conn:
             cursor = conn.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
@@ -551,12 +556,50 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
 
 class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
-    """eventsourcing's SQLite pool with a real prepared-statement cache.
+    """eventsourcing's SQLite pool with a real prepared-statement cache, and one
+    connection kept for write transactions (`writer`).
 
     eventsourcing opens connections with `cached_statements=True`, which sqlite3
     reads as a cache of ONE statement: every other query is re-prepared (tens
     of microseconds each, most of a small command's reads). Otherwise the same.
     """
+
+    _writer: SQLiteConnection | None = None
+
+    @contextmanager
+    def writer(self) -> Iterator[SQLiteConnection]:
+        """The connection write transactions use, to one thread at a time.
+
+        It takes the pool's writer lock, as `get_connection(is_writer=True)` does
+        (so writers in this process queue here, not on SQLite's lock), but always
+        the same connection: its statements stay prepared, and a write transaction
+        can tell from its `PRAGMA data_version` whether anything was written since
+        the last one (LedgerSQLiteRecorder.write_transaction). An in-memory
+        database, whose readers and writers exclude each other, uses the pool's.
+        Raises ConnectionUnavailableError when no writer lock comes in `pool_timeout`.
+        """
+        if self.is_sqlite_memory_mode:
+            conn = self.get_connection(is_writer=True)
+            try:
+                yield conn
+            finally:
+                self.put_connection(conn)
+            return
+        if not self._writer_lock.acquire(timeout=self.pool_timeout):
+            raise ConnectionUnavailableError("Timed out waiting for return of writer")
+        try:
+            if self._closed:
+                raise ConnectionPoolClosedError
+            if self._writer is None or self._writer.closed:
+                self._writer = self._create_connection()
+            yield self._writer
+        finally:
+            self._writer_lock.release()
+
+    def close(self) -> None:
+        super().close()
+        if self._writer is not None:
+            self._writer.close()
 
     def _create_connection(self) -> SQLiteConnection:
         try:

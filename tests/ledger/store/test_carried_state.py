@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -177,7 +178,7 @@ def traced(ledger: Ledger) -> list[str]:
     """Every statement the SQLite store's pooled connections run from now on."""
     log: list[str] = []
     pool: Any = ledger.store.app.recorder.datastore.pool  # type: ignore[attr-defined]
-    for conn in pool._pool:
+    for conn in [c for c in [*pool._pool, getattr(pool, "_writer", None)] if c is not None]:
         conn._sqlite_conn.set_trace_callback(log.append)
     return log
 
@@ -206,3 +207,30 @@ def test_a_sqlite_command_after_its_own_write_reads_its_side_tables_in_one_state
     assert len(selects) == 1, selects
     assert all(f"FROM {t}" in selects[0]
                for t in ("ledger_commands", "ledger_refs", "ledger_affiliations"))
+
+
+def test_sqlite_writes_from_many_threads_and_beside_a_read_carry_state(
+    sqlite_path: str,
+) -> None:
+    with bootstrap(sqlite_path) as ledger:
+        hard_budget(ledger, "1000")
+        threads = [threading.Thread(target=lambda t=t: [
+            commit(ledger, f"R-{t}-{n}", "1.00") for n in range(5)]) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        commit(ledger, "R-0001", "1.00")
+        pool: Any = ledger.store.app.recorder.datastore.pool  # type: ignore[attr-defined]
+        reading = pool.get_connection(is_writer=False)  # a read in progress meanwhile
+        try:
+            log = traced(ledger)
+            commit(ledger, "R-0002", "1.00")  # follows this store's own write
+        finally:
+            pool.put_connection(reading)
+        carried = list(log)
+        sealed_every_event(ledger)
+    assert carried[0] == "BEGIN IMMEDIATE"
+    assert [s for s in carried if "FROM ledger_tree" in s or "FROM ledger_event_kinds" in s] == []
+    with bootstrap(sqlite_path) as ledger, pytest.raises(LedgerError):  # 1000 - 22: 978
+        commit(ledger, "R-0003", "978.01")
