@@ -125,6 +125,26 @@ class CompactRange:
         self.size = new_size
         return completed
 
+    def extend(self, leaves: Sequence[bytes], every: int = 1) -> list[tuple[int, int, bytes]]:
+        """Add many leaf hashes, as `append` of each in turn would, hashing level by level.
+
+        Returns the subtrees they completed as (level, index, hash), only those whose
+        level is a multiple of `every`: the same set `append` would give, perhaps in
+        another order.
+        """
+        completed: list[tuple[int, int, bytes]] = []
+        at = 0
+        for level, index in aligned_pieces(self.size, self.size + len(leaves)):
+            width = 1 << level
+            levels = perfect_levels(leaves[at:at + width])
+            for up in range(every, level + 1, every):
+                first = index << (level - up)
+                completed.extend((up, first + k, node) for k, node in enumerate(levels[up]))
+            completed.extend(c for c in self.append_subtree(level, levels[level][0])
+                             if c[0] % every == 0)
+            at += width
+        return completed
+
     def root(self) -> bytes:
         if not self.frontier:
             return EMPTY_ROOT

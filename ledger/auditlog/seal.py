@@ -122,7 +122,6 @@ def seal_rows(
     compact = head.compact.copy()
     size, last = head.size, head.last_position
     leaves: list[tuple[int, int, bytes, int, bytes]] = []
-    nodes: list[tuple[int, int, bytes]] = []
     for position, stream, version, topic, state in rows:
         if position <= last:
             raise SealError(
@@ -133,11 +132,9 @@ def seal_rows(
         stream_id = stream_bytes(stream)
         leaf = event_leaf_hash(position, stream_id, version, topic, state_bytes(state))
         leaves.append((size, position, stream_id, version, leaf))
-        for level, index, node in compact.append(leaf):
-            if level % NODE_LEVEL_STEP == 0:
-                nodes.append((level, index, node))
         size += 1
         last = position
+    nodes = compact.extend([leaf[4] for leaf in leaves], every=NODE_LEVEL_STEP)
     root = compact.root()
     if dialect.kind == "postgres":
         # One statement: the leaves, the nodes and the new head.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.audit.merkle import (
     EMPTY_ROOT,
@@ -130,6 +132,24 @@ def test_compact_range_reports_every_subtree_it_completes() -> None:
         for index in range(len(NODE_HASHES[level]))
     ]
     assert sorted(completed) == sorted(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(before=st.integers(0, 300), added=st.integers(0, 300), every=st.sampled_from([1, 2, 4]))
+def test_extending_by_many_leaves_is_appending_each_in_turn(before: int, added: int,
+                                                            every: int) -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(before + added)]
+    one_by_one, at_once = CompactRange(), CompactRange()
+    for leaf in leaves[:before]:
+        one_by_one.append(leaf)
+        at_once.append(leaf)
+    expected = [node for leaf in leaves[before:] for node in one_by_one.append(leaf)
+                if node[0] % every == 0]
+    completed = at_once.extend(leaves[before:], every=every)
+    assert sorted(completed) == sorted(expected)
+    assert len(completed) == len(expected)
+    assert (at_once.size, at_once.frontier, at_once.root()) == (
+        one_by_one.size, one_by_one.frontier, one_by_one.root())
 
 
 def test_compact_range_survives_encoding() -> None:
