@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+import orjson
+
 from ledger.domain.budget import top_slice
 from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.events import LedgerEvent, budget_stream
@@ -67,6 +69,15 @@ def parse_instant(text: str) -> datetime:
             "9999-12-31 in UTC") from None
 
 
+def _as_json(sql: str, _params: Sequence[Any] = ()) -> str:
+    """A PostgreSQL scalar subquery: the rows of `sql` (a SELECT of columns ... FROM ...
+    ORDER BY ...) as JSON text, an array of arrays in the same order (NULL for none)."""
+    select, rest = sql.removeprefix("SELECT ").split(" FROM ", 1)
+    source, order = rest.rsplit(" ORDER BY ", 1)
+    return (f"(SELECT json_agg(json_build_array({select}) ORDER BY {order})::text "  # noqa: S608
+            f"FROM {source})")
+
+
 def _year_and_practice(practice: str | None, year: str | None, on: date | None
                        ) -> tuple[str, str] | None:
     """(the financial year containing `on`, the practice code) for the usual holders
@@ -104,6 +115,8 @@ class Reads:
         self._cursor: Any = None  # the read's own, while `_together` runs
         # What the read has found to exist (("year", "2024-25") -> bool), while it runs.
         self._known: dict[tuple[str, str], bool] = {}
+        # Rows of statements the read will make, fetched ahead ((sql, params) -> rows).
+        self._ahead: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
 
     def _fresh(self, *names: str) -> None:
         if self.catch_up:
@@ -127,6 +140,7 @@ class Reads:
             finally:
                 self._cursor = None
                 self._known.clear()
+                self._ahead.clear()
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -141,6 +155,9 @@ class Reads:
             yield cursor
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        fetched = self._ahead.pop((sql, tuple(params)), None)
+        if fetched is not None:
+            return fetched
         cursor = self._cursor
         if cursor is None:
             return self.db.query(sql, params)
@@ -271,11 +288,20 @@ class Reads:
             # year and practice exist goes with the check that the projections are current.
             with self._together():
                 columns, params = self._look_up_columns(*asked)
-                found, checked = self.views.current_with(names, columns, params, self._q)
+                fy, day = FinancialYear.parse(asked[0]), on
+                assert day is not None  # the usual question has a date
+                rows = self._holder_changes(fy, day, [asked[1]], known_at)
+                found, checked = self.views.current_with(
+                    names, f"{columns}, {_as_json(*rows)} AS holder_rows",
+                    [*params, *rows[1]], self._q)
                 if found is None or not checked:
                     self._fresh(*names)  # on other connections: each statement sees it
                 if found is not None:
-                    self._remember(*asked, found)
+                    *looked_up, fetched = found
+                    self._remember(*asked, looked_up)
+                    if checked:  # nothing was folded since: the rows are the projection's
+                        self._ahead[(rows[0], tuple(rows[1]))] = [
+                            tuple(r) for r in orjson.loads(fetched or "[]")]
                 return self._holders(practice, consortium, holder, year=year, as_of=as_of,
                                      known_at=known_at)
         self._fresh(*names)
@@ -321,10 +347,10 @@ class Reads:
             )
         return sorted(r[0] for r in found)
 
-    def _holder_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
-                     known_at: datetime | None) -> list[Row]:
-        if practices is not None and not practices:
-            return []
+    def _holder_changes(self, fy: FinancialYear, day: date, practices: list[str] | None,
+                        known_at: datetime | None) -> tuple[str, list[Any]]:
+        """The query of the holder changes a holders read folds (practice, element,
+        effective_on, holder, in that order), and its parameters."""
         sql = (f"SELECT practice, element, effective_on, holder FROM {self._t('holder_changes')} "  # noqa: S608
                "WHERE year = ? AND effective_on <= ?")
         params: list[Any] = [str(fy), day.isoformat()]
@@ -334,7 +360,13 @@ class Reads:
         if known_at is not None:
             sql += " AND recorded_at <= ?"
             params.append(_iso(known_at))
-        sql += " ORDER BY practice, element, effective_on, position"
+        return sql + " ORDER BY practice, element, effective_on, position", params
+
+    def _holder_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
+                     known_at: datetime | None) -> list[Row]:
+        if practices is not None and not practices:
+            return []
+        sql, params = self._holder_changes(fy, day, practices, known_at)
         timelines: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for p, element, on, who in self._q(sql, params):
             timelines.setdefault((p, element), []).append((on, who))
