@@ -25,6 +25,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -78,6 +79,8 @@ PARALLEL_MIN_EVENTS = 200_000
 REBUILD_COST = {"positions": 48, "trail": 40, "variation": 20, "portfolio": 15, "quality": 14,
                 "holders": 7, "organisations": 2, "pool_draws": 1}
 TRACKING_PREFIX = "projection:"
+# The scratch files this process is building projections in (`Materialiser.build_apart`).
+_SCRATCH_FILES: set[Path] = set()
 PG_TRACKING_TABLE = "projection_tracking"
 
 Progress = Callable[[int], None]
@@ -954,12 +957,14 @@ class Materialiser:
         handle, name = tempfile.mkstemp(prefix=f".{ledger.name}.rebuild-", dir=ledger.parent)
         os.close(handle)
         scratch = Path(name)
+        _SCRATCH_FILES.add(scratch)
         try:
             read, last = self._build_in(scratch, chosen, progress)
             if not self._copy_in(scratch, chosen, last):
                 return self.catch_up(names, progress)
             return read
         finally:
+            _SCRATCH_FILES.discard(scratch)
             scratch.unlink(missing_ok=True)
 
     def _build_in(self, scratch: Path, chosen: list[Projection], progress: Progress | None
@@ -1056,6 +1061,16 @@ _progress_counter: Any = None
 def _worker_start(counter: Any) -> None:
     global _progress_counter  # noqa: PLW0603 - one per worker process
     _progress_counter = counter
+    signal.signal(signal.SIGTERM, _end_without_scratch)
+
+
+def _end_without_scratch(signum: int, _frame: Any) -> None:
+    """A worker ended from outside (SIGTERM: a deadline passed, or the rebuild failed
+    elsewhere): its scratch files removed, then ended as the signal ends it."""
+    for path in list(_SCRATCH_FILES):
+        path.unlink(missing_ok=True)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _worker_count(n: int) -> None:

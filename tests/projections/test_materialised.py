@@ -608,6 +608,50 @@ def test_a_sqlite_build_apart_that_fails_leaves_the_projections_empty_at_zero(
     ledger.close()
 
 
+def _slow_worker(target: Any, names: list[str], counter: Any) -> None:
+    """A rebuild worker whose fold stops for a minute once it has made its scratch file."""
+    import time  # noqa: PLC0415 - in the spawned process only
+
+    def stalled(*_args: Any) -> None:
+        counter.value = 1
+        time.sleep(60)
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(Materialiser, "_fold_bulk", stalled)
+    materialise._worker_start(counter)
+    materialise._worker_rebuild(target, names)
+
+
+def test_a_rebuild_worker_ended_from_outside_removes_its_scratch_file(sqlite_path: str
+                                                                        ) -> None:
+    import multiprocessing  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    ledger = bootstrap(sqlite_path)
+    append(ledger.store, random_history(9, 50).events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    _emptied(views, ["trail"])
+    before = files_beside(ledger)
+    context = multiprocessing.get_context("spawn")
+    started = context.Value("q", 0)
+    worker = context.Process(target=_slow_worker,
+                             args=(ledger.store.target, ["trail"], started))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not started.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.value, "the worker never began its fold"
+    assert len(files_beside(ledger) - before) == 1  # its scratch file
+    worker.terminate()
+    worker.join(30)
+    assert worker.exitcode == -signal.SIGTERM
+    assert files_beside(ledger) == before
+    assert views.positions()["trail"] == 0
+    ledger.close()
+
+
 def test_a_parallel_rebuild_gives_each_projection_to_exactly_one_process(ledger: Ledger
                                                                          ) -> None:
     views = Materialiser(ledger.store)
