@@ -194,7 +194,15 @@ class _SQLiteWrite:
     def answers(self, table: str, keys: Sequence[str]) -> dict[str, Any] | None:
         """{key: what `table` holds for it} for `keys`, if fetched ahead; else None."""
         found = self.fetched.get(table)
-        if found is None or not all(key in found for key in keys):
+        if found is None:
+            return None
+        if len(keys) == 1:
+            key = keys[0]
+            if key not in found:
+                return None
+            value = found[key]
+            return {} if value is None else {key: value}
+        if not all(key in found for key in keys):
             return None
         return {key: found[key] for key in keys if found[key] is not None}
 
@@ -208,6 +216,16 @@ _PREFETCH = (
     ("affiliations", "SELECT 'affiliations', practice, consortium, NULL "
                      "FROM ledger_affiliations WHERE practice IN ({})"),
 )
+
+
+
+
+@functools.lru_cache(maxsize=64)
+def _prefetch_statement(*counts: int) -> str:
+    """The UNION ALL of `_PREFETCH`'s SELECTs for that many keys each (none: left out)."""
+    return " UNION ALL ".join(select.format(",".join("?" * count))
+                              for (_, select), count in zip(_PREFETCH, counts, strict=True)
+                              if count)
 
 
 _WRITE: ContextVar[_SQLiteWrite | None] = ContextVar("ledger_sqlite_write", default=None)
@@ -403,18 +421,15 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def _prefetch(write: _SQLiteWrite, reads: Reads) -> None:
         """Read the side-table rows of the keys `reads` names, in one statement."""
         named = (reads.command_ids, reads.refs, reads.practices)
-        if sum(map(len, named)) > _PREFETCH_LIMIT:
+        counts = (len(reads.command_ids), len(reads.refs), len(reads.practices))
+        if not any(counts) or sum(counts) > _PREFETCH_LIMIT:
             return
-        parts: list[str] = []
         params: list[str] = []
-        for (table, select), keys in zip(_PREFETCH, named, strict=True):
+        for (table, _), keys in zip(_PREFETCH, named, strict=True):
             if keys:
-                parts.append(select.format(",".join("?" * len(keys))))
                 params.extend(keys)
                 write.fetched[table] = dict.fromkeys(keys)
-        if not parts:
-            return
-        write.cursor.execute(" UNION ALL ".join(parts), params)
+        write.cursor.execute(_prefetch_statement(*counts), params)
         fetched = write.fetched
         for table, key, a, b in write.cursor.fetchall():
             if table == "commands":
