@@ -5,6 +5,10 @@ Checked, in one snapshot:
 - every leaf: recomputed from the event at its position (stream, version, topic,
   state bytes, position) and compared with the sealed leaf hash;
 - every stored event inside the sealed range has a leaf (nothing inserted);
+- every stream's versions, in log order, run 1, 2, 3, ... with none missing or
+  repeated (each event's version is its stream's previous version plus one), over
+  the whole log, the unsealed tail included: a stream with a hole, sealed as it
+  was, is still damage (`VERSION_GAP`);
 - the stored subtree nodes, the tree head (size, compact range, root);
 - every stored checkpoint: its signature, its row against its signed text, and its
   root against the root recomputed from the events at its size (consistency with
@@ -27,6 +31,7 @@ import multiprocessing
 import os
 import struct
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -66,6 +71,11 @@ BAD_SIGNATURE = "bad-checkpoint-signature"
 CHECKPOINT_ALTERED = "checkpoint-altered"
 INCONSISTENT = "inconsistent-with-checkpoint"
 COSIGNED_LOST = "inconsistent-with-cosigned"
+VERSION_GAP = "stream-version-gap"
+
+# (position, stream id as 16 bytes, the stream's version before it or None, its version):
+# an event whose version is not its stream's previous version plus one.
+OddVersion = tuple[int, bytes, int | None, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +135,18 @@ def _leaf_pack(topic: str) -> tuple[Callable[..., bytes], bytes]:
     return found
 
 
-def _leaf_hashes(rows: list[EventRow]) -> list[bytes]:
+def _leaf_hashes(rows: list[EventRow], last: dict[bytes, int], odd: list[OddVersion]
+                 ) -> list[bytes]:
     """Leaf hashes of stored events (leaf.event_leaf_hash, inlined for speed).
 
     The stream id is read exactly as `leaf.stream_bytes` reads it (32 hex digits as
     16 bytes, 16 bytes as themselves, anything else through `stream_bytes`), as
-    sealing did.
+    sealing did. On the way, `last` (stream id -> version) is carried through the
+    rows in order, and every row whose version is not its stream's last plus one
+    (from 0 for a stream not in `last`) is appended to `odd`.
     """
     sha, fromhex, packs = hashlib.sha256, bytes.fromhex, _LEAF_PACKS
+    get = last.get
     out: list[bytes] = []
     append = out.append
     for position, stream, version, topic, stored in rows:
@@ -145,12 +159,63 @@ def _leaf_hashes(rows: list[EventRow]) -> list[bytes]:
             sid = stream
         else:
             sid = stream_bytes(stream)
+        if get(sid, 0) != version - 1:
+            odd.append((position, sid, get(sid), version))
+        last[sid] = version
         state = stored if type(stored) is bytes else state_bytes(stored)
         found = packs.get(topic)
         pack, t = found if found is not None else _leaf_pack(topic)
         append(sha(pack(0, LEAF_FORMAT, position, sid, version, len(t), t, len(state))
                    + state).digest())
     return out
+
+
+class _Versions:
+    """Each stream's last version in log order, and the check that each next one follows.
+
+    The rule: a stream's versions, in position order, are 1, 2, 3, ...: the first is
+    1 and each is the one before plus one. Stream ids are their 16 bytes.
+    """
+
+    def __init__(self, report: VerifyReport) -> None:
+        self.report = report
+        self.last: dict[bytes, int] = {}
+
+    def report_odd(self, odd: list[OddVersion]) -> None:
+        """Damage for rows `_leaf_hashes` found out of turn against `self.last`."""
+        for position, sid, previous, version in odd:
+            before = "first" if previous is None else f"after version {previous}"
+            self.report.add(Damage(VERSION_GAP, position, f"stream {uuid.UUID(bytes=sid)} has "
+                                                          f"version {version} {before} at "
+                                                          f"position {position}: a stream's "
+                                                          "versions run 1, 2, 3, ... with "
+                                                          "none missing"))
+
+    def stitch(self, odd: list[OddVersion], last_in_chunk: dict[bytes, int]) -> bool:
+        """Take a chunk checked on its own (from no versions); False, taking nothing, unless
+        every stream in it carries on from where the chunks before left it.
+
+        `odd` holds only first appearances in the chunk (a worker returns no chunk
+        with a break inside it); a stream that appears first as version 1 must be new.
+        """
+        last = self.last
+        carried = {sid for _position, sid, _previous, _version in odd}
+        for _position, sid, _previous, version in odd:
+            if last.get(sid, 0) != version - 1:
+                return False
+        if not (last.keys() & last_in_chunk.keys()) <= carried:
+            return False
+        last.update(last_in_chunk)
+        return True
+
+    def tail(self, reader: LogReader, after: int, upto: int) -> None:
+        """Check the events with after < position <= upto (the unsealed tail), by chunks."""
+        while after < upto:
+            rows = reader.events_between(after, min(after + CHUNK, upto))
+            odd: list[OddVersion] = []
+            _leaf_hashes(rows, self.last, odd)
+            self.report_odd(odd)
+            after = min(after + CHUNK, upto)
 
 
 class _Tree:
@@ -226,13 +291,14 @@ def _verify(
     if cosigned is not None:
         sizes.add(cosigned.size)
     tree = _Tree(reader, report, sizes)
-    chunks = _Chunks(reader, report, max_position)
+    versions = _Versions(report)
+    chunks = _Chunks(reader, report, max_position, versions)
 
     index = 0
     last_position = 0
     with _Workers.start(reader, leaf_total) as workers:
         while True:
-            done = workers.next_result(index, last_position)
+            done = workers.next_result(index, last_position, versions)
             if done is not None:  # a worker found the chunk sound: its leaves, recomputed
                 count, upto, events, blob = done
                 hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
@@ -270,6 +336,13 @@ def _verify(
                                                    f"of size {cosigned.size} that witnesses "
                                                    f"cosigned ({', '.join(report.cosigned_by)})"))
 
+    _check_unsealed(reader, report, versions, last_position, max_position)
+
+
+def _check_unsealed(reader: LogReader, report: VerifyReport, versions: _Versions,
+                    last_position: int, max_position: int) -> None:
+    """The tail after the last sealed position: its streams' versions, its size and age."""
+    versions.tail(reader, last_position, max_position)
     report.unsealed = reader.count_events_after(last_position)
     report.unsealed_after = last_position
     if report.unsealed:
@@ -280,10 +353,12 @@ def _verify(
 class _Chunks:
     """Checks one chunk of leaves in the main snapshot, classifying any damage."""
 
-    def __init__(self, reader: LogReader, report: VerifyReport, max_position: int) -> None:
+    def __init__(self, reader: LogReader, report: VerifyReport, max_position: int,
+                 versions: _Versions) -> None:
         self.reader = reader
         self.report = report
         self.max_position = max_position
+        self.versions = versions
         self.identities: dict[tuple[bytes, int], int] | None = None
 
     def _identities(self) -> dict[tuple[bytes, int], int]:
@@ -307,7 +382,8 @@ class _Chunks:
         upto = leaves[-1][1]
         events = reader.events_between(last_position, upto)
         report.events_checked += len(events)
-        recomputed = _leaf_hashes(events)
+        odd: list[OddVersion] = []
+        recomputed = _leaf_hashes(events, self.versions.last, odd)
         if [e[0] for e in events] == [leaf[1] for leaf in leaves]:
             if recomputed != [bytes(leaf[2]) for leaf in leaves]:
                 identities = self._identities()
@@ -318,6 +394,7 @@ class _Chunks:
         else:
             hashes = _diagnose(report, leaves, events, recomputed, self._identities(),
                                self.max_position)
+        self.versions.report_odd(odd)
         return len(leaves), upto, hashes
 
 
@@ -328,13 +405,16 @@ class _Chunks:
 # chunks of leaves [start, end) below the main snapshot's leaf count: they read the leaf
 # rows and the events between the previous leaf's position and the last one's, recompute
 # every leaf hash and compare. A chunk comes back only when all of it is sound (contiguous
-# leaf rows, the same positions in both tables, every hash equal); then it carries its
-# leaf hashes as one blob and the main process builds the tree and checks nodes, head and
-# checkpoints from them exactly as before. Anything else (a difference, an error, a chunk
-# that does not start where the main pass is) and the main process checks that chunk
-# itself in its own snapshot, which is what classifies the damage. A worker can only say
-# "sound" for events whose hashes equal the sealed leaves, so this path never accepts
-# what the single-process one would refuse.
+# leaf rows, the same positions in both tables, every hash equal, every stream's versions
+# following on inside it); then it carries its leaf hashes as one blob, with where each
+# stream's versions start and end in it, and the main process builds the tree and checks
+# nodes, head and checkpoints from them exactly as before, and takes the versions on
+# only if each stream carries on from the chunks before. Anything else (a difference, an
+# error, a chunk that does not start where the main pass is, a stream that does not carry
+# on) and the main process checks that chunk itself in its own snapshot, which is what
+# classifies the damage. A worker can only say "sound" for events whose hashes equal the
+# sealed leaves and whose versions follow on, so this path never accepts what the
+# single-process one would refuse.
 
 PARALLEL_MIN_LEAVES = 1 << 17  # below this, starting processes costs more than it saves
 WORKERS = 2
@@ -352,8 +432,12 @@ def _worker_start(path: str | None, dialect: Dialect, shared: SharedSnapshot | N
     _worker["reader"] = LogReader(conn.cursor(), dialect, path)
 
 
-def _worker_chunk(start: int, end: int) -> tuple[int, int, int, int, bytes] | None:
-    """Leaves [start, end): (start, previous position, last position, events, hashes)."""
+ChunkResult = tuple[int, int, int, int, bytes, list[OddVersion], dict[bytes, int]]
+
+
+def _worker_chunk(start: int, end: int) -> ChunkResult | None:
+    """Leaves [start, end): (start, previous position, last position, events, hashes,
+    first appearances out of turn, each stream's last version in the chunk)."""
     reader = _worker["reader"]
     if reader.dialect.kind == "postgres":
         return _check_chunk(reader, start, end)
@@ -365,9 +449,9 @@ def _worker_chunk(start: int, end: int) -> tuple[int, int, int, int, bytes] | No
         curs.execute("ROLLBACK")
 
 
-def _check_chunk(reader: LogReader, start: int, end: int
-                 ) -> tuple[int, int, int, int, bytes] | None:
-    """The worker's check of leaves [start, end); None unless all of it is sound."""
+def _check_chunk(reader: LogReader, start: int, end: int) -> ChunkResult | None:
+    """The worker's check of leaves [start, end); None unless all of it is sound (every
+    stream's versions inside it following on; where they start is for `_Versions.stitch`)."""
     before = 0
     if start:
         previous = reader.leaf_hash_rows(start - 1, 1)
@@ -381,10 +465,14 @@ def _check_chunk(reader: LogReader, start: int, end: int
     events = reader.events_between(before, upto)
     if len(events) != len(leaves) or [e[0] for e in events] != [leaf[1] for leaf in leaves]:
         return None
-    recomputed = _leaf_hashes(events)
+    last: dict[bytes, int] = {}
+    odd: list[OddVersion] = []
+    recomputed = _leaf_hashes(events, last, odd)
     if recomputed != [leaf[2] for leaf in leaves]:
         return None
-    return start, before, upto, len(events), b"".join(recomputed)
+    if any(previous is not None for _position, _sid, previous, _version in odd):
+        return None
+    return start, before, upto, len(events), b"".join(recomputed), odd, last
 
 
 class _Workers:
@@ -415,8 +503,10 @@ class _Workers:
                 pool.shutdown(wait=False, cancel_futures=True)
             return cls(None, iter(()))
 
-    def next_result(self, index: int, last_position: int) -> tuple[int, int, int, bytes] | None:
-        """(leaves, last position, events, hashes) of the sound chunk at `index`, if any."""
+    def next_result(self, index: int, last_position: int, versions: _Versions
+                    ) -> tuple[int, int, int, bytes] | None:
+        """(leaves, last position, events, hashes) of the sound chunk at `index`, if any;
+        its streams' versions taken into `versions` if they carry on from it."""
         if self.pool is None:
             return None
         try:
@@ -425,8 +515,8 @@ class _Workers:
             return None
         if done is None:
             return None
-        start, before, upto, events, blob = done
-        if start != index or before != last_position:
+        start, before, upto, events, blob, odd, last = done
+        if start != index or before != last_position or not versions.stitch(odd, last):
             return None
         return len(blob) // HASH_SIZE, upto, events, blob
 
