@@ -11,6 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ledger.auditlog.seal import seal
+from ledger.domain.events import budget_stream
+from ledger.store.eventstore import open_store
 from tests.commands.conftest import Ledger
 
 pytestmark = pytest.mark.usefixtures("signing_key")
@@ -163,3 +166,54 @@ def test_verify_after_a_rotation_checks_each_checkpoint_with_the_key_that_signed
         assert "not signed by any of the given keys" in one.stdout
         assert "1 problem(s) in all" in one.stdout
         assert other.split("+")[1] not in one.stdout
+
+
+def run_sql(db_url: str, statement: str, params: tuple[object, ...] = ()
+            ) -> list[tuple[object, ...]]:
+    """`statement` in the store's dialect (`?`, `{events}`, `{position}`, audit tables)."""
+    store = open_store(db_url)
+    try:
+        query = store.recorder.dialect.sql(statement)
+    finally:
+        store.close()
+    if not db_url.startswith("postgresql://"):
+        conn = sqlite3.connect(db_url)
+        try:
+            found = conn.execute(query, params).fetchall()
+            conn.commit()
+            return found
+        finally:
+            conn.close()
+    with psycopg.connect(db_url.partition("?")[0], autocommit=True) as pg:
+        cur = pg.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def test_verify_exits_4_on_a_stream_with_a_version_missing_sealed_over(
+    invoke: Ledger, db_url: str
+) -> None:
+    populate(invoke)
+    for ref in ("R-1", "R-2", "R-3"):
+        assert invoke("spend", "commit", "A81001", "--year", "2024-25", "--element", "acute",
+                      "--ref", ref, "--amount", "10", "--provider", "RTR", "--service", "Hip",
+                      actor="practice:A81001").code == 0
+    stream = budget_stream("A81001", "2024-25")
+    key = str(stream) if db_url.startswith("postgresql://") else stream.hex
+    rows = run_sql(db_url, "SELECT {position}, originator_version FROM {events} "
+                           "WHERE originator_id = ? ORDER BY {position}", (key,))
+    assert [row[1] for row in rows] == [1, 2, 3, 4]
+    run_sql(db_url, "DELETE FROM {events} WHERE {position} = ?", (rows[1][0],))
+    for table in ("leaves", "nodes", "tree", "checkpoints"):
+        run_sql(db_url, f"DELETE FROM {{{table}}}")
+    store = open_store(db_url)
+    try:
+        seal(store)
+    finally:
+        store.close()
+    result = invoke("verify")
+    assert result.code == 4
+    assert (f"TAMPERED: first bad position {rows[2][0]}: stream-version-gap: stream {stream} "
+            "has version 3 after version 1") in result.stdout
+    as_json = orjson.loads(invoke("verify", "--format", "json").stdout)
+    assert (as_json["ok"], as_json["first_bad_position"], as_json["first_damage"]) == (
+        False, rows[2][0], "stream-version-gap")
