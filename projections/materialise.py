@@ -72,12 +72,11 @@ MAX_CONFLICTS = 10
 # A parallel rebuild starts processes that each import the ledger and read the whole
 # log: below this many events one process finishes sooner.
 PARALLEL_MIN_EVENTS = 200_000
-# Relative cost of rebuilding each projection (its bulk fold and its writes, measured in
-# CPU time, each alone, on the first 200,000 events of bench/national.py's ledger, less
-# the reading of the log every process does), to give each process of a parallel
-# rebuild an even share.
-REBUILD_COST = {"positions": 48, "trail": 40, "variation": 20, "portfolio": 15, "quality": 14,
-                "holders": 7, "organisations": 2, "pool_draws": 1}
+# Relative cost of rebuilding each projection (its bulk fold and its writes, in CPU time
+# on bench/national.py's ledger of 1,000,000 events, less the reading of the log every
+# process does), to give each process of a parallel rebuild an even share.
+REBUILD_COST = {"trail": 235, "positions": 193, "variation": 119, "quality": 84,
+                "portfolio": 70, "holders": 34, "organisations": 7, "pool_draws": 2}
 TRACKING_PREFIX = "projection:"
 # The scratch files this process is building projections in (`Materialiser.build_apart`).
 _SCRATCH_FILES: set[Path] = set()
