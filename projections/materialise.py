@@ -685,26 +685,26 @@ class Materialiser:
         return lowest is not None and int(lowest) >= head
 
     def current_with(self, names: Sequence[str], columns: str, params: Sequence[Any],
-                     select: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-                     ) -> tuple[tuple[Any, ...] | None, bool]:
-        """(the values of `columns`, whether the log is checked to its head), read by
-        `select` in the one statement that checks the catalogue and the named
-        projections' positions. `columns` is more of the SELECT list, as
-        `EventStore.readable_head` takes it; its values are None when any projection
-        is behind the head (or this materialiser has not set its tables up yet).
-        Unless both are there, `catch_up` must run before an answer: it checks the
-        events past the checked position (written some other way) and folds what the
-        projections lack.
+                     select: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]],
+                     check: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+                     ) -> tuple[Any, ...] | None:
+        """The values of `columns` (more of the SELECT list, as `EventStore.readable_head`
+        takes it), read by `select` in the one statement that checks the catalogue and
+        finds the named projections at the log's head, with the events past the
+        checked position (written some other way) read by `check` and checked; None
+        when any projection is behind (or this materialiser has not set its tables up
+        yet): `catch_up`, then read again.
 
-        Raises UnreadableEvent for a catalogued kind this code cannot read.
+        Raises UnreadableEvent for an event or kind this code cannot read.
         """
         if not self._ready:
-            return None, False
+            return None
         column, tracked = self._lowest(self.select(names))
         head, checked, (lowest, *values) = self.store.probe(
             f"{column}, {columns}", [*tracked, *params], select)
-        current = lowest is not None and int(lowest) >= head
-        return (tuple(values) if current else None), checked >= head
+        if checked < head:
+            self.store.check_tail(check)
+        return tuple(values) if lowest is not None and int(lowest) >= head else None
 
     def _lowest(self, chosen: list[Projection]) -> tuple[str, list[str]]:
         """A column `projections_lowest`: the lowest position of the chosen projections,

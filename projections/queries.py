@@ -166,6 +166,12 @@ class Reads:
         cursor.execute(sql, tuple(params))
         return [tuple(row) for row in cursor.fetchall()]
 
+    def _as_given(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A statement already in the store's own form (`Dialect.sql`), on the read's
+        connection while `_together` runs."""
+        self._cursor.execute(sql, tuple(params))
+        return [tuple(row) for row in self._cursor.fetchall()]
+
     def _t(self, table: str) -> str:
         return self.db.name(table)
 
@@ -285,29 +291,35 @@ class Reads:
         asked = _year_and_practice(practice, year, on)
         if asked is not None and self.catch_up and self.db.kind == "postgres":
             # The usual question (a practice on a date), asked on PostgreSQL: whether its
-            # year and practice exist goes with the check that the projections are current.
+            # year and practice exist, and its holder changes, go with the check that
+            # the log is readable and the projections current (one round trip).
             with self._together():
-                columns, params = self._look_up_columns(*asked)
-                fy, day = FinancialYear.parse(asked[0]), on
-                assert day is not None  # the usual question has a date
-                rows = self._holder_changes(fy, day, [asked[1]], known_at)
-                found, checked = self.views.current_with(
-                    names, f"{columns}, {_as_json(*rows)} AS holder_rows",
-                    [*params, *rows[1]], self._q)
-                if found is None or not checked:
-                    self._fresh(*names)  # on other connections: each statement sees it
-                if found is not None:
-                    *looked_up, fetched = found
-                    self._remember(*asked, looked_up)
-                    if checked:  # nothing was folded since: the rows are the projection's
-                        self._ahead[(rows[0], tuple(rows[1]))] = [
-                            tuple(r) for r in orjson.loads(fetched or "[]")]
-                return self._holders(practice, consortium, holder, year=year, as_of=as_of,
-                                     known_at=known_at)
+                if self._fetch_ahead(names, asked, on, known_at):
+                    return self._holders(practice, consortium, holder, year=year,
+                                         as_of=as_of, known_at=known_at)
+        # Caught up holding no connection: a served read waits its turn for this.
         self._fresh(*names)
         with self._together():
             return self._holders(practice, consortium, holder, year=year, as_of=as_of,
                                  known_at=known_at)
+
+    def _fetch_ahead(self, names: Sequence[str], asked: tuple[str, str], on: date | None,
+                     known_at: datetime | None) -> bool:
+        """Whether the projections are current; if so, what `_holders` asks of them for
+        `asked` (year, practice) on `on` is fetched ahead, in the same statement."""
+        assert on is not None  # the usual question has a date
+        columns, params = self._look_up_columns(*asked)
+        rows = self._holder_changes(FinancialYear.parse(asked[0]), on, [asked[1]], known_at)
+        found = self.views.current_with(
+            names, f"{columns}, {_as_json(*rows)} AS holder_rows", [*params, *rows[1]],
+            self._q, self._as_given)
+        if found is None:
+            return False
+        *looked_up, fetched = found
+        self._remember(*asked, looked_up)
+        self._ahead[(rows[0], tuple(rows[1]))] = [
+            tuple(r) for r in orjson.loads(fetched or "[]")]
+        return True
 
     def _holders(self, practice: str | None, consortium: str | None, holder: str | None, *,
                  year: str | None, as_of: date | None, known_at: datetime | None

@@ -84,6 +84,18 @@ def check(select: Select, dialect: Dialect, *, catalogued: bool = True
     else:
         rows = select(dialect.sql("SELECT {position}, topic, state, originator_id, "
                                   "originator_version FROM {events} ORDER BY {position}"), ())
+    return _checked_tail(rows, catalogued=catalogued)
+
+
+def check_tail(select: Select, dialect: Dialect) -> None:
+    """`check`'s read of the events after the checked position, alone (the kinds
+    checked already, by `check_kinds`): UnreadableEvent for the first it cannot read."""
+    after_checked, none = check_statements(dialect)[1]
+    _checked_tail(select(after_checked, none), catalogued=True)
+
+
+def _checked_tail(rows: Iterable[Sequence[Any]], *, catalogued: bool
+                  ) -> list[tuple[int, str, int]]:
     tail: list[tuple[int, str, int]] = []
     for position, topic, state, stream, stream_version in rows:
         version = stored_version(state)

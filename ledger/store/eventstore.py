@@ -267,6 +267,11 @@ class EventStore:
         catalogue.check_kinds(kinds)
         return int(head), int(checked), tuple(rest)
 
+    def check_tail(self, select: catalogue.Select) -> None:
+        """Read (by `select`, a caller's own connection) and check the events past the
+        checked position, as `readable_head` does when `probe` finds some."""
+        catalogue.check_tail(select, self.recorder.dialect)
+
     def _select_one(self, statement: str, params: Sequence[Any],
                     select: catalogue.Select | None) -> tuple[Any, ...]:
         if self.target.kind == "postgres":

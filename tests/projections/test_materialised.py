@@ -442,6 +442,23 @@ def test_a_holders_read_of_a_practice_on_a_date_catches_up_after_a_command(
     assert [lags[n] for n in ("organisations", "holders", "portfolio", "positions")] == [0] * 4
 
 
+def test_a_holders_read_catches_up_holding_no_connection_of_its_own(
+        ledger: Ledger, reads: Reads, monkeypatch: pytest.MonkeyPatch) -> None:
+    written_by_commands(ledger)
+    reads.holders(practice="A81001", as_of=D(2024, 7, 15))
+    commit_by_command(ledger, "R-0002", "25.00")  # the projections are behind now
+    holding: list[bool] = []
+    fresh = reads._fresh
+
+    def watched(*names: str) -> None:
+        holding.append(reads._cursor is not None)  # a served read waits here for its turn
+        fresh(*names)
+
+    monkeypatch.setattr(reads, "_fresh", watched)
+    assert len(reads.holders(practice="A81001", as_of=D(2024, 7, 15))) == 7
+    assert holding == [False]
+
+
 def test_projections_count_as_current_only_when_each_is_tracked_at_the_head(
         ledger: Ledger) -> None:
     written_by_commands(ledger)
