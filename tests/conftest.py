@@ -8,6 +8,8 @@ starts it first). Each test gets its own schema, dropped afterwards, so runs
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -22,6 +24,42 @@ from ledger.bootstrap import Ledger, bootstrap
 PG_BASE_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# The user's own config directory, as the run found it (xdist workers inherit the value the
+# controller saved): on PostgreSQL the ledger's default signing key lives under it.
+REAL_CONFIG_HOME_VAR = "TESTS_REAL_XDG_CONFIG_HOME"
+RUN_CONFIG_HOME_VAR = "TESTS_RUN_XDG_CONFIG_HOME"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point XDG_CONFIG_HOME at a directory of this run's before any test or fixture runs,
+    so nothing the tests start (in process or as a `ledger` subprocess) makes or reads a
+    signing key in the user's ~/.config/ledger; each test then gets its own (`config_home`).
+    """
+    real = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    os.environ.setdefault(REAL_CONFIG_HOME_VAR, real)
+    if RUN_CONFIG_HOME_VAR not in os.environ or not hasattr(config, "workerinput"):
+        os.environ[RUN_CONFIG_HOME_VAR] = tempfile.mkdtemp(prefix="ledger-tests-config-")
+    os.environ["XDG_CONFIG_HOME"] = os.environ[RUN_CONFIG_HOME_VAR]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.get(RUN_CONFIG_HOME_VAR, ""), ignore_errors=True)
+
+
+def real_config_home() -> Path:
+    """The user's config directory the run started with (not the tests' stand-in)."""
+    return Path(os.environ[REAL_CONFIG_HOME_VAR])
+
+
+@pytest.fixture(autouse=True)
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """XDG_CONFIG_HOME for the test: a directory in its tmp_path, so a PostgreSQL ledger's
+    default signing key (`$XDG_CONFIG_HOME/ledger/signing-key`) is the test's own."""
+    path = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(path))
+    return path
 
 
 class FakeClock:
