@@ -22,7 +22,7 @@ from ledger.domain.organisations import Consortium, Practice
 from ledger.domain.pool import RiskPool
 from ledger.domain.values import FinancialYear
 from ledger.store.eventstore import EventStore
-from ledger.store.recorders import Indexes, Receipt, RefEntry
+from ledger.store.recorders import Indexes, Receipt, RefEntry, StreamRewritten
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -32,6 +32,9 @@ class AggregateCache:
 
     Fast-forwarding (one indexed query for events after the cached version) keeps
     loads cheap however long a stream grows, and still sees other writers' events.
+    When that query reads the store, it also asks for the cached version itself: if
+    the log no longer holds it (a backup restored under the process), the aggregate
+    is loaded again from the log instead.
     """
 
     def __init__(self, maxsize: int = 20_000) -> None:
@@ -78,7 +81,13 @@ class UnitOfWork:
         if aggregate is None:
             cached = self.cache.get(stream_id)
             aggregate = cached if isinstance(cached, kind) else empty()
-            for event in self.store.stream(stream_id, after_version=aggregate.version):
+            try:
+                events = self.store.stream(stream_id, after_version=aggregate.version,
+                                           held=True)
+            except StreamRewritten:  # the cache is ahead of the log: start from the log
+                aggregate = empty()
+                events = self.store.stream(stream_id)
+            for event in events:
                 aggregate.apply(event)
             self.touched[stream_id] = aggregate
             self.cache.put(aggregate)

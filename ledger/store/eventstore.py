@@ -295,8 +295,12 @@ class EventStore:
 
     # --- reading -----------------------------------------------------------------------
 
-    def stream(self, stream_id: uuid.UUID, after_version: int = 0) -> list[LedgerEvent]:
-        stored = self.app.recorder.select_events(stream_id, gt=after_version or None)
+    def stream(self, stream_id: uuid.UUID, after_version: int = 0, *, held: bool = False
+               ) -> list[LedgerEvent]:
+        """The stream's events after `after_version`. `held`: the caller (a cached
+        aggregate) holds the stream up to `after_version`; StreamRewritten if the store,
+        when read, no longer has that version (history rewritten under the process)."""
+        stored = self.recorder.select_events(stream_id, gt=after_version or None, held=held)
         try:
             return [decode_event(s.topic, s.originator_id, s.originator_version, s.state)
                     for s in stored]

@@ -35,6 +35,7 @@ from ledger.store.recorders import (
     Reads,
     Receipt,
     RefEntry,
+    held_from,
     hook_statements,
     indexes_of,
     run_hooks,
@@ -468,26 +469,36 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         lte: int | None = None,
         desc: bool = False,
         limit: int | None = None,
+        held: bool = False,
     ) -> Sequence[StoredEvent]:
         """A stream's events; in a write transaction, none without a read when the stream
-        is known to end at `gt` (its last version as of the transaction's start)."""
+        is known to end at `gt` (its last version as of the transaction's start). With
+        `held`, the caller holds the stream up to `gt`, and a read of the store raises
+        StreamRewritten if the stream no longer has version `gt`."""
         txn = _WRITE.get()
+        check = held and bool(gt) and lte is None and not desc and limit is None
+        since = (gt or 0) - 1 if check else gt
         if txn is None or lte is not None or desc or limit is not None:
             stored: Sequence[StoredEvent] = super().select_events(
-                originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+                originator_id, gt=since or None, lte=lte, desc=desc, limit=limit
             )
+            if check:
+                stored = stored[held_from([s.originator_version for s in stored[:1]],
+                                          gt or 0):]
             return stored
         key = _uuid(originator_id)
         after = gt or 0
         with self._versions_lock:
             if self._versions.get(key) == after:
                 return []
-        txn.curs.execute(self._select_stream, (originator_id, after))
+        txn.curs.execute(self._select_stream, (originator_id, since or 0))
         found = [
             StoredEvent(originator_id, row["originator_version"], row["topic"],
                         bytes(row["state"]))
             for row in txn.curs.fetchall()
         ]
+        if check:
+            found = found[held_from([s.originator_version for s in found[:1]], after):]
         with self._versions_lock:
             self._versions[key] = found[-1].originator_version if found else after
         return found

@@ -47,6 +47,20 @@ from ledger.store.dialect import Dialect
 from ledger.store.hooks import StoredRow, WriteHook
 
 
+class StreamRewritten(Exception):  # noqa: N818 - a condition, as eventsourcing names them
+    """A stream no longer holds a version its reader had (a cached aggregate): its history
+    was rewritten under the process (a backup restored, rows deleted around the ledger).
+    Raised by `select_events(..., held=True)` when it reads the store."""
+
+
+def held_from(versions: Sequence[int], held: int) -> int:
+    """How many leading rows to drop from a stream read from version `held` on (inclusive):
+    1, its own row; StreamRewritten if that row is not there."""
+    if not versions or versions[0] != held:
+        raise StreamRewritten(f"the stream no longer holds version {held}")
+    return 1
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     command_id: str
@@ -96,6 +110,11 @@ class IndexedRecorder(Protocol):
     def select_rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
 
     def position_of(self, stream_id: UUID, version: int) -> int | None: ...
+
+    def select_events(
+        self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
+        desc: bool = False, limit: int | None = None, held: bool = False,
+    ) -> Sequence[StoredEvent]: ...
 
     def write_transaction(self, reads: Reads | None = None) -> AbstractContextManager[Any]: ...
 
@@ -549,7 +568,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         lte: int | None = None,
         desc: bool = False,
         limit: int | None = None,
+        held: bool = False,
     ) -> Sequence[StoredEvent]:
+        """A stream's events; with `held`, the caller holds it up to `gt`, and a read of the
+        store raises StreamRewritten if the stream no longer has version `gt`."""
         if lte is not None or desc or limit is not None:
             return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
         key = _stream_key(originator_id)
@@ -557,11 +579,14 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         write = _WRITE.get()
         if write is not None and write.versions.get(key) == after:
             return []  # nothing written since this stream was last at that version
+        check = held and after > 0
         rows = self._select(
             f"SELECT originator_version, topic, state FROM {self.events_table_name} "  # noqa: S608
             "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version",
-            (key, after),
+            (key, after - 1 if check else after),
         )
+        if check:
+            rows = rows[held_from([row[0] for row in rows[:1]], after):]
         if write is not None:
             write.versions[key] = int(rows[-1][0]) if rows else after
         stream_id = self.convert_originator_id(key)
