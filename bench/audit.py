@@ -51,7 +51,7 @@ def setup_lines(practice: str) -> list[str]:
                       "on": "2024-04-01"}},
             {"command": "budget allocate", "command_id": f"alloc-{practice}", "actor": ALLOCATOR,
              "args": {"practice": practice, "year": "2024-25",
-                      "element": {"acute": "100000000000"}}},
+                      "element": {"acute": "1000000000"}}},
         ]
     ]
 
