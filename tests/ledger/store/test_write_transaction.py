@@ -8,12 +8,10 @@ and count the round trips one command makes on PostgreSQL.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from psycopg import pq
 
 from ledger.auditlog.tables import transaction
 from ledger.auditlog.verify import verify_store
@@ -22,6 +20,7 @@ from ledger.domain.errors import LedgerError, StoreUnavailable
 from ledger.domain.events import budget_stream
 from tests.conftest import FakeClock
 from tests.ledger.application.scenario import A1, ALLOCATOR, YEAR, commit, run, seed
+from tests.pg_round_trips import round_trips
 
 
 def positions(ledger: Ledger) -> list[int]:
@@ -99,27 +98,6 @@ def test_a_command_on_postgresql_takes_two_round_trips(pg_url: str, clock: FakeC
     with bootstrap(pg_url, clock=clock) as ledger:
         seed(ledger)
         commit(ledger, "R-0001", "10.00")  # the aggregates and the tree head now exist
-        pool: Any = ledger.store.recorder.datastore  # type: ignore[attr-defined]
-        connections = list(pool.pool._pool)
-        traces = []
-        for conn in connections:
-            trace = tempfile.TemporaryFile("w+")  # noqa: SIM115 - read back below
-            conn.pgconn.trace(trace.fileno())
-            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-            traces.append(trace)
-        try:
+        with round_trips(ledger.store) as counted:
             commit(ledger, "R-0002", "10.00")
-        finally:
-            for conn in connections:
-                conn.pgconn.untrace()
-        round_trips = 0
-        for trace in traces:
-            trace.seek(0)
-            previous = ""
-            for line in trace:
-                direction = line.split("\t", 1)[0]
-                if direction == "B" and previous == "F":  # the client waited for an answer
-                    round_trips += 1
-                previous = direction
-            trace.close()
-        assert round_trips == 2
+        assert counted == [2]
