@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -136,6 +137,14 @@ def test_the_demo_builds_a_realistic_ledger_and_refuses_a_non_empty_one(tmp_path
                   "AllocationAdjusted", "RiskPoolAgreed", "QualityStandardsAdopted"):
         assert counts[topic] >= 1, topic
     assert f"│ total                   │ {sum(counts.values()):,} │" in first.stdout
+    steps = [line[2:] for line in first.stdout.splitlines() if line.startswith("$ ledger ")]
+    assert len(steps) == 6
+    for step in steps[:-1]:  # the reads; the last writes the report again
+        read = subprocess.run([*ledger_executable(), *shlex.split(step)[1:]], cwd=tmp_path,
+                              env=clean_env(), capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert read.returncode == 0, (step, read.stderr)
+    assert "Trail of A85354 since 2024-07-01" in shown
 
     second = demo()
     assert second.returncode == EXIT_REFUSED
