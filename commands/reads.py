@@ -71,7 +71,15 @@ def holders(
         found = state_of(ctx).reads().holders(
             practice=practice, consortium=consortium, holder=holder, year=year,
             as_of=_day(as_of, "--as-of"), known_at=instant)
-        rows(found, fmt, title="Holders", empty="no budgets in scope")
+        rows(found, fmt, title="Holders", empty=_no_holders(known_at))
+
+
+def _no_holders(known_at: str | None) -> str:
+    """What an empty holders read says; with --known-at, that it counts recorded instants."""
+    if known_at is None:
+        return "no budgets in scope"
+    return (f"no budgets in scope as known at {known_at}: it counts when each command was "
+            "recorded (UTC), not its --on date")
 
 
 def trail(

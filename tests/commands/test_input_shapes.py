@@ -328,6 +328,20 @@ def test_a_known_at_date_means_the_end_of_that_day_however_iso_writes_it(
     assert all(found == rows[today.isoformat()] for found in rows.values()), rows
 
 
+def test_holders_known_at_before_anything_was_recorded_says_it_counts_recorded_instants(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    assert invoke("budget", "allocate", "A81001", "--year", "2024-25", "--element", "acute=5",
+                  "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    done = invoke("holders", "--practice", "A81001", "--known-at", "2024-07-15T09:30:00Z")
+    assert done.code == 0, done.stderr
+    assert ("no budgets in scope as known at 2024-07-15T09:30:00Z: it counts when each command "
+            "was recorded (UTC), not its --on date") in " ".join(done.stdout.split())
+    later = invoke("holders", "--practice", "A81001", "--year", "2030-31")
+    assert later.code == 0, later.stderr
+    assert " ".join(later.stdout.split()) == "Holders: no budgets in scope"
+
+
 BUNDLE_CHANGES: dict[str, Any] = {
     "a version written true": lambda b: b.update(version=True),
     "a version written 2.0": lambda b: b.update(version=2.0),
