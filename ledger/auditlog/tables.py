@@ -42,7 +42,7 @@ def create_statements(dialect: Dialect) -> list[str]:
         dialect.sql(
             f"CREATE TABLE IF NOT EXISTS {{nodes}} (level integer NOT NULL, "
             f"node_index {big} NOT NULL, hash {blob} NOT NULL, "
-            "PRIMARY KEY (level, node_index))"
+            f"PRIMARY KEY (level, node_index)){dialect.keyed}"
         ),
         dialect.sql(
             "CREATE TABLE IF NOT EXISTS {tree} (id integer PRIMARY KEY CHECK (id = 1), "
@@ -56,7 +56,7 @@ def create_statements(dialect: Dialect) -> list[str]:
         ),
         dialect.sql(
             "CREATE TABLE IF NOT EXISTS {witnesses} (name text PRIMARY KEY, url text NOT NULL, "
-            f"vkey text NOT NULL, size {big} NOT NULL)"
+            f"vkey text NOT NULL, size {big} NOT NULL){dialect.keyed}"
         ),
         dialect.sql(
             f"CREATE TABLE IF NOT EXISTS {{cosigned}} (checkpoint_id {big} PRIMARY KEY, "
@@ -64,7 +64,7 @@ def create_statements(dialect: Dialect) -> list[str]:
         ),
         dialect.sql(
             "CREATE TABLE IF NOT EXISTS {keys} (key_id text PRIMARY KEY, vkey text NOT NULL, "
-            "valid_from text, valid_until text, retired_at text)"
+            f"valid_from text, valid_until text, retired_at text){dialect.keyed}"
         ),
     ]
 

@@ -35,7 +35,7 @@ def create_statements(dialect: Dialect) -> list[str]:
         dialect.sql(
             "CREATE TABLE IF NOT EXISTS {event_kinds} (topic TEXT NOT NULL, "
             f"version {big} NOT NULL, first_position {big} NOT NULL, "
-            "PRIMARY KEY (topic, version))"
+            f"PRIMARY KEY (topic, version)){dialect.keyed}"
         ),
         dialect.sql(
             "CREATE TABLE IF NOT EXISTS {kinds_checked} (id integer PRIMARY KEY "

@@ -47,6 +47,18 @@ class Dialect:
     def position(self) -> str:
         return "notification_id" if self.kind == "postgres" else "rowid"
 
+    @property
+    def keyed(self) -> str:
+        """What ends a CREATE TABLE whose rows are found by their primary key alone.
+
+        On SQLite a table keyed by text or by several columns is otherwise a rowid
+        table plus an index on the key: every insert writes two b-tree pages, where a
+        WITHOUT ROWID table (https://sqlite.org/withoutrowid.html) writes one. For
+        tables of small rows (well under a twentieth of a page, as that page advises).
+        PostgreSQL tables are heaps with an index whatever the key: nothing.
+        """
+        return " WITHOUT ROWID" if self.kind == "sqlite" else ""
+
     def sql(self, text: str) -> str:
         """Write queries with `?` and `{leaves}`-style names; adapted to the store here.
 

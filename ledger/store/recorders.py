@@ -274,16 +274,25 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self._memo_lock = threading.Lock()
 
     def construct_create_table_statements(self) -> list[str]:
+        """The events table and the ledger's side tables.
+
+        Side tables of small rows keyed by text or several columns are WITHOUT ROWID
+        (one b-tree page written an insert, not a table page and an index page; see
+        `Dialect.keyed`). ledger_commands is not: its rows carry the command's answer
+        (some 350 bytes, ten a page), and in key order an insert lands mid-table and
+        splits pages, writing as many pages as the rowid table and its index do.
+        A ledger made before keeps its tables as they were: they read the same.
+        """
         return [
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS ledger_commands ("
             "command_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, answer TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS ledger_refs ("
-            "ref TEXT PRIMARY KEY, practice TEXT NOT NULL, year TEXT NOT NULL)",
+            "ref TEXT PRIMARY KEY, practice TEXT NOT NULL, year TEXT NOT NULL) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS ledger_affiliations (practice TEXT NOT NULL, "
-            "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium))",
+            "consortium TEXT NOT NULL, PRIMARY KEY (practice, consortium)) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS ledger_budget_years (practice TEXT NOT NULL, "
-            "year TEXT NOT NULL, PRIMARY KEY (practice, year))",
+            "year TEXT NOT NULL, PRIMARY KEY (practice, year)) WITHOUT ROWID",
             *catalogue.create_statements(self.dialect),
         ]
 
