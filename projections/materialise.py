@@ -81,6 +81,10 @@ TRACKING_PREFIX = "projection:"
 # The scratch files this process is building projections in (`Materialiser.build_apart`).
 _SCRATCH_FILES: set[Path] = set()
 PG_TRACKING_TABLE = "projection_tracking"
+# How long a projection batch's transaction may sit idle between its statements on
+# PostgreSQL: far beyond a starved process's pauses, short enough that a hung process
+# cannot keep the tracking rows (which every catch-up locks) from other readers for long.
+PROJECTION_IDLE_LIMIT = "60s"
 
 Progress = Callable[[int], None]
 
@@ -885,8 +889,14 @@ class Materialiser:
             cursor.execute(f"SELECT notification_id FROM {table} "  # noqa: S608
                            f"WHERE application_name = {p}", (TRACKING_PREFIX + name,))
         else:
-            cursor.execute(f"SELECT notification_id FROM {table} "  # noqa: S608
-                           f"WHERE application_name = {p} FOR UPDATE", (TRACKING_PREFIX + name,))
+            # The store's idle-in-transaction limit guards the write path's transactions,
+            # which hold the log's lock. A batch holds only these tracking rows and its
+            # projections' rows, so a process starved between its statements is given
+            # PROJECTION_IDLE_LIMIT instead; set with the first read, no round trip more.
+            cursor.execute(f"SELECT notification_id, set_config("  # noqa: S608
+                           f"'idle_in_transaction_session_timeout', {p}, true) FROM {table} "
+                           f"WHERE application_name = {p} FOR UPDATE",
+                           (PROJECTION_IDLE_LIMIT, TRACKING_PREFIX + name))
         row = cursor.fetchone()
         if row is None or int(row[0]) != expected:
             raise TrackingConflictError(name)

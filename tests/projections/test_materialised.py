@@ -4,6 +4,7 @@ answers for an auditor's scenario, and rebuild equal to incremental catch-up."""
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from contextlib import nullcontext
 from datetime import date, datetime, timedelta
@@ -18,6 +19,7 @@ from ledger.domain import events as ev
 from ledger.domain.errors import InvalidInput, NotFound, UnreadableEvent
 from ledger.domain.values import ELEMENTS, Element, FinancialYear
 from ledger.store import catalogue
+from ledger.store.eventstore import StoreTarget, open_store, parse_target
 from projections import materialise
 from projections.core import MemoryState, fold, positioned
 from projections.materialise import Cache, Materialiser, TrackingConflictError
@@ -368,6 +370,39 @@ def test_a_rebuild_on_postgresql_leaves_statistics_for_the_planner(pg_url: str) 
             "SELECT relname FROM pg_stat_user_tables WHERE schemaname = ? "
             "AND last_analyze IS NOT NULL", (schema,))
         assert set(names) <= {r[0] for r in found}
+
+
+@pytest.mark.postgres
+def test_a_rebuild_on_postgresql_outlasts_the_stores_idle_in_transaction_limit(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process starved in the middle of a batch's transaction for longer than the
+    store's idle-in-transaction limit (which guards the write path) still rebuilds."""
+    with bootstrap(pg_url) as ledger:
+        append(ledger.store, random_history(6, 120).events)
+        caught_up = Materialiser(ledger.store)
+        caught_up.catch_up()
+        expected = snapshot(caught_up)
+    parsed = parse_target(pg_url)
+    store = open_store(StoreTarget(
+        parsed.kind, parsed.location,
+        {**parsed.env, "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"}), create=False)
+    flush = Cache.flush
+    paused: list[float] = []
+
+    def flush_after_a_pause(cache: Cache, cursor: Any, prepared: Any = None) -> None:
+        if not paused:
+            paused.append(1.5)
+            time.sleep(1.5)
+        flush(cache, cursor, prepared)
+
+    monkeypatch.setattr(Cache, "flush", flush_after_a_pause)
+    try:
+        views = Materialiser(store)
+        views.rebuild(workers=1)
+        assert paused
+        assert snapshot(views) == expected
+    finally:
+        store.close()
 
 
 def test_a_read_on_postgresql_opens_no_transaction_when_the_projections_are_current(
