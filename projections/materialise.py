@@ -704,10 +704,8 @@ class Materialiser:
         if not self._ready:
             return None
         column, tracked = self._lowest(self.select(names))
-        head, checked, (lowest, *values) = self.store.probe(
-            f"{column}, {columns}", [*tracked, *params], select)
-        if checked < head:
-            self.store.check_tail(check)
+        head, (lowest, *values) = self.store.readable_head(
+            f"{column}, {columns}", [*tracked, *params], select=select, check=check)
         return tuple(values) if lowest is not None and int(lowest) >= head else None
 
     def _lowest(self, chosen: list[Projection]) -> tuple[str, list[str]]:

@@ -229,19 +229,22 @@ class EventStore:
         """
         self.readable_head()
 
-    def readable_head(self, columns: str = "", params: Sequence[Any] = ()
-                      ) -> tuple[int, tuple[Any, ...]]:
+    def readable_head(self, columns: str = "", params: Sequence[Any] = (), *,
+                      select: catalogue.Select | None = None,
+                      check: catalogue.Select | None = None) -> tuple[int, tuple[Any, ...]]:
         """`ensure_readable`, and the log's head, in one statement with `columns`.
 
         `columns` is more of the SELECT list (scalar SQL, `?` for the `params`, each
         column named apart with `AS name`: PostgreSQL rows come back by name),
-        read in the same statement (on PostgreSQL, the same snapshot) as the head.
-        Returns (head, the values of `columns`). Raises UnreadableEvent as
-        `ensure_readable` does; events past the checked position cost one more read.
+        read in the same statement (on PostgreSQL, the same snapshot) as the head,
+        by `select` (a caller's own connection; else the store's). Returns (head, the
+        values of `columns`). Raises UnreadableEvent as `ensure_readable` does; events
+        past the checked position (written some other way) cost one more read, by
+        `check` (else the store's).
         """
-        head, checked, values = self.probe(columns, params)
+        head, checked, values = self.probe(columns, params, select)
         if head > checked:
-            catalogue.check(self.recorder.select_rows, self.recorder.dialect)
+            catalogue.check_tail(check or self.recorder.select_rows, self.recorder.dialect)
         return head, values
 
     def probe(self, columns: str = "", params: Sequence[Any] = (),
@@ -266,11 +269,6 @@ class EventStore:
         head, checked, kinds, *rest = self._select_one(statement, params, select)
         catalogue.check_kinds(kinds)
         return int(head), int(checked), tuple(rest)
-
-    def check_tail(self, select: catalogue.Select) -> None:
-        """Read (by `select`, a caller's own connection) and check the events past the
-        checked position, as `readable_head` does when `probe` finds some."""
-        catalogue.check_tail(select, self.recorder.dialect)
 
     def _select_one(self, statement: str, params: Sequence[Any],
                     select: catalogue.Select | None) -> tuple[Any, ...]:

@@ -35,7 +35,7 @@ from ledger.store.recorders import (
     Reads,
     Receipt,
     RefEntry,
-    held_from,
+    check_held,
     hook_statements,
     indexes_of,
     run_hooks,
@@ -483,8 +483,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                 originator_id, gt=since or None, lte=lte, desc=desc, limit=limit
             )
             if check:
-                stored = stored[held_from([s.originator_version for s in stored[:1]],
-                                          gt or 0):]
+                check_held(stored[0].originator_version if stored else None, gt or 0)
+                stored = stored[1:]
             return stored
         key = _uuid(originator_id)
         after = gt or 0
@@ -498,7 +498,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             for row in txn.curs.fetchall()
         ]
         if check:
-            found = found[held_from([s.originator_version for s in found[:1]], after):]
+            check_held(found[0].originator_version if found else None, after)
+            found = found[1:]
         with self._versions_lock:
             self._versions[key] = found[-1].originator_version if found else after
         return found

@@ -53,12 +53,11 @@ class StreamRewritten(Exception):  # noqa: N818 - a condition, as eventsourcing 
     Raised by `select_events(..., held=True)` when it reads the store."""
 
 
-def held_from(versions: Sequence[int], held: int) -> int:
-    """How many leading rows to drop from a stream read from version `held` on (inclusive):
-    1, its own row; StreamRewritten if that row is not there."""
-    if not versions or versions[0] != held:
+def check_held(first_version: int | None, held: int) -> None:
+    """StreamRewritten unless a stream read from version `held` on (inclusive) starts at
+    `held` (`first_version`, None when nothing was read): the caller then drops that row."""
+    if first_version != held:
         raise StreamRewritten(f"the stream no longer holds version {held}")
-    return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +236,6 @@ _PREFETCH = (
 )
 
 
-
-
 @functools.lru_cache(maxsize=64)
 def _prefetch_statement(*counts: int) -> str:
     """The UNION ALL of `_PREFETCH`'s SELECTs for that many keys each (none: left out)."""
@@ -248,6 +245,12 @@ def _prefetch_statement(*counts: int) -> str:
 
 
 _WRITE: ContextVar[_SQLiteWrite | None] = ContextVar("ledger_sqlite_write", default=None)
+
+
+def _fetched_ahead(table: str, keys: Sequence[str]) -> dict[str, Any] | None:
+    """`_SQLiteWrite.answers` of this thread's write transaction; None outside one."""
+    write = _WRITE.get()
+    return None if write is None else write.answers(table, keys)
 
 
 def _stream_key(stream_id: UUID | str) -> str:
@@ -367,8 +370,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if before > MAX_ROWID - n:
             return list(super()._insert_events(c, stored_events) or [])
         c.executemany(self.insert_events_statement, [
-            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-             s.originator_version, s.topic, s.state) for s in stored_events])
+            (_stream_key(s.originator_id), s.originator_version, s.topic, s.state)
+            for s in stored_events])
         after = self._largest_rowid(c)
         if after != before + n:
             raise OperationalError(
@@ -527,8 +530,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
         wanted = list(command_ids)
-        write = _WRITE.get()
-        fetched = None if write is None else write.answers("commands", wanted)
+        fetched = _fetched_ahead("commands", wanted)
         if fetched is not None:
             return fetched
         rows = self._select_in(
@@ -539,8 +541,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]:
         wanted = list(refs)
-        write = _WRITE.get()
-        fetched = None if write is None else write.answers("refs", wanted)
+        fetched = _fetched_ahead("refs", wanted)
         if fetched is not None:
             return fetched
         rows = self._select_in("SELECT ref, practice, year FROM ledger_refs WHERE ref", wanted)
@@ -557,8 +558,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
         wanted = list(practices)
-        write = _WRITE.get()
-        fetched = None if write is None else write.answers("affiliations", wanted)
+        fetched = _fetched_ahead("affiliations", wanted)
         if fetched is not None:
             return {key: list(value) for key, value in fetched.items()}
         rows = self._select_in(
@@ -595,13 +595,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             (key, after - 1 if check else after),
         )
         if check:
-            rows = rows[held_from([row[0] for row in rows[:1]], after):]
+            check_held(rows[0][0] if rows else None, after)
+            rows = rows[1:]
         if write is not None:
             write.versions[key] = int(rows[-1][0]) if rows else after
         stream_id = self.convert_originator_id(key)
         return [StoredEvent(stream_id, row[0], row[1], row[2]) for row in rows]
-
-
 
 
 class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
