@@ -17,11 +17,15 @@ construction, and the tests check it on random histories anyway.
 
 A parallel rebuild of a SQLite ledger builds each process's projections in a
 scratch file of its own (`Materialiser.build_apart`) and copies them in at the
-end, so the processes never wait for each other's writes.
+end, so the processes never wait for each other's writes. A scratch file is locked
+(flock) by the process building in it for as long as it is in use; one that nobody
+holds (its process killed outright, or the machine lost power) is removed by the
+ledger's next rebuild.
 """
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import multiprocessing
 import os
@@ -918,6 +922,8 @@ class Materialiser:
         """
         chosen = self.select(names)
         self.setup()
+        if self.db.kind == "sqlite":
+            remove_stale_scratch(Path(self.store.target.location))
         tables = [table for projection in chosen for table in projection.tables]
         with self.db.cursor(write=True) as c:
             for projection in chosen:
@@ -960,10 +966,7 @@ class Materialiser:
         self.setup()
         if self.db.kind != "sqlite" or any(p.bulk is None for p in chosen):
             return self.catch_up(names, progress, complete=True)
-        ledger = Path(self.store.target.location)
-        handle, name = tempfile.mkstemp(prefix=f".{ledger.name}.rebuild-", dir=ledger.parent)
-        os.close(handle)
-        scratch = Path(name)
+        handle, scratch = _new_scratch(Path(self.store.target.location))
         _SCRATCH_FILES.add(scratch)
         try:
             read, last = self._build_in(scratch, chosen, progress)
@@ -973,6 +976,7 @@ class Materialiser:
         finally:
             _SCRATCH_FILES.discard(scratch)
             scratch.unlink(missing_ok=True)
+            os.close(handle)  # the lock goes with it, after the file
 
     def _build_in(self, scratch: Path, chosen: list[Projection], progress: Progress | None
                   ) -> tuple[int, int]:
@@ -1058,6 +1062,71 @@ class Materialiser:
             groups[lightest].append(projection.name)
             loads[lightest] += REBUILD_COST.get(projection.name, 1)
         return [g for g in groups if g]
+
+
+# --- scratch files ------------------------------------------------------------------
+
+
+def _scratch_prefix(ledger: Path) -> str:
+    return f".{ledger.name}.rebuild-"
+
+
+def _new_scratch(ledger: Path) -> tuple[int, Path]:
+    """A new empty scratch file beside `ledger`, and its descriptor, which holds an
+    exclusive flock on it until closed: the lock tells `remove_stale_scratch` the file
+    is in use, however its owner later ends (the kernel drops the lock with the
+    process). SQLite's own locks are POSIX record locks, which flock does not touch."""
+    while True:
+        handle, name = tempfile.mkstemp(prefix=_scratch_prefix(ledger), dir=ledger.parent)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if _still_named(handle, Path(name)):
+                return handle, Path(name)
+        except BaseException:
+            os.close(handle)
+            raise
+        # Removed as stale between its making and its locking: make another.
+        os.close(handle)
+
+
+def _still_named(handle: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `handle`."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def remove_stale_scratch(ledger: Path) -> list[Path]:
+    """Remove the scratch files of `ledger`'s rebuilds that no process holds (their
+    builder was killed outright: SIGKILL, a power cut); returns those removed.
+
+    A file is removed only while this process holds its lock, and only if its name
+    still names the file locked: a live builder's file is locked, and one made but
+    not yet locked is made again by its builder (`_new_scratch`)."""
+    prefix = _scratch_prefix(ledger)
+    try:
+        found = [p for p in ledger.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return []
+    removed = []
+    for path in found:
+        try:
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or not this user's to remove
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _still_named(handle, path):
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # in use (BlockingIOError), or gone meanwhile
+        finally:
+            os.close(handle)
+    return removed
 
 
 # --- parallel rebuilds ---------------------------------------------------------------

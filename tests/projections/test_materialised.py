@@ -3,6 +3,8 @@ answers for an auditor's scenario, and rebuild equal to incremental catch-up."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import random
 import time
 import uuid
@@ -702,6 +704,84 @@ def test_a_rebuild_worker_ended_from_outside_removes_its_scratch_file(sqlite_pat
     assert files_beside(ledger) == before
     assert views.positions()["trail"] == 0
     ledger.close()
+
+
+def _stalled_worker(sqlite_path: str, name: str) -> tuple[Any, Path]:
+    """A rebuild worker of `name` started in its own process and stalled in its fold, and
+    the scratch file it builds in."""
+    import multiprocessing  # noqa: PLC0415
+
+    ledger = Path(sqlite_path)
+    before = set(ledger.parent.iterdir())
+    context = multiprocessing.get_context("spawn")
+    started = context.Value("q", 0)
+    worker = context.Process(target=_slow_worker,
+                             args=(parse_target(sqlite_path), [name], started))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not started.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.value, "the worker never began its fold"
+    (scratch,) = set(ledger.parent.iterdir()) - before
+    return worker, scratch
+
+
+def test_a_rebuild_removes_the_scratch_files_of_killed_workers_but_not_of_live_ones(
+        sqlite_path: str) -> None:
+    import signal  # noqa: PLC0415
+
+    ledger = bootstrap(sqlite_path)
+    append(ledger.store, random_history(10, 50).events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    _emptied(views, ["trail", "holders"])
+    killed, left = _stalled_worker(sqlite_path, "trail")
+    killed.kill()  # SIGKILL: no handler runs, the scratch file stays
+    killed.join(30)
+    assert killed.exitcode == -signal.SIGKILL
+    live, in_use = _stalled_worker(sqlite_path, "holders")
+    # A scratch file left by a rebuild of an earlier version of this code: never locked.
+    unlocked = Path(sqlite_path).with_name(f".{Path(sqlite_path).name}.rebuild-old")
+    unlocked.write_bytes(b"")
+    other_ledger = Path(sqlite_path).with_name(".other.db.rebuild-abc")
+    other_ledger.write_bytes(b"")
+    try:
+        assert left.exists()
+        views.rebuild(["positions"], workers=1)
+        assert not left.exists()
+        assert not unlocked.exists()
+        assert in_use.exists()
+        assert other_ledger.exists()
+    finally:
+        live.terminate()
+        live.join(30)
+        ledger.close()
+    assert not in_use.exists()
+
+
+def test_a_scratch_file_removed_before_its_builder_locks_it_is_made_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = tmp_path / "ledger.db"
+    flock = fcntl.flock
+    swept: list[Path] = []
+
+    def raced(handle: int, operation: int) -> None:
+        if not swept:  # another rebuild sweeps between the builder's mkstemp and flock
+            monkeypatch.setattr(fcntl, "flock", flock)
+            swept.extend(materialise.remove_stale_scratch(ledger))
+        flock(handle, operation)
+
+    monkeypatch.setattr(fcntl, "flock", raced)
+    handle, scratch = materialise._new_scratch(ledger)
+    try:
+        assert len(swept) == 1
+        assert scratch not in swept
+        assert scratch.exists()
+        assert materialise.remove_stale_scratch(ledger) == []
+        assert scratch.exists()
+    finally:
+        os.close(handle)
+    assert materialise.remove_stale_scratch(ledger) == [scratch]
 
 
 def test_a_parallel_rebuild_gives_each_projection_to_exactly_one_process(ledger: Ledger
