@@ -100,10 +100,21 @@ class LogReader:
         return rows[0] if rows and rows[0][0] == index else None
 
     def leaf_for_position(self, position: int) -> LeafRow | None:
+        """The leaf sealing the event at `position`, if any.
+
+        Leaves are sealed in position order at consecutive indexes, and positions are
+        distinct integers from 1, so the leaf of position p has an index i with
+        p - 1 - (last sealed position - size) <= i <= p - 1: the rows read are one more
+        than the positions up to the last sealed one that hold no leaf (none on SQLite,
+        whose positions have no gaps). That range of the primary key is all a SQLite
+        ledger's leaves table is searched by (it keeps no index of positions); on
+        PostgreSQL, and on older SQLite ledgers, the unique index of positions is used.
+        """
         rows = self._all(
             "SELECT leaf_index, position, stream_id, version, leaf_hash FROM {leaves} "
-            "WHERE position = ?",
-            (position,),
+            "WHERE position = ? AND leaf_index <= ? AND leaf_index >= "
+            "(SELECT ? - last_position + size - 1 FROM {tree} WHERE id = 1)",
+            (position, position - 1, position),
         )
         return rows[0] if rows else None
 

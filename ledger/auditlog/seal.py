@@ -8,9 +8,10 @@ Two ways in, one function doing the work (`seal_rows`):
   first run, or events written before the hook), one transaction per chunk.
 
 Both take the tree-head row under a write lock and refuse a position at or below the
-last sealed one, and `ledger_leaves` has the leaf index as primary key and a unique
-position, so two sealers (two processes, or the hook and a follower) can never give
-one position two leaves, nor one leaf index two events.
+last sealed one, and `ledger_leaves` has the leaf index as primary key (and, on
+PostgreSQL and older SQLite ledgers, a unique position), so two sealers (two processes,
+or the hook and a follower) can never give one position two leaves, nor one leaf index
+two events: a sealer working from a stale head would reuse its leaf indexes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The audit tables beside the events, and the SQL to reach them on each store.
 
-    ledger_leaves       leaf_index (PK), position (unique), stream_id, version, leaf_hash
+    ledger_leaves       leaf_index (PK), position (an index of positions on PostgreSQL and
+                        older SQLite ledgers), stream_id, version, leaf_hash
     ledger_nodes        level, node_index, hash: every perfect subtree at levels 4, 8, 12, ...
                         (so any subtree hash costs at most 8 reads: O(log n) proofs)
     ledger_tree         one row: origin, size, last sealed position, compact range, root
@@ -33,10 +34,16 @@ def create_statements(dialect: Dialect) -> list[str]:
     blob = "bytea" if dialect.kind == "postgres" else "BLOB"
     big = "bigint" if dialect.kind == "postgres" else "INTEGER"
     serial = "bigserial" if dialect.kind == "postgres" else "INTEGER"
+    # A SQLite ledger keeps its leaves in one b-tree, by leaf index (the rowid): a seal
+    # then writes one page, not also an index page for the position. A position's leaf
+    # is found from the index its position bounds (`LogReader.leaf_for_position`), and
+    # no position is sealed twice: sealing holds SQLite's write lock and refuses any
+    # position at or below the last sealed one. A ledger made before keeps its index.
+    unique = " UNIQUE" if dialect.kind == "postgres" else ""
     return [
         dialect.sql(
             f"CREATE TABLE IF NOT EXISTS {{leaves}} (leaf_index {big} PRIMARY KEY, "
-            f"position {big} NOT NULL UNIQUE, stream_id {blob} NOT NULL, "
+            f"position {big} NOT NULL{unique}, stream_id {blob} NOT NULL, "
             f"version {big} NOT NULL, leaf_hash {blob} NOT NULL)"
         ),
         dialect.sql(

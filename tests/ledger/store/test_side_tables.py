@@ -6,10 +6,12 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from ledger.application.commands import build_command
-from ledger.auditlog.proofs import make_checkpoint, store_signer
+from ledger.audit.bundle import load_bundle, verify_bundle
+from ledger.auditlog.proofs import make_checkpoint, prove_practice, store_signer
 from ledger.auditlog.verify import verify_store
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import RuleViolation
@@ -37,8 +39,17 @@ OLD_SCHEMA = (
     "vkey text NOT NULL, size INTEGER NOT NULL)",
     "CREATE TABLE ledger_keys (key_id text PRIMARY KEY, vkey text NOT NULL, "
     "valid_from text, valid_until text, retired_at text)",
+    "CREATE TABLE ledger_leaves (leaf_index INTEGER PRIMARY KEY, position INTEGER NOT NULL "
+    "UNIQUE, stream_id BLOB NOT NULL, version INTEGER NOT NULL, leaf_hash BLOB NOT NULL)",
 )
 """The same tables as a ledger made before they were WITHOUT ROWID has them."""
+
+
+def leaf_indexes(db: Path) -> list[str]:
+    """The indexes SQLite keeps of ledger_leaves beside its rowid b-tree."""
+    with sqlite3.connect(db) as conn:
+        return [str(name) for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger_leaves'")]
 
 
 def without_rowid(db: Path) -> dict[str, bool]:
@@ -87,6 +98,10 @@ def write_and_verify(db: Path) -> None:
         report = verify_store(ledger.store, store_signer(ledger.store, create=False).verifier)
         assert report.ok, report
         assert report.sealed == 4 + COMMITMENTS
+        bundle = prove_practice(ledger.store, PRACTICE, datetime(2024, 7, 1, tzinfo=UTC))
+        verifier = store_signer(ledger.store, create=False).verifier
+    proven = verify_bundle(load_bundle(orjson.dumps(bundle)), verifier)
+    assert len(proven.events) == 3 + COMMITMENTS  # registration, join, allocation
     with sqlite3.connect(db) as conn:
         nodes = conn.execute("SELECT count(*) FROM ledger_nodes").fetchone()[0]
         refs = conn.execute("SELECT count(*) FROM ledger_refs").fetchone()[0]
@@ -97,6 +112,7 @@ def test_a_new_ledger_keeps_its_keyed_side_tables_without_rowid(tmp_path: Path) 
     db = tmp_path / "ledger.db"
     write_and_verify(db)
     assert without_rowid(db) == dict.fromkeys(KEYED, True)
+    assert leaf_indexes(db) == []
 
 
 def test_a_ledger_made_with_rowid_side_tables_reads_writes_and_verifies(tmp_path: Path) -> None:
@@ -106,3 +122,4 @@ def test_a_ledger_made_with_rowid_side_tables_reads_writes_and_verifies(tmp_path
             conn.execute(statement)
     write_and_verify(db)
     assert without_rowid(db) == dict.fromkeys(KEYED, False)
+    assert leaf_indexes(db) == ["sqlite_autoindex_ledger_leaves_1"]
