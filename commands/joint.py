@@ -17,7 +17,7 @@ from commands import render
 from commands.charts import by_group, check_plot_path
 from commands.errors import handled
 from commands.reads import AsOf, FormatOption, YearOption
-from commands.reads_render import Format, rows
+from commands.reads_render import Format, rows, two_decimals
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
 
@@ -224,7 +224,7 @@ def _tukey_title(consortium: str, element: str, year: str, first: Row) -> str:
 
     median, median_spend = first["median_per_1000"], first["median_spend_per_1000_pence"]
     return (f"{consortium} {element} {year}, per 1,000 patients: median "
-            f"{'-' if median is None else median} commitments, "
+            f"{two_decimals(median)} commitments, "
             f"{'-' if median_spend is None else format_pence(median_spend)} spend")
 
 
@@ -260,23 +260,19 @@ FUNNEL_TABLE = ["practice", "population", "commitments", "expected", "per_1000",
                 "99.8% limits", "z_score", "band"]
 
 
-def _two(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
-
-
 def _funnel_title(consortium: str, element: str, year: str, first: Row) -> str:
     adjusted = (f", overdispersion tau^2 {first['tau2']:.6f}"
                 if first["overdispersion"] and first["tau2"] is not None else "")
     return (f"{consortium} {element} {year}: funnel against the {first['target_basis']} "
-            f"rate of {_two(first['target_per_1000'])} per 1,000{adjusted}")
+            f"rate of {two_decimals(first['target_per_1000'])} per 1,000{adjusted}")
 
 
 def _funnel_cells(r: Row) -> Row:
     return {
-        "expected": _two(r["expected"]), "per_1000": _two(r["per_1000"]),
-        "95% limits": f"{_two(r['lower_95'])} .. {_two(r['upper_95'])}",
-        "99.8% limits": f"{_two(r['lower_998'])} .. {_two(r['upper_998'])}",
-        "z_score": _two(r["z_score"]),
+        "expected": two_decimals(r["expected"]), "per_1000": two_decimals(r["per_1000"]),
+        "95% limits": f"{two_decimals(r['lower_95'])} .. {two_decimals(r['upper_95'])}",
+        "99.8% limits": f"{two_decimals(r['lower_998'])} .. {two_decimals(r['upper_998'])}",
+        "z_score": two_decimals(r["z_score"]),
         "band": r["band"].upper() if r["flagged"] else r["band"],
     }
 

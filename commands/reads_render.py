@@ -48,9 +48,22 @@ def _flat(row: Row) -> Row:
     return flat
 
 
-def _csv_value(value: Any) -> Any:
+def is_rate(key: str) -> bool:
+    """Whether a column holds a rate per 1,000 patients (funnel and Tukey alike)."""
+    return key.endswith("per_1000")
+
+
+def two_decimals(value: float | None) -> str:
+    """A figure as people read it, with two decimals: a rate per 1,000 (whichever
+    method made it), an expected count, a z score."""
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _csv_value(key: str, value: Any) -> Any:
     if value is None:
         return ""
+    if is_rate(key) and isinstance(value, float) and round(value, 2) == value:
+        return f"{value:.2f}"  # two decimals at least, as the tables show; never fewer
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
@@ -81,6 +94,8 @@ def _cell(key: str, value: Any) -> Text:  # noqa: PLR0911 - one return per kind 
     if isinstance(value, date):
         return Text(value.isoformat())
     if isinstance(value, float):
+        if is_rate(key):
+            return Text(two_decimals(value))
         return Text(f"{value:.1f}%" if key.endswith("percent") else f"{value}")
     if isinstance(value, int):
         return Text(f"{value:,}" if key != "position" else str(value))
@@ -119,7 +134,7 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
         # an escape sequence in a stored name would act rather than show.
         shown = render.safe if sys.stdout.isatty() else str
         for r in flat:
-            writer.writerow({k: _cell_text(_csv_value(v), shown) for k, v in r.items()})
+            writer.writerow({k: _cell_text(_csv_value(k, v), shown) for k, v in r.items()})
         return
     if not items:
         render.out.print(Text(render.safe(f"{title}: {empty}" if title else empty)))

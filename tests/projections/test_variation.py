@@ -229,15 +229,20 @@ def test_variation_table_csv_and_errors_in_process(
     assert done.exit_code == 0, done.stderr
     table = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [(r["consortium"], r["practice"], r["per_1000"], r["outlier"]) for r in table] == [
-        ("00P", "A81006", "0.67", "false"), ("16C", "A81001", "0.5", "false"),
-        ("16C", "A81002", "0.4", "false"), ("16C", "A81003", "6.0", "true"),
-        ("16C", "A81004", "0.6", "false"), ("16C", "A81005", "0.5", "false")]
+        ("00P", "A81006", "0.67", "false"), ("16C", "A81001", "0.50", "false"),
+        ("16C", "A81002", "0.40", "false"), ("16C", "A81003", "6.00", "true"),
+        ("16C", "A81004", "0.60", "false"), ("16C", "A81005", "0.50", "false")]
+    assert {r["median_per_1000"] for r in table} == {"0.67", "0.50"}
 
     done = invoke(db_url, "variation", "--method", "tukey")
     assert done.exit_code == 0, done.stderr
     text = " ".join(done.stdout.split())
-    assert "16C acute 2024-25, per 1,000 patients: median 0.5 commitments, £1,000.00 spend" \
+    assert "16C acute 2024-25, per 1,000 patients: median 0.50 commitments, £1,000.00 spend" \
         in text
+    rates = {line.split("│")[1].strip(): line.split("│")[4].strip()
+             for line in done.stdout.splitlines() if line.startswith("│ A")}
+    assert rates == {"A81006": "0.67", "A81001": "0.50", "A81002": "0.40", "A81003": "6.00",
+                     "A81004": "0.60", "A81005": "0.50"}
     assert "OUTLIER: commitments high, spend high" in text
     assert "8,000 (list size)" in text
     assert "00P acute: 1 member(s) with a population: fewer than 4, no outliers flagged" in text
