@@ -267,6 +267,7 @@ WitnessOption = Annotated[
         help="A witness to ask for cosignatures (`ledger witness keygen` prints its key); "
         "repeat per witness. Kept: later checkpoints ask it too.",
         show_default=False,
+        callback=options.name_values(),
     ),
 ]
 

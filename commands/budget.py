@@ -56,6 +56,7 @@ def allocate_formula(
             metavar="ELEMENT=POUNDS",
             help="Pounds per weighted head for an element, at most two decimals "
             "(acute=780 or acute=780.25); repeat per element.",
+            callback=options.name_values("acute=780"),
         ),
     ],
     consortium: Annotated[

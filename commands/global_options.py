@@ -121,13 +121,30 @@ _CLICK_ERROR: type[Exception] = next(
 def _printable_usage_errors() -> Iterator[None]:
     """Usage errors quote what was typed (an unknown option, a bad value); Python's
     repr leaves invisible marks such as U+034F as they are, so they are escaped here
-    like stored text, and nothing unprintable reaches the terminal."""
+    like stored text, and nothing unprintable reaches the terminal. A value typer
+    refused through pydantic (a choice such as --format) is told in typer's own words,
+    without pydantic's "Value error," before them."""
     try:
         yield
     except _CLICK_ERROR as error:
         from ledger.domain.characters import escaped  # noqa: PLC0415 - errors only
 
-        message = getattr(error, "message", None)
+        message = _refusal(error.__cause__)
+        if message is None:
+            message = getattr(error, "message", None)
         if isinstance(message, str):
             error.message = escaped(message)  # type: ignore[attr-defined]
         raise
+
+
+def _refusal(cause: BaseException | None) -> str | None:
+    """The message of the ValueError behind a pydantic ValidationError that typer turned
+    into a usage error (a value not among an option's choices), or None."""
+    if cause is None:
+        return None
+    from pydantic import ValidationError  # noqa: PLC0415 - only for an error with a cause
+
+    if not isinstance(cause, ValidationError) or not cause.errors():
+        return None
+    refused = cause.errors()[0].get("ctx", {}).get("error")
+    return str(refused) if isinstance(refused, ValueError) else None

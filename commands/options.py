@@ -8,10 +8,40 @@ errors.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# --- repeatable NAME=VALUE options ----------------------------------------------------
+
+
+def name_values(example: str = "") -> Callable[..., list[str] | None]:
+    """A callback for a repeatable NAME=VALUE option (--element acute=5000): a value with
+    no `=` is refused (exit 2, one line, nothing recorded) with how to write it. Most
+    often it is NAME VALUE written with a space, which click would otherwise report as
+    an unexpected extra argument, or pass VALUE on as a positional argument; click runs
+    the callback before either. What NAME and VALUE may be is the application's to say,
+    as for `ledger apply`."""
+
+    def check(param: typer.CallbackParam, values: list[str] | None) -> list[str] | None:
+        for value in values or ():
+            if "=" not in value:
+                from commands.errors import handled  # noqa: PLC0415 - fast --help
+                from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+
+                option = max(param.opts, key=len)
+                metavar = str(param.metavar)
+                how = f", e.g. {option} {example}" if example else ""
+                with handled():  # the one mapping of errors to messages and exit codes
+                    raise InvalidInput(option.lstrip("-"), (
+                        f"{option} takes {metavar}{how}: write {option} "
+                        f"{value.strip()[:40]}={metavar.partition('=')[2]}"))
+        return values
+
+    return check
+
 
 # --- positional arguments ------------------------------------------------------------
 
@@ -78,6 +108,7 @@ ElementAmounts = Annotated[
         metavar="ELEMENT=AMOUNT",
         help="An element and its amount in pounds (acute=1200000 or acute=£1,200,000.00); "
         "repeat for each element.",
+        callback=name_values("acute=5000"),
     ),
 ]
 Amount = Annotated[
@@ -128,6 +159,7 @@ Weighted = Annotated[
         "published: 0 to 10,000,000 with at most six decimals (acute=5044.162762); "
         "repeat per element.",
         show_default=False,
+        callback=name_values("acute=5044.162762"),
     ),
 ]
 # --- numbers -------------------------------------------------------------------------

@@ -70,6 +70,7 @@ def import_(
             "<element>_weighted or just <element>): --map acute=\"G&A WP\". "
             "round(COLUMN) rounds a list size published with decimals. Repeat per field.",
             show_default=False,
+            callback=options.name_values('list_size="Registered patients"'),
         ),
     ] = None,
     mapping: Annotated[

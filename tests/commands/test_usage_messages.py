@@ -1,0 +1,142 @@
+"""The usage errors a newcomer meets first say how to write the option: a value that is not
+one of an option's choices (--format xlsx) lists the choices, in typer's words only; a
+NAME=VALUE option written with a space (--element acute 5000) says to join them with `=`,
+in one line as other input errors are. Exit 2, nothing recorded; for every command that
+has such an option."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from commands.app import app
+from commands.errors import EXIT_USAGE
+from ledger.application.commands import build_command
+from ledger.bootstrap import Ledger
+from tests.commands.conftest import Ledger as RunLedger
+from tests.commands.conftest import Run, head
+
+# Takes ORIGIN=VERIFIER_KEY or the bare key (whose name is the origin): a value without
+# `=` is one of its forms.
+BARE_ALLOWED = {("witness", "serve", "--log")}
+
+
+def _options() -> Iterator[tuple[tuple[str, ...], Any]]:
+    def walk(group: TyperGroup, words: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+        for name, command in group.commands.items():
+            if isinstance(command, TyperGroup):
+                yield from walk(command, (*words, name))
+            else:
+                for param in command.params:
+                    if param.param_type_name == "option":
+                        yield (*words, name), param
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    yield from walk(group, ())
+
+
+def choice_options() -> list[tuple[tuple[str, ...], str, tuple[str, ...]]]:
+    found = []
+    for words, param in _options():
+        choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+        if choices:
+            found.append((words, max(param.opts, key=len),
+                          tuple(str(getattr(c, "value", c)) for c in choices)))
+    return found
+
+
+def name_value_options() -> list[tuple[tuple[str, ...], str, str]]:
+    return [(words, max(param.opts, key=len), str(param.metavar))
+            for words, param in _options()
+            if param.multiple and "=" in str(param.metavar or "")
+            and (*words, max(param.opts, key=len)) not in BARE_ALLOWED]
+
+
+def test_the_options_checked_include_every_format_and_every_name_value_option() -> None:
+    formats = {words for words, option, _ in choice_options() if option == "--format"}
+    assert {("holders",), ("trail",), ("variation",), ("verify",), ("projections", "status"),
+            ("token", "list")} <= formats
+    assert {(words, option) for words, option, _ in name_value_options()} >= {
+        (("budget", "allocate"), "--element"), (("budget", "allocate-formula"), "--rate"),
+        (("practice", "register"), "--weighted"), (("practice", "list-size"), "--weighted"),
+        (("practice", "import"), "--map"), (("checkpoint",), "--witness")}
+
+
+def usage_error(stderr: str) -> str:
+    """The message of a usage error, joined from however the terminal wrapped it."""
+    assert "Traceback" not in stderr, stderr
+    return " ".join(stderr.partition("Error:")[2].split())
+
+
+@pytest.mark.parametrize(("words", "option", "choices"), choice_options(),
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
+def test_a_value_not_among_the_choices_is_refused_with_the_choices_listed(
+        words: tuple[str, ...], option: str, choices: tuple[str, ...], tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), *words,
+                                      option, "xlsx"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_USAGE, result.output
+    listed = ", ".join(repr(c) for c in choices)
+    assert usage_error(result.stderr) == (
+        f"Invalid value for '{option}': 'xlsx' is not one of {listed}.")
+    assert not (tmp_path / "ledger.db").exists()
+
+
+@pytest.mark.parametrize(("words", "option", "metavar"), name_value_options(),
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
+def test_a_name_value_option_written_with_a_space_says_how_to_write_it(
+        words: tuple[str, ...], option: str, metavar: str, tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), *words,
+                                      option, "acute", "5000"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_USAGE, result.output
+    line = Run(result.exit_code, result.stdout, result.stderr).one_line_error(
+        f"error: {option} takes {metavar}", f"write {option} acute={metavar.partition('=')[2]}",
+        f"[rule: {option.lstrip('-')}]")
+    assert "extra argument" not in line
+    assert result.stdout == ""
+    assert not (tmp_path / "ledger.db").exists()
+
+
+ALLOCATOR = "allocator:Q71"
+
+
+@pytest.fixture
+def registered(ledger: Ledger, db_url: str) -> str:
+    ledger.service.execute(build_command("practice register", {
+        "practice": "A81001", "name": "The Densham Surgery", "list_size": 4069,
+        "on": "2024-04-01"}), ALLOCATOR)
+    ledger.close()
+    return db_url
+
+
+@pytest.mark.e2e
+def test_an_element_written_with_a_space_records_nothing_and_says_how_to_write_it(
+        registered: str, run_ledger: RunLedger) -> None:
+    before = head(registered)
+    result = run_ledger("budget", "allocate", "A81001", "--year", "2024-25",
+                        "--element", "acute", "5000", actor=ALLOCATOR)
+    assert result.code == EXIT_USAGE, result.stderr
+    assert result.one_line_error() == (
+        "error: --element takes ELEMENT=AMOUNT, e.g. --element acute=5000: "
+        "write --element acute=AMOUNT [rule: element]")
+    assert result.stdout == ""
+    assert head(registered) == before
+    written = run_ledger("budget", "allocate", "A81001", "--year", "2024-25",
+                         "--element", "acute=5000", actor=ALLOCATOR)
+    assert written.code == 0, written.stderr
+    assert head(registered) == before + 1
+
+
+@pytest.mark.e2e
+def test_an_unknown_format_lists_the_formats_in_the_real_command(
+        registered: str, run_ledger: RunLedger) -> None:
+    result = run_ledger("holders", "--format", "xlsx")
+    assert result.code == EXIT_USAGE, result.stderr
+    assert usage_error(result.stderr) == (
+        "Invalid value for '--format': 'xlsx' is not one of 'table', 'json', 'csv'.")
+    assert "Value error" not in result.stderr
