@@ -305,9 +305,15 @@ def apply_progress(total: int, batch_size: int) -> Iterator[Callable[[int], None
             TimeRemainingColumn(),
             console=_out(),
             transient=True,
+            auto_refresh=False,  # no refresh thread: `apply` may fork its parse process
         ) as bar:
             task = bar.add_task("apply", total=total)
-            yield lambda settled: bar.advance(task, settled)
+
+            def advance(settled: int) -> None:
+                bar.advance(task, settled)
+                bar.refresh()
+
+            yield advance
         return
     done = 0
 

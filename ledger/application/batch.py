@@ -8,19 +8,25 @@ missing. A refused line records nothing and, unless asked to stop, the rest go o
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import itertools
+import multiprocessing
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger import strict_json
-from ledger.application.commands import build_command
+from ledger.application.commands import Command, CompactCommand, build_command
 from ledger.application.service import Outcome, Request
 from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import InvalidInput, LedgerError
+from ledger.domain.values import Actor
 
 DEFAULT_BATCH = 2_000
 LINE_KEYS = frozenset({"command", "command_id", "actor", "args"})
@@ -131,20 +137,161 @@ def apply_lines(
     stop_on_error: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ApplyReport:
-    """Apply every line; `progress` is told how many lines each batch settled."""
+    """Apply every line; `progress` is told how many lines each batch settled.
+
+    An input of PARSE_STAGE_MIN_LINES lines or more is parsed ahead by a second process
+    (`_parse_stage`) while this one runs the batches before; the lines, their outcomes
+    and the events recorded are the same either way.
+    """
     report = ApplyReport()
     numbered = numbered_lines(lines)
+    chunks = iter(lambda: list(itertools.islice(numbered, batch_size)), [])
     settled = 0
-    with collector_paused():
-        while True:
-            batch = [parse_line(number, text, default_actor)
-                     for number, text in itertools.islice(numbered, batch_size)]
-            if not batch or not _settle(service, batch, report, stop_on_error, progress):
-                return report
+    with collector_paused(), _parse_stage(chunks, default_actor) as batches:
+        for batch in batches:
+            if not _settle(service, batch, report, stop_on_error, progress):
+                break
             settled += 1
             if settled % COLLECT_EVERY == 0:
                 del batch
                 gc.collect(1)
+    return report
+
+
+PARSE_STAGE_MIN_LINES = 5_000
+"""Inputs with fewer lines are parsed in the process that runs them: the parse process
+costs about 15 ms of wall time to start and saves about 10 us a line."""
+
+PARSE_STAGE_AHEAD = 3
+"""Batches the parse process is given ahead of the one being run."""
+
+Chunk = list[tuple[int, str]]
+CompactLine = tuple[CompactCommand, str, str, str | None, tuple[str, str] | None]
+"""A line parsed into a request: (its command, actor, command id, command as named,
+fingerprint); `_parse_compact`."""
+
+
+@contextlib.contextmanager
+def _parse_stage(chunks: Iterator[Chunk], default_actor: str | None
+                 ) -> Iterator[Iterator[list[ParsedLine]]]:
+    """The parsed batches of `chunks`, in order: parsed here, or, for a large input,
+    by a second process a few batches ahead of the caller's.
+
+    The parse process is forked (a copy of this one, ready in milliseconds) and only
+    from a process running no other thread (a fork copies no thread, and with it any
+    lock one held). It ignores Ctrl-C: the run stops here and shuts it down. Should it
+    fail or die, the batches it had not parsed are parsed here.
+    """
+    head: list[Chunk] = []
+    count = 0
+    for chunk in chunks:
+        head.append(chunk)
+        count += len(chunk)
+        if count >= PARSE_STAGE_MIN_LINES:
+            break
+    everything = itertools.chain(head, chunks)
+    pool = _parse_pool() if count >= PARSE_STAGE_MIN_LINES else None
+    if pool is None:
+        yield (_parsed_here(chunk, default_actor) for chunk in everything)
+        return
+    try:
+        yield _pipelined(pool, everything, default_actor)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _parse_pool() -> ProcessPoolExecutor | None:
+    if ("fork" not in multiprocessing.get_all_start_methods()
+            or threading.active_count() > 1 or len(os.sched_getaffinity(0)) < 2):
+        return None
+    return ProcessPoolExecutor(1, multiprocessing.get_context("fork"), _parse_process_start)
+
+
+def _parse_process_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a parent killed outright (SIGKILL) leaves no orphan behind
+        threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+    # What the fork copied is never garbage to this process: its collector walks only
+    # what the parsing makes (the parent had paused it for the run).
+    gc.freeze()
+    gc.enable()
+
+
+def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()
+    os._exit(1)
+
+
+def _pipelined(pool: ProcessPoolExecutor, chunks: Iterator[Chunk], default_actor: str | None
+               ) -> Iterator[list[ParsedLine]]:
+    ahead: collections.deque[tuple[Chunk, Future[list[CompactLine | None]] | None]] = (
+        collections.deque())
+
+    def give_ahead() -> None:
+        while len(ahead) < PARSE_STAGE_AHEAD:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            future: Future[list[CompactLine | None]] | None
+            try:
+                future = pool.submit(_parse_compact, chunk, default_actor)
+            except RuntimeError:  # the pool is broken or shut down: parsed here
+                future = None
+            ahead.append((chunk, future))
+
+    first = next(chunks, None)
+    if first is None:
+        return
+    give_ahead()
+    yield _parsed_here(first, default_actor)  # while the parse process starts
+    while ahead:
+        chunk, future = ahead.popleft()
+        give_ahead()
+        yield _received(chunk, future, default_actor)
+
+
+def _parsed_here(chunk: Chunk, default_actor: str | None) -> list[ParsedLine]:
+    return [parse_line(number, text, default_actor) for number, text in chunk]
+
+
+def _received(chunk: Chunk, future: Future[list[CompactLine | None]] | None,
+              default_actor: str | None) -> list[ParsedLine]:
+    """The batch the parse process parsed; a line it refused is parsed again here, so
+    its refusal is exactly the one `parse_line` gives (same error, same message)."""
+    if future is None:
+        return _parsed_here(chunk, default_actor)
+    try:
+        compact = future.result()
+    except Exception:  # noqa: BLE001 - parsed here: the same error, if any, raised here
+        return _parsed_here(chunk, default_actor)
+    from_compact = Command.from_compact
+    return [
+        parse_line(number, text, default_actor) if line is None
+        else ParsedLine(number, Request(from_compact(line[0]), line[1], line[2], line[4]),
+                        line[2], line[3])
+        for (number, text), line in zip(chunk, compact, strict=True)
+    ]
+
+
+def _parse_compact(chunk: Chunk, default_actor: str | None) -> list[CompactLine | None]:
+    """In the parse process: each line as plain values (pickled several times faster than
+    the objects), its fingerprint taken; None for a line refused."""
+    return [_compact(parse_line(number, text, default_actor)) for number, text in chunk]
+
+
+def _compact(parsed: ParsedLine) -> CompactLine | None:
+    request = parsed.request
+    if request is None:
+        return None
+    command = request.command
+    fingerprint: tuple[str, str] | None
+    try:  # as LedgerService._run takes it; an actor refused there is refused there
+        actor = str(Actor.parse(request.actor))
+        fingerprint = actor, command.fingerprint(actor)
+    except LedgerError:
+        fingerprint = None
+    return command.compact(), request.actor, request.command_id, parsed.command, fingerprint
 
 
 COLLECT_EVERY = 50

@@ -84,6 +84,12 @@ def _digest(name: str, actor: str, body: dict[str, Any]) -> str:
     )).hexdigest()
 
 
+_setattr = object.__setattr__
+
+CompactCommand = tuple[type["Command"], dict[str, Any], set[str], dict[str, Any]]
+"""A command's class, field values, fields given and arguments as given (`Command.compact`)."""
+
+
 class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -107,6 +113,23 @@ class Command(BaseModel):
     def __hash__(self) -> int:
         return hash((type(self), orjson.dumps(self.model_dump(mode="json"),
                                               option=orjson.OPT_SORT_KEYS)))
+
+    def compact(self) -> CompactCommand:
+        """The command as plain values, to pickle cheaply between processes (a pydantic
+        model pickles several times slower); `from_compact` makes it again."""
+        return type(self), self.__dict__, self.__pydantic_fields_set__, self._given
+
+    @staticmethod
+    def from_compact(compact: CompactCommand) -> Command:
+        """The command `compact` was taken from, field for field, without validating its
+        values again: they are what validation made of them."""
+        cls, values, fields_set, given = compact
+        command = cls.__new__(cls)
+        _setattr(command, "__dict__", values)
+        _setattr(command, "__pydantic_fields_set__", fields_set)
+        _setattr(command, "__pydantic_extra__", None)
+        _setattr(command, "__pydantic_private__", {"_given": given})
+        return command
 
     def fingerprint(self, actor: str) -> str:
         """`v3:` and the SHA-256 of the command's name, actor (as parsed) and parsed values

@@ -90,6 +90,9 @@ class Request:
     command: Command
     actor: str
     command_id: str
+    fingerprint: tuple[str, str] | None = None
+    """(actor as parsed, the command's fingerprint for it), when taken beforehand (`ledger
+    apply`'s parse process); used only for that actor."""
 
 
 @dataclass(slots=True)
@@ -210,7 +213,9 @@ class LedgerService:
         for request in requests:
             try:  # the fingerprint names the actor as parsed: practice:a81001 is practice:A81001
                 actor = Actor.parse(request.actor)
-                fingerprint = request.command.fingerprint(str(actor))
+                taken = request.fingerprint
+                fingerprint = (taken[1] if taken is not None and taken[0] == str(actor)
+                               else request.command.fingerprint(str(actor)))
             except LedgerError as error:
                 outcomes.append(Outcome(request, error=error))
                 if stop_at_first_refusal:
