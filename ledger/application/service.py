@@ -157,6 +157,7 @@ class LedgerService:
                     functools.partial(self._work, units, requests, reads, atomic,
                                       stop_at_first_refusal),
                     reads,
+                    written=self.cache.written,
                 )
             except (IntegrityError, OperationalError) as error:
                 # Another writer got there first (a stream version, a command id or a

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
+
+from eventsourcing.persistence import StoredEvent
 
 from ledger.domain.access import AccessRegister
 from ledger.domain.aggregate import Aggregate
@@ -32,26 +34,41 @@ class AggregateCache:
 
     Fast-forwarding (one indexed query for events after the cached version) keeps
     loads cheap however long a stream grows, and still sees other writers' events.
-    When that query reads the store, it also asks for the cached version itself: if
-    the log no longer holds it (a backup restored under the process), the aggregate
-    is loaded again from the log instead.
+    Each aggregate is kept with the stored state of the event at its version (its
+    seal). When the query reads the store, it also reads the cached version's event:
+    unless that is the very event the aggregate has (its seal, byte for byte), the
+    log was rewritten under the process (a backup restored, with fewer events or
+    with others in their place), and the aggregate is loaded again from the log.
     """
 
     def __init__(self, maxsize: int = 20_000) -> None:
-        self._items: OrderedDict[uuid.UUID, Aggregate] = OrderedDict()
+        self._items: OrderedDict[uuid.UUID, tuple[Aggregate, bytes | None]] = OrderedDict()
         self._maxsize = maxsize
 
-    def get(self, stream_id: uuid.UUID) -> Aggregate | None:
+    def get(self, stream_id: uuid.UUID) -> tuple[Aggregate, bytes | None] | None:
+        """The aggregate kept for the stream and its seal (None before its first save)."""
         item = self._items.get(stream_id)
         if item is not None:
             self._items.move_to_end(stream_id)
         return item
 
-    def put(self, aggregate: Aggregate) -> None:
-        self._items[aggregate.id] = aggregate
+    def put(self, aggregate: Aggregate, seal: bytes | None) -> None:
+        self._items[aggregate.id] = (aggregate, seal)
         self._items.move_to_end(aggregate.id)
         while len(self._items) > self._maxsize:
             self._items.popitem(last=False)
+
+    def written(self, stored: Sequence[StoredEvent]) -> None:
+        """Events just written, as stored: the last of each stream is the seal of the
+        aggregate kept for it (the one that recorded them)."""
+        last: dict[uuid.UUID, bytes] = {}
+        for s in stored:
+            key = s.originator_id
+            last[key if isinstance(key, uuid.UUID) else uuid.UUID(key)] = s.state
+        for stream_id, state in last.items():
+            item = self._items.get(stream_id)
+            if item is not None:
+                self._items[stream_id] = (item[0], state)
 
     def evict(self, stream_ids: Iterable[uuid.UUID]) -> None:
         for stream_id in stream_ids:
@@ -80,17 +97,20 @@ class UnitOfWork:
         aggregate = self.touched.get(stream_id)
         if aggregate is None:
             cached = self.cache.get(stream_id)
-            aggregate = cached if isinstance(cached, kind) else empty()
-            try:
-                events = self.store.stream(stream_id, after_version=aggregate.version,
-                                           held=True)
-            except StreamRewritten:  # the cache is ahead of the log: start from the log
+            seal = None
+            if cached is not None and isinstance(cached[0], kind) and cached[1] is not None:
+                aggregate, seal = cached
+            else:
                 aggregate = empty()
-                events = self.store.stream(stream_id)
+            try:
+                events, seal = self.store.follow(stream_id, aggregate.version, seal)
+            except StreamRewritten:  # the cache is not the log's: start from the log
+                aggregate = empty()
+                events, seal = self.store.follow(stream_id, 0, None)
             for event in events:
                 aggregate.apply(event)
             self.touched[stream_id] = aggregate
-            self.cache.put(aggregate)
+            self.cache.put(aggregate, seal)
         assert isinstance(aggregate, kind)
         return aggregate
 
@@ -125,7 +145,7 @@ class UnitOfWork:
         """Hold `aggregate` (one just created by a command) in place of what its stream
         held: later commands of this unit, and of later units, see it."""
         self.touched[aggregate.id] = aggregate
-        self.cache.put(aggregate)
+        self.cache.put(aggregate, None)
         self._by_key.clear()
 
     def pool(self, consortium: str, year: str) -> RiskPool:

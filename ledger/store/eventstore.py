@@ -177,7 +177,8 @@ class EventStore:
     # --- writing -----------------------------------------------------------------------
 
     def write(self, work: Callable[[], tuple[Sequence[LedgerEvent], Indexes, T]],
-              reads: Reads | None = None) -> T:
+              reads: Reads | None = None,
+              written: Callable[[Sequence[StoredEvent]], None] | None = None) -> T:
         """Run `work` (reads, then decisions) and append the events it returns, atomically.
 
         `reads` names what `work` will read first (receipts, refs, affiliations):
@@ -189,6 +190,9 @@ class EventStore:
         insert anyway), so nothing can change in between. A conflict can then
         only come from a writer that bypasses this path: it raises IntegrityError
         and the caller runs the work again.
+
+        `written` is told the events as stored, once inserted (before the commit: if
+        that fails, the caller's handling of the failure applies to them too).
         """
         dialect = self.recorder.dialect
         reads = reads or Reads()
@@ -205,6 +209,8 @@ class EventStore:
             if events or indexes.receipts:
                 stored = [self._to_stored(e) for e in events]
                 ids = self.recorder.insert_in_transaction(cursor, stored, indexes)
+                if written is not None:
+                    written(stored)
             rows = [*tail, *((i, e.topic, e.schema_version)
                              for i, e in zip(ids, events, strict=True))]
             added = catalogue.record(cursor, dialect, rows, self._kinds) if rows else set()
@@ -293,12 +299,26 @@ class EventStore:
 
     # --- reading -----------------------------------------------------------------------
 
-    def stream(self, stream_id: uuid.UUID, after_version: int = 0, *, held: bool = False
-               ) -> list[LedgerEvent]:
-        """The stream's events after `after_version`. `held`: the caller (a cached
-        aggregate) holds the stream up to `after_version`; StreamRewritten if the store,
-        when read, no longer has that version (history rewritten under the process)."""
-        stored = self.recorder.select_events(stream_id, gt=after_version or None, held=held)
+    def stream(self, stream_id: uuid.UUID, after_version: int = 0) -> list[LedgerEvent]:
+        """The stream's events after `after_version`."""
+        return self._decoded(stream_id, self.recorder.select_events(
+            stream_id, gt=after_version or None))
+
+    def follow(self, stream_id: uuid.UUID, version: int, held: bytes | None
+               ) -> tuple[list[LedgerEvent], bytes | None]:
+        """The stream's events after `version`, which the caller (a cached aggregate)
+        holds, `held` being the stored state of its event at `version` (None at 0); and
+        the stored state of the stream's last event (`held` when none was read after).
+
+        StreamRewritten if the store, when read, no longer has that very event at
+        `version` (history rewritten under the process): checked on a row the same
+        statement reads, so no round trip is added."""
+        stored = self.recorder.select_events(stream_id, gt=version or None,
+                                             held=held if version else None)
+        return self._decoded(stream_id, stored), bytes(stored[-1].state) if stored else held
+
+    def _decoded(self, stream_id: uuid.UUID, stored: Sequence[StoredEvent]
+                 ) -> list[LedgerEvent]:
         try:
             return [decode_event(s.topic, s.originator_id, s.originator_version, s.state)
                     for s in stored]

@@ -5,6 +5,7 @@ Imported only when a postgresql:// store is opened, so SQLite users never load p
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -57,7 +58,8 @@ class _Transaction:
     `receipts`, `refs` and `affiliations` answer reads for the keys fetched ahead;
     `rows` answers `select_rows` for the statements fetched ahead (each once);
     `prepared` is what each write hook's `prepare` gave; `written` the last
-    version of each stream this transaction appended to.
+    version of each stream this transaction appended to; `known_tail` the digest of
+    the event now at the head position the recorder knew versions as of.
     """
 
     curs: Any = None
@@ -72,6 +74,10 @@ class _Transaction:
     rows: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = field(default_factory=dict)
     prepared: list[Any] = field(default_factory=list)
     written: dict[UUID, int] = field(default_factory=dict)
+    # The md5 digest of the state of the event at `head` (as read, or as inserted last).
+    tail: str | None = None
+    known_tail: str | None = None
+    last_state: bytes = b""
 
 
 _BEGIN = b"BEGIN"
@@ -142,10 +148,14 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         )
         self._id_type = self.datastore.originator_id_type
         events = Identifier(self.events_table_name)
-        # A write transaction's first reads in one statement: the highest position,
-        # the streams changed after a position, receipts, refs and affiliations asked.
+        # A write transaction's first reads in one statement: the highest position and
+        # its event's digest, the digest of the event at a position (the head known
+        # before), the streams changed after that position, receipts, refs and
+        # affiliations asked.
         self._select_first = SQL(
             "SELECT (SELECT COALESCE(MAX(notification_id), 0) FROM {0}.{1}) AS head, "
+            "(SELECT md5(state) FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1) AS tail, "
+            "(SELECT md5(state) FROM {0}.{1} WHERE notification_id = %b) AS known_tail, "
             "(SELECT json_agg(json_build_array(c.originator_id, c.version))::text FROM "
             "(SELECT originator_id, MAX(originator_version) AS version FROM {0}.{1} "
             "WHERE notification_id > %b AND notification_id <= %b GROUP BY originator_id) c) "
@@ -157,9 +167,11 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             "(SELECT json_agg(json_build_array(practice, consortium))::text "
             "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations"
         ).format(schema, events).as_bytes(None)
-        # Last known version of streams, as of position _known_head (write path only).
+        # Last known version of streams, as of position _known_head (write path only),
+        # whose event's state has the md5 digest _known_tail.
         self._versions: dict[UUID, int] = {}
         self._known_head = 0
+        self._known_tail: str | None = None
         self._generation = 0
         self._versions_lock = threading.Lock()
         self._select_budget_years = SQL(
@@ -311,7 +323,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                   reads: Reads) -> _Transaction:
         """Send the transaction's first reads in one round trip, under the lock."""
         with self._versions_lock:
-            known_head = self._known_head
+            known_head, known_tail = self._known_head, self._known_tail
             knows_any = bool(self._versions)
         queued: list[tuple[Cursor[DictRow], Callable[[Cursor[DictRow]], None]]] = []
         txn = _Transaction()
@@ -331,6 +343,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             row = curs.fetchone()
             assert row is not None
             txn.head = int(row["head"])
+            txn.tail, txn.known_tail = row["tail"], row["known_tail"]
             changed.extend((UUID(stream), int(version))
                            for stream, version in orjson.loads(row["changed"] or "[]"))
             txn.receipts = {r[0]: Receipt(r[0], r[1], r[2])
@@ -345,7 +358,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         txn.practice_keys = frozenset(reads.practices)
         # Nothing known: no need to look for changes (an empty range).
         after, upto = (known_head, known_head + _CHANGED_LIMIT) if knows_any else (0, 0)
-        read(self._select_first, (after, upto,
+        read(self._select_first, (known_head, after, upto,
                                   list(txn.receipt_keys), list(txn.ref_keys),
                                   list(txn.practice_keys)), first)
         for statement, params in reads.rows:
@@ -364,14 +377,19 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         with self._versions_lock:
             # Known versions are as of a head >= known_head (another thread may have
             # moved it on since): what changed after known_head brings every stream
-            # up to this head, if the range looked at reached it.
-            if knows_any and not known_head <= txn.head <= upto:
+            # up to this head, if the range looked at reached it, and if the event at
+            # known_head is still the one known there. Another (a backup restored
+            # under the process, then written on) means the log up to it is not the
+            # one the versions were learnt from: each stream is then read when
+            # loaded, and a cached aggregate checked against it (check_held).
+            if knows_any and (not known_head <= txn.head <= upto
+                              or txn.known_tail != known_tail):
                 self._versions.clear()
             else:
                 self._versions.update(changed)
             if len(self._versions) > _VERSIONS_LIMIT:
                 self._versions.clear()
-            self._known_head = txn.head
+            self._known_head, self._known_tail = txn.head, txn.tail
             self._generation += 1
             txn.generation = self._generation
         return txn
@@ -382,6 +400,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             if txn.generation == self._generation and txn.written:
                 self._versions.update(txn.written)
                 self._known_head = txn.head
+                self._known_tail = hashlib.md5(txn.last_state, usedforsecurity=False
+                                               ).hexdigest()
                 self._generation += 1
 
     def carried(self, key: str) -> Any:  # noqa: ARG002 - nothing is carried here
@@ -410,6 +430,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             return []
         run_hooks(self.hooks, curs, self.dialect, ids, stored_events, prepared=txn.prepared)
         txn.head = ids[-1]
+        txn.last_state = stored_events[-1].state
         for e in stored_events:
             txn.written[_uuid(e.originator_id)] = e.originator_version
         return ids
@@ -469,21 +490,23 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         lte: int | None = None,
         desc: bool = False,
         limit: int | None = None,
-        held: bool = False,
+        held: bytes | None = None,
     ) -> Sequence[StoredEvent]:
         """A stream's events; in a write transaction, none without a read when the stream
         is known to end at `gt` (its last version as of the transaction's start). With
-        `held`, the caller holds the stream up to `gt`, and a read of the store raises
-        StreamRewritten if the stream no longer has version `gt`."""
+        `held`, the caller holds the stream up to `gt`, whose event's stored state is
+        `held`, and a read of the store raises StreamRewritten unless the stream still
+        has that very event at version `gt` (`check_held`)."""
         txn = _WRITE.get()
-        check = held and bool(gt) and lte is None and not desc and limit is None
+        check = held is not None and bool(gt) and lte is None and not desc and limit is None
         since = (gt or 0) - 1 if check else gt
         if txn is None or lte is not None or desc or limit is not None:
             stored: Sequence[StoredEvent] = super().select_events(
                 originator_id, gt=since or None, lte=lte, desc=desc, limit=limit
             )
             if check:
-                check_held(stored[0].originator_version if stored else None, gt or 0)
+                check_held((stored[0].originator_version, bytes(stored[0].state))
+                           if stored else None, gt or 0, held or b"")
                 stored = stored[1:]
             return stored
         key = _uuid(originator_id)
@@ -498,7 +521,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             for row in txn.curs.fetchall()
         ]
         if check:
-            check_held(found[0].originator_version if found else None, after)
+            check_held((found[0].originator_version, found[0].state) if found else None,
+                       after, held or b"")
             found = found[1:]
         with self._versions_lock:
             self._versions[key] = found[-1].originator_version if found else after

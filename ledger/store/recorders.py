@@ -48,16 +48,23 @@ from ledger.store.hooks import StoredRow, WriteHook
 
 
 class StreamRewritten(Exception):  # noqa: N818 - a condition, as eventsourcing names them
-    """A stream no longer holds a version its reader had (a cached aggregate): its history
-    was rewritten under the process (a backup restored, rows deleted around the ledger).
-    Raised by `select_events(..., held=True)` when it reads the store."""
+    """A stream no longer holds the event its reader had at a version (a cached aggregate):
+    its history was rewritten under the process (a backup restored, rows deleted or
+    replaced around the ledger). Raised by `select_events(..., held=STATE)` when it reads
+    the store."""
 
 
-def check_held(first_version: int | None, held: int) -> None:
-    """StreamRewritten unless a stream read from version `held` on (inclusive) starts at
-    `held` (`first_version`, None when nothing was read): the caller then drops that row."""
-    if first_version != held:
-        raise StreamRewritten(f"the stream no longer holds version {held}")
+def check_held(first: tuple[int, bytes] | None, version: int, state: bytes) -> None:
+    """StreamRewritten unless a stream read from `version` on (inclusive) starts with the
+    very event the caller holds there, its stored `state` byte for byte (`first`: the
+    version and state read first, None when nothing was read); the caller then drops
+    that row. A state holds the event's command id and the instant it was recorded, so
+    another event at the same version (a backup's history written on after it was
+    taken) differs, whatever its position."""
+    if first is None or first[0] != version:
+        raise StreamRewritten(f"the stream no longer holds version {version}")
+    if first[1] != state:
+        raise StreamRewritten(f"the stream holds another event at version {version}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +119,7 @@ class IndexedRecorder(Protocol):
 
     def select_events(
         self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
-        desc: bool = False, limit: int | None = None, held: bool = False,
+        desc: bool = False, limit: int | None = None, held: bytes | None = None,
     ) -> Sequence[StoredEvent]: ...
 
     def write_transaction(self, reads: Reads | None = None) -> AbstractContextManager[Any]: ...
@@ -577,10 +584,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         lte: int | None = None,
         desc: bool = False,
         limit: int | None = None,
-        held: bool = False,
+        held: bytes | None = None,
     ) -> Sequence[StoredEvent]:
-        """A stream's events; with `held`, the caller holds it up to `gt`, and a read of the
-        store raises StreamRewritten if the stream no longer has version `gt`."""
+        """A stream's events; with `held`, the caller holds it up to `gt`, whose event's
+        stored state is `held`, and a read of the store raises StreamRewritten unless the
+        stream still has that very event at version `gt` (`check_held`)."""
         if lte is not None or desc or limit is not None:
             return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
         key = _stream_key(originator_id)
@@ -588,14 +596,14 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         write = _WRITE.get()
         if write is not None and write.versions.get(key) == after:
             return []  # nothing written since this stream was last at that version
-        check = held and after > 0
+        check = held is not None and after > 0
         rows = self._select(
             f"SELECT originator_version, topic, state FROM {self.events_table_name} "  # noqa: S608
             "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version",
             (key, after - 1 if check else after),
         )
         if check:
-            check_held(rows[0][0] if rows else None, after)
+            check_held((rows[0][0], rows[0][2]) if rows else None, after, held or b"")
             rows = rows[1:]
         if write is not None:
             write.versions[key] = int(rows[-1][0]) if rows else after

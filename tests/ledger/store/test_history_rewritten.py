@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from ledger.application.commands import build_command
 from ledger.auditlog.verify import verify_store
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.events import budget_stream
+from ledger.store.recorders import StreamRewritten, check_held
 from tests.ledger.audit.test_verify_parallel import run_sql
 
 
@@ -95,3 +97,36 @@ def checkpoint_wal(path: str) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def test_a_command_after_the_event_at_the_cached_version_is_replaced_follows_the_log(
+    ledger: Ledger, open_ledger: Callable[[], Ledger], db_url: str
+) -> None:
+    """A backup restored under the process, and written on by another (as a second writer
+    of the restored ledger would): the stream again has the cached version, but another
+    event is at it. The cached budget's commitments are not the log's."""
+    allocate(ledger)
+    assert [commit(ledger, "R-1"), commit(ledger, "R-2")] == [2, 3]
+    last = run_sql(ledger, db_url, "SELECT MAX({position}) FROM {events}")[0][0]
+    run_sql(ledger, db_url, "DELETE FROM {events} WHERE {position} > ?", [(int(last) - 1,)])
+    for table in ("leaves", "nodes", "tree", "checkpoints"):  # sealed again from scratch
+        run_sql(ledger, db_url, f"DELETE FROM {{{table}}}")
+    assert commit(open_ledger(), "R-9", "700") == 3  # the restored ledger's own version 3
+    assert budget_versions(ledger, db_url) == [1, 2, 3]
+    # In the log, R-1 and R-9 commit all 1,000 allocated: 300 more is 300 over. By the
+    # cache (R-1 and R-2, 600) it would fit.
+    answer = ledger.service.execute(build_command("spend commit", {
+        "practice": "A81001", "year": "2024-25", "element": "acute", "ref": "R-4",
+        "amount": "300", "provider": "RTR", "service": "Hip replacement"}), "practice:A81001")
+    assert "OVERSPEND FLAGGED: £300.00 over" in answer.summary
+    assert budget_versions(ledger, db_url) == [1, 2, 3, 4]
+
+
+def test_a_held_version_is_proven_by_its_event_not_its_number() -> None:
+    check_held((3, b'{"command_id":"a"}'), 3, b'{"command_id":"a"}')
+    with pytest.raises(StreamRewritten, match="another event at version 3"):
+        check_held((3, b'{"command_id":"b"}'), 3, b'{"command_id":"a"}')
+    with pytest.raises(StreamRewritten, match="no longer holds version 3"):
+        check_held((4, b'{"command_id":"a"}'), 3, b'{"command_id":"a"}')
+    with pytest.raises(StreamRewritten, match="no longer holds version 3"):
+        check_held(None, 3, b'{"command_id":"a"}')
