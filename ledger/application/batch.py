@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger import strict_json
-from ledger.application.commands import Command, CompactCommand, build_command
+from ledger.application.commands import Command, build_command
 from ledger.application.service import Outcome, Request
 from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import InvalidInput, LedgerError
@@ -166,9 +166,10 @@ PARSE_STAGE_AHEAD = 3
 """Batches the parse process is given ahead of the one being run."""
 
 Chunk = list[tuple[int, str]]
-CompactLine = tuple[CompactCommand, str, str, str | None, tuple[str, str] | None]
-"""A line parsed into a request: (its command, actor, command id, command as named,
-fingerprint); `_parse_compact`."""
+CompactLine = tuple[type[Command], dict[str, Any], set[str] | None, dict[str, Any], str, str,
+                    str | None, tuple[str, str] | None]
+"""A line parsed into a request: its command (`Command.compact`), actor, command id,
+command as named, and fingerprint; `_parse_compact`."""
 
 
 @contextlib.contextmanager
@@ -266,21 +267,30 @@ def _received(chunk: Chunk, future: Future[list[CompactLine | None]] | None,
     except Exception:  # noqa: BLE001 - parsed here: the same error, if any, raised here
         return _parsed_here(chunk, default_actor)
     from_compact = Command.from_compact
-    return [
-        parse_line(number, text, default_actor) if line is None
-        else ParsedLine(number, Request(from_compact(line[0]), line[1], line[2], line[4]),
-                        line[2], line[3])
-        for (number, text), line in zip(chunk, compact, strict=True)
-    ]
+    parsed: list[ParsedLine] = []
+    add = parsed.append
+    for (number, text), line in zip(chunk, compact, strict=True):
+        if line is None:
+            add(parse_line(number, text, default_actor))
+            continue
+        cls, values, fields_set, given, actor, command_id, name, fingerprint = line
+        command = from_compact(cls, values, fields_set, given)
+        add(ParsedLine(number, Request(command, actor, command_id, fingerprint), command_id,
+                       name))
+    return parsed
 
 
 def _parse_compact(chunk: Chunk, default_actor: str | None) -> list[CompactLine | None]:
     """In the parse process: each line as plain values (pickled several times faster than
-    the objects), its fingerprint taken; None for a line refused."""
-    return [_compact(parse_line(number, text, default_actor)) for number, text in chunk]
+    the objects), its fingerprint taken; None for a line refused.
+
+    Equal texts that recur from line to line (a command's name, an actor, the values of
+    its arguments) are handed back as one object, which pickle writes once a batch."""
+    texts: dict[str, str] = {}
+    return [_compact(parse_line(number, text, default_actor), texts) for number, text in chunk]
 
 
-def _compact(parsed: ParsedLine) -> CompactLine | None:
+def _compact(parsed: ParsedLine, texts: dict[str, str]) -> CompactLine | None:
     request = parsed.request
     if request is None:
         return None
@@ -291,7 +301,12 @@ def _compact(parsed: ParsedLine) -> CompactLine | None:
         fingerprint = actor, command.fingerprint(actor)
     except LedgerError:
         fingerprint = None
-    return command.compact(), request.actor, request.command_id, parsed.command, fingerprint
+    cls, values, fields_set, given = command.compact()
+    same = texts.setdefault
+    given = {k: same(v, v) if type(v) is str else v for k, v in given.items()}
+    name = parsed.command
+    return (cls, values, fields_set, given, same(request.actor, request.actor),
+            request.command_id, name and same(name, name), fingerprint)
 
 
 COLLECT_EVERY = 50

@@ -86,7 +86,7 @@ def _digest(name: str, actor: str, body: dict[str, Any]) -> str:
 
 _setattr = object.__setattr__
 
-CompactCommand = tuple[type["Command"], dict[str, Any], set[str], dict[str, Any]]
+CompactCommand = tuple[type["Command"], dict[str, Any], set[str] | None, dict[str, Any]]
 """A command's class, field values, fields given and arguments as given (`Command.compact`)."""
 
 
@@ -116,17 +116,22 @@ class Command(BaseModel):
 
     def compact(self) -> CompactCommand:
         """The command as plain values, to pickle cheaply between processes (a pydantic
-        model pickles several times slower); `from_compact` makes it again."""
-        return type(self), self.__dict__, self.__pydantic_fields_set__, self._given
+        model pickles several times slower); `from_compact` makes it again. The fields
+        given are None when they are all the fields (as for most commands)."""
+        fields_set = self.__pydantic_fields_set__
+        values = self.__dict__
+        return (type(self), values,
+                None if len(fields_set) == len(values) else fields_set, self._given)
 
     @staticmethod
-    def from_compact(compact: CompactCommand) -> Command:
-        """The command `compact` was taken from, field for field, without validating its
+    def from_compact(kind: type[Command], values: dict[str, Any], fields_set: set[str] | None,
+                     given: dict[str, Any]) -> Command:
+        """The command `compact` gave these of, field for field, without validating its
         values again: they are what validation made of them."""
-        cls, values, fields_set, given = compact
-        command = cls.__new__(cls)
+        command = kind.__new__(kind)
         _setattr(command, "__dict__", values)
-        _setattr(command, "__pydantic_fields_set__", fields_set)
+        _setattr(command, "__pydantic_fields_set__",
+                 set(values) if fields_set is None else fields_set)
         _setattr(command, "__pydantic_extra__", None)
         _setattr(command, "__pydantic_private__", {"_given": given})
         return command
