@@ -203,9 +203,16 @@ def _parse_stage(chunks: Iterator[Chunk], default_actor: str | None
 
 def _parse_pool() -> ProcessPoolExecutor | None:
     if ("fork" not in multiprocessing.get_all_start_methods()
-            or threading.active_count() > 1 or len(os.sched_getaffinity(0)) < 2):
+            or threading.active_count() > 1 or _cores() < 2):
         return None
     return ProcessPoolExecutor(1, multiprocessing.get_context("fork"), _parse_process_start)
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _parse_process_start() -> None:
@@ -237,7 +244,7 @@ def _pipelined(pool: ProcessPoolExecutor, chunks: Iterator[Chunk], default_actor
             future: Future[list[CompactLine | None]] | None
             try:
                 future = pool.submit(_parse_compact, chunk, default_actor)
-            except RuntimeError:  # the pool is broken or shut down: parsed here
+            except (RuntimeError, OSError):  # no process (broken, or none forked): parsed here
                 future = None
             ahead.append((chunk, future))
 

@@ -17,6 +17,7 @@ import pickle
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -271,4 +272,47 @@ def stop_and_interrupt(ledger: Ledger) -> None:
     with pytest.raises(KeyboardInterrupt):
         apply_lines(ledger.service, [commit(n) for n in range(300, 400)], batch_size=10,
                     progress=interrupt)
+    assert not multiprocessing.active_children()
+
+
+class BrokenExecutor(Executor):
+    """A parse stage whose every batch fails, as a pool whose process died does."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_exception(BrokenProcessPool("the parse process died"))
+        return future
+
+
+@pytest.mark.parametrize("failure", ["killed", "every batch fails"])
+def test_lines_the_parse_process_did_not_hand_back_are_parsed_in_the_running_process(
+    fresh_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A parse process killed mid-run (out of memory, say) loses no line: the batches it
+    had not handed back are parsed where they are run, to the same outcomes."""
+    lines = mixed_lines(list(KINDS) * 2)
+    results = []
+    for fail in (True, False):
+        with monkeypatch.context() as patch:
+            patch.setattr(batch, "PARSE_STAGE_MIN_LINES", 1)
+            if fail and failure == "every batch fails":
+                patch.setattr(batch, "_parse_pool", BrokenExecutor)
+            with bootstrap(fresh_url("sqlite"), clock=FakeClock()) as ledger:
+                seed(ledger)
+                seeded = ledger.store.head()
+                killed: list[int] = []
+
+                def progress(_settled: int, kill: bool = fail and failure == "killed",
+                             killed: list[int] = killed) -> None:
+                    for child in multiprocessing.active_children():
+                        if kill and not killed:
+                            killed.append(child.pid or 0)
+                            child.kill()
+                            child.join()
+
+                report = apply_lines(ledger.service, lines, default_actor=ME, batch_size=5,
+                                     progress=progress)
+                assert bool(killed) is (fail and failure == "killed")
+                results.append((outcome_rows(report), log_rows(ledger, seeded)))
+    assert results[0] == results[1]
     assert not multiprocessing.active_children()
