@@ -241,6 +241,23 @@ def test_small_inputs_are_parsed_in_the_running_process(ledger: Ledger) -> None:
     assert seen == [0, 0, 0, 0]
 
 
+@pytest.mark.parametrize(("lines", "forked"), [(29, False), (30, True)])
+def test_a_parse_process_is_forked_for_a_batch_and_parse_stage_min_lines_or_more(
+    sqlite_path: str, monkeypatch: pytest.MonkeyPatch, lines: int, forked: bool
+) -> None:
+    monkeypatch.setattr(batch, "PARSE_STAGE_MIN_LINES", 20)
+    seen: list[int] = []
+    with bootstrap(sqlite_path) as ledger:
+        seed(ledger)
+        text = [commit(n) for n in range(1, lines + 1)]
+        text[3:3] = ["", "  "]  # blank lines are not counted
+        report = apply_lines(
+            ledger.service, text, batch_size=10,
+            progress=lambda _: seen.append(len(multiprocessing.active_children())))
+    assert report.applied == lines
+    assert seen[0] == (1 if forked else 0)
+
+
 def test_the_parse_process_ends_with_the_run(
     sqlite_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
