@@ -59,6 +59,21 @@ def wal_transactions(db: str) -> list[list[int]]:
     return done
 
 
+def with_page_size(db: str, page_size: int | None) -> None:
+    """Make `db` empty with pages of `page_size` bytes (None: SQLite's default, 4,096)."""
+    if page_size is None:
+        return
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA page_size = {int(page_size)}")
+        conn.execute("CREATE TABLE sized (x)")
+        conn.execute("DROP TABLE sized")
+
+
+def page_size_of(db: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
 def owners(db: str) -> dict[int, str]:
     with sqlite3.connect(db) as conn:
         return {int(page): str(name) for name, page in
@@ -93,10 +108,12 @@ def measure(db: str, n: int, run: Callable[[int], None]) -> tuple[collections.Co
     return by_tree, transactions, cpu
 
 
-def report(title: str, by_tree: collections.Counter[str], transactions: int, cpu: float,
-           n: int) -> None:
+def report(title: str, db: str, by_tree: collections.Counter[str], transactions: int,
+           cpu: float, n: int) -> None:
     total = sum(by_tree.values())
-    print(f"{title}: {total / transactions:.2f} pages a commit over {transactions} commits, "
+    frame = page_size_of(db) + 24
+    print(f"{title}: {total / transactions:.2f} pages a commit "
+          f"({total * frame / transactions / 1024:.1f} KiB of WAL) over {transactions} commits, "
           f"CPU {cpu / n * 1e6:.0f} us a command")
     for name, count in by_tree.most_common():
         print(f"    {count / transactions:6.2f}  {name}")
@@ -109,9 +126,12 @@ def main() -> None:
     parser.add_argument("--ids", choices=["bench", "random"], default="bench",
                         help="command ids as write_path gives them, or random (the default "
                              "of `execute` and most clients' idempotency keys)")
+    parser.add_argument("--page-size", type=int, default=None,
+                        help="make both databases with pages of this many bytes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bare_db = str(Path(tmp) / "bare.db")
+        with_page_size(bare_db, args.page_size)
         app: Application[Any] = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                                                  "SQLITE_DBNAME": bare_db})
         counter = Counter()
@@ -124,11 +144,12 @@ def main() -> None:
             counter.increment()
             app.save(counter)
 
-        report("bare eventsourcing, 1 event a save", *measure(bare_db, args.commands, bare),
-               args.commands)
+        report("bare eventsourcing, 1 event a save", bare_db,
+               *measure(bare_db, args.commands, bare), args.commands)
         app.close()
 
         db = str(Path(tmp) / "ledger.db")
+        with_page_size(db, args.page_size)
         practice = "B10000"
         setup_practice(db, practice)
         with bootstrap(db) as ledger:
@@ -142,7 +163,7 @@ def main() -> None:
 
             for i in range(args.warm):
                 command(i)
-            report("ledger spend commit, 1 a transaction",
+            report("ledger spend commit, 1 a transaction", db,
                    *measure(db, args.commands, lambda i: command(args.warm + i)), args.commands)
 
 
