@@ -1,4 +1,5 @@
-"""The SQLite side tables' layout: WITHOUT ROWID for new ledgers, old ledgers as they were."""
+"""The SQLite side tables' layout: WITHOUT ROWID and leaves without an index of positions for
+new ledgers, old ledgers as they were."""
 
 from __future__ import annotations
 
