@@ -16,6 +16,7 @@ from ledger.domain.characters import (
     NAME_MAX,
     REASON_MAX,
     REF_MAX,
+    SPACES,
     UNPRINTABLE,
     escaped,
     json_escaped,
@@ -265,3 +266,10 @@ def test_an_actor_person_given_is_checked_but_one_stored_by_an_older_version_sti
     with pytest.raises(InvalidInput) as auditor:
         Actor.parse("auditor:j\u200bsmith")
     assert auditor.value.rule == "identifier"
+
+
+def test_the_spaces_trimmed_are_every_space_separator_this_python_knows() -> None:
+    separators = {chr(point) for point in range(0x110000)
+                  if unicodedata.category(chr(point)) == "Zs"}
+    assert set(SPACES) == separators
+    assert len(SPACES) == len(separators)
