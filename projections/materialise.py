@@ -334,10 +334,19 @@ class Database:
         """(position, stream id, stream version, topic, stored state) of up to `limit`
         events after `after`, in position order: the log as stored, nothing decoded."""
         dialect = self.store.recorder.dialect
-        return self.query(
-            f"SELECT {dialect.position}, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {dialect.events} WHERE {dialect.position} > ? "
-            f"ORDER BY {dialect.position} LIMIT ?", (after, limit))
+        sql = (f"SELECT {dialect.position}, originator_id, originator_version, topic, state "  # noqa: S608
+               f"FROM {dialect.events} WHERE {dialect.position} > ? "
+               f"ORDER BY {dialect.position} LIMIT ?")
+        if self.kind != "sqlite":
+            return self.query(sql, (after, limit))
+        with self.cursor(write=False) as c:
+            # Plain tuples straight from SQLite, not the store's Row objects copied
+            # into tuples: a rebuild reads every event of the log through here.
+            raw = c.sqlite_cursor
+            raw.row_factory = None
+            raw.execute(sql, (after, limit))
+            rows: list[tuple[Any, ...]] = raw.fetchall()
+            return rows
 
     def track(self, cursor: Any, name: str, position: int) -> None:
         self.tracker._insert_tracking(cursor, Tracking(TRACKING_PREFIX + name, position))
@@ -618,19 +627,20 @@ class Materialiser:
             "WHERE application_name LIKE ?", (TRACKING_PREFIX + "%",))
         return int(tracked[0][0]) >= len(self.projections)
 
-    def _create_sql(self, table: Table) -> list[str]:
-        """The table, then its secondary indexes."""
+    def _create_sql(self, table: Table, schema: str = "") -> list[str]:
+        """The table, then its secondary indexes; on SQLite `schema` ("main.", "ledger.")
+        names the attached database they are made in."""
         columns = ", ".join(f"{c.name} {_SQL_TYPES[c.type]}" for c in table.columns)
         keys = ", ".join(c.name for c in table.key)
         # On SQLite the rows live in their primary key's B-tree (no separate rowid
         # table to keep in step): half the writes per row, and key lookups read one tree.
         clustered = " WITHOUT ROWID" if self.db.kind == "sqlite" else ""
-        statements = [f"CREATE TABLE IF NOT EXISTS {self.db.name(table.name)} "
+        statements = [f"CREATE TABLE IF NOT EXISTS {schema}{self.db.name(table.name)} "
                       f"({columns}, PRIMARY KEY ({keys})){clustered}"]
         for index in table.indexes:
             index_name = _index_name(table, index)
             statements.append(
-                f"CREATE INDEX IF NOT EXISTS {index_name} ON {self.db.name(table.name)} "
+                f"CREATE INDEX IF NOT EXISTS {schema}{index_name} ON {self.db.name(table.name)} "
                 f"({', '.join(index)})"
             )
         return statements
@@ -781,8 +791,9 @@ class Materialiser:
         for bulk in folds:
             for topic, handler in bulk.handlers.items():
                 by_topic.setdefault(topic, []).append(handler)
-        handlers = {topic: tuple(found) for topic, found in by_topic.items()}
-        versions = {topic: cls.schema_version for topic, cls in EVENTS_BY_TOPIC.items()}
+        # Per topic: the schema version events are stored in now, and the handlers.
+        dispatch = {topic: (EVENTS_BY_TOPIC[topic].schema_version, tuple(found))
+                    for topic, found in by_topic.items()}
         loads = orjson.loads
         start, read = 0, 0
         while True:
@@ -790,15 +801,16 @@ class Materialiser:
             if not batch:
                 return read, start
             for position, stream, version, topic, state in batch:
-                found = handlers.get(topic)
+                found = dispatch.get(topic)
                 if found is None:
                     if topic not in EVENTS_BY_TOPIC:  # written since ensure_readable
                         raise UnreadableEvent(topic, "?", None, position)
                     continue
+                current, applies = found
                 fields = loads(state)
-                if fields.get("schema_version", 1) != versions[topic]:
+                if fields.get("schema_version", 1) != current:
                     fields = _current_form(topic, stream, version, state, position)
-                for handler in found:
+                for handler in applies:
                     handler(position, version, fields)
             for bulk in folds:
                 bulk.end_batch()
@@ -969,81 +981,106 @@ class Materialiser:
         handle, scratch = _new_scratch(Path(self.store.target.location))
         _SCRATCH_FILES.add(scratch)
         try:
-            read, last = self._build_in(scratch, chosen, progress)
-            if not self._copy_in(scratch, chosen, last):
-                return self.catch_up(names, progress)
-            return read
+            connection = self._scratch_connection(scratch)
+            try:
+                read, last = self._build_in(connection, chosen, progress)
+                if not self._copy_in(connection, chosen, last):
+                    return self.catch_up(names, progress)
+                return read
+            finally:
+                connection.close()
         finally:
             _SCRATCH_FILES.discard(scratch)
             scratch.unlink(missing_ok=True)
             os.close(handle)  # the lock goes with it, after the file
 
-    def _build_in(self, scratch: Path, chosen: list[Projection], progress: Progress | None
-                  ) -> tuple[int, int]:
-        """Fold `chosen` from zero into tables of their own in `scratch` (no indexes); the
-        projections' derived tables are computed from the others' rows at the end."""
-        derived = [(table, select) for p in chosen for table, select in p.derived]
-        names = {table.name: table.name for p in chosen for table in p.tables}
-        connection = sqlite3.connect(scratch, isolation_level=None)
+    def _scratch_connection(self, scratch: Path) -> sqlite3.Connection:
+        """A connection to `scratch` (no journal, never synced, held alone) with the
+        ledger attached as `ledger`, so the rows folded into the scratch are copied in
+        from this connection's own cache.
+
+        Every pragma names the scratch (`main`): unqualified, journal and locking modes
+        would apply to the ledger too."""
+        timeout = float(self.store.target.env.get("SQLITE_LOCK_TIMEOUT") or 5)
+        connection = sqlite3.connect(scratch, isolation_level=None, timeout=timeout)
         try:
             for pragma in ("journal_mode = OFF", "synchronous = OFF",
                            "locking_mode = EXCLUSIVE", f"cache_size = -{REBUILD_CACHE_KIB}"):
-                connection.execute(f"PRAGMA {pragma}")
+                connection.execute(f"PRAGMA main.{pragma}")
+            connection.execute("ATTACH DATABASE ? AS ledger", (self.store.target.location,))
+            # Index builds on the ledger read back the rows just copied: from this cache,
+            # not the write-ahead log.
+            connection.execute(f"PRAGMA ledger.cache_size = -{REBUILD_CACHE_KIB}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _build_in(self, connection: sqlite3.Connection, chosen: list[Projection],
+                  progress: Progress | None) -> tuple[int, int]:
+        """Fold `chosen` from zero into tables of their own in the scratch database of
+        `connection` (no indexes); the projections' derived tables are computed from the
+        others' rows at the end.
+
+        The whole fold is one transaction, left open for `_copy_in`: the scratch's pages
+        stay in the cache between batches (written only when the cache fills, or at the
+        copy-in's commit) instead of being written out at every batch."""
+        derived = [(table, select) for p in chosen for table, select in p.derived]
+        names = {table.name: f"main.{table.name}" for p in chosen for table in p.tables}
+        for projection in chosen:
+            for table in projection.tables:
+                connection.execute(self._create_sql(table, "main.")[0])
+        connection.execute("BEGIN")
+        cursor = connection.cursor()
+
+        def write(cache: Cache, _last: int) -> None:
+            cache.flush(cursor, cache.prepare())
+
+        with _no_gc():
+            done = self._fold_bulk(chosen, progress, write,
+                                   frozenset(table.name for table, _ in derived))
+        for table, select in derived:
+            connection.execute(f"INSERT INTO main.{table.name} {select.format_map(names)}")
+        return done
+
+    def _copy_in(self, connection: sqlite3.Connection, chosen: list[Projection], last: int
+                 ) -> bool:
+        """Copy `chosen`'s tables from the scratch into the ledger's emptied ones, build
+        their indexes and set their positions to `last`, committing the transaction
+        `_build_in` left open; False (nothing written) when another process has moved
+        one of them from 0 meanwhile.
+
+        The ledger's write lock is taken by the first statement (a write that changes
+        nothing), before anything of the ledger is read."""
+        tracking = f"ledger.{self.db.tracking_table}"
+        tracked = [TRACKING_PREFIX + p.name for p in chosen]
+        marks = ", ".join("?" for _ in chosen)
+        try:
+            connection.execute(
+                f"UPDATE {tracking} SET notification_id = notification_id "  # noqa: S608
+                f"WHERE application_name IN ({marks})", tracked)
+            moved = connection.execute(
+                f"SELECT count(*) FROM {tracking} "  # noqa: S608
+                f"WHERE application_name IN ({marks}) AND notification_id != 0",
+                tracked).fetchone()[0]
+            if moved:
+                connection.execute("ROLLBACK")
+                return False
             for projection in chosen:
                 for table in projection.tables:
-                    connection.execute(self._create_sql(table)[0])
-
-            def write(cache: Cache, _last: int) -> None:
-                prepared = cache.prepare()
-                connection.execute("BEGIN")
-                cache.flush(connection.cursor(), prepared)
-                connection.execute("COMMIT")
-
-            with _no_gc():
-                done = self._fold_bulk(chosen, progress, write,
-                                       frozenset(table.name for table, _ in derived))
-            for table, select in derived:
-                connection.execute(f"INSERT INTO {table.name} {select.format_map(names)}")
-            return done
-        finally:
-            connection.close()
-
-    def _copy_in(self, scratch: Path, chosen: list[Projection], last: int) -> bool:
-        """Copy `chosen`'s tables from `scratch` into the ledger's emptied ones, build their
-        indexes and set their positions to `last`, in one transaction; False (nothing
-        written) when another process has moved one of them from 0 meanwhile."""
-        timeout = float(self.store.target.env.get("SQLITE_LOCK_TIMEOUT") or 5)
-        connection = sqlite3.connect(self.store.target.location, isolation_level=None,
-                                     timeout=timeout)
-        try:
-            connection.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                moved = connection.execute(
-                    f"SELECT count(*) FROM {self.db.tracking_table} "  # noqa: S608
-                    f"WHERE application_name IN ({', '.join('?' for _ in chosen)}) "
-                    "AND notification_id != 0",
-                    [TRACKING_PREFIX + p.name for p in chosen]).fetchone()[0]
-                if moved:
-                    connection.execute("ROLLBACK")
-                    return False
-                for projection in chosen:
-                    for table in projection.tables:
-                        connection.execute(f"INSERT INTO main.{table.name} "  # noqa: S608
-                                           f"SELECT * FROM scratch.{table.name}")
-                        for statement in self._create_sql(table)[1:]:
-                            connection.execute(statement)
-                    connection.execute(
-                        f"UPDATE {self.db.tracking_table} SET notification_id = ? "  # noqa: S608
-                        "WHERE application_name = ?", (last, TRACKING_PREFIX + projection.name))
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-            return True
-        finally:
-            connection.close()
+                    connection.execute(f"INSERT INTO ledger.{table.name} "  # noqa: S608
+                                       f"SELECT * FROM main.{table.name}")
+                    for statement in self._create_sql(table, "ledger.")[1:]:
+                        connection.execute(statement)
+                connection.execute(
+                    f"UPDATE {tracking} SET notification_id = ? "  # noqa: S608
+                    "WHERE application_name = ?", (last, TRACKING_PREFIX + projection.name))
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return True
 
     def _groups(self, chosen: list[Projection], workers: int | None) -> list[list[str]]:
         """The projections each process rebuilds (one group: rebuild here, in this one)."""
