@@ -78,9 +78,11 @@ MAX_CONFLICTS = 10
 PARALLEL_MIN_EVENTS = 200_000
 # Relative cost of rebuilding each projection (its bulk fold and its writes, in CPU time
 # on bench/national.py's ledger of 1,000,000 events, less the reading of the log every
-# process does), to give each process of a parallel rebuild an even share.
-REBUILD_COST = {"trail": 235, "positions": 193, "variation": 119, "quality": 84,
-                "portfolio": 70, "holders": 34, "organisations": 7, "pool_draws": 2}
+# process does), to give each process of a parallel rebuild an even share: two processes
+# get positions, quality, portfolio, organisations and pool_draws (15.1 s measured) and
+# trail, variation and holders (15.2 s).
+REBUILD_COST = {"positions": 247, "trail": 235, "variation": 113, "quality": 71,
+                "portfolio": 47, "holders": 24, "organisations": 3, "pool_draws": 3}
 TRACKING_PREFIX = "projection:"
 # The scratch files this process is building projections in (`Materialiser.build_apart`).
 _SCRATCH_FILES: set[Path] = set()

@@ -1,0 +1,65 @@
+"""How a parallel SQLite rebuild splits its work and leaves the ledger's own settings."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from ledger.bootstrap import bootstrap
+from projections.materialise import REBUILD_COST, Materialiser
+from projections.registry import PROJECTIONS
+from tests.projections.builders import append, random_history
+
+
+def test_two_rebuild_processes_get_the_two_costliest_projections_and_even_shares(
+        sqlite_path: str) -> None:
+    ledger = bootstrap(sqlite_path)
+    views = Materialiser(ledger.store)
+    groups = views._groups(list(PROJECTIONS), 2)
+    costliest = sorted(REBUILD_COST, key=REBUILD_COST.__getitem__)[-2:]
+    assert [sum(name in g for name in costliest) for g in groups] == [1, 1]
+    shares = sorted(sum(REBUILD_COST[name] for name in g) for g in groups)
+    # No process waits on the other for longer than the cheapest projection costs.
+    assert shares[1] - shares[0] <= min(REBUILD_COST.values())
+    ledger.close()
+
+
+def test_a_build_apart_leaves_the_ledger_writable_meanwhile_and_in_its_journal_mode(
+        sqlite_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = bootstrap(sqlite_path)
+    append(ledger.store, random_history(11, 200).events)
+    views = Materialiser(ledger.store)
+    views.rebuild(["positions"], workers=1)
+    with views.db.cursor(write=True) as c:  # emptied at position 0, as a rebuild leaves it
+        c.execute("UPDATE tracking SET notification_id = 0 "
+                  "WHERE application_name = 'projection:positions'")
+        for table in views.projections["positions"].tables:
+            c.execute(f"DELETE FROM {table.name}")
+    build_in = Materialiser._build_in
+    seen: list[str] = []
+
+    def written_meanwhile(self: Materialiser, *args: Any) -> Any:
+        built = build_in(self, *args)
+        # Another connection writes to the ledger after the fold, before the copy-in.
+        other = sqlite3.connect(sqlite_path, timeout=1)
+        try:
+            seen.append(other.execute("PRAGMA journal_mode").fetchone()[0])
+            other.execute("CREATE TABLE written_meanwhile (n INTEGER)")
+            other.commit()
+        finally:
+            other.close()
+        return built
+
+    monkeypatch.setattr(Materialiser, "_build_in", written_meanwhile)
+    assert views.build_apart(["positions"]) == 200
+    assert seen == ["wal"]
+    check = sqlite3.connect(sqlite_path)
+    try:
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert check.execute("SELECT count(*) FROM position_days").fetchone()[0] > 0
+    finally:
+        check.close()
+    assert views.positions()["positions"] == 200
+    ledger.close()
