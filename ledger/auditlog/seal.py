@@ -67,18 +67,36 @@ def read_head(curs: Cursor, dialect: Dialect, *, for_update: bool = False) -> Tr
 
 
 def _select_head(curs: Cursor, dialect: Dialect, *, for_update: bool) -> None:
-    lock = " FOR UPDATE" if for_update and dialect.kind == "postgres" else ""
-    curs.execute(
-        dialect.sql("SELECT origin, size, last_position, frontier, root FROM {tree} WHERE id = 1")
-        + lock
-    )
+    """The tree head; read to seal (`for_update`), with the position of its last leaf.
+
+    A sealer extends the log from the head, and refuses positions at or below its last
+    sealed one; a head that does not match its leaves (an edited row) would let it seal
+    a position twice where no index of positions forbids it (new SQLite ledgers, tables.py),
+    so `_head_of` refuses it: one more lookup by primary key in the same statement.
+    """
+    if not for_update:
+        curs.execute(dialect.sql(
+            "SELECT origin, size, last_position, frontier, root FROM {tree} WHERE id = 1"))
+        return
+    lock = " FOR UPDATE" if dialect.kind == "postgres" else ""
+    curs.execute(dialect.sql(
+        "SELECT origin, size, last_position, frontier, root, (SELECT position FROM {leaves} "
+        "WHERE leaf_index = {tree}.size - 1) FROM {tree} WHERE id = 1") + lock)
 
 
 def _head_of(curs: Cursor) -> TreeHead | None:
+    """The head `_select_head` read; SealError if read to seal and it does not end at its
+    last leaf."""
     row = curs.fetchone()
     if row is None:
         return None
-    origin, size, last, frontier, root = as_tuple(row)
+    origin, size, last, frontier, root, *tail = as_tuple(row)
+    if tail and int(size) and tail[0] != last:
+        raise SealError(
+            f"the log no longer matches its Merkle log: its head says leaf {int(size) - 1} "
+            f"seals position {int(last)}, but that leaf "
+            + ("is missing" if tail[0] is None else f"seals position {int(tail[0])}")
+            + "; nothing recorded, run `ledger verify`")
     return TreeHead(
         str(origin), int(size), int(last), CompactRange.decode(int(size), bytes(frontier)),
         bytes(root),

@@ -248,6 +248,20 @@ def test_a_rewritten_log_is_refused_a_new_checkpoint(sealed: tuple[Ledger, Db]) 
         make_checkpoint(ledger.store, NOW)
 
 
+def test_a_tree_head_edited_back_is_refused_before_anything_is_sealed_twice(
+        sealed: tuple[Ledger, Db]) -> None:
+    ledger, db = sealed
+    events = db.positions()
+    leaves = db.table("ledger_leaves")
+    db.run(f"UPDATE {db.table('ledger_tree')} SET last_position = last_position - 3")
+    with pytest.raises(SealError, match="its head says leaf 10 seals position 8, but that "
+                                        "leaf seals position 11"):
+        write_history_more(ledger)
+    assert db.positions() == events
+    sealed_positions = [int(r[0]) for r in db.run(f"SELECT position FROM {leaves}")]
+    assert sorted(sealed_positions) == events
+
+
 def write_history_more(ledger: Ledger) -> None:
     ledger.service.execute(build_command("spend commit", {
         "practice": "A81001", "year": "2024-25", "element": "acute", "ref": "R-X",
