@@ -946,9 +946,10 @@ class Materialiser:
                     f"WHERE application_name = {self.db.p}",
                     (TRACKING_PREFIX + projection.name,),
                 )
-            for table in tables:
-                c.execute(f"DROP TABLE IF EXISTS {self.db.name(table.name)}")
-                c.execute(self._create_sql(table)[0])
+            with self._pages_freed_as_they_are(c):
+                for table in tables:
+                    c.execute(f"DROP TABLE IF EXISTS {self.db.name(table.name)}")
+                    c.execute(self._create_sql(table)[0])
         try:
             groups = self._groups(chosen, workers)
             if len(groups) > 1:
@@ -961,6 +962,27 @@ class Materialiser:
                         c.execute(statement)
                     if self.db.kind == "postgres":  # its planner needs the new tables' statistics
                         c.execute(f"ANALYZE {self.db.name(table.name)}")
+
+    @contextmanager
+    def _pages_freed_as_they_are(self, cursor: Any) -> Iterator[None]:
+        """SQLite: tables dropped meanwhile free their pages without zeroing them first.
+
+        A SQLite built with SECURE_DELETE on (Debian's is) zeroes every page a dropped
+        table frees, which writes each of them to the write-ahead log and then the file
+        again: for the projections of 1,000,000 events, about 300,000 pages and seconds
+        before a rebuild's processes can start. Projection rows hold nothing that the log
+        in the same file does not, so `FAST` (deleted content overwritten only on pages
+        written anyway) is enough; the connection's setting is restored after."""
+        if self.db.kind != "sqlite":
+            yield
+            return
+        cursor.execute("PRAGMA secure_delete")
+        before = ("OFF", "ON", "FAST")[int(cursor.fetchone()[0])]  # as the pragma reads it
+        cursor.execute("PRAGMA secure_delete = FAST")
+        try:
+            yield
+        finally:
+            cursor.execute(f"PRAGMA secure_delete = {before}")
 
     def build_apart(self, names: Sequence[str], progress: Progress | None = None) -> int:
         """SQLite: rebuild the emptied projections `names` (at position 0) in a scratch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,4 +63,32 @@ def test_a_build_apart_leaves_the_ledger_writable_meanwhile_and_in_its_journal_m
     finally:
         check.close()
     assert views.positions()["positions"] == 200
+    ledger.close()
+
+
+def test_tables_a_rebuild_drops_free_their_pages_without_writing_each_of_them(
+        sqlite_path: str) -> None:
+    ledger = bootstrap(sqlite_path)
+    views = Materialiser(ledger.store)
+    with views.db.cursor(write=True) as c:
+        c.execute("CREATE TABLE dropped (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID")
+        c.executemany("INSERT INTO dropped VALUES (?, ?)",
+                      ((f"k{i:06d}", "x" * 200) for i in range(20_000)))
+    other = sqlite3.connect(sqlite_path)
+    try:
+        pages = other.execute("SELECT count(*) FROM dbstat WHERE name = 'dropped'"
+                              ).fetchone()[0]
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        other.close()
+    wal = Path(sqlite_path + "-wal")
+    assert wal.stat().st_size == 0
+    with views.db.cursor(write=True) as c:
+        with views._pages_freed_as_they_are(c):
+            c.execute("DROP TABLE dropped")
+        c.execute("PRAGMA secure_delete")
+        assert c.fetchone()[0] == 1  # the connection's own setting again
+    frames = wal.stat().st_size // 4096
+    assert pages > 1_000
+    assert frames < pages // 10
     ledger.close()
