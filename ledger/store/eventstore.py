@@ -42,6 +42,7 @@ from ledger.store.recorders import (
     Reads,
     Receipt,
     RefEntry,
+    state_bytes,
 )
 
 T = TypeVar("T")
@@ -315,7 +316,8 @@ class EventStore:
         statement reads, so no round trip is added."""
         stored = self.recorder.select_events(stream_id, gt=version or None,
                                              held=held if version else None)
-        return self._decoded(stream_id, stored), bytes(stored[-1].state) if stored else held
+        return self._decoded(stream_id, stored), (state_bytes(stored[-1].state) if stored
+                                                  else held)
 
     def _decoded(self, stream_id: uuid.UUID, stored: Sequence[StoredEvent]
                  ) -> list[LedgerEvent]:

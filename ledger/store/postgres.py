@@ -505,7 +505,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                 originator_id, gt=since or None, lte=lte, desc=desc, limit=limit
             )
             if check:
-                check_held((stored[0].originator_version, bytes(stored[0].state))
+                check_held((stored[0].originator_version, stored[0].state)
                            if stored else None, gt or 0, held or b"")
                 stored = stored[1:]
             return stored

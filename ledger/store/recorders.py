@@ -54,7 +54,13 @@ class StreamRewritten(Exception):  # noqa: N818 - a condition, as eventsourcing 
     the store."""
 
 
-def check_held(first: tuple[int, bytes] | None, version: int, state: bytes) -> None:
+def state_bytes(state: bytes | str | memoryview) -> bytes:
+    """A stored state as bytes: SQLite gives back text for a state rewritten as text by
+    SQL run around the ledger (it still decodes, so it is still an event)."""
+    return state.encode() if isinstance(state, str) else bytes(state)
+
+
+def check_held(first: tuple[int, bytes | str] | None, version: int, state: bytes) -> None:
     """StreamRewritten unless a stream read from `version` on (inclusive) starts with the
     very event the caller holds there, its stored `state` byte for byte (`first`: the
     version and state read first, None when nothing was read); the caller then drops
@@ -63,7 +69,7 @@ def check_held(first: tuple[int, bytes] | None, version: int, state: bytes) -> N
     taken) differs, whatever its position."""
     if first is None or first[0] != version:
         raise StreamRewritten(f"the stream no longer holds version {version}")
-    if first[1] != state:
+    if state_bytes(first[1]) != state:
         raise StreamRewritten(f"the stream holds another event at version {version}")
 
 

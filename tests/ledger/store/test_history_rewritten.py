@@ -124,6 +124,7 @@ def test_a_command_after_the_event_at_the_cached_version_is_replaced_follows_the
 
 def test_a_held_version_is_proven_by_its_event_not_its_number() -> None:
     check_held((3, b'{"command_id":"a"}'), 3, b'{"command_id":"a"}')
+    check_held((3, '{"command_id":"a"}'), 3, b'{"command_id":"a"}')  # SQLite's text
     with pytest.raises(StreamRewritten, match="another event at version 3"):
         check_held((3, b'{"command_id":"b"}'), 3, b'{"command_id":"a"}')
     with pytest.raises(StreamRewritten, match="no longer holds version 3"):
