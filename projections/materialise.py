@@ -29,6 +29,7 @@ import fcntl
 import gc
 import multiprocessing
 import os
+import re
 import signal
 import sqlite3
 import tempfile
@@ -1128,6 +1129,10 @@ class Materialiser:
 # --- scratch files ------------------------------------------------------------------
 
 
+# What tempfile.mkstemp puts after the prefix: letters, digits and `_`.
+_MKSTEMP_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
 def _scratch_prefix(ledger: Path) -> str:
     return f".{ledger.name}.rebuild-"
 
@@ -1166,10 +1171,14 @@ def remove_stale_scratch(ledger: Path) -> list[Path]:
 
     A file is removed only while this process holds its lock, and only if its name
     still names the file locked: a live builder's file is locked, and one made but
-    not yet locked is made again by its builder (`_new_scratch`)."""
+    not yet locked is made again by its builder (`_new_scratch`). Only names that
+    mkstemp makes are looked at (the prefix, then letters, digits and `_`): a file
+    SQLite would keep beside a scratch file (`-journal`, `-wal`) is not locked by its
+    builder, so it is never taken for one."""
     prefix = _scratch_prefix(ledger)
     try:
-        found = [p for p in ledger.parent.iterdir() if p.name.startswith(prefix)]
+        found = [p for p in ledger.parent.iterdir() if p.name.startswith(prefix)
+                 and _MKSTEMP_NAME.fullmatch(p.name[len(prefix):])]
     except OSError:
         return []
     removed = []

@@ -745,6 +745,8 @@ def test_a_rebuild_removes_the_scratch_files_of_killed_workers_but_not_of_live_o
     unlocked.write_bytes(b"")
     other_ledger = Path(sqlite_path).with_name(".other.db.rebuild-abc")
     other_ledger.write_bytes(b"")
+    companion = in_use.with_name(in_use.name + "-journal")  # never locked by its builder
+    companion.write_bytes(b"")
     try:
         assert left.exists()
         views.rebuild(["positions"], workers=1)
@@ -752,6 +754,7 @@ def test_a_rebuild_removes_the_scratch_files_of_killed_workers_but_not_of_live_o
         assert not unlocked.exists()
         assert in_use.exists()
         assert other_ledger.exists()
+        assert companion.exists()
     finally:
         live.terminate()
         live.join(30)
