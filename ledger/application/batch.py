@@ -367,15 +367,22 @@ def _settle(
         service.execute_batch(requests, stop_at_first_refusal=stop_on_error) if requests else []
     )
     settled = 0
+    add = report.results.append
     for parsed in batch:
         if parsed.error is not None:
-            report.results.append(_refused(parsed, parsed.error))
+            add(_refused(parsed, parsed.error))
             settled += 1
             continue
         outcome = next(outcomes, None)
         if outcome is None:  # not run: an earlier line stopped the batch
             break
-        report.results.append(_result(parsed, outcome))
+        answer = outcome.answer
+        if outcome.error is not None or answer is None:
+            add(_result(parsed, outcome))
+        else:  # `_result` of an answered line, inline: this loop runs for every line
+            add(LineResult(parsed.line, parsed.command_id, parsed.command,
+                           "already applied" if answer.already_applied else "applied",
+                           answer.summary))
         settled += 1
     if progress:
         progress(settled)

@@ -633,7 +633,7 @@ def _spend_flags(context: Context) -> str:
                 f"{format_pence(event.amount_pence)} returned to consortium "
                 f"{event.consortium}'s risk pool"
             )
-    return "".join(f"; {flag}" for flag in flags)
+    return "".join(f"; {flag}" for flag in flags) if flags else ""
 
 
 # --- access to the service -------------------------------------------------------------

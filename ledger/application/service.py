@@ -214,9 +214,10 @@ class LedgerService:
         for request in requests:
             try:  # the fingerprint names the actor as parsed: practice:a81001 is practice:A81001
                 actor = Actor.parse(request.actor)
+                named = str(actor)
                 taken = request.fingerprint
-                fingerprint = (taken[1] if taken is not None and taken[0] == str(actor)
-                               else request.command.fingerprint(str(actor)))
+                fingerprint = (taken[1] if taken is not None and taken[0] == named
+                               else request.command.fingerprint(named))
             except LedgerError as error:
                 outcomes.append(Outcome(request, error=error))
                 if stop_at_first_refusal:
@@ -224,7 +225,7 @@ class LedgerService:
                 continue
             earlier = receipts.get(request.command_id)
             if earlier is not None:
-                outcomes.append(self._replayed(request, earlier, str(actor)))
+                outcomes.append(self._replayed(request, earlier, named))
                 if stop_at_first_refusal and outcomes[-1].error:
                     break
                 continue

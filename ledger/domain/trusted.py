@@ -64,12 +64,16 @@ def construct(cls: type[M], values: dict[str, Any], private: dict[str, Any] | No
     required one: a programming error, never an input's.
     """
     shape = layout(cls)
-    if not values.keys() >= shape.required:
-        raise TypeError(f"{cls.__name__} needs {', '.join(sorted(shape.required - set(values)))}")
-    fields = shape.template.copy()
+    template = shape.template
+    fields = template.copy()
     fields.update(values)
-    if len(fields) != len(shape.template):
-        unknown = sorted(set(values) - set(shape.template))
+    # Every field given, and none other (the hot path): nothing required is missing.
+    if len(fields) != len(template) or (
+            len(values) != len(template) and not values.keys() >= shape.required):
+        if not values.keys() >= shape.required:
+            missing = ", ".join(sorted(shape.required - set(values)))
+            raise TypeError(f"{cls.__name__} needs {missing}")
+        unknown = sorted(set(values) - set(template))
         raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
     for name, factory in shape.factories:
         if name not in values:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.application.commands import SpendCommit, build_command
 from ledger.domain.events import SpendCommitted
+from ledger.domain.trusted import construct
 from ledger.domain.values import ELEMENTS
 from ledger.store.mapper import decode_event, encode_event
 from tests.ledger.domain.builders import ME, budget, ctx
@@ -59,3 +61,21 @@ def test_a_commitment_event_is_the_one_validation_would_build(
     assert encode_event(event) == encode_event(validated)
     assert decode_event(event.topic, event.originator_id, event.originator_version,
                         encode_event(event)) == event
+
+
+def test_an_event_is_not_built_without_a_required_field_nor_with_an_unknown_one() -> None:
+    """A programming error, said as one (TypeError), never an event missing a value or
+    holding one it has no field for; a missing field is named before an unknown one."""
+    b = budget()
+    b.commit(ctx(ME), ref="R-1", element=ELEMENTS[0], amount=100, provider="RTR",
+             service="Hip")
+    (event,) = b.collect_events()
+    values = dict(event.__dict__)
+    assert construct(SpendCommitted, values) == event
+    without_ref = {k: v for k, v in values.items() if k != "ref"}
+    with pytest.raises(TypeError, match=r"^SpendCommitted needs ref$"):
+        construct(SpendCommitted, without_ref)
+    with pytest.raises(TypeError, match=r"^SpendCommitted has no field colour$"):
+        construct(SpendCommitted, {**values, "colour": "red"})
+    with pytest.raises(TypeError, match=r"^SpendCommitted needs ref$"):
+        construct(SpendCommitted, {**without_ref, "colour": "red"})
