@@ -179,10 +179,11 @@ def _parse_stage(chunks: Iterator[Chunk], default_actor: str | None
     """The parsed batches of `chunks`, in order: parsed here, or, for a large input,
     by a second process a few batches ahead of the caller's.
 
-    The parse process is forked (a copy of this one, ready in milliseconds) and only
-    from a process running no other thread (a fork copies no thread, and with it any
-    lock one held). It ignores Ctrl-C: the run stops here and shuts it down. Should it
-    fail or die, the batches it had not parsed are parsed here.
+    The parse process is forked (a copy of this one, ready in milliseconds) only when a
+    core is free for it (`_spare_core`), and only from a process running no other
+    thread (a fork copies no thread, and with it any lock one held). It ignores Ctrl-C:
+    the run stops here and shuts it down. Should it fail or die, the batches it had not
+    parsed are parsed here.
     """
     head: list[Chunk] = []
     count = 0
@@ -204,16 +205,25 @@ def _parse_stage(chunks: Iterator[Chunk], default_actor: str | None
 
 def _parse_pool() -> ProcessPoolExecutor | None:
     if ("fork" not in multiprocessing.get_all_start_methods()
-            or threading.active_count() > 1 or _cores() < 2):
+            or threading.active_count() > 1 or not _spare_core()):
         return None
     return ProcessPoolExecutor(1, multiprocessing.get_context("fork"), _parse_process_start)
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _spare_core() -> bool:
+    """Whether a second core is free for the parse process: this process may run on two
+    or more, and fewer tasks than its cores were runnable, on average, over the last
+    minute (this process counts among them). On a machine whose cores are all busy the
+    parse process would take its CPU from this one's share (Linux's autogroup shares
+    CPU between sessions, not processes): the lines would cost more CPU in all and take
+    longer."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average here: the cores are taken as free
+        load = 0.0
+    return cores >= 2 and load < cores
 
 
 def _parse_process_start() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import pickle
 import uuid
 from collections.abc import Callable, Iterator
@@ -123,6 +124,16 @@ class PicklingExecutor(Executor):
         call = pickle.loads(pickle.dumps((fn, args, kwargs)))
         future.set_result(pickle.loads(pickle.dumps(call[0](*call[1], **call[2]))))
         return future
+
+
+SPARE_CORE = batch._spare_core
+
+
+@pytest.fixture(autouse=True)
+def spare_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests run on a machine as busy as the run makes it: a core is taken as free,
+    except where a test says otherwise."""
+    monkeypatch.setattr(batch, "_spare_core", lambda: True)
 
 
 @pytest.fixture
@@ -333,3 +344,25 @@ def test_lines_the_parse_process_did_not_hand_back_are_parsed_in_the_running_pro
                 results.append((outcome_rows(report), log_rows(ledger, seeded)))
     assert results[0] == results[1]
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize(("load", "forked"), [(0.4, True), (1.9, True), (2.0, False),
+                                              (6.5, False)])
+def test_no_parse_process_is_forked_when_the_cores_are_busy(
+    sqlite_path: str, monkeypatch: pytest.MonkeyPatch, load: float, forked: bool
+) -> None:
+    """On two cores, the parse process is forked only while fewer than two tasks were
+    runnable on average over the last minute: otherwise it would take its CPU from the
+    share of the process running the batches."""
+    monkeypatch.setattr(batch, "_spare_core", SPARE_CORE)
+    monkeypatch.setattr(batch, "PARSE_STAGE_MIN_LINES", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    seen: list[int] = []
+    with bootstrap(sqlite_path) as ledger:
+        seed(ledger)
+        report = apply_lines(
+            ledger.service, [commit(n) for n in range(1, 30)], batch_size=10,
+            progress=lambda _: seen.append(len(multiprocessing.active_children())))
+    assert report.applied == 29
+    assert seen[0] == (1 if forked else 0)
