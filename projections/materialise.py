@@ -1052,9 +1052,11 @@ class Materialiser:
         `connection` (no indexes); the projections' derived tables are computed from the
         others' rows at the end.
 
-        The whole fold is one transaction, left open for `_copy_in`: the scratch's pages
-        stay in the cache between batches (written only when the cache fills, or at the
-        copy-in's commit) instead of being written out at every batch."""
+        The whole fold is one transaction: the scratch's pages stay in the cache between
+        batches (written only when the cache fills, or at its commit here) instead of
+        being written out at every batch, and the copy-in reads them from that cache. It
+        commits before the copy-in asks for the ledger's write lock, so writing them out
+        never holds that lock."""
         derived = [(table, select) for p in chosen for table, select in p.derived]
         names = {table.name: f"main.{table.name}" for p in chosen for table in p.tables}
         for projection in chosen:
@@ -1071,24 +1073,19 @@ class Materialiser:
                                    frozenset(table.name for table, _ in derived))
         for table, select in derived:
             connection.execute(f"INSERT INTO main.{table.name} {select.format_map(names)}")
+        connection.execute("COMMIT")
         return done
 
     def _copy_in(self, connection: sqlite3.Connection, chosen: list[Projection], last: int
                  ) -> bool:
         """Copy `chosen`'s tables from the scratch into the ledger's emptied ones, build
-        their indexes and set their positions to `last`, committing the transaction
-        `_build_in` left open; False (nothing written) when another process has moved
-        one of them from 0 meanwhile.
-
-        The ledger's write lock is taken by the first statement (a write that changes
-        nothing), before anything of the ledger is read."""
+        their indexes and set their positions to `last`, in one transaction; False
+        (nothing written) when another process has moved one of them from 0 meanwhile."""
         tracking = f"ledger.{self.db.tracking_table}"
         tracked = [TRACKING_PREFIX + p.name for p in chosen]
         marks = ", ".join("?" for _ in chosen)
+        connection.execute("BEGIN IMMEDIATE")  # the ledger's write lock, before it is read
         try:
-            connection.execute(
-                f"UPDATE {tracking} SET notification_id = notification_id "  # noqa: S608
-                f"WHERE application_name IN ({marks})", tracked)
             moved = connection.execute(
                 f"SELECT count(*) FROM {tracking} "  # noqa: S608
                 f"WHERE application_name IN ({marks}) AND notification_id != 0",
