@@ -366,3 +366,48 @@ def test_no_parse_process_is_forked_when_the_cores_are_busy(
             progress=lambda _: seen.append(len(multiprocessing.active_children())))
     assert report.applied == 29
     assert seen[0] == (1 if forked else 0)
+
+
+class CountingExecutor(PicklingExecutor):
+    """PicklingExecutor that keeps how many lines each hand-over held."""
+
+    def __init__(self) -> None:
+        self.handed: list[int] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.handed.append(len(args[0]))
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_small_batches_are_handed_to_the_parse_process_several_together(
+    sqlite_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-over costs the running process more than parsing a few lines itself: with
+    --batch-size 1 the lines go to the parse process hundreds at a time, not one by one."""
+    executor = CountingExecutor()
+    monkeypatch.setattr(batch, "PARSE_STAGE_MIN_LINES", 1)
+    monkeypatch.setattr(batch, "_parse_pool", lambda: executor)
+    settled: list[int] = []
+    with bootstrap(sqlite_path, clock=FakeClock()) as ledger:
+        seed(ledger)
+        report = apply_lines(ledger.service, [commit(n) for n in range(1, 1_202)],
+                             default_actor=ME, batch_size=1, progress=settled.append)
+    assert report.applied == 1_201
+    assert settled == [1] * 1_201  # still one line a batch
+    assert sum(executor.handed) == 1_200  # the first batch is parsed here
+    assert len(executor.handed) == 3
+    assert all(n >= 400 for n in executor.handed[:-1])
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 333])
+def test_batches_handed_over_together_keep_their_outcomes_events_and_receipts(
+    fresh_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, batch_size: int
+) -> None:
+    kinds = list(KINDS) * 40
+    staged, here = run_both(fresh_url, "sqlite", mixed_lines(kinds), monkeypatch,
+                            batch_size=batch_size, stop_on_error=False)
+    assert staged == here
+    staged, here = run_both(fresh_url, "sqlite", mixed_lines([*kinds[:700], "not JSON", *kinds]),
+                            monkeypatch, batch_size=batch_size, stop_on_error=True)
+    assert staged == here
+    assert staged[1] is True
