@@ -53,9 +53,10 @@ def apply(
         from ledger.application.batch import apply_lines  # noqa: PLC0415 - fast --help
 
         lines = read_lines(file)
+        source = "stdin" if str(file) == "-" else file.name
         total = sum(1 for line in lines if line.strip())
         if total == 0:
-            render.nothing_to_apply(file.name)
+            render.nothing_to_apply(source)
             return
         if state.server:  # the service runs the file, every line as the token's actor
             report = state.client().apply(lines, stop_on_error=stop_on_error,
@@ -70,7 +71,7 @@ def apply(
                     stop_on_error=stop_on_error,
                     progress=progress,
                 )
-        render.apply_report(report, file.name)
+        render.apply_report(report, source)
         refused = len(report.refused)
         if refused:
             render.error(f"{refused:,} of {total:,} lines refused (listed above)")

@@ -65,7 +65,8 @@ CsvFile = Annotated[
     ),
 ]
 JsonLinesFile = Annotated[
-    Path, typer.Argument(help="JSON-lines file: one command a line, each with its command_id.")
+    Path, typer.Argument(help="JSON-lines file: one command a line, each with its command_id; "
+                         "- reads standard input.")
 ]
 
 # --- options every write takes -------------------------------------------------------

@@ -1,7 +1,8 @@
 """Reading the files staff give the ledger (`apply` lines, CSV imports, mapping files).
 
 One reader for all of them, so each is bounded the same way: UTF-8, at most
-MAX_INPUT_BYTES, and a device or pipe that never ends is refused early.
+MAX_INPUT_BYTES, and a device or pipe that never ends is refused early. A file named
+`-` is standard input (`ledger apply -`), read the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import codecs
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from ledger.domain.errors import InvalidInput
 
@@ -31,7 +33,7 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
     parts: list[str] = []
     read = 0
     try:
-        with path.open("rb") as stream:
+        with _opened(path) as stream:
             endless = not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
             while chunk := stream.read(_CHUNK):
                 _check_chunk(path, chunk, read, endless=endless)
@@ -46,6 +48,13 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
 
 MAX_INPUT_BYTES = 4 * 1024**3
 _CHUNK = 1024**2
+STDIN = Path("-")
+
+
+def _opened(path: Path) -> BinaryIO:
+    if path == STDIN:  # its descriptor, whatever it is (a pipe, a file, a socket)
+        return open(0, "rb", closefd=False)  # closed by the caller; fd 0 stays open
+    return path.open("rb")
 
 
 def _check_chunk(path: Path, chunk: bytes, before: int, *, endless: bool) -> None:

@@ -7,13 +7,14 @@ and the error is one line naming the file, the line and what is wrong.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from commands.errors import EXIT_USAGE
-from tests.commands.conftest import Ledger, head, topics
+from tests.commands.conftest import Ledger, clean_env, head, ledger_executable, topics
 
 ALLOCATOR = "allocator:Q71"
 
@@ -219,6 +220,38 @@ def test_an_apply_file_with_a_byte_order_mark_and_blank_lines_applies(
     assert result.code == 0, result.stdout + result.stderr
     assert "1 applied, 0 already applied, 0 refused" in result.stdout
     assert head(db_url) == 1
+
+
+
+def test_apply_reads_standard_input_given_as_a_dash(db_url: str, tmp_path: Path) -> None:
+    """`ledger apply -` reads its lines from standard input (a pipe, not a file), as many
+    as a second process parses ahead when a core is free, to the outcomes of the same
+    file."""
+    lines = [json.dumps(REGISTER | {"args": ARGS | {"on": "2024-04-01"}}), json.dumps({
+        "command": "budget allocate", "command_id": "a-1", "actor": ALLOCATOR,
+        "args": {"practice": "A81001", "year": "2024-25", "element": {"acute": "900000"},
+                 "on": "2024-04-01"}})]
+    lines += [json.dumps({
+        "command": "spend commit", "command_id": f"c-{n}", "actor": "practice:A81001",
+        "args": {"practice": "A81001", "year": "2024-25", "element": "acute",
+                 "ref": f"R-{n}", "amount": "1.00", "provider": "RTR", "service": "Hip",
+                 "on": "2024-06-01"}}) for n in range(5_200)]
+    lines[3_000] = "{not json"
+    text = "\n".join(lines) + "\n"
+    head_args = [*ledger_executable(), "--db", db_url, "apply"]
+    done = subprocess.run([*head_args, "-"], input=text, capture_output=True, text=True,
+                          cwd=tmp_path, env=clean_env(), timeout=120, check=False)
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "line 3001: refused (no command id): not valid JSON" in done.stdout
+    assert "stdin: 5,201 applied, 0 already applied, 1 refused" in done.stdout
+    assert head(db_url) == 5_201
+    path = tmp_path / "commands.jsonl"
+    path.write_text(text, encoding="utf-8")
+    again = subprocess.run([*head_args, str(path)], capture_output=True, text=True,
+                           cwd=tmp_path, env=clean_env(), timeout=120, check=False)
+    assert again.stdout.count("already applied: 5,201 lines") == 1, again.stdout
+    assert head(db_url) == 5_201
 
 
 # --- proof bundles ---------------------------------------------------------------------
