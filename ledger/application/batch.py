@@ -199,14 +199,29 @@ def _parse_stage(chunks: Iterator[Chunk], default_actor: str | None
         if count - len(head[0]) >= PARSE_STAGE_MIN_LINES:
             break
     everything = itertools.chain(head, chunks)
-    pool = _parse_pool() if head and count - len(head[0]) >= PARSE_STAGE_MIN_LINES else None
+    large = bool(head) and count - len(head[0]) >= PARSE_STAGE_MIN_LINES
+    before = set(multiprocessing.active_children()) if large else set()
+    pool = _parse_pool() if large else None
     if pool is None:
         yield (_parsed_here(chunk, default_actor) for chunk in everything)
         return
     try:
         yield _pipelined(pool, everything, default_actor)
     finally:
+        _shut_down(pool, before)
+
+
+def _shut_down(pool: ProcessPoolExecutor, before: set[multiprocessing.process.BaseProcess]
+               ) -> None:
+    """Ends the parse process, even one the pool lost track of: forked, but the pool's
+    thread never started (Ctrl-C, or no thread to be had, in between), it would wait for
+    work, and this process's exit for it, forever. `before` are this process's children
+    from before the pool, which are not the pool's."""
+    with contextlib.suppress(RuntimeError):  # a thread never started: nothing to join
         pool.shutdown(wait=True, cancel_futures=True)
+    for process in set(multiprocessing.active_children()) - before:
+        process.kill()
+        process.join()
 
 
 def _parse_pool() -> ProcessPoolExecutor | None:
@@ -252,18 +267,21 @@ def _pipelined(pool: ProcessPoolExecutor, chunks: Iterator[Chunk], default_actor
                ) -> Iterator[list[ParsedLine]]:
     ahead: collections.deque[tuple[list[Chunk], Future[list[CompactLine | None]] | None]] = (
         collections.deque())
+    usable = [pool]
 
     def give_ahead() -> None:
         while len(ahead) < PARSE_STAGE_AHEAD:
             unit = _unit(chunks)
             if not unit:
                 return
-            future: Future[list[CompactLine | None]] | None
-            try:
-                future = pool.submit(_parse_compact, [line for chunk in unit for line in chunk],
-                                     default_actor)
-            except (RuntimeError, OSError):  # no process (broken, or none forked): parsed here
-                future = None
+            future: Future[list[CompactLine | None]] | None = None
+            if usable:
+                try:
+                    future = pool.submit(_parse_compact,
+                                         [line for chunk in unit for line in chunk],
+                                         default_actor)
+                except (RuntimeError, OSError):  # no process or none of its threads (broken,
+                    usable.clear()  # or never started): this and the rest are parsed here
             ahead.append((unit, future))
 
     first = next(chunks, None)

@@ -411,3 +411,57 @@ def test_batches_handed_over_together_keep_their_outcomes_events_and_receipts(
                             monkeypatch, batch_size=batch_size, stop_on_error=True)
     assert staged == here
     assert staged[1] is True
+
+
+def fail_the_executors_thread(monkeypatch: pytest.MonkeyPatch,
+                               failure: type[BaseException]) -> None:
+    """The executor's thread fails to start, after the parse process was forked."""
+    import concurrent.futures.process  # noqa: PLC0415 - the executor's own thread
+
+    def fail(_thread: object) -> None:
+        raise failure("between the fork and the executor's thread")
+
+    monkeypatch.setattr(batch, "PARSE_STAGE_MIN_LINES", 1)
+    monkeypatch.setattr(concurrent.futures.process._ExecutorManagerThread, "start", fail)
+
+
+def end_children() -> None:
+    for child in multiprocessing.active_children():  # so that this test process can end
+        child.kill()
+        child.join()
+
+
+def test_ctrl_c_between_the_fork_and_the_executors_thread_leaves_no_parse_process(
+    sqlite_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between the fork and the start of the executor's thread leaves a parse
+    process the executor never tells to end: it would wait for work, and this process's
+    exit for it, forever. The run ends it, and the interrupt is what is raised."""
+    fail_the_executors_thread(monkeypatch, KeyboardInterrupt)
+    try:
+        with bootstrap(sqlite_path, clock=FakeClock()) as ledger:
+            seed(ledger)
+            with pytest.raises(KeyboardInterrupt):
+                apply_lines(ledger.service, [commit(n) for n in range(1, 40)],
+                            default_actor=ME, batch_size=10)
+            assert not multiprocessing.active_children()
+    finally:
+        end_children()
+
+
+def test_an_executor_whose_thread_cannot_start_leaves_the_lines_to_be_parsed_here(
+    sqlite_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No thread to be had for the executor (a limit on threads, say): every line is
+    parsed in the running process, none waits for a hand-over that never comes, and no
+    parse process is left behind."""
+    fail_the_executors_thread(monkeypatch, RuntimeError)
+    try:
+        with bootstrap(sqlite_path, clock=FakeClock()) as ledger:
+            seed(ledger)
+            report = apply_lines(ledger.service, [commit(n) for n in range(1, 1_600)],
+                                 default_actor=ME, batch_size=100)
+            assert report.applied == 1_599
+            assert not multiprocessing.active_children()
+    finally:
+        end_children()
