@@ -32,6 +32,7 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -1176,7 +1177,8 @@ def remove_stale_scratch(ledger: Path) -> list[Path]:
     not yet locked is made again by its builder (`_new_scratch`). Only names that
     mkstemp makes are looked at (the prefix, then letters, digits and `_`): a file
     SQLite would keep beside a scratch file (`-journal`, `-wal`) is not locked by its
-    builder, so it is never taken for one."""
+    builder, so it is never taken for one; nor is anything but a regular file (a pipe
+    of that name is not waited on: anyone who may write the folder may make one)."""
     prefix = _scratch_prefix(ledger)
     try:
         found = [p for p in ledger.parent.iterdir() if p.name.startswith(prefix)
@@ -1186,10 +1188,12 @@ def remove_stale_scratch(ledger: Path) -> list[Path]:
     removed = []
     for path in found:
         try:
-            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             continue  # gone already, or not this user's to remove
         try:
+            if not stat.S_ISREG(os.fstat(handle).st_mode):
+                continue
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if _still_named(handle, path):
                 path.unlink()

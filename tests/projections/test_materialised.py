@@ -787,6 +787,28 @@ def test_a_scratch_file_removed_before_its_builder_locks_it_is_made_again(
     assert materialise.remove_stale_scratch(ledger) == [scratch]
 
 
+def test_a_rebuilds_sweep_passes_over_a_pipe_named_as_a_scratch_file(tmp_path: Path
+                                                                       ) -> None:
+    """Anyone who may write the ledger's folder may make a pipe of a scratch file's name:
+    the sweep neither waits for a writer to open it nor removes it."""
+    import threading  # noqa: PLC0415
+
+    ledger = tmp_path / "ledger.db"
+    pipe = tmp_path / f".{ledger.name}.rebuild-abc123"
+    os.mkfifo(pipe)
+    removed: list[list[Path]] = []
+    sweep = threading.Thread(
+        target=lambda: removed.append(materialise.remove_stale_scratch(ledger)), daemon=True)
+    sweep.start()
+    sweep.join(10)
+    if sweep.is_alive():  # waiting on the pipe: open its other end to let it go
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        sweep.join(10)
+        pytest.fail("the sweep waited on a pipe named as a scratch file")
+    assert removed == [[]]
+    assert pipe.exists()
+
+
 def test_a_parallel_rebuild_gives_each_projection_to_exactly_one_process(ledger: Ledger
                                                                          ) -> None:
     views = Materialiser(ledger.store)
