@@ -140,3 +140,42 @@ def test_an_unknown_format_lists_the_formats_in_the_real_command(
     assert usage_error(result.stderr) == (
         "Invalid value for '--format': 'xlsx' is not one of 'table', 'json', 'csv'.")
     assert "Value error" not in result.stderr
+
+
+@pytest.mark.parametrize(("words", "option", "metavar"),
+                         [o for o in name_value_options() if o[2].startswith("ELEMENT=")],
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
+def test_an_element_figure_written_with_a_colon_says_to_write_it_with_an_equals_sign(
+        words: tuple[str, ...], option: str, metavar: str, tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), *words,
+                                      option, "acute:5044.16"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_USAGE, result.output
+    line = Run(result.exit_code, result.stdout, result.stderr).one_line_error(
+        f"error: {option} takes {metavar}", f"write {option} acute=5044.16 ",
+        f"[rule: {option.lstrip('-')}]")
+    assert "acute:5044.16=" not in line
+    assert not (tmp_path / "ledger.db").exists()
+
+
+@pytest.mark.parametrize(("words", "option", "metavar"),
+                         [o for o in name_value_options() if o[2].startswith("ELEMENT=")],
+                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
+def test_an_element_figure_given_without_its_element_says_to_name_the_element(
+        words: tuple[str, ...], option: str, metavar: str, tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), *words,
+                                      option, "£5,000"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_USAGE, result.output
+    Run(result.exit_code, result.stdout, result.stderr).one_line_error(
+        f"error: {option} takes {metavar}", f"write {option} ELEMENT=£5,000 ",
+        f"[rule: {option.lstrip('-')}]")
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_a_witness_url_without_its_key_is_shown_whole_before_the_equals_sign(
+        tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), "checkpoint",
+                                      "--witness", "http://127.0.0.1:7380"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_USAGE, result.output
+    Run(result.exit_code, result.stdout, result.stderr).one_line_error(
+        "write --witness http://127.0.0.1:7380=WITNESS_KEY")
