@@ -29,6 +29,7 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
     memory runs out; in a regular file a NUL is left to the parser, which names its
     line and field.
     """
+    name = "standard input" if path == STDIN else path
     decoder = codecs.getincrementaldecoder(encoding)()
     parts: list[str] = []
     read = 0
@@ -36,13 +37,13 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
         with _opened(path) as stream:
             endless = not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
             while chunk := stream.read(_CHUNK):
-                _check_chunk(path, chunk, read, endless=endless)
-                parts.append(_decode(path, decoder, chunk, read))
+                _check_chunk(name, chunk, read, endless=endless)
+                parts.append(_decode(name, decoder, chunk, read))
                 read += len(chunk)
-        parts.append(_decode(path, decoder, b"", read, final=True))
+        parts.append(_decode(name, decoder, b"", read, final=True))
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise InvalidInput("file", f"cannot read {path}: {reason}") from None
+        raise InvalidInput("file", f"cannot read {name}: {reason}") from None
     return "".join(parts)
 
 
@@ -57,7 +58,7 @@ def _opened(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
-def _check_chunk(path: Path, chunk: bytes, before: int, *, endless: bool) -> None:
+def _check_chunk(path: Path | str, chunk: bytes, before: int, *, endless: bool) -> None:
     if before + len(chunk) > MAX_INPUT_BYTES:
         raise InvalidInput("file", f"{path} is larger than {MAX_INPUT_BYTES // 1024**3} GiB: "
                            "split it into smaller files")
@@ -67,7 +68,7 @@ def _check_chunk(path: Path, chunk: bytes, before: int, *, endless: bool) -> Non
                            "it is not a text file")
 
 
-def _decode(path: Path, decoder: codecs.IncrementalDecoder, chunk: bytes, before: int, *,
+def _decode(path: Path | str, decoder: codecs.IncrementalDecoder, chunk: bytes, before: int, *,
             final: bool = False) -> str:
     try:
         return decoder.decode(chunk, final)

@@ -254,6 +254,16 @@ def test_apply_reads_standard_input_given_as_a_dash(db_url: str, tmp_path: Path)
     assert head(db_url) == 5_201
 
 
+
+def test_standard_input_that_is_not_text_is_named_as_such(db_url: str, tmp_path: Path) -> None:
+    done = subprocess.run([*ledger_executable(), "--db", db_url, "apply", "-"],
+                          input=b'{"command": \x00}\n', capture_output=True, cwd=tmp_path,
+                          env=clean_env(), timeout=60, check=False)
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.decode() == ("error: standard input holds a NUL byte at byte 12: it "
+                                    "is not a text file [rule: file]\n")
+
+
 # --- proof bundles ---------------------------------------------------------------------
 
 
