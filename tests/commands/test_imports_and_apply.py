@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -321,3 +323,75 @@ def test_apply_rerun_after_a_kill_applies_only_what_is_missing(
                        f"{recorded:,} already applied, 0 refused")
     assert topics(db_url) == {"PracticeRegistered": 1, "BudgetAllocated": 1,
                               "SpendCommitted": total}
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a process that has not ended (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_parse_process_ends_when_apply_is_killed_and_a_rerun_applies_the_rest(
+    sqlite_path: str, tmp_path: Path
+) -> None:
+    """`ledger apply` killed outright (SIGKILL) while its parse process parses ahead:
+    the parse process ends too, and a rerun applies only what is missing. (SQLite: on
+    PostgreSQL the pool's threads keep the lines parsed in the running process.)"""
+    total = 30_000
+    file = tmp_path / "commands.jsonl"
+    file.write_text("\n".join([*SETUP, *commitments(total)]) + "\n", encoding="utf-8")
+    # The command as installed, with a core taken as free for the parse process whatever
+    # the machine's load while the tests run.
+    script = ("import sys; from ledger.application import batch; "
+              "batch._spare_core = lambda: True; from commands.app import main; "
+              "sys.argv[0] = 'ledger'; sys.exit(main())")
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "--db", sqlite_path, "apply", str(file)],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # the first batch is committed
+        assert first.startswith("settled 2,000 of 30,002 lines"), first
+        children = children_of(process.pid)
+        assert len(children) == 1  # the parse process
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while running(children[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(children[0]), "the parse process outlived the run"
+    recorded = head(sqlite_path)
+    assert 2_000 <= recorded < total + 2
+
+    rerun = subprocess.run([*ledger_executable(), "--db", sqlite_path, "apply", str(file)],
+                           cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[-1] == (
+        f"commands.jsonl: {total + 2 - recorded:,} applied, {recorded:,} already applied, "
+        "0 refused")
+    assert topics(sqlite_path) == {"PracticeRegistered": 1, "BudgetAllocated": 1,
+                                   "SpendCommitted": total}
