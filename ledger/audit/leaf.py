@@ -94,6 +94,8 @@ def stream_bytes(value: object) -> bytes:
 
 
 def state_bytes(value: object) -> bytes:
+    """A stored state as the bytes written: SQLite gives back text for a state rewritten
+    as text by SQL run around the ledger (it still decodes, so it is still an event)."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, bytearray | memoryview):

@@ -30,6 +30,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
 
+from ledger.audit.leaf import state_bytes
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import LedgerEvent
 from ledger.store import catalogue, faults
@@ -42,7 +43,6 @@ from ledger.store.recorders import (
     Reads,
     Receipt,
     RefEntry,
-    state_bytes,
 )
 
 T = TypeVar("T")

@@ -42,6 +42,7 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
+from ledger.audit.leaf import state_bytes
 from ledger.store import catalogue
 from ledger.store.dialect import Dialect
 from ledger.store.hooks import StoredRow, WriteHook
@@ -52,12 +53,6 @@ class StreamRewritten(Exception):  # noqa: N818 - a condition, as eventsourcing 
     its history was rewritten under the process (a backup restored, rows deleted or
     replaced around the ledger). Raised by `select_events(..., held=STATE)` when it reads
     the store."""
-
-
-def state_bytes(state: bytes | str | memoryview) -> bytes:
-    """A stored state as bytes: SQLite gives back text for a state rewritten as text by
-    SQL run around the ledger (it still decodes, so it is still an event)."""
-    return state.encode() if isinstance(state, str) else bytes(state)
 
 
 def check_held(first: tuple[int, bytes | str] | None, version: int, state: bytes) -> None:
