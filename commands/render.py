@@ -331,7 +331,8 @@ def apply_progress(total: int, batch_size: int) -> Iterator[Callable[[int], None
         nonlocal done
         done += settled
         if total > batch_size:
-            _err().print(_line(f"settled {done:,} of {total:,} lines"))
+            # Not "settled": to a finance reader that is paying a commitment.
+            _err().print(_line(f"done {done:,} of {total:,} lines"))
 
     yield log
 

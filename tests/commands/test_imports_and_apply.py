@@ -309,7 +309,7 @@ def test_apply_rerun_after_a_kill_applies_only_what_is_missing(
     )
     assert process.stderr is not None
     first = process.stderr.readline()  # the first batch is committed
-    assert first.startswith("settled 20 of 1,002 lines"), first
+    assert first.startswith("done 20 of 1,002 lines"), first
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
