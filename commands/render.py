@@ -363,10 +363,22 @@ def _result_line(result: LineResult) -> Text:
     text.append(f"line {result.line}: ")
     text.append(result.status, style=_STATUS_STYLE.get(result.status, ""))
     text.append(f" {safe(_cut(result.command_id or '(no command id)'))}")
+    message = result.message
     if result.command:
         text.append(f" {safe(_cut(result.command))}")
-    text.append(f": {' '.join(safe(result.message).split())}")
+        # A refusal that names its command ("spend commit: unknown argument x") says it once.
+        message = message.removeprefix(f"{result.command}: ")
+    text.append(f": {' '.join(safe(message).split())}")
     return text
+
+
+_FLAGS = ("OVERSPEND FLAGGED", "drawn from consortium", "returned to consortium")
+
+
+def _tells_staff(message: str) -> bool:
+    """An applied line's answer carries a flag staff must see (ledger.application.handlers'
+    spend flags), not only what was recorded."""
+    return any(flag in message for flag in _FLAGS)
 
 
 def apply_report(report: ApplyReport, source: str) -> None:
@@ -387,6 +399,15 @@ def apply_report(report: ApplyReport, source: str) -> None:
                         _STATUS_STYLE[status],
                     )
                 )
+        # What a line's answer must tell staff (an overspend flagged on an indicative
+        # budget, a risk pool drawn on or paid back) is not folded into the runs above.
+        flagged = [r for r in results if r.status == "applied" and _tells_staff(r.message)]
+        for result in flagged[:LIST_EACH_LINE_UP_TO]:
+            _out().print(_result_line(result))
+        if len(flagged) > LIST_EACH_LINE_UP_TO:
+            _out().print(_line(
+                f"… and {len(flagged) - LIST_EACH_LINE_UP_TO:,} more applied lines flagged an "
+                "overspend or a risk-pool draw (`ledger position` shows the budgets)", "yellow"))
         for result in report.refused:
             _out().print(_result_line(result))
     refused = len(report.refused)

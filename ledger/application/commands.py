@@ -395,7 +395,7 @@ class BudgetAllocate(_BudgetArg):
             for item in _texts(value, "element"):
                 key, sep, amount = item.partition("=")
                 if not sep:
-                    raise InvalidInput("element", f"write --element {item.strip()[:40]}=AMOUNT")
+                    raise InvalidInput("element", f"write --element {_element_pair(item)}")
                 pairs.append((key, amount))
         parsed: dict[Element, int] = {}
         for key, amount in pairs:
@@ -407,6 +407,16 @@ class BudgetAllocate(_BudgetArg):
 
     def amounts_pence(self) -> dict[Element, int]:
         return dict(self.element)
+
+
+def _element_pair(item: str) -> str:
+    """How `item`, an element's amount given without `=`, is written: `acute 100` or
+    `acute:100` (one string in an `apply` line) as `acute=100`, `acute` as `acute=AMOUNT`."""
+    given = item.strip()[:40]
+    words = given.replace(":", " ", 1).split()
+    if len(words) == 2:
+        return f"{words[0]}={words[1]}"
+    return f"{given}=AMOUNT"
 
 
 def _rates(value: Any) -> Any:

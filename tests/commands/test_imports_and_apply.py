@@ -196,6 +196,26 @@ SETUP = [
 ]
 
 
+def test_a_long_apply_still_lists_each_line_that_flagged_an_overspend(
+    invoke: Ledger, tmp_path: Path
+) -> None:
+    over = line("spend commit", "c-over", "practice:A81001", practice="A81001",
+                year="2024-25", element="acute", ref="R-OVER", amount="2000000",
+                provider="RTR", service="Elective cardiology", on="2024-07-01")
+    file = tmp_path / "commands.jsonl"
+    file.write_text("\n".join([*SETUP, *commitments(60), over, *commitments(5, 61)]) + "\n",
+                    encoding="utf-8")
+    result = invoke("apply", str(file))
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("applied: 68 lines (1-68)"), result.stdout
+    flagged = [text for text in lines if "OVERSPEND FLAGGED" in text]
+    assert len(flagged) == 6, result.stdout  # the big one and every line after it
+    assert flagged[0].startswith("line 63: applied c-over spend commit: committed "
+                                 "£2,000,000.00 as R-OVER"), flagged[0]
+    assert lines[-1] == "commands.jsonl: 68 applied, 0 already applied, 0 refused"
+
+
 def test_apply_reports_each_line_and_a_rerun_is_already_applied(
     invoke: Ledger, db_url: str, tmp_path: Path
 ) -> None:

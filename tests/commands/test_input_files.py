@@ -211,6 +211,35 @@ def test_an_apply_line_that_could_be_read_two_ways_is_refused(
     assert head(db_url) == 0
 
 
+def test_an_apply_line_refused_for_its_arguments_names_its_command_once(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "commands.jsonl"
+    path.write_text(json.dumps({**REGISTER, "args": {**ARGS, "lst_size": 1}}) + "\n",
+                    encoding="utf-8")
+    result = invoke("apply", str(path))
+    assert result.code != 0
+    assert ("line 1: refused r-1 practice register: unknown argument lst_size "
+            "[rule: arguments]") in result.stdout, result.stdout
+    assert head(db_url) == 0
+
+
+@pytest.mark.parametrize("given", ["acute 5000", "acute:5000", " acute : 5000 "])
+def test_an_apply_line_with_an_element_amount_not_joined_by_equals_says_how_to_join_it(
+    invoke: Ledger, db_url: str, tmp_path: Path, given: str
+) -> None:
+    path = tmp_path / "commands.jsonl"
+    path.write_text(json.dumps({
+        "command": "budget allocate", "command_id": "a-1", "actor": ALLOCATOR,
+        "args": {"practice": "A81001", "year": "2024-25", "element": given}}) + "\n",
+        encoding="utf-8")
+    result = invoke("apply", str(path))
+    assert result.code == EXIT_USAGE
+    assert ("line 1: refused a-1 budget allocate: write --element acute=5000 "
+            "[rule: element]") in result.stdout, result.stdout
+    assert head(db_url) == 0
+
+
 def test_an_apply_file_with_a_byte_order_mark_and_blank_lines_applies(
     invoke: Ledger, db_url: str, tmp_path: Path
 ) -> None:
