@@ -392,7 +392,7 @@ def test_a_parse_process_ends_when_apply_is_killed_and_a_rerun_applies_the_rest(
     try:
         assert process.stderr is not None
         first = process.stderr.readline()  # the first batch is committed
-        assert first.startswith("settled 2,000 of 30,002 lines"), first
+        assert first.startswith("done 2,000 of 30,002 lines"), first
         children = children_of(process.pid)
         assert len(children) == 1  # the parse process
     finally:
