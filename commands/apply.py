@@ -23,6 +23,13 @@ def read_lines(path: Path) -> list[str]:
     return read_text(path, encoding="utf-8-sig").split("\n")
 
 
+def _path(file: str) -> Path:
+    """The file named on the command line: `-` alone is standard input."""
+    from ledger.application.files import STDIN  # noqa: PLC0415 - fast --help
+
+    return STDIN if file == "-" else Path(file)
+
+
 def apply(
     ctx: typer.Context,
     file: options.JsonLinesFile,
@@ -52,8 +59,9 @@ def apply(
     with handled(state):
         from ledger.application.batch import apply_lines  # noqa: PLC0415 - fast --help
 
-        lines = read_lines(file)
-        source = "stdin" if str(file) == "-" else file.name
+        path = _path(file)
+        lines = read_lines(path)
+        source = "stdin" if file == "-" else path.name
         total = sum(1 for line in lines if line.strip())
         if total == 0:
             render.nothing_to_apply(source)

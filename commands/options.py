@@ -79,9 +79,10 @@ CsvFile = Annotated[
         dir_okay=False,
     ),
 ]
+# Text as typed, not a Path: a Path makes `./-` (the file named -) into `-` (standard input).
 JsonLinesFile = Annotated[
-    Path, typer.Argument(help="JSON-lines file: one command a line, each with its command_id; "
-                         "- reads standard input.")
+    str, typer.Argument(help="JSON-lines file: one command a line, each with its command_id; "
+                        "- reads standard input.")
 ]
 
 # --- options every write takes -------------------------------------------------------

@@ -1,8 +1,8 @@
 """Reading the files staff give the ledger (`apply` lines, CSV imports, mapping files).
 
 One reader for all of them, so each is bounded the same way: UTF-8, at most
-MAX_INPUT_BYTES, and a device or pipe that never ends is refused early. A file named
-`-` is standard input (`ledger apply -`), read the same way.
+MAX_INPUT_BYTES, and a device or pipe that never ends is refused early. Standard input
+(`STDIN`: `ledger apply -`) is read the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
     memory runs out; in a regular file a NUL is left to the parser, which names its
     line and field.
     """
-    name = "standard input" if path == STDIN else path
+    name = "standard input" if path is STDIN else path
     decoder = codecs.getincrementaldecoder(encoding)()
     parts: list[str] = []
     read = 0
@@ -50,10 +50,12 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
 MAX_INPUT_BYTES = 4 * 1024**3
 _CHUNK = 1024**2
 STDIN = Path("-")
+"""Standard input, as this very object (`ledger apply -`): a Path that only equals it
+(`Path("./-")`, the file named -) is a file."""
 
 
 def _opened(path: Path) -> BinaryIO:
-    if path == STDIN:  # its descriptor, whatever it is (a pipe, a file, a socket)
+    if path is STDIN:  # its descriptor, whatever it is (a pipe, a file, a socket)
         return open(0, "rb", closefd=False)  # closed by the caller; fd 0 stays open
     return path.open("rb")
 

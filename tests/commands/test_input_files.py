@@ -284,6 +284,18 @@ def test_apply_reads_standard_input_given_as_a_dash(db_url: str, tmp_path: Path)
 
 
 
+def test_a_file_named_dash_is_applied_when_written_as_a_path(db_url: str, tmp_path: Path
+                                                            ) -> None:
+    """Only `-` itself is standard input: `./-` is the file of that name, as for cat."""
+    (tmp_path / "-").write_text(json.dumps(REGISTER) + "\n", encoding="utf-8")
+    done = subprocess.run([*ledger_executable(), "--db", db_url, "apply", "./-"],
+                          input="", capture_output=True, text=True, cwd=tmp_path,
+                          env=clean_env(), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "1 applied" in done.stdout, done.stdout
+    assert head(db_url) == 1
+
+
 def test_standard_input_that_is_not_text_is_named_as_such(db_url: str, tmp_path: Path) -> None:
     done = subprocess.run([*ledger_executable(), "--db", db_url, "apply", "-"],
                           input=b'{"command": \x00}\n', capture_output=True, cwd=tmp_path,
