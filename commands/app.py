@@ -53,6 +53,7 @@ def main_options(
         str,
         typer.Option(
             envvar="LEDGER_DB",
+            metavar="PATH|URL",
             help="SQLite file path, or a postgresql:// URL (add ?schema=NAME for a schema).",
         ),
     ] = "ledger.db",
@@ -60,24 +61,28 @@ def main_options(
         str | None,
         typer.Option(
             envvar="LEDGER_ACTOR",
+            metavar="ROLE:CODE",
             help="Who issues writes: allocator:Q71, practice:A81001, consortium:16C/Name, "
-            "auditor:NAME.",
+            "auditor:NAME, service:NAME.",
         ),
     ] = None,
     command_id: Annotated[
         str | None,
-        typer.Option(help="Idempotency key: the same id twice records once. 1 to 128 of "
+        typer.Option(metavar="ID",
+                     help="Idempotency key: the same id twice records once. 1 to 128 of "
                      "A-Z a-z 0-9 . _ - : / # @ + =; an empty or blank id is refused."),
     ] = None,
     server: Annotated[
         str | None,
-        typer.Option(envvar="LEDGER_SERVER", help="Be a client of the ledger service at this "
+        typer.Option(envvar="LEDGER_SERVER", metavar="URL",
+                     help="Be a client of the ledger service at this "
                      "URL (https://ledger.example.org): no database access needed; the "
                      "token's actor acts, so --actor is refused."),
     ] = None,
     token: Annotated[
         str | None,
-        typer.Option(envvar="LEDGER_TOKEN", help="Bearer token for --server (ledger token "
+        typer.Option(envvar="LEDGER_TOKEN", metavar="TOKEN",
+                     help="Bearer token for --server (ledger token "
                      "create)."),
     ] = None,
 ) -> None:

@@ -179,3 +179,13 @@ def test_a_witness_url_without_its_key_is_shown_whole_before_the_equals_sign(
     assert result.exit_code == EXIT_USAGE, result.output
     Run(result.exit_code, result.stdout, result.stderr).one_line_error(
         "write --witness http://127.0.0.1:7380=WITNESS_KEY")
+
+
+def test_the_global_options_in_help_say_what_each_takes() -> None:
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    options = result.stdout.partition("Options:")[2].partition("Commands:")[0]
+    for shown in ("--db PATH|URL", "--actor ROLE:CODE", "--command-id ID", "--server URL",
+                  "--token TOKEN", "service:NAME"):
+        assert shown in options, options
+    assert "<str>" not in options
