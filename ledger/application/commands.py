@@ -258,12 +258,23 @@ def _qs_codes(value: Any) -> tuple[str, ...]:
 
 
 def _weighted_by_element(value: Any) -> Any:
-    """`{"acute": "5044.162762"}` with element names parsed; the figures parse as
+    """`{"acute": "5044.162762"}` (or, as `--weighted` and the `element` of an allocation
+    take it, `["acute=5044.162762", ...]`) with element names parsed; the figures parse as
     WeightedArg (exact decimals, InvalidInput naming the element when out of range)."""
-    if not isinstance(value, dict):
+    pairs: list[tuple[Any, Any]]
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, str | list | tuple):
+        pairs = []
+        for item in _texts(value, "weighted"):
+            key, sep, figure = item.partition("=")
+            if not sep:
+                raise InvalidInput("weighted", f"write --weighted {_element_pair(item, 'N')}")
+            pairs.append((key, figure))
+    else:
         return value
     weighted: dict[Element, Any] = {}
-    for key, figure in value.items():
+    for key, figure in pairs:
         element = parse_element(str(key))
         if element in weighted:
             raise InvalidInput("element", f"weighted {element} is given twice")
@@ -409,14 +420,14 @@ class BudgetAllocate(_BudgetArg):
         return dict(self.element)
 
 
-def _element_pair(item: str) -> str:
-    """How `item`, an element's amount given without `=`, is written: `acute 100` or
+def _element_pair(item: str, figure: str = "AMOUNT") -> str:
+    """How `item`, an element's figure given without `=`, is written: `acute 100` or
     `acute:100` (one string in an `apply` line) as `acute=100`, `acute` as `acute=AMOUNT`."""
     given = item.strip()[:40]
     words = given.replace(":", " ", 1).split()
     if len(words) == 2:
         return f"{words[0]}={words[1]}"
-    return f"{given}=AMOUNT"
+    return f"{given}={figure}"
 
 
 def _rates(value: Any) -> Any:

@@ -240,6 +240,34 @@ def test_an_apply_line_with_an_element_amount_not_joined_by_equals_says_how_to_j
     assert head(db_url) == 0
 
 
+def test_an_apply_line_gives_weighted_populations_as_an_object_or_as_name_value_strings(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "commands.jsonl"
+    lines = [
+        {**REGISTER, "command_id": "r-1", "args": {**ARGS, "weighted": {"acute": "5044.1"}}},
+        {**REGISTER, "command_id": "r-2", "args": {**ARGS, "practice": "A81002",
+                                                    "weighted": ["acute=5044.1",
+                                                                 "prescribing=4617.6"]}},
+        {**REGISTER, "command_id": "r-3", "args": {**ARGS, "practice": "A81003",
+                                                    "weighted": ["acute 5044.1"]}},
+        {**REGISTER, "command_id": "r-4", "args": {**ARGS, "practice": "A81004",
+                                                    "weighted": ["acute=1", "ACUTE=2"]}},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    result = invoke("apply", str(path))
+    assert result.code == EXIT_USAGE
+    out = result.stdout
+    assert "line 1: applied r-1" in out, out
+    assert "line 2: applied r-2" in out, out
+    assert ("line 3: refused r-3 practice register: write --weighted acute=5044.1 "
+            "[rule: weighted]") in out, out
+    assert "line 4: refused r-4 practice register: weighted acute is given twice" in out, out
+    assert head(db_url) == 2
+    trail = invoke("trail", "A81002", "--format", "json")
+    assert "weighted population acute 5044.1, prescribing 4617.6" in trail.stdout, trail.stdout
+
+
 def test_an_apply_file_with_a_byte_order_mark_and_blank_lines_applies(
     invoke: Ledger, db_url: str, tmp_path: Path
 ) -> None:
