@@ -66,8 +66,8 @@ class CliState:
     def require_actor(self) -> str:
         if not self.actor:
             raise InvalidInput(
-                "actor", "writes need an actor: --actor allocator:Q71 (or LEDGER_ACTOR)"
-            )
+                "actor", "writes need an actor, who issues this one: --actor allocator:Q71, "
+                "practice:A81001 or consortium:16C (or LEDGER_ACTOR)")
         return self.actor
 
     def close(self) -> None:
