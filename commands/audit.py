@@ -113,7 +113,8 @@ def verify(
     ] = None,
     output: Annotated[
         ReportFormat,
-        typer.Option("--format", help="table (for people) or json (for programs)."),
+        typer.Option("--format", case_sensitive=False,
+                     help="table (for people) or json (for programs)."),
     ] = ReportFormat.table,
 ) -> None:
     """Recompute the whole log from the stored events; exit 4 on any tampering."""

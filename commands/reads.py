@@ -21,7 +21,8 @@ from commands.run import state_of
 from ledger.domain.errors import InvalidInput
 
 FormatOption = Annotated[
-    Format, typer.Option("--format", help="table for people; json or csv for programs.")
+    Format, typer.Option("--format", case_sensitive=False,
+                         help="table for people; json or csv for programs.")
 ]
 YearOption = Annotated[
     str | None, typer.Option("--year", metavar="YYYY-YY", help="Financial year (2024-25).")

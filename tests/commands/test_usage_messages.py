@@ -189,3 +189,14 @@ def test_the_global_options_in_help_say_what_each_takes() -> None:
                   "--token TOKEN", "service:NAME"):
         assert shown in options, options
     assert "<str>" not in options
+
+
+@pytest.mark.parametrize("words", [("holders",), ("position",), ("pools",), ("verify",),
+                                   ("projections", "status")],
+                         ids=" ".join)
+def test_a_format_is_taken_in_any_case(words: tuple[str, ...], tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), *words,
+                                      "--format", "JSON"], env={"COLUMNS": "200"})
+    assert "Invalid value for '--format'" not in result.stderr, result.stderr
+    assert result.exit_code == 3, result.output  # parsed; then no ledger to read
+    assert not (tmp_path / "ledger.db").exists()
