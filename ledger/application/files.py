@@ -77,4 +77,16 @@ def _decode(path: Path | str, decoder: codecs.IncrementalDecoder, chunk: bytes, 
     except UnicodeDecodeError as error:
         raise InvalidInput(
             "file", f"{path} is not UTF-8 text (byte {before + error.start} cannot be read)"
+            f"{_how_to_save(path)}"
         ) from None
+
+
+_SPREADSHEETS = (".csv", ".xlsx", ".xls", ".xlsm", ".ods")
+
+
+def _how_to_save(path: Path | str) -> str:
+    """A CSV saved by Excel in its default encoding, or the workbook itself, is the usual
+    cause: say how to save one the ledger reads."""
+    if str(path).lower().endswith(_SPREADSHEETS):
+        return ': save it as "CSV UTF-8 (Comma delimited)" (Excel) or CSV in UTF-8'
+    return ""

@@ -163,7 +163,13 @@ def test_an_unreadable_csv_is_a_usage_error(invoke: Ledger, db_url: str, tmp_pat
     result = invoke("budget", "import", str(tmp_path / "latin1.csv"), "--year", "2024-25",
                     actor=ALLOCATOR)
     assert result.code == EXIT_USAGE
-    result.one_line_error("latin1.csv is not UTF-8")
+    result.one_line_error("latin1.csv is not UTF-8",
+                          'save it as "CSV UTF-8 (Comma delimited)" (Excel) or CSV in UTF-8')
+    (tmp_path / "allocations.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\xff\xfe")
+    workbook = invoke("budget", "import", str(tmp_path / "allocations.xlsx"), "--year",
+                      "2024-25", actor=ALLOCATOR)
+    assert workbook.code == EXIT_USAGE
+    workbook.one_line_error("allocations.xlsx is not UTF-8", "CSV UTF-8")
     missing = invoke("budget", "import", str(tmp_path / "nope.csv"), "--year", "2024-25",
                      actor=ALLOCATOR)
     assert missing.code == EXIT_USAGE
