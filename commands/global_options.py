@@ -78,8 +78,12 @@ def hoist(group: Any, ctx: Any, args: list[str]) -> list[str]:
         name, eq, value = word.partition("=")
         if word.startswith("--") and name in globals_ and (command is group or name not in local):
             if eq:
+                if name == "--actor":
+                    _check_split_actor(group, ctx, value, args[i:i + 1])
                 hoisted.add(name, value)
             elif i < len(args):
+                if name == "--actor":
+                    _check_split_actor(group, ctx, args[i], args[i + 1:i + 2])
                 hoisted.add(name, args[i])
                 i += 1
             else:
@@ -98,6 +102,19 @@ def hoist(group: Any, ctx: Any, args: list[str]) -> list[str]:
                 break
             local = _value_options(command.params)
     return hoisted.front(ctx) + kept
+
+
+_ROLES = ("allocator", "practice", "consortium", "auditor", "service")
+
+
+def _check_split_actor(group: Any, ctx: Any, value: str, after: list[str]) -> None:
+    """`--actor practice A81001`, the role and code written with a space, would leave the
+    code to be read as a command word ("No such command 'A81001'"): say how to write it."""
+    if value.strip().lower() not in _ROLES:
+        return
+    example = f"{value.strip()}:{after[0]}" if after and group.get_command(
+        ctx, after[0]) is None and not after[0].startswith("-") else "practice:A81001"
+    ctx.fail(f"--actor takes ROLE:CODE, joined by a colon: write --actor {example}")
 
 
 class LedgerGroup(TyperGroup):

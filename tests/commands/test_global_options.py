@@ -163,3 +163,19 @@ def test_appended_global_options_mean_what_they_mean_in_front(db_url: str,
     read = ledger(tmp_path, "position", "--practice", "A81001", "--format", "csv", "--db", db_url)
     assert read.code == 0, read.stderr
     assert "A81001,2024-25,acute,120000000,120000000,1250000," in read.stdout
+
+
+@pytest.mark.parametrize(("args", "written"), [
+    (["--actor", "practice", "A81001", "spend", "cancel", "R-1"], "practice:A81001"),
+    (["--actor=practice", "A81001", "spend", "cancel", "R-1"], "practice:A81001"),
+    (["spend", "cancel", "R-1", "--actor", "Practice", "A81001"], "Practice:A81001"),
+    (["--actor", "consortium", "spend", "cancel", "R-1"], "practice:A81001"),
+], ids=["before", "with =", "after the command words", "no code given"])
+def test_an_actor_written_with_a_space_says_to_join_role_and_code_with_a_colon(
+        tmp_path: Path, args: list[str], written: str) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), *args])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert (f"--actor takes ROLE:CODE, joined by a colon: write --actor {written}"
+            in result.stderr), result.stderr
+    assert "No such command" not in result.stderr
+    assert not (tmp_path / "ledger.db").exists()
