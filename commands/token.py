@@ -88,7 +88,7 @@ def list_(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     with handled(state):
         from projections.access import load_register, token_rows  # noqa: PLC0415
 
-        found = token_rows(load_register(state.ledger().store), datetime.now(UTC))
+        found = token_rows(load_register(state.existing().store), datetime.now(UTC))
         rows(found, fmt, title="Tokens", empty="none granted yet")
 
 

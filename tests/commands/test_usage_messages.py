@@ -192,7 +192,7 @@ def test_the_global_options_in_help_say_what_each_takes() -> None:
 
 
 @pytest.mark.parametrize("words", [("holders",), ("position",), ("pools",), ("verify",),
-                                   ("projections", "status")],
+                                   ("projections", "status"), ("token", "list")],
                          ids=" ".join)
 def test_a_format_is_taken_in_any_case(words: tuple[str, ...], tmp_path: Any) -> None:
     result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledger.db"), *words,
@@ -200,3 +200,10 @@ def test_a_format_is_taken_in_any_case(words: tuple[str, ...], tmp_path: Any) ->
     assert "Invalid value for '--format'" not in result.stderr, result.stderr
     assert result.exit_code == 3, result.output  # parsed; then no ledger to read
     assert not (tmp_path / "ledger.db").exists()
+
+
+def test_token_list_where_there_is_no_ledger_says_so_as_every_read_does(tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "ledgr.db"), "token", "list"])
+    assert result.exit_code == 3, result.output
+    assert f"no ledger at {tmp_path / 'ledgr.db'}" in result.stderr
+    assert not (tmp_path / "ledgr.db").exists()
