@@ -241,8 +241,9 @@ def import_report(report: ImportReport) -> None:
         status, style = "done", "green"
     text = Text()
     text.append(f"{status}: ", style=style)
+    what = _ONE.get(report.what, report.what) if report.rows == 1 else report.what
     text.append(
-        f"imported {report.rows} {report.what} from {safe(report.source)} "
+        f"imported {report.rows} {what} from {safe(report.source)} "
         f"({applied} command{'s' if applied != 1 else ''} applied, {already} already applied)"
     )
     _out().print(text)
@@ -373,6 +374,11 @@ def _result_line(result: LineResult) -> Text:
 
 
 _FLAGS = ("OVERSPEND FLAGGED", "drawn from consortium", "returned to consortium")
+
+
+_ONE = {"practices": "practice", "list sizes": "list size",
+        "allocation rows": "allocation row"}
+"""What an import counts (ledger.application.imports), when it counts one."""
 
 
 def _tells_staff(message: str) -> bool:

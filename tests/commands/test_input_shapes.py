@@ -218,7 +218,7 @@ def test_a_mapping_file_saved_with_a_byte_order_mark_reads_as_without_one(
     done = invoke("practice", "import", str(published), "--mapping", str(mapping),
                   "--on", "2024-04-01", actor=ALLOCATOR)
     assert done.code == 0, done.stderr
-    assert "imported 1 practices" in done.stdout
+    assert "imported 1 practice from" in done.stdout
 
 
 def test_a_field_mapped_twice_by_one_source_is_refused_naming_both_columns(
