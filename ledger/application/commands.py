@@ -261,18 +261,9 @@ def _weighted_by_element(value: Any) -> Any:
     """`{"acute": "5044.162762"}` (or, as `--weighted` and the `element` of an allocation
     take it, `["acute=5044.162762", ...]`) with element names parsed; the figures parse as
     WeightedArg (exact decimals, InvalidInput naming the element when out of range)."""
-    pairs: list[tuple[Any, Any]]
-    if isinstance(value, dict):
-        pairs = list(value.items())
-    elif isinstance(value, str | list | tuple):
-        pairs = []
-        for item in _texts(value, "weighted"):
-            key, sep, figure = item.partition("=")
-            if not sep:
-                raise InvalidInput("weighted", f"write --weighted {_element_pair(item, 'N')}")
-            pairs.append((key, figure))
-    else:
+    if not isinstance(value, dict | str | list | tuple):
         return value
+    pairs = _element_figures(value, "weighted", "N")
     weighted: dict[Element, Any] = {}
     for key, figure in pairs:
         element = parse_element(str(key))
@@ -398,16 +389,7 @@ class BudgetAllocate(_BudgetArg):
 
         An element named twice is refused: one of the two amounts would be lost.
         """
-        pairs: list[tuple[str, Any]]
-        if isinstance(value, dict):
-            pairs = list(value.items())
-        else:
-            pairs = []
-            for item in _texts(value, "element"):
-                key, sep, amount = item.partition("=")
-                if not sep:
-                    raise InvalidInput("element", f"write --element {_element_pair(item)}")
-                pairs.append((key, amount))
+        pairs = _element_figures(value, "element", "AMOUNT")
         parsed: dict[Element, int] = {}
         for key, amount in pairs:
             element = parse_element(str(key))
@@ -418,6 +400,21 @@ class BudgetAllocate(_BudgetArg):
 
     def amounts_pence(self) -> dict[Element, int]:
         return dict(self.element)
+
+
+def _element_figures(value: Any, option: str, figure: str) -> list[tuple[Any, Any]]:
+    """`{"acute": "1200000"}`, or `acute=1200000` as the repeatable `--OPTION` takes it
+    (one string or a list), as (element, figure) pairs, neither parsed yet. Raises
+    InvalidInput naming `option`, saying how to write an item given without `=`."""
+    if isinstance(value, dict):
+        return list(value.items())
+    pairs: list[tuple[Any, Any]] = []
+    for item in _texts(value, option):
+        key, sep, given = item.partition("=")
+        if not sep:
+            raise InvalidInput(option, f"write --{option} {_element_pair(item, figure)}")
+        pairs.append((key, given))
+    return pairs
 
 
 def _element_pair(item: str, figure: str = "AMOUNT") -> str:
