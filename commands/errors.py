@@ -15,6 +15,9 @@
     5  the log holds an event this version cannot read (an unknown topic or a
        newer schema version: a newer version of the ledger wrote it): upgrade;
        UnreadableEvent; nothing read, nothing recorded
+  141  the output was closed before the command finished writing it (a pipe to
+       `head`): as a command ended by SIGPIPE, with no message; a write had
+       already recorded what it answers
 
 Every user error ends as one line on stderr naming the problem and its rule,
 never a traceback; the store is closed on the way out, whatever happened.
@@ -22,6 +25,8 @@ never a traceback; the store is closed on the way out, whatever happened.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,7 +42,20 @@ EXIT_USAGE = 2
 EXIT_STORE_UNAVAILABLE = 3
 EXIT_VERIFICATION_FAILED = 4
 EXIT_UNREADABLE_EVENT = 5
+EXIT_OUTPUT_CLOSED = 141
+"""128 + SIGPIPE, what a shell shows for a command the closed pipe ended."""
 
+
+
+def _discard_output() -> None:
+    """Point standard output at the null device, so what is still buffered for the
+    closed pipe is not written (and refused again) as the interpreter exits; as the
+    Python documentation's note on SIGPIPE advises (signal module)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    finally:
+        os.close(null)
 
 
 def exit_code(error: LedgerError) -> int:
@@ -61,6 +79,9 @@ def handled(state: CliState | None = None) -> Iterator[None]:
     except LedgerError as error:
         render.error(error)
         raise typer.Exit(exit_code(error)) from None
+    except BrokenPipeError:
+        _discard_output()
+        raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
     except Exception as error:
         fault = store_fault(error, state)
         if fault is None:
