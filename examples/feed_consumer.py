@@ -1,6 +1,6 @@
 """A consumer of the ledger's live feed that handles every event exactly once.
 
-    python examples/feed_consumer.py --server http://127.0.0.1:8000 --token $TOKEN \
+    python examples/feed_consumer.py --server http://127.0.0.1:8000 --token="$TOKEN" \
         --store consumer.db
 
 It follows `GET /events/live` (server-sent events) and "handles" each event by
