@@ -84,3 +84,15 @@ def tokens_listed(run: Ledger) -> int:
     listed = run("token", "list", "--format", "json")
     assert listed.code == 0, listed.stderr
     return len(json.loads(listed.stdout))
+
+
+def test_a_tokens_expiry_is_answered_in_utc_ending_in_z(invoke: Ledger) -> None:
+    assert invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap").code == 0
+    by_date = invoke("token", "create", "--actor", "service:dash", "--expires", "2099-03-31",
+                     actor=ALLOCATOR)
+    assert by_date.code == 0, by_date.stderr
+    assert "expires 2099-03-31T00:00:00Z)" in " ".join(by_date.stdout.split())
+    in_a_zone = invoke("token", "create", "--actor", "service:feed",
+                       "--expires", "2099-03-31T12:30:00+01:00", actor=ALLOCATOR)
+    assert in_a_zone.code == 0, in_a_zone.stderr
+    assert "expires 2099-03-31T11:30:00Z)" in " ".join(in_a_zone.stdout.split())
