@@ -67,7 +67,9 @@ def _csv_value(key: str, value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        from ledger.domain.values import utc_text  # noqa: PLC0415 - fast --help
+
+        return utc_text(value)
     if isinstance(value, date):
         return value.isoformat()
     return value

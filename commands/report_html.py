@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ledger.domain.values import format_pence
+from ledger.domain.values import format_pence, utc_text
 
 if TYPE_CHECKING:
     from projections.report import ReportData
@@ -212,7 +212,7 @@ def render(data: ReportData) -> str:
     cp = data.checkpoint
     who = f"Consortium {data.code}" if data.scope == "consortium" else \
         f"Allocator {data.code}"
-    signed = cp.signed_at.isoformat().replace("+00:00", "Z") if cp.signed_at else "-"
+    signed = utc_text(cp.signed_at) if cp.signed_at else "-"
     generated = data.generated_at.isoformat(timespec="seconds").replace("+00:00", "Z")
     positions = table(data.positions,
                       POSITION_COLUMNS if data.scope == "consortium" else

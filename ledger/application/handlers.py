@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from typing import Any
 
 from ledger.application.commands import (
@@ -56,6 +56,7 @@ from ledger.domain.values import (
     FinancialYear,
     format_pence,
     format_weighted,
+    utc_text,
 )
 from ledger.store.recorders import RefEntry
 
@@ -648,13 +649,8 @@ def create_token(command: TokenCreate, context: Context, uow: UnitOfWork) -> Res
                    bootstrap=command.bootstrap)
     grant = register.grants[command.token_id]
     mode = "read-only" if grant.read_only else "read-write"
-    until = f", expires {_utc_text(grant.expires_at)}" if grant.expires_at else ""
+    until = f", expires {utc_text(grant.expires_at.astimezone(UTC))}" if grant.expires_at else ""
     return Result(f"granted token {command.token_id} to {grant.grantee} ({mode}{until})")
-
-
-def _utc_text(instant: datetime) -> str:
-    """An instant as the ledger writes instants everywhere: UTC, ending in Z."""
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @handles(TokenRevoke)

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -252,6 +252,12 @@ def json_spelling(value: object) -> str:
     if isinstance(value, Decimal):
         return str(value)
     return json.dumps(value, default=str)
+
+
+def utc_text(instant: datetime) -> str:
+    """An instant in UTC as the ledger writes instants, ending in Z
+    (`2024-04-01T08:00:00.020000Z`); an instant with another offset keeps it."""
+    return instant.isoformat().replace("+00:00", "Z")
 
 
 def format_pence(pence: int) -> str:
