@@ -29,6 +29,7 @@ def name_values(example: str = "") -> Callable[..., list[str] | None]:
         for value in values or ():
             if "=" not in value:
                 from commands.errors import handled  # noqa: PLC0415 - fast --help
+                from ledger.application.commands import name_value_written  # noqa: PLC0415
                 from ledger.domain.errors import InvalidInput  # noqa: PLC0415
 
                 option = max(param.opts, key=len)
@@ -37,25 +38,10 @@ def name_values(example: str = "") -> Callable[..., list[str] | None]:
                 with handled():  # the one mapping of errors to messages and exit codes
                     raise InvalidInput(option.lstrip("-"), (
                         f"{option} takes {metavar}{how}: write {option} "
-                        f"{_joined(value.strip()[:40], metavar)}"))
+                        f"{name_value_written(value, metavar)}"))
         return values
 
     return check
-
-
-def _joined(value: str, metavar: str) -> str:
-    """How the value given should have been written as NAME=VALUE: for an element's figure,
-    `acute:5000` (the other separator people reach for) as `acute=5000` and a lone figure
-    (`5000`, `£5,000`) as `ELEMENT=5000`; otherwise a lone name (`acute`, from
-    `acute 5000`) as `acute=AMOUNT`."""
-    name, _, value_word = metavar.partition("=")
-    if name == "ELEMENT":  # not for URL=KEY or a column's name, where `:` may belong
-        given_name, colon, given_value = value.partition(":")
-        if colon and given_name.strip() and given_value.strip():
-            return f"{given_name.strip()}={given_value.strip()}"
-        if value[:1].isdigit() or value[:1] == "£":
-            return f"{name}={value}"
-    return f"{value}={value_word}"
 
 
 # --- positional arguments ------------------------------------------------------------

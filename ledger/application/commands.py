@@ -412,19 +412,34 @@ def _element_figures(value: Any, option: str, figure: str) -> list[tuple[Any, An
     for item in _texts(value, option):
         key, sep, given = item.partition("=")
         if not sep:
-            raise InvalidInput(option, f"write --{option} {_element_pair(item, figure)}")
+            raise InvalidInput(
+                option, f"write --{option} {name_value_written(item, f'ELEMENT={figure}')}")
         pairs.append((key, given))
     return pairs
 
 
-def _element_pair(item: str, figure: str = "AMOUNT") -> str:
-    """How `item`, an element's figure given without `=`, is written: `acute 100` or
-    `acute:100` (one string in an `apply` line) as `acute=100`, `acute` as `acute=AMOUNT`."""
-    given = item.strip()[:40]
-    words = given.replace(":", " ", 1).split()
-    if len(words) == 2:
-        return f"{words[0]}={words[1]}"
-    return f"{given}={figure}"
+def name_value_written(given: str, metavar: str) -> str:
+    """How `given`, the value of a NAME=VALUE option written without `=`, should have been
+    written, for a usage error's "write --OPTION …"; `metavar` is the option's NAME=VALUE
+    (`ELEMENT=AMOUNT`, `ELEMENT=N`, `FIELD=COLUMN`, `URL=WITNESS_KEY`).
+
+    The command line (commands/options.py, name_values) and `ledger apply` lines both
+    ask here, so they suggest the same. For an element's figure (NAME is `ELEMENT`):
+    `acute:5000`, `acute: 5000` and `acute 5000` (one string) become `acute=5000`, and a
+    lone figure (`5000`, `£5,000`, `.5`) becomes `ELEMENT=£5,000`. Otherwise, and for
+    other options (where `:` may belong, as in a URL), `acute` becomes `acute=AMOUNT`.
+    Input is trimmed and cut to 40 characters; unprintable input is shown escaped."""
+    text = given.strip()[:40]
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    name, _, value_word = metavar.partition("=")
+    if name == "ELEMENT":
+        words = text.replace(":", " ", 1).split()
+        if len(words) == 2:
+            return f"{words[0]}={words[1]}"
+        if text[:1].isdigit() or text[:1] in ("£", "."):
+            return f"{name}={text}"
+    return f"{text}={value_word}"
 
 
 def _rates(value: Any) -> Any:
@@ -437,10 +452,9 @@ def _rates(value: Any) -> Any:
         for item in [value] if isinstance(value, str) else list(value):
             key, sep, rate = str(item).partition("=")
             if not sep:
-                text = str(item)
-                written = text if len(text) <= 40 and text.isprintable() else shown(text)
-                raise InvalidInput(
-                    "rate", f"write --rate {written}=POUNDS (pounds per weighted head)")
+                raise InvalidInput("rate", f"write --rate "
+                                   f"{name_value_written(str(item), 'ELEMENT=POUNDS')} "
+                                   "(pounds per weighted head)")
             listed.append((key, rate))
         pairs = listed
     elif isinstance(value, dict):
