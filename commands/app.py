@@ -32,6 +32,7 @@ from commands import (
 )
 from commands.errors import EXIT_USAGE
 from commands.global_options import LedgerGroup
+from commands.help import use_ledger_command
 from commands.state import CliState
 
 app = typer.Typer(
@@ -120,6 +121,7 @@ COMMAND_MODULES: tuple[CommandModule, ...] = (
 )
 for module in COMMAND_MODULES:
     module.add_commands(app)
+use_ledger_command(app)
 
 
 def main() -> None:

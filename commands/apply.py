@@ -39,7 +39,7 @@ def apply(
     ] = False,
     batch_size: Annotated[
         int,
-        typer.Option("--batch-size", min=1, max=100_000,
+        typer.Option("--batch-size", metavar="LINES", min=1, max=100_000,
                      help="Lines per transaction (each keeps its own id)."),
     ] = DEFAULT_BATCH,
 ) -> None:

@@ -283,7 +283,8 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Also write the checkpoint to this file.", dir_okay=False),
+        typer.Option("--out", metavar="FILE",
+                     help="Also write the checkpoint to this file.", dir_okay=False),
     ] = None,
     witness: WitnessOption = None,
     forget_witness: Annotated[
@@ -345,7 +346,8 @@ def prove(
     ctx: typer.Context,
     practice: Annotated[str, typer.Argument(help="ODS code of the practice (A81001).")],
     out: Annotated[
-        Path, typer.Option("--out", help="Where to write the bundle (JSON).", dir_okay=False)
+        Path, typer.Option("--out", metavar="FILE",
+                           help="Where to write the bundle (JSON).", dir_okay=False)
     ],
 ) -> None:
     """Write the practice's trail with an inclusion proof per event and a signed checkpoint."""

@@ -30,7 +30,8 @@ def allocate(
     element: options.ElementAmounts,
     basis: Annotated[
         str | None,
-        typer.Option("--basis", help="How the amounts were set (formula, weighting).",
+        typer.Option("--basis", metavar="BASIS",
+                     help="How the amounts were set (formula, weighting).",
                      show_default=False),
     ] = None,
     on: options.On = None,
@@ -61,7 +62,7 @@ def allocate_formula(
     ],
     consortium: Annotated[
         str | None,
-        typer.Option("--consortium", help="Only the consortium's members on --on "
+        typer.Option("--consortium", metavar="CODE", help="Only the consortium's members on --on "
                      "(default: every practice the acting allocator registered).",
                      show_default=False),
     ] = None,

@@ -26,7 +26,8 @@ def form(
     *,
     consortium: options.Consortium,
     name: options.Name,
-    officer: Annotated[str, typer.Option("--officer", help="The accountable officer's name.")],
+    officer: Annotated[str, typer.Option("--officer", metavar="NAME",
+                                         help="The accountable officer's name.")],
     on: options.On = None,
 ) -> None:
     """Form a consortium with its accountable officer."""

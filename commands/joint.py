@@ -64,7 +64,7 @@ def quality(
     ctx: typer.Context,
     *,
     consortium: Annotated[
-        str | None, typer.Option("--consortium", help="One consortium (16C).")
+        str | None, typer.Option("--consortium", metavar="CODE", help="One consortium (16C).")
     ] = None,
     year: YearOption = None,
     qs: Annotated[
@@ -101,12 +101,14 @@ def variation(
     ctx: typer.Context,
     *,
     consortium: Annotated[
-        str | None, typer.Option("--consortium", help="One consortium (16C); default: all.")
+        str | None, typer.Option("--consortium", metavar="CODE",
+                                 help="One consortium (16C); default: all.")
     ] = None,
     year: YearOption = None,
     element: Annotated[
         str | None,
-        typer.Option("--element", help="One element (acute); default: every element with "
+        typer.Option("--element", metavar="ELEMENT",
+                     help="One element (acute); default: every element with "
                                        "commitments."),
     ] = None,
     as_of: AsOf = None,

@@ -93,6 +93,7 @@ Element = Annotated[
     str,
     typer.Option(
         "--element",
+        metavar="ELEMENT",
         help="Budget element: acute, community, mental-health, maternity, prescribing, "
         "health-inequalities or primary-care.",
     ),
@@ -101,6 +102,7 @@ Elements = Annotated[
     list[str],
     typer.Option(
         "--element",
+        metavar="ELEMENT",
         help="Budget element(s); repeat the option (or separate with commas).",
     ),
 ]
@@ -118,6 +120,7 @@ Amount = Annotated[
     str,
     typer.Option(
         "--amount",
+        metavar="AMOUNT",
         help="Pounds, positive, at most two decimals: 12500, 12500.5 or £12,500.50.",
     ),
 ]
@@ -129,20 +132,23 @@ Holder = Annotated[
 ]
 Reason = Annotated[
     str,
-    typer.Option("--reason", help="Why (recorded on the event; no patient-identifiable data; "
+    typer.Option("--reason", metavar="REASON",
+                 help="Why (recorded on the event; no patient-identifiable data; "
                  "printable text, at most 1,000 characters)."),
 ]
 OptionalReason = Annotated[
     str | None,
     typer.Option(
         "--reason",
+        metavar="REASON",
         help="Why (recorded on the event; no patient-identifiable data; printable text, "
         "at most 1,000 characters).",
         show_default=False,
     ),
 ]
 Name = Annotated[str, typer.Option(
-    "--name", help="Name as it should appear in reports (printable text, at most 200 "
+    "--name", metavar="NAME",
+    help="Name as it should appear in reports (printable text, at most 200 "
     "characters; recorded in Unicode NFC, trimmed).")]
 
 ListSize = Annotated[

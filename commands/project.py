@@ -31,7 +31,8 @@ def project(
     follow: Annotated[bool, typer.Option("--follow", help="Keep catching up as events are "
                                          "committed, until stopped.")] = False,
     poll: Annotated[float | None, typer.Option(
-        "--poll", min=0.01, max=3600.0, help="With --follow, the longest wait between looks "
+        "--poll", metavar="SECONDS",
+        min=0.01, max=3600.0, help="With --follow, the longest wait between looks "
         "for new events [default: 0.1 on SQLite; on PostgreSQL each commit wakes the "
         "projector (LISTEN/NOTIFY) and it looks every 1 s anyway]")] = None,
 ) -> None:

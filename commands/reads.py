@@ -33,10 +33,11 @@ AsOf = Annotated[
                  help="Business date YYYY-MM-DD (default: today, kept inside the year)."),
 ]
 PracticeOption = Annotated[
-    str | None, typer.Option("--practice", help="One practice (A81001).")
+    str | None, typer.Option("--practice", metavar="ODS_CODE", help="One practice (A81001).")
 ]
 ConsortiumOption = Annotated[
-    str | None, typer.Option("--consortium", help="The member practices of a consortium (16C).")
+    str | None, typer.Option("--consortium", metavar="CODE",
+                             help="The member practices of a consortium (16C).")
 ]
 
 
@@ -52,7 +53,8 @@ def holders(
     practice: PracticeOption = None,
     consortium: ConsortiumOption = None,
     holder: Annotated[
-        str | None, typer.Option("--holder", help="What one holder holds (consortium:16C).")
+        str | None, typer.Option("--holder", metavar="HOLDER",
+                                 help="What one holder holds (consortium:16C).")
     ] = None,
     year: YearOption = None,
     as_of: AsOf = None,
@@ -120,7 +122,8 @@ def position(
     *,
     practice: PracticeOption = None,
     consortium: ConsortiumOption = None,
-    by: Annotated[str, typer.Option("--by", help="Group by practice, consortium or allocator."
+    by: Annotated[str, typer.Option("--by", metavar="practice|consortium|allocator",
+                                    help="Group by practice, consortium or allocator."
                                     )] = "practice",
     year: YearOption = None,
     as_of: AsOf = None,
@@ -196,7 +199,8 @@ def pools(
     ctx: typer.Context,
     *,
     consortium: Annotated[
-        str | None, typer.Option("--consortium", help="One consortium (16C); default: all.")
+        str | None, typer.Option("--consortium", metavar="CODE",
+                                 help="One consortium (16C); default: all.")
     ] = None,
     year: YearOption = None,
     as_of: AsOf = None,
@@ -296,10 +300,11 @@ def projections_rebuild(
 def events(
     ctx: typer.Context,
     after: Annotated[int, typer.Option(
-        "--after", min=0, max=MAX_POSITION, help="Start after this position.")] = 0,
+        "--after", metavar="POSITION",
+        min=0, max=MAX_POSITION, help="Start after this position.")] = 0,
     follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new events.")] = False,
     poll: Annotated[float, typer.Option(
-        "--poll", min=0.05, max=3600.0, callback=finite,
+        "--poll", metavar="SECONDS", min=0.05, max=3600.0, callback=finite,
         help="Seconds between looks for new events (on PostgreSQL each commit wakes "
         "--follow at once, LISTEN/NOTIFY).")] = 1.0,
 ) -> None:

@@ -37,10 +37,12 @@ def report(
     ctx: typer.Context,
     *,
     consortium: Annotated[
-        str | None, typer.Option("--consortium", help="Report on one consortium (16C).")
+        str | None, typer.Option("--consortium", metavar="CODE",
+                                 help="Report on one consortium (16C).")
     ] = None,
     allocator: Annotated[
-        str | None, typer.Option("--allocator", help="Report on what one allocator funds "
+        str | None, typer.Option("--allocator", metavar="CODE",
+                                 help="Report on what one allocator funds "
                                                      "(Q71): every consortium.")
     ] = None,
     year: YearOption = None,

@@ -33,11 +33,14 @@ EPILOG = (
 
 def serve(  # noqa: PLR0917 - one parameter per CLI option
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond loopback "
+    host: Annotated[str, typer.Option("--host", metavar="ADDRESS",
+                                      help="Address to listen on; beyond loopback "
                                       "only once a token exists.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on."
+    port: Annotated[int, typer.Option("--port", metavar="PORT",
+                                      min=1, max=65535, help="Port to listen on."
                                       )] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes "
+    workers: Annotated[int, typer.Option("--workers", metavar="N",
+                                         min=1, max=64, help="Worker processes "
                                          "(each with its own connections).")] = 1,
     projected: Annotated[bool, typer.Option("--projected", help="Reads answer from the "
                                             "projections as `ledger project --follow` keeps "

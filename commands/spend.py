@@ -29,14 +29,18 @@ def commit(
     year: options.Year,
     element: options.Element,
     ref: Annotated[str, typer.Option(
-        "--ref", help="A reference unique in the ledger: 1 to 64 ASCII letters, digits and "
+        "--ref", metavar="REF",
+        help="A reference unique in the ledger: 1 to 64 ASCII letters, digits and "
         ". _ - : / # @ + =.")],
     amount: options.Amount,
-    provider: Annotated[str, typer.Option("--provider", help="Provider, e.g. trust code RTR.")],
-    service: Annotated[str, typer.Option("--service", help="What is commissioned.")],
+    provider: Annotated[str, typer.Option("--provider", metavar="PROVIDER",
+                                          help="Provider, e.g. trust code RTR.")],
+    service: Annotated[str, typer.Option("--service", metavar="SERVICE",
+                                         help="What is commissioned.")],
     qs: Annotated[
         list[str] | None,
-        typer.Option("--qs", help="NICE quality standard it meets (QS3); repeatable."),
+        typer.Option("--qs", metavar="QS",
+                     help="NICE quality standard it meets (QS3); repeatable."),
     ] = None,
     on: options.On = None,
 ) -> None:
@@ -59,7 +63,8 @@ def vary(
     *,
     ref: options.Ref,
     amount: Annotated[
-        str, typer.Option("--amount", help="The commitment's new total in pounds (13000).")
+        str, typer.Option("--amount", metavar="AMOUNT",
+                          help="The commitment's new total in pounds (13000).")
     ],
     reason: options.OptionalReason = None,
     on: options.On = None,

@@ -36,10 +36,11 @@ def create(
     ctx: typer.Context,
     *,
     actor: Annotated[str, typer.Option(
-        "--actor", help="Who the token acts as: allocator:Q71, practice:A81001, "
+        "--actor", metavar="ROLE:CODE",
+        help="Who the token acts as: allocator:Q71, practice:A81001, "
         "consortium:16C/Name, auditor:NAME or service:NAME (read-only).")],
     name: Annotated[str | None, typer.Option(
-        "--name", help="What the token is for (shown by token list).")] = None,
+        "--name", metavar="LABEL", help="What the token is for (shown by token list).")] = None,
     expires: Annotated[str | None, typer.Option(
         "--expires", metavar="WHEN",
         help="When it stops working: a date (its start, UTC) or an instant with a zone.",

@@ -32,7 +32,7 @@ EPILOG = (
 )
 
 KeyFile = Annotated[
-    Path, typer.Option("--key", help="The witness's private key file (mode 0600).",
+    Path, typer.Option("--key", metavar="FILE", help="The witness's private key file (mode 0600).",
                        dir_okay=False)
 ]
 
@@ -40,7 +40,8 @@ KeyFile = Annotated[
 @app.command("keygen", epilog=EPILOG)
 def keygen(
     name: Annotated[
-        str, typer.Option("--name", help="The witness's name, a schema-less URL you control.")
+        str, typer.Option("--name", metavar="HOST/PATH",
+                          help="The witness's name, a schema-less URL you control.")
     ],
     key: KeyFile,
 ) -> None:
@@ -64,7 +65,8 @@ def show_key(key: KeyFile) -> None:
 def serve(
     key: KeyFile,
     state: Annotated[
-        Path, typer.Option("--state", help="Directory of the witness's state (one file per "
+        Path, typer.Option("--state", metavar="DIR",
+                           help="Directory of the witness's state (one file per "
                                            "log); created if absent.", file_okay=False)
     ],
     log: Annotated[
@@ -73,8 +75,10 @@ def serve(
                      help="A log to witness and its public key (`ledger checkpoint "
                           "--public-key`); repeat per log, or per key of a log."),
     ],
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on."
+    host: Annotated[str, typer.Option("--host", metavar="ADDRESS",
+                                      help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT",
+                                      min=1, max=65535, help="Port to listen on."
                                       )] = 7380,
 ) -> None:
     """Serve `POST /add-checkpoint` (c2sp.org/tlog-witness) until stopped."""
