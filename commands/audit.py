@@ -298,6 +298,7 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
     then have every configured witness cosign it (exit 4 naming any witness that refuses)."""
     state: CliState = ctx.obj
     with audit_handled(state):
+        from commands.outputs import refuse_ledger_file, write_output  # noqa: PLC0415
         from ledger.auditlog.proofs import checkpoints, make_checkpoint, store_signer  # noqa: PLC0415
         from ledger.auditlog.witnesses import (  # noqa: PLC0415
             forget_witnesses,
@@ -316,6 +317,8 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
                 render.out.print(f"# checkpoint {checkpoint_id}", markup=False)
                 render.out.print(note, markup=False, end="\n")
             return
+        if out is not None:  # before anything is signed or recorded
+            refuse_ledger_file(out, store)
         if forget_witness:
             forget_witnesses(store, forget_witness)
         # A witness given here is recorded only once it cosigns.
@@ -323,20 +326,11 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
         stored = make_checkpoint(store, _now())
         cosigned = request_cosignatures(store, stored, http_post(), witnesses)
         if out is not None:
-            _write(out, cosigned.note.encode())
+            write_output(out, cosigned.note.encode(), store)
         render.out.print(cosigned.note, markup=False, end="")
         for cosignature in cosigned.cosigned_by:
             render.err.print(f"cosigned by witness {cosignature.witness.name} at size "
                              f"{stored.signed.checkpoint.size}", style="green", markup=False)
-
-
-def _write(path: Path, data: bytes) -> None:
-    from ledger.domain.errors import InvalidInput  # noqa: PLC0415
-
-    try:
-        path.write_bytes(data)
-    except OSError as error:
-        raise InvalidInput("out", f"cannot write {path}: {error.strerror or error}") from error
 
 
 # --- ledger prove -----------------------------------------------------------------------
@@ -355,16 +349,18 @@ def prove(
     with audit_handled(state):
         import orjson  # noqa: PLC0415
 
+        from commands.outputs import refuse_ledger_file, write_output  # noqa: PLC0415
         from ledger.auditlog.proofs import prove_practice  # noqa: PLC0415
         from ledger.auditlog.witnesses import http_post, request_cosignatures  # noqa: PLC0415
         from ledger.domain.values import parse_practice_code  # noqa: PLC0415
 
         code = parse_practice_code(practice)
         store = state.existing().store
+        refuse_ledger_file(out, store)  # before anything is sealed or signed
         post = http_post()
         bundle = prove_practice(store, code, _now(),
                                 cosign=lambda stored: request_cosignatures(store, stored, post))
-        _write(out, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n")
+        write_output(out, orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n", store)
         render.out.print(
             f"wrote {out}: {len(bundle['events'])} event(s) of {code} with inclusion proofs, "
             f"checkpoint of {bundle['checkpoint'].splitlines()[1]} events",

@@ -65,6 +65,7 @@ def report(
 def write_report(store: EventStore, *, consortium: str | None, allocator: str | None,
                  year: str | None, path: Path) -> Path:
     """Gather, render and write the report; returns the absolute path written."""
+    from commands.outputs import refuse_ledger_file  # noqa: PLC0415
     from commands.report_html import render  # noqa: PLC0415 - loads matplotlib, scipy
     from projections.report import gather  # noqa: PLC0415
 
@@ -72,6 +73,7 @@ def write_report(store: EventStore, *, consortium: str | None, allocator: str | 
         raise InvalidInput("out", f"a report file must end in .html, not {path.name!r}")
     if not path.parent.is_dir():
         raise InvalidInput("out", f"no folder {str(path.parent)!r} to write {path.name} in")
+    refuse_ledger_file(path, store)
     data = gather(store, consortium=consortium, allocator=allocator, year=year,
                   now=datetime.now(UTC))
     try:
