@@ -30,7 +30,7 @@ from ledger.application.mapping import (
 from ledger.application.service import Clock, Outcome, Request
 from ledger.domain.characters import parse_command_id, refuse_unprintable
 from ledger.domain.errors import InvalidInput, LedgerError
-from ledger.domain.values import FinancialYear
+from ledger.domain.values import FinancialYear, shown
 
 PRACTICE_COLUMNS = ("practice", "name", "list_size")
 LIST_SIZE_COLUMNS = ("practice", "list_size")
@@ -79,14 +79,20 @@ class CsvFile:
         return self._header_row(reader, required)
 
     def _header_row(self, reader: Iterator[list[str]], required: Sequence[str]) -> list[str]:
-        """The reader's first row; InvalidInput naming `required` when the file is empty."""
+        """The reader's first row; InvalidInput naming `required` when the file is empty,
+        and saying how to save it comma-separated when it is separated by semicolons or
+        tabs (_other_separator)."""
         try:
-            return next(reader)
+            header = next(reader)
         except StopIteration:
             raise InvalidInput("csv-header", f"{self.source} is empty: it needs a header row "
                                f"({','.join(required)})") from None
         except csv.Error as error:
+            _other_separator(self.source, self.text)
             raise InvalidInput("csv", f"{self.source} line 1: {error}") from None
+        if len(header) == 1:
+            _other_separator(self.source, self.text)
+        return header
 
     def mapped_rows(self, mapping: ColumnMap, fields: Sequence[str], required: Sequence[str]
                     ) -> Iterator[Row]:
@@ -134,6 +140,32 @@ class CsvFile:
         except csv.Error as error:
             raise InvalidInput("csv", f"{self.source} line {reader.line_num}: {error}; "
                                "nothing was imported") from None
+
+
+_SAVE_AS_CSV = 'save it as "CSV UTF-8 (Comma delimited)" (Excel: File > Save As)'
+_SEPARATORS = {
+    ";": ("semicolon-separated", f"{_SAVE_AS_CSV} with a comma as the list separator and a "
+          "full stop as the decimal symbol (Windows: Region > Additional settings)"),
+    "\t": ("tab-separated", f'{_SAVE_AS_CSV}, not as "Text (Tab delimited)"'),
+}
+
+
+def _other_separator(source: str, text: str) -> None:
+    """Refuse a file whose header row is one column when read comma-separated but several
+    when read separated by semicolons (as Excel writes CSV where a comma is the decimal
+    point) or tabs (Excel's "Text (Tab delimited)"), saying how to save it with commas.
+    No import has fewer than two columns, so a comma-separated file is never refused here.
+    Raises InvalidInput (rule `csv-separator`, exit 2); returns when neither fits."""
+    first = text.split("\n", 1)[0].removesuffix("\r")
+    if len(next(csv.reader([first]), [])) > 1:
+        return
+    counts = {sep: len(next(csv.reader([first], delimiter=sep), [])) for sep in _SEPARATORS}
+    sep = max(counts, key=lambda s: counts[s])
+    if counts[sep] < 2:
+        return
+    looks, how = _SEPARATORS[sep]
+    raise InvalidInput("csv-separator", f"{source} looks {looks} (line 1: {shown(first)}): "
+                       f"the ledger reads comma-separated CSV; {how}; nothing was imported")
 
 
 def _printable(cell: str, source: str, line: int, column: str) -> None:
