@@ -49,6 +49,7 @@ from ledger.store.eventstore import MAX_POSITION, EventStore
 from projections import api_feed, api_writes
 from projections.access import FeedView, Gatekeeper, Scope
 from projections.api_auth import Caller
+from projections.api_limits import BodyLimit
 from projections.contract import (
     Health,
     HolderRow,
@@ -243,6 +244,7 @@ def create_app(store_target: str, *, projected: bool = False,
     app.state.served = served
     _install_error_envelope(app)
     _refuse_unknown_parameters(app)
+    app.add_middleware(BodyLimit, refuse=_body_too_large)
     _read_routes(app, served)
     _feed_routes(app, served)
     writer = api_writes.Writer(served, group_commit=group_commit)
@@ -252,6 +254,11 @@ def create_app(store_target: str, *, projected: bool = False,
     api_feed.install(app, served.open, served.feed_view, notifier, served.identity)
     _contract(app)
     return app
+
+
+def _body_too_large(limit: int) -> Response:
+    return envelope(f"the request body is over {limit:,} bytes, the most this route reads; "
+                    "nothing was recorded", "request-size", 413)
 
 
 def app_from_environment() -> FastAPI:
