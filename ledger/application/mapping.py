@@ -307,6 +307,9 @@ def _read_mapping_file(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise InvalidInput("mapping", f"{path.name} is not a TOML mapping file: {error}") from None
+    except RecursionError:  # tomllib reads nested arrays and tables by recursion
+        raise InvalidInput("mapping", f"{path.name} is not a TOML mapping file: its arrays or "
+                           "tables are nested too deeply") from None
     extra = sorted(set(data) - {"map", "ignore"})
     mapped = data.get("map", {})
     ignore = data.get("ignore", [])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from commands.errors import EXIT_REFUSED, EXIT_USAGE
 from tests.commands.conftest import REPO, Ledger, head, topics
 
@@ -125,6 +127,23 @@ def test_a_malformed_mapping_file_is_a_usage_error(invoke: Ledger, tmp_path: Pat
                   actor=ALLOCATOR)
     assert done.code == EXIT_USAGE
     done.one_line_error("m.toml: map.practice must name a column")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("nested", [
+    "ignore = " + "[" * 5000 + "]" * 5000,
+    "[map]\npractice = " + "{a = " * 5000 + '"Code"' + "}" * 5000,
+    "x = " + "[{y = " * 3000 + "1" + "}]" * 3000,
+])
+def test_a_mapping_file_nested_too_deeply_is_a_usage_error(
+        run_ledger: Ledger, db_url: str, tmp_path: Path, nested: str) -> None:
+    mapping = written(tmp_path / "deep.toml", nested + "\n")
+    done = run_ledger("practice", "import", str(WEIGHTED), "--mapping", str(mapping),
+                      actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stderr
+    done.one_line_error("deep.toml is not a TOML mapping file", "nested too deeply",
+                        "[rule: mapping]")
+    assert not Path(db_url).exists() or head(db_url) == 0
 
 
 def test_a_column_mapped_to_two_fields_is_refused_not_read_as_one_of_them(
