@@ -89,7 +89,9 @@ def list_(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     with handled(state):
         from projections.access import load_register, token_rows  # noqa: PLC0415
 
-        found = token_rows(load_register(state.existing().store), datetime.now(UTC))
+        store = state.existing().store
+        store.ensure_readable()  # a newer version's event stops this read as every other
+        found = token_rows(load_register(store), datetime.now(UTC))
         rows(found, fmt, title="Tokens", empty="none granted yet")
 
 

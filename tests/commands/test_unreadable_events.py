@@ -41,6 +41,8 @@ COMMANDS = [
     ("variation",),
     ("prove", "A81001", "--out", "bundle.json"),
     ("checkpoint",),
+    ("token", "list"),
+    ("pools",),
 ]
 WRITES = [
     ("practice", "register", "B82002", "--name", "Another", "--list-size", "3000"),
