@@ -42,6 +42,7 @@ from ledger.domain.errors import (
     LedgerError,
     NotAuthenticated,
     StoreUnavailable,
+    UnreadableEvent,
     outcome_of,
 )
 from ledger.domain.values import Role, shown
@@ -387,6 +388,8 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
         store = served.open()
         try:
             found = served.reads().views.status(create=not served.projected)
+        except UnreadableEvent:  # not the projections' fault: 503 naming the event
+            raise
         except Exception as error:  # noqa: BLE001 - any database error means not ready
             raise StoreUnavailable("projections", "the projections cannot be read (run "
                                    f"ledger project): {type(error).__name__}") from None

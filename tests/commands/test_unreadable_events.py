@@ -176,11 +176,18 @@ def test_an_unreadable_event_stops_every_read_and_write(
     assert not Path("bundle.json").exists()
     with TestClient(create_app(db_url),
                     headers={"Authorization": f"Bearer {token[1]}"}) as client:
-        for path in ("/position", "/holders", "/trail/A81001", "/events", "/projections"):
+        for path in ("/position", "/holders", "/trail/A81001", "/events", "/projections",
+                     "/ready", "/pools", "/quality", "/variation",
+                     "/replay/A81001?year=2024-25"):
             answer = client.get(path)
             assert answer.status_code == 503, (path, answer.text)
-            assert answer.json()["rule"] == "unreadable-event"
+            assert answer.json()["rule"] == "unreadable-event", (path, answer.text)
             assert f"position {position}" in answer.json()["error"]
+        written = client.post("/budget/adjust", json={
+            "practice": "A81001", "year": "2024-25", "element": "acute", "by": "-5",
+            "reason": "recount"})
+        assert written.status_code == 503, written.text
+        assert written.json()["rule"] == "unreadable-event"
         # The live feed too, before its stream starts (not a 200 that breaks off).
         with client.stream("GET", "/events/live") as live:
             assert live.status_code == 503
