@@ -30,7 +30,7 @@ from ledger.application.mapping import (
 from ledger.application.service import Clock, Outcome, Request
 from ledger.domain.characters import parse_command_id, refuse_unprintable
 from ledger.domain.errors import InvalidInput, LedgerError
-from ledger.domain.values import FinancialYear, shown
+from ledger.domain.values import FinancialYear, parse_practice_code, shown
 
 PRACTICE_COLUMNS = ("practice", "name", "list_size")
 LIST_SIZE_COLUMNS = ("practice", "list_size")
@@ -317,10 +317,14 @@ def import_list_sizes(
     """Record the list size (and any weighted populations) of each row's practice, already
     registered, in force from `on` (default today): next month's published file.
 
-    Columns `practice,list_size[,<element>_weighted]`, or as `mapping` says.
+    Columns `practice,list_size[,<element>_weighted]`, or as `mapping` says. A practice
+    on two rows is refused (InvalidInput, rule `csv-row`), naming both lines: both figures
+    would take effect on the same day and one would be lost, as when a file of list sizes
+    by sex or age band is given for the totals.
     """
     file = CsvFile.read(path)
     plan = _plan(file, "list-sizes", actor, command_id)
+    seen: dict[str, int] = {}
     for row in file.mapped_rows(mapping or ColumnMap(), LIST_SIZE_FIELDS, LIST_SIZE_COLUMNS):
         args: dict[str, Any] = {
             "practice": _cell(row, "practice", file.source),
@@ -330,6 +334,15 @@ def import_list_sizes(
         if on:
             args["on"] = on
         plan.add(row.line, "", "practice list-size", args)
+        code = parse_practice_code(args["practice"])  # read by the command just added
+        if code in seen:
+            raise InvalidInput(
+                "csv-row",
+                f"{file.source} line {row.line}: practice {code} is also on line {seen[code]}: "
+                "a file of list sizes gives each practice once (one list size in force from "
+                "the same day); nothing was imported",
+            )
+        seen[code] = row.line
     return plan.run(service, "list sizes")
 
 

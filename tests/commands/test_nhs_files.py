@@ -120,6 +120,44 @@ def test_list_sizes_with_separators_and_for_unknown_practices(
     assert events(invoke)[-1]["list_size"] == 4105
 
 
+@pytest.mark.parametrize("second", ["A81001,4105", "a81001 ,4105", "A81001,4069"])
+def test_a_file_of_list_sizes_naming_a_practice_twice_is_refused_naming_both_lines(
+    invoke: Ledger, db_url: str, tmp_path: Path, second: str
+) -> None:
+    assert invoke("practice", "register", "A81001", "--name", "The Densham Surgery",
+                  "--list-size", "4069", "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    assert invoke("practice", "register", "A81002", "--name", "Queens Park",
+                  "--list-size", "3412", "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    sizes = written(tmp_path / "sizes.csv",
+                    f"practice,list_size\nA81001,4100\nA81002,3500\n{second}\n")
+    done = invoke("practice", "import", str(sizes), "--list-sizes", "--on", "2024-10-01",
+                  actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stderr
+    done.one_line_error("sizes.csv line 4: practice A81001 is also on line 2",
+                        "nothing was imported", "[rule: csv-row]")
+    assert head(db_url) == 2
+
+
+def test_a_published_file_by_sex_and_age_is_refused_as_list_sizes(
+    invoke: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    """NHS Digital's files of patients by sex and age band have the totals file's columns,
+    and a row per band: read with the totals' mapping, each band would be a list size."""
+    assert invoke("practice", "register", "A81001", "--name", "The Densham Surgery",
+                  "--list-size", "4069", "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    header = REGISTERED.read_text(encoding="utf-8").splitlines()[0]
+    rows = [f"GP_PRAC_PAT_LIST,01OCT2025,GP,16C,E38000247,A81001,TS18 1HU,{sex},{age},{n}"
+            for sex, age, n in (("MALE", "0_4", "112"), ("MALE", "5_9", "131"),
+                                ("FEMALE", "0_4", "98"))]
+    published = written(tmp_path / "gp-reg-pat-prac-quin-age.csv",
+                        "\n".join([header, *rows]) + "\n")
+    done = invoke("practice", "import", str(published), "--list-sizes", "--mapping",
+                  str(REGISTERED_MAP), "--on", "2025-10-01", actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stderr
+    done.one_line_error("line 3: practice A81001 is also on line 2")
+    assert head(db_url) == 1
+
+
 def test_a_malformed_mapping_file_is_a_usage_error(invoke: Ledger, tmp_path: Path) -> None:
     mapping = tmp_path / "m.toml"
     mapping.write_text("[map]\npractice = 1\n", encoding="utf-8")
