@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from commands import options, render
-from commands.errors import EXIT_REFUSED, exit_code, handled
+from commands.errors import EXIT_INTERRUPTED, EXIT_REFUSED, exit_code, handled
 from commands.run import state_of
 
 DEFAULT_BATCH = 2_000
@@ -49,7 +49,8 @@ def apply(
     "practice:A81001", "args": {...}} with the command's words and its arguments
     by name, as on the command line; --actor is the default actor. Each line is atomic and
     idempotent: a re-run after a crash or a kill answers "already applied" for
-    what was recorded and applies only what is missing. A refused line records
+    what was recorded and applies only what is missing (Ctrl-C says how far it got and
+    exits 130). A refused line records
     nothing and the rest go on, unless --stop-on-error. Exit 0 when no line was
     refused; otherwise the code a refused line would get as a command of its
     own, the highest of them: 2 when a line is malformed (not JSON, an unknown
@@ -70,15 +71,26 @@ def apply(
             report = state.client().apply(lines, stop_on_error=stop_on_error,
                                           batch_size=batch_size)
         else:
-            with render.apply_progress(total, batch_size) as progress:
-                report = apply_lines(
-                    state.ledger().service,
-                    lines,
-                    default_actor=state.actor,
-                    batch_size=batch_size,
-                    stop_on_error=stop_on_error,
-                    progress=progress,
-                )
+            settled = 0
+
+            def settling(lines_settled: int) -> None:
+                nonlocal settled
+                settled += lines_settled
+                progress(lines_settled)
+
+            try:
+                with render.apply_progress(total, batch_size) as progress:
+                    report = apply_lines(
+                        state.ledger().service,
+                        lines,
+                        default_actor=state.actor,
+                        batch_size=batch_size,
+                        stop_on_error=stop_on_error,
+                        progress=settling,
+                    )
+            except KeyboardInterrupt:
+                render.apply_interrupted(source, settled, total)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         render.apply_report(report, source)
         refused = len(report.refused)
         if refused:

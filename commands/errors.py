@@ -42,6 +42,8 @@ EXIT_USAGE = 2
 EXIT_STORE_UNAVAILABLE = 3
 EXIT_VERIFICATION_FAILED = 4
 EXIT_UNREADABLE_EVENT = 5
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT: a command stopped by Ctrl-C, as a shell shows it."""
 EXIT_OUTPUT_CLOSED = 141
 """128 + SIGPIPE, what a shell shows for a command the closed pipe ended."""
 

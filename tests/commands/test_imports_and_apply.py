@@ -351,6 +351,49 @@ def test_apply_rerun_after_a_kill_applies_only_what_is_missing(
                               "SpendCommitted": total}
 
 
+@pytest.mark.e2e
+def test_apply_stopped_by_ctrl_c_says_how_far_it_got_and_a_rerun_applies_the_rest(
+    run_ledger: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    total = 1_000
+    file = tmp_path / "commands.jsonl"
+    file.write_text("\n".join([*SETUP, *commitments(total)]) + "\n", encoding="utf-8")
+    # Ctrl-C reaches the command as at a terminal, whether or not the test runner's
+    # process ignores SIGINT (an ignored signal stays ignored across exec).
+    interruptible = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                     "os.execv(sys.argv[1], sys.argv[1:])")
+    process = subprocess.Popen(
+        [sys.executable, "-c", interruptible, *ledger_executable(), "--db", db_url, "apply",
+         str(file), "--batch-size", "20"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the first batch is committed
+    assert first.startswith("done 20 of 1,002 lines"), first
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    said = stderr.splitlines()
+    assert said, "nothing said after Ctrl-C"
+    last = said[-1]
+    assert last.startswith("interrupted: commands.jsonl: "), stderr
+    assert "of 1,002 lines settled before it" in last
+    assert "Run the same command again" in last
+    recorded = head(db_url)
+    settled = int(last.split(": ")[2].split(" of ")[0].replace(",", ""))
+    assert 20 <= settled <= recorded < total + 2
+
+    rerun = run_ledger("apply", str(file), "--batch-size", "500")
+    assert rerun.code == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[-1] == (
+        f"commands.jsonl: {total + 2 - recorded:,} applied, {recorded:,} already applied, "
+        "0 refused")
+    assert topics(db_url) == {"PracticeRegistered": 1, "BudgetAllocated": 1,
+                              "SpendCommitted": total}
+
+
 def children_of(pid: int) -> list[int]:
     """The processes whose parent is `pid`, from /proc."""
     found = []
