@@ -212,8 +212,8 @@ class RemoteReads:
     def holders(self, **options: Any) -> Any:
         return self.client.get("/holders", **options)
 
-    def trail(self, practice: str, **options: Any) -> Any:
-        return self.client.get(f"/trail/{practice.strip()}", **options)
+    def trail(self, code: str, **options: Any) -> Any:
+        return self.client.get(f"/trail/{code.strip()}", **options)
 
     def position(self, **options: Any) -> Any:
         return self.client.get("/position", **options)

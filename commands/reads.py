@@ -88,7 +88,8 @@ def _no_holders(known_at: str | None) -> str:
 def trail(
     ctx: typer.Context,
     *,
-    practice: Annotated[str, typer.Argument(help="ODS code of the practice (A81001).")],
+    code: Annotated[str, typer.Argument(
+        help="A practice's ODS code (A81001) or a consortium's code (16C).")],
     year: YearOption = None,
     since: Annotated[str | None, typer.Option("--since", metavar="DATE",
                                               help="Effective on or after this date.")] = None,
@@ -96,14 +97,19 @@ def trail(
                                               help="Effective on or before this date.")] = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Every event that touched a practice, in order, in words."""
+    """Every event that touched a practice or a consortium, in order, in words.
+
+    A practice's trail holds its own events, its budgets', holdings handed to it, and
+    the risk pools and quality standards of its consortia while a member; a
+    consortium's, its forming, members joining and leaving, risk pools and their draws,
+    quality standards, and holdings delegated to it."""
     with handled(state_of(ctx)):
-        found = state_of(ctx).reads().trail(practice, year=year, since=_day(since, "--since"),
+        found = state_of(ctx).reads().trail(code, year=year, since=_day(since, "--since"),
                                             until=_day(until, "--until"))
         columns = ["position", "recorded_at", "effective_on", "actor", "event", "summary"]
         if fmt is not Format.table:
             found = [{k: r[k] for k in [*columns, "year"]} for r in found]
-        rows(found, fmt, columns=columns, title=f"Trail of {practice.upper()}")
+        rows(found, fmt, columns=columns, title=f"Trail of {code.strip().upper()}")
 
 
 POSITION_EPILOG = (
@@ -342,7 +348,8 @@ HOLDERS_EPILOG = (
 TRAIL_EPILOG = (
     "Examples:\n\n"
     "ledger trail A81001 --year 2024-25 --since 2024-06-01\n\n"
-    "ledger trail A81001 --until 2024-09-30 --format csv"
+    "ledger trail A81001 --until 2024-09-30 --format csv\n\n"
+    "ledger trail 16C --year 2024-25   (a consortium: members, risk pool, standards)"
 )
 REPLAY_EPILOG = (
     "Examples:\n\n"

@@ -65,7 +65,7 @@ from projections.contract import (
     feed_event_schemas,
 )
 from projections.joint_queries import JointReads
-from projections.queries import GROUPINGS, parse_day, parse_instant
+from projections.queries import GROUPINGS, parse_day, parse_instant, trail_subject
 
 FEED_LIMIT = 100
 FEED_MAX = 1000
@@ -363,6 +363,7 @@ def _install_error_envelope(app: FastAPI) -> None:
 # states the forms accepted, leading and trailing spaces and letter case aside.
 _PRACTICE = r"^\s*[A-Za-z][0-9]{5}\s*$"
 _CONSORTIUM = r"^\s*([A-Za-z0-9]{3}|[A-Za-z0-9]{5})\s*$"
+_TRAIL_CODE = r"^\s*([A-Za-z][0-9]{5}|[A-Za-z0-9]{3}|[A-Za-z0-9]{5})\s*$"
 _YEAR = r"^\s*[0-9]{4}-[0-9]{2}\s*$"
 _DAY = r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*$"
 
@@ -422,14 +423,16 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
             practice=practice, consortium=consortium, holder=holder, year=year,
             as_of=_day(as_of, "as_of"), known_at=instant)))
 
-    @app.get("/trail/{practice}", summary="Every event that touched a practice, in order",
-             responses=documented(list[TrailRow]), tags=["reads"])
-    def trail(scope: Caller, practice: Annotated[str, Path(
-                  description="ODS code, A81001", json_schema_extra={"pattern": _PRACTICE})],
+    @app.get("/trail/{code}", summary="Every event that touched a practice or a "
+             "consortium, in order", responses=documented(list[TrailRow]), tags=["reads"])
+    def trail(scope: Caller, code: Annotated[str, Path(
+                  description="A practice's ODS code (A81001) or a consortium's code (16C)",
+                  json_schema_extra={"pattern": _TRAIL_CODE})],
               year: Year = None, since: Day = None, until: Day = None) -> Response:
         scope.require(Role.CONSORTIUM, Role.PRACTICE, what="trails")
-        scope.check(practice=practice)
-        found = served.reads().trail(practice, year=year, since=_day(since, "since"),
+        kind, _ = trail_subject(code)
+        scope.check(**{kind: code})
+        found = served.reads().trail(code, year=year, since=_day(since, "since"),
                                      until=_day(until, "until"))
         return JSONRows([{k: r[k] for k in TRAIL_FIELDS} for r in found])
 

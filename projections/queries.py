@@ -397,29 +397,47 @@ class Reads:
 
     # --- trail -------------------------------------------------------------------------
 
-    def trail(self, practice: str, *, year: str | None = None, since: date | None = None,
+    def trail(self, code: str, *, year: str | None = None, since: date | None = None,
               until: date | None = None) -> list[Row]:
+        """Every event that touched a practice or a consortium, in order (rows with
+        position, year, recorded_at, effective_on, actor, event, summary).
+
+        `code` is a practice's ODS code (A81001): its own events, its budgets', holdings
+        handed to it, and the risk pools and quality standards of the consortia it
+        belonged to when they took effect; or a consortium's code (16C, X2C4Y): its
+        forming, members joining and leaving, risk pools and their draws, quality
+        standards, and holdings delegated to it. Raises InvalidInput (trail_subject) for
+        any other code, NotFound for one the ledger does not know.
+        """
         self._fresh("organisations", "trail")
-        code = self._practice(practice)
+        kind, code = trail_subject(code)
         if year is not None:
             FinancialYear.parse(year)
         if since and until and since > until:
             raise InvalidInput("date", f"--since {since} is after --until {until}")
         columns = "position, year, recorded_at, effective_on, actor, event, summary"
-        own = self._q(f"SELECT {columns} FROM {self._t('trail')} WHERE subject = ?",  # noqa: S608
-                      [f"practice:{code}"])
-        memberships = self._q(
-            f"SELECT consortium, joined_on, left_on FROM {self._t('org_memberships')} "  # noqa: S608
-            "WHERE practice = ?", [code])
         wide: list[tuple[Any, ...]] = []
-        for consortium, joined_on, left_on in memberships:
-            params: list[Any] = [f"consortium:{consortium}", *CONSORTIUM_WIDE, joined_on]
-            sql = (f"SELECT {columns} FROM {self._t('trail')} WHERE subject = ? "  # noqa: S608
-                   f"AND event IN (?, ?) AND effective_on >= ?")
-            if left_on is not None:
-                sql += " AND effective_on < ?"
-                params.append(left_on)
-            wide += self._q(sql, params)
+        if kind == "consortium":
+            try:
+                self._consortium(code)
+            except NotFound as error:
+                raise NotFound(error.rule, f"{error.message}: {_TRAIL_TAKES}; {_ACTORS}"
+                               ) from None
+        else:
+            self._practice(code)
+            memberships = self._q(
+                f"SELECT consortium, joined_on, left_on FROM {self._t('org_memberships')} "  # noqa: S608
+                "WHERE practice = ?", [code])
+            for consortium, joined_on, left_on in memberships:
+                params: list[Any] = [f"consortium:{consortium}", *CONSORTIUM_WIDE, joined_on]
+                sql = (f"SELECT {columns} FROM {self._t('trail')} WHERE subject = ? "  # noqa: S608
+                       f"AND event IN (?, ?) AND effective_on >= ?")
+                if left_on is not None:
+                    sql += " AND effective_on < ?"
+                    params.append(left_on)
+                wide += self._q(sql, params)
+        own = self._q(f"SELECT {columns} FROM {self._t('trail')} WHERE subject = ?",  # noqa: S608
+                      [f"{kind}:{code}"])
         rows: list[Row] = []
         for position, row_year, recorded, effective, actor, event, summary in sorted(
                 set(own) | set(wide)):
@@ -746,3 +764,32 @@ def _step(event: LedgerEvent, holders: MemoryState, positions: MemoryState) -> R
         "settled_pence": settled, "drawn_pence": drawn,
         "remaining_pence": allocated + drawn - committed - settled,
     }
+
+
+_TRAIL_TAKES = "trail takes a practice's ODS code (A81001) or a consortium's code (16C)"
+_ACTORS = "what an allocator, auditor or service did is each event's actor in ledger events"
+
+
+def trail_subject(text: str) -> tuple[str, str]:
+    """("practice", "A81001") or ("consortium", "16C"): whose trail `text` names, by the
+    shape of its code (DESIGN glossary: a practice's is one letter and five digits, a
+    consortium's 3 characters with a digit or 5). An actor's form (`consortium:16C`,
+    `allocator:Q71`) or any other text raises InvalidInput (rule `trail`) saying what
+    trail takes and what to use instead."""
+    role, colon, rest = text.strip().partition(":")
+    kind = role.strip().lower()
+    if colon and kind in ("practice", "consortium"):
+        raise InvalidInput("trail", f"trail takes the code alone, without {kind}: before "
+                           f"it: write ledger trail {rest.strip()[:40] or 'A81001'}")
+    if colon:
+        raise InvalidInput("trail", f"{_TRAIL_TAKES}, not {shown(text)}: {_ACTORS}")
+    try:
+        return "practice", parse_practice_code(text)
+    except InvalidInput:
+        pass
+    try:
+        return "consortium", parse_consortium_code(text)
+    except InvalidInput:
+        raise InvalidInput("trail", f"malformed code {shown(text)}: {_TRAIL_TAKES}: one "
+                           "letter and five digits, or 3 characters with a digit or 5 "
+                           "(X2C4Y)") from None

@@ -310,7 +310,7 @@ def test_the_openapi_schema_has_a_title_a_description_and_every_endpoint(
     schema = client.get("/openapi.json").json()
     assert schema["info"]["title"] == "Commissioning ledger read API"
     assert "next_after" in schema["info"]["description"]
-    assert set(schema["paths"]) >= {"/health", "/holders", "/trail/{practice}", "/position",
+    assert set(schema["paths"]) >= {"/health", "/holders", "/trail/{code}", "/position",
                                     "/pools", "/quality", "/variation", "/projections",
                                     "/events"}
 

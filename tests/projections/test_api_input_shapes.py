@@ -84,7 +84,7 @@ def test_an_instant_past_the_calendar_or_a_code_that_upper_cases_to_ascii_is_400
     auth = {"Authorization": f"Bearer {secret}"}
     refused(client.get("/holders", params={"known_at": "9999-12-31T23:59:59-01:00"},
                        headers=auth), 400, "out of range")
-    refused(client.get("/trail/\u013181001", headers=auth), 400, "malformed practice code")
+    refused(client.get("/trail/\u013181001", headers=auth), 400, "malformed code '\u013181001'")
     refused(client.get("/holders", params={"consortium": "1\u017fC"}, headers=auth), 400,
             "malformed consortium code")
     before = head(client, secret)
