@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledger.audit.leaf import event_leaf_hash, state_bytes, stream_bytes
 from ledger.audit.merkle import EMPTY_ROOT, CompactRange
@@ -156,21 +156,8 @@ def seal_rows(
     nodes = compact.extend([leaf[4] for leaf in leaves], every=NODE_LEVEL_STEP)
     root = compact.root()
     if dialect.kind == "postgres":
-        # One statement: the leaves, the nodes and the new head.
-        source, params = pg_rows(leaves, ("bigint", "bigint", "bytea", "bigint", "bytea"))
-        parts = [dialect.sql("l AS (INSERT INTO {leaves} (leaf_index, position, stream_id, "
-                             "version, leaf_hash) ") + source + ")"]
-        if nodes:
-            source, more = pg_rows(nodes, ("integer", "bigint", "bytea"))
-            parts.append(dialect.sql("n AS (INSERT INTO {nodes} (level, node_index, hash) ")
-                         + source + ")")
-            params += more
-        curs.execute(
-            "WITH " + ", ".join(parts) + dialect.sql(  # noqa: S608 - names and placeholders only
-                " UPDATE {tree} SET size = %b, last_position = %b, frontier = %b, root = %b "
-                "WHERE id = 1"),
-            [*params, size, last, compact.encode(), root],
-        )
+        _write_pg(curs, dialect, leaves, nodes,
+                  (size, last, compact.encode(), root))
         return TreeHead(head.origin, size, last, compact, root)
     curs.executemany(
         dialect.sql(
@@ -190,6 +177,33 @@ def seal_rows(
         (size, last, compact.encode(), root),
     )
     return TreeHead(head.origin, size, last, compact, root)
+
+
+def _write_pg(curs: Cursor, dialect: Dialect, leaves: Sequence[tuple[Any, ...]],
+              nodes: Sequence[tuple[Any, ...]], head: tuple[int, int, bytes, bytes]) -> None:
+    """The leaves, the nodes and the new head (size, last position, frontier, root) in
+    one statement; queued to go with the write's COMMIT when the cursor queues writes
+    (ledger.store.postgres.WriteCursor), with the write's own."""
+    source, params = pg_rows(leaves, ("bigint", "bigint", "bytea", "bigint", "bytea"))
+    writes = [(dialect.sql("INSERT INTO {leaves} (leaf_index, position, stream_id, version, "
+                           "leaf_hash) ") + source, params)]
+    if nodes:
+        source, more = pg_rows(nodes, ("integer", "bigint", "bytea"))
+        writes.append((dialect.sql("INSERT INTO {nodes} (level, node_index, hash) ") + source,
+                       more))
+    writes.append((dialect.sql("UPDATE {tree} SET size = %b, last_position = %b, "
+                               "frontier = %b, root = %b WHERE id = 1"), list(head)))
+    queue = getattr(curs, "write", None)
+    if queue is not None:
+        for statement, values in writes:
+            queue(statement, values)
+        return
+    *inserts, (update, values) = writes
+    curs.execute(
+        "WITH " + ", ".join(f"w{i} AS ({statement})" for i, (statement, _) in enumerate(inserts))
+        + " " + update,
+        [value for _, more in inserts for value in more] + values,
+    )
 
 
 def unsealed_rows(curs: Cursor, dialect: Dialect, after: int, limit: int) -> list[StoredRow]:

@@ -165,9 +165,10 @@ def record(cursor: Cursor, dialect: Dialect, rows: Iterable[tuple[int, str, int]
             [(topic, version, position) for (topic, version), position in first.items()],
         )
     if last:
-        cursor.execute(
-            dialect.sql("INSERT INTO {kinds_checked} (id, position) VALUES (1, ?) "
-                        "ON CONFLICT (id) DO UPDATE SET position = excluded.position"),
-            (last,),
-        )
+        # Queued to go with the COMMIT where the cursor queues writes (PostgreSQL's
+        # write transaction, ledger/store/postgres.py WriteCursor).
+        write = getattr(cursor, "write", None) or cursor.execute
+        write(dialect.sql("INSERT INTO {kinds_checked} (id, position) VALUES (1, ?) "
+                          "ON CONFLICT (id) DO UPDATE SET position = excluded.position"),
+              (last,))
     return set(first)

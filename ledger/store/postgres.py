@@ -98,6 +98,28 @@ def _columns(rows: Iterable[Sequence[Any]], width: int) -> tuple[list[Any], ...]
     return columns
 
 
+class WriteCursor(psycopg.Cursor[DictRow]):
+    """The cursor of a write transaction (`write_transaction`): a psycopg cursor that
+    also queues writes, to send in one statement with the COMMIT (`write`)."""
+
+    def __init__(self, connection: psycopg.Connection[DictRow]) -> None:
+        super().__init__(connection)
+        self.writes: list[tuple[str, Sequence[Any]]] = []
+
+    def write(self, statement: str, params: Sequence[Any] = ()) -> None:
+        """Queue `statement`, an INSERT, UPDATE or DELETE without WITH or RETURNING
+        (placeholders %s or %b), to run with the COMMIT.
+
+        Every write queued in a transaction runs in one statement, each a WITH query
+        of it (https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING):
+        together, on the snapshot the transaction's reads saw, so none sees the
+        rows another one changes (each changes rows no other one does). The
+        statements executed meanwhile run before them. A write that fails fails
+        the COMMIT, and the transaction records nothing.
+        """
+        self.writes.append((statement, params))
+
+
 def _uuid(value: UUID | str) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
@@ -117,6 +139,20 @@ def _affiliations(curs: Cursor[DictRow]) -> dict[str, list[str]]:
     for row in curs.fetchall():
         found.setdefault(row["practice"], []).append(row["consortium"])
     return found
+
+
+def _one_statement(writes: Sequence[tuple[str, Sequence[Any]]], last: str = "SELECT 1",
+                   tail: Sequence[Any] = ()) -> tuple[str, list[Any]]:
+    """`writes` (INSERT, UPDATE or DELETE statements with their parameters) as the WITH
+    queries of one statement ending in `last` (with parameters `tail`); "" for none."""
+    if not writes:
+        return "", []
+    params: list[Any] = []
+    for _, values in writes:
+        params.extend(values)
+    params.extend(tail)
+    queries = ", ".join(f"w{i} AS ({statement})" for i, (statement, _) in enumerate(writes))
+    return f"WITH {queries} {last}", params
 
 
 class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
@@ -251,49 +287,37 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         # eventsourcing's insert path (EventStore.append): the side tables first.
-        statement, params = self._write_statement(indexes_of(kwargs), [], [])
+        statement, params = _one_statement(self._writes(indexes_of(kwargs), [], []))
         if statement:
             curs.execute(statement, params)
         super()._insert_events(curs, stored_events, **kwargs)
 
-    def _write_statement(self, indexes: Indexes, ids: Sequence[int],
-                         stored_events: Sequence[StoredEvent]) -> tuple[str, list[Any]]:
-        """One statement writing the side tables' rows, then the events at `ids` (the
-        sequence kept in step, the channel told); "" when there is nothing to write."""
+    def _writes(self, indexes: Indexes, ids: Sequence[int],
+                stored_events: Sequence[StoredEvent]) -> list[tuple[str, list[Any]]]:
+        """The INSERTs of the side tables' rows, then of the events at `ids`."""
         d = self.dialect
-        parts: list[str] = []
-        params: list[Any] = []
+        writes: list[tuple[str, list[Any]]] = []
 
-        def add(name: str, table: str, rows: Sequence[Sequence[Any]], types: Sequence[str],
+        def add(table: str, rows: Sequence[Sequence[Any]], types: Sequence[str],
                 tail: str = "") -> None:
             if rows:
                 source, values = pg_rows(rows, types)
-                parts.append(f"{name} AS (INSERT INTO {table} {source}{tail})")
-                params.extend(values)
+                writes.append((f"INSERT INTO {table} {source}{tail}", values))
 
         text3 = ("text", "text", "text")
-        add("r", d.table("ledger_commands"),
+        add(d.table("ledger_commands"),
             [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts], text3)
-        add("f", d.table("ledger_refs"), [(r.ref, r.practice, r.year) for r in indexes.refs],
-            text3)
-        add("a", d.table("ledger_affiliations"), indexes.affiliations, ("text", "text"),
+        add(d.table("ledger_refs"), [(r.ref, r.practice, r.year) for r in indexes.refs], text3)
+        add(d.table("ledger_affiliations"), indexes.affiliations, ("text", "text"),
             " ON CONFLICT DO NOTHING")
-        add("y", d.table("ledger_budget_years"), indexes.budget_years, ("text", "text"),
+        add(d.table("ledger_budget_years"), indexes.budget_years, ("text", "text"),
             " ON CONFLICT DO NOTHING")
         if stored_events:
-            add("e", d.events + " (notification_id, originator_id, originator_version, "
-                "topic, state)",
+            add(d.events + " (notification_id, originator_id, originator_version, topic, state)",
                 [(i, e.originator_id, e.originator_version, e.topic, e.state)
                  for i, e in zip(ids, stored_events, strict=True)],
                 ("bigint", self._id_type, "bigint", "text", "bytea"))
-            last = ("SELECT setval(pg_get_serial_sequence(%b, 'notification_id'), %b), "
-                    "pg_notify(%b, '')")
-            params.extend((d.events, ids[-1], self.channel_name))
-        else:
-            last = "SELECT 1"
-        if not parts:
-            return "", []
-        return "WITH " + ", ".join(parts) + " " + last, params
+        return writes
 
     @contextmanager
     def write_transaction(self, reads: Reads | None = None) -> Iterator[Cursor[DictRow]]:
@@ -315,7 +339,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:
             try:
                 with conn.pipeline() as pipeline:
-                    curs = conn.cursor()
+                    curs = WriteCursor(conn)
                     # BEGIN and COMMIT as statements, queued with the rest: psycopg's
                     # transaction block would sync the pipeline on entry and before COMMIT.
                     curs.execute(_BEGIN)
@@ -327,6 +351,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                         yield curs
                     finally:
                         _WRITE.reset(token)
+                    self._send_writes(curs, txn)
                     curs.execute(_COMMIT)
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
@@ -334,6 +359,20 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                         conn.execute(_ROLLBACK)
                 raise
             self._committed(txn)
+
+    def _send_writes(self, curs: WriteCursor, txn: _Transaction) -> None:
+        """The writes queued in the transaction, in one statement; with events among
+        them, the column's sequence kept in step and the channel told."""
+        if txn.written:
+            last = ("SELECT setval(pg_get_serial_sequence(%b, 'notification_id'), %b), "
+                    "pg_notify(%b, '')")
+            tail: list[Any] = [self.dialect.events, txn.head, self.channel_name]
+        else:
+            last, tail = "SELECT 1", []
+        statement, params = _one_statement(curs.writes, last, tail)
+        curs.writes = []
+        if statement:
+            curs.execute(statement, params)
 
     def _prefetch(self, conn: psycopg.Connection[DictRow], pipeline: psycopg.Pipeline,
                   reads: Reads) -> _Transaction:
@@ -439,20 +478,20 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         """Nothing is carried between transactions on PostgreSQL (`carried`)."""
 
     def insert_in_transaction(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], indexes: Indexes
+        self, curs: WriteCursor, stored_events: Sequence[StoredEvent], indexes: Indexes
     ) -> Sequence[int]:
         """Append events and their indexes inside `write_transaction` (the lock is held).
 
-        The statements are queued, not sent: they go with the COMMIT. Positions are
-        the next after the highest, read under the lock when the transaction began.
+        The writes are queued (`WriteCursor.write`), as the hooks' may be: they go
+        with the COMMIT, in one statement. Positions are the next after the highest,
+        read under the lock when the transaction began.
         """
         txn = _WRITE.get()
         assert txn is not None, "insert_in_transaction outside write_transaction"
         assert txn.curs is curs, "insert_in_transaction with another transaction's cursor"
         ids = list(range(txn.head + 1, txn.head + 1 + len(stored_events)))
-        statement, params = self._write_statement(indexes, ids, stored_events)
-        if statement:
-            curs.execute(statement, params)
+        for statement, params in self._writes(indexes, ids, stored_events):
+            curs.write(statement, params)
         if not stored_events:
             return []
         run_hooks(self.hooks, curs, self.dialect, ids, stored_events, prepared=txn.prepared)
