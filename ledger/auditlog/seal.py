@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ledger.audit.leaf import event_leaf_hash, state_bytes, stream_bytes
 from ledger.audit.merkle import EMPTY_ROOT, CompactRange
 from ledger.auditlog.tables import NODE_LEVEL_STEP, create_statements, ensure_tables
@@ -88,9 +90,13 @@ def _head_of(curs: Cursor) -> TreeHead | None:
     """The head `_select_head` read; SealError if read to seal and it does not end at its
     last leaf."""
     row = curs.fetchone()
-    if row is None:
-        return None
-    origin, size, last, frontier, root, *tail = as_tuple(row)
+    return None if row is None else _head_from(as_tuple(row))
+
+
+def _head_from(row: Sequence[Any]) -> TreeHead:
+    """The head in `row` as `_select_head` reads it; SealError if read to seal (with the
+    position of its last leaf) and it does not end at its last leaf."""
+    origin, size, last, frontier, root, *tail = row
     if tail and int(size) and tail[0] != last:
         raise SealError(
             f"the log no longer matches its Merkle log: its head says leaf {int(size) - 1} "
@@ -254,17 +260,31 @@ class MerkleSealing:
     def create_statements(self, dialect: Dialect) -> list[str]:
         return create_statements(dialect)
 
-    def prepare(self, cursor: Cursor, dialect: Dialect) -> Callable[[], TreeHead | None]:
-        """Queue the read of the tree head (FOR UPDATE) with the transaction's lock;
-        the function returned gives the head once it has arrived (None: no head yet)."""
-        _select_head(cursor, dialect, for_update=True)
-        return lambda: _head_of(cursor)
+    def prepare(self, dialect: Dialect) -> tuple[str, Callable[[Any], TreeHead | None]]:
+        """The read of the tree head (FOR UPDATE) as one column of the write transaction's
+        first statement (PostgreSQL: JSON text, the hashes in hex), and the function
+        that gives the head from its value (None: no head yet). SealError from it if
+        the head does not end at its last leaf."""
+        return dialect.sql(
+            "(SELECT json_build_array(origin, size, last_position, encode(frontier, 'hex'), "
+            "encode(root, 'hex'), (SELECT position FROM {leaves} "
+            "WHERE leaf_index = {tree}.size - 1))::text FROM {tree} WHERE id = 1 FOR UPDATE)"
+        ), _head_read
 
     def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
                  prepared: TreeHead | None = None) -> TreeHead:
         """Seal `rows`; `prepared` is the tree head as this transaction found it, if
         known (read with its lock, or left by the previous write with nothing since)."""
         return seal_inserted(cursor, dialect, rows, prepared)
+
+
+def _head_read(value: str | None) -> TreeHead | None:
+    """The head as `MerkleSealing.prepare`'s column reads it."""
+    if value is None:
+        return None
+    origin, size, last, frontier, root, position = orjson.loads(value)
+    return _head_from((origin, size, last, bytes.fromhex(frontier), bytes.fromhex(root),
+                       position))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,11 @@ store creates their tables with its own and calls each, with the transaction's
 cursor, after every insert of events, so whatever a hook writes commits or rolls
 back with the events. The Merkle log's sealing is one (ledger/auditlog/seal.py).
 
-A hook may also have `prepare(cursor, dialect) -> finish`: a store that fetches a
-write transaction's first reads together with its lock (PostgreSQL, in one
-pipeline) calls it there to queue the hook's own reads, then calls `finish()`
-once they have arrived and passes its result to `inserted` as `prepared`. The
-cursor given to `prepare` may be in pipeline mode: execute, do not fetch.
-Without `prepared`, `inserted` reads what it needs itself.
+A hook may also have `prepare(dialect) -> (column, finish)`: a store that reads a
+write transaction's first reads in one statement with its lock (PostgreSQL) reads
+`column` there, a scalar SQL expression without parameters, then passes its value
+to `finish` and what that gives to `inserted` as `prepared`. Without `prepared`,
+`inserted` reads what it needs itself.
 
 `inserted` returns what it knows once the rows are in (the Merkle log's new tree
 head). A store that can tell nothing was written since (SQLite, recorders.py)

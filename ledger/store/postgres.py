@@ -213,6 +213,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             ", COALESCE((SELECT position FROM {kinds_checked} WHERE id = 1), 0) AS checked, "
             "(SELECT json_agg(json_build_array(topic, version, first_position) "
             "ORDER BY first_position)::text FROM {event_kinds}) AS kinds").encode()
+        self._first_statements: dict[tuple[bool, tuple[tuple[int, str], ...]], bytes] = {}
         # Last known version of streams, as of position _known_head (write path only),
         # whose event's state has the md5 digest _known_tail.
         self._versions: dict[UUID, int] = {}
@@ -392,17 +393,23 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         catalogue_reads = [(self._catalogue_kinds, ()), (self._catalogue_tail, ())]
         catalogued = all(named in reads.rows for named in catalogue_reads)
 
+        prepares = [getattr(hook, "prepare", None) for hook in self.hooks]
+        columns = [prepare(self.dialect) if prepare else None for prepare in prepares]
+
         def first(curs: Cursor[DictRow]) -> None:
             row = curs.fetchone()
             assert row is not None
             changed.extend(self._take_first(txn, row, catalogued=catalogued))
+            txn.prepared = [None if column is None else column[1](row[f"hook_{i}"])
+                            for i, column in enumerate(columns)]
 
         txn.receipt_keys = frozenset(reads.command_ids)
         txn.ref_keys = frozenset(reads.refs)
         txn.practice_keys = frozenset(reads.practices)
         # Nothing known: no need to look for changes (an empty range).
         after, upto = (known_head, known_head + _CHANGED_LIMIT) if knows_any else (0, 0)
-        read(self._select_first_catalogued if catalogued else self._select_first,
+        read(self._first_statement(catalogued, tuple(
+                 (i, column[0]) for i, column in enumerate(columns) if column is not None)),
              (known_head, after, upto, list(txn.receipt_keys), list(txn.ref_keys),
               list(txn.practice_keys)), first)
         for statement, params in reads.rows:
@@ -412,14 +419,9 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                      ) -> None:
                 txn.rows[key] = [tuple(row.values()) for row in curs.fetchall()]
             read(statement, params, rows)
-        finishers = []
-        for hook in self.hooks:
-            prepare = getattr(hook, "prepare", None)
-            finishers.append(prepare(conn.cursor(), self.dialect) if prepare else None)
         pipeline.sync()
         for curs, take in queued:
             take(curs)
-        txn.prepared = [finish() if finish else None for finish in finishers]
         with self._versions_lock:
             # Known versions are as of a head >= known_head (another thread may have
             # moved it on since): what changed after known_head brings every stream
@@ -439,6 +441,18 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             self._generation += 1
             txn.generation = self._generation
         return txn
+
+    def _first_statement(self, catalogued: bool, columns: tuple[tuple[int, str], ...]
+                         ) -> bytes:
+        """The first statement, reading the catalogue too if `catalogued`, and each
+        hook's column (hook index, its `prepare` column) as hook_<index>."""
+        key = (catalogued, columns)
+        statement = self._first_statements.get(key)
+        if statement is None:
+            statement = (self._select_first_catalogued if catalogued else self._select_first
+                         ) + "".join(f", {column} AS hook_{i}" for i, column in columns).encode()
+            self._first_statements[key] = statement
+        return statement
 
     def _take_first(self, txn: _Transaction, row: DictRow, *, catalogued: bool
                     ) -> list[tuple[UUID, int]]:
