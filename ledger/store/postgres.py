@@ -259,13 +259,17 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         # eventsourcing's lock (SET LOCAL lock_timeout, then LOCK TABLE ... IN EXCLUSIVE
         # MODE), rendered once as bytes (psycopg would render a composed statement again
         # on every execute). The timeout is a set_config that also keeps the transaction
-        # on generic plans (plan_cache_mode): the first statement's lookups are index
-        # seeks whatever their parameters, and PostgreSQL would otherwise plan it anew
-        # on every write, as its custom plans cost less than a generic one by its
-        # estimates (a quarter of the server's time per command, measured).
+        # on generic plans (plan_cache_mode) made without sequential scans where an
+        # index serves (enable_seqscan): the first statement's lookups are index seeks
+        # whatever their parameters, and PostgreSQL would otherwise plan it anew on
+        # every write, as its custom plans cost less than a generic one by its
+        # estimates (a quarter of the server's time per command, measured); a generic
+        # plan is kept for the connection's life, and one made while a side table was
+        # a page or two would scan it whole however large it grew.
         self.lock_table_statements = [
             SQL("SELECT set_config('lock_timeout', {0}, true), "
-                "set_config('plan_cache_mode', 'force_generic_plan', true)").format(
+                "set_config('plan_cache_mode', 'force_generic_plan', true), "
+                "set_config('enable_seqscan', 'off', true)").format(
                 f"{self.datastore.lock_timeout}s").as_bytes(None),
             SQL("LOCK TABLE {0}.{1} IN EXCLUSIVE MODE").format(schema, events).as_bytes(None),
         ]
