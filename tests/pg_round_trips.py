@@ -18,6 +18,15 @@ def round_trips(store: EventStore) -> Iterator[list[int]]:
     the server something and then waited for its answer, over the store's pooled
     connections. Fails if the block used a connection the pool did not hold
     when it started (one the trace would not have seen)."""
+    with traced(store) as counted:
+        yield counted
+    del counted[1:]
+
+
+@contextmanager
+def traced(store: EventStore) -> Iterator[list[int]]:
+    """As `round_trips`, the list holding [round trips, statements executed] once the
+    block ends."""
     pool: Any = store.recorder.datastore.pool  # type: ignore[attr-defined]
     connections = list(pool._pool)
     traces: list[IO[str]] = []
@@ -32,18 +41,22 @@ def round_trips(store: EventStore) -> Iterator[list[int]]:
     finally:
         for conn in connections:
             conn.pgconn.untrace()
-        counted.append(sum(_waits(trace) for trace in traces))
+        counts = [_counts(trace) for trace in traces]
+        counted.extend((sum(waits for waits, _ in counts), sum(sent for _, sent in counts)))
     assert {id(c) for c in pool._pool} <= {id(c) for c in connections}, "a new connection"
 
 
-def _waits(trace: IO[str]) -> int:
-    """Messages from the client (F) followed by one from the server (B)."""
+def _counts(trace: IO[str]) -> tuple[int, int]:
+    """(messages from the client (F) followed by one from the server (B), statements
+    the client asked to execute (Execute messages, and simple Query messages))."""
     trace.seek(0)
-    waits, previous = 0, ""
+    waits, sent, previous = 0, 0, ""
     for line in trace:
-        direction = line.split("\t", 1)[0]
+        direction, *fields = line.split("\t")
         if direction == "B" and previous == "F":
             waits += 1
+        if direction == "F" and len(fields) > 1 and fields[1] in {"Execute", "Query"}:
+            sent += 1
         previous = direction
     trace.close()
-    return waits
+    return waits, sent

@@ -12,15 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from ledger.auditlog.tables import transaction
 from ledger.auditlog.verify import verify_store
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import LedgerError, StoreUnavailable
-from ledger.domain.events import budget_stream
+from ledger.domain.events import LedgerEvent, budget_stream
+from ledger.store.recorders import Indexes, Receipt
 from tests.conftest import FakeClock
 from tests.ledger.application.scenario import A1, ALLOCATOR, YEAR, commit, run, seed
-from tests.pg_round_trips import round_trips
+from tests.pg_round_trips import round_trips, traced
 
 
 def positions(ledger: Ledger) -> list[int]:
@@ -101,3 +103,49 @@ def test_a_command_on_postgresql_takes_two_round_trips(pg_url: str, clock: FakeC
         with round_trips(ledger.store) as counted:
             commit(ledger, "R-0002", "10.00")
         assert counted == [2]
+
+
+@pytest.mark.postgres
+def test_a_command_on_postgresql_sends_six_statements(pg_url: str, clock: FakeClock) -> None:
+    # BEGIN, the lock's settings, LOCK TABLE, the first reads (receipts, refs, the
+    # catalogue, the tree head...), every row written, COMMIT.
+    with bootstrap(pg_url, clock=clock) as ledger:
+        seed(ledger)
+        commit(ledger, "R-0001", "10.00")
+        with traced(ledger.store) as counted:
+            commit(ledger, "R-0002", "10.00")
+        assert counted == [2, 6]
+
+
+@pytest.mark.postgres
+def test_writes_sent_with_the_commit_record_nothing_when_one_of_them_fails(
+    pg_url: str, clock: FakeClock,
+) -> None:
+    with bootstrap(pg_url, clock=clock) as ledger:
+        seed(ledger)
+        before = positions(ledger)
+        recorder: Any = ledger.store.recorder
+        receipts = recorder.dialect.table("ledger_commands")
+        stored = ledger.store.mapper.to_stored_event(budget_event(ledger))
+
+        def write() -> None:
+            with recorder.write_transaction() as curs:
+                recorder.insert_in_transaction(curs, [stored], Indexes(
+                    receipts=[Receipt("c-queued", "fingerprint", "{}")]))
+                # The same command id again, in the last of the queued writes.
+                curs.write(f"INSERT INTO {receipts} VALUES (%s, 'other', '{{}}')",
+                           ("c-queued",))
+
+        with pytest.raises(IntegrityError):
+            write()
+        assert positions(ledger) == before
+        assert ledger.store.receipts(["c-queued"]) == {}
+        assert verify_store(ledger.store).ok
+        commit(ledger, "R-0001", "10.00")  # the ledger writes on, without a gap
+        assert positions(ledger) == list(range(1, len(before) + 2))
+
+
+def budget_event(ledger: Ledger) -> LedgerEvent:
+    """The next event of a budget's stream, as a command would append it."""
+    last = ledger.store.stream(budget_stream(A1, YEAR))[-1]
+    return last.model_copy(update={"originator_version": last.originator_version + 1})
