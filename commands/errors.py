@@ -15,6 +15,10 @@
     5  the log holds an event this version cannot read (an unknown topic or a
        newer schema version: a newer version of the ledger wrote it): upgrade;
        UnreadableEvent; nothing read, nothing recorded
+   74  the output could not be written (standard output on a full disk, or its device
+       failing: EX_IOERR of sysexits.h): one line on stderr; a write had already
+       recorded what it answers
+  130  `apply` stopped by Ctrl-C, saying how far it got
   141  the output was closed before the command finished writing it (a pipe to
        `head`): as a command ended by SIGPIPE, with no message; a write had
        already recorded what it answers
@@ -25,10 +29,12 @@ never a traceback; the store is closed on the way out, whatever happened.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import typer
 
@@ -42,6 +48,11 @@ EXIT_USAGE = 2
 EXIT_STORE_UNAVAILABLE = 3
 EXIT_VERIFICATION_FAILED = 4
 EXIT_UNREADABLE_EVENT = 5
+EXIT_OUTPUT_FAILED = 74
+"""EX_IOERR (sysexits.h): the output could not be written."""
+OUTPUT_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+"""Why writing standard output may fail other than by a closed pipe: a full disk or
+quota, a file grown past its limit, a failing device."""
 EXIT_INTERRUPTED = 130
 """128 + SIGINT: a command stopped by Ctrl-C, as a shell shows it."""
 EXIT_OUTPUT_CLOSED = 141
@@ -58,6 +69,16 @@ def _discard_output() -> None:
         os.dup2(null, sys.stdout.fileno())
     finally:
         os.close(null)
+
+
+def _output_failed(error: OSError) -> NoReturn:
+    """Standard output cannot be written: say so on stderr, drop what is still buffered
+    for it, and exit EXIT_OUTPUT_FAILED."""
+    _discard_output()
+    render.error(f"cannot write the output: {error.strerror or error}. The ledger lost "
+                 "nothing: anything this command recorded stays recorded (ledger events "
+                 "shows it); run a read again where its output has room [rule: output]")
+    raise typer.Exit(EXIT_OUTPUT_FAILED) from None
 
 
 def exit_code(error: LedgerError) -> int:
@@ -77,7 +98,12 @@ def store_fault(error: Exception, state: CliState | None) -> LedgerError | None:
 def handled(state: CliState | None = None) -> Iterator[None]:
     """Run a command body: a LedgerError becomes one stderr line and its exit code."""
     try:
-        yield
+        try:
+            yield
+        except typer.Exit:
+            sys.stdout.flush()  # what is buffered fails here, not as the interpreter exits
+            raise
+        sys.stdout.flush()
     except LedgerError as error:
         render.error(error)
         raise typer.Exit(exit_code(error)) from None
@@ -86,6 +112,8 @@ def handled(state: CliState | None = None) -> Iterator[None]:
         raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
     except Exception as error:
         fault = store_fault(error, state)
+        if fault is None and isinstance(error, OSError) and error.errno in OUTPUT_FAULTS:
+            _output_failed(error)
         if fault is None:
             raise
         render.error(fault)
