@@ -64,6 +64,10 @@ class CliState:
         return ServiceClient(self.server, self.token)
 
     def require_actor(self) -> str:
+        """The actor of a write made on the store itself (`--actor`): with `--server` the
+        token's actor acts, so a command that asks for one needs the store itself."""
+        if self.server:
+            self.ledger()  # refuses: not available with --server
         if not self.actor:
             raise InvalidInput(
                 "actor", "writes need an actor, who issues this one: --actor allocator:Q71, "

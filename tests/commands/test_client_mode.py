@@ -98,6 +98,12 @@ def test_client_mode_refuses_actor_store_commands_and_bad_tokens(
     store_only = cli("--server", server, "--token", token, "verify")
     assert store_only.code == EXIT_USAGE
     store_only.one_line_error("not available with --server")
+    # It reads weighted populations from the store itself: refused as such, not by asking
+    # for an --actor that --server refuses.
+    formula = cli("--server", server, "--token", token, "budget", "allocate-formula",
+                  "--year", "2025-26", "--rate", "acute=780")
+    assert formula.code == EXIT_USAGE
+    formula.one_line_error("not available with --server")
     nobody = cli("--server", server, "holders")
     assert nobody.code == EXIT_REFUSED
     nobody.one_line_error("no bearer token", "[rule: authentication]")
