@@ -22,8 +22,8 @@ import orjson
 from ledger.application.commands import BudgetAllocateFormula, parse_command
 from ledger.application.service import LedgerService, Outcome, Request
 from ledger.domain.budget import formula_amounts
-from ledger.domain.characters import parse_command_id
-from ledger.domain.errors import LedgerError, NotFound, RuleViolation
+from ledger.domain.characters import COMMAND_ID_MAX, parse_command_id
+from ledger.domain.errors import InvalidInput, LedgerError, NotFound, RuleViolation
 from ledger.domain.events import (
     FormulaTerm,
     PracticeRegistered,
@@ -92,6 +92,12 @@ def allocate_by_formula(
         [template.year, {str(e): p for e, p in sorted(rates_pence.items())}, scope,
          day.isoformat()])).hexdigest()[:16] if command_id is None else parse_command_id(
              command_id)
+    room = COMMAND_ID_MAX - len(":A00000")
+    if len(run_id) > room:  # each practice's command is <run id>:<practice>
+        raise InvalidInput(
+            "identifier", f"the run's command id is {len(run_id)} characters long: each "
+            f"practice is recorded as <id>:<practice>, at most {COMMAND_ID_MAX} characters, "
+            f"so give one of at most {room}")
     lines: list[FormulaLine] = []
     left_out: list[str] = []
     for code in codes:

@@ -28,7 +28,7 @@ from ledger.application.mapping import (
     weighted_of,
 )
 from ledger.application.service import Clock, Outcome, Request
-from ledger.domain.characters import parse_command_id, refuse_unprintable
+from ledger.domain.characters import COMMAND_ID_MAX, parse_command_id, refuse_unprintable
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.values import FinancialYear, parse_practice_code, shown
 
@@ -243,8 +243,23 @@ class _Plan:
             command: Command = build_command(name, args)
         except LedgerError as error:
             raise _at_line(error, self.source, line) from None
-        self.requests.append(Request(command, self.actor, f"{self.command_id}:line{line}{suffix}"))
+        self.requests.append(Request(command, self.actor, self._row_id(line, suffix)))
         self.lines.append(line)
+
+    def _row_id(self, line: int, suffix: str) -> str:
+        """`<id>:line<N><suffix>`; InvalidInput (rule `identifier`) when that passes
+        COMMAND_ID_MAX, which an id given with --command-id may make it do: such an id
+        could be named by no retry, apply line or Idempotency-Key."""
+        row_id = f"{self.command_id}:line{line}{suffix}"
+        if len(row_id) > COMMAND_ID_MAX:
+            room = COMMAND_ID_MAX - (len(row_id) - len(self.command_id))
+            raise InvalidInput(
+                "identifier",
+                f"{self.source} line {line}: the import's command id is "
+                f"{len(self.command_id)} characters long: each row is recorded as "
+                f"<id>:line<N>, at most {COMMAND_ID_MAX} characters, so give one of at most "
+                f"{room}; nothing was imported")
+        return row_id
 
     def run(self, service: Runs, what: str) -> ImportReport:
         """Every command as one atomic batch, reported as `what`; a file whose header has

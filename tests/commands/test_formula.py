@@ -121,3 +121,21 @@ def test_malformed_rates_are_refused(sqlite_path: str, rate: str, fragment: str)
     assert result.exit_code == EXIT_USAGE, result.stderr
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_run_id_too_long_for_its_practices_ids_is_refused_and_one_that_fits_is_kept(
+        invoke: Ledger, db_url: str) -> None:
+    setup(invoke)
+    before = head(db_url)
+    rates = ("--year", "2025-26", "--rate", "acute=780", "--on", "2025-04-01")
+    long = invoke("--command-id", "r" * 122, "budget", "allocate-formula", *rates,
+                  actor=ALLOCATOR)
+    assert long.code == EXIT_USAGE, long.stderr
+    long.one_line_error("command id is 122 characters long", "<id>:<practice>",
+                        "at most 121")
+    assert head(db_url) == before
+    fits = invoke("--command-id", "r" * 121, "budget", "allocate-formula", *rates,
+                  actor=ALLOCATOR)
+    assert fits.code == 0, fits.stderr
+    ids = [json.loads(line)["command_id"] for line in invoke("events").stdout.splitlines()]
+    assert max(len(i) for i in ids) == 128

@@ -99,6 +99,40 @@ def register(invoke: Ledger, *codes: str) -> None:
         assert result.code == 0, result.stderr
 
 
+@pytest.mark.parametrize(("kind", "header", "rows", "suffix"), [
+    ("practices", "practice,name,list_size,consortium",
+     [f"A8100{n},Surgery {n},3412,16C" for n in range(2, 10)] + ["A81010,Last,10,16C"],
+     ":line10:join"),
+    ("allocations", "practice,element,amount", [f"A81001,{e},100" for e in (
+        "acute", "community", "mental-health", "maternity", "prescribing",
+        "health-inequalities", "primary-care")], ":line8"),
+])
+def test_an_import_id_too_long_for_its_rows_ids_is_refused_and_one_that_fits_is_kept(
+        invoke: Ledger, db_url: str, tmp_path: Path, kind: str, header: str,
+        rows: list[str], suffix: str) -> None:
+    assert invoke("consortium", "form", "16C", "--name", "Tees Valley", "--officer", "Dr A",
+                  "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    assert invoke("practice", "register", "A81001", "--name", "Densham", "--list-size",
+                  "4069", "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    file = tmp_path / f"{kind}.csv"
+    file.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    command = (("practice", "import", str(file)) if kind == "practices" else
+               ("budget", "import", str(file), "--year", "2024-25"))
+    room = 128 - len(suffix)
+    before = head(db_url)
+    long = invoke("--command-id", "i" * (room + 1), *command, "--on", "2024-04-01",
+                  actor=ALLOCATOR)
+    assert long.code == 2, long.stderr
+    long.one_line_error(f"command id is {room + 1} characters long", "<id>:line<N>",
+                        f"at most {room}", "nothing was imported")
+    assert head(db_url) == before
+    fits = invoke("--command-id", "i" * room, *command, "--on", "2024-04-01",
+                  actor=ALLOCATOR)
+    assert fits.code == 0, fits.stderr
+    ids = [json.loads(line)["command_id"] for line in invoke("events").stdout.splitlines()]
+    assert max(len(i) for i in ids) == 128
+
+
 def test_allocation_import_allocates_each_row(
     invoke: Ledger, db_url: str, tmp_path: Path
 ) -> None:
