@@ -169,9 +169,9 @@ class JointReads(Reads):
         fy, day = self.year_and_day(year)
         kinds: dict[str, str] = {}
         for practice in dict.fromkeys(r["practice"] for r in away):
-            steps = sorted((s["effective_on"], s["position"], s["event"])
-                           for s in self.trail(practice, year=fy)
-                           if s["event"] in ("OptedOut", "OptedIn") and s["effective_on"] <= day)
+            steps = sorted((on, position, kind)
+                           for position, _, on, kind in self.trail_kinds(practice, year=fy)
+                           if kind in ("OptedOut", "OptedIn") and on <= day)
             kinds[practice] = "opt-out" if steps and steps[-1][2] == "OptedOut" \
                 else "delegation"
         return [r | {"kind": kinds[r["practice"]]} for r in away]

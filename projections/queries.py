@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from ledger.domain.budget import top_slice
-from ledger.domain.errors import InvalidInput, NotFound
-from ledger.domain.events import LedgerEvent, budget_stream
+from ledger.domain.errors import InvalidInput, NotFound, UnreadableEvent
+from ledger.domain.events import EVENTS_BY_TOPIC, LedgerEvent, budget_stream
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
@@ -28,7 +28,7 @@ from ledger.domain.values import (
     shown,
 )
 from ledger.store.eventstore import EventStore
-from projections.core import MemoryState, Positioned, fold
+from projections.core import MemoryState, Positioned, fold, trusted_event
 from projections.holders import HOLDER_CHANGES, HOLDERS
 from projections.materialise import Materialiser
 from projections.positions import POSITIONS, TOTALS
@@ -97,6 +97,11 @@ def _iso(moment: datetime) -> str:
 
 def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values)
+
+
+EVENTS_AT_ONCE = 500
+"""Positions a read asks the log for in one statement (well under either store's limit
+on parameters)."""
 
 
 @dataclass
@@ -400,22 +405,48 @@ class Reads:
     def trail(self, code: str, *, year: str | None = None, since: date | None = None,
               until: date | None = None) -> list[Row]:
         """Every event that touched a practice or a consortium, in order (rows with
-        position, year, recorded_at, effective_on, actor, event, summary).
+        position, year, recorded_at (a UTC instant), effective_on, actor, event (its
+        kind), summary (in words)).
 
         `code` is a practice's ODS code (A81001): its own events, its budgets', holdings
         handed to it, and the risk pools and quality standards of the consortia it
         belonged to when they took effect; or a consortium's code (16C, X2C4Y): its
         forming, members joining and leaving, risk pools and their draws, quality
-        standards, and holdings delegated to it. Raises InvalidInput (trail_subject) for
-        any other code, NotFound for one the ledger does not know.
+        standards, and holdings delegated to it. The trail projection says which events
+        belong (projections/trail.py); who recorded each, when, and its words are read
+        from the event at that position. Raises InvalidInput (trail_subject) for any
+        other code, a malformed year or `since` after `until`, NotFound for a code the
+        ledger does not know, UnreadableEvent as every read of the log does.
         """
         self._fresh("organisations", "trail")
+        with self._together():
+            kept = self._trail_entries(code, year, since, until)
+            events = self._events_at([position for position, *_ in kept])
+        rows: list[Row] = []
+        for position, row_year, on, kind in kept:
+            event = events[position]
+            rows.append({"position": position, "recorded_at": event.recorded_at,
+                         "effective_on": on, "actor": event.actor, "event": kind,
+                         "year": row_year, "summary": describe(event)})
+        return rows
+
+    def trail_kinds(self, code: str, *, year: str | None = None
+                    ) -> list[tuple[int, str | None, date, str]]:
+        """The trail of `code` as (position, year, effective_on, event kind), in position
+        order, without reading the events: what a read that only orders them by kind
+        needs. Raises as `trail` does."""
+        self._fresh("organisations", "trail")
+        with self._together():
+            return self._trail_entries(code, year, None, None)
+
+    def _trail_entries(self, code: str, year: str | None, since: date | None,
+                       until: date | None) -> list[tuple[int, str | None, date, str]]:
         kind, code = trail_subject(code)
         if year is not None:
             FinancialYear.parse(year)
         if since and until and since > until:
             raise InvalidInput("date", f"--since {since} is after --until {until}")
-        columns = "position, year, recorded_at, effective_on, actor, event, summary"
+        columns = "position, year, effective_on, event"
         wide: list[tuple[Any, ...]] = []
         if kind == "consortium":
             try:
@@ -438,18 +469,34 @@ class Reads:
                 wide += self._q(sql, params)
         own = self._q(f"SELECT {columns} FROM {self._t('trail')} WHERE subject = ?",  # noqa: S608
                       [f"{kind}:{code}"])
-        rows: list[Row] = []
-        for position, row_year, recorded, effective, actor, event, summary in sorted(
-                set(own) | set(wide)):
+        kept: list[tuple[int, str | None, date, str]] = []
+        for position, row_year, effective, event in sorted(set(own) | set(wide)):
             on = date.fromisoformat(effective)
             if year is not None and row_year not in (None, year):
                 continue
             if (since and on < since) or (until and on > until):
                 continue
-            rows.append({"position": position, "recorded_at": datetime.fromisoformat(recorded),
-                         "effective_on": on, "actor": actor, "event": event,
-                         "year": row_year, "summary": summary})
-        return rows
+            kept.append((int(position), row_year, on, event))
+        return kept
+
+    def _events_at(self, positions: Sequence[int]) -> dict[int, LedgerEvent]:
+        """The log's events at `positions`, by position, read on the read's connection
+        as the projections' folds read them (`trusted_event`: validated when recorded);
+        UnreadableEvent for one of a kind or schema version this code cannot read."""
+        dialect = self.store.recorder.dialect
+        found: dict[int, LedgerEvent] = {}
+        for start in range(0, len(positions), EVENTS_AT_ONCE):
+            chunk = list(positions[start:start + EVENTS_AT_ONCE])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._q(
+                f"SELECT {dialect.position}, originator_id, originator_version, topic, "  # noqa: S608
+                f"state FROM {dialect.events} WHERE {dialect.position} IN ({marks})", chunk)
+            for position, stream, version, topic, state in rows:
+                if topic not in EVENTS_BY_TOPIC:
+                    raise UnreadableEvent(topic, "?", None, int(position))
+                found[int(position)] = trusted_event(topic, stream, version, bytes(state),
+                                                     int(position))
+        return found
 
     # --- positions ---------------------------------------------------------------------
 
