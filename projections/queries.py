@@ -124,8 +124,14 @@ class Reads:
         self._ahead: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
 
     def _fresh(self, *names: str) -> None:
+        """Bring the projections `names` up to date; answering from them as they stand
+        (`catch_up` False), check that the log holds no event this code cannot read: a
+        projector stopped by one (exit 5) would otherwise leave every read answering
+        from before it, as if the log ended there (UnreadableEvent)."""
         if self.catch_up:
             self.views.catch_up(list(names))
+        else:
+            self.store.ensure_readable()
 
     @contextmanager
     def _together(self) -> Iterator[None]:

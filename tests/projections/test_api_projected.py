@@ -19,6 +19,7 @@ from ledger.bootstrap import Ledger
 from projections.api import create_app
 from projections.materialise import Materialiser
 from tests.commands.conftest import clean_env, ledger_executable
+from tests.commands.test_unreadable_events import insert_row, unknown_topic
 from tests.ledger.application.scenario import A2, bearer, commit, grant_token
 from tests.ledger.store.test_commits import register_elsewhere
 from tests.projections.live_server import ledger_serve
@@ -61,6 +62,23 @@ def test_projected_reads_never_write_and_ready_reports_the_lag(
         project(db_url)
         assert committed(client) == before + 10_000
         assert client.get("/ready").json()["lag"] == 0
+
+
+def test_projected_reads_stop_at_an_event_this_version_cannot_read(
+        ledger: Ledger, db_url: str) -> None:
+    """The projector stops at such an event (exit 5); the reads it keeps must not go on
+    answering from before it as if the log ended there."""
+    write_ledger(ledger)
+    secret = grant_token(ledger, "auditor:audit")
+    project(db_url)
+    position = insert_row(db_url, *unknown_topic())
+    with TestClient(create_app(db_url, projected=True), headers=bearer(secret)) as client:
+        for path in ("/holders", "/position", "/trail/A81002", "/pools", "/quality",
+                     "/variation", "/projections", "/ready", "/events"):
+            answer = client.get(path)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.json()["rule"] == "unreadable-event", (path, answer.text)
+            assert f"position {position}" in answer.json()["error"]
 
 
 def test_reads_that_catch_up_report_ready_too(ledger: Ledger, db_url: str) -> None:
