@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -536,6 +537,61 @@ def check_free_text(text: str, field: str) -> str:
     return text
 
 
+NHS_NUMBER_SEPARATOR_RUN: Final = 3
+"""The most characters between two groups of an NHS number's digits (` - `)."""
+
+
+def _is_separator(char: str) -> bool:
+    """Space of any width, a dash of any kind (and the minus sign), a full stop, a slash
+    or an underscore: what people put between groups of digits."""
+    return char in "./_\u2212" or unicodedata.category(char) in ("Zs", "Pd")
+
+
+def written_nhs_number(text: str) -> bool:
+    """Whether `text` holds ten digits that pass the NHS number's check however they are
+    written: in any script's decimal digits (fullwidth, Arabic-Indic), grouped any way
+    (`94347 65919`), with up to NHS_NUMBER_SEPARATOR_RUN spaces, dashes of any kind, full
+    stops, slashes or underscores between groups. Groups so joined are read as one
+    number, checked when it has ten digits (a longer one, `01642 850850`, is another
+    kind of number). Input only: events are read back with `contains_nhs_number`, which
+    whatever older versions recorded passes."""
+    if sum(map(str.isdecimal, text)) < 10:
+        return False
+    chains: list[list[str]] = [[]]
+    group: list[str] = []
+    gap = 0
+    for char in text + "\n":
+        value = unicodedata.decimal(char, None) if char.isdecimal() else None
+        if value is not None:
+            if not group and gap > NHS_NUMBER_SEPARATOR_RUN:
+                chains.append([])
+            group.append(str(value))
+            gap = 0
+            continue
+        if group:
+            chains[-1].append("".join(group))
+            group = []
+        if _is_separator(char) and chains[-1]:
+            gap += 1
+        else:
+            gap = NHS_NUMBER_SEPARATOR_RUN + 1
+    numbers = ("".join(chain) for chain in chains)
+    return any(len(digits) == 10 and is_valid_nhs_number(digits) for digits in numbers)
+
+
+def check_input_text(text: str, field: str) -> str:
+    """Text given as input, refused (InvalidInput, rule `no-patient-data`, invariant 9)
+    when it holds an NHS number as `contains_nhs_number` or `written_nhs_number` finds
+    one."""
+    if written_nhs_number(text):
+        raise InvalidInput(
+            "no-patient-data",
+            f"{field} appears to contain an NHS number; patient-identifiable data "
+            "must not be recorded",
+        )
+    return check_free_text(text, field)
+
+
 def _free_text(text: str, info: ValidationInfo) -> str:
     return check_free_text(text, (info.field_name or "text").replace("_", " "))
 
@@ -547,12 +603,12 @@ read back with this type, so it accepts whatever older versions recorded."""
 
 def name_text(text: str, field: str) -> str:
     """A name given as input (NameText), `field` naming it in a refusal."""
-    return check_free_text(parse_text(text, field, max_length=NAME_MAX), field)
+    return check_input_text(parse_text(text, field, max_length=NAME_MAX), field)
 
 
 def long_text(text: str, field: str) -> str:
     """A reason or basis given as input (LongText), `field` naming it in a refusal."""
-    return check_free_text(parse_text(text, field, max_length=REASON_MAX), field)
+    return check_input_text(parse_text(text, field, max_length=REASON_MAX), field)
 
 
 def _name_text(text: str, info: ValidationInfo) -> str:

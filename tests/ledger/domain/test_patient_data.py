@@ -6,7 +6,13 @@ import pytest
 
 from ledger.domain.errors import InvalidInput
 from ledger.domain.events import SpendCommitted
-from ledger.domain.values import check_free_text, contains_nhs_number, is_valid_nhs_number
+from ledger.domain.values import (
+    check_free_text,
+    contains_nhs_number,
+    is_valid_nhs_number,
+    name_text,
+    written_nhs_number,
+)
 from tests.ledger.domain.builders import RECORDED_AT, YEAR, ctx
 
 
@@ -81,3 +87,50 @@ def test_event_free_text_fields_refuse_nhs_numbers() -> None:
         with pytest.raises(InvalidInput, match="NHS number"):
             SpendCommitted.model_validate({**fields, field: "for 943 476 5919"})
     assert context.recorded_at == RECORDED_AT
+
+
+WRITTEN_OTHER_WAYS = [
+    "Patient 943.476.5919",
+    "943/476/5919",
+    "943_476_5919",
+    "943  476  5919",
+    "943 - 476 - 5919",
+    "943\u2013476\u20135919",  # en dashes
+    "943\u00a0476\u00a05919",  # no-break spaces
+    "94347 65919",
+    "943 4765 919",
+    "9 4 3 4 7 6 5 9 1 9",
+    "\uff19\uff14\uff13\uff14\uff17\uff16\uff15\uff19\uff11\uff19",  # fullwidth
+    "\u0669\u0664\u0663\u0664\u0667\u0666\u0665\u0669\u0661\u0669",  # Arabic-Indic
+]
+
+
+@pytest.mark.parametrize("text", WRITTEN_OTHER_WAYS)
+def test_an_nhs_number_written_any_other_way_is_refused_as_input(text: str) -> None:
+    assert written_nhs_number(text)
+    with pytest.raises(InvalidInput) as refused:
+        name_text(f"Review {text} done", "service")
+    assert refused.value.rule == "no-patient-data"
+
+
+@pytest.mark.parametrize("text", [
+    "943 476 5918", "phone 01642 850850", "Tel 0800 123 4567", "reduced by 1,234,567.89",
+    "01/04/2024-31/03/2025", "943    476 5919", "943a476b5919", "94347659191",
+])
+def test_other_numbers_written_with_separators_are_not_refused(text: str) -> None:
+    assert not written_nhs_number(text)
+    assert name_text(text, "service") == text
+
+
+@pytest.mark.parametrize("text", WRITTEN_OTHER_WAYS)
+def test_events_older_versions_recorded_with_such_text_still_read(text: str) -> None:
+    """Stored events are read with the rule they were recorded under: a stricter input
+    rule never makes a recorded event unreadable."""
+    fields = {
+        "originator_id": "6f1c3b0e-8a53-5d2f-9c41-0d7f3a9e2b15",
+        "originator_version": 1,
+        **ctx("practice:A81001").event_fields(),
+        "practice": "A81001", "year": str(YEAR), "ref": "R-1", "element": "acute",
+        "amount_pence": 100, "provider": "RTR", "service": f"Review {text}",
+    }
+    assert SpendCommitted.model_validate(fields).service == f"Review {text}"
