@@ -71,12 +71,12 @@ def apply(
             report = state.client().apply(lines, stop_on_error=stop_on_error,
                                           batch_size=batch_size)
         else:
-            settled = 0
+            done = 0
 
-            def settling(lines_settled: int) -> None:
-                nonlocal settled
-                settled += lines_settled
-                progress(lines_settled)
+            def counted(lines_done: int) -> None:
+                nonlocal done
+                done += lines_done
+                progress(lines_done)
 
             try:
                 with render.apply_progress(total, batch_size) as progress:
@@ -86,10 +86,10 @@ def apply(
                         default_actor=state.actor,
                         batch_size=batch_size,
                         stop_on_error=stop_on_error,
-                        progress=settling,
+                        progress=counted,
                     )
             except KeyboardInterrupt:
-                render.apply_interrupted(source, settled, total)
+                render.apply_interrupted(source, done, total)
                 raise typer.Exit(EXIT_INTERRUPTED) from None
         render.apply_report(report, source)
         refused = len(report.refused)

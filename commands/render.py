@@ -433,10 +433,11 @@ def nothing_to_apply(source: str) -> None:
     _out().print(_line(f"{source}: no commands to apply"))
 
 
-def apply_interrupted(source: str, settled: int, total: int) -> None:
-    """What an `apply` stopped by Ctrl-C got through, on stderr, and how to finish it."""
+def apply_interrupted(source: str, done: int, total: int) -> None:
+    """What an `apply` stopped by Ctrl-C got through (`done` lines of `total`, as the
+    progress lines count them), on stderr, and how to finish it."""
     _err().print(_line(
-        f"interrupted: {source}: {settled:,} of {total:,} lines settled before it, and the "
+        f"interrupted: {source}: {done:,} of {total:,} lines done before it, and the "
         "batch being run then was recorded whole or not at all. Run the same command again: "
         "each line already recorded answers 'already applied', and only the rest are applied",
         "bold red"))
