@@ -51,6 +51,7 @@ from ledger.audit.note import (
     Verifier,
     open_checkpoint,
     parse_verifier_key,
+    split_note,
     unverified_checkpoint,
 )
 
@@ -201,8 +202,9 @@ def verify_bundle(
     witnesses: Sequence[WitnessVerifier] = (),
     quorum: int = 0,
 ) -> BundleResult:
-    """Check signature, cosignatures and every inclusion proof; BundleInvalid names the first
-    failure. With `witnesses`, at least `quorum` of them must have cosigned the checkpoint."""
+    """Check signature, cosignatures, every inclusion proof and every consistency entry;
+    BundleInvalid names the first failure. With `witnesses`, at least `quorum` of them
+    must have cosigned the checkpoint."""
     practice = _field(bundle, "practice", str, "the bundle")
     note = _field(bundle, "checkpoint", str, "the bundle")
     key_from_bundle = trusted is None
@@ -247,7 +249,37 @@ def verify_bundle(
         if decoded.get("practice") != practice:
             raise BundleInvalid(f"{where} is not an event of practice {practice}")
         result.events.append({"position": record.position, "topic": record.topic, **decoded})
+    for n, entry in enumerate(_field(bundle, "consistency", list, "the bundle")
+                              if "consistency" in bundle else []):
+        _check_consistency_entry(entry, f"consistency entry {n + 1}", checkpoint, trusted)
     return result
+
+
+def _check_consistency_entry(entry: Any, where: str, checkpoint: Checkpoint,
+                             trusted: Verifier) -> None:
+    """One earlier checkpoint of the bundle: of this log, smaller, its signature good when
+    the key given signed it (one rotated out is not known here), and its RFC 6962
+    consistency proof leading to the bundle's checkpoint. BundleInvalid otherwise."""
+    note = _field(entry, "checkpoint", str, where)
+    try:
+        earlier = unverified_checkpoint(note)
+        if any(s.name == trusted.name and s.key_id == trusted.key_id
+               for s in split_note(note)[1]):
+            earlier = open_checkpoint(note, trusted)
+    except NoteError as error:
+        raise BundleInvalid(f"{where}: {error}") from error
+    if earlier.origin != checkpoint.origin:
+        raise BundleInvalid(f"{where} is a checkpoint of another log ({earlier.origin!r})")
+    if not 0 < earlier.size < checkpoint.size:
+        raise BundleInvalid(f"{where} has size {earlier.size}, not one between 0 and the "
+                            f"bundle's {checkpoint.size}")
+    proof = _hash_list(_field(entry, "proof", list, where), where)
+    try:
+        verify_consistency(earlier.size, checkpoint.size, earlier.root, checkpoint.root,
+                           proof)
+    except ProofError as error:
+        raise BundleInvalid(f"{where}: the checkpoint of size {earlier.size} is not a prefix "
+                            f"of the signed log of size {checkpoint.size}: {error}") from error
 
 
 def check_quorum(

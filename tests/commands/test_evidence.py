@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,36 @@ def test_a_file_that_is_no_checkpoint_is_malformed_input(
     done = invoke("verify-bundle", str(grown["large bundle"]), "--against", str(junk))
     assert done.code == 2, done.stdout
     done.one_line_error("cannot be read as a checkpoint")
+
+
+def _edited_consistency(bundle: Path, out: Path, edit: str) -> Path:
+    """The bundle with its first consistency entry edited by one character: in its proof's
+    first hash, in the earlier checkpoint's root, or in its signature."""
+    data = json.loads(bundle.read_text())
+    entry = data["consistency"][0]
+    if edit == "proof":
+        entry["proof"][0] = _flip(entry["proof"][0], 0)
+    else:
+        lines = entry["checkpoint"].split("\n")
+        at = 2 if edit == "root" else -2
+        lines[at] = _flip(lines[at], len(lines[at]) - 5)
+        entry["checkpoint"] = "\n".join(lines)
+    out.write_text(json.dumps(data))
+    return out
+
+
+def _flip(text: str, at: int) -> str:
+    return text[:at] + ("B" if text[at] == "A" else "A") + text[at + 1:]
+
+
+@pytest.mark.parametrize("edit", ["proof", "root", "signature"])
+def test_a_bundle_whose_consistency_entry_was_edited_is_tampering(
+    invoke: Ledger, grown: dict[str, Path], tmp_path: Path, edit: str
+) -> None:
+    bundle = grown["large bundle"]
+    assert json.loads(bundle.read_text())["consistency"], "the bundle proves an earlier size"
+    edited = _edited_consistency(bundle, tmp_path / "edited.json", edit)
+    done = invoke("verify-bundle", str(edited))
+    assert done.code == 4, done.stdout
+    done.one_line_error("verification failed", "consistency entry 1")
+    assert "verified" not in done.stdout
