@@ -298,7 +298,7 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
     then have every configured witness cosign it (exit 4 naming any witness that refuses)."""
     state: CliState = ctx.obj
     with audit_handled(state):
-        from commands.outputs import refuse_ledger_file, write_output  # noqa: PLC0415
+        from commands.outputs import refuse_output, write_output  # noqa: PLC0415
         from ledger.auditlog.proofs import checkpoints, make_checkpoint, store_signer  # noqa: PLC0415
         from ledger.auditlog.witnesses import (  # noqa: PLC0415
             forget_witnesses,
@@ -318,7 +318,7 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
                 render.out.print(note, markup=False, end="\n")
             return
         if out is not None:  # before anything is signed or recorded
-            refuse_ledger_file(out, store)
+            refuse_output(out, store)
         if forget_witness:
             forget_witnesses(store, forget_witness)
         # A witness given here is recorded only once it cosigns.
@@ -349,14 +349,14 @@ def prove(
     with audit_handled(state):
         import orjson  # noqa: PLC0415
 
-        from commands.outputs import refuse_ledger_file, write_output  # noqa: PLC0415
+        from commands.outputs import refuse_output, write_output  # noqa: PLC0415
         from ledger.auditlog.proofs import prove_practice  # noqa: PLC0415
         from ledger.auditlog.witnesses import http_post, request_cosignatures  # noqa: PLC0415
         from ledger.domain.values import parse_practice_code  # noqa: PLC0415
 
         code = parse_practice_code(practice)
         store = state.existing().store
-        refuse_ledger_file(out, store)  # before anything is sealed or signed
+        refuse_output(out, store)  # before anything is sealed or signed
         post = http_post()
         bundle = prove_practice(store, code, _now(),
                                 cosign=lambda stored: request_cosignatures(store, stored, post))

@@ -6,11 +6,14 @@ database with a bundle, and `--out ledger.db.signing-key` its signing key, which
 be made again. Refused (InvalidInput, rule `out`, exit 2; nothing written): the ledger's
 database file and SQLite's files beside it (`-wal`, `-shm`, `-journal`), its signing key
 (ledger/auditlog/keys.py), and any file that already holds a SQLite database (another
-ledger) or a private key (a rotated-out signing key, a witness's key).
+ledger) or a private key (a rotated-out signing key, a witness's key). A file that
+cannot be written there (no such folder, or one this process may not write in) is refused
+the same way before anything is signed, so a refusal never leaves a checkpoint behind.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +61,21 @@ def refuse_ledger_file(path: Path, store: EventStore) -> None:
                            "another file (nothing was written)")
     if start.lstrip().startswith(PRIVATE_KEY_MARKS):
         raise InvalidInput("out", f"{path} holds a private key: write to another file "
+                           "(nothing was written)")
+
+
+def refuse_output(path: Path, store: EventStore) -> None:
+    """InvalidInput (rule `out`, exit 2) when `path` is refused by `refuse_ledger_file` or
+    cannot be written: its folder is missing, or the file (or, when it does not exist
+    yet, its folder) is not writable by this process. Called before a checkpoint is
+    signed or recorded; `write_output` still reports what fails while writing."""
+    refuse_ledger_file(path, store)
+    folder = path.parent
+    if not folder.is_dir():
+        raise InvalidInput("out", f"no folder {str(folder)!r} to write {path.name} in "
+                           "(nothing was written)")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise InvalidInput("out", f"cannot write {path}: permission denied "
                            "(nothing was written)")
 
 

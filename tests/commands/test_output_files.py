@@ -125,3 +125,16 @@ def test_an_ordinary_output_file_is_written_over(invoke: Ledger, tmp_path: Path)
     done = invoke("prove", "A81001", "--out", str(bundle))
     assert done.code == 0, done.stderr
     assert bundle.read_bytes().startswith(b"{")
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_an_output_file_in_no_folder_is_refused_before_anything_is_signed(
+    invoke: Ledger, tmp_path: Path, writer: str
+) -> None:
+    populate(invoke)
+    target = tmp_path / "no-such-folder" / "out.txt"
+    done = invoke(*WRITERS[writer], str(target))
+    assert done.code == 2, (done.stdout, done.stderr)
+    done.one_line_error("no folder", "nothing was written", "[rule: out]")
+    assert not target.parent.exists()
+    assert checkpoints(invoke) == 0
