@@ -69,8 +69,12 @@ def _create(path: Path) -> Ed25519PrivateKey:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs
         return _read_private(path)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+    except OSError:  # a full disk: no half-written key to stop every later checkpoint
+        path.unlink(missing_ok=True)
+        raise
     return key
 
 

@@ -14,7 +14,10 @@ from ledger.domain.errors import InvalidInput
 
 
 def create_witness_key(path: Path, name: str) -> WitnessSigner:
-    """A new witness key named `name` at `path` (never overwrites an existing file)."""
+    """A new witness key named `name` at `path` (never overwrites an existing file).
+
+    InvalidInput (rule `witness-name`) for a malformed name; (rule `witness-key`) when
+    `path` exists or cannot be created or written, leaving no file behind."""
     try:
         check_name(name)
     except NoteError as error:
@@ -27,8 +30,13 @@ def create_witness_key(path: Path, name: str) -> WitnessSigner:
         raise InvalidInput("witness-key", f"{path} exists: a witness keeps its key") from error
     except OSError as error:
         raise InvalidInput("witness-key", f"cannot create {path}: {error}") from error
-    with os.fdopen(fd, "w") as out:
-        out.write(signer.private_text() + "\n")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(signer.private_text() + "\n")
+    except OSError as error:  # a full disk: no half-written key left to refuse the next
+        path.unlink(missing_ok=True)
+        raise InvalidInput("witness-key", f"cannot write {path}: {error.strerror or error}; "
+                           "no key was made") from error
     return signer
 
 
