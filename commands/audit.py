@@ -486,12 +486,16 @@ def _time(cp: Checkpoint) -> str:
 
 
 def _read(path: Path) -> bytes:
+    """A bundle's or checkpoint's bytes, bounded as every file the ledger reads is
+    (ledger/application/files.py: a device such as /dev/zero is refused, not read
+    forever); InvalidInput (rule `bundle`) when it cannot be read."""
+    from ledger.application.files import read_bytes  # noqa: PLC0415
     from ledger.domain.errors import InvalidInput  # noqa: PLC0415
 
     try:
-        return path.read_bytes()
-    except OSError as error:
-        raise InvalidInput("bundle", f"cannot read {path}: {error.strerror or error}") from error
+        return read_bytes(path)
+    except InvalidInput as error:
+        raise InvalidInput("bundle", error.message) from None
 
 
 def _older(path: Path, verifier: Verifier) -> tuple[dict[str, Any] | None, Checkpoint]:

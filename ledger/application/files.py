@@ -47,6 +47,27 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
     return "".join(parts)
 
 
+def read_bytes(path: Path) -> bytes:
+    """A whole file's bytes, bounded as `read_text` bounds text (proof bundles, checkpoint
+    notes): at most MAX_INPUT_BYTES, and a device or pipe is refused at its first NUL byte
+    (`/dev/zero`, `/dev/urandom`), rather than read until memory runs out. Raises
+    InvalidInput (rule `file`, exit 2) as `read_text` does."""
+    name = "standard input" if path is STDIN else path
+    parts: list[bytes] = []
+    read = 0
+    try:
+        with _opened(path) as stream:
+            endless = not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+            while chunk := stream.read(_CHUNK):
+                _check_chunk(name, chunk, read, endless=endless)
+                parts.append(chunk)
+                read += len(chunk)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidInput("file", f"cannot read {name}: {reason}") from None
+    return b"".join(parts)
+
+
 MAX_INPUT_BYTES = 4 * 1024**3
 _CHUNK = 1024**2
 STDIN = Path("-")

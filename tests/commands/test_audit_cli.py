@@ -217,3 +217,19 @@ def test_verify_exits_4_on_a_stream_with_a_version_missing_sealed_over(
     as_json = orjson.loads(invoke("verify", "--format", "json").stdout)
     assert (as_json["ok"], as_json["first_bad_position"], as_json["first_damage"]) == (
         False, rows[2][0], "stream-version-gap")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_bundle_or_checkpoint_that_never_ends_is_refused_not_read_forever(
+    invoke: Ledger, run_ledger: Ledger, tmp_path: Path, device: str
+) -> None:
+    if not Path(device).exists():
+        pytest.skip(f"no {device}")
+    populate(invoke)
+    bundle = tmp_path / "bundle.json"
+    assert invoke("prove", "A81001", "--out", str(bundle)).code == 0
+    for args in (("verify-bundle", device), ("verify-bundle", str(bundle), "--against", device)):
+        done = run_ledger(*args, timeout=60)
+        assert done.code == 2, (args, done.stderr)
+        done.one_line_error(device, "NUL byte", "[rule: bundle]")
