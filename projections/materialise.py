@@ -81,11 +81,12 @@ MAX_CONFLICTS = 10
 PARALLEL_MIN_EVENTS = 200_000
 # Relative cost of rebuilding each projection (its bulk fold and its writes, in CPU time
 # on bench/national.py's ledger of 1,000,000 events, less the reading of the log every
-# process does), to give each process of a parallel rebuild an even share: two processes
-# get positions, quality, portfolio, organisations and pool_draws (15.1 s measured) and
-# trail, variation and holders (15.2 s).
-REBUILD_COST = {"positions": 247, "trail": 235, "variation": 113, "quality": 71,
-                "portfolio": 47, "holders": 24, "organisations": 3, "pool_draws": 3}
+# process does; 20 to a second of CPU), to give each process of a parallel rebuild an even
+# share: two processes get positions, portfolio and holders (17.5 s of CPU measured, the
+# log's reading included) and trail, variation, quality, organisations and pool_draws
+# (17.6 s).
+REBUILD_COST = {"positions": 254, "trail": 131, "variation": 104, "quality": 70,
+                "portfolio": 44, "holders": 22, "organisations": 3, "pool_draws": 3}
 TRACKING_PREFIX = "projection:"
 # The scratch files this process is building projections in (`Materialiser.build_apart`).
 _SCRATCH_FILES: set[Path] = set()
