@@ -243,14 +243,17 @@ class _Plan:
             command: Command = build_command(name, args)
         except LedgerError as error:
             raise _at_line(error, self.source, line) from None
-        self.requests.append(Request(command, self.actor, self._row_id(line, suffix)))
+        row_id = f"{self.command_id}:line{line}{suffix}"
+        self.requests.append(Request(command, self.actor, row_id))
         self.lines.append(line)
 
-    def _row_id(self, line: int, suffix: str) -> str:
-        """`<id>:line<N><suffix>`; InvalidInput (rule `identifier`) when that passes
+    def _refuse_long_ids(self) -> None:
+        """InvalidInput (rule `identifier`) when a row's id, `<id>:line<N>[:join]`, passes
         COMMAND_ID_MAX, which an id given with --command-id may make it do: such an id
-        could be named by no retry, apply line or Idempotency-Key."""
-        row_id = f"{self.command_id}:line{line}{suffix}"
+        could be named by no retry, apply line or Idempotency-Key. The room named is the
+        one the longest row's id leaves, so an id that long fits every row."""
+        row_id, line = max(((r.command_id, line) for r, line in zip(
+            self.requests, self.lines, strict=True)), key=lambda found: len(found[0]))
         if len(row_id) > COMMAND_ID_MAX:
             room = COMMAND_ID_MAX - (len(row_id) - len(self.command_id))
             raise InvalidInput(
@@ -259,15 +262,16 @@ class _Plan:
                 f"{len(self.command_id)} characters long: each row is recorded as "
                 f"<id>:line<N>, at most {COMMAND_ID_MAX} characters, so give one of at most "
                 f"{room}; nothing was imported")
-        return row_id
 
     def run(self, service: Runs, what: str) -> ImportReport:
         """Every command as one atomic batch, reported as `what`; a file whose header has
-        no row under it is refused (InvalidInput) before anything runs."""
+        no row under it, or whose rows' ids would be too long (`_refuse_long_ids`), is
+        refused (InvalidInput) before anything runs."""
         rows = len(set(self.lines))  # every row read gave one command or more
         if rows == 0:
             raise InvalidInput("csv", f"{self.source} has a header but no rows: nothing to "
                                "import")
+        self._refuse_long_ids()
         outcomes = service.execute_batch(self.requests, atomic=True)
         for outcome, line in zip(outcomes, self.lines, strict=False):
             if outcome.error is not None:

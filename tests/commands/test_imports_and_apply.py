@@ -133,6 +133,34 @@ def test_an_import_id_too_long_for_its_rows_ids_is_refused_and_one_that_fits_is_
     assert max(len(i) for i in ids) == 128
 
 
+def test_the_room_an_import_id_is_given_is_the_room_its_longest_row_leaves(
+        invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    """The first rows' ids are the shortest (`:line2`), the last the longest
+    (`:line100`, `:line101`): the id named as fitting fits every row."""
+    practices = tmp_path / "practices.csv"
+    practices.write_text("\n".join(["practice,name,list_size",
+                                    *[f"A81{n:03},Surgery {n},4000" for n in range(1, 101)]])
+                         + "\n", encoding="utf-8")
+    assert invoke("practice", "import", str(practices), "--on", "2024-04-01",
+                  actor=ALLOCATOR).code == 0
+    file = tmp_path / "sizes.csv"
+    file.write_text("\n".join(["practice,list_size",
+                               *[f"A81{n:03},{4000 + n}" for n in range(1, 101)]]) + "\n",
+                    encoding="utf-8")
+    room = 128 - len(":line101")
+    before = head(db_url)
+    long = invoke("--command-id", "i" * 126, "practice", "import", str(file), "--list-sizes",
+                  "--on", "2024-10-01", actor=ALLOCATOR)
+    assert long.code == 2, long.stderr
+    long.one_line_error("line 100: the import's command id is 126 characters long",
+                        f"at most {room};", "nothing was imported")
+    assert head(db_url) == before
+    fits = invoke("--command-id", "i" * room, "practice", "import", str(file), "--list-sizes",
+                  "--on", "2024-10-01", actor=ALLOCATOR)
+    assert fits.code == 0, fits.stderr
+    assert head(db_url) == before + 100
+
+
 def test_allocation_import_allocates_each_row(
     invoke: Ledger, db_url: str, tmp_path: Path
 ) -> None:
