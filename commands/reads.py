@@ -320,6 +320,10 @@ def events(
         from ledger.store.commits import CommitSignal, commit_signal  # noqa: PLC0415
 
         reads = state.reads()
+        if not state.server:  # the service refuses it itself
+            from projections.queries import refuse_past_head  # noqa: PLC0415
+
+            refuse_past_head(after, reads.store.head())
         # LISTEN before the first read: a commit after it is never missed.
         signal = (commit_signal(reads.store) if follow and not state.server
                   else CommitSignal())

@@ -65,7 +65,13 @@ from projections.contract import (
     feed_event_schemas,
 )
 from projections.joint_queries import JointReads
-from projections.queries import GROUPINGS, parse_day, parse_instant, trail_subject
+from projections.queries import (
+    GROUPINGS,
+    parse_day,
+    parse_instant,
+    refuse_past_head,
+    trail_subject,
+)
 
 FEED_LIMIT = 100
 FEED_MAX = 1000
@@ -526,7 +532,7 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
 def _feed_routes(app: FastAPI, served: _Ledger) -> None:
     @app.get("/events", summary="The ordered event feed, one page after a checkpoint",
              responses=documented(schema={"$ref": "#/components/schemas/FeedPage"},
-                                  statuses=(400, 401, 503)),
+                                  statuses=(400, 401, 409, 503)),
              tags=["feed"])
     def events(
         scope: Caller,
@@ -542,6 +548,7 @@ def _feed_routes(app: FastAPI, served: _Ledger) -> None:
             raise InvalidInput("limit", f"limit must be 1 to {FEED_MAX}, not {limit}")
         store = served.open()
         view = served.feed_view(scope)
+        refuse_past_head(after, store.head())
         page = api_feed.page_after(store, after, limit, view)
         head = store.head()
         return JSONRows({"events": page.rows, "next_after": page.read_to, "head": head,

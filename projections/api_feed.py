@@ -2,11 +2,12 @@
 
 `GET /events/live?after=N` (or the `Last-Event-ID` header a reconnecting client
 sends, which wins) streams every event after position N, then each new one as it
-is committed. Each message has `id:` the event's position (the consumer's
-checkpoint) and `data:` one line of JSON, `{"ledger_id", "head", "visible_to",
-"event": row}`, the row exactly as `/events` serves it. A consortium's or a
-practice's token streams its part of the feed (projections/access.py `FeedView`):
-the ledger's positions, with gaps where it may not look.
+is committed; a checkpoint past the log's head is refused (409, rule `after`).
+Each message has `id:` the event's position (the consumer's checkpoint) and
+`data:` one line of JSON, `{"ledger_id", "head", "visible_to", "event": row}`, the
+row exactly as `/events` serves it. A consortium's or a practice's token streams
+its part of the feed (projections/access.py `FeedView`): the ledger's positions,
+with gaps where it may not look.
 
 A commit through this process wakes the stream at once (`Notifier`). On
 PostgreSQL so does a commit by any other process (the command line, other
@@ -41,7 +42,7 @@ from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
 from projections.access import FeedView, Scope
 from projections.api_auth import Caller
 from projections.contract import documented
-from projections.queries import feed_row
+from projections.queries import feed_row, refuse_past_head
 
 if TYPE_CHECKING:
     from ledger.store.eventstore import EventStore
@@ -216,7 +217,7 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
                               '{"ledger_id", "head", "visible_to", "event"}; a '
                               '`ledger-error` message {"error", "rule"} ends the stream '
                               "when an event stored since it began cannot be read"},
-                        **documented(statuses=(400, 401, 503))})
+                        **documented(statuses=(400, 401, 409, 503))})
     async def live(
         request: Request,
         scope: Caller,
@@ -234,6 +235,7 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
         # An event this version cannot read is a 503 before the stream starts, as on
         # /events, not a broken stream a client would reconnect to for ever.
         await anyio.to_thread.run_sync(store.ensure_readable)
+        refuse_past_head(checkpoint, await anyio.to_thread.run_sync(store.head))
         notifier.watch(store)
 
         async def messages() -> AsyncIterator[bytes]:

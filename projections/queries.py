@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ledger.domain.budget import top_slice
-from ledger.domain.errors import InvalidInput, NotFound, UnreadableEvent
+from ledger.domain.errors import InvalidInput, NotFound, RuleViolation, UnreadableEvent
 from ledger.domain.events import EVENTS_BY_TOPIC, LedgerEvent, budget_stream
 from ledger.domain.values import (
     ELEMENTS,
@@ -792,6 +792,18 @@ def feed_row(position: int, event: LedgerEvent) -> Row:
             "schema_version": event.schema_version,
             "stream": body.pop("originator_id"), "version": body.pop("originator_version"),
             **body}
+
+
+def refuse_past_head(after: int, head: int) -> None:
+    """RuleViolation (exit 1, HTTP 409, rule `after`) for a feed checkpoint past the log's
+    last position `head`: this ledger has recorded nothing there, so the checkpoint was
+    kept from another ledger or from before a backup was restored, and waiting at it
+    would skip the events the log gives those positions next."""
+    if after > head:
+        raise RuleViolation(
+            "after", f"checkpoint {after} is past the head of this ledger ({head}): it has "
+            "recorded no event there; a checkpoint kept from another ledger or from before "
+            f"a backup was restored must be set back to at most {head}")
 
 
 def _step(event: LedgerEvent, holders: MemoryState, positions: MemoryState) -> Row:

@@ -162,7 +162,9 @@ def test_event_positions_have_the_stores_range(invoke: RunLedger, budget: str) -
     assert beyond.code == EXIT_USAGE
     assert "Traceback" not in beyond.stderr
     at = invoke("events", "--after", str(MAX_POSITION))
-    assert (at.code, at.stdout) == (0, "")
+    assert (at.code, at.stdout) == (1, "")
+    at.one_line_error(f"checkpoint {MAX_POSITION} is past the head of this ledger",
+                      "[rule: after]")
     negative = invoke("events", "--after", "-1")
     assert negative.code == EXIT_USAGE
 
@@ -198,13 +200,13 @@ def test_the_feeds_numbers_are_refused_out_of_range_not_crashed_on(
     assert set(response.json()) == {"error", "rule"}
 
 
-def test_the_feed_answers_at_the_last_position(budget: str, auditor: dict[str, str]) -> None:
+def test_the_feed_reads_the_last_position_as_past_the_head(
+        budget: str, auditor: dict[str, str]) -> None:
     with TestClient(create_app(budget)) as client:
         response = client.get(f"/events?after={MAX_POSITION}", headers=auditor)
-    assert response.status_code == 200
-    page = response.json()
-    assert page["events"] == []
-    assert page["next_after"] == MAX_POSITION
+    assert response.status_code == 409, response.text
+    assert response.json()["rule"] == "after"
+    assert f"checkpoint {MAX_POSITION} is past the head" in response.json()["error"]
 
 
 # --- JSON values of `ledger apply`: exactly the types documented --------------------

@@ -92,3 +92,38 @@ def test_a_commit_by_another_process_reaches_a_live_consumer(
             assert (int(ident), data["event"]["ref"]) == (head + 2, "R-ELSEWHERE")
         finally:
             reader.close()
+
+
+def test_a_checkpoint_past_the_head_is_refused_naming_the_head(
+        server: str, ledger: Ledger) -> None:
+    """A consumer's checkpoint past the log's last position (kept from another ledger, or
+    from before a backup was restored) is a 409 saying so, on the page and the stream
+    alike, never an empty page for ever or a stream that waits for positions the log
+    will give to other events."""
+    secret = grant_token(ledger, "consortium:16C")
+    head = ledger.store.head()
+    asked = [(f"{server}/events?after={head + 1}", {}),
+             (f"{server}/events/live?after={head + 1}", {}),
+             (f"{server}/events/live", {"Last-Event-ID": str(head + 500)})]
+    for url, extra in asked:
+        refused = httpx.get(url, headers=bearer(secret) | extra, timeout=10)
+        assert refused.status_code == 409, (url, refused.text)
+        body = refused.json()
+        assert body["rule"] == "after", body
+        assert f"past the head of this ledger ({head})" in body["error"], body
+    at_head = httpx.get(f"{server}/events", params={"after": head}, headers=bearer(secret),
+                        timeout=10)
+    assert (at_head.status_code, at_head.json()["events"]) == (200, [])
+
+
+def test_events_after_a_position_past_the_head_exits_1_naming_the_head(
+        ledger: Ledger, db_url: str) -> None:
+    write_ledger(ledger)
+    head = ledger.store.head()
+    done = subprocess.run([*ledger_executable(), "--db", db_url, "events", "--after",
+                           str(head + 1), "--follow"], env=clean_env(), capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert f"past the head of this ledger ({head})" in done.stderr
