@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ledger.domain.budget import top_slice
-from ledger.domain.errors import InvalidInput
+from ledger.domain.errors import InvalidInput, NotFound
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
@@ -151,6 +151,15 @@ class JointReads(Reads):
         """The consortium's code as stored; NotFound when there is none."""
         self._fresh("organisations")
         return self._consortium(text)
+
+    def require_budget_year(self, year: str) -> None:
+        """NotFound (exit 1, HTTP 404, rule `year`) when no budget is allocated for the
+        financial year `year`: nothing in it can be committed, so a review or report of
+        it would show every practice within its limits, as if it had been looked at."""
+        self._fresh("positions")
+        if not self._has_year(year):
+            have = ", ".join(self.years()) or "none yet"
+            raise NotFound("year", f"no budgets in {year} (years with budgets: {have})")
 
     def year_and_day(self, year: str | None) -> tuple[str, date]:
         """The financial year a read without --as-of covers, and the day it looks at."""
@@ -295,6 +304,8 @@ class JointReads(Reads):
         chosen = str(parse_element(element)) if element is not None else None
         self._fresh("organisations", "positions", "variation")
         fy, day = self._year_and_day(year, as_of)
+        if year is not None:
+            self.require_budget_year(str(fy))
         if consortium is not None:
             return chosen, fy, day, [self._consortium(consortium)]
         return chosen, fy, day, [r[0] for r in self._q(

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ledger.domain.errors import InvalidInput, NotFound, StoreUnavailable
+from ledger.domain.values import FinancialYear
 from ledger.store.eventstore import EventStore
 from projections.joint_queries import JointReads
 
@@ -69,6 +70,9 @@ def gather(store: EventStore, *, consortium: str | None, allocator: str | None,
 
     if (consortium is None) == (allocator is None):
         raise InvalidInput("options", "give --consortium or --allocator (one of them)")
+    if year is not None:  # before a checkpoint is signed for it
+        JointReads(store, today=now.date()).require_budget_year(
+            str(FinancialYear.parse(year)))
     for _ in range(ATTEMPTS):
         signed = make_checkpoint(store, now).signed
         cp = signed.checkpoint

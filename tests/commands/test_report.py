@@ -240,3 +240,37 @@ def test_report_renders_in_headless_chromium_with_the_json_figures(sqlite_path: 
     assert taken.returncode == 0, taken.stderr
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert shot.stat().st_size > 50_000  # a page of tables and charts, not a blank one
+
+
+def test_a_year_without_budgets_is_refused_for_report_and_peer_review(
+        ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    """A year nobody was allocated a budget for has nothing to review: the report and
+    the funnel and Tukey reviews say so (exit 1, HTTP 404, rule year) rather than show
+    every member within its limits and sign a report of zeros."""
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    from projections.api import create_app  # noqa: PLC0415
+    from tests.ledger.application.scenario import bearer, grant_token  # noqa: PLC0415
+
+    write(ledger)
+    secret = grant_token(ledger, "auditor:peer")
+    out = tmp_path / "r.html"
+    done = invoke(db_url, "report", "--consortium", "16C", "--year", "2040-41", "--out",
+                  str(out))
+    assert done.exit_code == 1, done.stdout
+    assert f"no budgets in 2040-41 (years with budgets: {YEAR})" in one_line_error(
+        done.stderr)
+    assert not out.exists()
+    for method in ("funnel", "tukey"):
+        done = invoke(db_url, "variation", "--consortium", "16C", "--year", "2040-41",
+                      "--element", "acute", "--method", method)
+        assert done.exit_code == 1, (method, done.stdout)
+        assert "no budgets in 2040-41" in one_line_error(done.stderr)
+    with TestClient(create_app(db_url)) as client:
+        answer = client.get("/variation", params={"consortium": "16C", "year": "2040-41"},
+                            headers=bearer(secret))
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["rule"] == "year"
+        known = client.get("/variation", params={"consortium": "16C", "year": YEAR},
+                           headers=bearer(secret))
+        assert known.status_code == 200, known.text
