@@ -123,13 +123,17 @@ def draw_funnel(ax: Axes, members: Sequence[Row]) -> None:
         return
     target = Fraction(first["target_per_1000"]).limit_denominator(10**9)
     sizes = [float(r["weighted_population"]) for r in compared]
-    low, high = max(min(sizes) * 0.6, 1.0), max(sizes) * 1.15
+    # Populations under one (weighted ones may be) keep the axis the right way up.
+    positive = [s for s in sizes if s > 0]
+    low = min(positive) * 0.6 if positive else 1.0
+    high = max(max(sizes) * 1.15, low * 2)
     steps = 240
     xs = [low + (high - low) * i / (steps - 1) for i in range(steps)]
     tau2 = first["tau2"] or 0.0
     lines = curve(target, xs, tau2=tau2, overdispersion=bool(first["overdispersion"]))
     rates = [float(r["per_1000"]) for r in compared]
-    top = max([*rates, float(target) * 1.5]) * 1.15
+    # Nothing committed by anyone: every rate and the target are 0; still a real axis.
+    top = max([*rates, float(target) * 1.5]) * 1.15 or 1.0
     ax.axhline(float(target), color=TARGET_COLOUR, linewidth=1.2,
                label=f"target {float(target):,.2f}")
     for attr, colour, style, label in [

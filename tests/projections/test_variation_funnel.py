@@ -244,3 +244,47 @@ def test_position_plot_draws_budget_against_actual(sqlite_path: str, tmp_path: P
     done = invoke(sqlite_path, "position", "--year", "2024-25", "--plot", str(chart))
     assert done.exit_code == 2
     assert "give --consortium" in one_line_error(done.stderr)
+
+
+@pytest.mark.e2e
+def test_funnel_plot_of_members_with_nothing_committed_or_a_tiny_population_is_drawn_quietly(
+        sqlite_path: str, tmp_path: Path) -> None:
+    """All rates zero (a year's first day) and a population under one: the plot is written
+    with its axes the right way up and nothing but its path on the terminal, no matplotlib
+    warning about a singular axis."""
+    from matplotlib import pyplot  # noqa: PLC0415
+
+    from commands.charts import funnel_figure  # noqa: PLC0415
+
+    allocator = "allocator:Q71"
+    steps = [
+        (allocator, "consortium", "form", "16C", "--name", "Tees", "--officer", "Dr J"),
+        (allocator, "practice", "register", "A81001", "--name", "Big", "--list-size",
+         "1000000", "--weighted", "acute=10000000"),
+        (allocator, "practice", "register", "A81002", "--name", "Tiny", "--list-size", "1",
+         "--weighted", "acute=0.25"),
+        ("consortium:16C", "consortium", "join", "16C", "A81001"),
+        ("consortium:16C", "consortium", "join", "16C", "A81002"),
+        *[(allocator, "budget", "allocate", code, "--year", "2024-25", "--element",
+           "acute=1000") for code in ("A81001", "A81002")],
+    ]
+    for actor, *words in steps:
+        made = invoke(sqlite_path, "--actor", actor, *words, "--on", "2024-04-01")
+        assert made.exit_code == 0, (words, made.stderr)
+    chart = tmp_path / "funnel.svg"
+    done = run_ledger(sqlite_path, "variation", "--consortium", "16C", "--element", "acute",
+                      "--year", "2024-25", "--plot", str(chart), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "<svg" in chart.read_text()
+    rows = JointReads(bootstrap(sqlite_path).store, today=TODAY).funnel(
+        consortium="16C", element="acute", year="2024-25")
+    figure = funnel_figure(rows)
+    try:
+        ax = figure.axes[0]
+        (left, right), (bottom, top) = ax.get_xlim(), ax.get_ylim()
+        assert left < 0.25 * 0.7, left
+        assert right > 10_000_000, right
+        assert bottom == 0 < top
+    finally:
+        pyplot.close(figure)
