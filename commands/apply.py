@@ -68,8 +68,12 @@ def apply(
             render.nothing_to_apply(source)
             return
         if state.server:  # the service runs the file, every line as the token's actor
-            report = state.client().apply(lines, stop_on_error=stop_on_error,
-                                          batch_size=batch_size)
+            try:
+                report = state.client().apply(lines, stop_on_error=stop_on_error,
+                                              batch_size=batch_size)
+            except KeyboardInterrupt:
+                render.apply_interrupted(source, None, total)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
         else:
             done = 0
 

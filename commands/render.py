@@ -433,14 +433,16 @@ def nothing_to_apply(source: str) -> None:
     _out().print(_line(f"{source}: no commands to apply"))
 
 
-def apply_interrupted(source: str, done: int, total: int) -> None:
+def apply_interrupted(source: str, done: int | None, total: int) -> None:
     """What an `apply` stopped by Ctrl-C got through (`done` lines of `total`, as the
-    progress lines count them), on stderr, and how to finish it."""
+    progress lines count them; None when the service was running them, `--server`), on
+    stderr, and how to finish it."""
+    got = (f"{done:,} of {total:,} lines done before it, and the batch being run then was "
+           "recorded whole or not at all" if done is not None else
+           f"the service may have applied any of its {total:,} lines, each whole or not at all")
     _err().print(_line(
-        f"interrupted: {source}: {done:,} of {total:,} lines done before it, and the "
-        "batch being run then was recorded whole or not at all. Run the same command again: "
-        "each line already recorded answers 'already applied', and only the rest are applied",
-        "bold red"))
+        f"interrupted: {source}: {got}. Run the same command again: each line already "
+        "recorded answers 'already applied', and only the rest are applied", "bold red"))
 
 
 # --- demo ----------------------------------------------------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -411,6 +413,46 @@ def test_apply_rerun_after_a_kill_applies_only_what_is_missing(
                        f"{recorded:,} already applied, 0 refused")
     assert topics(db_url) == {"PracticeRegistered": 1, "BudgetAllocated": 1,
                               "SpendCommitted": total}
+
+
+@pytest.mark.e2e
+def test_apply_through_a_service_stopped_by_ctrl_c_says_to_run_it_again(
+    tmp_path: Path,
+) -> None:
+    """The service may have applied any of the file's lines when the wait for its answer
+    is stopped: exit 130 saying so, as a direct apply does, not click's "Aborted!" and
+    exit 1, which says a refusal that recorded nothing."""
+    file = tmp_path / "commands.jsonl"
+    file.write_text("\n".join([*SETUP, *commitments(3)]) + "\n", encoding="utf-8")
+    asked = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def never_answer() -> None:  # reads the request, then keeps the client waiting
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                asked.set()
+                time.sleep(30)
+
+        threading.Thread(target=never_answer, daemon=True).start()
+        interruptible = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                         "os.execv(sys.argv[1], sys.argv[1:])")
+        process = subprocess.Popen(
+            [sys.executable, "-c", interruptible, *ledger_executable(), "--server",
+             f"http://127.0.0.1:{port}", "--token", "lt_secret", "apply", str(file)],
+            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert asked.wait(30), "the request never came"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, (process.returncode, stdout, stderr)
+    assert "Traceback" not in stderr
+    said = stderr.splitlines()
+    assert said, (stdout, stderr)
+    assert said[-1].startswith("interrupted: commands.jsonl: "), stderr
+    assert "Run the same command again" in said[-1]
 
 
 @pytest.mark.e2e
