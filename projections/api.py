@@ -258,7 +258,9 @@ def create_app(store_target: str, *, projected: bool = False,
     app.state.writer = writer
     api_writes.install(app, writer)
     writer.listeners.append(notifier.notify)
-    api_feed.install(app, served.open, served.feed_view, notifier, served.identity)
+    api_feed.install(app, served.open, served.feed_view, notifier, served.identity,
+                     still_live=lambda secret: served.gatekeeper.authenticate(
+                         served.open(), secret, datetime.now(UTC)))
     _contract(app)
     return app
 

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import orjson
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
@@ -40,7 +41,7 @@ from ledger.domain.events import LEDGER_NAMESPACE
 from ledger.domain.values import shown
 from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
 from projections.access import FeedView, Scope
-from projections.api_auth import Caller
+from projections.api_auth import BEARER, Caller
 from projections.contract import documented
 from projections.queries import feed_row, refuse_past_head
 
@@ -209,18 +210,25 @@ def checkpoint_of(after: int, last_event_id: str | None, given: int = 1) -> int:
 
 def install(app: FastAPI, open_store: Callable[[], EventStore],
             feed_view: Callable[[Scope], FeedView], notifier: Notifier,
-            identity: LedgerIdentity) -> None:
+            identity: LedgerIdentity, *,
+            still_live: Callable[[str | None], object]) -> None:
+    """The `/events/live` route. `still_live(secret)` raises NotAuthenticated once the
+    stream's token is revoked or expired: it is asked before each batch is sent, so a
+    revoked token's stream ends with a `ledger-error` message and sends nothing more."""
+
     @app.get("/events/live", summary="The event feed as server-sent events, live",
              response_class=EventSourceResponse, tags=["feed"],
              responses={200: {"content": {"text/event-stream": {"schema": MESSAGE}},
                               "description": "One message per event: id = position, data = "
                               '{"ledger_id", "head", "visible_to", "event"}; a '
                               '`ledger-error` message {"error", "rule"} ends the stream '
-                              "when an event stored since it began cannot be read"},
+                              "when an event stored since it began cannot be read, or "
+                              "its token is revoked or expires"},
                         **documented(statuses=(400, 401, 409, 503))})
     async def live(
         request: Request,
         scope: Caller,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
         after: Annotated[int, Query(ge=0, le=MAX_POSITION,
                                     description="Your checkpoint (Last-Event-ID wins)")] = 0,
         last_event_id: Annotated[str | None, Header(
@@ -237,6 +245,7 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
         await anyio.to_thread.run_sync(store.ensure_readable)
         refuse_past_head(checkpoint, await anyio.to_thread.run_sync(store.head))
         notifier.watch(store)
+        secret = credentials.credentials if credentials is not None else None
 
         async def messages() -> AsyncIterator[bytes]:
             position = checkpoint
@@ -250,6 +259,12 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
                         {"error": error.message, "rule": error.rule}).decode()).encode()
                     return
                 if page.rows:
+                    try:  # revoked or expired since the stream began: say so, end
+                        await anyio.to_thread.run_sync(still_live, secret)
+                    except LedgerError as error:
+                        yield ServerSentEvent(event="ledger-error", data=orjson.dumps(
+                            {"error": error.message, "rule": error.rule}).decode()).encode()
+                        return
                     head = await anyio.to_thread.run_sync(store.head)
                     ledger_id = identity.of(store)
                     # One write per batch: a message per event, sent together.

@@ -127,3 +127,30 @@ def test_events_after_a_position_past_the_head_exits_1_naming_the_head(
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
     assert f"past the head of this ledger ({head})" in done.stderr
+
+
+def test_a_live_stream_ends_when_its_token_is_revoked_sending_nothing_after(
+        server: str, ledger: Ledger) -> None:
+    """Revoking a token cuts the streams it opened: the next event is not sent, a
+    `ledger-error` message says why (rule authentication) and the stream ends."""
+    from ledger.application.access import new_token  # noqa: PLC0415
+    from tests.ledger.application.scenario import run  # noqa: PLC0415
+
+    grant_token(ledger, ALLOCATOR)
+    token = new_token()
+    run(ledger, "token create", ALLOCATOR, actor="service:feed", token_id=token.token_id,
+        secret_sha256=token.digest)
+    head = ledger.store.head()
+    reader = SseReader(f"{server}/events/live?after={head - 1}", bearer(token.secret))
+    try:
+        assert reader.status == 200
+        ident, _ = reader.next()
+        assert ident == str(head)
+        run(ledger, "token revoke", ALLOCATOR, token_id=token.token_id)
+        commit(ledger, "R-AFTER", "10", practice=A2)
+        ident, data = reader.next()
+        assert ident == "", data  # no event: the error message has no id
+        assert data == {"error": f"token {token.token_id} is revoked",
+                        "rule": "authentication"}
+    finally:
+        reader.close()
