@@ -22,6 +22,7 @@ from ledger.domain.events import EVENTS_BY_TOPIC, LedgerEvent, budget_stream
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
+    malformed_date,
     parse_consortium_code,
     parse_holder,
     parse_practice_code,
@@ -42,8 +43,7 @@ def parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput("date", f"malformed date {text!r} for {option}: write YYYY-MM-DD"
-                           ) from None
+        raise malformed_date(text, option) from None
 
 
 def parse_instant(text: str) -> datetime:

@@ -43,6 +43,7 @@ from ledger.domain.values import (
     WeightedArg,
     json_spelling,
     long_text,
+    malformed_date,
     money_text,
     name_text,
     parse_amount,
@@ -226,7 +227,7 @@ def _date(value: Any) -> Any:
             return date.fromisoformat(trim_spaces(value))
         except ValueError:
             pass
-    raise InvalidInput("date", f"malformed date {shown(str(value))}: write it as 2024-06-01")
+    raise malformed_date(str(value))
 
 
 def _one_element(value: Any) -> Element:

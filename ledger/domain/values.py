@@ -6,6 +6,7 @@ raises `InvalidInput` (naming the rule) for anything else. Nothing here does I/O
 
 from __future__ import annotations
 
+import calendar
 import functools
 import json
 import re
@@ -180,6 +181,27 @@ def _out_of_range(text: str) -> InvalidInput:
 def shown(text: str, limit: int = 40) -> str:
     """User input quoted for a one-line message: escaped by repr, long input cut short."""
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
+_DAY_FIRST = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+
+
+def malformed_date(text: str, option: str | None = None) -> InvalidInput:
+    """The error (rule `date`) for a date not written as ISO 8601 `YYYY-MM-DD`.
+
+    `option` names where it was given (`--as-of`); None for a write's `--on`. A date
+    written day/month/year, as UK forms write it (`14/10/2024`, `14.10.2024`), is
+    shown in the form wanted (`2024-10-14`) when it is a real day read that way.
+    """
+    where = f" for {option}" if option else ""
+    example = "like 2024-06-01"
+    day_first = _DAY_FIRST.fullmatch(trim_spaces(text))
+    if day_first:
+        day, month, year = (int(part) for part in day_first.groups())
+        if year and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]:
+            example = f"here {date(year, month, day).isoformat()} if it is day/month/year"
+    return InvalidInput("date", f"malformed date {shown(text)}{where}: write it as "
+                                f"YYYY-MM-DD, {example}")
 
 
 def _parse_money(text: str) -> int:

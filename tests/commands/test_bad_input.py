@@ -101,6 +101,11 @@ CASES: list[tuple[str, str | None, list[str], int, tuple[str, ...]]] = [
      EXIT_REFUSED, ("outside the financial year 2024-25",)),
     ("malformed date", PRACTICE, [*COMMIT[:-2], "--on", "2024-13-01", "--amount", "100"],
      EXIT_USAGE, ("malformed date '2024-13-01'",)),
+    ("day/month/year date", PRACTICE, [*COMMIT[:-2], "--on", "14/10/2024", "--amount", "100"],
+     EXIT_USAGE, ("malformed date '14/10/2024'",
+                  "YYYY-MM-DD, here 2024-10-14 if it is day/month/year", "[rule: date]")),
+    ("month/day/year date", PRACTICE, [*COMMIT[:-2], "--on", "10/14/2024", "--amount", "100"],
+     EXIT_USAGE, ("malformed date '10/14/2024': write it as YYYY-MM-DD, like 2024-06-01",)),
     ("malformed year", ALLOCATOR, ["budget", "harden", "A81001", "--year", "2024-26"],
      EXIT_USAGE, ("malformed financial year '2024-26'", "[rule: year]")),
     ("unknown element", PRACTICE,
@@ -197,7 +202,8 @@ def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: R
 @pytest.mark.parametrize(
     ("actor", "args", "code", "fragments"),
     [pytest.param(*case[1:], id=case[0]) for case in CASES
-     if case[0] in {"NHS number in a service", "bad separators", "another practice commits"}],
+     if case[0] in {"NHS number in a service", "bad separators", "another practice commits",
+                    "day/month/year date"}],
 )
 def test_bad_input_in_the_real_command(
     base: str, run_ledger: RunLedger, actor: str | None, args: list[str], code: int,
@@ -215,3 +221,15 @@ def test_a_usage_error_from_the_parser_exits_2(base: str, invoke: RunLedger) -> 
     assert result.code == EXIT_USAGE
     assert "Missing option" in result.stderr
     assert head(base) == 6
+
+
+@pytest.mark.e2e
+def test_a_read_given_a_day_month_year_date_shows_it_as_iso(
+    base: str, run_ledger: RunLedger,
+) -> None:
+    result = run_ledger("position", "--practice", "A81001", "--year", "2024-25",
+                        "--as-of", "31/12/2024", actor=None)
+    assert result.code == EXIT_USAGE, result.stderr
+    result.one_line_error("malformed date '31/12/2024' for --as-of",
+                          "YYYY-MM-DD, here 2024-12-31 if it is day/month/year")
+    assert result.stdout == ""
