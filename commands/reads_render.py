@@ -79,6 +79,18 @@ def _cell_text(value: Any, shown: Any) -> Any:
     return shown(value) if isinstance(value, str) else value
 
 
+def _instant(key: str, value: Any) -> Any:
+    """An instant column (`recorded_at`) as the service's JSON rows carry it, ISO 8601
+    text (`2024-07-15T09:30:00.123456Z`), read back as the instant the store's rows hold,
+    so a table prints it the same way with or without `--server`; other values as given."""
+    if key.endswith("_at") and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _cell(key: str, value: Any) -> Text:  # noqa: PLR0911 - one return per kind of value
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
@@ -86,6 +98,7 @@ def _cell(key: str, value: Any) -> Text:  # noqa: PLR0911 - one return per kind 
 
     if value is None:
         return Text("")
+    value = _instant(key, value)
     if key.endswith("_pence") and isinstance(value, int):
         return Text(format_pence(value), style="red" if value < 0 else "")
     if isinstance(value, bool):

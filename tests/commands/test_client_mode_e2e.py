@@ -186,3 +186,18 @@ def test_replay_through_the_service_prints_what_direct_access_prints(
     via = ledger_cmd(*consortium, *missing, cwd=tmp_path)
     assert direct.code == via.code == EXIT_REFUSED
     assert direct.stderr == via.stderr
+
+
+def test_a_trail_through_the_service_prints_what_direct_access_prints(
+        server: str, ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    consortium = ["--server", server, "--token", grant_token(ledger, "consortium:16C")]
+    for code in ("A81001", "16C"):
+        for options in ([], ["--format", "json"], ["--format", "csv"]):
+            read = ["trail", code, "--year", "2024-25", *options]
+            direct = ledger_cmd("--db", db_url, *read, cwd=tmp_path)
+            via = ledger_cmd(*consortium, *read, cwd=tmp_path)
+            assert direct.code == via.code == 0, (code, options, via.stderr)
+            assert via.stdout == direct.stdout, (code, options)
+    table = ledger_cmd(*consortium, "trail", "A81001", cwd=tmp_path).stdout
+    assert "recorded at" in table
+    assert "Z " not in table  # each instant as a table shows one: 2024-07-15 09:30:00
