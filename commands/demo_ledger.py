@@ -241,10 +241,13 @@ class DemoBuilder:
     def build(self) -> DemoSummary:
         head = self.service.store.head()
         if head:
+            location = self.summary.location
+            fresh = "demo-2.db" if location.endswith("demo.db") else "demo.db"
+            events = f"{head:,} event{'' if head == 1 else 's'}"
             raise RuleViolation(
                 "demo",
-                f"the ledger at {self.summary.location} already holds {head:,} events; the demo "
-                "builds a fresh ledger: give it a new file, e.g. ledger --db demo.db demo",
+                f"the ledger at {location} already holds {events}; the demo builds a fresh "
+                f"ledger: give it a file that does not exist yet, e.g. ledger --db {fresh} demo",
             )
         practices = self.practices()
         self.summary.practices = len(practices)

@@ -153,6 +153,26 @@ def test_the_demo_builds_a_realistic_ledger_and_refuses_a_non_empty_one(tmp_path
     assert topics(db) == counts
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize(("name", "suggested"), [("demo.db", "demo-2.db"),
+                                                 ("ledger.db", "demo.db")])
+def test_the_demo_on_a_ledger_in_use_suggests_another_file_than_the_one_given(
+    tmp_path: Path, name: str, suggested: str,
+) -> None:
+    db = str(tmp_path / name)
+    ledger = [*ledger_executable(), "--db", db]
+    subprocess.run([*ledger, "--actor", "allocator:Q71", "consortium", "form", "16C",
+                    "--name", "Tees Valley", "--officer", "Dr Jane Smith"], cwd=tmp_path,
+                   env=clean_env(), capture_output=True, timeout=120, check=True)
+    done = subprocess.run([*ledger, "demo"], cwd=tmp_path, env=clean_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == EXIT_REFUSED
+    assert f"the ledger at {db} already holds 1 event; the demo" in done.stderr
+    assert f"give it a file that does not exist yet, e.g. ledger --db {suggested} demo" in (
+        done.stderr)
+    assert topics(db) == Counter({"ConsortiumFormed": 1})
+
+
 def test_the_demo_is_deterministic_and_refuses_only_hard_overspends(
     db_url: str, tmp_path: Path
 ) -> None:
