@@ -100,7 +100,9 @@ def main_options(
         except InvalidInput as refused:
             render.error(refused)
             raise typer.Exit(EXIT_USAGE) from None
-    ctx.obj = CliState(db=db, actor=actor, command_id=command_id, server=server, token=token)
+    source = ctx.get_parameter_source("db")  # DEFAULT: neither --db nor LEDGER_DB given
+    ctx.obj = CliState(db=db, actor=actor, command_id=command_id, server=server, token=token,
+                       db_by_default=source is not None and source.name == "DEFAULT")
 
 
 # --- sub-commands ----------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
-from ledger.domain.errors import InvalidInput
+from ledger.domain.errors import InvalidInput, StoreUnavailable
 
 if TYPE_CHECKING:
     from commands.client import ServiceClient
@@ -21,13 +21,15 @@ class CliState:
     command_id: str | None
     server: str | None = None
     token: str | None = field(default=None, repr=False)
+    db_by_default: bool = False
     _ledger: Ledger | None = field(default=None, repr=False)
 
     def ledger(self, *, create: bool = True) -> Ledger:
         """Open the store on first use (the composition root builds it).
 
         Writes create a ledger where there is none; reads and verification
-        (`create=False`, see `existing`) refuse: "no ledger at PATH", exit 3.
+        (`create=False`, see `existing`) refuse: "no ledger at PATH", exit 3, saying
+        how to name another when PATH is the default, `ledger.db` (no --db, no LEDGER_DB).
         Imported here, not at the top, so `ledger --help` never loads the store.
         """
         if self.server:
@@ -37,8 +39,14 @@ class CliState:
         if self._ledger is None:
             from ledger.bootstrap import bootstrap  # noqa: PLC0415 - keeps --help fast
 
-            # A write that records nothing leaves no new ledger file behind.
-            self._ledger = bootstrap(self.db, create=create, discard_if_empty=create)
+            try:
+                # A write that records nothing leaves no new ledger file behind.
+                self._ledger = bootstrap(self.db, create=create, discard_if_empty=create)
+            except StoreUnavailable as missing:
+                if not (self.db_by_default and missing.message.startswith("no ledger at")):
+                    raise
+                raise StoreUnavailable(missing.rule, f"{missing.message}, the default: name "
+                                       "the ledger with --db PATH or LEDGER_DB") from None
         return self._ledger
 
     def existing(self) -> Ledger:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
 
-from tests.commands.conftest import Ledger
+from commands.errors import EXIT_STORE_UNAVAILABLE
+from tests.commands.conftest import Ledger, clean_env, ledger_executable
 from tests.conftest import PG_BASE_URL
 
 pytestmark = pytest.mark.usefixtures("signing_key")
@@ -142,3 +144,22 @@ def test_a_refused_write_in_an_existing_empty_schema_keeps_the_schema(
                   db=pg_url)
     assert done.code == 1
     assert _pg_schema_exists(pg_url)
+
+
+@pytest.mark.e2e
+def test_a_read_with_no_db_named_says_the_default_was_used_and_how_to_name_one(
+    tmp_path: Path,
+) -> None:
+    env = clean_env()  # no LEDGER_DB
+    for args in (("holders",), ("trail", "A81001", "--year", "2024-25"), ("verify",)):
+        done = subprocess.run([*ledger_executable(), *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == EXIT_STORE_UNAVAILABLE, done.stderr
+        assert done.stderr == ("error: no ledger at ledger.db, the default: name the ledger "
+                               "with --db PATH or LEDGER_DB [rule: store]\n"), args
+        named = subprocess.run([*ledger_executable(), *args, "--db", "ledger.db"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=120, check=False)
+        assert named.returncode == EXIT_STORE_UNAVAILABLE
+        assert named.stderr == "error: no ledger at ledger.db [rule: store]\n"
+    assert list(tmp_path.iterdir()) == []
