@@ -293,8 +293,10 @@ def projections_rebuild(
         chosen = views.select([name] if name else None)
         head = views.store.head()
         started = time.perf_counter()
+        # Drawn on a terminal only: piped or redirected, the answer is its one line.
         with Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=out, transient=True) as bar:
+                      TimeRemainingColumn(), console=out, transient=True,
+                      disable=not out.is_terminal) as bar:
             task = bar.add_task("rebuild", total=head)
             read = views.rebuild([p.name for p in chosen],
                                  lambda n: bar.advance(task, n))

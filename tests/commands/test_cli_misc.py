@@ -189,3 +189,18 @@ def test_the_demo_is_deterministic_and_refuses_only_hard_overspends(
             ])
     assert contents[0] == contents[1]
     assert Counter(topic for topic, _ in contents[0])["SpendCommitted"] >= 300
+
+
+@pytest.mark.e2e
+def test_a_rebuild_piped_prints_its_one_line_and_nothing_before_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "ledger.db")
+    ledger = [*ledger_executable(), "--db", db]
+    subprocess.run([*ledger, "--actor", "allocator:Q71", "consortium", "form", "16C",
+                    "--name", "Tees Valley", "--officer", "Dr Jane Smith"], cwd=tmp_path,
+                   env=clean_env(), capture_output=True, timeout=120, check=True)
+    done = subprocess.run([*ledger, "projections", "rebuild", "positions"], cwd=tmp_path,
+                          env=clean_env(), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("rebuilt positions from 1 events in "), repr(done.stdout)
+    assert done.stdout.count("\n") == 1
