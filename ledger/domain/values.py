@@ -46,12 +46,16 @@ ELEMENTS: Final[tuple[Element, ...]] = tuple(Element)
 
 
 def parse_element(text: str) -> Element:
+    """One of `ELEMENTS`, any case, spaces around it trimmed; InvalidInput (rule `element`)
+    otherwise. An element written as a heading (`Mental Health`, `primary_care`) is
+    refused too, the message naming the element meant."""
     try:
         return Element(_ascii(text).lower())
     except ValueError:
         known = ", ".join(ELEMENTS)
-        raise InvalidInput("element", f"unknown element {shown(text)} (one of: {known})"
-                           ) from None
+        words = re.sub(r"[\s_-]+", "-", _ascii(text).lower())
+        hint = f": write {words}" if words in ELEMENTS else f" (one of: {known})"
+        raise InvalidInput("element", f"unknown element {shown(text)}{hint}") from None
 
 
 def _ascii(text: str) -> str:

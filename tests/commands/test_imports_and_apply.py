@@ -221,6 +221,26 @@ def test_a_bad_allocations_file_records_nothing_and_names_the_line(
     assert head(db_url) == 1
 
 
+@pytest.mark.e2e
+def test_an_element_written_as_a_heading_is_refused_naming_the_element_meant(
+    invoke: Ledger, run_ledger: Ledger, db_url: str, tmp_path: Path,
+) -> None:
+    register(invoke, "A81001")
+    (tmp_path / "alloc.csv").write_text(
+        'practice,element,amount\nA81001,Acute,"£1,000"\nA81001,Mental Health,500\n',
+        encoding="utf-8")
+    result = run_ledger("budget", "import", str(tmp_path / "alloc.csv"), "--year", "2024-25",
+                        "--on", "2024-04-01", actor=ALLOCATOR)
+    assert result.code == EXIT_USAGE, result.stderr
+    result.one_line_error("alloc.csv line 3: unknown element 'Mental Health': write "
+                          "mental-health; nothing was imported [rule: element]")
+    option = run_ledger("budget", "allocate", "A81001", "--year", "2024-25", "--element",
+                        "primary_care=10", "--on", "2024-04-01", actor=ALLOCATOR)
+    assert option.code == EXIT_USAGE, option.stderr
+    option.one_line_error("unknown element 'primary_care': write primary-care")
+    assert head(db_url) == 1
+
+
 def test_an_unreadable_csv_is_a_usage_error(invoke: Ledger, db_url: str, tmp_path: Path) -> None:
     (tmp_path / "latin1.csv").write_bytes("practice,element,amount\nA81001,acute,£10\n"
                                           .encode("latin-1"))
