@@ -24,7 +24,13 @@ from ledger.domain.events import (
     OptedOut,
     PracticeJoined,
 )
-from ledger.domain.values import Actor, Role
+from ledger.domain.values import (
+    Actor,
+    Role,
+    parse_consortium_code,
+    parse_holder,
+    parse_practice_code,
+)
 from ledger.store.eventstore import EventStore
 
 Row = dict[str, Any]
@@ -109,21 +115,25 @@ class Scope:
 
     def check(self, *, practice: str | None = None, consortium: str | None = None,
               holder: str | None = None) -> None:
-        """Refuse (NotAuthorised) a filter naming what the actor may not see."""
+        """Refuse (NotAuthorised) a filter naming what the actor may not see; a malformed
+        one is InvalidInput (400), as for those who see everything, never a refusal
+        that repeats what was sent."""
+        practice = parse_practice_code(practice) if practice is not None else None
+        consortium = parse_consortium_code(consortium) if consortium is not None else None
+        holder = parse_holder(holder) if holder is not None else None
         if self.everything:
             return
-        if practice is not None and _upper(practice) not in self.practices:
-            raise self.refuse(f"practice {practice.strip()}")
-        if consortium is not None and _upper(consortium) != self.consortium:
-            raise self.refuse(f"consortium {consortium.strip()}")
+        if practice is not None and practice not in self.practices:
+            raise self.refuse(f"practice {practice}")
+        if consortium is not None and consortium != self.consortium:
+            raise self.refuse(f"consortium {consortium}")
         if holder is not None:
-            kind, _, code = holder.strip().partition(":")
-            kind = kind.lower()
-            own = self.actor.holder.lower() == f"{kind}:{code.strip()}".lower()
+            kind, _, code = holder.partition(":")
+            own = self.actor.holder.lower() == holder.lower()
             member = (kind == "practice" and self.consortium is not None
-                      and _upper(code) in self.practices)
+                      and code in self.practices)
             if not (own or member):
-                raise self.refuse(f"holder {holder.strip()}")
+                raise self.refuse(f"holder {holder}")
 
     def rows(self, found: list[Row]) -> list[Row]:
         """The rows the actor may see, by their `practice` (or `holder`, or `consortium`)."""
@@ -187,7 +197,3 @@ class FeedView:
         if practice in self.practices:
             return True
         return isinstance(event, BudgetEvent) and (event.practice, event.year) in self.held
-
-
-def _upper(code: str) -> str:
-    return code.strip().upper()

@@ -306,3 +306,14 @@ def test_the_live_feed_streams_each_organisation_its_part_and_resumes_in_it(
         assert int(ident) == head + 3
     finally:
         resumed.close()
+
+
+@pytest.mark.parametrize("query", ["holder=garbage", "holder=practice:A81", "practice=A81",
+                                   "consortium=16", "practice=%FF"])
+@pytest.mark.parametrize("role", ["consortium", "practice"])
+def test_a_malformed_filter_is_400_for_every_role_not_a_refusal_to_read_it(
+        api: TestClient, tokens: dict[str, str], role: str, query: str) -> None:
+    status, body = get(api, tokens, role, f"/holders?{query}")
+    everything_status, everything_body = get(api, tokens, "allocator", f"/holders?{query}")
+    assert (status, body) == (everything_status, everything_body) == (400, body), body
+    assert body["rule"] in {"holder", "practice-code", "consortium-code"}, body
