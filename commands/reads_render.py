@@ -76,7 +76,25 @@ def _csv_value(key: str, value: Any) -> Any:
 
 
 def _cell_text(value: Any, shown: Any) -> Any:
-    return shown(value) if isinstance(value, str) else value
+    return shown(spreadsheet_inert(value)) if isinstance(value, str) else value
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet takes a cell to begin a formula with (OWASP, "CSV Injection")."""
+
+
+def spreadsheet_inert(text: str) -> str:
+    """A CSV text cell a spreadsheet shows rather than runs: text beginning as a formula
+    does (`=HYPERLINK(...)`, `+`, `-`, `@`, a tab or carriage return) is written after an
+    apostrophe, which spreadsheets take as "text follows", as OWASP's CSV injection
+    guidance advises. A number written as text (`-12.50`) is left as it is."""
+    if not text.startswith(FORMULA_STARTS):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
 
 
 def _instant(key: str, value: Any) -> Any:
@@ -146,7 +164,8 @@ def rows(items: Sequence[Row], fmt: Format, *, columns: Sequence[str] | None = N
         writer = csv.DictWriter(sys.stdout, fieldnames=names, lineterminator="\n")
         writer.writeheader()
         # CSV is data: its cells are written as stored, but not to a terminal, where
-        # an escape sequence in a stored name would act rather than show.
+        # an escape sequence in a stored name would act rather than show, and no text
+        # cell is written as a formula a spreadsheet opening the file would run.
         shown = render.safe if sys.stdout.isatty() else str
         for r in flat:
             writer.writerow({k: _cell_text(_csv_value(k, v), shown) for k, v in r.items()})

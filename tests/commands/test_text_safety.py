@@ -9,6 +9,8 @@ stored with such characters prints escaped, never raw, while JSON stays exact.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from datetime import date
@@ -249,6 +251,19 @@ def test_csv_cells_are_written_exactly_to_a_file_and_escaped_on_a_terminal(
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     rows(stored, Format.csv)
     assert capsys.readouterr().out == "practice,name\nA81001,\\x1b[2JDensham\\u202e\n"
+
+
+def test_a_csv_text_cell_that_begins_as_a_formula_is_written_for_a_spreadsheet_to_show(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stored = [{"name": '=HYPERLINK("http://x.example","pay")', "ref": "+SUM(A1)",
+               "phone": "+441234", "at": "@SUM(A1)", "sum": "-2+3", "tab": "\t=1",
+               "minus": "-12.50", "plain": "Hips", "owed_pence": -1250}]
+    rows(stored, Format.csv)
+    header, written = csv.reader(io.StringIO(capsys.readouterr().out))
+    assert dict(zip(header, written, strict=True)) == {
+        "name": '\'=HYPERLINK("http://x.example","pay")', "ref": "\'+SUM(A1)",
+        "phone": "+441234", "at": "\'@SUM(A1)", "sum": "\'-2+3", "tab": "\'\t=1", "minus": "-12.50",
+        "plain": "Hips", "owed_pence": "-1250"}
 
 
 @pytest.mark.parametrize("words", [
