@@ -249,7 +249,15 @@ def parse_amount(text: str, *, allow_zero: bool = False) -> int:
 
 
 def parse_signed_amount(text: str) -> int:
-    """A non-zero signed amount in pence, for adjustments; |amount| ≤ MAX_AMOUNT_PENCE."""
+    """A non-zero signed amount in pence, for adjustments; |amount| ≤ MAX_AMOUNT_PENCE.
+
+    A reduction is written with a minus sign (`-5000`, `-£5,000`); one in accounting
+    brackets (`(5,000)`) is refused (rule `amount`) naming that spelling of it.
+    """
+    stripped = trim_spaces(text)
+    if len(stripped) > 2 and stripped[0] == "(" and stripped[-1] == ")":
+        raise InvalidInput("amount", f"malformed amount {shown(text)}: write a reduction "
+                           f"with a minus sign, as {shown('-' + stripped[1:-1])}")
     pence = _parse_money(text)
     if pence == 0:
         raise InvalidInput("amount", "an adjustment must not be zero")

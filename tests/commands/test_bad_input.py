@@ -86,6 +86,11 @@ CASES: list[tuple[str, str | None, list[str], int, tuple[str, ...]]] = [
     ("NaN", PRACTICE, commit("NaN"), EXIT_USAGE, ("malformed amount 'NaN'",)),
     ("infinity", PRACTICE, commit("inf"), EXIT_USAGE, ("malformed amount 'inf'",)),
     ("bad separators", PRACTICE, commit("£1,2,3"), EXIT_USAGE, ("malformed amount '£1,2,3'",)),
+    ("adjustment in accounting brackets", ALLOCATOR,
+     ["budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute", "--by",
+      "(£5,000)", "--reason", "x"], EXIT_USAGE,
+     ("malformed amount '(£5,000)': write a reduction with a minus sign, as '-£5,000'",
+      "[rule: amount]")),
     ("zero adjustment", ALLOCATOR,
      ["budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute", "--by", "0",
       "--reason", "x"], EXIT_USAGE, ("an adjustment must not be zero",)),
@@ -203,7 +208,7 @@ def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: R
     ("actor", "args", "code", "fragments"),
     [pytest.param(*case[1:], id=case[0]) for case in CASES
      if case[0] in {"NHS number in a service", "bad separators", "another practice commits",
-                    "day/month/year date"}],
+                    "day/month/year date", "adjustment in accounting brackets"}],
 )
 def test_bad_input_in_the_real_command(
     base: str, run_ledger: RunLedger, actor: str | None, args: list[str], code: int,
