@@ -569,9 +569,15 @@ def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
 
 
 def budget_of_ref(uow: UnitOfWork, ref: str) -> Budget:
+    """The budget a commitment ref was committed against; NotFound (rule `commitment`)
+    when none was, naming the ref in capitals when that one was (refs are compared
+    exactly: `r-0001` is not `R-0001`)."""
     entry = uow.ref(ref)
     if entry is None:
-        raise NotFound("commitment", f"no commitment {ref}")
+        upper = ref.upper()
+        other = (f"; refs are case-sensitive: {upper} is one"
+                 if upper != ref and uow.ref(upper) is not None else "")
+        raise NotFound("commitment", f"no commitment {ref}{other}")
     return uow.budget(entry.practice, FinancialYear.parse(entry.year))
 
 

@@ -91,6 +91,11 @@ CASES: list[tuple[str, str | None, list[str], int, tuple[str, ...]]] = [
       "(£5,000)", "--reason", "x"], EXIT_USAGE,
      ("malformed amount '(£5,000)': write a reduction with a minus sign, as '-£5,000'",
       "[rule: amount]")),
+    ("ref in lower case", PRACTICE, ["spend", "settle", "r-0001", "--amount", "10"],
+     EXIT_REFUSED, ("no commitment r-0001; refs are case-sensitive: R-0001 is one",
+                    "[rule: commitment]")),
+    ("unknown ref", PRACTICE, ["spend", "settle", "r-0009", "--amount", "10"],
+     EXIT_REFUSED, ("no commitment r-0009 [rule: commitment]",)),
     ("zero adjustment", ALLOCATOR,
      ["budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute", "--by", "0",
       "--reason", "x"], EXIT_USAGE, ("an adjustment must not be zero",)),
@@ -208,7 +213,8 @@ def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: R
     ("actor", "args", "code", "fragments"),
     [pytest.param(*case[1:], id=case[0]) for case in CASES
      if case[0] in {"NHS number in a service", "bad separators", "another practice commits",
-                    "day/month/year date", "adjustment in accounting brackets"}],
+                    "day/month/year date", "adjustment in accounting brackets",
+                    "ref in lower case"}],
 )
 def test_bad_input_in_the_real_command(
     base: str, run_ledger: RunLedger, actor: str | None, args: list[str], code: int,
