@@ -188,8 +188,7 @@ class ColumnMap:
             taken[name] = column
         missing = [f for f in required if f not in taken]
         if missing:
-            raise missing_columns(source, missing, header,
-                                  hint="; map a column with --map FIELD=COLUMN")
+            raise missing_columns(source, missing, header, hint=_missing_hint(missing, taken))
         return chosen
 
     def values(self, chosen: dict[str, str], row: dict[str, str], where: str
@@ -289,6 +288,15 @@ def _field_name(name: str) -> str:
     if key in ELEMENT_NAMES:  # `--map acute=G&A WP` means the acute weighted population
         return weighted_field(ELEMENT_NAMES[key])
     return key
+
+
+def _missing_hint(missing: Sequence[str], taken: dict[str, str]) -> str:
+    """How to give the fields `missing`: by mapping a column; a file of list sizes and no
+    names (NHS Digital's registered patients) is read by `practice import --list-sizes`."""
+    hint = "; map a column with --map FIELD=COLUMN"
+    if list(missing) == ["name"] and "list_size" in taken:
+        hint += ", or give --list-sizes to record the list sizes of practices already registered"
+    return hint
 
 
 def _looks_like_a_field(key: str) -> bool:

@@ -238,3 +238,15 @@ def test_an_option_overrides_what_the_mapping_file_says_of_a_column(
     assert done.code == 0, done.stderr
     recorded = [json.loads(line) for line in run_ledger("events").stdout.splitlines()]
     assert [e["weighted_population"] for e in recorded] == [{"acute": "5000.5"}, {}]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_registered_patients_file_imported_as_practices_says_to_give_list_sizes(
+        run_ledger: Ledger, db_url: str) -> None:
+    done = run_ledger("practice", "import", str(REGISTERED), "--mapping", str(REGISTERED_MAP),
+                      "--on", "2025-10-01", actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stderr
+    done.one_line_error("gp-reg-pat-prac-all.csv line 1: missing column name",
+                        "map a column with --map FIELD=COLUMN, or give --list-sizes to record "
+                        "the list sizes of practices already registered", "[rule: csv-header]")
+    assert not Path(db_url).exists() or head(db_url) == 0
