@@ -266,7 +266,7 @@ WitnessOption = Annotated[
         "--witness",
         metavar="URL=WITNESS_KEY",
         help="A witness to ask for cosignatures (`ledger witness keygen` prints its key); "
-        "repeat per witness. Kept: later checkpoints ask it too.",
+        "repeat per witness. Kept once it cosigns: later checkpoints ask it too.",
         show_default=False,
         callback=options.name_values(),
     ),
