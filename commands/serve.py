@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -66,12 +67,33 @@ def serve(  # noqa: PLR0917 - one parameter per CLI option
                 raise InvalidInput(
                     "host", f"refusing to listen on {host}, beyond this machine, while no "
                     "token exists: grant one first (ledger token create --bootstrap)")
+        _can_listen(host, port)
         state.close()
         os.environ[ENV_DB] = state.db
         os.environ[ENV_PROJECTED] = "1" if projected else ""
         os.environ[ENV_ONE_BY_ONE] = "" if group_commit else "1"
         uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers,
                     log_level="info", proxy_headers=True)
+
+
+def _can_listen(host: str, port: int) -> None:
+    """InvalidInput (exit 2, rule `port`) when `host`:`port` cannot be listened on (another
+    process listens there, or a port below 1024 without the right; rule `host` for a name
+    that resolves to no address): said in one line before the service starts, rather than
+    by the server's log after it has."""
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind((address, port))
+        except socket.gaierror as unknown:
+            raise InvalidInput("host", f"cannot listen on {host}: {unknown.strerror or unknown}"
+                               "; give another --host") from None
+        except OSError as refused:
+            raise InvalidInput("port", f"cannot listen on {host} port {port}: "
+                               f"{refused.strerror or refused}; give another --port"
+                               ) from None
 
 
 def _loopback(host: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from commands.app import app
 from commands.demo_ledger import build_demo
-from commands.errors import EXIT_REFUSED, EXIT_STORE_UNAVAILABLE
+from commands.errors import EXIT_REFUSED, EXIT_STORE_UNAVAILABLE, EXIT_USAGE
 from ledger.bootstrap import bootstrap
 from tests.commands.conftest import clean_env, ledger_executable, topics
 from tests.conftest import FakeClock
@@ -204,3 +205,21 @@ def test_a_rebuild_piped_prints_its_one_line_and_nothing_before_it(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("rebuilt positions from 1 events in "), repr(done.stdout)
     assert done.stdout.count("\n") == 1
+
+
+@pytest.mark.e2e
+def test_serve_on_a_port_another_process_listens_on_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*ledger_executable(), "--db", str(tmp_path / "ledger.db"), "serve", "--port",
+             str(port)], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+            timeout=120, check=False)
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert done.stderr == (f"error: cannot listen on 127.0.0.1 port {port}: Address already "
+                           "in use; give another --port [rule: port]\n")
+    assert done.stdout == ""
