@@ -22,9 +22,9 @@ from ledger.domain.events import EVENTS_BY_TOPIC, LedgerEvent, budget_stream
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
-    malformed_date,
     parse_consortium_code,
     parse_holder,
+    parse_iso_date,
     parse_practice_code,
     shown,
 )
@@ -40,10 +40,8 @@ GROUPINGS = ("practice", "consortium", "allocator")
 
 
 def parse_day(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise malformed_date(text, option) from None
+    """A read's date option (`--as-of`), `YYYY-MM-DD` only (`parse_iso_date`)."""
+    return parse_iso_date(text, option)
 
 
 def parse_instant(text: str) -> datetime:

@@ -50,6 +50,7 @@ from ledger.domain.values import (
     parse_consortium_code,
     parse_element,
     parse_holder,
+    parse_iso_date,
     parse_percent,
     parse_practice_code,
     parse_qs_code,
@@ -223,10 +224,7 @@ def _date(value: Any) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if isinstance(value, str):
-        try:
-            return date.fromisoformat(trim_spaces(value))
-        except ValueError:
-            pass
+        return parse_iso_date(value)
     raise malformed_date(str(value))
 
 

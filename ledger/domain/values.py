@@ -190,6 +190,23 @@ def shown(text: str, limit: int = 40) -> str:
 _DAY_FIRST = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
 
 
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_iso_date(text: str, option: str | None = None) -> date:
+    """A business date written as ISO 8601's calendar date `YYYY-MM-DD` (surrounding
+    spaces aside), and no other way: not the basic form `20240601` nor a week date
+    `2024-W23`, which Python's `date.fromisoformat` would also take. Raises InvalidInput
+    (`malformed_date`) otherwise, `option` naming where it was given."""
+    trimmed = trim_spaces(text)
+    if _ISO_DAY.fullmatch(trimmed):
+        try:
+            return date.fromisoformat(trimmed)
+        except ValueError:
+            pass
+    raise malformed_date(text, option)
+
+
 def malformed_date(text: str, option: str | None = None) -> InvalidInput:
     """The error (rule `date`) for a date not written as ISO 8601 `YYYY-MM-DD`.
 

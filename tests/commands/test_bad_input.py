@@ -116,6 +116,13 @@ CASES: list[tuple[str, str | None, list[str], int, tuple[str, ...]]] = [
                   "YYYY-MM-DD, here 2024-10-14 if it is day/month/year", "[rule: date]")),
     ("month/day/year date", PRACTICE, [*COMMIT[:-2], "--on", "10/14/2024", "--amount", "100"],
      EXIT_USAGE, ("malformed date '10/14/2024': write it as YYYY-MM-DD, like 2024-06-01",)),
+    ("date without its dashes", PRACTICE, [*COMMIT[:-2], "--on", "20240601", "--amount", "100"],
+     EXIT_USAGE, ("malformed date '20240601': write it as YYYY-MM-DD, like 2024-06-01",)),
+    ("week date", PRACTICE, [*COMMIT[:-2], "--on", "2024-W23", "--amount", "100"],
+     EXIT_USAGE, ("malformed date '2024-W23': write it as YYYY-MM-DD",)),
+    ("date in other digits", PRACTICE,
+     [*COMMIT[:-2], "--on", "\u0662\u0660\u0662\u0664-06-01", "--amount", "100"],
+     EXIT_USAGE, ("malformed date", "write it as YYYY-MM-DD")),
     ("malformed year", ALLOCATOR, ["budget", "harden", "A81001", "--year", "2024-26"],
      EXIT_USAGE, ("malformed financial year '2024-26'", "[rule: year]")),
     ("unknown element", PRACTICE,
@@ -214,7 +221,7 @@ def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: R
     [pytest.param(*case[1:], id=case[0]) for case in CASES
      if case[0] in {"NHS number in a service", "bad separators", "another practice commits",
                     "day/month/year date", "adjustment in accounting brackets",
-                    "ref in lower case"}],
+                    "ref in lower case", "date without its dashes", "week date"}],
 )
 def test_bad_input_in_the_real_command(
     base: str, run_ledger: RunLedger, actor: str | None, args: list[str], code: int,
@@ -243,4 +250,16 @@ def test_a_read_given_a_day_month_year_date_shows_it_as_iso(
     assert result.code == EXIT_USAGE, result.stderr
     result.one_line_error("malformed date '31/12/2024' for --as-of",
                           "YYYY-MM-DD, here 2024-12-31 if it is day/month/year")
+    assert result.stdout == ""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("given", ["20241231", "2024-W52", "2024-366"])
+def test_a_read_given_a_date_in_another_iso_form_is_refused_naming_yyyy_mm_dd(
+    base: str, run_ledger: RunLedger, given: str,
+) -> None:
+    result = run_ledger("position", "--practice", "A81001", "--year", "2024-25",
+                        "--as-of", given, actor=None)
+    assert result.code == EXIT_USAGE, result.stderr
+    result.one_line_error(f"malformed date '{given}' for --as-of", "YYYY-MM-DD")
     assert result.stdout == ""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 import pytest
 
 from ledger.domain.budget import Budget
+from ledger.domain.errors import InvalidInput
 from ledger.domain.organisations import Consortium
-from ledger.domain.values import Element, FinancialYear
+from ledger.domain.values import Element, FinancialYear, parse_iso_date
 from tests.ledger.domain.builders import (
     ALLOCATOR,
     ME,
@@ -77,3 +79,18 @@ def test_a_risk_pool_is_agreed_inside_its_year() -> None:
     refused(lambda: group.agree_risk_pool(ctx("consortium:16C", "2025-04-01"),
                                           FinancialYear(2024), 100), group,
             rule="effective-date")
+
+
+@pytest.mark.parametrize("text", ["2024-06-01", " 2024-06-01 ", "2024-02-29"])
+def test_a_business_date_is_read_from_yyyy_mm_dd(text: str) -> None:
+    assert parse_iso_date(text) == date.fromisoformat(text.strip())
+
+
+@pytest.mark.parametrize("text", [
+    "20240601", "2024-W23", "2024-W23-1", "2024-153", "2024-6-1", "2023-02-29",
+    "\u0662\u0660\u0662\u0664-06-01", "2024-06-01T00:00", "", "2024-06-01\n2024-07-01"])
+def test_a_business_date_written_any_other_way_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput) as refused_date:
+        parse_iso_date(text, "--as-of")
+    assert refused_date.value.rule == "date"
+    assert "YYYY-MM-DD" in str(refused_date.value)
