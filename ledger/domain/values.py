@@ -601,33 +601,44 @@ def _is_separator(char: str) -> bool:
 def written_nhs_number(text: str) -> bool:
     """Whether `text` holds ten digits that pass the NHS number's check however they are
     written: in any script's decimal digits (fullwidth, Arabic-Indic), grouped any way
-    (`94347 65919`), with up to NHS_NUMBER_SEPARATOR_RUN spaces, dashes of any kind, full
-    stops, slashes or underscores between groups. Groups so joined are read as one
-    number, checked when it has ten digits (a longer one, `01642 850850`, is another
-    kind of number). Input only: events are read back with `contains_nhs_number`, which
-    whatever older versions recorded passes."""
+    (`94347 65919`), with the same run of up to NHS_NUMBER_SEPARATOR_RUN spaces, dashes
+    of any kind, full stops, slashes or underscores between every two groups. Groups so
+    joined are read as one number, checked when it has ten digits (a longer one, `01642
+    850850`, is another kind of number). A change of separator ends a number: a range of
+    dates (`1/4/24 - 30/09/24`) is not one. Input only: events are read back with
+    `contains_nhs_number`, which whatever older versions recorded passes."""
     if sum(map(str.isdecimal, text)) < 10:
         return False
-    chains: list[list[str]] = [[]]
+    return any(len(digits) == 10 and is_valid_nhs_number(digits)
+               for digits in _digit_chains(text))
+
+
+def _digit_chains(text: str) -> list[str]:
+    """The runs of digit groups in `text` joined by one and the same separator run
+    (`_is_separator`, at most NHS_NUMBER_SEPARATOR_RUN characters), each as its digits."""
+    chains: list[str] = []
+    chain, joiner = "", None  # the chain being read, and the separator run it uses
     group: list[str] = []
-    gap = 0
+    between: list[str] = []  # separator characters since the last group
     for char in text + "\n":
         value = unicodedata.decimal(char, None) if char.isdecimal() else None
         if value is not None:
-            if not group and gap > NHS_NUMBER_SEPARATOR_RUN:
-                chains.append([])
             group.append(str(value))
-            gap = 0
             continue
         if group:
-            chains[-1].append("".join(group))
-            group = []
-        if _is_separator(char) and chains[-1]:
-            gap += 1
+            run = "".join(between)
+            if chain and len(between) <= NHS_NUMBER_SEPARATOR_RUN and joiner in (None, run):
+                chain, joiner = chain + "".join(group), run
+            else:
+                chains.append(chain)
+                chain, joiner = "".join(group), None
+            group, between = [], []
+        if _is_separator(char) and chain:
+            between.append(char)
         else:
-            gap = NHS_NUMBER_SEPARATOR_RUN + 1
-    numbers = ("".join(chain) for chain in chains)
-    return any(len(digits) == 10 and is_valid_nhs_number(digits) for digits in numbers)
+            between = [char] * (NHS_NUMBER_SEPARATOR_RUN + 1)
+    chains.append(chain)
+    return chains
 
 
 def check_input_text(text: str, field: str) -> str:

@@ -116,6 +116,8 @@ def test_an_nhs_number_written_any_other_way_is_refused_as_input(text: str) -> N
 @pytest.mark.parametrize("text", [
     "943 476 5918", "phone 01642 850850", "Tel 0800 123 4567", "reduced by 1,234,567.89",
     "01/04/2024-31/03/2025", "943    476 5919", "943a476b5919", "94347659191",
+    "uplift for 1/4/24 - 30/09/24", "1.4.24 - 30.9.24", "1/4/24-30/9/24",
+    "from 1/10/24 to 31/3/25",
 ])
 def test_other_numbers_written_with_separators_are_not_refused(text: str) -> None:
     assert not written_nhs_number(text)
