@@ -418,7 +418,7 @@ class Reads:
         forming, members joining and leaving, risk pools and their draws, quality
         standards, and holdings delegated to it. The trail projection says which events
         belong (projections/trail.py); who recorded each, when, and its words are read
-        from the event at that position. Raises InvalidInput (trail_subject) for any
+        from the event at that position. Raises InvalidInput (rule trail, `trail_subject`) for any
         other code, a malformed year or `since` after `until`, NotFound for a code the
         ledger does not know, UnreadableEvent as every read of the log does.
         """
