@@ -38,6 +38,8 @@ class WriteHook(Protocol):
 
         Returns what the next transaction may be `prepared` with (see above), or None.
 
-        On PostgreSQL the cursor may be in pipeline mode, its statements sent with COMMIT.
+        On PostgreSQL the cursor may be in pipeline mode, its statements sent with COMMIT;
+        one with a `write` method (ledger/store/postgres.py WriteCursor) takes an INSERT,
+        UPDATE or DELETE to run in one statement with the transaction's other writes.
         """
         ...
