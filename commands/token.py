@@ -42,8 +42,10 @@ def create(
     name: Annotated[str | None, typer.Option(
         "--name", metavar="LABEL", help="What the token is for (shown by token list).")] = None,
     expires: Annotated[str | None, typer.Option(
-        "--expires", metavar="WHEN",
-        help="When it stops working: a date (its start, UTC) or an instant with a zone.",
+        "--expires", metavar="DATE|INSTANT",
+        help="When it stops working: a date means the end of that day, UTC (--expires "
+        "2099-03-31 works through 31 March and expires at 00:00 UTC on 1 April); an "
+        "instant with a zone is exact (2099-03-31T17:00:00Z).",
     )] = None,
     read_only: Annotated[bool, typer.Option(
         "--read-only", help="Reads only (always so for auditor and service).")] = False,

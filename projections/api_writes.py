@@ -446,7 +446,8 @@ class TokenRequest(BaseModel):
     actor: str = Field(description="allocator:Q71, practice:A81001, consortium:16C, "
                        "auditor:NAME or service:NAME")
     name: str | None = Field(default=None, max_length=200)
-    expires: str | None = Field(default=None, description="2025-03-31 or an instant with a zone")
+    expires: str | None = Field(default=None, description="2025-03-31 (works through that "
+                                "day: the end of it, UTC) or an exact instant with a zone")
     read_only: StrictBool = Field(default=False, description="true or false only (not 1, "
                                   '"yes")')
 

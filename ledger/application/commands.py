@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -606,11 +606,18 @@ class TokenRevoke(Command):
 
 
 def parse_expiry(text: str) -> datetime:
-    """`2025-03-31` (midnight UTC at its start) or an instant with a zone."""
+    """A token's expiry, the first instant it no longer works, in UTC: a bare date
+    (`2025-03-31`) means the end of that day, UTC, so the token works through it (it
+    expires at 00:00 UTC on the day after; 9999-12-31 at its last microsecond), as a bare
+    date for `--known-at` does; an instant with a zone (`2025-03-31T17:00:00Z`) is exact.
+    Raises InvalidInput (rule `expires`) for anything else or an instant past 9999."""
     stripped = trim_spaces(text)
     try:
         if len(stripped) == 10:
-            return datetime.combine(date.fromisoformat(stripped), time(), tzinfo=UTC)
+            day = date.fromisoformat(stripped)
+            if day == date.max:
+                return datetime.combine(day, time.max, tzinfo=UTC)
+            return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
         moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
     except ValueError:
         moment = None

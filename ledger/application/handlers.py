@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from ledger.application.commands import (
@@ -655,8 +655,20 @@ def create_token(command: TokenCreate, context: Context, uow: UnitOfWork) -> Res
                    bootstrap=command.bootstrap)
     grant = register.grants[command.token_id]
     mode = "read-only" if grant.read_only else "read-write"
-    until = f", expires {utc_text(grant.expires_at.astimezone(UTC))}" if grant.expires_at else ""
+    until = f", {expiry_text(grant.expires_at)}" if grant.expires_at else ""
     return Result(f"granted token {command.token_id} to {grant.grantee} ({mode}{until})")
+
+
+def expiry_text(expires_at: datetime) -> str:
+    """A token's expiry as its answer says it: `works through 2099-03-31 UTC, expires
+    2099-04-01T00:00:00Z` when it falls at midnight UTC (as a bare date's does), so no
+    reader takes the date shown for the last day it works; otherwise `expires` and the
+    instant, in UTC ending in Z."""
+    moment = expires_at.astimezone(UTC)
+    if moment.time() == time() and moment.date() > date.min:
+        last = moment.date() - timedelta(days=1)
+        return f"works through {last.isoformat()} UTC, expires {utc_text(moment)}"
+    return f"expires {utc_text(moment)}"
 
 
 @handles(TokenRevoke)

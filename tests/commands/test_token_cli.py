@@ -6,6 +6,8 @@ import json
 import re
 import shlex
 
+import pytest
+
 from commands.errors import EXIT_REFUSED, EXIT_USAGE
 from ledger.domain.access import secret_digest
 from tests.commands.conftest import Ledger, topics
@@ -91,8 +93,56 @@ def test_a_tokens_expiry_is_answered_in_utc_ending_in_z(invoke: Ledger) -> None:
     by_date = invoke("token", "create", "--actor", "service:dash", "--expires", "2099-03-31",
                      actor=ALLOCATOR)
     assert by_date.code == 0, by_date.stderr
-    assert "expires 2099-03-31T00:00:00Z)" in " ".join(by_date.stdout.split())
+    assert ("works through 2099-03-31 UTC, expires 2099-04-01T00:00:00Z)"
+            in " ".join(by_date.stdout.split()))
     in_a_zone = invoke("token", "create", "--actor", "service:feed",
                        "--expires", "2099-03-31T12:30:00+01:00", actor=ALLOCATOR)
     assert in_a_zone.code == 0, in_a_zone.stderr
     assert "expires 2099-03-31T11:30:00Z)" in " ".join(in_a_zone.stdout.split())
+
+
+@pytest.mark.e2e
+def test_a_token_given_a_date_works_through_that_day_and_an_instant_is_kept_exact(
+        run_ledger: Ledger) -> None:
+    assert run_ledger("token", "create", "--actor", ALLOCATOR, "--bootstrap").code == 0
+    by_date = run_ledger("token", "create", "--actor", "service:dash", "--expires",
+                         "2099-03-31", actor=ALLOCATOR)
+    assert by_date.code == 0, by_date.stderr
+    assert ("(read-only, works through 2099-03-31 UTC, expires 2099-04-01T00:00:00Z)"
+            in by_date.stdout), by_date.stdout
+    at_midnight = run_ledger("token", "create", "--actor", "service:feed", "--expires",
+                             "2099-03-31T00:00:00Z", actor=ALLOCATOR)
+    assert at_midnight.code == 0, at_midnight.stderr
+    assert ("works through 2099-03-30 UTC, expires 2099-03-31T00:00:00Z)"
+            in at_midnight.stdout), at_midnight.stdout
+    exact = run_ledger("token", "create", "--actor", "service:bi", "--expires",
+                       "2099-03-31T17:30:00+01:00", actor=ALLOCATOR)
+    assert exact.code == 0, exact.stderr
+    assert "(read-only, expires 2099-03-31T16:30:00Z)" in exact.stdout, exact.stdout
+    listed = run_ledger("token", "list", "--format", "json")
+    assert listed.code == 0, listed.stderr
+    expiry = {row["actor"]: row["expires_at"] for row in json.loads(listed.stdout)}
+    assert expiry == {ALLOCATOR: None, "service:dash": "2099-04-01T00:00:00Z",
+                      "service:feed": "2099-03-31T00:00:00Z",
+                      "service:bi": "2099-03-31T16:30:00Z"}
+    shown = run_ledger("token", "create", "--help")
+    assert "--expires DATE|INSTANT" in shown.stdout
+    assert "works through" in " ".join(shown.stdout.split())
+
+
+def test_a_token_expiring_on_a_date_is_live_all_that_day_and_not_after() -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ledger.application.commands import parse_expiry  # noqa: PLC0415
+    from ledger.domain.access import Grant  # noqa: PLC0415
+    from ledger.domain.values import Actor  # noqa: PLC0415
+
+    ends = parse_expiry("2099-03-31")
+    grant = Grant(token_id="abcdefabcdef", grantee=Actor.parse("service:dash"), label=None,
+                  read_only=True,
+                  expires_at=ends, granted_at=datetime(2024, 1, 1, tzinfo=UTC),
+                  granted_by=ALLOCATOR, digest="0" * 64)
+    assert grant.live_at(datetime(2099, 3, 31, 23, 59, 59, 999999, tzinfo=UTC))
+    assert not grant.live_at(datetime(2099, 4, 1, tzinfo=UTC))
+    assert parse_expiry("2099-03-31T17:00:00Z") == datetime(2099, 3, 31, 17, tzinfo=UTC)
+    assert parse_expiry("9999-12-31") == datetime.max.replace(tzinfo=UTC)
