@@ -320,11 +320,22 @@ def format_pence(pence: int) -> str:
 
 
 def parse_percent(text: str) -> int:
-    """A percentage such as `1%` or `2.5` in basis points (1% = 100)."""
-    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?\s*%?", trim_spaces(text))
+    """A percentage such as `1%`, `0.5%` or `2.5` in basis points (1% = 100).
+
+    A figure under one with decimals and no per-cent sign (`0.01`) is refused
+    (InvalidInput, rule percent) rather than read: written as a fraction it would mean
+    a hundred times what it says as a percentage (0.01 is 1% as a fraction, 0.01% as a
+    percentage). With its sign it is read as written (`0.01%`)."""
+    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?\s*(%?)", trim_spaces(text))
     if not match:
         raise InvalidInput("percent", f"malformed percentage {shown(text)}: write it like 1.5%")
-    return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+    whole, hundredths, sign = match[1], (match[2] or "0").ljust(2, "0"), match[3]
+    if not sign and int(whole) == 0 and int(hundredths):
+        as_fraction = Decimal(f"0.{match[2]}") * 100
+        raise InvalidInput("percent", f"percentage {shown(text)} is ambiguous: write "
+                                      f"{as_fraction.normalize():f}% if it is a fraction, "
+                                      f"{trim_spaces(text)}% if it is a percentage")
+    return int(whole) * 100 + int(hundredths)
 
 
 # --- populations ---------------------------------------------------------------------

@@ -116,6 +116,11 @@ CASES: list[tuple[str, str | None, list[str], int, tuple[str, ...]]] = [
                   "YYYY-MM-DD, here 2024-10-14 if it is day/month/year", "[rule: date]")),
     ("month/day/year date", PRACTICE, [*COMMIT[:-2], "--on", "10/14/2024", "--amount", "100"],
      EXIT_USAGE, ("malformed date '10/14/2024': write it as YYYY-MM-DD, like 2024-06-01",)),
+    ("top-slice under one without its sign", "consortium:16C",
+     ["consortium", "risk-pool", "16C", "--year", "2024-25", "--top-slice", "0.01",
+      "--on", "2024-04-01"],
+     EXIT_USAGE, ("percentage '0.01' is ambiguous: write 1% if it is a fraction, 0.01% if it "
+                  "is a percentage", "[rule: percent]")),
     ("date without its dashes", PRACTICE, [*COMMIT[:-2], "--on", "20240601", "--amount", "100"],
      EXIT_USAGE, ("malformed date '20240601': write it as YYYY-MM-DD, like 2024-06-01",)),
     ("week date", PRACTICE, [*COMMIT[:-2], "--on", "2024-W23", "--amount", "100"],
@@ -221,7 +226,8 @@ def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: R
     [pytest.param(*case[1:], id=case[0]) for case in CASES
      if case[0] in {"NHS number in a service", "bad separators", "another practice commits",
                     "day/month/year date", "adjustment in accounting brackets",
-                    "ref in lower case", "date without its dashes", "week date"}],
+                    "ref in lower case", "date without its dashes", "week date",
+                    "top-slice under one without its sign"}],
 )
 def test_bad_input_in_the_real_command(
     base: str, run_ledger: RunLedger, actor: str | None, args: list[str], code: int,

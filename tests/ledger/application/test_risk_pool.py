@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from ledger.bootstrap import Ledger
-from ledger.domain.errors import RuleViolation
-from ledger.domain.events import PoolDrawRecorded, RiskPoolDrawn, SpendCommitted
+from ledger.domain.errors import InvalidInput, RuleViolation
+from ledger.domain.events import PoolDrawRecorded, RiskPoolAgreed, RiskPoolDrawn, SpendCommitted
 from tests.ledger.application.scenario import A1, A2, A3, ALLOCATOR, YEAR, commit, events, run, seed
 
 OFFICER = "consortium:16C"
@@ -31,6 +31,25 @@ def test_top_slice_outside_zero_to_ten_percent_is_refused(ledger: Ledger, top_sl
             top_slice=top_slice, on="2024-04-01")
     assert "Traceback" not in str(error.value)
     assert ledger.store.head() == head
+
+
+@pytest.mark.parametrize(("written", "agreed"), [("0.5", None), ("0.01", None),
+                                                  ("0.5%", 50), ("1", 100), ("2.5", 250)])
+def test_a_top_slice_under_one_without_its_sign_is_refused_as_ambiguous(
+        ledger: Ledger, written: str, agreed: int | None) -> None:
+    seed(ledger, members=(A1,))
+    head = ledger.store.head()
+    if agreed is None:
+        with pytest.raises(InvalidInput, match="ambiguous") as error:
+            run(ledger, "consortium risk-pool", OFFICER, consortium="16C", year=YEAR,
+                top_slice=written, on="2024-04-01")
+        assert error.value.rule == "percent"
+        assert ledger.store.head() == head
+        return
+    run(ledger, "consortium risk-pool", OFFICER, consortium="16C", year=YEAR,
+        top_slice=written, on="2024-04-01")
+    assert [e.top_slice_basis_points for _, e in events(ledger)
+            if isinstance(e, RiskPoolAgreed)] == [agreed]
 
 
 def test_pool_for_a_consortium_with_no_members_is_refused(ledger: Ledger) -> None:
