@@ -72,6 +72,12 @@ def mask_password(url: str) -> str:
 
 
 def parse_target(target: str) -> StoreTarget:
+    """Where `--db` / LEDGER_DB says the ledger is: a SQLite file's path, or a
+    `postgresql://` URL. Raises InvalidInput (rule db) for a blank one, or a URL of
+    another kind."""
+    if not target.strip():
+        raise InvalidInput("db", "--db is blank: give the ledger's file path (ledger.db) or "
+                                 "a postgresql:// URL")
     if target.startswith(("postgresql://", "postgres://")):
         return _postgres_target(target)
     if "://" in target:

@@ -163,3 +163,17 @@ def test_a_read_with_no_db_named_says_the_default_was_used_and_how_to_name_one(
         assert named.returncode == EXIT_STORE_UNAVAILABLE
         assert named.stderr == "error: no ledger at ledger.db [rule: store]\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_db_is_a_usage_error_and_nothing_is_created(tmp_path: Path, blank: str) -> None:
+    env = clean_env()
+    for args in (("holders",), ("--actor", "allocator:Q71", "practice", "register", "A81001",
+                                "--name", "Densham", "--list-size", "4069")):
+        done = subprocess.run([*ledger_executable(), "--db", blank, *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == ("error: --db is blank: give the ledger's file path "
+                               "(ledger.db) or a postgresql:// URL [rule: db]\n")
+    assert list(tmp_path.iterdir()) == []
