@@ -444,12 +444,30 @@ def verify_bundle(
             )
         for line in lines:
             render.out.print(line, style="green", markup=False)
+        unchecked = _cosignatures_not_checked(data["checkpoint"], result.verifier.key_id,
+                                              checked=bool(witnesses))
+        if unchecked:
+            render.err.print(
+                f"note: the checkpoint carries {unchecked} cosignature(s), not checked; pass "
+                "--witness-key with each witness's key to check them",
+                style="yellow", markup=False,
+            )
         if result.key_from_bundle:
             render.err.print(
                 "note: checked with the public key inside the bundle; pass --public-key with "
                 "the log's key to know who signed it",
                 style="yellow", markup=False,
             )
+
+
+def _cosignatures_not_checked(note: str, log_key: bytes, *, checked: bool) -> int:
+    """How many signatures on a verified checkpoint `note` are not the log's own and went
+    unchecked (none when witness keys were given: each was checked or refused)."""
+    from ledger.audit.note import split_note  # noqa: PLC0415
+
+    if checked:
+        return 0
+    return sum(1 for signature in split_note(note)[1] if signature.key_id != log_key)
 
 
 def _witness_keys(texts: list[str]) -> list[WitnessVerifier]:

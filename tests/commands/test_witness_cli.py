@@ -67,6 +67,12 @@ def test_cosigned_checkpoints_and_an_offline_bundle_check(
                      "--witness-key", witness_key, "--quorum", "1")
     assert checked.code == 0, checked.stderr
     assert "cosigned: 1 of 1 witness(es)" in checked.stdout
+    assert "not checked" not in checked.stderr
+    unchecked = invoke("verify-bundle", str(bundle), "--public-key", log_key)
+    assert unchecked.code == 0, unchecked.stderr
+    assert "cosigned" not in unchecked.stdout
+    assert ("note: the checkpoint carries 1 cosignature(s), not checked; pass --witness-key "
+            "with each witness's key to check them") in unchecked.stderr
     report = invoke("verify")
     assert report.code == 0, report.stdout
     assert "latest checkpoint cosigned by witnesses is size 3 (witness.test/w1); the log " \
