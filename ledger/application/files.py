@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,21 +30,14 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
     memory runs out; in a regular file a NUL is left to the parser, which names its
     line and field.
     """
-    name = "standard input" if path is STDIN else path
+    name = _name(path)
     decoder = codecs.getincrementaldecoder(encoding)()
     parts: list[str] = []
     read = 0
-    try:
-        with _opened(path) as stream:
-            endless = not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-            while chunk := stream.read(_CHUNK):
-                _check_chunk(name, chunk, read, endless=endless)
-                parts.append(_decode(name, decoder, chunk, read))
-                read += len(chunk)
-        parts.append(_decode(name, decoder, b"", read, final=True))
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise InvalidInput("file", f"cannot read {name}: {reason}") from None
+    for chunk in _chunks(path):
+        parts.append(_decode(name, decoder, chunk, read))
+        read += len(chunk)
+    parts.append(_decode(name, decoder, b"", read, final=True))
     return "".join(parts)
 
 
@@ -52,24 +46,30 @@ def read_bytes(path: Path) -> bytes:
     notes): at most MAX_INPUT_BYTES, and a device or pipe is refused at its first NUL byte
     (`/dev/zero`, `/dev/urandom`), rather than read until memory runs out. Raises
     InvalidInput (rule `file`, exit 2) as `read_text` does."""
-    name = "standard input" if path is STDIN else path
-    parts: list[bytes] = []
+    return b"".join(_chunks(path))
+
+
+def _name(path: Path) -> str | Path:
+    return "standard input" if path is STDIN else path
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes a chunk at a time, each checked against the bounds (`_check_chunk`)
+    before it is handed on; InvalidInput (rule `file`) for a file that cannot be read."""
+    name = _name(path)
     read = 0
     try:
         with _opened(path) as stream:
             endless = not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
             while chunk := stream.read(_CHUNK):
                 _check_chunk(name, chunk, read, endless=endless)
-                parts.append(chunk)
                 read += len(chunk)
+                yield chunk
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise InvalidInput("file", f"cannot read {name}: {reason}") from None
-    return b"".join(parts)
 
 
-MAX_INPUT_BYTES = 4 * 1024**3
-_CHUNK = 1024**2
 STDIN = Path("-")
 """Standard input, as this very object (`ledger apply -`): a Path that only equals it
 (`Path("./-")`, the file named -) is a file."""
