@@ -46,10 +46,29 @@ app = typer.Typer(
 )
 
 
+def _print_version(given: bool) -> None:
+    """`--version`: the installed package's version, then exit 0."""
+    if not given:
+        return
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        found = version("commissioning-ledger")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        found = "(not installed)"
+    typer.echo(f"ledger {found}")
+    raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     *,
+    show_version: Annotated[  # noqa: ARG001 - acted on by its eager callback
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version,
+                     help="Print the ledger's version and exit."),
+    ] = False,
     db: Annotated[
         str,
         typer.Option(

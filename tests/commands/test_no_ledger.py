@@ -177,3 +177,14 @@ def test_a_blank_db_is_a_usage_error_and_nothing_is_created(tmp_path: Path, blan
         assert done.stderr == ("error: --db is blank: give the ledger's file path "
                                "(ledger.db) or a postgresql:// URL [rule: db]\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_version_prints_the_installed_version_and_touches_no_ledger(tmp_path: Path) -> None:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    for args in (("--version",), ("--version", "holders")):
+        done = subprocess.run([*ledger_executable(), *args], cwd=tmp_path, env=clean_env(),
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"ledger {version('commissioning-ledger')}\n"
+    assert list(tmp_path.iterdir()) == []
