@@ -185,6 +185,9 @@ def _plot_position(ctx: typer.Context, consortium: str | None, year: str | None,
     check_plot_path(plot)
     if consortium is None:
         raise InvalidInput("options", "--plot draws one consortium: give --consortium")
+    if state_of(ctx).server:
+        raise InvalidInput("server", "position --plot needs direct access to the store "
+                                     "(--db); position itself works with --server")
     # Drawn from the store itself (the service has no route for it), never creating one.
     reads = JointReads(state_of(ctx).existing().store, today=datetime.now(UTC).date())
     timeline = reads.through_year(consortium=consortium, year=year)

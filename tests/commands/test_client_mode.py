@@ -104,6 +104,12 @@ def test_client_mode_refuses_actor_store_commands_and_bad_tokens(
                   "--year", "2025-26", "--rate", "acute=780")
     assert formula.code == EXIT_USAGE
     formula.one_line_error("not available with --server")
+    plot = cli("--server", server, "--token", token, "position", "--consortium", "16C",
+               "--plot", str(tmp_path / "p.svg"))
+    assert plot.code == EXIT_USAGE
+    plot.one_line_error("position --plot needs direct access to the store",
+                        "position itself works with --server")
+    assert not (tmp_path / "p.svg").exists()
     nobody = cli("--server", server, "holders")
     assert nobody.code == EXIT_REFUSED
     nobody.one_line_error("no bearer token", "[rule: authentication]")
