@@ -157,7 +157,9 @@ def request_cosignatures(
         try:
             lines, size = _ask(store, stored, witness, post)
         except _Refusal as refusal:
-            refusals.append(f"witness {witness.name} ({witness.url}) refused the checkpoint of "
+            verb = "could not be asked to cosign" if isinstance(refusal, _NoAnswer) else (
+                "refused")
+            refusals.append(f"witness {witness.name} ({witness.url}) {verb} the checkpoint of "
                             f"size {checkpoint.size}: {refusal}")
             continue
         try:
@@ -184,6 +186,10 @@ class _Refusal(Exception):  # noqa: N818 - internal
     pass
 
 
+class _NoAnswer(_Refusal):
+    """The witness could not be reached: down, or the network between, not a verdict."""
+
+
 def _ask(store: EventStore, stored: StoredCheckpoint, witness: WitnessConfig, post: Post
          ) -> tuple[list[str], int]:
     checkpoint = stored.signed.checkpoint
@@ -197,7 +203,7 @@ def _ask(store: EventStore, stored: StoredCheckpoint, witness: WitnessConfig, po
         try:
             status, text, content_type = post(witness.url + "/add-checkpoint", body)
         except OSError as error:
-            raise _Refusal(f"no answer ({error})") from error
+            raise _NoAnswer(f"no answer ({error})") from error
         if status == 200:
             try:
                 return signature_lines(text), checkpoint.size

@@ -160,7 +160,8 @@ def test_a_witness_key_file_and_bad_witness_options(invoke: Ledger, tmp_path: Pa
     vkey = invoke("witness", "key", "--key", str(key)).stdout.strip()
     down = invoke("checkpoint", "--witness", f"http://127.0.0.1:9={vkey}")
     assert down.code == 4
-    down.one_line_error("witness w.test (http://127.0.0.1:9) refused", "no answer")
+    down.one_line_error("witness w.test (http://127.0.0.1:9) could not be asked to cosign "
+                        "the checkpoint", "no answer")
     # Not remembered: a witness that never cosigned leaves no trace.
     assert invoke("checkpoint").code == 0
     unknown = invoke("checkpoint", "--forget-witness", "w.test")
@@ -176,7 +177,8 @@ def test_a_witness_that_does_not_answer_leaves_its_stored_url_alone(
     commit(invoke, "PO-1")
     down = invoke("checkpoint", "--witness", f"http://127.0.0.1:9={witness_key}")
     assert down.code == 4
-    down.one_line_error("witness witness.test/w1 (http://127.0.0.1:9) refused", "no answer")
+    down.one_line_error("witness witness.test/w1 (http://127.0.0.1:9) could not be asked "
+                        "to cosign the checkpoint", "no answer")
     commit(invoke, "PO-2")
     again = invoke("checkpoint")  # asks the witness at the URL it last cosigned at
     assert again.code == 0, again.stderr
