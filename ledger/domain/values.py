@@ -630,24 +630,23 @@ def _digit_chains(text: str) -> list[str]:
     chains: list[str] = []
     chain, joiner = "", None  # the chain being read, and the separator run it uses
     group: list[str] = []
-    between: list[str] = []  # separator characters since the last group
+    run: str | None = None  # separators since the last group; None once anything else came
     for char in text + "\n":
         value = unicodedata.decimal(char, None) if char.isdecimal() else None
         if value is not None:
             group.append(str(value))
             continue
         if group:
-            run = "".join(between)
-            if chain and len(between) <= NHS_NUMBER_SEPARATOR_RUN and joiner in (None, run):
+            if run is not None and joiner in (None, run):
                 chain, joiner = chain + "".join(group), run
             else:
                 chains.append(chain)
                 chain, joiner = "".join(group), None
-            group, between = [], []
-        if _is_separator(char) and chain:
-            between.append(char)
+            group, run = [], ""
+        if run is not None and _is_separator(char) and len(run) < NHS_NUMBER_SEPARATOR_RUN:
+            run += char
         else:
-            between = [char] * (NHS_NUMBER_SEPARATOR_RUN + 1)
+            run = None
     chains.append(chain)
     return chains
 
