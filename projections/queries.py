@@ -418,9 +418,10 @@ class Reads:
         forming, members joining and leaving, risk pools and their draws, quality
         standards, and holdings delegated to it. The trail projection says which events
         belong (projections/trail.py); who recorded each, when, and its words are read
-        from the event at that position. Raises InvalidInput (rule trail, `trail_subject`) for any
-        other code, a malformed year or `since` after `until`, NotFound for a code the
-        ledger does not know, UnreadableEvent as every read of the log does.
+        from the event at that position. Raises InvalidInput (rule trail,
+        `trail_subject`) for any other code, a malformed year or `since` after `until`,
+        NotFound for a code the ledger does not know, UnreadableEvent as every read of
+        the log does.
         """
         self._fresh("organisations", "trail")
         with self._together():
@@ -491,10 +492,10 @@ class Reads:
         found: dict[int, LedgerEvent] = {}
         for start in range(0, len(positions), EVENTS_AT_ONCE):
             chunk = list(positions[start:start + EVENTS_AT_ONCE])
-            marks = ", ".join("?" for _ in chunk)
             rows = self._q(
                 f"SELECT {dialect.position}, originator_id, originator_version, topic, "  # noqa: S608
-                f"state FROM {dialect.events} WHERE {dialect.position} IN ({marks})", chunk)
+                f"state FROM {dialect.events} WHERE {dialect.position} IN ({_marks(chunk)})",
+                chunk)
             for position, stream, version, topic, state in rows:
                 if topic not in EVENTS_BY_TOPIC:
                     raise UnreadableEvent(topic, "?", None, int(position))
