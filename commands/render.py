@@ -181,7 +181,9 @@ def error(problem: LedgerError | str) -> None:
         from ledger.store.eventstore import mask_password  # noqa: PLC0415 - error path only
 
         message = mask_password(message)
-    _err().print(_line(f"error: {' '.join(safe(message).split())}", "bold red"))
+    # One line whatever the message holds: line breaks are escaped (safe), and runs of
+    # spaces kept, as a refusal may quote input whose spacing is what is wrong with it.
+    _err().print(_line(f"error: {safe(message)}", "bold red"))
 
 
 # --- one command ---------------------------------------------------------------------
@@ -369,7 +371,7 @@ def _result_line(result: LineResult) -> Text:
         text.append(f" {safe(_cut(result.command))}")
         # A refusal that names its command ("spend commit: unknown argument x") says it once.
         message = message.removeprefix(f"{result.command}: ")
-    text.append(f": {' '.join(safe(message).split())}")
+    text.append(f": {safe(message)}")
     return text
 
 

@@ -10,8 +10,10 @@ the service resolves the default.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -671,10 +673,29 @@ ACCESS_COMMANDS: frozenset[type[Command]] = frozenset({TokenCreate, TokenRevoke}
 
 def build_command(name: str, args: dict[str, Any]) -> Command:
     """A command from its CLI words and arguments; bad input raises InvalidInput."""
-    cls = COMMANDS.get(name) or COMMANDS.get(" ".join(name.split()))
+    cls = COMMANDS.get(name)
     if cls is None:
-        raise InvalidInput("command", f"unknown command {shown(name)}")
+        meant = command_meant(name)
+        how = (f" (did you mean {meant!r}? command names are written exactly: lower case, "
+               "one space between words)" if meant else "")
+        raise InvalidInput("command", f"unknown command {shown(name)}{how}")
     return parse_command(cls, args)
+
+
+_NOT_A_NAME_CHARACTER = re.compile(r"[^a-z0-9-]+")
+
+
+def command_meant(name: str) -> str | None:
+    """The command a name not written exactly seems to mean (`spend\tcommit`, `Spend
+    Commit`, ` spend  commit`, `spend_commit`, `spend comit`), to name it in the refusal;
+    None when it seems to mean none. Only the exact name is ever run."""
+    words = " ".join(_NOT_A_NAME_CHARACTER.sub(" ", name[:100].casefold().replace("_", "-"))
+                     .split())
+    for candidate in (words, words.replace("-", " ")):
+        if candidate in COMMANDS:
+            return candidate
+    close = difflib.get_close_matches(words, COMMANDS, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 def parse_command(cls: type[C], args: dict[str, Any]) -> C:

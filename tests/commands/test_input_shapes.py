@@ -462,3 +462,25 @@ def test_a_device_that_never_ends_is_refused_early(
     assert done.code == 2, done.stderr
     assert "not UTF-8" not in done.stderr, done.stderr
     assert head(db_url) == before
+
+
+def test_an_apply_command_name_not_written_exactly_is_refused_naming_the_command_meant(
+        run_ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    args = {"practice": "A81001", "on": "2024-05-01"}
+    written = ["practice\tclose", "practice  close", " practice close", "practice close\n",
+               "practice\u00a0close", "practice\x00close", "Practice Close", "practice_close"]
+    path = tmp_path / "lines.jsonl"
+    path.write_text("".join(json.dumps({"command": name, "command_id": f"c-{n}",
+                                        "args": args}) + "\n"
+                            for n, name in enumerate(written)), encoding="utf-8")
+    done = run_ledger("apply", str(path), actor=ALLOCATOR)
+    assert done.code == 2, (done.stdout, done.stderr)
+    lines = done.stdout.splitlines()
+    for n, name in enumerate(written, start=1):
+        assert lines[n - 1].startswith(f"line {n}: refused c-{n - 1} "), lines
+        assert (f": unknown command {name!r} (did you mean 'practice close'? command names "
+                "are written exactly") in lines[n - 1], lines
+    assert f"0 applied, 0 already applied, {len(written)} refused" in done.stdout
+    assert head(db_url) == before

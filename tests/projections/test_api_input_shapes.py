@@ -8,6 +8,7 @@ headers) with one line of JSON, and nothing is recorded.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -159,4 +160,24 @@ def test_an_idempotency_key_refusal_names_the_character_the_client_sent(
                         headers=[auth, (b"Content-Type", b"application/json"),
                                  (b"Idempotency-Key", b"w\xff1")]),
             400, "command id", "U+00FF")
+    assert head(client, secret) == before
+
+
+def test_an_apply_line_whose_command_is_not_written_exactly_is_refused_naming_it(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    before = head(client, secret)
+    written = ["practice\tclose", "practice  close", "practice close ", "practice\u2003close"]
+    body = "".join(json.dumps({"command": name, "command_id": f"c-{n}",
+                               "args": {"practice": "A81001"}}) + "\n"
+                   for n, name in enumerate(written))
+    answer = client.post("/apply", headers=auth, content=body.encode())
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == ["refused"] * len(written), results
+    for result, name in zip(results, written, strict=True):
+        assert result["rule"] == "command", result
+        assert result["error"].startswith(f"unknown command {name!r} (did you mean "
+                                          "'practice close'?"), result
     assert head(client, secret) == before
