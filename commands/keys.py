@@ -23,7 +23,9 @@ def list_keys(ctx: typer.Context) -> None:
         from ledger.audit.note import format_time  # noqa: PLC0415
         from ledger.auditlog.rotation import key_ring  # noqa: PLC0415
 
-        for key in key_ring(state.existing().store, create=True).keys:
+        store = state.existing().store
+        store.ensure_readable()  # a newer version's event stops this read as every other
+        for key in key_ring(store, create=True).keys:
             since = format_time(key.valid_from) if key.valid_from else "the start"
             until = format_time(key.valid_until) if key.valid_until else "now"
             retired = f", RETIRED {format_time(key.retired_at)}" if key.retired_at else ""

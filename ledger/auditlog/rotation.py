@@ -147,8 +147,10 @@ def rotate_key(store: EventStore, now: datetime) -> Rotated:
     kept as `<key file>.<key id>.old`). StoreUnavailable (exit 3) when the ledger or
     the key's directory cannot be written; nothing is recorded and the key file is
     untouched, unless the very last step fails (then the message names the new key's
-    file to move into place)."""
+    file to move into place). UnreadableEvent (exit 5) when the log holds an event this
+    code cannot read, as every other write: nothing is changed."""
     require_writable(store)
+    store.ensure_readable()
     old = usable_signer(store, now)
     path = key_path(store)
     fresh = Ed25519PrivateKey.generate()
@@ -188,8 +190,10 @@ def rotate_key(store: EventStore, now: datetime) -> Rotated:
 
 
 def retire_key(store: EventStore, key_id: str, now: datetime) -> LogKey:
-    """Declare a key compromised from `now`: what it signs claiming a later time is refused."""
+    """Declare a key compromised from `now`: what it signs claiming a later time is refused.
+    UnreadableEvent (exit 5) when the log holds an event this code cannot read."""
     require_writable(store)
+    store.ensure_readable()
     current = store_signer(store).verifier.key_id.hex()
     wanted = key_id.strip().lower()
     if wanted == current:

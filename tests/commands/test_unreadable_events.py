@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from psycopg import sql
 
 from ledger.domain.events import practice_stream
 from projections.api import create_app
-from tests.commands.conftest import Ledger
+from tests.commands.conftest import Ledger, Run, clean_env, ledger_executable
 from tests.conftest import PG_BASE_URL
 
 ALLOCATOR = "allocator:Q71"
@@ -278,3 +279,24 @@ def test_verify_still_reads_the_bytes_of_a_log_with_an_unreadable_event(
     done = invoke("verify")
     assert done.code == 0, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
+
+
+def test_key_commands_refuse_a_log_with_an_unreadable_event_and_change_nothing(
+    invoke: Ledger, db_url: str, signing_key: Path
+) -> None:
+    populate(invoke)
+    listed = invoke("key", "list")
+    assert listed.code == 0, listed.stderr
+    key_id = listed.stdout.split()[0]
+    position = insert_row(db_url, *unknown_topic())
+    key_file = signing_key.read_bytes()
+    env = clean_env() | {"LEDGER_SIGNING_KEY": str(signing_key)}
+    for args in (("key", "rotate"), ("key", "retire", key_id), ("key", "list")):
+        done = subprocess.run([*ledger_executable(), "--db", db_url, *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 5, (args, done.stdout, done.stderr)
+        Run(done.returncode, done.stdout, done.stderr).one_line_error(
+            f"position {position}", "[rule: unreadable-event]")
+    assert signing_key.read_bytes() == key_file
+    assert sorted(p.name for p in signing_key.parent.glob(f"{signing_key.name}*")) == [
+        signing_key.name]
