@@ -599,6 +599,10 @@ class TokenCreate(Command):
     def _expires(cls, value: Any) -> Any:
         if isinstance(value, str):
             return parse_expiry(value)
+        if value is not None and not isinstance(value, datetime):  # not seconds since 1970
+            raise InvalidInput("expires", f"expiry {shown(json_spelling(value))} must be "
+                               "written as text: a date 2025-03-31 or an instant "
+                               "2025-03-31T17:00:00Z")
         return value
 
 
@@ -607,13 +611,26 @@ class TokenRevoke(Command):
     token_id: str = Field(pattern=r"^[a-z0-9]{12}$")
 
 
+_FRACTION = re.compile(r"[.,]([0-9]+)")
+_STORED_DIGITS = 6
+"""Decimals of a second an instant is stored with (microseconds)."""
+
+
 def parse_expiry(text: str) -> datetime:
     """A token's expiry, the first instant it no longer works, in UTC: a bare date
     (`2025-03-31`) means the end of that day, UTC, so the token works through it (it
     expires at 00:00 UTC on the day after; 9999-12-31 at its last microsecond), as a bare
-    date for `--known-at` does; an instant with a zone (`2025-03-31T17:00:00Z`) is exact.
-    Raises InvalidInput (rule `expires`) for anything else or an instant past 9999."""
+    date for `--known-at` does; an instant with a zone (`2025-03-31T17:00:00Z`) is exact,
+    to the microsecond at most, as it is stored: a finer one (nanoseconds) is refused,
+    never cut to a time the caller did not write. Raises InvalidInput (rule `expires`)
+    for anything else or an instant past 9999."""
     stripped = trim_spaces(text)
+    finer = next((f for f in _FRACTION.findall(stripped) if len(f) > _STORED_DIGITS), None)
+    if finer is not None:
+        raise InvalidInput(
+            "expires", f"expiry {shown(text)} is more precise than a token's expiry is kept: "
+            f"{len(finer)} decimals of a second, at most {_STORED_DIGITS} (microseconds), e.g. "
+            "2025-03-31T17:00:00.123456Z")
     try:
         if len(stripped) == 10:
             day = date.fromisoformat(stripped)

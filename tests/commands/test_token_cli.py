@@ -10,7 +10,7 @@ import pytest
 
 from commands.errors import EXIT_REFUSED, EXIT_USAGE
 from ledger.domain.access import secret_digest
-from tests.commands.conftest import Ledger, topics
+from tests.commands.conftest import Ledger, head, topics
 
 ALLOCATOR = "allocator:Q71"
 
@@ -146,3 +146,26 @@ def test_a_token_expiring_on_a_date_is_live_all_that_day_and_not_after() -> None
     assert not grant.live_at(datetime(2099, 4, 1, tzinfo=UTC))
     assert parse_expiry("2099-03-31T17:00:00Z") == datetime(2099, 3, 31, 17, tzinfo=UTC)
     assert parse_expiry("9999-12-31") == datetime.max.replace(tzinfo=UTC)
+
+
+def test_an_expiry_finer_than_a_microsecond_is_refused_not_cut(
+        run_ledger: Ledger, db_url: str) -> None:
+    assert run_ledger("token", "create", "--actor", ALLOCATOR, "--bootstrap").code == 0
+    before = head(db_url)
+    for instant, decimals in (("2099-03-31T17:00:00.123456789Z", 9),
+                              ("2099-03-31T17:00:00.1234567+01:00", 7),
+                              ("2099-03-31T17:00:00,0000000Z", 7)):
+        done = run_ledger("token", "create", "--actor", "service:bi", "--expires", instant,
+                          actor=ALLOCATOR)
+        assert done.code == EXIT_USAGE, (instant, done.stdout, done.stderr)
+        done.one_line_error(f"{decimals} decimals of a second, at most 6 (microseconds)",
+                            "[rule: expires]")
+    assert head(db_url) == before
+    exact = run_ledger("token", "create", "--actor", "service:bi", "--expires",
+                       "2099-03-31T17:00:00.123456Z", actor=ALLOCATOR)
+    assert exact.code == 0, exact.stderr
+    listed = run_ledger("token", "list", "--format", "json")
+    expiry = {row["actor"]: row["expires_at"] for row in json.loads(listed.stdout)}
+    assert expiry["service:bi"] == "2099-03-31T17:00:00.123456Z"
+    assert "to the microsecond at most" in " ".join(
+        run_ledger("token", "create", "--help").stdout.split())

@@ -181,3 +181,18 @@ def test_an_apply_line_whose_command_is_not_written_exactly_is_refused_naming_it
         assert result["error"].startswith(f"unknown command {name!r} (did you mean "
                                           "'practice close'?"), result
     assert head(client, secret) == before
+
+
+def test_a_token_expiry_finer_than_a_microsecond_is_refused_not_cut(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    before = head(client, secret)
+    refused(client.post("/token/create", headers={**auth, "Idempotency-Key": "ns-1"}, json={
+        "actor": "service:x", "expires": "2099-03-31T17:00:00.123456789Z"}), 400,
+        "9 decimals of a second, at most 6 (microseconds)")
+    assert head(client, secret) == before
+    made = client.post("/token/create", headers={**auth, "Idempotency-Key": "us-1"}, json={
+        "actor": "service:x", "expires": "2099-03-31T17:00:00.123456Z"})
+    assert made.status_code == 201, made.text
+    assert "expires 2099-03-31T17:00:00.123456Z" in made.json()["summary"]
