@@ -39,8 +39,9 @@ def apply(
     ] = False,
     batch_size: Annotated[
         int,
-        typer.Option("--batch-size", metavar="LINES", min=1, max=100_000,
-                     help="Lines per transaction (each keeps its own id)."),
+        typer.Option("--batch-size", metavar="LINES",
+                     parser=options.whole_number("--batch-size", 1, 100_000),
+                     help="Lines per transaction, 1 to 100000 (each keeps its own id)."),
     ] = DEFAULT_BATCH,
 ) -> None:
     """Apply a file of commands, one JSON object a line, each with its command_id.

@@ -386,9 +386,10 @@ def verify_bundle(
     ] = None,
     quorum: Annotated[
         int | None,
-        typer.Option("--quorum", min=1, metavar="N",
-                     help="How many of the --witness-key witnesses must have cosigned "
-                     "(default: all of them).", show_default=False),
+        typer.Option("--quorum", metavar="N",
+                     parser=options.whole_number("--quorum", 1, options.MAX_POSITION),
+                     help="How many of the --witness-key witnesses must have cosigned, 1 or "
+                     "more (default: all of them).", show_default=False),
     ] = None,
     against: Annotated[
         Path | None,

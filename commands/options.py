@@ -173,6 +173,25 @@ Weighted = Annotated[
 ]
 # --- numbers -------------------------------------------------------------------------
 
+
+def whole_number(option: str, minimum: int, maximum: int) -> Callable[[str | int], int]:
+    """A typer `parser` for an integer option (a position, count, limit or port): the ASCII
+    digits 0-9 alone, `minimum` to `maximum`, read by the one function the service's query
+    parameters use too (ledger.domain.values.parse_whole_number). click's own integers
+    are Python's int(), which reads `+5`, ` 5`, `5_0` and Arabic-Indic digits as 5; here
+    each is refused (exit 2, one line saying what is expected, nothing recorded)."""
+
+    def parse(value: str | int) -> int:
+        from commands.errors import handled  # noqa: PLC0415 - fast --help
+        from ledger.domain.values import parse_whole_number  # noqa: PLC0415
+
+        with handled():  # the one mapping of errors to messages and exit codes
+            return parse_whole_number(value, option, minimum=minimum, maximum=maximum)
+        raise AssertionError("handled() raises or returns")  # pragma: no cover
+
+    return parse
+
+
 MAX_POSITION = 2**63 - 1
 """The largest log position (ledger.store.eventstore.MAX_POSITION, kept here so `--help`
 stays fast)."""

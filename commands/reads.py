@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from commands.errors import handled
-from commands.options import MAX_POSITION, finite
+from commands.options import MAX_POSITION, finite, whole_number
 from commands.reads_render import Format, Row, json_lines, rows
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
@@ -312,7 +312,8 @@ def events(
     ctx: typer.Context,
     after: Annotated[int, typer.Option(
         "--after", metavar="POSITION",
-        min=0, max=MAX_POSITION, help="Start after this position.")] = 0,
+        parser=whole_number("--after", 0, MAX_POSITION),
+        help="Start after this position (0 or more, in the digits 0-9).")] = 0,
     follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new events.")] = False,
     poll: Annotated[float, typer.Option(
         "--poll", metavar="SECONDS", min=0.05, max=3600.0, callback=finite,

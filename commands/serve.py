@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from commands.errors import handled
+from commands.options import whole_number
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
 
@@ -38,10 +39,11 @@ def serve(  # noqa: PLR0917 - one parameter per CLI option
                                       help="Address to listen on; beyond loopback "
                                       "only once a token exists.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", metavar="PORT",
-                                      min=1, max=65535, help="Port to listen on."
-                                      )] = 8000,
+                                      parser=whole_number("--port", 1, 65535),
+                                      help="Port to listen on, 1 to 65535.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", metavar="N",
-                                         min=1, max=64, help="Worker processes "
+                                         parser=whole_number("--workers", 1, 64),
+                                         help="Worker processes, 1 to 64 "
                                          "(each with its own connections).")] = 1,
     projected: Annotated[bool, typer.Option("--projected", help="Reads answer from the "
                                             "projections as `ledger project --follow` keeps "

@@ -13,6 +13,7 @@ import typer
 
 from commands import render
 from commands.errors import handled
+from commands.options import whole_number
 
 if TYPE_CHECKING:
     from ledger.audit.note import Verifier
@@ -78,8 +79,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", metavar="ADDRESS",
                                       help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", metavar="PORT",
-                                      min=1, max=65535, help="Port to listen on."
-                                      )] = 7380,
+                                      parser=whole_number("--port", 1, 65535),
+                                      help="Port to listen on, 1 to 65535.")] = 7380,
 ) -> None:
     """Serve `POST /add-checkpoint` (c2sp.org/tlog-witness) until stopped."""
     with handled():

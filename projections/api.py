@@ -45,7 +45,7 @@ from ledger.domain.errors import (
     UnreadableEvent,
     outcome_of,
 )
-from ledger.domain.values import Role, shown
+from ledger.domain.values import WHOLE_NUMBER, Role, shown
 from ledger.store.eventstore import MAX_POSITION, EventStore
 from projections import api_feed, api_writes
 from projections.access import FeedView, Gatekeeper, Scope
@@ -63,6 +63,7 @@ from projections.contract import (
     documented,
     extra_components,
     feed_event_schemas,
+    query_number,
 )
 from projections.joint_queries import JointReads
 from projections.queries import (
@@ -538,20 +539,19 @@ def _feed_routes(app: FastAPI, served: _Ledger) -> None:
              tags=["feed"])
     def events(
         scope: Caller,
-        after: Annotated[int, _q("Your checkpoint: the last position read", minimum=0,
-                                 maximum=MAX_POSITION)] = 0,
-        limit: Annotated[int, _q(f"Events per page, 1 to {FEED_MAX}", minimum=1,
-                                 maximum=FEED_MAX)] = FEED_LIMIT,
+        after: Annotated[str | None, _q(
+            "Your checkpoint: the last position read, 0 or more in the digits 0-9 "
+            "(default 0)", pattern=WHOLE_NUMBER)] = None,
+        limit: Annotated[str | None, _q(
+            f"Events per page, 1 to {FEED_MAX} in the digits 0-9 (default {FEED_LIMIT})",
+            pattern=WHOLE_NUMBER)] = None,
     ) -> Response:
-        if not 0 <= after <= MAX_POSITION:
-            raise InvalidInput(
-                "after", f"after must be 0 or more and at most {MAX_POSITION}, not {after}")
-        if not 1 <= limit <= FEED_MAX:
-            raise InvalidInput("limit", f"limit must be 1 to {FEED_MAX}, not {limit}")
+        checkpoint = query_number(after, "after", 0, maximum=MAX_POSITION)
+        page_size = query_number(limit, "limit", FEED_LIMIT, minimum=1, maximum=FEED_MAX)
         store = served.open()
         view = served.feed_view(scope)
-        refuse_past_head(after, store.head())
-        page = api_feed.page_after(store, after, limit, view)
+        refuse_past_head(checkpoint, store.head())
+        page = api_feed.page_after(store, checkpoint, page_size, view)
         head = store.head()
         return JSONRows({"events": page.rows, "next_after": page.read_to, "head": head,
                          "ledger_id": served.identity.of(store),

@@ -38,11 +38,11 @@ from sse_starlette.sse import EventSourceResponse
 
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.events import LEDGER_NAMESPACE
-from ledger.domain.values import shown
+from ledger.domain.values import WHOLE_NUMBER, shown
 from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
 from projections.access import FeedView, Scope
 from projections.api_auth import BEARER, Caller
-from projections.contract import documented
+from projections.contract import documented, query_number
 from projections.queries import feed_row, refuse_past_head
 
 if TYPE_CHECKING:
@@ -229,14 +229,16 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
         request: Request,
         scope: Caller,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-        after: Annotated[int, Query(ge=0, le=MAX_POSITION,
-                                    description="Your checkpoint (Last-Event-ID wins)")] = 0,
+        after: Annotated[str | None, Query(
+            description="Your checkpoint, 0 or more in the digits 0-9 (default 0; "
+            "Last-Event-ID wins)", json_schema_extra={"pattern": WHOLE_NUMBER})] = None,
         last_event_id: Annotated[str | None, Header(
             alias="Last-Event-ID", description="The id of the last message you handled")
         ] = None,
     ) -> EventSourceResponse:
         """Every event after the checkpoint, then each new one as it is committed."""
-        checkpoint = checkpoint_of(after, last_event_id,
+        checkpoint = checkpoint_of(query_number(after, "after", 0, maximum=MAX_POSITION),
+                                   last_event_id,
                                    len(request.headers.getlist("last-event-id")))
         store: EventStore = await anyio.to_thread.run_sync(open_store)
         view: FeedView = await anyio.to_thread.run_sync(feed_view, scope)

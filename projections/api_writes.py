@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ledger.application.access import new_token
 from ledger.application.batch import (
+    DEFAULT_BATCH,
     ApplyReport,
     LineResult,
     apply_lines,
@@ -49,10 +50,10 @@ from ledger.domain.errors import (
     RuleViolation,
     outcome_of,
 )
-from ledger.domain.values import Actor
+from ledger.domain.values import WHOLE_NUMBER, Actor
 from ledger.strict_json import StrictJsonError, loads
 from projections.api_auth import Caller
-from projections.contract import AnswerBody, NewTokenBody, documented
+from projections.contract import AnswerBody, NewTokenBody, documented, query_number
 
 if TYPE_CHECKING:
     from ledger.application.service import Answer, LedgerService
@@ -335,8 +336,9 @@ def _apply_route(app: FastAPI, writer: Writer) -> None:
         scope: Caller,
         stop_on_error: Annotated[bool, Query(description="Stop at the first refused line")
                                  ] = False,
-        batch_size: Annotated[int, Query(ge=1, le=100_000,
-                                         description="Lines per transaction")] = 2_000,
+        batch_size: Annotated[str | None, Query(
+            description="Lines per transaction, 1 to 100000 in the digits 0-9 (default "
+            f"{DEFAULT_BATCH})", json_schema_extra={"pattern": WHOLE_NUMBER})] = None,
         atomic: Annotated[bool, Query(description="All or nothing: one refused line "
                                       "records nothing (as the CSV imports run)")] = False,
     ) -> Response:
@@ -345,6 +347,8 @@ def _apply_route(app: FastAPI, writer: Writer) -> None:
         The answer lists every line's outcome; refused lines are in it, not an error."""
         if scope.read_only:
             raise NotAuthorised("authorisation", f"{scope.actor} holds a read-only token")
+        lines_per_batch = query_number(batch_size, "batch_size", DEFAULT_BATCH, minimum=1,
+                                       maximum=100_000)
         try:
             text = (await request.body()).decode("utf-8-sig")
         except UnicodeDecodeError as error:
@@ -353,7 +357,7 @@ def _apply_route(app: FastAPI, writer: Writer) -> None:
         lines, actor = text.split("\n"), str(scope.actor)
         report = await anyio.to_thread.run_sync(
             lambda: _all_or_nothing(batches, lines, actor) if atomic else apply_lines(
-                batches, lines, default_actor=actor, batch_size=batch_size,
+                batches, lines, default_actor=actor, batch_size=lines_per_batch,
                 stop_on_error=stop_on_error))
         return respond({"results": [_line_row(r) for r in report.results],
                         "stopped_early": report.stopped_early}, 200)

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.domain.events import EVENT_TYPES, LedgerEvent
-from ledger.domain.values import Element
+from ledger.domain.values import Element, parse_whole_number
 
 RENAMED = {"originator_id": "stream", "originator_version": "version"}
 
@@ -285,3 +285,14 @@ def documented(ok: Any = None, *, schema: dict[str, Any] | None = None,
     for status in statuses:
         found[status] = {"model": ErrorBody, "description": ERRORS[status]}
     return found
+
+
+def query_number(text: str | None, name: str, default: int, *, minimum: int = 0,
+                 maximum: int) -> int:
+    """A position, count or limit given as a query parameter (`default` when absent), read
+    as the command line reads its options: the digits 0-9 alone (parse_whole_number), so
+    `+5`, ` 5`, `5_0` or Arabic-Indic digits are refused (400) where int() would read 5."""
+    if text is None:
+        return default
+    return parse_whole_number(text, name, minimum=minimum, maximum=maximum,
+                              malformed_rule="request")

@@ -365,6 +365,45 @@ def _number_text(value: object, field: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+MAX_WHOLE_NUMBER = 2**63 - 1
+"""The largest position, count or limit a whole number may be: 64-bit, as positions are."""
+WHOLE_NUMBER = r"^[0-9]+$"
+"""What parse_whole_number reads, as a JSON Schema pattern (its range aside)."""
+
+
+def parse_whole_number(value: object, name: str, *, minimum: int = 0,
+                       maximum: int = MAX_WHOLE_NUMBER,
+                       malformed_rule: str | None = None) -> int:
+    """A position, count, limit or port from user text (an option, a query parameter, a
+    JSON integer): the ASCII digits 0-9 and nothing else, from `minimum` to `maximum`.
+
+    Python's int() also reads `+5`, ` 5 `, `5_0`, Arabic-Indic digits (U+0665 for 5) and, with a
+    base, `0x5`; none of them is a plain number as a person or another program writes
+    one, so each is refused rather than read as what int() makes of it. Raises
+    InvalidInput (rule `name` less its dashes, or `malformed_rule` for a value that is
+    not digits) saying what is expected."""
+    rule = name.lstrip("-")
+    expected = f"{minimum} or more" if maximum == MAX_WHOLE_NUMBER else (
+        f"{minimum} to {maximum}")
+    if type(value) is int:
+        number, text = value, str(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        text = value
+        # Counted before int(): thousands of digits are out of range, not a fault.
+        number = int(value) if len(value.lstrip("0")) <= len(str(maximum)) else maximum + 1
+    elif isinstance(value, str) and value[:1] == "-" and value[1:].isascii() and (
+            value[1:].isdigit()):  # a number, below any minimum: out of range
+        raise InvalidInput(rule, f"{name} must be {expected}, not {shown(value)}")
+    else:
+        spelled = shown(value) if isinstance(value, str) else json_spelling(value)
+        raise InvalidInput(malformed_rule or rule, f"{name} must be a whole number written "
+                           "in the digits 0-9 alone (no sign, space, underscore, other "
+                           f"digits or 0x), {expected}: not {spelled}")
+    if not minimum <= number <= maximum:
+        raise InvalidInput(rule, f"{name} must be {expected}, not {shown(text)}")
+    return number
+
+
 def parse_list_size(value: object) -> int:
     """Registered patients: a whole number 0..LIST_SIZE_MAX, as `4069` or `4,069`."""
     text = trim_spaces(_number_text(value, "list-size"))

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ledger.application.commands import build_command
 from ledger.bootstrap import bootstrap
 from tests.commands.conftest import Ledger, Run, clean_env, head, ledger_executable
@@ -484,3 +486,42 @@ def test_an_apply_command_name_not_written_exactly_is_refused_naming_the_command
                 "are written exactly") in lines[n - 1], lines
     assert f"0 applied, 0 already applied, {len(written)} refused" in done.stdout
     assert head(db_url) == before
+
+
+# Integers int() reads that are not plain numbers: a sign, a space, an underscore,
+# Arabic-Indic or superscript digits, hexadecimal, an exponent, nothing.
+NOT_PLAIN_NUMBERS = ["5_0", "+5", " 5", "5 ", "\u0665", "0x5", "\u00b2", "", "1e3",
+                     "\uff15"]
+
+
+@pytest.mark.parametrize("given", NOT_PLAIN_NUMBERS)
+def test_a_position_not_written_in_the_digits_0_to_9_alone_is_refused(
+        run_ledger: Ledger, db_url: str, given: str) -> None:
+    seed(db_url)
+    done = run_ledger("events", "--after", given)
+    assert done.stdout == ""
+    malformed(done, "--after must be a whole number written in the digits 0-9 alone",
+              "[rule: after]")
+    assert run_ledger("events", "--after", "01").code == 0
+    malformed(run_ledger("events", "--after=-1"), "--after must be 0 or more, not '-1'")
+
+
+@pytest.mark.parametrize("given", ["1_0", "+2", "\u0662", " 2"])
+def test_a_count_or_port_not_written_in_the_digits_0_to_9_alone_is_refused(
+        run_ledger: Ledger, invoke: Ledger, db_url: str, tmp_path: Path, given: str) -> None:
+    seed(db_url)
+    before = head(db_url)
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text(json.dumps({"command": "practice close", "command_id": "c-1",
+                                 "args": {"practice": "A81001"}}) + "\n", encoding="utf-8")
+    malformed(run_ledger("apply", str(lines), "--batch-size", given, actor=ALLOCATOR),
+              "--batch-size must be a whole number", "1 to 100000: not")
+    assert head(db_url) == before
+    for args in (["serve", "--port", given], ["serve", "--workers", given],
+                 ["witness", "serve", "--state", str(tmp_path / "w"), "--log", "o=k",
+                  "--port", given],
+                 ["verify-bundle", str(tmp_path / "none.json"), "--quorum", given]):
+        option = args[-2]
+        malformed(invoke(*args), f"{option} must be a whole number written in the digits "
+                  "0-9 alone", f"[rule: {option.lstrip('-')}]")
+    assert not (tmp_path / "w").exists()

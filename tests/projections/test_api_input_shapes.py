@@ -196,3 +196,27 @@ def test_a_token_expiry_finer_than_a_microsecond_is_refused_not_cut(
         "actor": "service:x", "expires": "2099-03-31T17:00:00.123456Z"})
     assert made.status_code == 201, made.text
     assert "expires 2099-03-31T17:00:00.123456Z" in made.json()["summary"]
+
+
+@pytest.mark.parametrize("given", ["5_0", "+5", " 5", "5 ", "\u0665", "0x5", "\u00b2", "",
+                                   "1e3", "\uff15"])
+def test_a_position_limit_or_batch_size_not_written_in_the_digits_0_to_9_is_400(
+        served: tuple[TestClient, str], given: str) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    before = head(client, secret)
+    for name in ("after", "limit"):
+        refused(client.get("/events", params={name: given}, headers=auth), 400,
+                f"{name} must be a whole number written in the digits 0-9 alone")
+    refused(client.get("/events/live", params={"after": given}, headers=auth), 400,
+            "after must be a whole number written in the digits 0-9 alone")
+    line = json.dumps({"command": "practice close", "command_id": "c-1",
+                       "args": {"practice": "A81001"}})
+    refused(client.post("/apply", params={"batch_size": given}, headers=auth,
+                        content=line.encode()), 400,
+            "batch_size must be a whole number written in the digits 0-9 alone",
+            "1 to 100000: not")
+    assert head(client, secret) == before
+    assert client.get("/events", params={"after": "01", "limit": "007"},
+                      headers=auth).status_code == 200
+
