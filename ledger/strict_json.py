@@ -52,25 +52,44 @@ _DECODER = json.JSONDecoder(
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse one JSON document strictly; raises `StrictJsonError` naming the problem."""
-    if type(text) is str:
-        found = _plain(text)
-        if found is not _UNSURE:
-            return found
+    """Parse one JSON document strictly; raises `StrictJsonError` naming the problem.
+    Bytes are read as UTF-8 alone (`decode_utf8`), never guessed to be UTF-16 or 32."""
+    if isinstance(text, bytes | bytearray):
+        text = decode_utf8(bytes(text), as_json=True)
+    found = _plain(text)
+    if found is not _UNSURE:
+        return found
     try:
-        if isinstance(text, bytes | bytearray):
-            text = text.decode(json.detect_encoding(text), "surrogatepass")
-        elif text.startswith("\ufeff"):
+        if text.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
         return _DECODER.decode(text)
     except StrictJsonError:
         raise
     except RecursionError:
-        raise StrictJsonError("nested too deeply") from None
-    except UnicodeDecodeError as error:
-        raise StrictJsonError(f"not UTF-8 (byte {error.start} cannot be read)") from None
+        raise StrictJsonError("nested too deeply (arrays or objects inside one another "
+                              "beyond the reader's depth)") from None
     except ValueError as error:  # json.JSONDecodeError and int-parsing limits
         raise StrictJsonError(str(error).split("\n", 1)[0]) from None
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def decode_utf8(data: bytes, *, as_json: bool = False) -> str:
+    """`data` as UTF-8 text, a leading byte order mark aside. StrictJsonError naming the
+    first byte that is not UTF-8 (counted from 0, the mark included): Latin-1, an
+    overlong form, an encoded surrogate, a text cut inside a character. With `as_json`,
+    a NUL byte too, which JSON text never holds: UTF-16 or UTF-32 is named as such
+    rather than read as UTF-8 with NULs between its characters."""
+    skip = len(_BOM) if data.startswith(_BOM) else 0
+    try:
+        text = data[skip:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise StrictJsonError(f"not UTF-8 (byte {error.start + skip} cannot be read)") from None
+    if as_json and "\x00" in text:
+        at = skip + len(text[: text.index("\x00")].encode("utf-8"))
+        raise StrictJsonError(f"not UTF-8 (byte {at} is NUL: UTF-16 or UTF-32 text?)")
+    return text
 
 
 _UNSURE = object()

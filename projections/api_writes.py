@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar
 
 import anyio
 import orjson
 from fastapi import Body, Depends, FastAPI, Header, Query
 from fastapi import Request as HttpRequest
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ledger.application.access import new_token
@@ -51,13 +52,16 @@ from ledger.domain.errors import (
     outcome_of,
 )
 from ledger.domain.values import WHOLE_NUMBER, Actor
-from ledger.strict_json import StrictJsonError, loads
+from ledger.strict_json import StrictJsonError, decode_utf8, loads
 from projections.api_auth import Caller
 from projections.contract import AnswerBody, NewTokenBody, documented, query_number
 
 if TYPE_CHECKING:
     from ledger.application.service import Answer, LedgerService
     from projections.access import Scope
+
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 class Served(Protocol):
@@ -76,21 +80,60 @@ IdempotencyKey = Annotated[str | None, Header(
                 "once and answers the same again; with another body it is refused (409).")]
 
 
+_BODY = "ledger.strict_body"
+"""Where a write's body, read strictly, is kept in the request's scope: read once."""
+
+
+async def strict_body(request: HttpRequest) -> tuple[Any, StrictJsonError | None]:
+    """The request's body as ledger/strict_json.py reads it (UTF-8 alone, a key given
+    once), or why it cannot be read; read once per request."""
+    found: tuple[Any, StrictJsonError | None] | None = request.scope.get(_BODY)
+    if found is None:
+        try:
+            found = (loads(await request.body()), None)
+        except StrictJsonError as error:
+            found = (None, error)
+        request.scope[_BODY] = found
+    return found
+
+
+class StrictBodyRequest(HttpRequest):
+    """A request whose JSON body the framework reads through `strict_body`: its own
+    reader (json.loads) would guess UTF-16 or 32, read a key given twice as the last,
+    and answer a body it cannot read with a generic 400 before the caller is known.
+    A body that cannot be read is None to the framework; `read_once` says why."""
+
+    async def json(self) -> Any:
+        return (await strict_body(self))[0]
+
+
+class StrictBodyRoute(APIRoute):
+    """A write route: its body is read by StrictBodyRequest."""
+
+    def get_route_handler(self) -> Callable[[HttpRequest], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: HttpRequest) -> Response:
+            return await handler(StrictBodyRequest(request.scope, request.receive))
+
+        return strict
+
+
 async def read_once(request: HttpRequest, _authenticated: Caller) -> None:
     """Refuse (400) a write whose body or command id could be read two ways, once the
     caller is known (so a request without a live token is 401 whatever its body): a body
-    that is not one JSON object read strictly (ledger/strict_json.py: a key given
-    twice, `NaN` or `Infinity` refused, as in `apply` lines; a plain parser would keep
-    the last of two keys while a person reading the body sees the first), or more
+    that is not one JSON object read strictly (ledger/strict_json.py: UTF-8 alone, the
+    first byte that is not named; nesting past the reader's depth named as such; a key
+    given twice, `NaN` or `Infinity` refused, as in `apply` lines; a plain parser would
+    keep the last of two keys while a person reading the body sees the first), or more
     than one `Idempotency-Key` header (rule `identifier`). Raises InvalidInput."""
     keys = request.headers.getlist("idempotency-key")
     if len(keys) > 1:
         raise InvalidInput("identifier", f"command id given {len(keys)} times "
                            "(Idempotency-Key headers): give one")
-    try:
-        body = loads(await request.body())
-    except StrictJsonError as error:
-        raise InvalidInput("request", f"the body is not read: {error}") from None
+    body, error = await strict_body(request)
+    if error is not None:
+        raise InvalidInput("request", f"the body is not read: {error}")
     if not isinstance(body, dict):
         raise InvalidInput("request", "the body must be one JSON object")
 
@@ -350,9 +393,9 @@ def _apply_route(app: FastAPI, writer: Writer) -> None:
         lines_per_batch = query_number(batch_size, "batch_size", DEFAULT_BATCH, minimum=1,
                                        maximum=100_000)
         try:
-            text = (await request.body()).decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise InvalidInput("apply", f"the body is not UTF-8 ({error.reason})") from None
+            text = decode_utf8(await request.body())
+        except StrictJsonError as error:
+            raise InvalidInput("apply", f"the body is {error}") from None
         batches = CallersBatches(writer, scope, atomic=atomic)
         lines, actor = text.split("\n"), str(scope.actor)
         report = await anyio.to_thread.run_sync(
@@ -399,19 +442,20 @@ def _route(app: FastAPI, name: str, cls: type[Command], writer: Writer) -> None:
         answer = writer.execute(scope, build_command(name, body), key)
         return respond(answer_row(answer), 200 if answer.already_applied else 201)
 
-    app.post(
-        path_of(name), summary=f"ledger {name}", name=name.replace(" ", "_"),
-        status_code=201, tags=["writes"], responses=_answers(AnswerBody),
+    app.router.add_api_route(
+        path_of(name), post, methods=["POST"], summary=f"ledger {name}",
+        name=name.replace(" ", "_"), status_code=201, tags=["writes"],
+        responses=_answers(AnswerBody),
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": schema_ref(cls)}}}},
         description=f"The `ledger {name}` command; the body is an `apply` line's `args`.",
-        dependencies=STRICT,
-    )(post)
+        dependencies=STRICT, route_class_override=StrictBodyRoute,
+    )
 
 
 def _token_routes(app: FastAPI, writer: Writer) -> None:
-    @app.post("/token/create", summary="ledger token create", status_code=201,
-              tags=["access"], responses=_answers(NewTokenBody), dependencies=STRICT)
+    @_post(app, "/token/create", summary="ledger token create", status_code=201,
+           tags=["access"], responses=_answers(NewTokenBody), dependencies=STRICT)
     def create_token(scope: Caller, body: Annotated[TokenRequest, Body()],
                      key: IdempotencyKey = None) -> Response:
         """A new token (the allocator only). Its secret is in this answer and nowhere else:
@@ -427,13 +471,24 @@ def _token_routes(app: FastAPI, writer: Writer) -> None:
             row |= {"token_id": token.token_id, "secret": token.secret}
         return respond(row, 200 if answer.already_applied else 201)
 
-    @app.post("/token/revoke", summary="ledger token revoke", status_code=201,
-              tags=["access"], responses=_answers(AnswerBody), dependencies=STRICT)
+    @_post(app, "/token/revoke", summary="ledger token revoke", status_code=201,
+           tags=["access"], responses=_answers(AnswerBody), dependencies=STRICT)
     def revoke_token(scope: Caller, body: Annotated[TokenRevoke, Body()],
                      key: IdempotencyKey = None) -> Response:
         """Stop a token at once (the allocator only)."""
         answer = writer.execute(scope, body, key)
         return respond(answer_row(answer), 200 if answer.already_applied else 201)
+
+
+def _post(app: FastAPI, path: str, **route: Any) -> Callable[[Endpoint], Endpoint]:
+    """`app.post(path, **route)` for a route whose JSON body is read by StrictBodyRoute."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        app.router.add_api_route(path, endpoint, methods=["POST"],
+                                 route_class_override=StrictBodyRoute, **route)
+        return endpoint
+
+    return register
 
 
 def _answers(model: type[AnswerBody]) -> dict[int | str, Any]:

@@ -99,3 +99,22 @@ def test_a_key_given_twice_is_refused_however_it_is_spaced_or_spelled(text: str)
 
 def test_fractions_stay_exact_decimals() -> None:
     assert loads('{"amount":0.1,"n":[1e2]}') == {"amount": Decimal("0.1"), "n": [Decimal("1e2")]}
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b'{"a": "caf\xe9"}', "not UTF-8 (byte 10 cannot be read)"),
+    (b'{"a": "\xed\xa0\x80"}', "not UTF-8 (byte 7 cannot be read)"),  # an encoded surrogate
+    (b'\xef\xbb\xbf{"a": "\xff"}', "not UTF-8 (byte 10 cannot be read)"),  # counted with its mark
+    ('{"a": 1}'.encode("utf-16"), "not UTF-8 (byte 0 cannot be read)"),
+    ('{"a": 1}'.encode("utf-16-le"), "not UTF-8 (byte 1 is NUL: UTF-16 or UTF-32 text?)"),
+    (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+])
+def test_bytes_are_read_as_utf8_alone_and_a_refusal_says_where(data: bytes, problem: str
+                                                                ) -> None:
+    with pytest.raises(StrictJsonError) as refused:
+        loads(data)
+    assert problem in str(refused.value)
+
+
+def test_bytes_with_a_byte_order_mark_read_as_without_one() -> None:
+    assert loads(b'\xef\xbb\xbf{"a": "\xc3\xa9"}') == {"a": "\u00e9"}

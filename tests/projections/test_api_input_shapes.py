@@ -220,3 +220,51 @@ def test_a_position_limit_or_batch_size_not_written_in_the_digits_0_to_9_is_400(
     assert client.get("/events", params={"after": "01", "limit": "007"},
                       headers=auth).status_code == 200
 
+
+CLOSE = b'{"practice": "A81001", "reason": "%s"}'
+UNREADABLE_BODIES = {
+    "latin-1": (CLOSE % b"caf\xe9", "not UTF-8 (byte 37 cannot be read)"),
+    "an encoded surrogate": (CLOSE % b"\xed\xa0\x80", "not UTF-8 (byte 34 cannot be read)"),
+    "an overlong slash": (CLOSE % b"\xc0\xaf", "not UTF-8 (byte 34 cannot be read)"),
+    "cut inside a character": (b'{"practice": "A81001\xc3', "not UTF-8 (byte 20 cannot be read)"),
+    "UTF-16 with its mark": ('{"practice": "A81001"}'.encode("utf-16"),
+                             "not UTF-8 (byte 0 cannot be read)"),
+    "UTF-16 without one": ('{"practice": "A81001"}'.encode("utf-16-le"),
+                           "not UTF-8 (byte 1 is NUL: UTF-16 or UTF-32 text?)"),
+    "UTF-32": ('{"practice": "A81001"}'.encode("utf-32-le"), "not UTF-8 (byte 1 is NUL"),
+    "arrays 5,000 deep": (b'{"practice": "A81001", "reason": ' + b"[" * 5000 + b"]" * 5000
+                          + b"}", "nested too deeply"),
+    "objects 2,000 deep": (b'{"practice": "A81001", "reason": ' + b'{"a":' * 2000 + b"1"
+                           + b"}" * 2000 + b"}", "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE_BODIES))
+def test_a_write_body_not_utf8_or_nested_too_deeply_is_400_saying_which(
+        served: tuple[TestClient, str], case: str) -> None:
+    client, secret = served
+    body, problem = UNREADABLE_BODIES[case]
+    before = head(client, secret)
+    for path in ("/practice/close", "/token/create", "/token/revoke", "/budget/adjust"):
+        for content_type in ("application/json", None):
+            headers = {"Authorization": f"Bearer {secret}"} | (
+                {"Content-Type": content_type} if content_type else {})
+            refused(client.post(path, content=body, headers=headers), 400,
+                    f"the body is not read: {problem}")
+            # Who asks is known first: without a live token it is 401 whatever the body.
+            refused(client.post(path, content=body, headers={
+                "Authorization": "Bearer nope"} | ({"Content-Type": content_type}
+                                                   if content_type else {})), 401)
+    if "NUL" not in problem and "nested" not in problem:
+        refused(client.post("/apply", content=body, headers={
+            "Authorization": f"Bearer {secret}"}), 400, f"the body is {problem}")
+    assert head(client, secret) == before
+
+
+def test_a_write_body_with_a_byte_order_mark_reads_as_without_one(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    done = client.post("/practice/close", content=b"\xef\xbb\xbf" + CLOSE % b"merged",
+                       headers={"Authorization": f"Bearer {secret}",
+                                "Content-Type": "application/json"})
+    assert done.status_code == 201, done.text
