@@ -105,8 +105,7 @@ def verify(
         typer.Option(
             "--max-unsealed-age",
             metavar="SECONDS",
-            min=0,
-            callback=options.finite,
+            parser=options.seconds("--max-unsealed-age", 0),
             help="Fail when an event has waited longer than this to be sealed.",
             show_default=False,
         ),

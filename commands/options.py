@@ -7,7 +7,6 @@ errors.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -197,8 +196,22 @@ MAX_POSITION = 2**63 - 1
 stays fast)."""
 
 
-def finite(value: float | None) -> float | None:
-    """A typer callback: `nan` and `inf` pass click's min/max checks, so refuse them here."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a finite number")
-    return value
+def seconds(option: str, minimum: float, maximum: float | None = None
+            ) -> Callable[[str | float], float]:
+    """A typer `parser` for an option in seconds: the digits 0-9 with an optional decimal
+    point, `minimum` to `maximum` (ledger.domain.values.parse_seconds). click's own
+    floats are Python's float(), which reads `1_0`, `+2`, ` 2`, `2e1` and other scripts'
+    digits; here each is refused (exit 2, one line saying what is expected)."""
+
+    def parse(value: str | float) -> float:
+        if isinstance(value, float):  # the option's default
+            return value
+        from commands.errors import handled  # noqa: PLC0415 - fast --help
+        from ledger.domain.values import parse_seconds  # noqa: PLC0415
+
+        with handled():  # the one mapping of errors to messages and exit codes
+            return parse_seconds(value, option, minimum=minimum, maximum=maximum)
+        raise AssertionError("handled() raises or returns")  # pragma: no cover
+
+    return parse
+

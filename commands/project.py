@@ -14,6 +14,7 @@ import typer
 
 from commands import render
 from commands.errors import handled
+from commands.options import seconds
 from commands.run import state_of
 
 POLL_SECONDS = 0.1  # between looks when no commit signal reaches the projector
@@ -31,8 +32,8 @@ def project(
     follow: Annotated[bool, typer.Option("--follow", help="Keep catching up as events are "
                                          "committed, until stopped.")] = False,
     poll: Annotated[float | None, typer.Option(
-        "--poll", metavar="SECONDS",
-        min=0.01, max=3600.0, help="With --follow, the longest wait between looks "
+        "--poll", metavar="SECONDS", parser=seconds("--poll", 0.01, 3600.0),
+        help="With --follow, the longest wait between looks "
         "for new events [default: 0.1 on SQLite; on PostgreSQL each commit wakes the "
         "projector (LISTEN/NOTIFY) and it looks every 1 s anyway]")] = None,
 ) -> None:

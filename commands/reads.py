@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from commands.errors import handled
-from commands.options import MAX_POSITION, finite, whole_number
+from commands.options import MAX_POSITION, seconds, whole_number
 from commands.reads_render import Format, Row, json_lines, rows
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
@@ -316,7 +316,7 @@ def events(
         help="Start after this position (0 or more, in the digits 0-9).")] = 0,
     follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new events.")] = False,
     poll: Annotated[float, typer.Option(
-        "--poll", metavar="SECONDS", min=0.05, max=3600.0, callback=finite,
+        "--poll", metavar="SECONDS", parser=seconds("--poll", 0.05, 3600.0),
         help="Seconds between looks for new events (on PostgreSQL each commit wakes "
         "--follow at once, LISTEN/NOTIFY).")] = 1.0,
 ) -> None:

@@ -404,6 +404,29 @@ def parse_whole_number(value: object, name: str, *, minimum: int = 0,
     return number
 
 
+_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+
+
+def parse_seconds(value: object, name: str, *, minimum: float,
+                  maximum: float | None = None) -> float:
+    """A number of seconds from user text (a wait, an age): the digits 0-9 with an
+    optional decimal point and fraction (`2`, `0.5`), from `minimum` to `maximum`.
+
+    Python's float() also reads `+2`, ` 2 `, `1_0`, `2e1`, `nan`, `inf` and other
+    scripts' digits; each is refused as parse_whole_number refuses them for whole
+    numbers. Raises InvalidInput (rule `name` less its dashes) saying what is expected."""
+    rule = name.lstrip("-")
+    expected = f"{minimum:g} or more" if maximum is None else f"{minimum:g} to {maximum:g}"
+    if not (isinstance(value, str) and value.isascii() and _SECONDS.fullmatch(value)):
+        spelled = shown(value) if isinstance(value, str) else json_spelling(value)
+        raise InvalidInput(rule, f"{name} must be seconds written in the digits 0-9 with an "
+                           f"optional decimal point (2, 0.5), {expected}: not {spelled}")
+    seconds = float(value)
+    if seconds < minimum or (maximum is not None and seconds > maximum):
+        raise InvalidInput(rule, f"{name} must be {expected} seconds, not {shown(value)}")
+    return seconds
+
+
 def parse_list_size(value: object) -> int:
     """Registered patients: a whole number 0..LIST_SIZE_MAX, as `4069` or `4,069`."""
     text = trim_spaces(_number_text(value, "list-size"))

@@ -525,3 +525,20 @@ def test_a_count_or_port_not_written_in_the_digits_0_to_9_alone_is_refused(
         malformed(invoke(*args), f"{option} must be a whole number written in the digits "
                   "0-9 alone", f"[rule: {option.lstrip('-')}]")
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("given", ["1_0", "+2", " 2", "2e1", "nan", "inf", "\u0662", "2.",
+                                   ".5", ""])
+def test_seconds_not_written_in_the_digits_0_to_9_and_a_point_are_refused(
+        run_ledger: Ledger, db_url: str, given: str) -> None:
+    seed(db_url)
+    for args in (["events", "--follow", "--poll", given], ["project", "--follow", "--poll",
+                                                           given],
+                 ["verify", "--max-unsealed-age", given]):
+        option = args[-2]
+        done = run_ledger(*args, timeout=20)
+        assert done.stdout == ""
+        malformed(done, f"{option} must be seconds written in the digits 0-9 with an optional "
+                  "decimal point", f"[rule: {option.lstrip('-')}]")
+    malformed(run_ledger("events", "--poll", "0.01"), "--poll must be 0.05 to 3600 seconds")
+    assert run_ledger("verify", "--max-unsealed-age", "86400.5").code == 0
