@@ -735,7 +735,11 @@ def parse_command(cls: type[C], args: dict[str, Any]) -> C:
 
 
 def describe_validation_error(name: str, error: ValidationError) -> str:
-    first = error.errors()[0]
+    errors = error.errors()
+    # An argument named but for its spelling (`Practice`) is the one to tell of, before
+    # the argument it then leaves missing (`practice`).
+    first = next((e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1
+                  and _argument_meant(name, str(e["loc"][0])) is not None), errors[0])
     where = ".".join(str(p) for p in first["loc"]) or "arguments"
     if len(where) > 60:  # a name of thousands of characters is cut, as values are
         where = f"{where[:60]}… ({len(where):,} characters)"
@@ -743,8 +747,26 @@ def describe_validation_error(name: str, error: ValidationError) -> str:
     if kind == "missing":
         return f"{name}: missing {where}"
     if kind == "extra_forbidden":
-        return f"{name}: unknown argument {where}"
+        key = str(first["loc"][0]) if len(first["loc"]) == 1 else None
+        meant = _argument_meant(name, key) if key is not None else None
+        if meant is None:
+            return f"{name}: unknown argument {where}"
+        return (f"{name}: unknown argument {shown(key or '')} (did you mean {meant!r}? "
+                "argument names are written exactly)")
     return f"{name}: {where}: {first['msg']}"
+
+
+_ARGUMENT_SPELLING = re.compile(r"[\s\-]+")
+
+
+def _argument_meant(name: str, key: str) -> str | None:
+    """The argument of command `name` that `key` names but for its spacing, letter case or
+    dashes (` practice`, `Practice`, `list-size`); None for any other key."""
+    cls = COMMANDS.get(name)
+    if cls is None or len(key) > 100:
+        return None
+    spelled = _ARGUMENT_SPELLING.sub("_", key.strip().casefold()).strip("_")
+    return spelled if spelled in cls.model_fields and spelled != key else None
 
 
 # --- the fast path of bulk loads -----------------------------------------------------

@@ -542,3 +542,23 @@ def test_seconds_not_written_in_the_digits_0_to_9_and_a_point_are_refused(
                   "decimal point", f"[rule: {option.lstrip('-')}]")
     malformed(run_ledger("events", "--poll", "0.01"), "--poll must be 0.05 to 3600 seconds")
     assert run_ledger("verify", "--max-unsealed-age", "86400.5").code == 0
+
+
+def test_an_argument_named_but_for_its_spacing_or_case_is_refused_naming_the_one_meant(
+        run_ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    seed(db_url)
+    before = head(db_url)
+    keys = {"Practice": "practice", "practice\t": "practice", " practice": "practice",
+            "list-size": "list_size"}
+    path = tmp_path / "lines.jsonl"
+    path.write_text("".join(json.dumps({
+        "command": "practice register", "command_id": f"r-{n}",
+        "args": {"practice": "A81002", "name": "X", "list_size": 3} | {key: "A81002"}
+        if meant == "practice" else {"practice": "A81002", "name": "X", key: "3"}}) + "\n"
+        for n, (key, meant) in enumerate(keys.items())), encoding="utf-8")
+    done = run_ledger("apply", str(path), actor=ALLOCATOR)
+    assert done.code == 2, (done.stdout, done.stderr)
+    for key, meant in keys.items():
+        assert (f"unknown argument {key!r} (did you mean {meant!r}? argument names are "
+                "written exactly)") in done.stdout, done.stdout
+    assert head(db_url) == before
