@@ -84,7 +84,8 @@ def parse_request(body: bytes) -> AddCheckpoint:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise Refused(400, "request body is not UTF-8") from error
+        raise Refused(400, f"request body is not UTF-8 (byte {error.start} cannot be read)"
+                      ) from error
     head, sep, note = text.partition("\n\n")
     if not sep:
         raise Refused(400, "request lacks the blank line before the checkpoint")

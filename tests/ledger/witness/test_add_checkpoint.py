@@ -206,3 +206,13 @@ def test_sizes_of_thousands_of_digits_are_malformed_not_a_fault(
     response = client.post("/add-checkpoint", content=b"old 0\n\n"
                            + "\n".join([origin, huge, *rest]).encode())
     assert response.status_code == 400, response.text
+
+
+def test_a_body_that_is_not_utf8_is_refused_naming_the_byte(make_witness: WitnessClient) -> None:
+    client = make_witness(GO_LOG_KEY)
+    for body, byte in ((b"old 0\n\n\xff" + GO_INIT.encode(), 7),
+                       (b"old 0\n\n" + GO_INIT.encode() + b"\xed\xa0\x80",
+                        7 + len(GO_INIT.encode()))):
+        response = client.post("/add-checkpoint", content=body)
+        assert response.status_code == 400, response.text
+        assert f"request body is not UTF-8 (byte {byte} cannot be read)" in response.text
