@@ -21,7 +21,6 @@ within 100 ms of its commit.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -38,7 +37,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.events import LEDGER_NAMESPACE
-from ledger.domain.values import WHOLE_NUMBER, shown
+from ledger.domain.values import WHOLE_NUMBER, parse_whole_number, shown
 from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
 from projections.access import FeedView, Scope
 from projections.api_auth import BEARER, Caller
@@ -189,23 +188,22 @@ def page_after(store: EventStore, after: int, limit: int, view: FeedView) -> Pag
     return Page(rows, read_to, len(rows) == limit or read == scan)
 
 
-_POSITION = re.compile(r"[0-9]{1,18}")
-
-
 def checkpoint_of(after: int, last_event_id: str | None, given: int = 1) -> int:
-    """The position to resume after: `Last-Event-ID` (ASCII digits) when sent, else
-    `after`. InvalidInput (400) for any other id, or for the header sent `given` > 1
+    """The position to resume after: `Last-Event-ID` (the digits 0-9 alone, read as every
+    position is: parse_whole_number; spaces and tabs around it are HTTP's) when sent,
+    else `after`. InvalidInput (400) for any other id, or for the header sent `given` > 1
     times (which of them to resume from would be a guess)."""
     if given > 1:
         raise InvalidInput("last-event-id",
                            f"Last-Event-ID given {given} times: send the last id once")
-    if last_event_id is None or not last_event_id.strip():
+    text = (last_event_id or "").strip(" \t")
+    if not text:
         return after
-    text = last_event_id.strip()
-    if not _POSITION.fullmatch(text):
-        raise InvalidInput("last-event-id",
-                           f"Last-Event-ID must be a position, not {shown(text)}")
-    return int(text)
+    try:
+        return parse_whole_number(text, "Last-Event-ID", maximum=MAX_POSITION)
+    except InvalidInput:
+        raise InvalidInput("last-event-id", f"Last-Event-ID must be a position (the digits "
+                           f"0-9 alone, 0 to {MAX_POSITION}), not {shown(text)}") from None
 
 
 def install(app: FastAPI, open_store: Callable[[], EventStore],

@@ -268,3 +268,12 @@ def test_a_write_body_with_a_byte_order_mark_reads_as_without_one(
                        headers={"Authorization": f"Bearer {secret}",
                                 "Content-Type": "application/json"})
     assert done.status_code == 201, done.text
+
+
+def test_a_last_event_id_int_would_read_is_refused_as_other_positions_are(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = (b"Authorization", f"Bearer {secret}".encode())
+    for value in (b"5_0", b"+1", b"0x1", b"\xa01", b"1\x0b"):
+        refused(client.get("/events/live", headers=[auth, (b"Last-Event-ID", value)]),
+                400, "Last-Event-ID must be a position (the digits 0-9 alone")
