@@ -62,7 +62,9 @@ def holders(
         str | None,
         typer.Option("--known-at", metavar="INSTANT",
                      help="What the ledger knew at this instant (2024-07-15T09:30:00Z; a bare "
-                          "date means the end of that day, UTC): later records are ignored."),
+                          "date means the end of that day, UTC): later records are ignored. "
+                          "Instants are recorded to the microsecond: digits finer than that "
+                          "are dropped, which changes no answer."),
     ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -423,7 +423,8 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
         as_of: Day = None,
         known_at: Annotated[str | None, _q(
             "What the ledger knew at this instant (2024-07-15T09:30:00Z; a date means the "
-            "end of that day)")] = None,
+            "end of that day; digits finer than the microsecond, which instants are "
+            "recorded to, are dropped: the answer is the same)")] = None,
     ) -> Response:
         scope.require(Role.CONSORTIUM, Role.PRACTICE, what="holders")
         scope.check(practice=practice, consortium=consortium, holder=holder)

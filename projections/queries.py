@@ -46,7 +46,10 @@ def parse_day(text: str, option: str) -> date:
 
 def parse_instant(text: str) -> datetime:
     """An ISO instant; without a zone it is UTC; a bare date, however ISO writes it
-    (`2024-04-01`, `20240401`, `2024-W14-1`), means the end of that day."""
+    (`2024-04-01`, `20240401`, `2024-W14-1`), means the end of that day. Digits finer
+    than the microsecond are dropped (fromisoformat): events are recorded to the
+    microsecond, so what was known at 09:30:00.0000009 is what was known at 09:30:00,
+    exactly; a token's expiry, which is stored, refuses them instead (parse_expiry)."""
     raw = text.strip()
     try:
         return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=UTC)

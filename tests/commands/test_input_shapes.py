@@ -562,3 +562,24 @@ def test_an_argument_named_but_for_its_spacing_or_case_is_refused_naming_the_one
         assert (f"unknown argument {key!r} (did you mean {meant!r}? argument names are "
                 "written exactly)") in done.stdout, done.stdout
     assert head(db_url) == before
+
+
+def test_a_known_at_finer_than_a_microsecond_answers_as_the_microsecond_it_falls_in(
+        run_ledger: Ledger, db_url: str) -> None:
+    seed(db_url)
+    assert run_ledger("budget", "allocate", "A81001", "--year", "2024-25", "--element",
+                      "acute=5", "--on", "2024-04-01", actor=ALLOCATOR).code == 0
+    events = [json.loads(line) for line in run_ledger("events").stdout.splitlines()]
+    recorded = events[-1]["recorded_at"]
+    assert recorded.endswith("Z"), recorded
+    exact = recorded[:-1] if "." in recorded else f"{recorded[:-1]}.000000"  # to the µs
+    answers = {}
+    for known_at in (recorded, f"{exact}999Z", f"{exact}000000001Z"):
+        done = run_ledger("holders", "--as-of", "2024-06-01", "--known-at", known_at,
+                          "--format", "json")
+        assert done.code == 0, done.stderr
+        answers[known_at] = json.loads(done.stdout)
+    assert answers[recorded], "the allocation is known at the instant it was recorded"
+    assert all(found == answers[recorded] for found in answers.values()), answers
+    assert "recorded to the microsecond" in " ".join(
+        run_ledger("holders", "--help").stdout.split())
