@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 from ledger import strict_json
 from ledger.application.commands import Command, build_command
-from ledger.application.service import Outcome, Request
+from ledger.application.pipeline import pipelined
+from ledger.application.service import LedgerService, Outcome, Request
 from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.values import Actor
@@ -146,16 +147,54 @@ def apply_lines(
     report = ApplyReport()
     numbered = numbered_lines(lines)
     chunks = iter(lambda: list(itertools.islice(numbered, batch_size)), [])
-    settled = 0
-    with collector_paused(), _parse_stage(chunks, default_actor) as batches:
-        for batch in batches:
-            if not _settle(service, batch, report, stop_on_error, progress):
+    head, large = _head(chunks)
+
+    def settled(batch: list[ParsedLine], outcomes: list[Outcome]) -> None:
+        _record(batch, outcomes, report, progress)
+
+    with collector_paused(), _runner(service, large and not stop_on_error, settled) as run, \
+            _parse_stage(head, chunks, large, default_actor) as batches:
+        for number, batch in enumerate(batches, start=1):
+            to_run = _to_first_refusal(batch) if stop_on_error else batch
+            run(to_run, [p.request for p in to_run if p.request is not None], stop_on_error)
+            if stop_on_error and report.refused:
+                report.stopped_early = True
                 break
-            settled += 1
-            if settled % COLLECT_EVERY == 0:
+            if number % COLLECT_EVERY == 0:
                 del batch
                 gc.collect(1)
     return report
+
+
+def _to_first_refusal(batch: list[ParsedLine]) -> list[ParsedLine]:
+    """The batch up to its first line refused as parsed, included."""
+    first_bad = next((i for i, p in enumerate(batch) if p.error), None)
+    return batch if first_bad is None else batch[: first_bad + 1]
+
+
+Run = Callable[[list["ParsedLine"], list[Request], bool], None]
+"""Runs a batch's requests (the third argument: stopping at the first refusal) and,
+now or once committed, has its outcomes recorded."""
+
+
+@contextlib.contextmanager
+def _runner(service: Runs, pipeline: bool,
+            settled: Callable[[list[ParsedLine], list[Outcome]], None]) -> Iterator[Run]:
+    """How batches are run: one transaction each, here (`execute_batch`), or, for a large
+    input to a ledger's own service with a core to spare, decided here while a second
+    process appends the ones before (ledger/application/pipeline.py)."""
+    if pipeline and isinstance(service, LedgerService) and _spare_core():
+        with pipelined(service, settled) as running:
+            if running is not None:
+                def submit(batch: list[ParsedLine], requests: list[Request], _: bool) -> None:
+                    running.submit(batch, requests)
+                yield submit
+                return
+
+    def execute(batch: list[ParsedLine], requests: list[Request], stop: bool) -> None:
+        settled(batch, service.execute_batch(requests, stop_at_first_refusal=stop)
+                if requests else [])
+    yield execute
 
 
 PARSE_STAGE_MIN_LINES = 3_000
@@ -179,9 +218,22 @@ CompactLine = tuple[type[Command], dict[str, Any], set[str] | None, dict[str, An
 command as named, and fingerprint; `_parse_compact`."""
 
 
+def _head(chunks: Iterator[Chunk]) -> tuple[list[Chunk], bool]:
+    """The first batches of `chunks`, up to PARSE_STAGE_MIN_LINES lines past the first
+    one, and whether there were that many (a large input)."""
+    head: list[Chunk] = []
+    count = 0
+    for chunk in chunks:
+        head.append(chunk)
+        count += len(chunk)
+        if count - len(head[0]) >= PARSE_STAGE_MIN_LINES:
+            break
+    return head, bool(head) and count - len(head[0]) >= PARSE_STAGE_MIN_LINES
+
+
 @contextlib.contextmanager
-def _parse_stage(chunks: Iterator[Chunk], default_actor: str | None
-                 ) -> Iterator[Iterator[list[ParsedLine]]]:
+def _parse_stage(head: list[Chunk], chunks: Iterator[Chunk], large: bool,
+                 default_actor: str | None) -> Iterator[Iterator[list[ParsedLine]]]:
     """The parsed batches of `chunks`, in order: parsed here, or, for a large input,
     by a second process a few batches ahead of the caller's.
 
@@ -191,15 +243,7 @@ def _parse_stage(chunks: Iterator[Chunk], default_actor: str | None
     the run stops here and shuts it down. Should it fail or die, the batches it had not
     parsed are parsed here.
     """
-    head: list[Chunk] = []
-    count = 0
-    for chunk in chunks:
-        head.append(chunk)
-        count += len(chunk)
-        if count - len(head[0]) >= PARSE_STAGE_MIN_LINES:
-            break
     everything = itertools.chain(head, chunks)
-    large = bool(head) and count - len(head[0]) >= PARSE_STAGE_MIN_LINES
     before = set(multiprocessing.active_children()) if large else set()
     pool = _parse_pool() if large else None
     if pool is None:
@@ -411,22 +455,11 @@ def collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _settle(
-    service: Runs,
-    batch: list[ParsedLine],
-    report: ApplyReport,
-    stop_on_error: bool,
-    progress: Callable[[int], None] | None,
-) -> bool:
-    """Run one batch; False when a refusal stops the run."""
-    if stop_on_error:
-        first_bad = next((i for i, p in enumerate(batch) if p.error), None)
-        if first_bad is not None:
-            batch = batch[: first_bad + 1]
-    requests = [p.request for p in batch if p.request is not None]
-    outcomes = iter(
-        service.execute_batch(requests, stop_at_first_refusal=stop_on_error) if requests else []
-    )
+def _record(batch: list[ParsedLine], outcomes: list[Outcome], report: ApplyReport,
+            progress: Callable[[int], None] | None) -> None:
+    """Add a batch's lines to the report with the outcomes of its requests, in order
+    (fewer outcomes than requests: the rest were not run, a refusal stopped the batch)."""
+    ran = iter(outcomes)
     settled = 0
     add = report.results.append
     for parsed in batch:
@@ -434,7 +467,7 @@ def _settle(
             add(_refused(parsed, parsed.error))
             settled += 1
             continue
-        outcome = next(outcomes, None)
+        outcome = next(ran, None)
         if outcome is None:  # not run: an earlier line stopped the batch
             break
         answer = outcome.answer
@@ -447,10 +480,6 @@ def _settle(
         settled += 1
     if progress:
         progress(settled)
-    if stop_on_error and report.refused:
-        report.stopped_early = True
-        return False
-    return True
 
 
 def _refused(parsed: ParsedLine, error: LedgerError) -> LineResult:

@@ -109,6 +109,15 @@ class Outcome:
         return "already applied" if self.answer.already_applied else "applied"
 
 
+def reads_of(requests: Sequence[Request]) -> Reads:
+    """What deciding `requests` reads first: their command ids, refs and practices."""
+    return Reads(
+        command_ids=[r.command_id for r in requests],
+        refs=list(handlers.refs_named(r.command for r in requests)),
+        practices=sorted(set(handlers.practices_named(r.command for r in requests))),
+    )
+
+
 @dataclass
 class LedgerService:
     store: EventStore
@@ -145,11 +154,7 @@ class LedgerService:
         With `atomic`, one refusal records nothing at all (file imports). With
         `stop_at_first_refusal`, requests after a refused one are not run.
         """
-        reads = Reads(  # what _run reads first, fetched with the store's lock
-            command_ids=[r.command_id for r in requests],
-            refs=list(handlers.refs_named(r.command for r in requests)),
-            practices=sorted(set(handlers.practices_named(r.command for r in requests))),
-        )
+        reads = reads_of(requests)  # fetched with the store's lock
         for attempt in range(MAX_ATTEMPTS):
             units: list[UnitOfWork] = []
             try:
@@ -196,17 +201,22 @@ class LedgerService:
         """
         uow = UnitOfWork(self.store, self.cache)
         units.append(uow)
-        outcomes = self._run(uow, requests, reads, stop_at_first_refusal)
+        outcomes = self.decide(uow, requests, reads,
+                               stop_at_first_refusal=stop_at_first_refusal)
         if atomic and any(o.error for o in outcomes):
             uow.discard()
             return [], Indexes(), outcomes
         return uow.events, uow.indexes(), outcomes
 
-    def _run(
-        self, uow: UnitOfWork, requests: Sequence[Request], reads: Reads,
+    def decide(
+        self, uow: UnitOfWork, requests: Sequence[Request], reads: Reads, *,
         stop_at_first_refusal: bool,
     ) -> list[Outcome]:
-        receipts = self.store.receipts(reads.command_ids)
+        """Run each request against what `uow` reads, recording into `uow` the events
+        and receipts of those that pass; their outcomes, in order. Nothing is written:
+        the caller appends what `uow` holds (`execute_batch`, or ledger apply's
+        pipeline). `reads` is `reads_of(requests)`."""
+        receipts = uow.store.receipts(reads.command_ids)
         uow.prefetch_refs(reads.refs)
         uow.prefetch_affiliations(reads.practices)
         recorded_at = self.clock()

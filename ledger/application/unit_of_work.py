@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from eventsourcing.persistence import StoredEvent
 
@@ -23,7 +23,6 @@ from ledger.domain.events import (
 from ledger.domain.organisations import Consortium, Practice
 from ledger.domain.pool import RiskPool
 from ledger.domain.values import FinancialYear
-from ledger.store.eventstore import EventStore
 from ledger.store.recorders import Indexes, Receipt, RefEntry, StreamRewritten
 
 A = TypeVar("A", bound=Aggregate)
@@ -74,11 +73,33 @@ class AggregateCache:
         for stream_id in stream_ids:
             self._items.pop(stream_id, None)
 
+    def clear(self) -> None:
+        """Forget every aggregate kept (what was kept may never have been written)."""
+        self._items.clear()
+
+
+class StoreReads(Protocol):
+    """What a unit of work reads from the store (EventStore; ledger apply's pipeline
+    answers some of it from batches written but not yet committed)."""
+
+    def follow(self, stream_id: uuid.UUID, version: int, held: bytes | None
+               ) -> tuple[list[LedgerEvent], bytes | None]: ...
+
+    def receipts(self, command_ids: Sequence[str]) -> dict[str, Receipt]: ...
+
+    def ref(self, ref: str) -> RefEntry | None: ...
+
+    def refs(self, refs: Sequence[str]) -> dict[str, RefEntry]: ...
+
+    def budget_years(self, practice: str) -> list[str]: ...
+
+    def affiliations(self, practices: Sequence[str]) -> dict[str, list[str]]: ...
+
 
 class UnitOfWork:
     """One transaction's worth of commands: the aggregates they touch and their events."""
 
-    def __init__(self, store: EventStore, cache: AggregateCache) -> None:
+    def __init__(self, store: StoreReads, cache: AggregateCache) -> None:
         self.store = store
         self.cache = cache
         self.touched: dict[uuid.UUID, Aggregate] = {}

@@ -27,7 +27,12 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification, PersistenceError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    PersistenceError,
+    StoredEvent,
+)
 from eventsourcing.utils import get_topic
 
 from ledger.audit.leaf import state_bytes
@@ -52,6 +57,19 @@ _CATALOGUED = "ledger.store.eventstore:catalogued"
 
 MAX_POSITION = 2**63 - 1
 """The largest position either store can hold (a signed 64-bit integer)."""
+
+
+class HeadMoved(IntegrityError):  # noqa: N818 - a condition, as eventsourcing names them
+    """The log's head is not the one a write was decided against (`append_encoded`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """Events encoded for the store: `stored` (eventsourcing's StoredEvent), and the
+    (topic, schema version) of each, in order."""
+
+    stored: list[StoredEvent]
+    kinds: list[tuple[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +224,7 @@ class EventStore:
         reads = Reads(reads.command_ids, reads.refs, reads.practices,
                       [*reads.rows, *catalogue.check_statements(dialect)])
         with self.recorder.write_transaction(reads) as cursor:
-            # Refuse to add to a log this code cannot read (ledger/store/catalogue.py):
-            # already done when this store's last write is still the last write.
-            tail: list[tuple[int, str, int]] = []
-            if not self.recorder.carried(_CATALOGUED):
-                tail = catalogue.check(self.recorder.select_rows, dialect)
+            tail = self._unchecked_tail()
             events, indexes, result = work()
             ids: Sequence[int] = ()
             if events or indexes.receipts:
@@ -218,12 +232,66 @@ class EventStore:
                 ids = self.recorder.insert_in_transaction(cursor, stored, indexes)
                 if written is not None:
                     written(stored)
-            rows = [*tail, *((i, e.topic, e.schema_version)
-                             for i, e in zip(ids, events, strict=True))]
-            added = catalogue.record(cursor, dialect, rows, self._kinds) if rows else set()
-            self.recorder.remember(_CATALOGUED, value=True)  # every event is in the catalogue
-        self._kinds |= added
+            added = self._catalogue(cursor, tail, ids,
+                                    [(e.topic, e.schema_version) for e in events])
+        self._kinds |= added  # known once committed
         return result
+
+    def encode(self, events: Sequence[LedgerEvent]) -> Encoded:
+        """Events as `append_encoded` takes them: stored as this store stores them, and the
+        kind (topic, schema version) of each."""
+        return Encoded([self._to_stored(e) for e in events],
+                       [(e.topic, e.schema_version) for e in events])
+
+    def append_encoded(self, encoded: Encoded, indexes: Indexes, *, after: int) -> int:
+        """Append events `encode`d before (by this process or another on the same ledger)
+        and their indexes in one write transaction, if the log's head is still `after`;
+        returns the new head (a position).
+
+        What was decided against the log as it stood at `after` is void once anything
+        else was appended: HeadMoved (an IntegrityError, as a taken stream version
+        is) when the head is not `after`, with nothing written. The same checks as
+        `write` apply (an unreadable log is refused; the write hooks seal the events).
+        """
+        dialect = self.recorder.dialect
+        with self.recorder.write_transaction(
+                Reads(rows=catalogue.check_statements(dialect))) as cursor:
+            tail = self._unchecked_tail()
+            head = int(self.recorder.select_rows(dialect.sql(
+                "SELECT COALESCE(MAX({position}), 0) FROM {events}"), ())[0][0])
+            if head != after:
+                raise HeadMoved(f"the log's head is {head}, not {after}")
+            ids: Sequence[int] = ()
+            if encoded.stored or indexes.receipts:
+                ids = self.recorder.insert_in_transaction(cursor, encoded.stored, indexes)
+            added = self._catalogue(cursor, tail, ids, encoded.kinds)
+        self._kinds |= added
+        return ids[-1] if ids else head
+
+    def _unchecked_tail(self) -> list[tuple[int, str, int]]:
+        """Inside a write transaction: refuse to add to a log this code cannot read
+        (ledger/store/catalogue.py); the log's rows past the catalogue's checked
+        position. Already done when this store's last write is still the last write."""
+        if self.recorder.carried(_CATALOGUED):
+            return []
+        return catalogue.check(self.recorder.select_rows, self.recorder.dialect)
+
+    def _catalogue(self, cursor: Any, tail: list[tuple[int, str, int]], ids: Sequence[int],
+                   kinds: Sequence[tuple[str, int]]) -> set[catalogue.Kind]:
+        """Inside a write transaction: add the kinds of the `tail` and of the events just
+        inserted at `ids` to the catalogue; the kinds added (known once it commits)."""
+        rows = [*tail, *((i, topic, version)
+                         for i, (topic, version) in zip(ids, kinds, strict=True))]
+        added = (catalogue.record(cursor, self.recorder.dialect, rows, self._kinds)
+                 if rows else set())
+        self.recorder.remember(_CATALOGUED, value=True)  # every event is in the catalogue
+        return added
+
+    def reopened(self) -> EventStore:
+        """Another connection to this store's ledger, with the same write hooks: for a
+        process of its own (a forked child never uses its parent's connections)."""
+        hooks: Sequence[WriteHook] = self.app.recorder.hooks  # type: ignore[attr-defined]
+        return EventStore(self.target, hooks, create=False)
 
     def fault(self, error: BaseException) -> StoreUnavailable | None:
         """The store fault behind `error` in one line (faults.py), or None."""

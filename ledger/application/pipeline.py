@@ -1,0 +1,260 @@
+"""`ledger apply`'s batches, decided here while a second process appends the ones before.
+
+Deciding a batch (reading what its commands need, running the rules, encoding the
+events) and appending it (inserting the rows, sealing them into the Merkle log,
+committing) each take about half of a batch's time: with the appending done by a
+process of its own (ledger/store/appender.py), the two halves of consecutive batches
+run on two cores at once.
+
+A batch is decided against the log as it will be once the batches before it are
+appended. What those batches record is kept here until they are committed, and the
+reads of a batch are answered from it first (`follow`, `receipts`, `refs`, ...): a
+command id or ref recorded by a batch still being appended is known; an aggregate it
+changed is the one kept in the service's cache. A read that cannot be answered that
+way waits for the appending to catch up and reads the store.
+
+Each batch is appended only if the log's head is still the one it was decided
+against: if another writer appended anything meanwhile, that batch and every later
+one are void. They, and every batch after them, are then run the ordinary way
+(`LedgerService.execute_batch`, reading and writing in one transaction), as are all
+of them should the appending process fail or end. A batch's outcomes are told
+(`on_settled`) only once it is committed, in order, so every line keeps its own
+idempotency and atomicity exactly as when it is run the ordinary way.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from ledger.application.service import LedgerService, Outcome, Request, reads_of
+from ledger.application.unit_of_work import UnitOfWork
+from ledger.domain.events import LedgerEvent
+from ledger.store.appender import Appender, AppendFailed
+from ledger.store.eventstore import Encoded
+from ledger.store.recorders import Indexes, Receipt, RefEntry
+
+T = TypeVar("T")
+
+DEPTH = 2
+"""Batches handed to the appending process and not yet known to be committed, at most,
+while the next is decided: enough to keep it busy when batches take uneven times."""
+
+
+class _Void(Exception):  # noqa: N818 - a condition
+    """What is being decided rests on batches that were not appended."""
+
+
+@dataclass(slots=True)
+class _Appending(Generic[T]):
+    """A batch handed to the appending process: what it records, until committed."""
+
+    tag: T
+    requests: Sequence[Request]
+    outcomes: list[Outcome]
+    receipts: dict[str, Receipt]
+    refs: dict[str, RefEntry]
+    affiliations: set[tuple[str, str]]
+    budget_years: set[tuple[str, str]]
+    streams: dict[uuid.UUID, tuple[int, bytes]] = field(default_factory=dict)
+    """Each stream's last version in the batch, and the stored state of its event."""
+
+
+class Pipeline(Generic[T]):
+    """Runs batches of requests, telling `on_settled(tag, outcomes)` as each is committed,
+    in the order given. Use `pipelined` to make one."""
+
+    def __init__(self, service: LedgerService, appender: Appender,
+                 on_settled: Callable[[T, list[Outcome]], None]) -> None:
+        self.service = service
+        self.store = service.store
+        self._appender: Appender | None = appender
+        self._on_settled = on_settled
+        self._appending: collections.deque[_Appending[T]] = collections.deque()
+
+    # --- running batches --------------------------------------------------------------
+
+    def submit(self, tag: T, requests: Sequence[Request]) -> None:
+        """Decide `requests` and hand them over to be appended (or, once the appending
+        has stopped, run them the ordinary way). Raises what `execute_batch` raises."""
+        if self._appender is None:
+            self._on_settled(tag, self.service.execute_batch(requests))
+            return
+        try:
+            appending, encoded, indexes = self._decided(tag, requests)
+        except _Void:
+            self._run_void()
+            self._on_settled(tag, self.service.execute_batch(requests))
+            return
+        try:
+            self._appender.send(encoded, indexes)
+        except AppendFailed:
+            self._appending.append(appending)
+            self._run_void()
+            return
+        self._appending.append(appending)
+        while len(self._appending) > DEPTH:
+            self._settle_oldest()
+
+    def finish(self) -> None:
+        """Wait until every batch submitted is settled."""
+        while self._appending:
+            self._settle_oldest()
+
+    def _decided(self, tag: T, requests: Sequence[Request]
+                 ) -> tuple[_Appending[T], Encoded, Indexes]:
+        uow = UnitOfWork(self, self.service.cache)
+        try:
+            outcomes = self.service.decide(uow, requests, reads_of(requests),
+                                           stop_at_first_refusal=False)
+        except BaseException:
+            uow.discard()
+            raise
+        encoded = self.store.encode(uow.events)
+        indexes = uow.indexes()
+        self.service.cache.written(encoded.stored)
+        uow.committed()
+        appending = _Appending(
+            tag, requests, outcomes,
+            {r.command_id: r for r in indexes.receipts},
+            {r.ref: r for r in indexes.refs},
+            set(indexes.affiliations), set(indexes.budget_years))
+        streams = appending.streams
+        for event, stored in zip(uow.events, encoded.stored, strict=True):
+            streams[event.originator_id] = (event.originator_version, stored.state)
+        return appending, encoded, indexes
+
+    def _settle_oldest(self) -> None:
+        assert self._appender is not None
+        try:
+            self._appender.receive()
+        except AppendFailed:
+            self._run_void()
+            return
+        done = self._appending.popleft()
+        self._on_settled(done.tag, done.outcomes)
+
+    def _run_void(self) -> None:
+        """The appending stopped: the batches it committed before are settled, and the
+        rest run the ordinary way, against the store as it is (the cache may hold what
+        was never written). Should it have ended while committing one, that one's lines
+        answer "already applied"."""
+        appender, self._appender = self._appender, None
+        if appender is not None:
+            with contextlib.suppress(AppendFailed):
+                while self._appending:
+                    appender.receive()
+                    done = self._appending.popleft()
+                    self._on_settled(done.tag, done.outcomes)
+            appender.close()
+        self.service.cache.clear()
+        while self._appending:
+            void = self._appending.popleft()
+            self._on_settled(void.tag, self.service.execute_batch(void.requests))
+
+    def _catch_up(self) -> None:
+        """Wait until every batch handed over is committed; _Void if one was not."""
+        assert self._appender is not None
+        while self._appending:
+            try:
+                self._appender.receive()
+            except AppendFailed:
+                raise _Void from None
+            done = self._appending.popleft()
+            self._on_settled(done.tag, done.outcomes)
+
+    def close(self, *, settle: bool) -> None:
+        """Stop the appending process; with `settle`, after telling the outcomes of the
+        batches it still commits (a run stopped part way, by Ctrl-C or a failure, still
+        says how far it got)."""
+        appender, self._appender = self._appender, None
+        if appender is None:
+            return
+        try:
+            while settle and self._appending:
+                appender.receive()
+                done = self._appending.popleft()
+                self._on_settled(done.tag, done.outcomes)
+        except AppendFailed:
+            pass
+        finally:
+            self._appending.clear()
+            self.service.cache.clear()  # what was decided and not appended
+            appender.close()
+
+    # --- reads of a batch being decided (unit_of_work.StoreReads) ---------------------
+
+    def follow(self, stream_id: uuid.UUID, version: int, held: bytes | None
+               ) -> tuple[list[LedgerEvent], bytes | None]:
+        for appending in reversed(self._appending):
+            last = appending.streams.get(stream_id)
+            if last is None:
+                continue
+            if last == (version, held):  # the cache holds the aggregate as appended
+                return [], held
+            self._catch_up()
+            break
+        return self.store.follow(stream_id, version, held)
+
+    def receipts(self, command_ids: Sequence[str]) -> dict[str, Receipt]:
+        pending: dict[str, Receipt] = {}
+        for appending in self._appending:
+            pending.update(appending.receipts)
+        found = self.store.receipts([c for c in command_ids if c not in pending])
+        found.update((c, pending[c]) for c in command_ids if c in pending)
+        return found
+
+    def ref(self, ref: str) -> RefEntry | None:
+        for appending in self._appending:
+            if ref in appending.refs:
+                return appending.refs[ref]
+        return self.store.ref(ref)
+
+    def refs(self, refs: Sequence[str]) -> dict[str, RefEntry]:
+        pending: dict[str, RefEntry] = {}
+        for appending in self._appending:
+            pending.update(appending.refs)
+        found = self.store.refs([r for r in refs if r not in pending])
+        found.update((r, pending[r]) for r in refs if r in pending)
+        return found
+
+    def budget_years(self, practice: str) -> list[str]:
+        years = set(self.store.budget_years(practice))
+        for appending in self._appending:
+            years.update(y for p, y in appending.budget_years if p == practice)
+        return sorted(years)
+
+    def affiliations(self, practices: Sequence[str]) -> dict[str, list[str]]:
+        found = {p: set(c) for p, c in self.store.affiliations(practices).items()}
+        wanted = set(practices)
+        for appending in self._appending:
+            for practice, consortium in appending.affiliations:
+                if practice in wanted:
+                    found.setdefault(practice, set()).add(consortium)
+        return {p: sorted(c) for p, c in found.items()}
+
+
+@contextlib.contextmanager
+def pipelined(service: LedgerService, on_settled: Callable[[T, list[Outcome]], None]
+              ) -> Iterator[Pipeline[T] | None]:
+    """A pipeline for `service`'s ledger, or None where batches cannot be appended by a
+    second process (see appender.Appender.start). On leaving, every batch submitted is
+    settled; on leaving by an exception, those already being committed are, and the
+    rest are dropped (they were never committed)."""
+    head, _ = service.store.readable_head()
+    appender = Appender.start(service.store, head)
+    if appender is None:
+        yield None
+        return
+    pipeline: Pipeline[T] = Pipeline(service, appender, on_settled)
+    try:
+        yield pipeline
+        pipeline.finish()
+    except BaseException:
+        pipeline.close(settle=True)
+        raise
+    pipeline.close(settle=False)

@@ -1,0 +1,159 @@
+"""A process of its own that appends encoded batches to a SQLite ledger, in order.
+
+`ledger apply` decides a batch while this process appends the batch before it: the
+appending (the inserts, the Merkle log's sealing, the commit) and the deciding then
+run on two cores. Each batch is appended by `EventStore.append_encoded`, one write
+transaction, only if the log's head is still the one the batch was decided against
+(the head the previous batch left, the first one's given at the start): anything
+appended by another writer meanwhile voids that batch and every later one, and the
+process stops at the first batch it did not append. Its parent runs those again
+(ledger/application/pipeline.py).
+
+The process is forked (a copy of its parent, ready in milliseconds, with nothing to
+import) and opens a connection of its own: SQLite connections must not cross a fork
+(https://sqlite.org/howtocorrupt.html, section 2.6). It never touches its parent's,
+not even to close them, and it ends with its parent.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+
+from ledger.store.eventstore import Encoded, EventStore
+from ledger.store.recorders import Indexes, Receipt, RefEntry
+
+PROCESS_NAME = "ledger-appender"
+
+
+class AppendFailed(Exception):  # noqa: N818 - a condition, as eventsourcing names them
+    """The appending process did not append a batch (another writer appended first, the
+    store failed, or the process ended): that batch and every later one are not in
+    the log, unless the process ended while committing one, and nothing more will be."""
+
+
+Plain = tuple[list[tuple[Any, int, str, bytes]], list[tuple[str, int]],
+              list[tuple[str, str, str]], list[tuple[str, str, str]],
+              list[tuple[str, str]], list[tuple[str, str]]]
+"""A batch as it crosses the pipe: plain tuples, pickled several times faster than the
+objects they stand for."""
+
+
+class Appender:
+    """The parent's end: `send` batches, then `receive` each one's new head, in order."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection) -> None:
+        self._process = process
+        self._conn = conn
+
+    @classmethod
+    def start(cls, store: EventStore, head: int) -> Appender | None:
+        """An appending process for `store`'s ledger, whose log's head is `head`; None
+        where there can be none: not a SQLite file, no fork on this system, or a thread
+        running beside this one (a fork copies no thread, and with it any lock one held).
+        """
+        if (store.target.kind != "sqlite" or store.read_only_copy
+                or "fork" not in multiprocessing.get_all_start_methods()
+                or threading.active_count() > 1):
+            return None
+        context = multiprocessing.get_context("fork")
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_append_batches, args=(store, head, theirs, ours),
+                                  name=PROCESS_NAME, daemon=True)
+        process.start()
+        theirs.close()
+        return cls(process, ours)
+
+    def send(self, encoded: Encoded, indexes: Indexes) -> None:
+        """Hand over the next batch; AppendFailed if the process is gone."""
+        plain: Plain = (
+            [(s.originator_id, s.originator_version, s.topic, s.state) for s in encoded.stored],
+            encoded.kinds,
+            [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts],
+            [(r.ref, r.practice, r.year) for r in indexes.refs],
+            list(indexes.affiliations),
+            list(indexes.budget_years),
+        )
+        try:
+            self._conn.send_bytes(pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as error:
+            raise AppendFailed(f"the appending process is gone ({error})") from error
+
+    def receive(self) -> int:
+        """The log's head once the oldest batch sent and not yet received was committed;
+        AppendFailed (saying why) when it was not appended."""
+        try:
+            appended, value = pickle.loads(self._conn.recv_bytes())  # noqa: S301 - our child's
+        except (EOFError, OSError) as error:
+            raise AppendFailed("the appending process ended") from error
+        if not appended:
+            raise AppendFailed(value)
+        return int(value)
+
+    def close(self) -> None:
+        """End the process once it has appended what it was sent (or failed): it reads
+        the end of its input and stops."""
+        self._conn.close()
+        self._process.join(timeout=60)
+        if self._process.is_alive():  # never expected: it has nothing left to do
+            self._process.kill()
+            self._process.join()
+
+
+def _append_batches(store: EventStore, head: int, conn: Connection, parents: Connection
+                    ) -> None:
+    """In the appending process: append each batch received on `conn`, answering (True,
+    new head), or (False, why) and stop. `parents` is the parent's end, closed here so
+    that the parent closing it is the end of the input."""
+    parents.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which ends this
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a parent killed outright (SIGKILL) leaves no orphan behind
+        threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+    gc.freeze()  # what the fork copied is never garbage here
+    gc.enable()
+    try:
+        own = store.reopened()
+    except Exception:  # noqa: BLE001 - the parent appends the batches itself, and says why not
+        return
+    try:
+        while True:
+            try:
+                message = conn.recv_bytes()
+            except EOFError:
+                return
+            encoded, indexes = _rebuilt(pickle.loads(message))  # noqa: S301 - our parent's
+            try:
+                head = own.append_encoded(encoded, indexes, after=head)
+            except Exception as error:  # noqa: BLE001 - told to the parent, which acts on it
+                conn.send_bytes(pickle.dumps((False, f"{type(error).__name__}: {error}")))
+                return
+            conn.send_bytes(pickle.dumps((True, head)))
+    finally:
+        own.close()
+
+
+def _rebuilt(plain: Plain) -> tuple[Encoded, Indexes]:
+    stored, kinds, receipts, refs, affiliations, budget_years = plain
+    return (
+        Encoded([StoredEvent(*row) for row in stored], kinds),
+        Indexes(
+            receipts=[Receipt(*row) for row in receipts],
+            refs=[RefEntry(*row) for row in refs],
+            affiliations=affiliations,
+            budget_years=budget_years,
+        ),
+    )
+
+
+def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()
+    os._exit(1)

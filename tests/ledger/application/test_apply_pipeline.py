@@ -1,0 +1,259 @@
+"""`ledger apply` on a SQLite ledger decides each batch while a second process appends the
+batches before it (ledger/application/pipeline.py): every line's outcome, every event
+(its position and bytes) and every receipt is the same as when each batch is read,
+decided and written in one transaction; another writer's append between two batches,
+or the appending process failing or dying, loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import batch
+from ledger.application.batch import apply_lines
+from ledger.application.unit_of_work import AggregateCache
+from ledger.bootstrap import Ledger, bootstrap
+from ledger.store import appender
+from ledger.store.eventstore import EventStore
+from tests.conftest import FakeClock
+from tests.ledger.application.scenario import A1, A2, A3, ALLOCATOR, ME, YEAR, run, seed
+from tests.ledger.application.test_apply_parse_stage import (
+    KINDS,
+    commit,
+    line,
+    log_rows,
+    mixed_lines,
+    outcome_rows,
+    receipts,
+)
+
+Results = tuple[Any, ...]
+
+# Another writer closes the practice part way through a run (a stream the run's commits
+# do not write to): later commits are refused.
+CLOSE = ("practice close", ALLOCATOR, "close-1")
+CLOSE_ARGS = {"practice": A1, "on": "2024-06-02", "reason": "merged"}
+
+
+@pytest.fixture(autouse=True)
+def spare_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs here are large and a core is taken as free: the pipeline is used."""
+    monkeypatch.setattr(batch, "_spare_core", lambda: True)
+    monkeypatch.setattr(batch, "PARSE_STAGE_MIN_LINES", 1)
+
+
+def appending() -> bool:
+    return any(p.name == appender.PROCESS_NAME for p in multiprocessing.active_children())
+
+
+def applied(path: str, lines: list[str], *, pipeline: bool,
+            monkeypatch: pytest.MonkeyPatch, cache: int | None = None,
+            after_first: Callable[[Ledger], None] | None = None, **options: Any
+            ) -> tuple[Results, list[bool]]:
+    """(report rows, stopped early, log rows, receipts) of `lines` applied to a new seeded
+    ledger at `path` (its budgets hard), with or without the appending process; and, at
+    each batch settled, whether it was running. `after_first` runs once the first batch is settled."""
+    used: list[bool] = []
+    with monkeypatch.context() as patch, bootstrap(path, clock=FakeClock()) as ledger:
+        if not pipeline:
+            patch.setattr(appender.Appender, "start", classmethod(lambda *_: None))
+        if cache is not None:
+            ledger.service.cache = AggregateCache(maxsize=cache)
+        seed(ledger)
+        for practice in (A1, A2, A3):  # hard: an overspend is refused
+            run(ledger, "budget harden", ALLOCATOR, practice=practice, year=YEAR,
+                on="2024-04-01")
+        seeded = ledger.store.head()
+
+        def progress(_settled: int) -> None:
+            used.append(appending())
+            if after_first is not None and len(used) == 1:
+                after_first(ledger)
+
+        report = apply_lines(ledger.service, lines, default_actor=ME, progress=progress,
+                             **options)
+        return (outcome_rows(report), report.stopped_early, log_rows(ledger, seeded),
+                receipts(ledger, report)), used
+
+
+def both(tmp_path: Path, lines: list[str], monkeypatch: pytest.MonkeyPatch,
+         **options: Any) -> tuple[Results, Results]:
+    piped, used = applied(str(tmp_path / "piped.db"), lines, pipeline=True,
+                          monkeypatch=monkeypatch, **options)
+    assert any(used), "no batch was appended by a second process"
+    alone, used = applied(str(tmp_path / "alone.db"), lines, pipeline=False,
+                          monkeypatch=monkeypatch, **options)
+    assert not any(used)
+    return piped, alone
+
+
+def test_every_kind_of_line_gets_the_same_outcome_events_and_receipts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    piped, alone = both(tmp_path, mixed_lines(list(KINDS) * 3), monkeypatch, batch_size=5)
+    assert piped == alone
+    assert {row[3] for row in piped[0]} == {"applied", "already applied", "refused"}
+
+
+def test_memberships_budgets_and_refs_recorded_by_a_batch_still_appending_are_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each line reads what the line before it recorded, one batch earlier."""
+    lines = [
+        line("consortium join", "j-2", "consortium:16C", consortium="16C", practice=A2,
+             on="2024-04-02"),
+        line("budget allocate", "y-1", ALLOCATOR, practice=A3, year="2025-26",
+             on="2025-04-01", element={"acute": "50"}),
+        commit(1, practice=A2, actor=f"practice:{A2}"),
+        line("spend commit", "c-2", f"practice:{A3}", practice=A3, year="2025-26",
+             element="acute", ref="R-00002", amount="60", provider="RTR",
+             service="Hip replacement", on="2025-05-01"),
+        commit(3, ref="R-00001", actor=f"practice:{A2}", practice=A2),  # the ref is taken
+        commit(1, practice=A2, actor=f"practice:{A2}"),  # already applied
+        line("spend vary", "v-1", f"practice:{A2}", ref="R-00001", amount="12.00",
+             on="2024-06-02"),
+        line("consortium leave", "l-2", "consortium:16C", consortium="16C", practice=A2,
+             on="2024-06-03"),
+        commit(4, practice=A2, actor=f"practice:{A2}", amount="20000"),
+    ]
+    piped, alone = both(tmp_path, lines, monkeypatch, batch_size=1)
+    assert piped == alone
+    assert [row[3] for row in piped[0]].count("applied") >= 5
+
+
+def test_an_aggregate_the_cache_let_go_is_read_once_the_batches_before_are_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    practices = [A1, A2, A3]
+    lines = [commit(n, practice=practices[n % 3], actor=f"practice:{practices[n % 3]}",
+                    amount="900") for n in range(1, 60)]
+    piped, alone = both(tmp_path, lines, monkeypatch, batch_size=2, cache=1)
+    assert piped == alone
+    assert any(row[3] == "refused" for row in piped[0])  # the budgets ran out
+
+
+def test_another_writers_append_between_two_batches_voids_the_later_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The practice is closed just before the appending process's second batch: that batch
+    and those after it were decided with it open, so they are run again against it, just
+    as when it closes between the first and the second batch run one by one."""
+    lines = [line("spend commit", f"c-{n}", ME, practice=A1, year=YEAR, element="acute",
+                  ref=f"R-{n:05d}", amount="100", provider="RTR", service="Hip replacement",
+                  on="2024-06-01" if n <= 5 else "2024-06-05") for n in range(1, 40)]
+    path = str(tmp_path / "piped.db")
+    original = EventStore.append_encoded
+    appends: list[int] = []  # counted in the appending process
+
+    def closed_before_the_second(store: EventStore, *args: Any, **kwargs: Any) -> int:
+        appends.append(1)
+        if len(appends) == 2:
+            with bootstrap(path, clock=FakeClock()) as other:
+                run(other, *CLOSE, **CLOSE_ARGS)
+        return original(store, *args, **kwargs)
+
+    monkeypatch.setattr(EventStore, "append_encoded", closed_before_the_second)
+    piped, used = applied(path, lines, pipeline=True, monkeypatch=monkeypatch,
+                          batch_size=5)
+    monkeypatch.setattr(EventStore, "append_encoded", original)
+    assert used[0]
+
+    def close(ledger: Ledger) -> None:
+        with bootstrap(ledger.store.target.location, clock=FakeClock()) as other:
+            run(other, *CLOSE, **CLOSE_ARGS)
+
+    alone, _ = applied(str(tmp_path / "alone.db"), lines, pipeline=False,
+                       monkeypatch=monkeypatch, batch_size=5, after_first=close)
+    assert piped == alone
+    statuses = [row[3] for row in piped[0]]
+    assert statuses[:5] == ["applied"] * 5
+    assert statuses[5:] == ["refused"] * (len(lines) - 5)
+
+
+def test_an_appending_process_killed_part_way_loses_and_repeats_no_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [commit(n, amount="1") for n in range(1, 200)]
+
+    def kill_it(_ledger: Ledger) -> None:
+        for process in multiprocessing.active_children():
+            if process.name == appender.PROCESS_NAME:
+                os.kill(process.pid or 0, signal.SIGKILL)
+                process.join()
+
+    path = str(tmp_path / "killed.db")
+    (rows, _, log, kept), used = applied(path, lines, pipeline=True, monkeypatch=monkeypatch,
+                                         batch_size=10, after_first=kill_it)
+    assert used[0]
+    assert not used[-1]
+    assert {row[3] for row in rows} <= {"applied", "already applied"}
+    assert len(rows) == len(lines)
+    assert len(kept) == len(lines)
+    commands = [json.loads(state)["command_id"] for *_, state in log]
+    assert sorted(commands) == sorted(f"c-{n}" for n in range(1, 200))  # each once
+
+
+def test_a_failed_append_runs_the_rest_the_ordinary_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tried = tmp_path / "tried"  # written by the appending process
+
+    def failing(*_args: Any, **_kwargs: Any) -> int:
+        tried.touch()
+        raise OSError("disk I/O error")
+
+    lines = [commit(n, amount="1") for n in range(1, 50)]
+    with monkeypatch.context() as patch:
+        patch.setattr(EventStore, "append_encoded", failing)
+        piped, _ = applied(str(tmp_path / "piped.db"), lines, pipeline=True,
+                           monkeypatch=monkeypatch, batch_size=10)
+    assert tried.exists()
+    alone, _ = applied(str(tmp_path / "alone.db"), lines, pipeline=False,
+                       monkeypatch=monkeypatch, batch_size=10)
+    assert piped == alone
+    assert {row[3] for row in piped[0]} == {"applied"}
+
+
+def test_ctrl_c_part_way_reports_every_line_committed_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [commit(n, amount="1") for n in range(1, 300)]
+    settled: list[int] = []
+
+    def interrupted(count: int) -> None:
+        settled.append(count)
+        if len(settled) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with bootstrap(str(tmp_path / "l.db"), clock=FakeClock()) as ledger:
+        seed(ledger)
+        with pytest.raises(KeyboardInterrupt):
+            apply_lines(ledger.service, lines, default_actor=ME, batch_size=10,
+                        progress=interrupted)
+        assert not multiprocessing.active_children()
+        ids = [f"c-{n}" for n in range(1, 300)]
+        assert len(ledger.store.receipts(ids)) == sum(settled)
+        report = apply_lines(ledger.service, lines, default_actor=ME, batch_size=10)
+    assert report.already_applied == sum(settled)
+    assert report.applied == len(lines) - sum(settled)
+
+
+def test_only_a_sqlite_ledger_has_its_batches_appended_by_a_second_process(
+    ledger: Ledger
+) -> None:
+    """A PostgreSQL server takes writes from many connections at once; its client
+    library's pool runs threads, which a fork would not copy."""
+    seed(ledger)
+    seen: list[bool] = []
+    report = apply_lines(ledger.service, [commit(n) for n in range(1, 40)], batch_size=5,
+                         progress=lambda _: seen.append(appending()))
+    assert report.applied == 39
+    assert any(seen) == (ledger.store.target.kind == "sqlite")
