@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from eventsourcing.persistence import IntegrityError, OperationalError
+
 from ledger.application.service import LedgerService, Outcome, Request, reads_of
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.events import LedgerEvent
@@ -86,7 +88,7 @@ class Pipeline(Generic[T]):
             return
         try:
             appending, encoded, indexes = self._decided(tag, requests)
-        except _Void:
+        except (_Void, IntegrityError, OperationalError):  # the ordinary way retries these
             self._run_void()
             self._on_settled(tag, self.service.execute_batch(requests))
             return
@@ -182,8 +184,9 @@ class Pipeline(Generic[T]):
         except AppendFailed:
             pass
         finally:
-            self._appending.clear()
-            self.service.cache.clear()  # what was decided and not appended
+            if self._appending:
+                self._appending.clear()
+                self.service.cache.clear()  # what was decided and not appended
             appender.close()
 
     # --- reads of a batch being decided (unit_of_work.StoreReads) ---------------------
@@ -245,8 +248,8 @@ def pipelined(service: LedgerService, on_settled: Callable[[T, list[Outcome]], N
     second process (see appender.Appender.start). On leaving, every batch submitted is
     settled; on leaving by an exception, those already being committed are, and the
     rest are dropped (they were never committed)."""
-    head, _ = service.store.readable_head()
-    appender = Appender.start(service.store, head)
+    appender = (Appender.start(service.store, service.store.readable_head()[0])
+                if Appender.possible(service.store) else None)
     if appender is None:
         yield None
         return

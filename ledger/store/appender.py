@@ -17,11 +17,13 @@ not even to close them, and it ends with its parent.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -54,16 +56,24 @@ class Appender:
         self._process = process
         self._conn = conn
 
+    @staticmethod
+    def possible(store: EventStore) -> bool:
+        """Whether `start` can start one: a writable SQLite file, fork on this system, and
+        no thread running beside this one (a fork copies no thread, and with it any lock
+        one held; a PostgreSQL connection pool runs threads)."""
+        return (store.target.kind == "sqlite" and not store.read_only_copy
+                and "fork" in multiprocessing.get_all_start_methods()
+                and threading.active_count() == 1)
+
     @classmethod
     def start(cls, store: EventStore, head: int) -> Appender | None:
         """An appending process for `store`'s ledger, whose log's head is `head`; None
-        where there can be none: not a SQLite file, no fork on this system, or a thread
-        running beside this one (a fork copies no thread, and with it any lock one held).
-        """
-        if (store.target.kind != "sqlite" or store.read_only_copy
-                or "fork" not in multiprocessing.get_all_start_methods()
-                or threading.active_count() > 1):
+        where there can be none (`possible`)."""
+        if not cls.possible(store):
             return None
+        for stream in (sys.stdout, sys.stderr):  # else the copy would write it out again
+            with contextlib.suppress(Exception):
+                stream.flush()
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
         process = context.Process(target=_append_batches, args=(store, head, theirs, ours),
@@ -92,8 +102,8 @@ class Appender:
         AppendFailed (saying why) when it was not appended."""
         try:
             appended, value = pickle.loads(self._conn.recv_bytes())  # noqa: S301 - our child's
-        except (EOFError, OSError) as error:
-            raise AppendFailed("the appending process ended") from error
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError) as error:
+            raise AppendFailed("the appending process ended") from error  # or was cut off
         if not appended:
             raise AppendFailed(value)
         return int(value)

@@ -60,7 +60,8 @@ def applied(path: str, lines: list[str], *, pipeline: bool,
             ) -> tuple[Results, list[bool]]:
     """(report rows, stopped early, log rows, receipts) of `lines` applied to a new seeded
     ledger at `path` (its budgets hard), with or without the appending process; and, at
-    each batch settled, whether it was running. `after_first` runs once the first batch is settled."""
+    each batch settled, whether it was running. `after_first` runs once the first batch
+    is settled."""
     used: list[bool] = []
     with monkeypatch.context() as patch, bootstrap(path, clock=FakeClock()) as ledger:
         if not pipeline:
