@@ -124,8 +124,12 @@ class Command(BaseModel):
         given are None when they are all the fields (as for most commands)."""
         fields_set = self.__pydantic_fields_set__
         values = self.__dict__
+        # The private attribute read from where pydantic keeps it: `self._given` goes
+        # through BaseModel.__getattr__, which costs more than the rest of this.
+        private = self.__pydantic_private__
+        given = private["_given"] if private else {}
         return (type(self), values,
-                None if len(fields_set) == len(values) else fields_set, self._given)
+                None if len(fields_set) == len(values) else fields_set, given)
 
     @staticmethod
     def from_compact(kind: type[Command], values: dict[str, Any], fields_set: set[str] | None,
