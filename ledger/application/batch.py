@@ -172,7 +172,7 @@ def _to_first_refusal(batch: list[ParsedLine]) -> list[ParsedLine]:
     return batch if first_bad is None else batch[: first_bad + 1]
 
 
-Run = Callable[[list["ParsedLine"], list[Request], bool], None]
+Run = Callable[[list[ParsedLine], list[Request], bool], None]
 """Runs a batch's requests (the third argument: stopping at the first refusal) and,
 now or once committed, has its outcomes recorded."""
 
