@@ -41,6 +41,7 @@ from ledger.store.eventstore import Encoded
 from ledger.store.recorders import Indexes, Receipt, RefEntry
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 DEPTH = 2
 """Batches handed to the appending process and not yet known to be committed, at most,
@@ -204,12 +205,7 @@ class Pipeline(Generic[T]):
         return self.store.follow(stream_id, version, held)
 
     def receipts(self, command_ids: Sequence[str]) -> dict[str, Receipt]:
-        pending: dict[str, Receipt] = {}
-        for appending in self._appending:
-            pending.update(appending.receipts)
-        found = self.store.receipts([c for c in command_ids if c not in pending])
-        found.update((c, pending[c]) for c in command_ids if c in pending)
-        return found
+        return self._pending_first(command_ids, lambda a: a.receipts, self.store.receipts)
 
     def ref(self, ref: str) -> RefEntry | None:
         for appending in self._appending:
@@ -218,11 +214,19 @@ class Pipeline(Generic[T]):
         return self.store.ref(ref)
 
     def refs(self, refs: Sequence[str]) -> dict[str, RefEntry]:
-        pending: dict[str, RefEntry] = {}
+        return self._pending_first(refs, lambda a: a.refs, self.store.refs)
+
+    def _pending_first(self, keys: Sequence[str],
+                       recorded: Callable[[_Appending[T]], dict[str, V]],
+                       read: Callable[[Sequence[str]], dict[str, V]]) -> dict[str, V]:
+        """What the batches being appended `recorded` under `keys`, and the store holds
+        (`read`) under the others: the keys are unique (command ids, refs), so a key one
+        of them recorded is in the store only once it is committed, the same."""
+        pending: dict[str, V] = {}
         for appending in self._appending:
-            pending.update(appending.refs)
-        found = self.store.refs([r for r in refs if r not in pending])
-        found.update((r, pending[r]) for r in refs if r in pending)
+            pending.update(recorded(appending))
+        found = read([k for k in keys if k not in pending])
+        found.update((k, pending[k]) for k in keys if k in pending)
         return found
 
     def budget_years(self, practice: str) -> list[str]:
