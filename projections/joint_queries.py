@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ledger.domain.budget import top_slice
-from ledger.domain.errors import InvalidInput, NotFound
+from ledger.domain.errors import InvalidInput
 from ledger.domain.values import (
     ELEMENTS,
     FinancialYear,
@@ -157,9 +157,7 @@ class JointReads(Reads):
         financial year `year`: nothing in it can be committed, so a review or report of
         it would show every practice within its limits, as if it had been looked at."""
         self._fresh("positions")
-        if not self._has_year(year):
-            have = ", ".join(self.years()) or "none yet"
-            raise NotFound("year", f"no budgets in {year} (years with budgets: {have})")
+        self._require_year(FinancialYear.parse(year))
 
     def year_and_day(self, year: str | None) -> tuple[str, date]:
         """The financial year a read without --as-of covers, and the day it looks at."""
@@ -192,7 +190,9 @@ class JointReads(Reads):
         """Adopted standards with their tagged commitments; every year unless `year`."""
         fy = str(FinancialYear.parse(year)) if year is not None else None
         wanted = sorted({parse_qs_code(c) for c in codes}, key=qs_number)
-        self._fresh("organisations", "quality")
+        self._fresh("organisations", "positions", "quality")
+        if fy is not None:
+            self._require_year(FinancialYear.parse(fy))
         code = self._consortium(consortium) if consortium is not None else None
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
@@ -304,8 +304,6 @@ class JointReads(Reads):
         chosen = str(parse_element(element)) if element is not None else None
         self._fresh("organisations", "positions", "variation")
         fy, day = self._year_and_day(year, as_of)
-        if year is not None:
-            self.require_budget_year(str(fy))
         if consortium is not None:
             return chosen, fy, day, [self._consortium(consortium)]
         return chosen, fy, day, [r[0] for r in self._q(

@@ -244,6 +244,14 @@ class Reads:
             f"SELECT 1 FROM {self._t('position_budgets')} WHERE year = ? LIMIT 1",  # noqa: S608
             [year]))
 
+    def _require_year(self, fy: FinancialYear) -> None:
+        """NotFound (exit 1, HTTP 404, rule `year`) when no budget is allocated for the
+        financial year `fy`: every read of such a year answers so, rather than show an
+        empty or all-zero year as if it had been looked at (a mistyped year, often)."""
+        if not self._has_year(str(fy)):
+            have = ", ".join(self.years()) or "none yet"
+            raise NotFound("year", f"no budgets in {fy} (years with budgets: {have})")
+
     def _year_and_day(self, year: str | None, as_of: date | None,
                       fallback: date | None = None) -> tuple[FinancialYear, date]:
         """The one financial year a read covers, and the business date it looks at."""
@@ -252,6 +260,7 @@ class Reads:
             fy = FinancialYear.parse(year)
             if on is not None and on not in fy:
                 raise InvalidInput("date", f"{on} is outside the financial year {fy}")
+            self._require_year(fy)
         elif on is not None:
             fy = FinancialYear.containing(on)
             if not self._has_year(str(fy)):

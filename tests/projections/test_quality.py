@@ -132,7 +132,8 @@ def test_quality_per_consortium_with_gaps(ledger: Ledger, reads: JointReads) -> 
     assert reads.quality() == EXPECTED
     assert reads.quality(consortium="16c", year="2024-25") == EXPECTED[1:]
     assert [r["qs_code"] for r in reads.quality(codes=["qs3", "QS1"])] == ["QS3", "QS1", "QS3"]
-    assert reads.quality(year="2025-26") == []
+    with pytest.raises(NotFound, match=r"no budgets in 2025-26 \(years with budgets: 2024-25\)"):
+        reads.quality(year="2025-26")
 
 
 def test_quality_caught_up_step_by_step_equals_a_rebuild(ledger: Ledger,

@@ -1,0 +1,75 @@
+"""Every read of a financial year nobody was allocated a budget for answers the same way:
+refused in one line naming the rule (exit 1 on the command line, 404 from the service),
+never an empty table for one read and a refusal for another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.bootstrap import Ledger
+from tests.commands.conftest import Ledger as Run
+from tests.ledger.application.scenario import bearer, grant_token
+from tests.projections import joint_scenario
+from tests.projections.builders import YEAR
+
+pytestmark = pytest.mark.usefixtures("signing_key")
+
+EMPTY = "2040-41"
+REFUSAL = f"no budgets in {EMPTY} (years with budgets: {YEAR})"
+
+READS = [
+    ("holders",), ("holders", "--practice", "A81001"), ("holders", "--consortium", "16C"),
+    ("holders", "--holder", "consortium:16C"), ("holders", "--known-at", "2040-07-15"),
+    ("position",), ("position", "--by", "consortium"), ("position", "--by", "allocator"),
+    ("position", "--practice", "A81001", "--format", "json"),
+    ("pools",), ("quality",), ("quality", "--consortium", "16C"),
+    ("variation", "--consortium", "16C"), ("variation", "--method", "tukey"),
+]
+
+
+@pytest.mark.parametrize("read", READS, ids=" ".join)
+def test_every_read_of_a_year_without_budgets_is_refused_alike(
+        ledger: Ledger, run_ledger: Run, read: tuple[str, ...]) -> None:
+    joint_scenario.write(ledger)
+    done = run_ledger(*read, "--year", EMPTY)
+    assert done.code == 1, (done.stdout, done.stderr)
+    done.one_line_error(REFUSAL, "[rule: year]")
+    assert done.stdout == ""
+
+
+def test_a_date_in_a_year_without_budgets_is_refused_by_every_read(
+        ledger: Ledger, run_ledger: Run) -> None:
+    joint_scenario.write(ledger)
+    for read in (("holders",), ("position",), ("pools",), ("variation",)):
+        done = run_ledger(*read, "--as-of", "2040-06-01")
+        assert done.code == 1, (read, done.stdout, done.stderr)
+        done.one_line_error("2040-06-01", f"years with budgets: {YEAR}", "[rule: year]")
+
+
+def test_the_report_of_a_year_without_budgets_is_refused_alike(
+        ledger: Ledger, run_ledger: Run, tmp_path: Path) -> None:
+    joint_scenario.write(ledger)
+    done = run_ledger("report", "--consortium", "16C", "--year", EMPTY, "--out",
+                      str(tmp_path / "r.html"))
+    assert done.code == 1, done.stderr
+    done.one_line_error(REFUSAL, "[rule: year]")
+
+
+def test_the_service_answers_a_year_without_budgets_alike_on_every_read(
+        ledger: Ledger, db_url: str) -> None:
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    from projections.api import create_app  # noqa: PLC0415
+
+    joint_scenario.write(ledger)
+    secret = grant_token(ledger, "auditor:peer")
+    with TestClient(create_app(db_url)) as client:
+        for route in ("/holders", "/position", "/pools", "/quality", "/variation"):
+            answer = client.get(route, params={"year": EMPTY}, headers=bearer(secret))
+            assert answer.status_code == 404, (route, answer.text)
+            assert answer.json()["rule"] == "year", route
+            assert REFUSAL in answer.text, (route, answer.text)
+            known = client.get(route, params={"year": YEAR}, headers=bearer(secret))
+            assert known.status_code == 200, (route, known.text)
