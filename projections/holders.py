@@ -6,6 +6,12 @@ business date (`--as-of`) is the last change effective on or before it (ties in
 recorded order), and what the ledger knew at an instant (`--known-at`) is the
 same question over the changes recorded by then.
 
+`holder_elements` keeps which elements each budget has: an element joins its budget
+with the first allocation, adjustment or delegation that names it (each kept with its
+effective date and recorded instant). A holders read shows only the elements a budget
+has by the date and instant asked: every element has a holder from the first day of
+the year, but an element never allocated nor delegated is no part of the budget.
+
 `portfolio` keeps, per holder, the periods in which it holds each element:
 the same timelines cut into intervals, indexed by holder.
 
@@ -23,6 +29,8 @@ from typing import Any, TypeVar
 import orjson
 
 from ledger.domain.events import (
+    AllocationAdjusted,
+    BudgetAllocated,
     BudgetEvent,
     DelegationRevoked,
     HoldingDelegated,
@@ -54,6 +62,12 @@ HOLDER_CHANGES = Table(
     indexes=(("holder",),),
 )
 
+HOLDER_ELEMENTS = Table(
+    "holder_elements",
+    key=(text("practice"), text("year"), text("element"), integer("position")),
+    values=(day("effective_on"), instant("recorded_at")),
+)
+
 
 # The events that move a holding; any other budget event changes holders only when it
 # opens its budget (the first event of the stream).
@@ -62,6 +76,23 @@ MOVES = frozenset({HoldingDelegated.topic, DelegationRevoked.topic, OptedOut.top
 
 
 _ELEMENT_NAMES = tuple(str(element) for element in ELEMENTS)
+
+# The events that make an element part of its budget: an allocation, an adjustment or
+# a delegation naming it.
+NAMES_ELEMENTS = frozenset({BudgetAllocated.topic, AllocationAdjusted.topic,
+                            HoldingDelegated.topic})
+
+
+def elements_named(topic: str, fields: dict[str, Any]) -> list[str]:
+    """The elements an allocation, adjustment or delegation (stored or validated fields)
+    makes part of its budget; none for any other event."""
+    if topic == BudgetAllocated.topic:
+        return [str(element) for element in fields["amounts_pence"]]
+    if topic == AllocationAdjusted.topic:
+        return [str(fields["element"])]
+    if topic == HoldingDelegated.topic:
+        return [str(element) for element in fields["elements"]]
+    return []
 
 
 def changes_of(item: Positioned) -> list[tuple[str, str]]:
@@ -98,10 +129,14 @@ def opening_day(item: Positioned) -> date | None:
 
 def holder_rows(_state: State, item: Positioned) -> list[Change]:
     e = item.event
-    if e.originator_version != 1 and e.topic not in MOVES:
+    if e.originator_version != 1 and e.topic not in MOVES and e.topic not in NAMES_ELEMENTS:
         return []
     assert isinstance(e, BudgetEvent)
-    rows: list[Change] = []
+    rows: list[Change] = [
+        Put(HOLDER_ELEMENTS, (e.practice, e.year, element, item.position),
+            (e.effective_on, e.recorded_at))
+        for element in elements_named(e.topic, e.__dict__)
+    ]
     opened = opening_day(item)
     if opened is not None:
         rows += [
@@ -213,7 +248,7 @@ class HoldersBulk:
     """`holder_rows` over stored fields, for a rebuild from zero."""
 
     def __init__(self, rows: Rows) -> None:
-        changes = rows.puts(HOLDER_CHANGES)
+        changes, named = rows.puts(HOLDER_CHANGES), rows.puts(HOLDER_ELEMENTS)
 
         def opening(f: dict[str, Any], recorded: str) -> None:
             practice, year = f["practice"], f["year"]
@@ -225,18 +260,21 @@ class HoldersBulk:
             if version == 1:
                 opening(f, sql_instant(f["recorded_at"]))
 
-        def moving(topic: str) -> BulkApply:
-            def b_moved(position: int, version: int, f: dict[str, Any]) -> None:
+        def changing(topic: str) -> BulkApply:
+            def b_changed(position: int, version: int, f: dict[str, Any]) -> None:
                 recorded = sql_instant(f["recorded_at"])
                 if version == 1:
                     opening(f, recorded)
                 practice, year, on = f["practice"], f["year"], f["effective_on"]
+                for element in elements_named(topic, f):
+                    named[(practice, year, element, position)] = (on, recorded)
                 for element, holder in moves_of(topic, f):
                     changes[(practice, year, element, position)] = (on, recorded, holder)
-            return b_moved
+            return b_changed
 
         self.handlers: dict[str, BulkApply] = {
-            topic: moving(topic) if topic in MOVES else b_opened for topic in _budget_topics()}
+            topic: changing(topic) if topic in MOVES | NAMES_ELEMENTS else b_opened
+            for topic in _budget_topics()}
 
     def end_batch(self) -> None:
         pass
@@ -295,9 +333,10 @@ def _budget_topics() -> list[str]:
 
 HOLDERS = Projection(
     name="holders",
-    tables=(HOLDER_CHANGES,),
+    tables=(HOLDER_CHANGES, HOLDER_ELEMENTS),
     applies=dict.fromkeys(_budget_topics(), holder_rows),
-    description="every change of holder, by effective date and by recorded instant",
+    description="every change of holder, and the elements each budget has, by effective "
+                "date and by recorded instant",
     bulk=HoldersBulk,
 )
 

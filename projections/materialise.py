@@ -596,35 +596,53 @@ class Materialiser:
     # --- tables ------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Create the tables and tracking rows that do not exist yet (idempotent)."""
+        """Create the tables and tracking rows that do not exist yet (idempotent).
+
+        A projection one of whose tables does not exist (a table a newer version of
+        the projection keeps) is folded again from zero: its other tables are emptied
+        and its position set to 0 in the same transaction, so no read answers from a
+        table that missed the events before it was made."""
         if self._ready:
             return
         if self._in_place():  # nothing to write: a read-only session can read
             self._ready = True
             return
         self.db.tracker.create_table()
+        have = self._tables()
         with self.db.cursor(write=True) as c:
             for projection in self.projections.values():
+                incomplete = any(t.name not in have for t in projection.tables)
                 for table in projection.tables:
                     for statement in self._create_sql(table):
                         c.execute(statement)
+                    if incomplete and table.name in have:
+                        c.execute(f"DELETE FROM {self.db.name(table.name)}")  # noqa: S608
                 c.execute(
                     f"INSERT INTO {self.db.tracking_table} VALUES ({self.db.p}, 0) "  # noqa: S608
                     "ON CONFLICT (application_name) DO NOTHING",
                     (TRACKING_PREFIX + projection.name,),
                 )
+                if incomplete:
+                    c.execute(
+                        f"UPDATE {self.db.tracking_table} SET notification_id = 0 "  # noqa: S608
+                        f"WHERE application_name = {self.db.p}",
+                        (TRACKING_PREFIX + projection.name,),
+                    )
         self._ready = True
 
-    def _in_place(self) -> bool:
-        """Whether every projection table and tracking row exists already."""
+    def _tables(self) -> set[str]:
+        """The names of the tables in the store's database (its schema on PostgreSQL)."""
         if self.db.kind == "sqlite":
             rows = self.db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
-            tracking = "tracking"
         else:
             rows = self.db.query("SELECT table_name FROM information_schema.tables "
                                  "WHERE table_schema = ?", (self.db.schema,))
-            tracking = PG_TRACKING_TABLE
-        have = {str(r[0]) for r in rows}
+        return {str(r[0]) for r in rows}
+
+    def _in_place(self) -> bool:
+        """Whether every projection table and tracking row exists already."""
+        tracking = "tracking" if self.db.kind == "sqlite" else PG_TRACKING_TABLE
+        have = self._tables()
         tables = {t.name for p in self.projections.values() for t in p.tables}
         if tracking not in have or not tables <= have:
             return False

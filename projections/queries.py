@@ -383,17 +383,26 @@ class Reads:
     def _holder_changes(self, fy: FinancialYear, day: date, practices: list[str] | None,
                         known_at: datetime | None) -> tuple[str, list[Any]]:
         """The query of the holder changes a holders read folds (practice, element,
-        effective_on, holder, in that order), and its parameters."""
-        sql = (f"SELECT practice, element, effective_on, holder FROM {self._t('holder_changes')} "  # noqa: S608
-               "WHERE year = ? AND effective_on <= ?")
+        effective_on, holder, in that order), and its parameters: of the elements the
+        budget has by `day` (and `known_at`), those allocated, adjusted or delegated."""
+        sql = (f"SELECT h.practice, h.element, h.effective_on, h.holder "  # noqa: S608
+               f"FROM {self._t('holder_changes')} h WHERE h.year = ? AND h.effective_on <= ?")
         params: list[Any] = [str(fy), day.isoformat()]
         if practices is not None:
-            sql += f" AND practice IN ({_marks(practices)})"
+            sql += f" AND h.practice IN ({_marks(practices)})"
             params += practices
+        recorded = ""
         if known_at is not None:
-            sql += " AND recorded_at <= ?"
+            sql += " AND h.recorded_at <= ?"
+            recorded = " AND e.recorded_at <= ?"
             params.append(_iso(known_at))
-        return sql + " ORDER BY practice, element, effective_on, position", params
+        sql += (f" AND EXISTS (SELECT 1 FROM {self._t('holder_elements')} e "  # noqa: S608
+                "WHERE e.practice = h.practice AND e.year = h.year AND e.element = h.element "
+                f"AND e.effective_on <= ?{recorded})")
+        params.append(day.isoformat())
+        if known_at is not None:
+            params.append(_iso(known_at))
+        return sql + " ORDER BY h.practice, h.element, h.effective_on, h.position", params
 
     def _holder_rows(self, fy: FinancialYear, day: date, practices: list[str] | None,
                      known_at: datetime | None) -> list[Row]:

@@ -1,0 +1,75 @@
+"""`ledger holders` lists the elements a budget has: those allocated (a zero allocation
+too), adjusted or delegated by the date and instant asked, never the elements nobody
+allocated; the service's /holders answers the same rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ledger.bootstrap import Ledger
+from tests.commands.conftest import Ledger as Run
+from tests.ledger.application.scenario import bearer, grant_token
+
+pytestmark = pytest.mark.usefixtures("signing_key")
+ALLOCATOR = "allocator:Q71"
+YEAR = "2024-25"
+
+
+def populate(run_ledger: Run) -> None:
+    steps: list[tuple[str, tuple[str, ...]]] = [
+        (ALLOCATOR, ("practice", "register", "A81001", "--name", "Densham", "--list-size",
+                     "4069", "--on", "2024-04-01")),
+        (ALLOCATOR, ("practice", "register", "A81002", "--name", "Park", "--list-size",
+                     "3100", "--on", "2024-04-01")),
+        (ALLOCATOR, ("budget", "allocate", "A81001", "--year", YEAR, "--on", "2024-04-01",
+                     "--element", "acute=1200000", "--element", "maternity=0")),
+        ("practice:A81001", ("budget", "delegate", "A81001", "--year", YEAR, "--element",
+                             "prescribing", "--to", "practice:A81002", "--on", "2024-06-01")),
+    ]
+    for actor, args in steps:
+        done = run_ledger(*args, actor=actor)
+        assert done.code == 0, (args, done.stderr)
+
+
+def test_holders_show_only_the_elements_allocated_or_delegated(run_ledger: Run) -> None:
+    populate(run_ledger)
+    done = run_ledger("holders", "--practice", "A81001", "--format", "json")
+    assert done.code == 0, done.stderr
+    assert [(r["element"], r["holder"], r["since"]) for r in json.loads(done.stdout)] == [
+        ("acute", "practice:A81001", "2024-04-01"),
+        ("maternity", "practice:A81001", "2024-04-01"),
+        ("prescribing", "practice:A81002", "2024-06-01"),
+    ]
+    before = run_ledger("holders", "--as-of", "2024-05-31", "--format", "csv")
+    assert before.code == 0, before.stderr
+    assert before.stdout.splitlines()[1:] == [
+        "A81001,2024-25,acute,practice:A81001,2024-04-01",
+        "A81001,2024-25,maternity,practice:A81001,2024-04-01",
+    ]
+    table = run_ledger("holders")
+    assert table.code == 0, table.stderr
+    for never_allocated in ("community", "mental-health", "health-inequalities",
+                            "primary-care"):
+        assert never_allocated not in table.stdout
+
+
+def test_the_service_answers_the_holders_the_command_line_prints(
+        ledger: Ledger, run_ledger: Run, db_url: str) -> None:
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    from projections.api import create_app  # noqa: PLC0415
+
+    populate(run_ledger)
+    secret = grant_token(ledger, "auditor:peer")
+    with TestClient(create_app(db_url)) as client:
+        for params in ({}, {"as_of": "2024-05-31"}, {"holder": "practice:A81002"}):
+            answer = client.get("/holders", params=params, headers=bearer(secret))
+            assert answer.status_code == 200, answer.text
+            options = [f"--{k.replace('_', '-')}={v}" for k, v in params.items()]
+            printed = run_ledger("holders", *options, "--format", "json")
+            assert printed.code == 0, printed.stderr
+            assert answer.json() == json.loads(printed.stdout), params
+            assert {r["element"] for r in answer.json()} <= {
+                "acute", "maternity", "prescribing"}
