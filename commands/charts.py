@@ -166,7 +166,8 @@ def funnel_figure(found: Sequence[Row]) -> Figure:
     """A figure with one funnel per consortium and element in `found`."""
     groups = list(by_group(found).values())
     columns = 1 if len(groups) == 1 else 2
-    fig, panels = _panels(len(groups), columns, (7.0, 4.6), "no member practices in scope")
+    fig, panels = _panels(len(groups), columns, (7.0, 4.6),
+                          "no commitments by member practices in scope: nothing to compare")
     for ax, members in zip(panels, groups, strict=False):
         draw_funnel(ax, members)
     return fig

@@ -211,7 +211,8 @@ def _peer_review(found: Sequence[Row], fmt: Format, *, fields: list[str], column
         rows([{k: r[k] for k in fields} for r in found], fmt, columns=fields)
         return False
     if not found:
-        rows([], fmt, title="Variation", empty="no member practices in scope")
+        rows([], fmt, title="Variation",
+             empty="no commitments by member practices in scope: nothing to compare")
         return False
     for (consortium, element, year), members in by_group(found).items():
         shown = [r | {"population": _population(r)} | cells(r) for r in members]
@@ -263,6 +264,10 @@ FUNNEL_TABLE = ["practice", "population", "commitments", "expected", "per_1000",
 
 
 def _funnel_title(consortium: str, element: str, year: str, first: Row) -> str:
+    if first["target_per_1000"] == 0:
+        return (f"{consortium} {element} {year}: nothing committed to compare (the "
+                f"{first['target_basis']} rate is 0 per 1,000); the limits are those of "
+                "nothing expected, exact Poisson")
     adjusted = (f", overdispersion tau^2 {first['tau2']:.6f}"
                 if first["overdispersion"] and first["tau2"] is not None else "")
     return (f"{consortium} {element} {year}: funnel against the {first['target_basis']} "

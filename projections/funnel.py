@@ -43,7 +43,9 @@ Edge cases:
 - no population (zero or none recorded): not compared (the caller says so);
 - a target of zero (nothing committed by anyone compared): E = 0 for all, the
   lower limits are 0 and the upper limits those of E -> 0 (3.69 and 6.91
-  commitments); every practice then has O = 0 and lies within;
+  commitments); every practice then has O = 0 and lies within. Overdispersion
+  cannot be estimated then (no unit has E > 0, and its limits would be 0 ..
+  infinity): the exact Poisson limits stand, with or without `overdispersion`;
 - a zero count lies below the continuous lower limit whenever E > 0; it is
   flagged below only when seeing none is itself that unlikely, i.e.
   P(O = 0) = exp(-E) < 2.5% (E > 3.69) for 95% and < 0.1% (E > 6.91) for
@@ -254,7 +256,8 @@ def judge(units: Sequence[Unit], target: Fraction, *, overdispersion: bool = Fal
     (default: `units` themselves) around the same target.
 
     Every unit needs a population > 0 (ValueError otherwise); the target must
-    not be negative.
+    not be negative. A target of zero has nothing to estimate tau^2 from: the units
+    get the exact Poisson limits (phi None, tau^2 0) even with `overdispersion`.
     """
     if target < 0:
         raise ValueError(f"a target rate cannot be negative: {target}")
@@ -262,6 +265,7 @@ def judge(units: Sequence[Unit], target: Fraction, *, overdispersion: bool = Fal
         raise ValueError("every practice judged needs a population above zero")
     phi: float | None = None
     tau2 = 0.0
+    overdispersion = overdispersion and target > 0
     if overdispersion:
         basis = units if estimate_from is None else estimate_from
         basis = [u for u in basis if u.population > 0]
@@ -285,11 +289,12 @@ def judge(units: Sequence[Unit], target: Fraction, *, overdispersion: bool = Fal
 
 def curve(target: Fraction, populations: Sequence[float], *, tau2: float = 0.0,
           overdispersion: bool = False) -> list[Limits]:
-    """Limits along a range of populations, for drawing the funnel's lines."""
+    """Limits along a range of populations, for drawing the funnel's lines (the exact
+    Poisson ones for a target of zero, as `judge` gives)."""
     out: list[Limits] = []
     for people in populations:
         size = Fraction(people)
-        if overdispersion:
+        if overdispersion and target > 0:
             out.append(overdispersed_limits(target, float(expected(target, size)), tau2))
         else:
             out.append(poisson_limits(target, size))

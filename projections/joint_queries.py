@@ -443,6 +443,10 @@ def _funnel_rows(consortium: str, year: str, element: str,
     target = target_rate(basis) if basis else None
     judged = {}
     phi = tau2 = None
+    # Nothing committed by anyone compared: a target of zero, nothing to estimate an
+    # overdispersion from; the exact Poisson limits (of nothing expected) stand.
+    nothing_committed = target == 0
+    adjusted = overdispersion and not nothing_committed
     if target is not None and units:
         found = judge(units, target, overdispersion=overdispersion,
                       estimate_from=None if national is None else national)
@@ -458,6 +462,10 @@ def _funnel_rows(consortium: str, year: str, element: str,
             notes.append("no weighted population: per list size")
         if j is not None and n == 0 and j.band == "within" and j.limits.lower_95 > 0:
             notes.append("zero count: exp(-expected) not below the tail, not flagged")
+        if j is not None and nothing_committed:
+            notes.append("nothing committed to compare: a target of 0, limits of nothing "
+                         "expected" + (" (overdispersion not estimated)" if overdispersion
+                                       else ""))
         rows.append({
             "consortium": consortium, "year": year, "element": element, "practice": p,
             "weighted_population": format_weighted(people.size),
@@ -474,9 +482,9 @@ def _funnel_rows(consortium: str, year: str, element: str,
             "z_score": _figure(j.z_score) if j else None,
             "band": j.band if j else NOT_COMPARED,
             "flagged": j is not None and j.band != "within",
-            "overdispersion": overdispersion,
-            "phi": _figure(phi) if overdispersion else None,
-            "tau2": _figure(tau2, 9) if overdispersion else None,
+            "overdispersion": adjusted,
+            "phi": _figure(phi) if adjusted else None,
+            "tau2": _figure(tau2, 9) if adjusted else None,
             "note": "; ".join(notes),
         })
     return rows

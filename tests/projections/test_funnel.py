@@ -133,6 +133,18 @@ def test_a_zero_target_has_zero_lower_limits_and_the_upper_of_nothing_expected()
     assert limits.upper_998 == pytest.approx(-math.log(0.001) / 2, abs=TOL)
 
 
+def test_a_zero_target_keeps_the_exact_limits_when_overdispersion_is_asked() -> None:
+    """Nothing committed: no tau^2 to estimate, so the limits are the exact Poisson ones
+    of nothing expected, never 0 .. infinity."""
+    units = [Unit(0, F(2000)), Unit(0, F(5000))]
+    found = judge(units, F(0), overdispersion=True)
+    assert (found.phi, found.tau2) == (None, 0.0)
+    assert [j.limits for j in found.units] == [poisson_limits(F(0), u.population)
+                                               for u in units]
+    assert all(math.isfinite(j.limits.upper_998) for j in found.units)
+    assert {j.band for j in found.units} == {WITHIN}
+
+
 def test_critical_values_are_the_normal_quantiles() -> None:
     assert z_critical(0.025) == pytest.approx(float(mpmath.sqrt(2) * mpmath.erfinv(0.95)),
                                               abs=TOL)
