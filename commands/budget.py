@@ -97,27 +97,45 @@ def allocate_formula(
 
 @app.command(
     "import",
-    epilog="Examples:\n\nledger --actor allocator:Q71 budget import allocations.csv --year 2024-25",
+    epilog="Examples:\n\nledger --actor allocator:Q71 budget import allocations.csv --year 2024-25"
+    "\n\nledger --actor allocator:Q71 budget import published.csv --year 2024-25 "
+    '--map practice="Practice Code" --map element=Element --map amount="Allocation (GBP)" '
+    "--ignore ICB   (a published file as downloaded, naming its columns)\n\n"
+    "ledger --actor allocator:Q71 budget import published.csv --year 2024-25 "
+    "--mapping allocations.toml   (the same names kept in a mapping file)",
 )
 def import_(
-    ctx: typer.Context, file: options.CsvFile, year: options.Year, on: options.On = None
+    ctx: typer.Context,
+    file: options.CsvFile,
+    *,
+    year: options.Year,
+    on: options.On = None,
+    maps: options.AllocationColumnMap = None,
+    mapping: options.MappingFile = None,
+    ignore: options.IgnoredColumns = None,
 ) -> None:
     """Allocate from a CSV file with columns practice,element,amount, all or nothing.
 
-    Amounts are written as on the command line (1200000, £1,200,000.00). Any bad
-    row refuses the whole file, naming its line, and nothing is recorded. Each row
-    gets the command id <id>:line<N> (the id is --command-id, or derived from the
-    file's content), so importing the same file again records nothing new.
+    Amounts are written as on the command line (1200000, £1,200,000.00). Column
+    names compare case-insensitively, spaces, hyphens and underscores alike. A
+    published file is read as downloaded by naming its columns with --map or
+    --mapping, as `practice import` does; with a mapping, every other column must
+    be skipped with --ignore. Any bad row refuses the whole file, naming its line,
+    and nothing is recorded. Each row gets the command id <id>:line<N> (the id is
+    --command-id, or derived from the file's content), so importing the same file
+    again records nothing new.
     """
     state = state_of(ctx)
     with handled(state):
         from ledger.application.imports import import_allocations  # noqa: PLC0415 - fast --help
+        from ledger.application.mapping import ColumnMap  # noqa: PLC0415
 
+        columns = ColumnMap.build(maps or [], ignore or [], mapping)
         # With --server the service runs the file, as the token's actor.
         report = import_allocations(
             state.client().batches() if state.server else state.ledger().service, file,
             actor="" if state.server else state.require_actor(), year=year,
-            command_id=state.command_id, on=on,
+            command_id=state.command_id, on=on, mapping=columns,
         )
         render.import_report(report)
 

@@ -64,6 +64,54 @@ CsvFile = Annotated[
         dir_okay=False,
     ),
 ]
+
+# --- reading a published CSV file as it is (imports) ---------------------------------
+# Every import names its columns the same way; ledger/application/mapping.py reads them.
+
+PracticeColumnMap = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        metavar="FIELD=COLUMN",
+        help="Which column holds a field (practice, name, list_size, consortium, "
+        "<element>_weighted or just <element>): --map acute=\"G&A WP\". "
+        "round(COLUMN) rounds a list size published with decimals. Repeat per field.",
+        show_default=False,
+        callback=name_values('list_size="Registered patients"'),
+    ),
+]
+AllocationColumnMap = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        metavar="FIELD=COLUMN",
+        help="Which column holds a field (practice, element, amount): "
+        "--map amount=\"Allocation (GBP)\". Repeat per field.",
+        show_default=False,
+        callback=name_values('amount="Allocation (GBP)"'),
+    ),
+]
+MappingFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--mapping",
+        metavar="FILE",
+        help="A TOML mapping file: a \\[map] table (field = \"Column\") and an ignore "
+        "list; --map and --ignore add to it.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+IgnoredColumns = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore",
+        metavar="COLUMN",
+        help="A column to skip; repeat per column.",
+        show_default=False,
+    ),
+]
+
 # Text as typed, not a Path: a Path makes `./-` (the file named -) into `-` (standard input).
 JsonLinesFile = Annotated[
     str, typer.Argument(help="JSON-lines file: one command a line, each with its command_id; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -61,38 +60,9 @@ def import_(
     file: options.CsvFile,
     *,
     on: options.On = None,
-    maps: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--map",
-            metavar="FIELD=COLUMN",
-            help="Which column holds a field (practice, name, list_size, consortium, "
-            "<element>_weighted or just <element>): --map acute=\"G&A WP\". "
-            "round(COLUMN) rounds a list size published with decimals. Repeat per field.",
-            show_default=False,
-            callback=options.name_values('list_size="Registered patients"'),
-        ),
-    ] = None,
-    mapping: Annotated[
-        Path | None,
-        typer.Option(
-            "--mapping",
-            metavar="FILE",
-            help="A TOML mapping file: a \\[map] table (field = \"Column\") and an ignore "
-            "list; --map and --ignore add to it.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    ignore: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--ignore",
-            metavar="COLUMN",
-            help="A column to skip; repeat per column.",
-            show_default=False,
-        ),
-    ] = None,
+    maps: options.PracticeColumnMap = None,
+    mapping: options.MappingFile = None,
+    ignore: options.IgnoredColumns = None,
     list_sizes: Annotated[
         bool,
         typer.Option(

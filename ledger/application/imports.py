@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from ledger.application.commands import Command, build_command
 from ledger.application.files import read_text
 from ledger.application.mapping import (
+    ALLOCATION_FIELDS,
     LIST_SIZE_FIELDS,
     PRACTICE_FIELDS,
     ColumnMap,
@@ -373,12 +374,17 @@ def import_allocations(
     year: str,
     command_id: str | None = None,
     on: str | None = None,
+    mapping: ColumnMap | None = None,
 ) -> ImportReport:
-    """Allocate each row of a `practice,element,amount` file to the practice's budget."""
+    """Allocate each row of a `practice,element,amount` file to the practice's budget.
+
+    `mapping` says which published column holds which field (mapping.py); without
+    it the columns are named as above."""
     year = str(FinancialYear.parse(year))
     file = CsvFile.read(path)
     plan = _plan(file, f"allocations:{year}", actor, command_id)
-    for row in file.rows(ALLOCATION_COLUMNS):
+    for row in file.mapped_rows(mapping or ColumnMap(), ALLOCATION_FIELDS,
+                                ALLOCATION_COLUMNS):
         args: dict[str, Any] = {
             "practice": _cell(row, "practice", file.source),
             "year": year,

@@ -15,7 +15,12 @@ Rules, in order, for each column of the header:
    is read only as far as it is understood). Without one, it is skipped, unless
    it looks like a field: it names an element (`Mental Health`), or holds
    `weighted`, `wp`, `list`, `patients` or `population`. Such a column is refused,
-   naming it: map it or ignore it.
+   naming it: map it or ignore it (in a file of practices or list sizes; in a file of
+   allocations every other column is skipped).
+
+Every import reads its file through these rules: practices and list sizes
+(`practice import`) and allocations (`budget import`, fields practice, element,
+amount).
 
 A mapping file is TOML:
 
@@ -60,6 +65,7 @@ ELEMENT_NAMES = {normalise(str(e)): str(e) for e in ELEMENTS}
 WEIGHTED_FIELDS = {weighted_field(str(e)): str(e) for e in ELEMENTS}
 PRACTICE_FIELDS = ("practice", "name", "list_size", "consortium", *WEIGHTED_FIELDS)
 LIST_SIZE_FIELDS = ("practice", "list_size", *WEIGHTED_FIELDS)
+ALLOCATION_FIELDS = ("practice", "element", "amount")
 
 
 def _refuse_a_column_read_twice(columns: dict[str, str]) -> None:
@@ -173,7 +179,7 @@ class ColumnMap:
                 continue
             elif key in fields and key not in self.columns:
                 chosen[column.strip().lower()] = key
-            elif self.strict or (key and _looks_like_a_field(key)):
+            elif self.strict or (key and _looks_like_a_field(key, fields)):
                 # With a mapping this includes a column named like a field mapped elsewhere.
                 refused.append(column.strip())
         if refused:
@@ -299,8 +305,12 @@ def _missing_hint(missing: Sequence[str], taken: dict[str, str]) -> str:
     return hint
 
 
-def _looks_like_a_field(key: str) -> bool:
-    """A column that names an element or a population figure (see the module's rule 5)."""
+def _looks_like_a_field(key: str, fields: Sequence[str]) -> bool:
+    """A column that names an element or a population figure (see the module's rule 5),
+    in an import that reads population figures (an allocations file's other columns
+    are skipped, as its element is a column's value, not its name)."""
+    if not any(f in WEIGHTED_FIELDS for f in fields):
+        return False
     words = set(key.split("_"))
     return bool(words & set(_LOOKALIKE_WORDS)) or any(e in key for e in ELEMENT_NAMES)
 
