@@ -58,10 +58,13 @@ def _figure(width: float, height: float) -> Figure:
 
 def save(fig: Figure, path: Path) -> Path:
     """Write `fig` to `path` (.svg or .png by suffix); returns the path."""
+    from commands.outputs import writing  # noqa: PLC0415
+
     check_plot_path(path)
     kind = path.suffix.lower().lstrip(".")
     metadata = {"Date": None} if kind == "svg" else {}
-    fig.savefig(path, format=kind, dpi=110, metadata=metadata)
+    with writing(path, "plot"):
+        fig.savefig(path, format=kind, dpi=110, metadata=metadata)
     return path
 
 

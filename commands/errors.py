@@ -15,9 +15,10 @@
     5  the log holds an event this version cannot read (an unknown topic or a
        newer schema version: a newer version of the ledger wrote it): upgrade;
        UnreadableEvent; nothing read, nothing recorded
-   74  the output could not be written (standard output on a full disk, or its device
-       failing: EX_IOERR of sysexits.h): one line on stderr; a write had already
-       recorded what it answers
+   74  the output could not be written (standard output, or a file the command writes
+       (--out, --plot), on a full disk, or its device failing: EX_IOERR of
+       sysexits.h): one line on stderr naming which; a write had already recorded
+       what it answers
   130  `apply` stopped by Ctrl-C, saying how far it got
   141  the output was closed before the command finished writing it (a pipe to
        `head`): as a command ended by SIGPIPE, with no message; a write had
@@ -51,8 +52,10 @@ EXIT_UNREADABLE_EVENT = 5
 EXIT_OUTPUT_FAILED = 74
 """EX_IOERR (sysexits.h): the output could not be written."""
 OUTPUT_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
-"""Why writing standard output may fail other than by a closed pipe: a full disk or
-quota, a file grown past its limit, a failing device."""
+"""Why writing an output may fail other than by a closed pipe: a full disk or quota, a
+file grown past its limit, a failing device. An OSError carrying a file name (as
+commands/outputs.py `writing` gives one) is that file's; one without, standard
+output's."""
 EXIT_INTERRUPTED = 130
 """128 + SIGINT: a command stopped by Ctrl-C, as a shell shows it."""
 EXIT_OUTPUT_CLOSED = 141
@@ -72,10 +75,19 @@ def _discard_output() -> None:
 
 
 def _output_failed(error: OSError) -> NoReturn:
-    """Standard output cannot be written: say so on stderr, drop what is still buffered
-    for it, and exit EXIT_OUTPUT_FAILED."""
+    """An output cannot be written: say which on stderr, and exit EXIT_OUTPUT_FAILED.
+    Standard output (an error with no file name): drop what is still buffered for it.
+    A file the command was writing (the error's file name): name it; standard output
+    still works, and what the command printed before stays printed."""
+    what = error.strerror or str(error)
+    if error.filename is not None:
+        sys.stdout.flush()
+        render.error(f"cannot write {error.filename}: {what}. The ledger lost nothing: "
+                     "anything this command recorded stays recorded (ledger events shows "
+                     "it); write the file again where there is room [rule: output]")
+        raise typer.Exit(EXIT_OUTPUT_FAILED) from None
     _discard_output()
-    render.error(f"cannot write the output: {error.strerror or error}. The ledger lost "
+    render.error(f"cannot write the output: {what}. The ledger lost "
                  "nothing: anything this command recorded stays recorded (ledger events "
                  "shows it); run a read again where its output has room [rule: output]")
     raise typer.Exit(EXIT_OUTPUT_FAILED) from None

@@ -14,9 +14,12 @@ the same way before anything is signed, so a refusal never leaves a checkpoint b
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from commands.errors import OUTPUT_FAULTS
 from ledger.domain.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -80,13 +83,26 @@ def refuse_output(path: Path, store: EventStore) -> None:
 
 
 def write_output(path: Path, data: bytes, store: EventStore) -> None:
-    """Write `data` to `path` unless `refuse_ledger_file` refuses it; InvalidInput (rule
-    `out`, exit 2) when the file cannot be written."""
+    """Write `data` to `path` unless `refuse_ledger_file` refuses it; as `writing` says
+    when the file cannot be written."""
     refuse_ledger_file(path, store)
-    try:
+    with writing(path):
         path.write_bytes(data)
+
+
+@contextmanager
+def writing(path: Path, rule: str = "out") -> Iterator[None]:
+    """Run the writing of the file `path` (every file a command writes goes through
+    this), so a failure names that file, never standard output: a full disk or failing
+    device is raised again as an OSError carrying `path` as its file name (exit 74 in
+    commands/errors.py, naming it); any other failure (no folder, no permission) is
+    InvalidInput (rule `rule`, exit 2) naming it."""
+    try:
+        yield
     except OSError as error:
-        raise InvalidInput("out", f"cannot write {path}: {error.strerror or error}") from error
+        if error.errno in OUTPUT_FAULTS:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise InvalidInput(rule, f"cannot write {path}: {error.strerror or error}") from error
 
 
 def _same_file(path: Path, other: Path) -> bool:

@@ -65,7 +65,7 @@ def report(
 def write_report(store: EventStore, *, consortium: str | None, allocator: str | None,
                  year: str | None, path: Path) -> Path:
     """Gather, render and write the report; returns the absolute path written."""
-    from commands.outputs import refuse_ledger_file  # noqa: PLC0415
+    from commands.outputs import refuse_ledger_file, writing  # noqa: PLC0415
     from commands.report_html import render  # noqa: PLC0415 - loads matplotlib, scipy
     from projections.report import gather  # noqa: PLC0415
 
@@ -76,10 +76,9 @@ def write_report(store: EventStore, *, consortium: str | None, allocator: str | 
     refuse_ledger_file(path, store)
     data = gather(store, consortium=consortium, allocator=allocator, year=year,
                   now=datetime.now(UTC))
-    try:
-        path.write_text(render(data), encoding="utf-8")
-    except OSError as error:
-        raise InvalidInput("out", f"cannot write {path}: {error.strerror or error}") from error
+    page = render(data)
+    with writing(path):
+        path.write_text(page, encoding="utf-8")
     return path.resolve()
 
 

@@ -34,10 +34,14 @@ def schema(
         if out is None:
             render.raw(orjson.dumps(schemas, option=orjson.OPT_INDENT_2).decode())
             return
-        out.mkdir(parents=True, exist_ok=True)
+        from commands.outputs import writing  # noqa: PLC0415
+
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
         for name, body in schemas.items():
-            (out / f"{name}.json").write_bytes(
-                orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
+            with writing(out / f"{name}.json"):
+                (out / f"{name}.json").write_bytes(
+                    orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
         render.done(f"wrote {len(schemas)} event schemas to {out}")
 
 
