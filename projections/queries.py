@@ -30,7 +30,7 @@ from ledger.domain.values import (
 )
 from ledger.store.eventstore import EventStore
 from projections.core import MemoryState, Positioned, fold, trusted_event
-from projections.holders import HOLDER_CHANGES, HOLDERS
+from projections.holders import HOLDER_CHANGES, HOLDER_ELEMENTS, HOLDERS
 from projections.materialise import Materialiser
 from projections.positions import POSITIONS, TOTALS
 from projections.trail import CONSORTIUM_WIDE, describe
@@ -834,6 +834,9 @@ def _step(event: LedgerEvent, holders: MemoryState, positions: MemoryState) -> R
     for element, changes in by_element.items():
         in_force = [c for c in sorted(changes) if c[0] <= event.effective_on]
         held[element] = in_force[-1][2] if in_force else ""
+    # The elements the budget has by the step's date, as a holders read lists them.
+    has = {element for (_, _, element, _), (on, _) in holders.table(HOLDER_ELEMENTS).items()
+           if on <= event.effective_on}
     totals = positions.table(TOTALS)
     money = [0, 0, 0, 0]
     for values in totals.values():
@@ -844,7 +847,7 @@ def _step(event: LedgerEvent, holders: MemoryState, positions: MemoryState) -> R
         "version": event.originator_version, "recorded_at": event.recorded_at,
         "effective_on": event.effective_on, "actor": event.actor, "event": event.topic,
         "summary": describe(event),
-        "holders": {str(e): held.get(str(e), "") for e in ELEMENTS},
+        "holders": {str(e): held.get(str(e), "") for e in ELEMENTS if str(e) in has},
         "allocated_pence": allocated, "committed_pence": committed,
         "settled_pence": settled, "drawn_pence": drawn,
         "remaining_pence": allocated + drawn - committed - settled,

@@ -73,3 +73,25 @@ def test_the_service_answers_the_holders_the_command_line_prints(
             assert answer.json() == json.loads(printed.stdout), params
             assert {r["element"] for r in answer.json()} <= {
                 "acute", "maternity", "prescribing"}
+
+
+def test_replay_shows_the_holders_of_the_elements_the_budget_has(run_ledger: Run) -> None:
+    """An opt-out moves every element; a step of replay, like holders, shows those the
+    budget has."""
+    populate(run_ledger)
+    done = run_ledger("budget", "opt-out", "A81001", "--year", YEAR, "--to",
+                      "practice:A81002", "--reason", "Merger talks", "--on", "2024-07-01",
+                      actor="practice:A81001")
+    assert done.code == 0, done.stderr
+    done = run_ledger("replay", "A81001", "--year", YEAR, "--format", "json")
+    assert done.code == 0, done.stderr
+    steps = json.loads(done.stdout)
+    assert [s["holders"] for s in steps] == [
+        {"acute": "practice:A81001", "maternity": "practice:A81001"},
+        {"acute": "practice:A81001", "maternity": "practice:A81001",
+         "prescribing": "practice:A81002"},
+        dict.fromkeys(("acute", "maternity", "prescribing"), "practice:A81002"),
+    ]
+    table = run_ledger("replay", "A81001", "--year", YEAR)
+    assert table.code == 0, table.stderr
+    assert "primary-care" not in table.stdout

@@ -408,6 +408,15 @@ def test_replay_steps_through_one_budget_without_writing(ledger: Ledger, reads: 
                                                "DelegationRevoked"]
     assert steps[1]["holders"]["prescribing"] == "consortium:16C"
     assert steps[3]["holders"]["acute"] == "practice:A81002"
+    # Each step shows the elements the budget has, as holders does: the opt-out moves
+    # every element, but this budget has only acute and prescribing then.
+    assert steps[3]["holders"] == {"acute": "practice:A81002",
+                                   "prescribing": "practice:A81002"}
+    delegated = [s for s in steps if s["effective_on"] == D(2025, 2, 1)]
+    assert [s["holders"]["maternity"] for s in delegated] == [
+        "consortium:16C", "practice:A81002"]
+    assert all("maternity" not in s["holders"] for s in steps
+               if s["effective_on"] < D(2025, 2, 1))
     assert steps[-1]["settled_pence"] == 150_000
     assert Materialiser(ledger.store).positions() == dict.fromkeys(
         [p.name for p in PROJECTIONS], 0)  # nothing was even caught up
