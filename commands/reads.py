@@ -68,7 +68,10 @@ def holders(
     ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Who holds each element of each budget, on a date, as known now or at an instant."""
+    """Who holds each element of each budget, on a date, as known now or at an instant.
+
+    A budget's elements are those allocated (a zero allocation too), adjusted or
+    delegated by then; an element nobody allocated is not listed."""
     with handled(state_of(ctx)):
         from projections.queries import parse_instant  # noqa: PLC0415
 

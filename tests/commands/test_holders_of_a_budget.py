@@ -95,3 +95,9 @@ def test_replay_shows_the_holders_of_the_elements_the_budget_has(run_ledger: Run
     table = run_ledger("replay", "A81001", "--year", YEAR)
     assert table.code == 0, table.stderr
     assert "primary-care" not in table.stdout
+
+
+def test_holders_help_says_which_elements_it_lists(run_ledger: Run) -> None:
+    done = run_ledger("holders", "--help")
+    assert done.code == 0, done.stderr
+    assert "an element nobody allocated is not listed" in " ".join(done.stdout.split())
