@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import signal
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -94,12 +95,12 @@ class Pipeline(Generic[T]):
             self._on_settled(tag, self.service.execute_batch(requests))
             return
         try:
-            self._appender.send(encoded, indexes)
+            with _ctrl_c_held():  # a batch sent is a batch tracked, and never sent in part
+                self._appending.append(appending)
+                self._appender.send(encoded, indexes)
         except AppendFailed:
-            self._appending.append(appending)
             self._run_void()
             return
-        self._appending.append(appending)
         while len(self._appending) > DEPTH:
             self._settle_oldest()
 
@@ -134,12 +135,9 @@ class Pipeline(Generic[T]):
     def _settle_oldest(self) -> None:
         assert self._appender is not None
         try:
-            self._appender.receive()
+            _settle_next(self._appender, self._appending, self._on_settled)
         except AppendFailed:
             self._run_void()
-            return
-        done = self._appending.popleft()
-        self._on_settled(done.tag, done.outcomes)
 
     def _run_void(self) -> None:
         """The appending stopped: the batches it committed before are settled, and the
@@ -150,9 +148,7 @@ class Pipeline(Generic[T]):
         if appender is not None:
             with contextlib.suppress(AppendFailed):
                 while self._appending:
-                    appender.receive()
-                    done = self._appending.popleft()
-                    self._on_settled(done.tag, done.outcomes)
+                    _settle_next(appender, self._appending, self._on_settled)
             appender.close()
         self.service.cache.clear()
         while self._appending:
@@ -164,11 +160,9 @@ class Pipeline(Generic[T]):
         assert self._appender is not None
         while self._appending:
             try:
-                self._appender.receive()
+                _settle_next(self._appender, self._appending, self._on_settled)
             except AppendFailed:
                 raise _Void from None
-            done = self._appending.popleft()
-            self._on_settled(done.tag, done.outcomes)
 
     def close(self, *, settle: bool) -> None:
         """Stop the appending process; with `settle`, after telling the outcomes of the
@@ -179,9 +173,7 @@ class Pipeline(Generic[T]):
             return
         try:
             while settle and self._appending:
-                appender.receive()
-                done = self._appending.popleft()
-                self._on_settled(done.tag, done.outcomes)
+                _settle_next(appender, self._appending, self._on_settled)
         except AppendFailed:
             pass
         finally:
@@ -243,6 +235,39 @@ class Pipeline(Generic[T]):
                 if practice in wanted:
                     found.setdefault(practice, set()).add(consortium)
         return {p: sorted(c) for p, c in found.items()}
+
+
+def _settle_next(appender: Appender, appending: collections.deque[_Appending[T]],
+                 on_settled: Callable[[T, list[Outcome]], None]) -> None:
+    """Wait for the oldest batch handed over to be committed, then tell its outcomes;
+    AppendFailed if it was not appended. Ctrl-C stops the wait, but not the reading of
+    the answer and the telling: an answer read and not told would leave the batches
+    and their answers out of step, and the run waiting for an answer that never comes."""
+    appender.wait()
+    with _ctrl_c_held():
+        appender.receive()
+        done = appending.popleft()
+        on_settled(done.tag, done.outcomes)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C (SIGINT) held back until the block ends, then delivered as it came. Its
+    handler is swapped, not the signal blocked: a signal blocked in this thread alone
+    would go to another (the parse process's executor runs threads here), whose handler
+    still raises in this one."""
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    except ValueError:  # not the main thread: Ctrl-C is not raised in this one anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
 
 
 @contextlib.contextmanager

@@ -97,6 +97,12 @@ class Appender:
         except OSError as error:
             raise AppendFailed(f"the appending process is gone ({error})") from error
 
+    def wait(self) -> None:
+        """Until the oldest answer not yet received is there to read, or the process
+        ended; nothing is read (Ctrl-C may stop the wait)."""
+        with contextlib.suppress(OSError, EOFError):
+            self._conn.poll(None)
+
     def receive(self) -> int:
         """The log's head once the oldest batch sent and not yet received was committed;
         AppendFailed (saying why) when it was not appended."""

@@ -258,3 +258,38 @@ def test_only_a_sqlite_ledger_has_its_batches_appended_by_a_second_process(
                          progress=lambda _: seen.append(appending()))
     assert report.applied == 39
     assert any(seen) == (ledger.store.target.kind == "sqlite")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("at", [1, 2, 3])
+def test_ctrl_c_just_as_a_batch_is_known_committed_reports_it_and_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: int
+) -> None:
+    """Ctrl-C arriving the moment the appending process has said a batch is committed
+    (its answer read, the batch not yet reported): the run still ends, at once, having
+    told that batch and every other one committed, and no other."""
+    lines = [commit(n, amount="1") for n in range(1, 300)]
+    settled: list[int] = []
+    original = appender.Appender.receive
+    answers: list[int] = []
+
+    def interrupted_after(self: appender.Appender) -> int:
+        head = original(self)
+        answers.append(head)
+        if len(answers) == at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return head
+
+    monkeypatch.setattr(appender.Appender, "receive", interrupted_after)
+    with bootstrap(str(tmp_path / "l.db"), clock=FakeClock()) as ledger:
+        seed(ledger)
+        with pytest.raises(KeyboardInterrupt):
+            apply_lines(ledger.service, lines, default_actor=ME, batch_size=10,
+                        progress=settled.append)
+        assert not multiprocessing.active_children()
+        ids = [f"c-{n}" for n in range(1, 300)]
+        assert len(ledger.store.receipts(ids)) == sum(settled)
+        monkeypatch.setattr(appender.Appender, "receive", original)
+        report = apply_lines(ledger.service, lines, default_actor=ME, batch_size=10)
+    assert report.already_applied == sum(settled)
+    assert report.applied == len(lines) - sum(settled)
