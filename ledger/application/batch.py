@@ -28,6 +28,7 @@ from ledger.application.service import LedgerService, Outcome, Request
 from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.values import Actor
+from ledger.store.appender import BACKGROUND_NICENESS
 
 DEFAULT_BATCH = 2_000
 LINE_KEYS = frozenset({"command", "command_id", "actor", "args"})
@@ -293,6 +294,7 @@ def _spare_core() -> bool:
 
 def _parse_process_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(BACKGROUND_NICENESS)
     parent = multiprocessing.parent_process()
     if parent is not None:  # a parent killed outright (SIGKILL) leaves no orphan behind
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()

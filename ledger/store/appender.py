@@ -35,6 +35,11 @@ from ledger.store.recorders import Indexes, Receipt, RefEntry
 
 PROCESS_NAME = "ledger-appender"
 
+BACKGROUND_NICENESS = 5
+"""How much lower the priority of a process working for the one that decides (this one,
+and `ledger apply`'s parse process) is: on two cores three processes share them, and
+the deciding one, whose work the others wait on, should not wait for a core."""
+
 
 class AppendFailed(Exception):  # noqa: N818 - a condition, as eventsourcing names them
     """The appending process did not append a batch (another writer appended first, the
@@ -130,7 +135,8 @@ def _append_batches(store: EventStore, head: int, conn: Connection, parents: Con
     new head), or (False, why) and stop. `parents` is the parent's end, closed here so
     that the parent closing it is the end of the input."""
     parents.close()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which ends this
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(BACKGROUND_NICENESS)  # Ctrl-C stops the parent, which ends this
     parent = multiprocessing.parent_process()
     if parent is not None:  # a parent killed outright (SIGKILL) leaves no orphan behind
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()

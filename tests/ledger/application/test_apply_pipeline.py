@@ -293,3 +293,17 @@ def test_ctrl_c_just_as_a_batch_is_known_committed_reports_it_and_ends(
         report = apply_lines(ledger.service, lines, default_actor=ME, batch_size=10)
     assert report.already_applied == sum(settled)
     assert report.applied == len(lines) - sum(settled)
+
+def test_the_processes_working_for_the_deciding_one_run_at_a_lower_priority(
+    sqlite_path: str
+) -> None:
+    """The deciding process is the one the others wait on: on a busy core it goes first."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: list[list[int]] = []
+    with bootstrap(sqlite_path, clock=FakeClock()) as ledger:
+        seed(ledger)
+        apply_lines(ledger.service, [commit(n) for n in range(1, 40)], batch_size=5,
+                    progress=lambda _: seen.append([os.getpriority(os.PRIO_PROCESS, p.pid or 0)
+                                                    for p in multiprocessing.active_children()]))
+    assert len(seen[0]) == 2  # the parse process and the appending process
+    assert all(p == own + appender.BACKGROUND_NICENESS for p in seen[0])
