@@ -121,7 +121,12 @@ class Appender:
 
     def close(self) -> None:
         """End the process once it has appended what it was sent (or failed): it reads
-        the end of its input and stops."""
+        the end of its input and stops. The end is said in so many words (an empty
+        message): a process forked from this one after it (the parse process) holds a
+        copy of this end of the pipe, and the appending process would see no end of its
+        input while that one runs."""
+        with contextlib.suppress(OSError, ValueError):  # gone already: nothing to end
+            self._conn.send_bytes(b"")
         self._conn.close()
         self._process.join(timeout=60)
         if self._process.is_alive():  # never expected: it has nothing left to do
@@ -151,6 +156,8 @@ def _append_batches(store: EventStore, head: int, conn: Connection, parents: Con
             try:
                 message = conn.recv_bytes()
             except EOFError:
+                return
+            if not message:  # the end (Appender.close)
                 return
             encoded, indexes = _rebuilt(pickle.loads(message))  # noqa: S301 - our parent's
             try:

@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,38 @@ def test_the_processes_working_for_the_deciding_one_run_at_a_lower_priority(
                                                     for p in multiprocessing.active_children()]))
     assert len(seen[0]) == 2  # the parse process and the appending process
     assert all(p == own + appender.BACKGROUND_NICENESS for p in seen[0])
+
+@pytest.mark.timeout(120)
+def test_a_read_failing_while_deciding_runs_the_rest_the_ordinary_way_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read refused while a batch is decided (the ledger busy a moment) runs that batch
+    and the rest the ordinary way, at once: the appending process, waiting for its next
+    batch, ends as soon as it is told there is none (the parse process, forked after
+    it, keeps no end of the pipe between them open)."""
+    from eventsourcing.persistence import OperationalError  # noqa: PLC0415
+
+    from ledger.application import pipeline  # noqa: PLC0415
+
+    original = pipeline.Pipeline.receipts
+    calls: list[int] = []
+
+    def busy_once(self: pipeline.Pipeline[Any], command_ids: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OperationalError("database is locked")
+        return original(self, command_ids)
+
+    monkeypatch.setattr(pipeline.Pipeline, "receipts", busy_once)
+    lines = [commit(n, amount="1") for n in range(1, 300)]
+    started = time.monotonic()
+    piped, used = applied(str(tmp_path / "piped.db"), lines, pipeline=True,
+                          monkeypatch=monkeypatch, batch_size=10)
+    took = time.monotonic() - started
+    monkeypatch.setattr(pipeline.Pipeline, "receipts", original)
+    assert used[0]
+    assert not used[-1]
+    alone, _ = applied(str(tmp_path / "alone.db"), lines, pipeline=False,
+                       monkeypatch=monkeypatch, batch_size=10)
+    assert piped == alone
+    assert took < 30, f"{took:.0f} s"
