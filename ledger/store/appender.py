@@ -163,11 +163,23 @@ def _append_batches(store: EventStore, head: int, conn: Connection, parents: Con
             try:
                 head = own.append_encoded(encoded, indexes, after=head)
             except Exception as error:  # noqa: BLE001 - told to the parent, which acts on it
-                conn.send_bytes(pickle.dumps((False, f"{type(error).__name__}: {error}")))
+                _answer(conn, (False, f"{type(error).__name__}: {error}"))
                 return
-            conn.send_bytes(pickle.dumps((True, head)))
+            if not _answer(conn, (True, head)):
+                return
     finally:
         own.close()
+
+
+def _answer(conn: Connection, answer: tuple[bool, int | str]) -> bool:
+    """Tell the parent how a batch went; False when it no longer listens (its run stopped
+    part way, and reports no batch it was not told of), which ends this process quietly
+    rather than with a traceback on the terminal they share."""
+    try:
+        conn.send_bytes(pickle.dumps(answer))
+    except OSError:
+        return False
+    return True
 
 
 def _rebuilt(plain: Plain) -> tuple[Encoded, Indexes]:

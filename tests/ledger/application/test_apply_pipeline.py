@@ -23,7 +23,8 @@ from ledger.application.batch import apply_lines
 from ledger.application.unit_of_work import AggregateCache
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.store import appender
-from ledger.store.eventstore import EventStore
+from ledger.store.eventstore import Encoded, EventStore
+from ledger.store.recorders import Indexes
 from tests.conftest import FakeClock
 from tests.ledger.application.scenario import A1, A2, A3, ALLOCATOR, ME, YEAR, run, seed
 from tests.ledger.application.test_apply_parse_stage import (
@@ -295,6 +296,7 @@ def test_ctrl_c_just_as_a_batch_is_known_committed_reports_it_and_ends(
     assert report.already_applied == sum(settled)
     assert report.applied == len(lines) - sum(settled)
 
+
 def test_the_processes_working_for_the_deciding_one_run_at_a_lower_priority(
     sqlite_path: str
 ) -> None:
@@ -308,6 +310,7 @@ def test_the_processes_working_for_the_deciding_one_run_at_a_lower_priority(
                                                     for p in multiprocessing.active_children()]))
     assert len(seen[0]) == 2  # the parse process and the appending process
     assert all(p == own + appender.BACKGROUND_NICENESS for p in seen[0])
+
 
 @pytest.mark.timeout(120)
 def test_a_read_failing_while_deciding_runs_the_rest_the_ordinary_way_at_once(
@@ -343,3 +346,17 @@ def test_a_read_failing_while_deciding_runs_the_rest_the_ordinary_way_at_once(
                        monkeypatch=monkeypatch, batch_size=10)
     assert piped == alone
     assert took < 30, f"{took:.0f} s"
+
+
+def test_an_appending_process_whose_parent_stopped_listening_ends_without_a_traceback(
+    sqlite_path: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The run stopped part way (a second Ctrl-C while the last batches are committed):
+    the process commits the batch it has, finds no one to tell, and ends quietly."""
+    with bootstrap(sqlite_path, clock=FakeClock()) as ledger:
+        seed(ledger)
+        started = appender.Appender.start(ledger.store, ledger.store.head())
+        assert started is not None
+        started.send(Encoded([], []), Indexes())
+        started.close()
+    assert "Traceback" not in capfd.readouterr().err
