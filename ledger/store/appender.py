@@ -73,18 +73,26 @@ class Appender:
     @classmethod
     def start(cls, store: EventStore, head: int) -> Appender | None:
         """An appending process for `store`'s ledger, whose log's head is `head`; None
-        where there can be none (`possible`)."""
+        where there can be none (`possible`) or the system would start none."""
         if not cls.possible(store):
             return None
         for stream in (sys.stdout, sys.stderr):  # else the copy would write it out again
             with contextlib.suppress(Exception):
                 stream.flush()
         context = multiprocessing.get_context("fork")
-        ours, theirs = context.Pipe()
+        try:
+            ours, theirs = context.Pipe()
+        except OSError:  # no descriptor to be had (EMFILE): the batches are run here
+            return None
         process = context.Process(target=_append_batches, args=(store, head, theirs, ours),
                                   name=PROCESS_NAME, daemon=True)
-        process.start()
-        theirs.close()
+        try:
+            process.start()
+        except OSError:  # no process to be had (EAGAIN, ENOMEM): the batches are run here
+            ours.close()
+            return None
+        finally:
+            theirs.close()
         return cls(process, ours)
 
     def send(self, encoded: Encoded, indexes: Indexes) -> None:

@@ -360,3 +360,27 @@ def test_an_appending_process_whose_parent_stopped_listening_ends_without_a_trac
         started.send(Encoded([], []), Indexes())
         started.close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_appending_process_that_cannot_be_started_leaves_the_batches_run_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system out of processes (fork refused, EAGAIN) runs every batch the ordinary way,
+    as the parse process's lines are then parsed here."""
+    started = multiprocessing.process.BaseProcess.start
+
+    def refused(process: multiprocessing.process.BaseProcess) -> None:
+        if process.name == appender.PROCESS_NAME:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        started(process)
+
+    lines = [commit(n, amount="1") for n in range(1, 50)]
+    with monkeypatch.context() as patch:
+        patch.setattr(multiprocessing.process.BaseProcess, "start", refused)
+        piped, used = applied(str(tmp_path / "piped.db"), lines, pipeline=True,
+                              monkeypatch=monkeypatch, batch_size=10)
+    assert not any(used)
+    alone, _ = applied(str(tmp_path / "alone.db"), lines, pipeline=False,
+                       monkeypatch=monkeypatch, batch_size=10)
+    assert piped == alone
+    assert {row[3] for row in piped[0]} == {"applied"}
