@@ -287,6 +287,11 @@ def pipelined(service: LedgerService, on_settled: Callable[[T, list[Outcome]], N
         yield pipeline
         pipeline.finish()
     except BaseException:
-        pipeline.close(settle=True)
+        try:
+            pipeline.close(settle=True)
+        finally:
+            # What was decided may never have been handed over (an interrupt between the
+            # two): none of it is kept.
+            service.cache.clear()
         raise
     pipeline.close(settle=False)
