@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -70,6 +72,18 @@ class FakeClock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises() -> None:
+    """Every test starts with Ctrl-C (SIGINT) raising KeyboardInterrupt, as at a terminal.
+
+    A run started in the background by a shell without job control inherits SIGINT
+    ignored, and so would every `ledger` process a test starts: Ctrl-C would then stop
+    nothing, and the tests of what Ctrl-C does would wait in vain."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
