@@ -445,6 +445,7 @@ def test_apply_through_a_service_stopped_by_ctrl_c_says_to_run_it_again(
     file = tmp_path / "commands.jsonl"
     file.write_text("\n".join([*SETUP, *commitments(3)]) + "\n", encoding="utf-8")
     asked = threading.Event()
+    finished = threading.Event()  # the thread ends with the test: later ones may fork
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
 
@@ -453,20 +454,25 @@ def test_apply_through_a_service_stopped_by_ctrl_c_says_to_run_it_again(
             with conn:
                 conn.recv(65536)
                 asked.set()
-                time.sleep(30)
+                finished.wait(30)
 
-        threading.Thread(target=never_answer, daemon=True).start()
-        interruptible = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-                         "os.execv(sys.argv[1], sys.argv[1:])")
-        process = subprocess.Popen(
-            [sys.executable, "-c", interruptible, *ledger_executable(), "--server",
-             f"http://127.0.0.1:{port}", "--token", "lt_secret", "apply", str(file)],
-            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert asked.wait(30), "the request never came"
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        server = threading.Thread(target=never_answer, daemon=True)
+        server.start()
+        try:
+            interruptible = ("import os, signal, sys; signal.signal(signal.SIGINT, "
+                             "signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])")
+            process = subprocess.Popen(
+                [sys.executable, "-c", interruptible, *ledger_executable(), "--server",
+                 f"http://127.0.0.1:{port}", "--token", "lt_secret", "apply", str(file)],
+                cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
+            )
+            assert asked.wait(30), "the request never came"
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            finished.set()
+            server.join(timeout=30)
     assert process.returncode == 130, (process.returncode, stdout, stderr)
     assert "Traceback" not in stderr
     said = stderr.splitlines()
