@@ -308,6 +308,8 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
         )
 
         store = state.existing().store
+        if public_key or export:
+            store.ensure_readable()  # a newer version's event stops these reads as every other
         if public_key:
             render.out.print(store_signer(store).verifier.vkey, markup=False)
             return

@@ -300,3 +300,22 @@ def test_key_commands_refuse_a_log_with_an_unreadable_event_and_change_nothing(
     assert signing_key.read_bytes() == key_file
     assert sorted(p.name for p in signing_key.parent.glob(f"{signing_key.name}*")) == [
         signing_key.name]
+
+
+def test_checkpoint_export_and_public_key_refuse_a_log_with_an_unreadable_event(
+    invoke: Ledger, db_url: str, signing_key: Path
+) -> None:
+    populate(invoke)
+    assert invoke("checkpoint").code == 0
+    position = insert_row(db_url, *unknown_topic())
+    key_file = signing_key.read_bytes()
+    env = clean_env() | {"LEDGER_SIGNING_KEY": str(signing_key)}
+    for args in (("checkpoint", "--export"), ("checkpoint", "--public-key")):
+        done = subprocess.run([*ledger_executable(), "--db", db_url, *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 5, (args, done.stdout, done.stderr)
+        assert done.stdout == "", (args, done.stdout)
+        Run(done.returncode, done.stdout, done.stderr).one_line_error(
+            f"position {position}", "'BudgetFrozen'", "upgrade the ledger",
+            "[rule: unreadable-event]")
+    assert signing_key.read_bytes() == key_file
