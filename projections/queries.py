@@ -441,11 +441,15 @@ class Reads:
         belong (projections/trail.py); who recorded each, when, and its words are read
         from the event at that position. Raises InvalidInput (rule trail,
         `trail_subject`) for any other code, a malformed year or `since` after `until`,
-        NotFound for a code the ledger does not know, UnreadableEvent as every read of
-        the log does.
+        NotFound for a year nobody has a budget for (rule `year`, as every read of a
+        year) or a code the ledger does not know, UnreadableEvent as every read of the
+        log does.
         """
-        self._fresh("organisations", "trail")
+        self._fresh("organisations", "trail", *(("positions",) if year is not None else ()))
         with self._together():
+            if year is not None:
+                trail_subject(code)  # a malformed code is named before the year
+                self._require_year(FinancialYear.parse(year))
             kept = self._trail_entries(code, year, since, until)
             events = self._events_at([position for position, *_ in kept])
         rows: list[Row] = []
@@ -776,8 +780,12 @@ class Reads:
     def replay(self, practice: str, year: str, until: date | None = None) -> list[Row]:
         """Each event of one budget in recorded order, with the state after it.
 
-        Reads the budget's own stream and folds it in memory: nothing is written,
-        not even a projection. Amounts are before any risk-pool top-slice.
+        Reads the budget's own stream and folds it in memory: an answer writes nothing,
+        not even a projection. Amounts are before any risk-pool top-slice. Raises
+        InvalidInput for a malformed code, year or date, NotFound for a year nobody has a
+        budget for (rule `year`, as every read of a year: only then are the positions
+        brought up to date, to tell) or a practice without a budget that year (rule
+        `budget`), UnreadableEvent as every read of the log does.
         """
         code = parse_practice_code(practice)
         fy = FinancialYear.parse(year)
@@ -786,6 +794,8 @@ class Reads:
         self.store.ensure_readable()
         events = self.store.stream(budget_stream(code, str(fy)))
         if not events:
+            self._fresh("positions")
+            self._require_year(fy)
             raise NotFound("budget", f"no budget for {code} in {fy}")
         holders = MemoryState()
         positions = MemoryState()

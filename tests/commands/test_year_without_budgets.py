@@ -26,6 +26,8 @@ READS = [
     ("position", "--practice", "A81001", "--format", "json"),
     ("pools",), ("quality",), ("quality", "--consortium", "16C"),
     ("variation", "--consortium", "16C"), ("variation", "--method", "tukey"),
+    ("trail", "A81001"), ("trail", "16C"), ("trail", "A81001", "--since", "2040-05-01"),
+    ("replay", "A81001"), ("replay", "A81001", "--until", "2040-10-01"),
 ]
 
 
@@ -66,10 +68,21 @@ def test_the_service_answers_a_year_without_budgets_alike_on_every_read(
     joint_scenario.write(ledger)
     secret = grant_token(ledger, "auditor:peer")
     with TestClient(create_app(db_url)) as client:
-        for route in ("/holders", "/position", "/pools", "/quality", "/variation"):
+        for route in ("/holders", "/position", "/pools", "/quality", "/variation",
+                      "/trail/A81001", "/trail/16C", "/replay/A81001"):
             answer = client.get(route, params={"year": EMPTY}, headers=bearer(secret))
             assert answer.status_code == 404, (route, answer.text)
             assert answer.json()["rule"] == "year", route
             assert REFUSAL in answer.text, (route, answer.text)
             known = client.get(route, params={"year": YEAR}, headers=bearer(secret))
             assert known.status_code == 200, (route, known.text)
+
+
+def test_a_replay_of_a_practice_without_a_budget_in_a_year_with_budgets_names_the_budget(
+        ledger: Ledger, run_ledger: Run) -> None:
+    joint_scenario.write(ledger)
+    assert run_ledger("practice", "register", "B82099", "--name", "Late", "--list-size",
+                      "3000", "--on", "2024-04-01", actor="allocator:Q71").code == 0
+    done = run_ledger("replay", "B82099", "--year", YEAR)
+    assert done.code == 1, (done.stdout, done.stderr)
+    done.one_line_error(f"no budget for B82099 in {YEAR}", "[rule: budget]")
