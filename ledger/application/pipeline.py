@@ -140,20 +140,55 @@ class Pipeline(Generic[T]):
             self._run_void()
 
     def _run_void(self) -> None:
-        """The appending stopped: the batches it committed before are settled, and the
-        rest run the ordinary way, against the store as it is (the cache may hold what
-        was never written). Should it have ended while committing one, that one's lines
-        answer "already applied"."""
-        appender, self._appender = self._appender, None
-        if appender is not None:
-            with contextlib.suppress(AppendFailed):
-                while self._appending:
-                    _settle_next(appender, self._appending, self._on_settled)
-            appender.close()
+        """The appending stopped: the batches it committed are settled with the outcomes
+        they were decided with (`_stop_appending`), and the rest run the ordinary way,
+        against the store as it is (the cache may hold what was never written)."""
+        self._stop_appending(settle=True, quiet=False)
         self.service.cache.clear()
         while self._appending:
             void = self._appending.popleft()
             self._on_settled(void.tag, self.service.execute_batch(void.requests))
+
+    def _stop_appending(self, *, settle: bool, quiet: bool) -> None:
+        """End the appending process, telling the outcomes of every batch it committed:
+        with `settle`, those it says it committed, as it says so (Ctrl-C stops that
+        wait); then, Ctrl-C held, once it has ended (it commits what it was sent, unless
+        it failed or was killed), those it committed without saying so (`_settle_held`).
+        The batches it did not commit stay in `_appending`. With `quiet`, a store that
+        cannot be read then tells nothing more (the run is stopping on an error of its
+        own, the one raised); without, its error is raised."""
+        appender, self._appender = self._appender, None
+        if appender is None:
+            return
+        try:
+            while settle and self._appending:
+                _settle_next(appender, self._appending, self._on_settled)
+        except AppendFailed:
+            pass
+        finally:
+            with _ctrl_c_held():
+                appender.close()
+                try:
+                    self._settle_held()
+                except Exception:
+                    if not quiet:
+                        raise
+
+    def _settle_held(self) -> None:
+        """Once the appending process has ended: tell the outcomes of the batches handed
+        over that it committed without saying so (it died, or the run stopped listening,
+        just after). They are committed in order, each whole or not at all, so those are
+        the batches up to the last one whose events the store holds (the very events,
+        `EventStore.holds`); a batch that records no event is told only when a later one
+        is held."""
+        held = 0
+        for number, appending in enumerate(self._appending, start=1):
+            last = next(iter(appending.streams.items()), None)
+            if last is not None and self.store.holds(last[0], *last[1]):
+                held = number
+        for _ in range(held):
+            done = self._appending.popleft()
+            self._on_settled(done.tag, done.outcomes)
 
     def _catch_up(self) -> None:
         """Wait until every batch handed over is committed; _Void if one was not."""
@@ -165,22 +200,16 @@ class Pipeline(Generic[T]):
                 raise _Void from None
 
     def close(self, *, settle: bool) -> None:
-        """Stop the appending process; with `settle`, after telling the outcomes of the
-        batches it still commits (a run stopped part way, by Ctrl-C or a failure, still
-        says how far it got)."""
-        appender, self._appender = self._appender, None
-        if appender is None:
-            return
+        """Stop the appending process, telling the outcomes of the batches it committed;
+        with `settle`, after waiting for those it still commits (a run stopped part way,
+        by Ctrl-C or a failure, still says how far it got: every batch committed, and no
+        other). What it did not commit is dropped."""
         try:
-            while settle and self._appending:
-                _settle_next(appender, self._appending, self._on_settled)
-        except AppendFailed:
-            pass
+            self._stop_appending(settle=settle, quiet=True)
         finally:
             if self._appending:
                 self._appending.clear()
                 self.service.cache.clear()  # what was decided and not appended
-            appender.close()
 
     # --- reads of a batch being decided (unit_of_work.StoreReads) ---------------------
 

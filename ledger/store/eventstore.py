@@ -379,6 +379,13 @@ class EventStore:
         return self._decoded(stream_id, self.recorder.select_events(
             stream_id, gt=after_version or None))
 
+    def holds(self, stream_id: uuid.UUID, version: int, state: bytes) -> bool:
+        """Whether the stream's event at `version` (1 or more) is the very one whose stored
+        state is `state` (the bytes written, recording time included): whether a write
+        that held it was committed, whoever committed it."""
+        stored = self.recorder.select_events(stream_id, gt=version - 1 or None, lte=version)
+        return bool(stored) and state_bytes(stored[-1].state) == state
+
     def follow(self, stream_id: uuid.UUID, version: int, held: bytes | None
                ) -> tuple[list[LedgerEvent], bytes | None]:
         """The stream's events after `version`, which the caller (a cached aggregate)

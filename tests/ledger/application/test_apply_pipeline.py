@@ -197,11 +197,41 @@ def test_an_appending_process_killed_part_way_loses_and_repeats_no_line(
                                          batch_size=10, after_first=kill_it)
     assert used[0]
     assert not used[-1]
-    assert {row[3] for row in rows} <= {"applied", "already applied"}
+    assert {row[3] for row in rows} == {"applied"}
     assert len(rows) == len(lines)
     assert len(kept) == len(lines)
     commands = [json.loads(state)["command_id"] for *_, state in log]
     assert sorted(commands) == sorted(f"c-{n}" for n in range(1, 200))  # each once
+
+
+def test_a_batch_committed_by_an_appending_process_that_died_before_saying_so_is_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process commits the second batch and dies before answering: that batch's
+    lines are applied by this run, and said so (the store holds its very events), as
+    every line gets the outcome it gets when run the ordinary way."""
+    answered = tmp_path / "answered"  # written by the appending process
+
+    def dies_before_the_second(conn: Any, answer: Any) -> bool:
+        with answered.open("a") as file:
+            file.write("1")
+        if answered.read_text() == "11":
+            os._exit(1)
+        return original(conn, answer)
+
+    original = appender._answer
+    lines = [*(commit(n, amount="1", command_id=f"d-{n}", ref=f"D-{n:05d}")
+               for n in range(1, 11)), *mixed_lines(list(KINDS) * 3)]
+    with monkeypatch.context() as patch:
+        patch.setattr(appender, "_answer", dies_before_the_second)
+        piped, used = applied(str(tmp_path / "piped.db"), lines, pipeline=True,
+                              monkeypatch=monkeypatch, batch_size=5)
+    assert answered.read_text() == "11"
+    assert not used[-1]
+    alone, _ = applied(str(tmp_path / "alone.db"), lines, pipeline=False,
+                       monkeypatch=monkeypatch, batch_size=5)
+    assert piped == alone
+    assert [row[3] for row in piped[0][5:10]] == ["applied"] * 5
 
 
 def test_a_failed_append_runs_the_rest_the_ordinary_way(
@@ -225,28 +255,81 @@ def test_a_failed_append_runs_the_rest_the_ordinary_way(
     assert {row[3] for row in piped[0]} == {"applied"}
 
 
+INTERRUPTED = [commit(n, amount="1") for n in range(1, 300)]
+
+
+def stopped_by_ctrl_c(path: str, monkeypatch: pytest.MonkeyPatch,
+                      patch: Callable[[pytest.MonkeyPatch], None] = lambda _: None,
+                      on_settled: Callable[[list[int]], None] = lambda _: None) -> list[int]:
+    """INTERRUPTED applied in batches of 10 to a new seeded ledger at `path` until Ctrl-C
+    stops the run, sent by what `patch` patches (undone once the run stopped) or by
+    `on_settled` (told, as each batch is, how many lines each batch settled): checks
+    that the run said done exactly the lines committed (their receipts are in the
+    store, a rerun answers "already applied" for those and applies the rest) and left no
+    process behind; how many lines each batch settled."""
+    settled: list[int] = []
+
+    def progress(count: int) -> None:
+        settled.append(count)
+        on_settled(settled)
+
+    ids = [f"c-{n}" for n in range(1, len(INTERRUPTED) + 1)]
+    with bootstrap(path, clock=FakeClock()) as ledger:
+        seed(ledger)
+        with monkeypatch.context() as patched:
+            patch(patched)
+            with pytest.raises(KeyboardInterrupt):
+                apply_lines(ledger.service, INTERRUPTED, default_actor=ME, batch_size=10,
+                            progress=progress)
+        assert not multiprocessing.active_children()
+        assert len(ledger.store.receipts(ids)) == sum(settled)
+        report = apply_lines(ledger.service, INTERRUPTED, default_actor=ME, batch_size=10)
+    assert report.already_applied == sum(settled)
+    assert report.applied == len(INTERRUPTED) - sum(settled)
+    return settled
+
+
+def ctrl_c() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_ctrl_c_part_way_reports_every_line_committed_and_no_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lines = [commit(n, amount="1") for n in range(1, 300)]
-    settled: list[int] = []
-
-    def interrupted(count: int) -> None:
-        settled.append(count)
+    def at_the_second(settled: list[int]) -> None:
         if len(settled) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
 
-    with bootstrap(str(tmp_path / "l.db"), clock=FakeClock()) as ledger:
-        seed(ledger)
-        with pytest.raises(KeyboardInterrupt):
-            apply_lines(ledger.service, lines, default_actor=ME, batch_size=10,
-                        progress=interrupted)
-        assert not multiprocessing.active_children()
-        ids = [f"c-{n}" for n in range(1, 300)]
-        assert len(ledger.store.receipts(ids)) == sum(settled)
-        report = apply_lines(ledger.service, lines, default_actor=ME, batch_size=10)
-    assert report.already_applied == sum(settled)
-    assert report.applied == len(lines) - sum(settled)
+    stopped_by_ctrl_c(str(tmp_path / "l.db"), monkeypatch, on_settled=at_the_second)
+
+
+@pytest.mark.timeout(60)
+def test_a_second_ctrl_c_while_the_batches_being_appended_settle_still_reports_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second Ctrl-C stops the wait for the batches the appending process still
+    commits after the first: it commits them all the same, and they are told."""
+    waits: list[bool] = []
+    first: list[int] = []
+    original = appender.Appender.wait
+
+    def interrupted_again(self: appender.Appender) -> None:
+        waits.append(bool(first))
+        if len(first) == 1 and waits.count(True) == 1:
+            ctrl_c()
+        original(self)
+
+    def at_the_second(settled: list[int]) -> None:
+        if len(settled) == 2:
+            first.append(1)
+            ctrl_c()
+
+    settled = stopped_by_ctrl_c(
+        str(tmp_path / "l.db"), monkeypatch,
+        lambda patch: patch.setattr(appender.Appender, "wait", interrupted_again),
+        on_settled=at_the_second)
+    assert waits.count(True) == 1, "the second Ctrl-C came while no batch was settling"
+    assert len(settled) > 2  # told after the second Ctrl-C
 
 
 def test_only_a_sqlite_ledger_has_its_batches_appended_by_a_second_process(
@@ -270,8 +353,6 @@ def test_ctrl_c_just_as_a_batch_is_known_committed_reports_it_and_ends(
     """Ctrl-C arriving the moment the appending process has said a batch is committed
     (its answer read, the batch not yet reported): the run still ends, at once, having
     told that batch and every other one committed, and no other."""
-    lines = [commit(n, amount="1") for n in range(1, 300)]
-    settled: list[int] = []
     original = appender.Appender.receive
     answers: list[int] = []
 
@@ -279,22 +360,13 @@ def test_ctrl_c_just_as_a_batch_is_known_committed_reports_it_and_ends(
         head = original(self)
         answers.append(head)
         if len(answers) == at:
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
         return head
 
-    monkeypatch.setattr(appender.Appender, "receive", interrupted_after)
-    with bootstrap(str(tmp_path / "l.db"), clock=FakeClock()) as ledger:
-        seed(ledger)
-        with pytest.raises(KeyboardInterrupt):
-            apply_lines(ledger.service, lines, default_actor=ME, batch_size=10,
-                        progress=settled.append)
-        assert not multiprocessing.active_children()
-        ids = [f"c-{n}" for n in range(1, 300)]
-        assert len(ledger.store.receipts(ids)) == sum(settled)
-        monkeypatch.setattr(appender.Appender, "receive", original)
-        report = apply_lines(ledger.service, lines, default_actor=ME, batch_size=10)
-    assert report.already_applied == sum(settled)
-    assert report.applied == len(lines) - sum(settled)
+    stopped_by_ctrl_c(
+        str(tmp_path / "l.db"), monkeypatch,
+        lambda patch: patch.setattr(appender.Appender, "receive", interrupted_after))
+    assert len(answers) >= at
 
 
 def test_the_processes_working_for_the_deciding_one_run_at_a_lower_priority(
