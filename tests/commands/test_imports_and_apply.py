@@ -525,6 +525,52 @@ def test_apply_stopped_by_ctrl_c_says_how_far_it_got_and_a_rerun_applies_the_res
                               "SpendCommitted": total}
 
 
+PIPELINED = """
+import os, sys
+from ledger.application import batch
+from ledger.store import appender
+batch._spare_core = lambda: {spare}
+batch.PARSE_STAGE_MIN_LINES = 1
+answer, told = appender._answer, []
+def dies_before_the_second(conn, said):
+    told.append(said)
+    if len(told) == 2:
+        open("died", "w").close()
+        os._exit(1)
+    return answer(conn, said)
+appender._answer = dies_before_the_second
+from commands.app import main
+sys.argv[0] = "ledger"
+sys.exit(main())
+"""
+"""`ledger` with the appending process made to die having committed its second batch,
+before saying so (leaving a file `died` in its working directory); with `spare=False`,
+the command run the ordinary way (no appending process, no parse process)."""
+
+
+@pytest.mark.e2e
+def test_apply_whose_appending_process_died_just_after_a_commit_says_what_a_plain_run_says(
+    tmp_path: Path,
+) -> None:
+    """The lines of the batch committed, never acknowledged, are applied by this run and
+    said so: every line's outcome, the summary and the exit code are the ordinary run's."""
+    file = tmp_path / "commands.jsonl"
+    lines = [*SETUP, *commitments(20), commitments(1)[0], '{"command": "spend commit"}']
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    piped, plain = (
+        subprocess.run([sys.executable, "-c", PIPELINED.format(spare=spare), "--db",
+                        str(tmp_path / f"{spare}.db"), "apply", str(file), "--batch-size", "3"],
+                       cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                       timeout=120, check=False)
+        for spare in (True, False))
+    assert (tmp_path / "died").exists(), piped.stderr
+    assert "Traceback" not in piped.stderr + plain.stderr
+    assert (piped.returncode, piped.stdout) == (plain.returncode, plain.stdout)
+    assert plain.returncode == EXIT_USAGE, plain.stderr
+    assert plain.stdout.splitlines()[-1] == (
+        "commands.jsonl: 22 applied, 1 already applied, 1 refused")
+
+
 def children_of(pid: int) -> list[int]:
     """The processes whose parent is `pid`, from /proc."""
     found = []
