@@ -185,8 +185,15 @@ def funnel_chart(found: Sequence[Row], path: Path) -> Path:
 
 
 def budget_figure(timeline: Sequence[Row], title: str) -> Figure:
-    """Per element: allocated, committed + settled, settled and risk-pool draws by date."""
+    """Per element: allocated, committed + settled, settled and risk-pool draws by date.
+
+    Each panel's date axis spans its financial year (1 April to 31 March), whatever
+    dates the rows reach: a year not begun has one point, which matplotlib would
+    otherwise widen by two years either side (past its year 9999 for 9998-99).
+    """
     from matplotlib.ticker import FuncFormatter  # noqa: PLC0415 - heavy import
+
+    from ledger.domain.values import FinancialYear  # noqa: PLC0415
 
     elements = list(dict.fromkeys(r["element"] for r in timeline))
     columns = max(1, min(3, len(elements)))
@@ -203,6 +210,8 @@ def budget_figure(timeline: Sequence[Row], title: str) -> Figure:
                     label=label, drawstyle="steps-post" if field == "allocated_pence"
                     else "default")
         ax.set_title(element, fontsize=10)
+        year = FinancialYear.parse(points[0]["year"])
+        ax.set_xlim(year.first_day, year.last_day)  # type: ignore[arg-type]
         ax.yaxis.set_major_formatter(pounds)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         ax.tick_params(axis="y", labelsize=7)
