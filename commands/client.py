@@ -14,11 +14,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 
+from ledger.application.files import MAX_APPLY_REQUEST_BYTES
 from ledger.domain.errors import InvalidInput, LedgerError, StoreUnavailable, error_for_status
 
 if TYPE_CHECKING:
@@ -109,18 +111,29 @@ class ServiceClient:
     def apply(self, lines: list[str], *, stop_on_error: bool, batch_size: int
               ) -> ApplyReport:
         """`ledger apply` run by the service (`POST /apply`) as the token's actor: the
-        same report, each refused line with the error it would raise here."""
+        same report, each refused line with the error it would raise here.
+
+        The file is sent in parts of whole lines, each at most MAX_APPLY_REQUEST_BYTES
+        (the most the service reads in one request), one after the other; with
+        `stop_on_error`, none after a part the service stopped in. InvalidInput (exit 2,
+        nothing sent) for a line longer than that bound on its own."""
         from ledger.application.batch import ApplyReport, LineResult  # noqa: PLC0415
 
-        found = self._send("POST", "/apply", lines="\n".join(lines),
-                           params={"stop_on_error": stop_on_error, "batch_size": batch_size},
-                           timeout=APPLY_TIMEOUT_SECONDS)
-        results = [
-            LineResult(r["line"], r["command_id"], r["command"], r["status"], r["message"],
-                       error_for_status(r["refusal_status"], r["rule"], r["error"])
-                       if r.get("refusal_status") is not None else None)
-            for r in found["results"]]
-        return ApplyReport(results, stopped_early=bool(found["stopped_early"]))
+        results: list[LineResult] = []
+        for offset, part in _parts(lines, MAX_APPLY_REQUEST_BYTES):
+            found = self._send("POST", "/apply", lines="\n".join(part),
+                               params={"stop_on_error": stop_on_error,
+                                       "batch_size": batch_size},
+                               timeout=APPLY_TIMEOUT_SECONDS)
+            results += [
+                LineResult(offset + r["line"], r["command_id"], r["command"], r["status"],
+                           r["message"],
+                           error_for_status(r["refusal_status"], r["rule"], r["error"])
+                           if r.get("refusal_status") is not None else None)
+                for r in found["results"]]
+            if found["stopped_early"]:
+                return ApplyReport(results, stopped_early=True)
+        return ApplyReport(results, stopped_early=False)
 
     def batches(self) -> RemoteBatches:
         """What runs the CSV imports through the service (all or nothing)."""
@@ -169,6 +182,27 @@ class RemoteBatches:
         return outcomes
 
 
+def _parts(lines: list[str], bound: int) -> list[tuple[int, list[str]]]:
+    """`lines` cut into runs of whole lines whose text, joined by newlines and encoded
+    as UTF-8, is at most `bound` bytes: (how many lines come before the run, the run).
+    InvalidInput (rule `apply`) for a line longer than `bound` on its own, before any
+    is sent."""
+    parts: list[tuple[int, list[str]]] = []
+    start, size = 0, -1
+    for number, line in enumerate(lines):
+        length = len(line.encode("utf-8", "surrogatepass")) + 1  # with its newline
+        if length - 1 > bound:
+            raise InvalidInput("apply", f"line {number + 1} is {length - 1:,} bytes, more "
+                               f"than the service reads in one request ({bound:,}); "
+                               "nothing was sent")
+        if size + length > bound:
+            parts.append((start, lines[start:number]))
+            start, size = number, -1
+        size += length
+    parts.append((start, lines[start:]))
+    return parts
+
+
 def answer_from(found: dict[str, Any]) -> Answer:
     from ledger.application.service import Answer  # noqa: PLC0415 - fast --help
 
@@ -188,6 +222,9 @@ def _answer_of(response: httpx.Response) -> Any:
     if response.status_code < 400:
         return found
     if isinstance(found, dict) and {"error", "rule"} <= set(found):
+        if response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+            # Input too large to send, as a file too large to read is (exit 2).
+            raise InvalidInput(str(found["rule"]), str(found["error"]))
         raise error_for_status(response.status_code, str(found["rule"]), str(found["error"]))
     raise StoreUnavailable("server", f"the ledger service answered {response.status_code}")
 

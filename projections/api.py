@@ -50,7 +50,7 @@ from ledger.store.eventstore import MAX_POSITION, EventStore
 from projections import api_feed, api_writes
 from projections.access import FeedView, Gatekeeper, Scope
 from projections.api_auth import Caller
-from projections.api_limits import BodyLimit
+from projections.api_limits import BODIES_AS_FILES, BodyLimit
 from projections.contract import (
     Health,
     HolderRow,
@@ -266,9 +266,12 @@ def create_app(store_target: str, *, projected: bool = False,
     return app
 
 
-def _body_too_large(limit: int) -> Response:
+def _body_too_large(limit: int, path: str) -> Response:
+    parts = ("; send a larger file of commands in parts of whole lines (ledger apply "
+             "--server does; an all-or-nothing import must fit in one)"
+             if path in BODIES_AS_FILES else "")
     return envelope(f"the request body is over {limit:,} bytes, the most this route reads; "
-                    "nothing was recorded", "request-size", 413)
+                    f"nothing was recorded{parts}", "request-size", 413)
 
 
 def app_from_environment() -> FastAPI:

@@ -4,10 +4,11 @@ A write command's body (`POST /spend/commit`, the token routes) is read and pars
 its bearer token is checked, so without a bound anyone who can reach the service could
 make it hold gigabytes in memory without a token. Such a body is a few hundred bytes;
 MAX_COMMAND_BODY_BYTES leaves room for the longest names and reasons, escaped. `POST
-/apply` (a whole `ledger apply` file, read once its token is checked) is bounded as a file
-is (ledger/application/files.py MAX_INPUT_BYTES). A larger body is refused with 413 as
-soon as its `Content-Length` says so, or as soon as the bytes that pass the bound arrive;
-the command is not run.
+/apply` (a `ledger apply` file, read once its token is checked, and held in memory with
+every line's outcome) reads at most MAX_APPLY_REQUEST_BYTES (ledger/application/files.py,
+16 MiB); a larger file is sent in parts. A larger body is refused with 413 as soon as its
+`Content-Length` says so, or as soon as the bytes that pass the bound arrive; the command
+is not run and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -18,18 +19,18 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger.application.files import MAX_INPUT_BYTES
+from ledger.application.files import MAX_APPLY_REQUEST_BYTES
 
 MAX_COMMAND_BODY_BYTES = 1024**2
 """The largest body of a write command or a token route, in bytes (1 MiB)."""
 
 BODIES_AS_FILES = frozenset({"/apply"})
-"""Routes whose body is a whole file of commands, bounded as a file is."""
+"""Routes whose body is a file of commands, bounded by MAX_APPLY_REQUEST_BYTES."""
 
 
 def body_limit(path: str) -> int:
     """The most bytes a request body to `path` may hold."""
-    return MAX_INPUT_BYTES if path in BODIES_AS_FILES else MAX_COMMAND_BODY_BYTES
+    return MAX_APPLY_REQUEST_BYTES if path in BODIES_AS_FILES else MAX_COMMAND_BODY_BYTES
 
 
 class _TooLarge(Exception):  # noqa: N818 - a signal inside the middleware, never shown
@@ -37,10 +38,10 @@ class _TooLarge(Exception):  # noqa: N818 - a signal inside the middleware, neve
 
 
 class BodyLimit:
-    """ASGI middleware: a request whose body passes `body_limit(path)` gets `refuse(limit)`
-    (a 413 response) instead of whatever the app would answer."""
+    """ASGI middleware: a request whose body passes `body_limit(path)` gets `refuse(limit,
+    path)` (a 413 response) instead of whatever the app would answer."""
 
-    def __init__(self, app: ASGIApp, refuse: Callable[[int], Response]) -> None:
+    def __init__(self, app: ASGIApp, refuse: Callable[[int, str], Response]) -> None:
         self.app = app
         self.refuse = refuse
 
@@ -51,7 +52,7 @@ class BodyLimit:
         limit = body_limit(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await self.refuse(limit)(scope, receive, send)
+            await self.refuse(limit, scope["path"])(scope, receive, send)
             return
         received = 0
         over = False
@@ -78,7 +79,7 @@ class BodyLimit:
             if not over:
                 raise
         if over:
-            await self.refuse(limit)(scope, receive, send)
+            await self.refuse(limit, scope["path"])(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -42,6 +42,7 @@ from ledger.application.commands import (
     TokenRevoke,
     build_command,
 )
+from ledger.application.files import MAX_APPLY_REQUEST_BYTES
 from ledger.application.service import Outcome, Request
 from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import (
@@ -54,7 +55,13 @@ from ledger.domain.errors import (
 from ledger.domain.values import WHOLE_NUMBER, Actor
 from ledger.strict_json import StrictJsonError, decode_utf8, loads
 from projections.api_auth import Caller
-from projections.contract import AnswerBody, NewTokenBody, documented, query_number
+from projections.contract import (
+    AnswerBody,
+    ErrorBody,
+    NewTokenBody,
+    documented,
+    query_number,
+)
 
 if TYPE_CHECKING:
     from ledger.application.service import Answer, LedgerService
@@ -371,7 +378,10 @@ class ApplyAnswer(BaseModel):
 
 def _apply_route(app: FastAPI, writer: Writer) -> None:
     @app.post("/apply", summary="ledger apply: a file of commands, one JSON object a line",
-              tags=["writes"], responses=documented(ApplyAnswer, statuses=(400, 401, 403, 503)),
+              tags=["writes"], responses=documented(ApplyAnswer, statuses=(400, 401, 403, 503))
+              | {413: {"model": ErrorBody, "description": "The body is over "
+                       f"{MAX_APPLY_REQUEST_BYTES:,} bytes (16 MiB): nothing was recorded; "
+                       "send a larger file in parts of whole lines"}},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "text/plain": {"schema": {"type": "string", "description": "JSON lines"}}}}})
     async def apply(
@@ -387,7 +397,11 @@ def _apply_route(app: FastAPI, writer: Writer) -> None:
     ) -> Response:
         """Each line `{"command", "command_id", "args"}` (an `actor`, if given, must be the
         token's), atomic and idempotent by its command id, as `ledger apply` runs a file.
-        The answer lists every line's outcome; refused lines are in it, not an error."""
+        The answer lists every line's outcome; refused lines are in it, not an error.
+        The body is at most 16 MiB (16,777,216 bytes): a larger one is refused with 413
+        (rule `request-size`) as soon as its `Content-Length` or the bytes sent pass it,
+        and nothing is recorded; send a larger file in parts of whole lines, as `ledger
+        apply --server` does (an `atomic` file must fit in one)."""
         if scope.read_only:
             raise NotAuthorised("authorisation", f"{scope.actor} holds a read-only token")
         lines_per_batch = query_number(batch_size, "batch_size", DEFAULT_BATCH, minimum=1,

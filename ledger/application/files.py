@@ -17,6 +17,11 @@ from typing import BinaryIO
 from ledger.domain.errors import InvalidInput
 
 MAX_INPUT_BYTES = 4 * 1024**3
+MAX_APPLY_REQUEST_BYTES = 16 * 1024**2
+"""The most bytes of a file of commands the service reads in one request (`POST /apply`,
+16 MiB): the body is held in memory with every line's outcome, so a shared service bounds
+it well below a file's bound. `ledger apply --server` sends a larger file in parts of at
+most this many bytes, whole lines each; an all-or-nothing import must fit in one."""
 _CHUNK = 1024**2
 
 

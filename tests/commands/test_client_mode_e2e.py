@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from commands.errors import EXIT_REFUSED, EXIT_USAGE
+from ledger.application.files import MAX_APPLY_REQUEST_BYTES
 from ledger.bootstrap import Ledger
 from tests.commands.conftest import Run, clean_env, ledger_executable
 from tests.ledger.application.scenario import ALLOCATOR, grant_token
@@ -201,3 +202,53 @@ def test_a_trail_through_the_service_prints_what_direct_access_prints(
     table = ledger_cmd(*consortium, "trail", "A81001", cwd=tmp_path).stdout
     assert "recorded at" in table
     assert "Z " not in table  # each instant as a table shows one: 2024-07-15 09:30:00
+
+
+def test_a_file_larger_than_one_request_is_applied_in_parts_with_its_own_line_numbers(
+        server: str, ledger: Ledger, tmp_path: Path) -> None:
+    token = grant_token(ledger, "practice:A81002")
+    pad = " " * (MAX_APPLY_REQUEST_BYTES // 2 - 1000)  # two lines a request at most
+    commands = tmp_path / "large.jsonl"
+    commands.write_text("\n".join([
+        commit_line("p-1", "R-P1", "10") + pad,
+        commit_line("p-2", "R-P2", "10") + pad,
+        commit_line("p-3", "R-P3", "1.234") + pad,  # malformed amount: refused
+        commit_line("p-4", "R-P4", "10") + pad,
+        commit_line("p-5", "R-P5", "10"),
+    ]) + "\n")
+    assert commands.stat().st_size > MAX_APPLY_REQUEST_BYTES
+    head = ledger.store.head()
+    done = ledger_cmd("--server", server, "--token", token, "apply", str(commands),
+                      cwd=tmp_path)
+    assert done.code == EXIT_USAGE, done.stderr
+    assert "4 applied, 0 already applied, 1 refused" in done.stdout, done.stdout
+    refused = [line for line in done.stdout.splitlines() if "refused" in line
+               and line.startswith("line ")]
+    assert len(refused) == 1, done.stdout
+    assert refused[0].startswith("line 3"), done.stdout
+    assert ledger.store.head() == head + 4
+    refs = {e.__dict__["ref"] for _, e in ledger.store.iter_events()
+            if e.topic == "SpendCommitted"}
+    assert {"R-P1", "R-P2", "R-P4", "R-P5"} <= refs
+    assert "R-P3" not in refs
+    stopped = ledger_cmd("--server", server, "--token", token, "apply", "--stop-on-error",
+                         str(commands), cwd=tmp_path)
+    assert stopped.code == EXIT_USAGE, stopped.stderr
+    assert "0 applied, 2 already applied, 1 refused" in stopped.stdout, stopped.stdout
+    assert ledger.store.head() == head + 4
+
+
+def test_a_line_longer_than_one_request_is_refused_before_anything_is_sent(
+        server: str, ledger: Ledger, tmp_path: Path) -> None:
+    token = grant_token(ledger, "practice:A81002")
+    commands = tmp_path / "long-line.jsonl"
+    commands.write_text(commit_line("l-1", "R-L1", "10") + "\n"
+                        + commit_line("l-2", "R-L2", "10") + " " * MAX_APPLY_REQUEST_BYTES
+                        + "\n")
+    head = ledger.store.head()
+    done = ledger_cmd("--server", server, "--token", token, "apply", str(commands),
+                      cwd=tmp_path)
+    assert done.code == EXIT_USAGE, (done.stdout, done.stderr)
+    done.one_line_error("line 2 is", f"than the service reads in one request "
+                        f"({MAX_APPLY_REQUEST_BYTES:,})", "nothing was sent")
+    assert ledger.store.head() == head

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from ledger.application.files import MAX_INPUT_BYTES
+from ledger.application.files import MAX_APPLY_REQUEST_BYTES, MAX_INPUT_BYTES
 from ledger.bootstrap import Ledger
 from projections.api_limits import MAX_COMMAND_BODY_BYTES
 from tests.ledger.application.scenario import ALLOCATOR, bearer, grant_token
@@ -98,15 +98,59 @@ def test_a_command_body_sent_in_chunks_is_refused_once_it_passes_the_bound(
     assert body["rule"] == "request-size"
 
 
-def test_a_file_of_commands_is_bounded_as_a_file_is(served: tuple[str, str]) -> None:
+@pytest.mark.parametrize("declared", [MAX_APPLY_REQUEST_BYTES + 1, MAX_INPUT_BYTES + 1])
+def test_a_file_of_commands_declared_over_the_bound_is_refused_before_it_is_sent(
+        served: tuple[str, str], declared: int) -> None:
     url, token = served
-    headers = {"Content-Type": "text/plain", "Content-Length": str(MAX_INPUT_BYTES + 1),
+    headers = {"Content-Type": "text/plain", "Content-Length": str(declared),
                **bearer(token)}
     with connect(url) as sock:
         sock.sendall(request_head("/apply", headers) + b'{"command": ')
         status, body = answer_of(sock)
     assert status == 413
     assert body["rule"] == "request-size"
+    assert f"over {MAX_APPLY_REQUEST_BYTES:,} bytes" in body["error"]
+    assert "nothing was recorded" in body["error"]
+    assert "in parts" in body["error"]
+
+
+def register_line(n: int, padding: int = 0) -> bytes:
+    """An `apply` line registering practice B8{n:04d}, padded with `padding` spaces."""
+    return orjson.dumps({"command": "practice register", "command_id": f"r-{n}",
+                         "args": {"practice": f"B8{n:04d}", "name": "Padded",
+                                  "list_size": 3000, "on": "2024-04-01"}}
+                        ) + b" " * padding + b"\n"
+
+
+def test_a_file_of_commands_sent_in_chunks_past_the_bound_is_refused_and_records_nothing(
+        served: tuple[str, str], ledger: Ledger) -> None:
+    url, token = served
+    head = ledger.store.head()
+    headers = {"Content-Type": "text/plain", "Transfer-Encoding": "chunked", **bearer(token)}
+    chunk = register_line(1, padding=1024**2 - 200)
+    with connect(url) as sock:
+        sock.sendall(request_head("/apply", headers))
+        for _ in range(MAX_APPLY_REQUEST_BYTES // len(chunk) + 2):
+            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        status, body = answer_of(sock)  # the last chunk (size 0) is never sent
+    assert status == 413
+    assert body["rule"] == "request-size"
+    assert ledger.store.head() == head
+
+
+def test_a_file_of_commands_just_within_the_bound_is_applied(
+        served: tuple[str, str], ledger: Ledger) -> None:
+    url, token = served
+    first, second = register_line(1), register_line(2)
+    padding = MAX_APPLY_REQUEST_BYTES - len(first) - len(second)
+    body = first + register_line(2, padding=padding)
+    assert len(body) == MAX_APPLY_REQUEST_BYTES
+    head = ledger.store.head()
+    done = httpx.post(f"{url}/apply", content=body, timeout=60,
+                      headers={"Content-Type": "text/plain", **bearer(token)})
+    assert done.status_code == 200, done.text[:500]
+    assert [r["status"] for r in done.json()["results"]] == ["applied", "applied"]
+    assert ledger.store.head() == head + 2
 
 
 def test_a_command_over_the_bound_records_nothing_and_one_within_it_is_recorded(
