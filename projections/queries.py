@@ -358,6 +358,10 @@ class Reads:
             practices = self._members(self._consortium(consortium), day)
         wanted_holder = parse_holder(holder) if holder is not None else None
         if wanted_holder is not None:
+            kind, _, code = wanted_holder.partition(":")
+            # A holder the ledger has never heard of is refused as --practice and
+            # --consortium refuse it, not answered with an empty portfolio.
+            (self._practice if kind == "practice" else self._consortium)(code)
             practices = self._practices_held_by(wanted_holder, fy, day, known_at)
         rows = self._holder_rows(fy, day, practices, known_at)
         if wanted_holder is not None:

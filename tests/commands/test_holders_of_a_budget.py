@@ -101,3 +101,29 @@ def test_holders_help_says_which_elements_it_lists(run_ledger: Run) -> None:
     done = run_ledger("holders", "--help")
     assert done.code == 0, done.stderr
     assert "an element nobody allocated is not listed" in " ".join(done.stdout.split())
+
+
+UNKNOWN_HOLDERS = [("practice:B82099", "no practice B82099", "practice"),
+                   ("consortium:99z", "no consortium 99Z", "consortium")]
+
+
+@pytest.mark.parametrize(("holder", "message", "rule"), UNKNOWN_HOLDERS)
+def test_a_holder_the_ledger_does_not_know_is_refused_not_shown_holding_nothing(
+        ledger: Ledger, run_ledger: Run, db_url: str, holder: str, message: str,
+        rule: str) -> None:
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+
+    from projections.api import create_app  # noqa: PLC0415
+
+    populate(run_ledger)
+    for year in ((), ("--year", YEAR)):
+        done = run_ledger("holders", "--holder", holder, *year)
+        assert done.code == 1, (done.stdout, done.stderr)
+        done.one_line_error(message, f"[rule: {rule}]")
+        assert done.stdout == ""
+    secret = grant_token(ledger, "auditor:peer")
+    with TestClient(create_app(db_url)) as client:
+        answer = client.get("/holders", params={"holder": holder}, headers=bearer(secret))
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["rule"] == rule
+        assert message in answer.json()["error"]
