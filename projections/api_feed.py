@@ -16,11 +16,19 @@ workers): the notifier LISTENs for the NOTIFY every write transaction sends
 case a notification was lost. On SQLite, which has no such signal, streams poll
 the store every `POLL_SECONDS`. Either way a consumer sees a new event well
 within 100 ms of its commit.
+
+A consumer that reads slowly is paced: a stream reads `LIVE_PAGE` events at a time and
+hands the server at most `SEND_BYTES` at once, and the server takes the next write only
+once the connection has room for it, so what waits in the service for one client is
+bounded (`BUFFERED_BYTES` beyond one page). A client that takes nothing for
+`STALL_SECONDS` has its stream ended, the reason logged; it resumes with `Last-Event-ID`,
+nothing skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -33,7 +41,7 @@ import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from sse_starlette.event import ServerSentEvent
-from sse_starlette.sse import EventSourceResponse
+from sse_starlette.sse import EventSourceResponse, SendTimeoutError
 
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.events import LEDGER_NAMESPACE
@@ -66,6 +74,53 @@ WATCH_SECONDS = 1.0  # how often the LISTENing thread checks it should stop
 BATCH = 500
 SCAN = 10_000  # events read at most for one page of a part of the feed
 PING_SECONDS = 15
+LIVE_PAGE = 100
+"""Events a live stream reads at a time (a page is read only once the last is sent)."""
+SEND_BYTES = 64 * 1024
+"""The most bytes a live stream hands the server at once (one message alone if longer)."""
+BUFFERED_BYTES = 2 * SEND_BYTES
+"""The most bytes of a live stream waiting in the service to be sent, beyond its page:
+one write, and the connection's buffer up to the server's high-water mark (64 KiB),
+past which the server waits for the client before taking the next write."""
+STALL_SECONDS = 60.0
+"""How long a live stream waits for a client to take a write before ending the stream."""
+
+LOG = logging.getLogger(__name__)
+
+
+class PacedEventSource(EventSourceResponse):
+    """A server-sent event stream whose client must take each write within
+    `STALL_SECONDS`: otherwise the stream ends (logged with the reason) rather than keep
+    its page and its store reads for a client that has stopped reading."""
+
+    def __init__(self, content: AsyncIterator[bytes], *, who: Callable[[], str]) -> None:
+        super().__init__(content, ping=PING_SECONDS, send_timeout=STALL_SECONDS)
+        self.who = who
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            LOG.warning("live feed: ended the stream of %s: the client took nothing for "
+                        "%g s (it resumes with Last-Event-ID, nothing skipped)",
+                        self.who(), STALL_SECONDS)
+
+
+def in_writes(messages: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """`messages` (position, message) joined into writes of at most SEND_BYTES (a longer
+    message alone), each with the position of its last message."""
+    writes: list[tuple[int, bytes]] = []
+    pending: list[bytes] = []
+    size, last = 0, 0
+    for position, message in messages:
+        if pending and size + len(message) > SEND_BYTES:
+            writes.append((last, b"".join(pending)))
+            pending, size = [], 0
+        pending.append(message)
+        size, last = size + len(message), position
+    if pending:
+        writes.append((last, b"".join(pending)))
+    return writes
 
 
 class Notifier:
@@ -234,7 +289,13 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
             alias="Last-Event-ID", description="The id of the last message you handled")
         ] = None,
     ) -> EventSourceResponse:
-        """Every event after the checkpoint, then each new one as it is committed."""
+        """Every event after the checkpoint, then each new one as it is committed.
+
+        A client that reads slowly is paced: the stream reads 100 events at a time and
+        hands the server at most 64 KiB at once, taken only when the connection has room,
+        so at most 128 KiB wait in the service per client beyond one page. A client that
+        takes nothing for 60 s has its stream ended (the service logs why); reconnect
+        with `Last-Event-ID` to resume, nothing skipped."""
         checkpoint = checkpoint_of(query_number(after, "after", 0, maximum=MAX_POSITION),
                                    last_event_id,
                                    len(request.headers.getlist("last-event-id")))
@@ -247,13 +308,15 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
         notifier.watch(store)
         secret = credentials.credentials if credentials is not None else None
 
+        sent = [checkpoint]  # the position of the last message handed to the server
+
         async def messages() -> AsyncIterator[bytes]:
             position = checkpoint
             while not await request.is_disconnected():
                 seen = notifier.generation
                 try:
-                    page = await anyio.to_thread.run_sync(page_after, store, position, BATCH,
-                                                          view)
+                    page = await anyio.to_thread.run_sync(page_after, store, position,
+                                                          LIVE_PAGE, view)
                 except LedgerError as error:  # stored since the stream began: say so, end
                     yield ServerSentEvent(event="ledger-error", data=orjson.dumps(
                         {"error": error.message, "rule": error.rule}).decode()).encode()
@@ -267,16 +330,20 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
                         return
                     head = await anyio.to_thread.run_sync(store.head)
                     ledger_id = identity.of(store)
-                    # One write per batch: a message per event, sent together.
-                    yield b"".join(ServerSentEvent(
-                        id=str(row["position"]), event="ledger-event",
-                        data=orjson.dumps({"ledger_id": ledger_id, "head": head,
-                                           "visible_to": view.visible_to, "event": row},
-                                          option=orjson.OPT_UTC_Z).decode()).encode()
-                        for row in page.rows)
+                    # A message per event, sent together in writes of at most SEND_BYTES:
+                    # each is taken by the server only once the client has room for it.
+                    for last, chunk in in_writes([(row["position"], ServerSentEvent(
+                            id=str(row["position"]), event="ledger-event",
+                            data=orjson.dumps({"ledger_id": ledger_id, "head": head,
+                                               "visible_to": view.visible_to, "event": row},
+                                              option=orjson.OPT_UTC_Z).decode()).encode())
+                            for row in page.rows]):
+                        yield chunk
+                        sent[0] = last
                 position = page.read_to
                 if not page.more:
                     await notifier.wait(seen, FALLBACK_SECONDS if notifier.listening
                                         else POLL_SECONDS)
 
-        return EventSourceResponse(messages(), ping=PING_SECONDS)
+        return PacedEventSource(messages(), who=lambda: f"{scope.actor} (sent up to "
+                                f"position {sent[0]})")
