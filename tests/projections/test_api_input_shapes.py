@@ -9,7 +9,8 @@ headers) with one line of JSON, and nothing is recorded.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -117,16 +118,28 @@ def test_a_body_naming_one_figure_twice_or_a_rate_as_a_fraction_is_refused(
     assert head(client, secret) == before
 
 
-def test_a_last_event_id_given_twice_or_in_other_digits_is_refused(
-        served: tuple[TestClient, str]) -> None:
+LiveFrom = Callable[..., Any]
+"""Asks `/events/live` as the allocator with each raw value given as a `Last-Event-ID`
+header, in order; the answer."""
+
+
+@pytest.fixture
+def live_from(served: tuple[TestClient, str]) -> LiveFrom:
     client, secret = served
     auth = (b"Authorization", f"Bearer {secret}".encode())
-    refused(client.get("/events/live", headers=[auth, (b"Last-Event-ID", b"1"),
-                                                 (b"Last-Event-ID", b"2")]),
-            400, "Last-Event-ID given 2 times")
+
+    def ask(*values: bytes) -> Any:
+        return client.get("/events/live",
+                          headers=[auth, *((b"Last-Event-ID", value) for value in values)])
+
+    return ask
+
+
+def test_a_last_event_id_given_twice_or_in_other_digits_is_refused(
+        live_from: LiveFrom) -> None:
+    refused(live_from(b"1", b"2"), 400, "Last-Event-ID given 2 times")
     for value in (b"\xb2", b"1\xb9", b"-1", b"1e3", b"9" * 19):
-        refused(client.get("/events/live", headers=[auth, (b"Last-Event-ID", value)]),
-                400, "Last-Event-ID must be a position")
+        refused(live_from(value), 400, "Last-Event-ID must be a position")
 
 
 def test_a_token_is_read_only_by_a_json_boolean_alone(served: tuple[TestClient, str]) -> None:
@@ -271,9 +284,6 @@ def test_a_write_body_with_a_byte_order_mark_reads_as_without_one(
 
 
 def test_a_last_event_id_int_would_read_is_refused_as_other_positions_are(
-        served: tuple[TestClient, str]) -> None:
-    client, secret = served
-    auth = (b"Authorization", f"Bearer {secret}".encode())
+        live_from: LiveFrom) -> None:
     for value in (b"5_0", b"+1", b"0x1", b"\xa01", b"1\x0b"):
-        refused(client.get("/events/live", headers=[auth, (b"Last-Event-ID", value)]),
-                400, "Last-Event-ID must be a position (the digits 0-9 alone")
+        refused(live_from(value), 400, "Last-Event-ID must be a position (the digits 0-9 alone")
