@@ -252,3 +252,20 @@ def test_a_line_longer_than_one_request_is_refused_before_anything_is_sent(
     done.one_line_error("line 2 is", f"than the service reads in one request "
                         f"({MAX_APPLY_REQUEST_BYTES:,})", "nothing was sent")
     assert ledger.store.head() == head
+
+
+# The bound and its answer are the service's, whatever the store.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_import_too_large_for_one_request_is_refused_as_malformed_input_recording_nothing(
+        server: str, ledger: Ledger, tmp_path: Path) -> None:
+    token = grant_token(ledger, ALLOCATOR)
+    practices = tmp_path / "practices.csv"
+    rows = [f"B{n:05d},{'N' * 200},3000" for n in range(60_000)]
+    practices.write_text("practice,name,list_size\n" + "\n".join(rows) + "\n")
+    head = ledger.store.head()
+    done = ledger_cmd("--server", server, "--token", token, "practice", "import",
+                      str(practices), cwd=tmp_path)
+    assert done.code == EXIT_USAGE, (done.stdout[-500:], done.stderr)
+    done.one_line_error(f"over {MAX_APPLY_REQUEST_BYTES:,} bytes", "nothing was recorded",
+                        "must fit in one", "[rule: request-size]")
+    assert ledger.store.head() == head
