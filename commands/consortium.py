@@ -46,7 +46,8 @@ def join(
     practice: options.OtherPractice,
     on: options.On = None,
 ) -> None:
-    """A practice joins the consortium from --on."""
+    """A practice joins the consortium from --on (a member of one consortium at a time: it
+    leaves the other first, and may join from the day it leaves)."""
     write(ctx, "consortium join", {"consortium": consortium, "practice": practice, "on": on})
 
 

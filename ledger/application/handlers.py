@@ -259,9 +259,33 @@ def join_consortium(command: ConsortiumJoin, context: Context, uow: UnitOfWork) 
     if year in consortium.top_slices:
         require_top_slice_fits(uow, command.practice, year, consortium.top_slices[year],
                                context.effective_on)
+    require_no_other_consortium(uow, command.practice, consortium.code, context.effective_on)
     consortium.join(context, command.practice)
     uow.affiliate(command.practice, consortium.code)
     return Result(f"{command.practice} joined {consortium.code} on {context.effective_on}")
+
+
+def require_no_other_consortium(uow: UnitOfWork, practice: str, joining: str,
+                                day: date) -> None:
+    """RuleViolation (rule `membership`) when `practice` is a member of a consortium other
+    than `joining` on `day` or later: a practice is a member of one consortium at a time.
+
+    Its top-slice goes to one risk pool and its budget into one consortium's figures; a
+    second membership would count the same top-slice in two pools' capacity, money no
+    budget gave up."""
+    for code in uow.consortia_of(practice):
+        if code == joining:
+            continue
+        for membership in uow.consortium(code).memberships.get(practice, ()):
+            if membership.left_on is None or day < membership.left_on:
+                until = (f" until {membership.left_on}" if membership.left_on is not None
+                         else "")
+                raise RuleViolation(
+                    "membership",
+                    f"{practice} is a member of {code} from {membership.joined_on}{until}; a "
+                    f"practice is a member of one consortium at a time: it may join {joining} "
+                    f"from the day it leaves {code}",
+                )
 
 
 @handles(ConsortiumLeave)
