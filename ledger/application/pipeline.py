@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import signal
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from ledger.application.service import LedgerService, Outcome, Request, reads_of
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.events import LedgerEvent
+from ledger.interrupts import ctrl_c_held
 from ledger.store.appender import Appender, AppendFailed
 from ledger.store.eventstore import Encoded
 from ledger.store.recorders import Indexes, Receipt, RefEntry
@@ -95,7 +95,7 @@ class Pipeline(Generic[T]):
             self._on_settled(tag, self.service.execute_batch(requests))
             return
         try:
-            with _ctrl_c_held():  # a batch sent is a batch tracked, and never sent in part
+            with ctrl_c_held():  # a batch sent is a batch tracked, and never sent in part
                 self._appending.append(appending)
                 self._appender.send(encoded, indexes)
         except AppendFailed:
@@ -166,7 +166,7 @@ class Pipeline(Generic[T]):
         except AppendFailed:
             pass
         finally:
-            with _ctrl_c_held():
+            with ctrl_c_held():
                 appender.close()
                 try:
                     self._settle_held()
@@ -273,30 +273,10 @@ def _settle_next(appender: Appender, appending: collections.deque[_Appending[T]]
     the answer and the telling: an answer read and not told would leave the batches
     and their answers out of step, and the run waiting for an answer that never comes."""
     appender.wait()
-    with _ctrl_c_held():
+    with ctrl_c_held():
         appender.receive()
         done = appending.popleft()
         on_settled(done.tag, done.outcomes)
-
-
-@contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[None]:
-    """Ctrl-C (SIGINT) held back until the block ends, then delivered as it came. Its
-    handler is swapped, not the signal blocked: a signal blocked in this thread alone
-    would go to another (the parse process's executor runs threads here), whose handler
-    still raises in this one."""
-    caught: list[int] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
-    except ValueError:  # not the main thread: Ctrl-C is not raised in this one anyway
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-        if caught:
-            signal.raise_signal(signal.SIGINT)
 
 
 @contextlib.contextmanager

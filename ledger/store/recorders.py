@@ -43,6 +43,7 @@ from eventsourcing.sqlite import (
 )
 
 from ledger.audit.leaf import state_bytes
+from ledger.interrupts import ctrl_c_held
 from ledger.store import catalogue
 from ledger.store.dialect import Dialect
 from ledger.store.hooks import StoredRow, WriteHook
@@ -619,7 +620,13 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
 
     eventsourcing opens connections with `cached_statements=True`, which sqlite3
     reads as a cache of ONE statement: every other query is re-prepared (tens
-    of microseconds each, most of a small command's reads). Otherwise the same.
+    of microseconds each, most of a small command's reads).
+
+    Ctrl-C is held while a connection is taken, given back or the pool closed
+    (`ctrl_c_held`): a KeyboardInterrupt raised part way through eventsourcing's
+    code (between its semaphore's lock taken and given back, or a connection put
+    back in the pool and its lock released) would leave a lock taken for good, and
+    the next connection asked for (closing the store asks for one) waiting forever.
     """
 
     _writer: SQLiteConnection | None = None
@@ -643,21 +650,45 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
             finally:
                 self.put_connection(conn)
             return
-        if not self._writer_lock.acquire(timeout=self.pool_timeout):
-            raise ConnectionUnavailableError("Timed out waiting for return of writer")
+        locked = False
         try:
+            with ctrl_c_held():
+                locked = self._writer_lock.acquire(timeout=self.pool_timeout)
+            if not locked:
+                raise ConnectionUnavailableError("Timed out waiting for return of writer")
             if self._closed:
                 raise ConnectionPoolClosedError
             if self._writer is None or self._writer.closed:
                 self._writer = self._create_connection()
             yield self._writer
         finally:
-            self._writer_lock.release()
+            if locked:
+                self._writer_lock.release()
+
+    def get_connection(self, timeout: float | None = None, *, is_writer: bool | None = None
+                       ) -> SQLiteConnection:
+        """eventsourcing's, Ctrl-C held; a connection taken when the Ctrl-C held is then
+        raised is given back first."""
+        taken: list[SQLiteConnection] = []
+        try:
+            with ctrl_c_held():
+                taken.append(super().get_connection(timeout, is_writer=is_writer))
+        except KeyboardInterrupt:
+            for conn in taken:
+                self.put_connection(conn)
+            raise
+        return taken[0]
+
+    def put_connection(self, conn: SQLiteConnection) -> None:
+        """eventsourcing's, Ctrl-C held."""
+        with ctrl_c_held():
+            super().put_connection(conn)
 
     def close(self) -> None:
-        super().close()
-        if self._writer is not None:
-            self._writer.close()
+        with ctrl_c_held():
+            super().close()
+            if self._writer is not None:
+                self._writer.close()
 
     def _create_connection(self) -> SQLiteConnection:
         try:

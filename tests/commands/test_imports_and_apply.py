@@ -571,6 +571,69 @@ def test_apply_whose_appending_process_died_just_after_a_commit_says_what_a_plai
         "commands.jsonl: 22 applied, 1 already applied, 1 refused")
 
 
+CTRL_C_IN_THE_POOL = """
+import inspect, os, signal, sys, threading
+from eventsourcing.persistence import ConnectionPool
+from ledger.application import batch
+batch._spare_core = lambda: True
+batch.PARSE_STAGE_MIN_LINES = 1
+window = sys.argv.pop(1)
+put = ConnectionPool.put_connection.__code__
+source, first = inspect.getsourcelines(put)
+released = first + next(i for i, text in enumerate(source) if "conn.in_use.release()" in text)
+passes = []
+
+def in_the_window(frame, event):
+    if window == "semaphore":
+        caller = frame.f_back
+        return (event == "call" and frame.f_code is threading.Condition.__exit__.__code__
+                and isinstance(caller.f_locals.get("self"), threading.Semaphore)
+                and caller.f_back.f_code.co_name == "get_connection")
+    return event == "line" and frame.f_code is put and frame.f_lineno == released
+
+def ctrl_c_there(frame, event, arg):
+    if len(passes) < 20 and in_the_window(frame, event):
+        passes.append(1)
+        if len(passes) == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+    return ctrl_c_there if frame.f_code is put and len(passes) < 20 else None
+
+sys.settrace(ctrl_c_there)
+from commands.app import main
+sys.argv[0] = "ledger"
+sys.exit(main())
+"""
+"""`ledger` getting Ctrl-C at the 20th time its main thread is in a window of
+eventsourcing's connection pool (the first argument): its semaphore's lock taken and
+about to be given back, as a connection is taken ("semaphore"), or a connection back
+in the pool and its own lock not yet released ("pooled connection")."""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("window", ["semaphore", "pooled connection"])
+def test_apply_stopped_by_ctrl_c_inside_the_connection_pool_still_closes_and_ends(
+    tmp_path: Path, window: str
+) -> None:
+    """Ctrl-C arriving while the connection pool holds a lock for a moment: the run ends,
+    exit 130, saying how far it got (closing the ledger, it takes a connection again)."""
+    file = tmp_path / "commands.jsonl"
+    file.write_text("\n".join([*SETUP, *commitments(300)]) + "\n", encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_IN_THE_POOL, window, "--db",
+         str(tmp_path / "ledger.db"), "apply", str(file), "--batch-size", "10"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("interrupted: commands.jsonl: "), stderr
+
+
 def children_of(pid: int) -> list[int]:
     """The processes whose parent is `pid`, from /proc."""
     found = []

@@ -1,0 +1,50 @@
+"""Ctrl-C held back over code that an interrupt part way through would leave broken."""
+
+from __future__ import annotations
+
+# `_signal`: `signal`'s own functions without its enum wrapping, which costs some 10 us a
+# swap of handlers (an exception raised and caught inside).
+import _signal  # type: ignore[import-not-found]
+import signal
+import threading
+from types import FrameType, TracebackType
+
+
+class CtrlCHeld:
+    """Ctrl-C (SIGINT) held back until the block ends, then delivered as it came
+    (`with ctrl_c_held(): ...`). Its handler is swapped, not the signal blocked: a signal
+    blocked in this thread alone would go to another (the parse process's executor runs
+    threads here), whose handler still raises in this one. Nothing is done outside the
+    main thread (where Ctrl-C is never raised), when SIGINT is ignored, or inside a
+    block that holds it already. Costs two handler swaps, a few microseconds."""
+
+    __slots__ = ("came", "previous")
+
+    def __init__(self) -> None:
+        self.came = False
+        self.previous: object = _signal.SIG_IGN  # nothing to restore
+
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+        self.came = True
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = _signal.getsignal(signal.SIGINT)
+        if previous == _signal.SIG_IGN or isinstance(previous, CtrlCHeld):
+            return
+        _signal.signal(signal.SIGINT, self)
+        self.previous = _signal.SIG_DFL if previous is None else previous
+
+    def __exit__(self, _type: type[BaseException] | None, _error: BaseException | None,
+                 _traceback: TracebackType | None) -> None:
+        if self.previous == _signal.SIG_IGN:
+            return
+        _signal.signal(signal.SIGINT, self.previous)
+        if self.came:
+            signal.raise_signal(signal.SIGINT)
+
+
+def ctrl_c_held() -> CtrlCHeld:
+    """A block with Ctrl-C held back (CtrlCHeld)."""
+    return CtrlCHeld()
