@@ -24,7 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
@@ -106,24 +106,65 @@ def parse_target(target: str) -> StoreTarget:
     return StoreTarget("sqlite", str(path), {"SQLITE_DBNAME": str(path)})
 
 
+URL_PARAMETERS = ("schema", "connect_timeout")
+"""The query parameters a PostgreSQL `--db` URL takes; any other is refused."""
+
+SCHEMA_NAME_MAX = 63 - len(".ledger_events")
+"""The longest schema name (49 characters): each write NOTIFYs the channel
+`<schema>.ledger_events`, and PostgreSQL refuses a channel name past 63 bytes."""
+
+_SCHEMA_NAME = re.compile(rf"[a-z_][a-z0-9_]{{0,{SCHEMA_NAME_MAX - 1}}}")
+_CONNECT_TIMEOUT_MAX = 3600
+
+
 def _postgres_target(url: str) -> StoreTarget:
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    schema = query.get("schema", [""])[0]
-    if schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-        raise InvalidInput("db", f"malformed schema name {schema!r}")
+    """A PostgreSQL URL, `postgresql://user:pass@host:5432/db?schema=NAME&connect_timeout=S`.
+
+    Raises InvalidInput (rule db) for a URL that does not parse (a port that is no number
+    or past 65535, a bracket left open), a parameter other than `schema` and
+    `connect_timeout` (a misspelt `shema=` would otherwise write to the default schema),
+    one given twice or blank, a schema name that is not 1 to 49 of `a-z 0-9 _` (not
+    starting with a digit), or a timeout that is not 1 to 3600 whole seconds.
+    """
+    shown = mask_password(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise InvalidInput("db", f"malformed PostgreSQL URL {shown!r}: {error}") from None
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in URL_PARAMETERS:
+            raise InvalidInput(
+                "db", f"unknown parameter {name!r} in the PostgreSQL URL {shown!r}: it takes "
+                "schema=NAME and connect_timeout=SECONDS")
+        if name in query:
+            raise InvalidInput(
+                "db", f"parameter {name} is given twice in the PostgreSQL URL {shown!r}: "
+                "give it once")
+        query[name] = value
+    schema = query.get("schema")
+    if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+        raise InvalidInput(
+            "db", f"malformed schema name {schema!r}: 1 to {SCHEMA_NAME_MAX} of a-z, 0-9 and "
+            "_, not starting with a digit")
+    timeout = query.get("connect_timeout", "5")
+    if not re.fullmatch(r"[0-9]{1,4}", timeout) or not 1 <= int(timeout) <= _CONNECT_TIMEOUT_MAX:
+        raise InvalidInput(
+            "db", f"malformed connect_timeout {timeout!r} in the PostgreSQL URL {shown!r}: "
+            f"1 to {_CONNECT_TIMEOUT_MAX} whole seconds")
     env = {
         "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_PORT": str(port or 5432),
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_SCHEMA": schema,
-        "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["5"])[0],
+        "POSTGRES_SCHEMA": schema or "",
+        "POSTGRES_CONNECT_TIMEOUT": timeout,
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_MAX_OVERFLOW": "4",
     }
-    return StoreTarget("postgres", mask_password(url), env)
+    return StoreTarget("postgres", shown, env)
 
 
 # A topic, not an import: psycopg loads only when a PostgreSQL store is opened.
