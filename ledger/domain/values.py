@@ -399,8 +399,11 @@ def parse_whole_number(value: object, name: str, *, minimum: int = 0,
         raise InvalidInput(malformed_rule or rule, f"{name} must be a whole number written "
                            "in the digits 0-9 alone (no sign, space, underscore, other "
                            f"digits or 0x), {expected}: not {spelled}")
-    if not minimum <= number <= maximum:
+    if number < minimum:
         raise InvalidInput(rule, f"{name} must be {expected}, not {shown(text)}")
+    if number > maximum:  # past the largest: name it, even where it is "or more" otherwise
+        largest = f"{maximum:,}" if maximum == MAX_WHOLE_NUMBER else str(maximum)
+        raise InvalidInput(rule, f"{name} must be {minimum} to {largest}, not {shown(text)}")
     return number
 
 

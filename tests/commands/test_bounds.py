@@ -332,3 +332,20 @@ def test_every_event_every_command_writes_reads_back_exactly(
     for n in stored:
         event = decode_event(n.topic, n.originator_id, n.originator_version, n.state)
         assert encode_event(event) == bytes(n.state), n.topic
+
+
+def test_a_position_past_the_largest_is_refused_naming_the_largest(
+        invoke: RunLedger, budget: str) -> None:
+    beyond = invoke("events", "--after", str(2**63))
+    assert beyond.code == EXIT_USAGE
+    beyond.one_line_error(f"--after must be 0 to {MAX_POSITION:,}, not '{2**63}'",
+                          "[rule: after]")
+    with TestClient(create_app(budget)) as client:
+        granting = bootstrap(budget)
+        try:
+            headers = bearer(grant_token(granting, "auditor:audit"))
+        finally:
+            granting.close()
+        response = client.get(f"/events?after={2**63}", headers=headers)
+    assert response.status_code == 400, response.text
+    assert f"after must be 0 to {MAX_POSITION:,}" in response.json()["error"]
