@@ -28,6 +28,7 @@ from ledger.application.service import LedgerService, Outcome, Request
 from ledger.domain.characters import parse_command_id
 from ledger.domain.errors import InvalidInput, LedgerError
 from ledger.domain.values import Actor
+from ledger.interrupts import ctrl_c_held
 from ledger.store.appender import BACKGROUND_NICENESS
 
 DEFAULT_BATCH = 2_000
@@ -261,12 +262,18 @@ def _shut_down(pool: ProcessPoolExecutor, before: set[multiprocessing.process.Ba
     """Ends the parse process, even one the pool lost track of: forked, but the pool's
     thread never started (Ctrl-C, or no thread to be had, in between), it would wait for
     work, and this process's exit for it, forever. `before` are this process's children
-    from before the pool, which are not the pool's."""
-    with contextlib.suppress(RuntimeError):  # a thread never started: nothing to join
-        pool.shutdown(wait=True, cancel_futures=True)
-    for process in set(multiprocessing.active_children()) - before:
-        process.kill()
-        process.join()
+    from before the pool, which are not the pool's. Ctrl-C is held meanwhile (a few
+    milliseconds): a second one stopping the wait for the pool to shut down left its
+    process waiting for work, or its threads for a pipe no one reads, and this process's
+    exit waiting for them, forever."""
+    with ctrl_c_held():
+        try:
+            with contextlib.suppress(RuntimeError):  # a thread never started: nothing to join
+                pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            for process in set(multiprocessing.active_children()) - before:
+                process.kill()
+                process.join()
 
 
 def _parse_pool() -> ProcessPoolExecutor | None:

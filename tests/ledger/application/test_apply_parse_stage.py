@@ -15,9 +15,12 @@ import json
 import multiprocessing
 import os
 import pickle
+import signal
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -452,6 +455,43 @@ def test_ctrl_c_between_the_fork_and_the_executors_thread_leaves_no_parse_proces
                 apply_lines(ledger.service, [commit(n) for n in range(1, 40)],
                             default_actor=ME, batch_size=10)
             assert not multiprocessing.active_children()
+    finally:
+        end_children()
+
+
+@pytest.mark.timeout(60)
+def test_a_second_ctrl_c_as_the_parse_process_is_shut_down_still_ends_it(
+    sqlite_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C again the moment the run, stopped by the first, shuts the parse stage down:
+    it is shut down all the same (its process, left waiting for work, would keep this
+    process's exit waiting for it forever), and the interrupt is what is raised."""
+    monkeypatch.setattr(batch, "PARSE_STAGE_MIN_LINES", 1)
+    shutdown = ProcessPoolExecutor.shutdown
+    shut: list[bool] = []
+
+    def interrupted_again(self: ProcessPoolExecutor, *args: Any, **kwargs: Any) -> None:
+        shut.append(True)
+        os.kill(os.getpid(), signal.SIGINT)
+        shutdown(self, *args, **kwargs)
+
+    def interrupted(_settled: int) -> None:
+        if not shut:
+            monkeypatch.setattr(ProcessPoolExecutor, "shutdown", interrupted_again)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        with bootstrap(sqlite_path, clock=FakeClock()) as ledger:
+            seed(ledger)
+            with pytest.raises(KeyboardInterrupt):
+                apply_lines(ledger.service, [commit(n) for n in range(1, 300)],
+                            default_actor=ME, batch_size=10, progress=interrupted)
+        assert shut
+        assert not multiprocessing.active_children()
+        deadline = time.monotonic() + 30
+        while threading.active_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() == 1, threading.enumerate()
     finally:
         end_children()
 
