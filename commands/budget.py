@@ -68,7 +68,8 @@ def allocate_formula(
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Show what would be allocated; record nothing."),
+        typer.Option("--dry-run", help="Show what would be allocated, or refuse as the run "
+                                       "would; record nothing."),
     ] = False,
     on: options.On = None,
 ) -> None:

@@ -76,7 +76,8 @@ def allocate_by_formula(
 
     Raises InvalidInput for malformed rates or dates, NotFound for an unknown
     consortium, RuleViolation (rule `formula`, naming the practice and element) when
-    a practice lacks a weighted population for a rated element; nothing is recorded.
+    a practice lacks a weighted population for a rated element, and whatever refuses
+    a practice's command (the same with `dry_run`); nothing is recorded.
     """
     args: dict[str, object] = {"practice": "A00000", "year": year, "rate": rates}
     if on:
@@ -112,18 +113,21 @@ def allocate_by_formula(
         lines.append(FormulaLine(code, amounts, terms, f"{run_id}:{code}"))
     if not lines:
         raise RuleViolation("formula", f"no open practice in scope ({scope}) on {day}")
-    run = FormulaRun(template.year, day, run_id, tuple(lines), tuple(left_out), dry_run)
-    if dry_run:
-        return run
     requests = [
         Request(template.model_copy(update={"practice": line.practice, "on": day}), actor,
                 line.command_id)
         for line in lines
     ]
-    outcomes = service.execute_batch(requests, atomic=True)
+    # A dry run decides every practice's command as the run would, recording nothing, so
+    # it is refused exactly when and as the run would be (an element already allocated,
+    # a date outside the year, an element moving past its bound).
+    outcomes = service.execute_batch(requests, atomic=True, decide_only=dry_run)
     for outcome, line in zip(outcomes, lines, strict=True):
         if outcome.error is not None:
             raise _for_practice(outcome.error, line.practice)
+    if dry_run:
+        return FormulaRun(template.year, day, run_id, tuple(lines), tuple(left_out),
+                          dry_run=True)
     return FormulaRun(template.year, day, run_id, tuple(lines), tuple(left_out),
                       dry_run=False, outcomes=tuple(outcomes))
 

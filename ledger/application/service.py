@@ -148,11 +148,15 @@ class LedgerService:
         *,
         atomic: bool = False,
         stop_at_first_refusal: bool = False,
+        decide_only: bool = False,
     ) -> list[Outcome]:
         """Run each request in order; refused ones record nothing, the rest commit together.
 
         With `atomic`, one refusal records nothing at all (file imports). With
-        `stop_at_first_refusal`, requests after a refused one are not run.
+        `stop_at_first_refusal`, requests after a refused one are not run. With
+        `decide_only`, each request is decided against the log, under its write lock, as
+        it would be, and nothing is recorded (a dry run): the outcomes say what a run
+        would answer, refusals included.
         """
         reads = reads_of(requests)  # fetched with the store's lock
         for attempt in range(MAX_ATTEMPTS):
@@ -160,7 +164,7 @@ class LedgerService:
             try:
                 outcomes = self.store.write(
                     functools.partial(self._work, units, requests, reads, atomic,
-                                      stop_at_first_refusal),
+                                      stop_at_first_refusal, decide_only=decide_only),
                     reads,
                     written=self.cache.written,
                 )
@@ -194,6 +198,8 @@ class LedgerService:
         reads: Reads,
         atomic: bool,
         stop_at_first_refusal: bool,
+        *,
+        decide_only: bool = False,
     ) -> tuple[list[LedgerEvent], Indexes, list[Outcome]]:
         """Reads and decisions of one attempt: (events to append, their indexes, outcomes).
 
@@ -203,7 +209,7 @@ class LedgerService:
         units.append(uow)
         outcomes = self.decide(uow, requests, reads,
                                stop_at_first_refusal=stop_at_first_refusal)
-        if atomic and any(o.error for o in outcomes):
+        if decide_only or (atomic and any(o.error for o in outcomes)):
             uow.discard()
             return [], Indexes(), outcomes
         return uow.events, uow.indexes(), outcomes

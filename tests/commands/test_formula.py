@@ -139,3 +139,31 @@ def test_a_run_id_too_long_for_its_practices_ids_is_refused_and_one_that_fits_is
     assert fits.code == 0, fits.stderr
     ids = [json.loads(line)["command_id"] for line in invoke("events").stdout.splitlines()]
     assert max(len(i) for i in ids) == 128
+
+
+@pytest.mark.parametrize(("rates", "before_run", "refusal", "code"), [
+    pytest.param(("--rate", "acute=780"),
+                 ("budget", "allocate", "A81002", "--year", "2025-26", "--element", "acute=1",
+                  "--on", "2025-04-01"),
+                 ("acute already allocated in the 2025-26 budget of A81002",
+                  "[rule: allocation]"), EXIT_REFUSED, id="an element already allocated"),
+    pytest.param(("--rate", "acute=1000000000000"), None,
+                 ("past the £10,000,000,000.00 one element may move", "[rule: overflow]"),
+                 EXIT_REFUSED, id="an element moving past its bound"),
+])
+def test_a_dry_run_is_refused_exactly_when_and_as_the_run_would_be(
+        invoke: Ledger, db_url: str, rates: tuple[str, ...],
+        before_run: tuple[str, ...] | None, refusal: tuple[str, ...], code: int) -> None:
+    setup(invoke)
+    if before_run is not None:
+        ok(invoke(*before_run, actor=ALLOCATOR))
+    before = head(db_url)
+    args = ("budget", "allocate-formula", "--year", "2025-26", *rates, "--on", "2025-04-01")
+    dry = invoke(*args, "--dry-run", actor=ALLOCATOR)
+    assert (dry.code, dry.stdout) == (code, ""), dry.stderr
+    line = dry.one_line_error(*refusal)
+    assert head(db_url) == before
+    run = invoke(*args, actor=ALLOCATOR)
+    assert run.code == code, run.stderr
+    assert run.one_line_error(*refusal) == line
+    assert head(db_url) == before
