@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from operator import itemgetter
+from operator import add, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -336,23 +336,29 @@ class Database:
             self._staging = bool(cursor.fetchone()[0])
         return self._staging
 
-    def events_after(self, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """(position, stream id, stream version, topic, stored state) of up to `limit`
-        events after `after`, in position order: the log as stored, nothing decoded."""
+    def log_after(self, after: int, limit: int) -> list[tuple[int, int, str, bytes]]:
+        """(position, stream version, topic, stored state) of up to `limit` events after
+        `after`, in position order: what a bulk fold reads of each event (its stream is
+        looked up by `stream_at` for the few stored in an older schema version)."""
         dialect = self.store.recorder.dialect
-        sql = (f"SELECT {dialect.position}, originator_id, originator_version, topic, state "  # noqa: S608
+        sql = (f"SELECT {dialect.position}, originator_version, topic, state "  # noqa: S608
                f"FROM {dialect.events} WHERE {dialect.position} > ? "
                f"ORDER BY {dialect.position} LIMIT ?")
         if self.kind != "sqlite":
-            return self.query(sql, (after, limit))
+            return self.query(sql, (after, limit))  # type: ignore[return-value]
         with self.cursor(write=False) as c:
-            # Plain tuples straight from SQLite, not the store's Row objects copied
-            # into tuples: a rebuild reads every event of the log through here.
             raw = c.sqlite_cursor
             raw.row_factory = None
             raw.execute(sql, (after, limit))
-            rows: list[tuple[Any, ...]] = raw.fetchall()
+            rows: list[tuple[int, int, str, bytes]] = raw.fetchall()
             return rows
+
+    def stream_at(self, position: int) -> Any:
+        """The stream id of the event at `position`, as the log stores it."""
+        dialect = self.store.recorder.dialect
+        found = self.query(f"SELECT originator_id FROM {dialect.events} "  # noqa: S608
+                           f"WHERE {dialect.position} = ?", (position,))
+        return found[0][0]
 
     def track(self, cursor: Any, name: str, position: int) -> None:
         self.tracker._insert_tracking(cursor, Tracking(TRACKING_PREFIX + name, position))
@@ -478,8 +484,12 @@ class Cache:
                 continue
             table = self.tables[name]
             ready = name in self.ready
-            gone = [key for key, values in rows.items() if values is None]
-            kept = [key + values for key, values in rows.items() if values is not None]
+            values_of = list(rows.values())
+            if None in values_of:
+                gone = [key for key, values in rows.items() if values is None]
+                kept = [key + values for key, values in rows.items() if values is not None]
+            else:  # nearly always: rows put, none deleted; joined in one pass in C
+                gone, kept = [], list(map(add, rows.keys(), values_of))
             if gone:
                 out.append(Written(table, "delete", _in_key_order(
                     gone if ready else _rows_to_sql(table.key, gone))))
@@ -821,10 +831,10 @@ class Materialiser:
         loads = orjson.loads
         start, read = 0, 0
         while True:
-            batch = self.db.events_after(start, REBUILD_BATCH)
+            batch = self.db.log_after(start, REBUILD_BATCH)
             if not batch:
                 return read, start
-            for position, stream, version, topic, state in batch:
+            for position, version, topic, state in batch:
                 found = dispatch.get(topic)
                 if found is None:
                     if topic not in EVENTS_BY_TOPIC:  # written since ensure_readable
@@ -833,7 +843,8 @@ class Materialiser:
                 current, applies = found
                 fields = loads(state)
                 if fields.get("schema_version", 1) != current:
-                    fields = _current_form(topic, stream, version, state, position)
+                    fields = _current_form(topic, self.db.stream_at(position), version,
+                                           state, position)
                 for handler in applies:
                     handler(position, version, fields)
             for bulk in folds:

@@ -209,7 +209,11 @@ TOTALS_FROM_DAYS = (
 
 class PositionsBulk:
     """The applies above over stored fields, for a rebuild from zero (the totals left to
-    the materialiser when it derives them from the days)."""
+    the materialiser when it derives them from the days).
+
+    Each movement adds to one row of `position_days` (and of `position_totals` when the
+    fold keeps them): a row made on its first movement, its columns added to in place
+    after, with no tuple of deltas built on the way."""
 
     def __init__(self, rows: Rows) -> None:  # noqa: PLR0915 - one closure per event type
         days = rows.adds(DAYS)
@@ -218,22 +222,50 @@ class PositionsBulk:
         statuses, budgets = rows.puts(STATUS), rows.puts(BUDGETS)
         # ref -> [practice, year, element, amount, settled, open]
         known: dict[str, list[Any]] = {}
+        days_get = days.get
 
-        def moved(practice: str, year: str, element: str, on: str,
-                  deltas: tuple[int, int, int, int]) -> None:
+        # One column of one row grows: (practice, year, element, on) and the amount.
+        def allocated_by(practice: str, year: str, element: str, on: str, amount: int
+                         ) -> None:
             if totals is not None:
-                _add(totals, (practice, year, element), deltas)
-            _add(days, (practice, year, element, on), deltas)
+                _add(totals, (practice, year, element), (amount, 0, 0, 0))
+            key = (practice, year, element, on)
+            row = days_get(key)
+            if row is None:
+                days[key] = [amount, 0, 0, 0]
+            else:
+                row[0] += amount
+
+        def committed_by(practice: str, year: str, element: str, on: str, amount: int
+                         ) -> None:
+            if totals is not None:
+                _add(totals, (practice, year, element), (0, amount, 0, 0))
+            key = (practice, year, element, on)
+            row = days_get(key)
+            if row is None:
+                days[key] = [0, amount, 0, 0]
+            else:
+                row[1] += amount
+
+        def drawn_by(practice: str, year: str, element: str, on: str, amount: int) -> None:
+            if totals is not None:
+                _add(totals, (practice, year, element), (0, 0, 0, amount))
+            key = (practice, year, element, on)
+            row = days_get(key)
+            if row is None:
+                days[key] = [0, 0, 0, amount]
+            else:
+                row[3] += amount
 
         def b_allocated(_p: int, _v: int, f: dict[str, Any]) -> None:
             practice, year, on = f["practice"], f["year"], f["effective_on"]
             budgets[(practice, year)] = (f["allocator"],)
             for element, amount in f["amounts_pence"].items():
-                moved(practice, year, element, on, (amount, 0, 0, 0))
+                allocated_by(practice, year, element, on, amount)
 
         def b_adjusted(_p: int, _v: int, f: dict[str, Any]) -> None:
-            moved(f["practice"], f["year"], f["element"], f["effective_on"],
-                  (f["delta_pence"], 0, 0, 0))
+            allocated_by(f["practice"], f["year"], f["element"], f["effective_on"],
+                         f["delta_pence"])
 
         def b_committed(_p: int, _v: int, f: dict[str, Any]) -> None:
             practice, year, element, amount = (f["practice"], f["year"], f["element"],
@@ -241,7 +273,7 @@ class PositionsBulk:
             ref = f["ref"]
             known[ref] = [practice, year, element, amount, 0, True]
             commitments[(ref,)] = (practice, year, element, amount, 0, 1)
-            moved(practice, year, element, f["effective_on"], (0, amount, 0, 0))
+            committed_by(practice, year, element, f["effective_on"], amount)
 
         def b_varied(_p: int, _v: int, f: dict[str, Any]) -> None:
             ref = f["ref"]
@@ -252,7 +284,7 @@ class PositionsBulk:
             new = f["amount_pence"]
             row[3] = new
             commitments[(ref,)] = (practice, year, element, new, paid, int(is_open))
-            moved(practice, year, element, f["effective_on"], (0, new - amount, 0, 0))
+            committed_by(practice, year, element, f["effective_on"], new - amount)
 
         def b_settled(_p: int, _v: int, f: dict[str, Any]) -> None:
             ref = f["ref"]
@@ -268,8 +300,17 @@ class PositionsBulk:
             outstanding_after = amount - paid if not final else 0
             known[ref] = [practice, year, element, amount, paid, not final]
             commitments[(ref,)] = (practice, year, element, amount, paid, int(not final))
-            moved(practice, year, element, f["effective_on"],
-                  (0, outstanding_after - outstanding_before, part, 0))
+            committed = outstanding_after - outstanding_before
+            on = f["effective_on"]
+            if totals is not None:
+                _add(totals, (practice, year, element), (0, committed, part, 0))
+            key = (practice, year, element, on)
+            day_row = days_get(key)
+            if day_row is None:
+                days[key] = [0, committed, part, 0]
+            else:
+                day_row[1] += committed
+                day_row[2] += part
 
         def b_cancelled(_p: int, _v: int, f: dict[str, Any]) -> None:
             ref = f["ref"]
@@ -280,19 +321,19 @@ class PositionsBulk:
             outstanding = amount - paid if is_open else 0
             known[ref] = [practice, year, element, paid, paid, False]
             commitments[(ref,)] = (practice, year, element, paid, paid, 0)
-            moved(practice, year, element, f["effective_on"], (0, -outstanding, 0, 0))
+            committed_by(practice, year, element, f["effective_on"], -outstanding)
 
         def b_drawn(_p: int, _v: int, f: dict[str, Any]) -> None:
             row = known.get(f["ref"])
             if row is not None:
-                moved(f["practice"], f["year"], row[2], f["effective_on"],
-                      (0, 0, 0, f["amount_pence"]))
+                drawn_by(f["practice"], f["year"], row[2], f["effective_on"],
+                         f["amount_pence"])
 
         def b_returned(_p: int, _v: int, f: dict[str, Any]) -> None:
             row = known.get(f["ref"])
             if row is not None:
-                moved(f["practice"], f["year"], row[2], f["effective_on"],
-                      (0, 0, 0, -f["amount_pence"]))
+                drawn_by(f["practice"], f["year"], row[2], f["effective_on"],
+                         -f["amount_pence"])
 
         def b_hard(position: int, _v: int, f: dict[str, Any]) -> None:
             statuses[(f["practice"], f["year"], f["effective_on"], position)] = (1,)

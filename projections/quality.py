@@ -117,9 +117,10 @@ class QualityBulk:
                 adopted_out[(consortium, year, str(code))] = (on, position)
 
         def b_committed(_p: int, _v: int, f: dict[str, Any]) -> None:
-            codes = tuple(dict.fromkeys(str(c) for c in f["qs_codes"]))
-            if not codes:
+            listed = f["qs_codes"]
+            if not listed:  # most commitments: no standard, no rows
                 return
+            codes = tuple(dict.fromkeys(str(c) for c in listed))
             ref, practice, year, on = f["ref"], f["practice"], f["year"], f["effective_on"]
             amount = f["amount_pence"]
             joined = " ".join(codes)
