@@ -73,6 +73,11 @@ BATCH = 10_000
 REBUILD_BATCH = 250_000
 REBUILD_CACHE_KIB = 256 * 1024
 SCRATCH_PAGE_SIZE = 16 * 1024
+# A build in a scratch file writes its rows out once this many are held (and at its end):
+# written at once, in key order, the rows of a table are appended to its B-tree instead of
+# spliced among the rows of earlier batches (a quarter less CPU for trail's). Some hundreds
+# of bytes of memory a row.
+SCRATCH_HELD_ROWS = 2_500_000
 # From this many rows of one table, PostgreSQL is written through COPY.
 PG_COPY_MIN_ROWS = 1_000
 MAX_CONFLICTS = 10
@@ -345,7 +350,7 @@ class Database:
                f"FROM {dialect.events} WHERE {dialect.position} > ? "
                f"ORDER BY {dialect.position} LIMIT ?")
         if self.kind != "sqlite":
-            return self.query(sql, (after, limit))  # type: ignore[return-value]
+            return self.query(sql, (after, limit))
         with self.cursor(write=False) as c:
             raw = c.sqlite_cursor
             raw.row_factory = None
@@ -471,6 +476,11 @@ class Cache:
                 if cached is None:
                     cached = rows[name] = {}
                 cached[change.key] = values
+
+    def held(self) -> int:
+        """How many rows are waiting to be written."""
+        return (sum(len(rows) for rows in self.dirty.values())
+                + sum(len(totals) for totals in self.totals.values()))
 
     def prepare(self) -> list[Written]:
         """What changed, table by table, with its rows as SQL parameters in key order.
@@ -1095,13 +1105,20 @@ class Materialiser:
                 connection.execute(self._create_sql(table, "main.")[0])
         connection.execute("BEGIN")
         cursor = connection.cursor()
+        held: list[Cache] = []
 
         def write(cache: Cache, _last: int) -> None:
-            cache.flush(cursor, cache.prepare())
+            if not held:
+                held.append(cache)
+            if cache.held() >= SCRATCH_HELD_ROWS:
+                cache.flush(cursor, cache.prepare())
 
         with _no_gc():
             done = self._fold_bulk(chosen, progress, write,
                                    frozenset(table.name for table, _ in derived))
+            for cache in held:  # what the last batches left
+                if cache.held():
+                    cache.flush(cursor, cache.prepare())
         for table, select in derived:
             connection.execute(f"INSERT INTO main.{table.name} {select.format_map(names)}")
         connection.execute("COMMIT")

@@ -743,6 +743,44 @@ def test_projections_built_apart_equal_catch_up_and_leave_no_scratch_file(
     assert files_beside(ledger) == before
 
 
+def test_projections_built_apart_writing_rows_out_as_they_pile_up_equal_catch_up(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite: rows held over several batches, written out into the scratch file whenever
+    enough have piled up and at the end (rows put, replaced, added to and deleted across
+    those writes), or after every batch, or once; PostgreSQL writes every batch."""
+    history = random_history(8, 400)
+    append(ledger.store, history.events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    incremental = snapshot(views)
+    names = [p.name for p in PROJECTIONS]
+    monkeypatch.setattr(materialise, "REBUILD_BATCH", 37)
+    batches = -(-len(history.events) // 37)
+    writes: list[int] = []
+    flush = materialise.Cache.flush
+
+    def counted(cache: materialise.Cache, cursor: Any, prepared: Any = None) -> None:
+        writes.append(cache.held())
+        flush(cache, cursor, prepared)
+
+    monkeypatch.setattr(materialise.Cache, "flush", counted)
+    for held in (1, 1_000, 10**9):
+        monkeypatch.setattr(materialise, "SCRATCH_HELD_ROWS", held)
+        writes.clear()
+        _emptied(views, names)
+        assert views.build_apart(names) == len(history.events)
+        assert snapshot(views) == incremental, held
+        if ledger.store.target.kind != "sqlite":
+            continue
+        if held == 1:
+            assert len(writes) == batches
+        elif held == 10**9:
+            assert len(writes) == 1
+        else:
+            assert 1 < len(writes) < batches
+            assert all(n >= held for n in writes[:-1]), writes
+
+
 def test_projections_built_apart_are_caught_up_when_another_process_moved_them_meanwhile(
         ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     history = random_history(7, 300)
