@@ -298,7 +298,7 @@ class PositionsBulk:
             if final:
                 amount = paid
             outstanding_after = amount - paid if not final else 0
-            known[ref] = [practice, year, element, amount, paid, not final]
+            row[3], row[4], row[5] = amount, paid, not final
             commitments[(ref,)] = (practice, year, element, amount, paid, int(not final))
             committed = outstanding_after - outstanding_before
             on = f["effective_on"]
@@ -319,7 +319,7 @@ class PositionsBulk:
                 return
             practice, year, element, amount, paid, is_open = row
             outstanding = amount - paid if is_open else 0
-            known[ref] = [practice, year, element, paid, paid, False]
+            row[3], row[5] = paid, False
             commitments[(ref,)] = (practice, year, element, paid, paid, 0)
             committed_by(practice, year, element, f["effective_on"], -outstanding)
 

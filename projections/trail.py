@@ -221,19 +221,39 @@ def trail_rows(_state: State, item: Positioned) -> list[Change]:
 
 
 class TrailBulk:
-    """`trail_rows` over stored fields, for a rebuild from zero."""
+    """`trail_rows` over stored fields, for a rebuild from zero.
+
+    An event about one practice and nobody else (a practice or budget event with no
+    holder named: nearly every event) is given its one row directly, with the practice's
+    subject made once per practice; any other goes through its subjects rule."""
 
     def __init__(self, rows: Rows) -> None:
         trail = rows.puts(TRAIL)
+        practices: dict[str, str] = {}  # practice -> "practice:<practice>"
 
         def handler(topic: str) -> BulkApply:
             subjects_for = _SUBJECTS[topic]
+            cls = EVENTS_BY_TOPIC[topic]
+            alone = (issubclass(cls, PracticeEvent | BudgetEvent)
+                     and not issubclass(cls, PoolEvent | ConsortiumEvent))
 
             def b_trail(position: int, _v: int, f: dict[str, Any]) -> None:
                 values = (f.get("year"), f["effective_on"], topic)
                 for subject in subjects_for(f):
                     trail[(subject, position)] = values
-            return b_trail
+
+            def b_practice(position: int, _v: int, f: dict[str, Any]) -> None:
+                if f.get("holder") is not None:
+                    b_trail(position, _v, f)
+                    return
+                practice = f["practice"]
+                subject = practices.get(practice) if type(practice) is str else None
+                if subject is None:
+                    subject = f"practice:{practice}"
+                    if type(practice) is str:
+                        practices[practice] = subject
+                trail[(subject, position)] = (f.get("year"), f["effective_on"], topic)
+            return b_practice if alone else b_trail
 
         self.handlers: dict[str, BulkApply] = {topic: handler(topic) for topic in _WORDS}
 
