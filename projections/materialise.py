@@ -1090,8 +1090,8 @@ class Materialiser:
     def _build_in(self, connection: sqlite3.Connection, chosen: list[Projection],
                   progress: Progress | None) -> tuple[int, int]:
         """Fold `chosen` from zero into tables of their own in the scratch database of
-        `connection` (no indexes); the projections' derived tables are computed from the
-        others' rows at the end.
+        `connection`; the projections' derived tables are computed from the others' rows,
+        and the secondary indexes built, at the end.
 
         The whole fold is one transaction: the scratch's pages stay in the cache between
         batches (written only when the cache fills, or at its commit here) instead of
@@ -1121,13 +1121,19 @@ class Materialiser:
                     cache.flush(cursor, cache.prepare())
         for table, select in derived:
             connection.execute(f"INSERT INTO main.{table.name} {select.format_map(names)}")
+        # The secondary indexes too, here, beside the other processes' folds: the copy-in
+        # then copies their entries as they are, in order, while it holds the write lock.
+        for projection in chosen:
+            for table in projection.tables:
+                for statement in self._create_sql(table, "main.")[1:]:
+                    connection.execute(statement)
         connection.execute("COMMIT")
         return done
 
     def _copy_in(self, connection: sqlite3.Connection, chosen: list[Projection], last: int
                  ) -> bool:
-        """Copy `chosen`'s tables from the scratch into the ledger's emptied ones, build
-        their indexes and set their positions to `last`, in one transaction; False
+        """Copy `chosen`'s tables and their indexes from the scratch into the ledger's
+        emptied ones and set their positions to `last`, in one transaction; False
         (nothing written) when another process has moved one of them from 0 meanwhile."""
         tracking = f"ledger.{self.db.tracking_table}"
         tracked = [TRACKING_PREFIX + p.name for p in chosen]
@@ -1143,10 +1149,13 @@ class Materialiser:
                 return False
             for projection in chosen:
                 for table in projection.tables:
-                    connection.execute(f"INSERT INTO ledger.{table.name} "  # noqa: S608
-                                       f"SELECT * FROM main.{table.name}")
+                    # Indexes first, on the empty table: SQLite then copies each index's
+                    # entries from the scratch's same index (its transfer of a table into
+                    # an empty one of the same shape) instead of sorting them again.
                     for statement in self._create_sql(table, "ledger.")[1:]:
                         connection.execute(statement)
+                    connection.execute(f"INSERT INTO ledger.{table.name} "  # noqa: S608
+                                       f"SELECT * FROM main.{table.name}")
                 connection.execute(
                     f"UPDATE {tracking} SET notification_id = ? "  # noqa: S608
                     "WHERE application_name = ?", (last, TRACKING_PREFIX + projection.name))

@@ -135,3 +135,55 @@ def test_a_scratch_file_has_pages_of_its_own_size_and_the_ledger_keeps_its_own(
              for table in views.projections[name].tables}
     assert after == before
     ledger.close()
+
+
+def test_a_build_apart_copies_in_the_indexes_it_built_beside_the_rows(
+        sqlite_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secondary indexes are built in the scratch file, and the copy-in, holding the
+    ledger's write lock, builds none: the ledger's indexes hold every row, as sorted."""
+    ledger = bootstrap(sqlite_path)
+    append(ledger.store, random_history(12, 300).events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    names = ["positions", "variation", "quality", "holders", "portfolio"]
+    indexed = [t for n in names for t in views.projections[n].tables if t.indexes]
+    def in_index_order(table: Any, indexed_by: str = "") -> list[tuple[Any, ...]]:
+        return views.db.query(
+            f"SELECT * FROM {table.name} {indexed_by} ORDER BY {', '.join(table.indexes[0])}, "
+            f"{', '.join(c.name for c in table.key)}")
+
+    expected = {t.name: in_index_order(t) for t in indexed}
+    views.rebuild(names, workers=1)
+    with views.db.cursor(write=True) as c:
+        c.execute("UPDATE tracking SET notification_id = 0 "
+                  "WHERE application_name LIKE 'projection:%'")
+        for name in names:
+            for table in views.projections[name].tables:
+                c.execute(f"DROP TABLE {table.name}")
+                c.execute(views._create_sql(table)[0])
+    statements: list[str] = []
+    connect = Materialiser._scratch_connection
+
+    def traced(self: Materialiser, scratch: Path) -> sqlite3.Connection:
+        connection = connect(self, scratch)
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(Materialiser, "_scratch_connection", traced)
+    views.build_apart(names)
+    copy_in = statements[next(i for i, s in enumerate(statements) if s == "BEGIN IMMEDIATE"):]
+    created = [s for s in copy_in if s.startswith("CREATE INDEX")]
+    assert created
+    assert all("ledger." in s for s in created)
+    first_insert = next(i for i, s in enumerate(copy_in) if s.startswith("INSERT INTO ledger."))
+    assert any(s.startswith("CREATE INDEX") for s in copy_in[:first_insert])
+    built = [s for s in statements[:len(statements) - len(copy_in)]
+             if s.startswith("CREATE INDEX")]
+    assert {s.split(" ON ")[0].split(".")[-1] for s in built} == {
+        s.split(" ON ")[0].split(".")[-1] for s in created}
+    for table in indexed:
+        by_index = in_index_order(
+            table, f"INDEXED BY {table.name}_by_{'_'.join(table.indexes[0])}")
+        assert by_index == expected[table.name], table.name
+    assert views.db.query("PRAGMA integrity_check") == [("ok",)]
+    ledger.close()
