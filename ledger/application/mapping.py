@@ -14,7 +14,8 @@ Rules, in order, for each column of the header:
 5. Any other column: with a mapping, it is refused, naming it (a published file
    is read only as far as it is understood). Without one, it is skipped, unless
    it looks like a field: it names an element (`Mental Health`), or holds
-   `weighted`, `wp`, `list`, `patients` or `population`. Such a column is refused,
+   `weighted`, `wp`, `list`, `patients` or `population`, or is `name` or `consortium`
+   in a file of list sizes (which renames and joins nobody). Such a column is refused,
    naming it: map it or ignore it (in a file of practices or list sizes; in a file of
    allocations every other column is skipped).
 
@@ -48,6 +49,9 @@ from ledger.domain.values import ELEMENTS, shown
 WEIGHTED_SUFFIX = "_weighted"
 _ROUND = re.compile(r"round\((?P<column>.+)\)", re.IGNORECASE)
 _LOOKALIKE_WORDS = ("weighted", "wp", "list", "patients", "population")
+_PRACTICE_FIELDS = ("name", "consortium")
+"""Fields of a file of practices to register; a file of list sizes read with them (its
+names or consortia would be dropped: a list size renames nobody, joins nobody) is refused."""
 
 
 def normalise(name: str) -> str:
@@ -255,6 +259,15 @@ def missing_columns(source: str, missing: Sequence[str], header: Sequence[str], 
 
 
 def _refusal(source: str, refused: list[str], *, strict: bool) -> InvalidInput:
+    unread = [c for c in refused if normalise(c) in _PRACTICE_FIELDS]
+    if unread and not strict:
+        several = len(unread) > 1
+        return InvalidInput(
+            "csv-header",
+            f"{source} line 1: column{'s' if several else ''} "
+            f"{', '.join(repr(c) for c in unread)} of a file of practices: a file of list "
+            "sizes renames and joins nobody (register practices without --list-sizes, "
+            f"consortium join moves one); skip {'them' if several else 'it'} (--ignore COLUMN)")
     many = len(refused) > 1
     if strict:
         what = "are not mapped" if many else "is not mapped"
@@ -311,6 +324,8 @@ def _looks_like_a_field(key: str, fields: Sequence[str]) -> bool:
     are skipped, as its element is a column's value, not its name)."""
     if not any(f in WEIGHTED_FIELDS for f in fields):
         return False
+    if key in _PRACTICE_FIELDS:  # in a file of list sizes (a practices file has them)
+        return True
     words = set(key.split("_"))
     return bool(words & set(_LOOKALIKE_WORDS)) or any(e in key for e in ELEMENT_NAMES)
 

@@ -250,3 +250,30 @@ def test_the_registered_patients_file_imported_as_practices_says_to_give_list_si
                         "map a column with --map FIELD=COLUMN, or give --list-sizes to record "
                         "the list sizes of practices already registered", "[rule: csv-header]")
     assert not Path(db_url).exists() or head(db_url) == 0
+
+
+@pytest.mark.parametrize("columns", [("name",), ("consortium",), ("Name", "Consortium")])
+def test_a_file_of_list_sizes_with_names_or_consortia_is_refused_not_read_in_part(
+    invoke: Ledger, db_url: str, tmp_path: Path, columns: tuple[str, ...]
+) -> None:
+    for args in (("consortium", "form", "16C", "--name", "Tees Valley", "--officer", "Dr A",
+                  "--on", "2024-04-01"),
+                 ("practice", "register", "A81001", "--name", "The Densham Surgery",
+                  "--list-size", "4069", "--on", "2024-04-01")):
+        assert invoke(*args, actor=ALLOCATOR).code == 0
+    values = {"name": "Renamed Surgery", "consortium": "16C"}
+    sizes = written(tmp_path / "sizes.csv",
+                    f"practice,list_size,{','.join(columns)}\n"
+                    f"A81001,4105,{','.join(values[c.lower()] for c in columns)}\n")
+    before = head(db_url)
+    done = invoke("practice", "import", str(sizes), "--list-sizes", "--on", "2024-10-01",
+                  actor=ALLOCATOR)
+    assert done.code == EXIT_USAGE, done.stderr
+    done.one_line_error("sizes.csv line 1:", *(repr(c) for c in columns),
+                        "renames and joins nobody", "--ignore COLUMN", "[rule: csv-header]")
+    assert head(db_url) == before
+    ignoring = [f"--ignore={c}" for c in columns]
+    done = invoke("practice", "import", str(sizes), "--list-sizes", *ignoring, "--on",
+                  "2024-10-01", actor=ALLOCATOR)
+    assert done.code == 0, done.stderr
+    assert events(invoke)[-1]["list_size"] == 4105
