@@ -5,6 +5,7 @@ FastAPI and uvicorn are imported inside the command, so `ledger --help` stays fa
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -70,6 +71,8 @@ def serve(  # noqa: PLR0917 - one parameter per CLI option
                     "host", f"refusing to listen on {host}, beyond this machine, while no "
                     "token exists: grant one first (ledger token create --bootstrap)")
         _can_listen(host, port)
+        # An IPv6 address may be written as in a URL, [::1]: the server takes it bare.
+        host = host.strip("[]")
         state.close()
         os.environ[ENV_DB] = state.db
         os.environ[ENV_PROJECTED] = "1" if projected else ""
@@ -81,8 +84,8 @@ def serve(  # noqa: PLR0917 - one parameter per CLI option
 def _can_listen(host: str, port: int) -> None:
     """InvalidInput (exit 2, rule `port`) when `host`:`port` cannot be listened on (another
     process listens there, or a port below 1024 without the right; rule `host` for a name
-    that resolves to no address): said in one line before the service starts, rather than
-    by the server's log after it has."""
+    that resolves to no address, or an address no interface of this machine has): said in
+    one line before the service starts, rather than by the server's log after it has."""
     address = host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -93,6 +96,11 @@ def _can_listen(host: str, port: int) -> None:
             raise InvalidInput("host", f"cannot listen on {host}: {unknown.strerror or unknown}"
                                "; give another --host") from None
         except OSError as refused:
+            if refused.errno == errno.EADDRNOTAVAIL:  # no interface of this machine has it
+                raise InvalidInput("host", f"cannot listen on {host}: "
+                                   f"{refused.strerror or refused}: no network interface of "
+                                   "this machine has that address; give another --host"
+                                   ) from None
             raise InvalidInput("port", f"cannot listen on {host} port {port}: "
                                f"{refused.strerror or refused}; give another --port"
                                ) from None
