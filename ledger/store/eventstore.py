@@ -85,8 +85,23 @@ class StoreTarget:
         return self.location
 
 
-def mask_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]*(@)", r"\1***\2", url)
+_URL_WITH_USER = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s'\"]*:)([^\s'\"]*)")
+
+
+def mask_password(text: str) -> str:
+    """`text` (a URL, or a message quoting URLs) with each URL's password written `***`:
+    all of it, up to the last `@` before the URL's query, or its first `@` if the query
+    seems to start inside the password (a password may hold `@`, `/`, `?` or `#`
+    written unencoded)."""
+    return _URL_WITH_USER.sub(_masked, text)
+
+
+def _masked(url: re.Match[str]) -> str:
+    user, rest = url.group(1), url.group(2)
+    at = rest.split("?", 1)[0].split("#", 1)[0].rfind("@")
+    if at < 0:
+        at = rest.find("@")
+    return url.group(0) if at < 0 else f"{user}***{rest[at:]}"
 
 
 def parse_target(target: str) -> StoreTarget:
@@ -115,23 +130,34 @@ SCHEMA_NAME_MAX = 63 - len(".ledger_events")
 
 _SCHEMA_NAME = re.compile(rf"[a-z_][a-z0-9_]{{0,{SCHEMA_NAME_MAX - 1}}}")
 _CONNECT_TIMEOUT_MAX = 3600
+_PORT_MAX = 65535
 
 
 def _postgres_target(url: str) -> StoreTarget:
     """A PostgreSQL URL, `postgresql://user:pass@host:5432/db?schema=NAME&connect_timeout=S`.
 
-    Raises InvalidInput (rule db) for a URL that does not parse (a port that is no number
-    or past 65535, a bracket left open), a parameter other than `schema` and
-    `connect_timeout` (a misspelt `shema=` would otherwise write to the default schema),
-    one given twice or blank, a schema name that is not 1 to 49 of `a-z 0-9 _` (not
-    starting with a digit), or a timeout that is not 1 to 3600 whole seconds.
+    Raises InvalidInput (rule db) for a URL that does not parse (a bracket left open, a
+    port that is not 1 to 65535), a parameter other than `schema` and `connect_timeout`
+    (a misspelt `shema=` would otherwise write to the default schema), one given twice
+    or blank, a schema name that is not 1 to 49 of `a-z 0-9 _` (not starting with a
+    digit), or a timeout that is not 1 to 3600 whole seconds. The URL is shown with its
+    password masked, and nothing of what the parser read is echoed: a password holding
+    `/`, `?` or `#` unencoded is cut there, and its start read as a port.
     """
     shown = mask_password(url)
+    encoded = "a password holding @, /, ? or # is written percent-encoded (%40, %2F, %3F, %23)"
     try:
         parts = urlsplit(url)
+    except ValueError:
+        raise InvalidInput("db", f"malformed PostgreSQL URL {shown!r}: its host does not "
+                           f"parse (an IPv6 address is written in [ ]; {encoded})") from None
+    try:
         port = parts.port
-    except ValueError as error:
-        raise InvalidInput("db", f"malformed PostgreSQL URL {shown!r}: {error}") from None
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= _PORT_MAX:
+        raise InvalidInput("db", f"malformed PostgreSQL URL {shown!r}: the port must be a "
+                           f"whole number from 1 to {_PORT_MAX} ({encoded})")
     query: dict[str, str] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in URL_PARAMETERS:

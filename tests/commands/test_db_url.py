@@ -18,9 +18,21 @@ LONG_SCHEMA = "h" + "x" * 49  # 50 characters: its NOTIFY channel would pass 63 
 
 BAD_URLS = {
     "port past 65535": ("postgresql://postgres:hunter2@127.0.0.1:99999/test?schema=h_port",
-                        "Port out of range"),
+                        "the port must be a whole number from 1 to 65535"),
+    "port 0": ("postgresql://postgres:hunter2@127.0.0.1:0/test?schema=h_port",
+               "the port must be a whole number from 1 to 65535"),
     "port not a number": ("postgresql://postgres:hunter2@127.0.0.1:abc/test?schema=h_port",
                           "malformed PostgreSQL URL"),
+    # A password holding `/`, `?` or `#` unencoded ends the host part early: what is left
+    # of it reads as a port, and is not echoed.
+    "password holding a slash": ("postgresql://postgres:hunter2/x@127.0.0.1/test?schema=h_port",
+                                 "the port must be a whole number from 1 to 65535"),
+    "password holding a question mark": (
+        "postgresql://postgres:hunter2?x@127.0.0.1/test?schema=h_port",
+        "percent-encoded"),
+    "password holding @ and a bad port": (
+        "postgresql://postgres:x@hunter2@127.0.0.1:99999/test?schema=h_port",
+        "the port must be a whole number from 1 to 65535"),
     "bracket left open": ("postgresql://postgres:hunter2@[::1/test?schema=h_v6",
                           "malformed PostgreSQL URL"),
     "timeout not a number": (f"{BASE}?schema=h_timeout&connect_timeout=abc",

@@ -36,6 +36,15 @@ def test_passwords_are_masked() -> None:
     assert mask_password("postgresql://u@h/d") == "postgresql://u@h/d"
 
 
+@pytest.mark.parametrize("password", ["p@ss", "a@b@c", "se/cret", "p?ss", "p#ss", "s/e@c"])
+def test_a_password_holding_url_delimiters_unencoded_is_masked_whole(password: str) -> None:
+    assert mask_password(f"postgresql://u:{password}@h:5432/d?schema=s") == (
+        "postgresql://u:***@h:5432/d?schema=s")
+    assert mask_password(f"cannot reach postgresql://u:{password}@h/d: refused; "
+                         f"'postgresql://v:{password}@h/d' too") == (
+        "cannot reach postgresql://u:***@h/d: refused; 'postgresql://v:***@h/d' too")
+
+
 def test_an_unreachable_postgresql_is_unavailable_with_its_password_masked() -> None:
     url = "postgresql://postgres:hunter2@127.0.0.1:1/test?connect_timeout=2"
     with pytest.raises(StoreUnavailable) as error:
