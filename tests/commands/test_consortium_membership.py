@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from ledger.application import handlers
 from tests.commands.conftest import Ledger, head
 
 pytestmark = pytest.mark.usefixtures("signing_key")
@@ -85,3 +86,31 @@ def test_a_practice_moves_to_another_consortium_from_the_day_it_leaves(
                   actor="consortium:16C")
     assert back.code == 1, back.stderr
     back.one_line_error("A81001 is a member of 17D from 2024-07-01", "[rule: membership]")
+
+
+def test_a_ledger_recorded_with_a_practice_in_two_consortia_at_once_still_reads_and_folds(
+        invoke: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A double membership recorded before the rule (its events are in the log) is read
+    as recorded: every read, a rebuild and the log's verification answer as before, and
+    the practice may still leave either consortium."""
+    two_consortia_with_pools(invoke)
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr(handlers, "require_no_other_consortium",
+                                lambda *_args: None)
+        joined = invoke("consortium", "join", "17D", "A81001", "--on", "2024-06-01",
+                        actor="consortium:17D")
+        assert joined.code == 0, joined.stderr
+    reads = [("pools", "--year", YEAR, "--as-of", "2024-07-01"),
+             ("position", "--practice", "A81001", "--year", YEAR),
+             ("position", "--consortium", "17D", "--year", YEAR),
+             ("trail", "A81001"), ("replay", "A81001", "--year", YEAR),
+             ("holders", "--year", YEAR), ("quality",), ("variation", "--consortium", "16C")]
+    answers = {args: invoke(*args) for args in reads}
+    assert {args: done.code for args, done in answers.items()} == dict.fromkeys(reads, 0)
+    assert invoke("projections", "rebuild").code == 0
+    assert {args: invoke(*args).stdout for args in reads} == {
+        args: done.stdout for args, done in answers.items()}
+    assert invoke("verify").code == 0
+    left = invoke("consortium", "leave", "16C", "A81001", "--on", "2024-08-01",
+                  actor="consortium:16C")
+    assert left.code == 0, left.stderr
