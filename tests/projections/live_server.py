@@ -29,17 +29,25 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(db: str) -> Iterator[str]:
-    port = free_port()
+    with serving(db, free_port()) as (url, _):
+        yield url
+
+
+@contextmanager
+def serving(db: str, port: int, sockets: list[socket.socket] | None = None
+            ) -> Iterator[tuple[str, uvicorn.Server]]:
+    """The service on 127.0.0.1:`port` (listening on `sockets` when given, bound to that
+    port), and its uvicorn server; stopped on leaving."""
     server = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port,
                                            log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "the server did not start"
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         thread.join(timeout=10)

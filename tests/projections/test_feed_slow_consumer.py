@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +17,8 @@ import uvicorn
 from ledger.application.batch import apply_lines
 from ledger.bootstrap import Ledger
 from projections import api_feed
-from projections.api import create_app
 from tests.ledger.application.scenario import ALLOCATOR, bearer, grant_token
-from tests.projections.live_server import SseReader
+from tests.projections.live_server import SseReader, serving
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -55,20 +53,10 @@ def served(db: str) -> Iterator[tuple[str, uvicorn.Server]]:
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
     listening.bind(("127.0.0.1", 0))
     port = listening.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]},
-                              daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the server did not start"
     try:
-        yield f"http://127.0.0.1:{port}", server
+        with serving(db, port, [listening]) as served_here:
+            yield served_here
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         listening.close()
 
 
