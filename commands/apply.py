@@ -23,13 +23,6 @@ def read_lines(path: Path) -> list[str]:
     return read_text(path, encoding="utf-8-sig").split("\n")
 
 
-def _path(file: str) -> Path:
-    """The file named on the command line: `-` alone is standard input."""
-    from ledger.application.files import STDIN  # noqa: PLC0415 - fast --help
-
-    return STDIN if file == "-" else Path(file)
-
-
 def apply(
     ctx: typer.Context,
     file: options.JsonLinesFile,
@@ -60,8 +53,9 @@ def apply(
     state = state_of(ctx)
     with handled(state):
         from ledger.application.batch import apply_lines  # noqa: PLC0415 - fast --help
+        from ledger.application.files import input_path  # noqa: PLC0415
 
-        path = _path(file)
+        path = input_path(file)
         lines = read_lines(path)
         source = "stdin" if file == "-" else path.name
         total = sum(1 for line in lines if line.strip())

@@ -128,13 +128,15 @@ def import_(
     """
     state = state_of(ctx)
     with handled(state):
-        from ledger.application.imports import import_allocations  # noqa: PLC0415 - fast --help
+        from ledger.application.files import input_path  # noqa: PLC0415 - fast --help
+        from ledger.application.imports import import_allocations  # noqa: PLC0415
         from ledger.application.mapping import ColumnMap  # noqa: PLC0415
 
         columns = ColumnMap.build(maps or [], ignore or [], mapping)
         # With --server the service runs the file, as the token's actor.
         report = import_allocations(
-            state.client().batches() if state.server else state.ledger().service, file,
+            state.client().batches() if state.server else state.ledger().service,
+            input_path(file),
             actor="" if state.server else state.require_actor(), year=year,
             command_id=state.command_id, on=on, mapping=columns,
         )

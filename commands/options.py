@@ -57,11 +57,13 @@ Ref = Annotated[str, typer.Argument(
 QsCodes = Annotated[
     list[str], typer.Argument(help="NICE quality standards: QS and a number (QS1 QS2).")
 ]
+# Text as typed, not a Path: a Path makes `./-` (the file named -) into `-` (standard input).
 CsvFile = Annotated[
-    Path,
+    str,
     typer.Argument(
-        help="UTF-8 CSV file with a header row; extra columns are ignored.",
-        dir_okay=False,
+        help="UTF-8 CSV file with a header row; extra columns are ignored. - reads "
+        "standard input.",
+        show_default=False,
     ),
 ]
 
@@ -112,7 +114,6 @@ IgnoredColumns = Annotated[
     ),
 ]
 
-# Text as typed, not a Path: a Path makes `./-` (the file named -) into `-` (standard input).
 JsonLinesFile = Annotated[
     str, typer.Argument(help="JSON-lines file: one command a line, each with its command_id; "
                         "- reads standard input.")

@@ -91,7 +91,8 @@ def import_(
     """
     state = state_of(ctx)
     with handled(state):
-        from ledger.application.imports import (  # noqa: PLC0415 - fast --help
+        from ledger.application.files import input_path  # noqa: PLC0415 - fast --help
+        from ledger.application.imports import (  # noqa: PLC0415
             import_list_sizes,
             import_practices,
         )
@@ -99,11 +100,12 @@ def import_(
 
         columns = ColumnMap.build(maps or [], ignore or [], mapping)
         run = import_list_sizes if list_sizes else import_practices
+        path = input_path(file)
         if state.server:  # the service runs the file, as the token's actor
-            report = run(state.client().batches(), file, actor="", command_id=state.command_id,
+            report = run(state.client().batches(), path, actor="", command_id=state.command_id,
                          on=on, mapping=columns)
         else:
-            report = run(state.ledger().service, file, actor=state.require_actor(),
+            report = run(state.ledger().service, path, actor=state.require_actor(),
                          command_id=state.command_id, on=on, mapping=columns)
         render.import_report(report)
 

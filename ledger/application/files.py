@@ -2,7 +2,7 @@
 
 One reader for all of them, so each is bounded the same way: UTF-8, at most
 MAX_INPUT_BYTES, and a device or pipe that never ends is refused early. Standard input
-(`STDIN`: `ledger apply -`) is read the same way.
+(`STDIN`: `ledger apply -`, `ledger practice import -`) is read the same way.
 """
 
 from __future__ import annotations
@@ -78,6 +78,17 @@ def _chunks(path: Path) -> Iterator[bytes]:
 STDIN = Path("-")
 """Standard input, as this very object (`ledger apply -`): a Path that only equals it
 (`Path("./-")`, the file named -) is a file."""
+
+
+def input_path(named: str) -> Path:
+    """The file a command line names: `-` alone is standard input (STDIN); anything else,
+    `./-` included, is the file of that name (as for cat)."""
+    return STDIN if named == "-" else Path(named)
+
+
+def source_name(path: Path) -> str:
+    """How reports and errors name an input: `standard input`, or the file's name."""
+    return "standard input" if path is STDIN else path.name
 
 
 def _opened(path: Path) -> BinaryIO:

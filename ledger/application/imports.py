@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ledger.application.commands import Command, build_command
-from ledger.application.files import read_text
+from ledger.application.files import read_text, source_name
 from ledger.application.mapping import (
     ALLOCATION_FIELDS,
     LIST_SIZE_FIELDS,
@@ -68,7 +68,7 @@ class CsvFile:
 
     @classmethod
     def read(cls, path: Path) -> CsvFile:
-        return cls(path.name, read_text(path, encoding="utf-8-sig"))
+        return cls(source_name(path), read_text(path, encoding="utf-8-sig"))
 
     @property
     def digest(self) -> str:

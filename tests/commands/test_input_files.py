@@ -333,6 +333,52 @@ def test_standard_input_that_is_not_text_is_named_as_such(db_url: str, tmp_path:
                                     "is not a text file [rule: file]\n")
 
 
+def test_csv_imports_read_standard_input_given_as_a_dash(db_url: str, tmp_path: Path) -> None:
+    """`practice import -` and `budget import -` read the CSV from standard input (a pipe),
+    name it so in their report and their refusals, and derive the same command ids
+    from its content as from the same file: importing the file again records nothing."""
+    practices = "practice,name,list_size\nA81001,Densham,4069\nA81002,Queens Park,5120\n"
+    allocations = "practice,element,amount\nA81001,acute,900000\nA81002,acute,800000\n"
+
+    def run(*words: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ledger_executable(), "--db", db_url, "--actor", ALLOCATOR,
+                               *words], input=stdin, capture_output=True, text=True,
+                              cwd=tmp_path, env=clean_env(), timeout=120, check=False)
+
+    done = run("practice", "import", "-", "--on", "2024-04-01", stdin=practices)
+    assert done.returncode == 0, done.stderr
+    assert "imported 2 practices from standard input (2 commands applied" in done.stdout
+    done = run("budget", "import", "-", "--year", "2024-25", "--on", "2024-04-01",
+               stdin=allocations)
+    assert done.returncode == 0, done.stderr
+    assert "from standard input (2 commands applied" in done.stdout
+    assert head(db_url) == 4
+
+    (tmp_path / "alloc.csv").write_text(allocations, encoding="utf-8")
+    again = run("budget", "import", "alloc.csv", "--year", "2024-25", "--on", "2024-04-01",
+                stdin="")
+    assert again.returncode == 0, again.stderr
+    assert "(0 commands applied, 2 already applied)" in again.stdout
+    refused = run("budget", "import", "-", "--year", "2024-25", stdin="practice,element\n")
+    assert refused.returncode == EXIT_USAGE
+    assert "standard input" in refused.stderr and "amount" in refused.stderr, refused.stderr
+    assert head(db_url) == 4
+
+
+def test_a_csv_file_named_dash_is_imported_when_written_as_a_path(db_url: str, tmp_path: Path
+                                                                 ) -> None:
+    """Only `-` itself is standard input: `./-` is the file of that name."""
+    (tmp_path / "-").write_text("practice,name,list_size\nA81001,Densham,4069\n",
+                                encoding="utf-8")
+    done = subprocess.run([*ledger_executable(), "--db", db_url, "--actor", ALLOCATOR,
+                           "practice", "import", "./-", "--on", "2024-04-01"],
+                          input="", capture_output=True, text=True, cwd=tmp_path,
+                          env=clean_env(), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "imported 1 practice from -" in done.stdout, done.stdout
+    assert head(db_url) == 1
+
+
 # --- proof bundles ---------------------------------------------------------------------
 
 
