@@ -137,7 +137,7 @@ def _postgres_target(url: str) -> StoreTarget:
     """A PostgreSQL URL, `postgresql://user:pass@host:5432/db?schema=NAME&connect_timeout=S`.
 
     Raises InvalidInput (rule db) for a URL that does not parse (a bracket left open, a
-    port that is not 1 to 65535), a parameter other than `schema` and `connect_timeout`
+    port that is not 1 to 65535, a `#` part), a parameter other than `schema` and `connect_timeout`
     (a misspelt `shema=` would otherwise write to the default schema), one given twice
     or blank, a schema name that is not 1 to 49 of `a-z 0-9 _` (not starting with a
     digit), or a timeout that is not 1 to 3600 whole seconds. The URL is shown with its
@@ -146,6 +146,9 @@ def _postgres_target(url: str) -> StoreTarget:
     """
     shown = mask_password(url)
     encoded = "a password holding @, /, ? or # is written percent-encoded (%40, %2F, %3F, %23)"
+    if "#" in url:
+        raise InvalidInput("db", f"malformed PostgreSQL URL {shown!r}: it has a # part, which "
+                           f"a connection does not read ({encoded})")
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -30,6 +30,9 @@ BAD_URLS = {
     "password holding a question mark": (
         "postgresql://postgres:hunter2?x@127.0.0.1/test?schema=h_port",
         "percent-encoded"),
+    "password holding a hash": ("postgresql://postgres:12#hunter2@127.0.0.1/test?schema=h_port",
+                                "percent-encoded"),
+    "a fragment": (f"{BASE}?schema=h_port#x", "a # part"),
     "password holding @ and a bad port": (
         "postgresql://postgres:x@hunter2@127.0.0.1:99999/test?schema=h_port",
         "the port must be a whole number from 1 to 65535"),
