@@ -361,7 +361,8 @@ def test_csv_imports_read_standard_input_given_as_a_dash(db_url: str, tmp_path: 
     assert "(0 commands applied, 2 already applied)" in again.stdout
     refused = run("budget", "import", "-", "--year", "2024-25", stdin="practice,element\n")
     assert refused.returncode == EXIT_USAGE
-    assert "standard input" in refused.stderr and "amount" in refused.stderr, refused.stderr
+    assert "standard input" in refused.stderr, refused.stderr
+    assert "amount" in refused.stderr, refused.stderr
     assert head(db_url) == 4
 
 

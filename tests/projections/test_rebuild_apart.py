@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.bootstrap import bootstrap
+from projections import materialise
 from projections.materialise import REBUILD_COST, SCRATCH_PAGE_SIZE, Materialiser
 from projections.registry import PROJECTIONS
 from tests.projections.builders import append, random_history
@@ -187,3 +188,32 @@ def test_a_build_apart_copies_in_the_indexes_it_built_beside_the_rows(
         assert by_index == expected[table.name], table.name
     assert views.db.query("PRAGMA integrity_check") == [("ok",)]
     ledger.close()
+
+
+@pytest.mark.parametrize("held", [1, 500])
+def test_a_build_apart_writing_its_rows_out_part_way_builds_what_catch_up_builds(
+        sqlite_path: str, monkeypatch: pytest.MonkeyPatch, held: int) -> None:
+    """Rows held over many batches and written out whenever `held` are reached (adds to
+    rows already written included) are the rows an incremental catch-up writes."""
+    ledger = bootstrap(sqlite_path)
+    append(ledger.store, random_history(13, 400).events)
+    views = Materialiser(ledger.store)
+    views.catch_up()
+    names = [p.name for p in PROJECTIONS if p.bulk is not None]
+
+    def snapshot() -> dict[str, list[tuple[Any, ...]]]:
+        return {t.name: sorted(views.db.query(f"SELECT * FROM {t.name}"), key=repr)
+                for n in names for t in views.projections[n].tables}
+
+    incremental = snapshot()
+    with views.db.cursor(write=True) as c:
+        c.execute("UPDATE tracking SET notification_id = 0 "
+                  "WHERE application_name LIKE 'projection:%'")
+        for name in names:
+            for table in views.projections[name].tables:
+                c.execute(f"DROP TABLE {table.name}")
+                c.execute(views._create_sql(table)[0])
+    monkeypatch.setattr(materialise, "REBUILD_BATCH", 37)
+    monkeypatch.setattr(materialise, "SCRATCH_HELD_ROWS", held)
+    views.build_apart(names)
+    assert snapshot() == incremental
