@@ -16,19 +16,22 @@ class CtrlCHeld:
     blocked in this thread alone would go to another (the parse process's executor runs
     threads here), whose handler still raises in this one. Nothing is done outside the
     main thread (where Ctrl-C is never raised), when SIGINT is ignored, or inside a
-    block that holds it already. Costs two handler swaps, a few microseconds."""
+    block that holds it already (this one included: one hold may be entered again, inside
+    itself or after). Costs two handler swaps, a few microseconds."""
 
-    __slots__ = ("came", "previous")
+    __slots__ = ("came", "depth", "previous")
 
     def __init__(self) -> None:
         self.came = False
+        self.depth = 0  # blocks of this hold entered and not yet left
         self.previous: object = _signal.SIG_IGN  # nothing to restore
 
     def __call__(self, _signum: int, _frame: FrameType | None) -> None:
         self.came = True
 
     def __enter__(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
+        self.depth += 1
+        if self.depth > 1 or threading.current_thread() is not threading.main_thread():
             return
         previous = _signal.getsignal(signal.SIGINT)
         if previous == _signal.SIG_IGN or isinstance(previous, CtrlCHeld):
@@ -38,10 +41,14 @@ class CtrlCHeld:
 
     def __exit__(self, _type: type[BaseException] | None, _error: BaseException | None,
                  _traceback: TracebackType | None) -> None:
-        if self.previous == _signal.SIG_IGN:
+        self.depth -= 1
+        if self.depth or self.previous == _signal.SIG_IGN:
             return
+        # Restored first: a Ctrl-C still pending is told to this hold before the swap.
         _signal.signal(signal.SIGINT, self.previous)
-        if self.came:
+        self.previous = _signal.SIG_IGN
+        came, self.came = self.came, False
+        if came:
             signal.raise_signal(signal.SIGINT)
 
 

@@ -98,3 +98,33 @@ def test_off_the_main_thread_the_handler_is_left_alone() -> None:
     thread.start()
     thread.join()
     assert seen == [signal.default_int_handler]
+
+
+def test_one_hold_entered_again_inside_itself_delivers_at_its_outer_end() -> None:
+    held = ctrl_c_held()
+    steps: list[str] = []
+
+    def nested() -> None:
+        with held:
+            with held:
+                ctrl_c()
+            steps.append("the inner block ended")
+
+    with pytest.raises(KeyboardInterrupt):
+        nested()
+    assert steps == ["the inner block ended"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_one_hold_used_for_two_blocks_delivers_only_what_came_in_each() -> None:
+    held = ctrl_c_held()
+
+    def interrupted() -> None:
+        with held:
+            ctrl_c()
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    with held:
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
