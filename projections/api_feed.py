@@ -20,9 +20,10 @@ within 100 ms of its commit.
 A consumer that reads slowly is paced: a stream reads `LIVE_PAGE` events at a time and
 hands the server at most `SEND_BYTES` at once, and the server takes the next write only
 once the connection has room for it, so what waits in the service for one client is
-bounded (`BUFFERED_BYTES` beyond one page). A client that takes nothing for
-`STALL_SECONDS` has its stream ended, the reason logged; it resumes with `Last-Event-ID`,
-nothing skipped.
+bounded (`BUFFERED_BYTES` beyond one page). A client that leaves a write untaken for
+`STALL_SECONDS` (it stopped reading, its network did, or it reads slower than about a
+write a minute) has its stream ended, the reason logged; it resumes with
+`Last-Event-ID`, nothing skipped.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class PacedEventSource(EventSourceResponse):
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
-            LOG.warning("live feed: ended the stream of %s: the client took nothing for "
-                        "%g s (it resumes with Last-Event-ID, nothing skipped)",
+            LOG.warning("live feed: ended the stream of %s: the client left a write "
+                        "untaken for %g s (it resumes with Last-Event-ID, nothing skipped)",
                         self.who(), STALL_SECONDS)
 
 
@@ -294,8 +295,9 @@ def install(app: FastAPI, open_store: Callable[[], EventStore],
         A client that reads slowly is paced: the stream reads 100 events at a time and
         hands the server at most 64 KiB at once, taken only when the connection has room,
         so at most 128 KiB wait in the service per client beyond one page. A client that
-        takes nothing for 60 s has its stream ended (the service logs why); reconnect
-        with `Last-Event-ID` to resume, nothing skipped."""
+        leaves a write untaken for 60 s (it stopped reading, or reads slower than about a
+        write a minute) has its stream ended (the service logs why); reconnect with
+        `Last-Event-ID` to resume, nothing skipped."""
         checkpoint = checkpoint_of(query_number(after, "after", 0, maximum=MAX_POSITION),
                                    last_event_id,
                                    len(request.headers.getlist("last-event-id")))

@@ -183,8 +183,8 @@ class Pipeline(Generic[T]):
         is held."""
         held = 0
         for number, appending in enumerate(self._appending, start=1):
-            last = next(iter(appending.streams.items()), None)
-            if last is not None and self.store.holds(last[0], *last[1]):
+            first = next(iter(appending.streams.items()), None)
+            if first is not None and self.store.holds(first[0], *first[1]):
                 held = number
         for _ in range(held):
             done = self._appending.popleft()
