@@ -200,6 +200,14 @@ def _add(table: dict[Key, list[int]], key: Key,
         total[3] += deltas[3]
 
 
+def _grow(table: dict[Key, list[int]], key: Key, column: int, amount: int) -> None:
+    """Add `amount` pence to one column of `table[key]` (`_add` with one delta)."""
+    row = table.get(key)
+    if row is None:
+        row = table[key] = [0, 0, 0, 0]
+    row[column] += amount
+
+
 # Every movement adds the same deltas to its totals and to its day: the totals are the
 # days summed over their dates.
 TOTALS_FROM_DAYS = (
@@ -222,40 +230,25 @@ class PositionsBulk:
         statuses, budgets = rows.puts(STATUS), rows.puts(BUDGETS)
         # ref -> [practice, year, element, amount, settled, open]
         known: dict[str, list[Any]] = {}
-        days_get = days.get
 
-        # One column of one row grows: (practice, year, element, on) and the amount.
+        # One column (0 allocated, 1 committed, 3 drawn) of a budget element's total and
+        # of its day row grows by the amount.
+        def grown(column: int, budget_element: tuple[str, str, str], on: str, amount: int
+                  ) -> None:
+            if totals is not None:
+                _grow(totals, budget_element, column, amount)
+            _grow(days, (*budget_element, on), column, amount)
+
         def allocated_by(practice: str, year: str, element: str, on: str, amount: int
                          ) -> None:
-            if totals is not None:
-                _add(totals, (practice, year, element), (amount, 0, 0, 0))
-            key = (practice, year, element, on)
-            row = days_get(key)
-            if row is None:
-                days[key] = [amount, 0, 0, 0]
-            else:
-                row[0] += amount
+            grown(0, (practice, year, element), on, amount)
 
         def committed_by(practice: str, year: str, element: str, on: str, amount: int
                          ) -> None:
-            if totals is not None:
-                _add(totals, (practice, year, element), (0, amount, 0, 0))
-            key = (practice, year, element, on)
-            row = days_get(key)
-            if row is None:
-                days[key] = [0, amount, 0, 0]
-            else:
-                row[1] += amount
+            grown(1, (practice, year, element), on, amount)
 
         def drawn_by(practice: str, year: str, element: str, on: str, amount: int) -> None:
-            if totals is not None:
-                _add(totals, (practice, year, element), (0, 0, 0, amount))
-            key = (practice, year, element, on)
-            row = days_get(key)
-            if row is None:
-                days[key] = [0, 0, 0, amount]
-            else:
-                row[3] += amount
+            grown(3, (practice, year, element), on, amount)
 
         def b_allocated(_p: int, _v: int, f: dict[str, Any]) -> None:
             practice, year, on = f["practice"], f["year"], f["effective_on"]
@@ -304,13 +297,7 @@ class PositionsBulk:
             on = f["effective_on"]
             if totals is not None:
                 _add(totals, (practice, year, element), (0, committed, part, 0))
-            key = (practice, year, element, on)
-            day_row = days_get(key)
-            if day_row is None:
-                days[key] = [0, committed, part, 0]
-            else:
-                day_row[1] += committed
-                day_row[2] += part
+            _add(days, (practice, year, element, on), (0, committed, part, 0))
 
         def b_cancelled(_p: int, _v: int, f: dict[str, Any]) -> None:
             ref = f["ref"]
