@@ -125,11 +125,8 @@ def allocate_by_formula(
     for outcome, line in zip(outcomes, lines, strict=True):
         if outcome.error is not None:
             raise _for_practice(outcome.error, line.practice)
-    if dry_run:
-        return FormulaRun(template.year, day, run_id, tuple(lines), tuple(left_out),
-                          dry_run=True)
     return FormulaRun(template.year, day, run_id, tuple(lines), tuple(left_out),
-                      dry_run=False, outcomes=tuple(outcomes))
+                      dry_run=dry_run, outcomes=() if dry_run else tuple(outcomes))
 
 
 def _for_practice(error: LedgerError, practice: str) -> LedgerError:
