@@ -61,8 +61,10 @@ def holders(
     known_at: Annotated[
         str | None,
         typer.Option("--known-at", metavar="INSTANT",
-                     help="What the ledger knew at this instant (2024-07-15T09:30:00Z; a bare "
-                          "date means the end of that day, UTC): later records are ignored. "
+                     help="What the ledger knew at this instant: later records are ignored. "
+                          "Written with its zone (2024-07-15T09:30:00Z or "
+                          "2024-07-15T10:30:00+01:00; a time without a zone is refused), "
+                          "or a date, meaning the end of that day, UTC. "
                           "Instants are recorded to the microsecond: digits finer than that "
                           "are dropped, which changes no answer."),
     ] = None,
@@ -73,9 +75,9 @@ def holders(
     A budget's elements are those allocated (a zero allocation too), adjusted or
     delegated by then; an element nobody allocated is not listed."""
     with handled(state_of(ctx)):
-        from projections.queries import parse_instant  # noqa: PLC0415
+        from projections.queries import parse_known_at  # noqa: PLC0415
 
-        instant = parse_instant(known_at) if known_at is not None else None
+        instant = parse_known_at(known_at) if known_at is not None else None
         found = state_of(ctx).reads().holders(
             practice=practice, consortium=consortium, holder=holder, year=year,
             as_of=_day(as_of, "--as-of"), known_at=instant)

@@ -45,8 +45,9 @@ def create(
         "--expires", metavar="DATE|INSTANT",
         help="When it stops working: a date means the end of that day, UTC (--expires "
         "2099-03-31 works through 31 March and expires at 00:00 UTC on 1 April); an "
-        "instant with a zone is exact, to the microsecond at most (2099-03-31T17:00:00Z; "
-        "a finer one is refused, not cut).",
+        "instant written with its zone is exact, to the microsecond at most "
+        "(2099-03-31T17:00:00Z or 2099-03-31T18:00:00+01:00; a time without a zone is "
+        "refused, a finer one is refused, not cut).",
     )] = None,
     read_only: Annotated[bool, typer.Option(
         "--read-only", help="Reads only (always so for auditor and service).")] = False,

@@ -69,7 +69,7 @@ from projections.joint_queries import JointReads
 from projections.queries import (
     GROUPINGS,
     parse_day,
-    parse_instant,
+    parse_known_at,
     refuse_past_head,
     trail_subject,
 )
@@ -425,13 +425,14 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
         year: Year = None,
         as_of: Day = None,
         known_at: Annotated[str | None, _q(
-            "What the ledger knew at this instant (2024-07-15T09:30:00Z; a date means the "
-            "end of that day; digits finer than the microsecond, which instants are "
+            "What the ledger knew at this instant, written with its zone "
+            "(2024-07-15T09:30:00Z; a time without a zone is refused) or a date, meaning the "
+            "end of that day, UTC; digits finer than the microsecond, which instants are "
             "recorded to, are dropped: the answer is the same)")] = None,
     ) -> Response:
         scope.require(Role.CONSORTIUM, Role.PRACTICE, what="holders")
         scope.check(practice=practice, consortium=consortium, holder=holder)
-        instant = parse_instant(known_at) if known_at is not None else None
+        instant = parse_known_at(known_at) if known_at is not None else None
         return JSONRows(scope.rows(served.reads().holders(
             practice=practice, consortium=consortium, holder=holder, year=year,
             as_of=_day(as_of, "as_of"), known_at=instant)))

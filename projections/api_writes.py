@@ -520,7 +520,8 @@ class TokenRequest(BaseModel):
                        "auditor:NAME or service:NAME")
     name: str | None = Field(default=None, max_length=200)
     expires: str | None = Field(default=None, description="2025-03-31 (works through that "
-                                "day: the end of it, UTC) or an exact instant with a zone")
+                                "day: the end of it, UTC) or an exact instant with its zone "
+                                "(2025-03-31T17:00:00Z; a time without a zone is refused)")
     read_only: StrictBool = Field(default=False, description="true or false only (not 1, "
                                   '"yes")')
 

@@ -24,6 +24,7 @@ from ledger.domain.values import (
     FinancialYear,
     parse_consortium_code,
     parse_holder,
+    parse_instant,
     parse_iso_date,
     parse_practice_code,
     shown,
@@ -44,30 +45,16 @@ def parse_day(text: str, option: str) -> date:
     return parse_iso_date(text, option)
 
 
-def parse_instant(text: str) -> datetime:
-    """An ISO instant; without a zone it is UTC; a bare date, however ISO writes it
-    (`2024-04-01`, `20240401`, `2024-W14-1`), means the end of that day. Digits finer
-    than the microsecond are dropped (fromisoformat): events are recorded to the
-    microsecond, so what was known at 09:30:00.0000009 is what was known at 09:30:00,
-    exactly; a token's expiry, which is stored, refuses them instead (parse_expiry)."""
-    raw = text.strip()
-    try:
-        return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=UTC)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(
-            "instant",
-            f"malformed instant {shown(text)} for --known-at: write 2024-07-15T09:30:00Z",
-        ) from None
-    try:
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
-        raise InvalidInput(
-            "instant", f"instant {shown(text)} for --known-at is out of range: 0001-01-01 to "
-            "9999-12-31 in UTC") from None
+def parse_known_at(text: str) -> datetime:
+    """`--known-at` (`known_at` in the API) as the UTC instant a read is answered as known
+    at, by the rule every instant is read with (`parse_instant`): a bare date means the
+    end of that day, its last microsecond, which records are compared with inclusively.
+    Digits finer than the microsecond are dropped: events are recorded to the
+    microsecond, so what was known at 09:30:00.0000009 is what was known at 09:30:00."""
+    found = parse_instant(text, "instant for --known-at", "instant")
+    if isinstance(found, datetime):
+        return found
+    return datetime.combine(found, time.max, tzinfo=UTC)
 
 
 def _as_json(sql: str, _params: Sequence[Any] = ()) -> str:

@@ -14,7 +14,7 @@ import difflib
 import functools
 import hashlib
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from ledger.domain.characters import parse_ref, trim_spaces
+from ledger.domain.characters import parse_ref
 from ledger.domain.errors import InvalidInput
 from ledger.domain.trusted import construct
 from ledger.domain.values import (
@@ -43,6 +43,7 @@ from ledger.domain.values import (
     LongText,
     NameText,
     WeightedArg,
+    end_of_day,
     json_spelling,
     long_text,
     malformed_date,
@@ -52,6 +53,7 @@ from ledger.domain.values import (
     parse_consortium_code,
     parse_element,
     parse_holder,
+    parse_instant,
     parse_iso_date,
     parse_percent,
     parse_practice_code,
@@ -615,46 +617,15 @@ class TokenRevoke(Command):
     token_id: str = Field(pattern=r"^[a-z0-9]{12}$")
 
 
-_FRACTION = re.compile(r"[.,]([0-9]+)")
-_STORED_DIGITS = 6
-"""Decimals of a second an instant is stored with (microseconds)."""
-
-
 def parse_expiry(text: str) -> datetime:
-    """A token's expiry, the first instant it no longer works, in UTC: a bare date
-    (`2025-03-31`) means the end of that day, UTC, so the token works through it (it
-    expires at 00:00 UTC on the day after; 9999-12-31 at its last microsecond), as a bare
-    date for `--known-at` does; an instant with a zone (`2025-03-31T17:00:00Z`) is exact,
-    to the microsecond at most, as it is stored: a finer one (nanoseconds) is refused,
-    never cut to a time the caller did not write. Raises InvalidInput (rule `expires`)
-    for anything else or an instant past 9999."""
-    stripped = trim_spaces(text)
-    finer = next((f for f in _FRACTION.findall(stripped) if len(f) > _STORED_DIGITS), None)
-    if finer is not None:
-        raise InvalidInput(
-            "expires", f"expiry {shown(text)} is more precise than a token's expiry is kept: "
-            f"{len(finer)} decimals of a second, at most {_STORED_DIGITS} (microseconds), e.g. "
-            "2025-03-31T17:00:00.123456Z")
-    try:
-        if len(stripped) == 10:
-            day = date.fromisoformat(stripped)
-            if day == date.max:
-                return datetime.combine(day, time.max, tzinfo=UTC)
-            return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
-        moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidInput(
-            "expires",
-            f"malformed expiry {shown(text)}: a date 2025-03-31 or 2025-03-31T17:00:00Z",
-        )
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
-        raise InvalidInput(
-            "expires", f"expiry {shown(text)} is out of range: 0001-01-01 to 9999-12-31 in UTC"
-        ) from None
+    """A token's expiry, the first instant it no longer works, in UTC, by the rule every
+    instant is read with (`parse_instant`): a bare date means the end of that day, UTC,
+    so the token works through it (it expires at 00:00 UTC on the day after; 9999-12-31
+    at its last microsecond); an instant with its zone (`2025-03-31T17:00:00Z`) is exact,
+    to the microsecond at most, as it is stored. Raises InvalidInput (rule `expires`)
+    for anything else."""
+    found = parse_instant(text, "expiry", "expires", stored=True)
+    return found if isinstance(found, datetime) else end_of_day(found)
 
 
 C = TypeVar("C", bound=Command)

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -310,6 +310,64 @@ def utc_text(instant: datetime) -> str:
     """An instant in UTC as the ledger writes instants, ending in Z
     (`2024-04-01T08:00:00.020000Z`); an instant with another offset keeps it."""
     return instant.isoformat().replace("+00:00", "Z")
+
+
+_FRACTION = re.compile(r"[.,]([0-9]+)")
+_STORED_DIGITS = 6
+"""Decimals of a second an instant is recorded and stored with (microseconds)."""
+INSTANT_RULE = ("an instant with its zone (2024-07-15T09:30:00Z or 2024-07-15T10:30:00+01:00), "
+                "or a date, meaning the end of that day, UTC")
+"""How every instant the command line and the API read is written, as refusals say it."""
+
+
+def parse_instant(text: str, what: str, rule: str, *, stored: bool = False) -> datetime | date:
+    """An instant as the command line and the API read it (`--known-at`, `--expires` and
+    the API's `known_at` and `expires`), all by one rule (`INSTANT_RULE`): an ISO 8601
+    date and time with its zone (`Z` or an offset), returned in UTC; or a bare date
+    however ISO writes it (`2024-07-15`, `20240715`, `2024-W29-1`), returned as the date
+    for its caller to read as the end of that day, UTC. A time without a zone is
+    refused: read as UTC by one reader and as local time by another, it names two
+    instants an hour apart. Digits finer than the microsecond, which instants are
+    recorded to, are refused for an instant that is `stored` (never cut to a time the
+    caller did not write) and dropped for a question, where they change no answer.
+    Raises InvalidInput (`rule`, the message naming `what`, e.g. "expiry") when
+    malformed, without a zone, too precise to store, or outside 0001-01-01 to
+    9999-12-31 in UTC."""
+    stripped = trim_spaces(text)
+    try:
+        return date.fromisoformat(stripped)
+    except ValueError:
+        pass
+    finer = next((f for f in _FRACTION.findall(stripped) if len(f) > _STORED_DIGITS), None)
+    if stored and finer is not None:
+        raise InvalidInput(
+            rule, f"{what} {shown(text)} is more precise than it is kept: {len(finer)} "
+            f"decimals of a second, at most {_STORED_DIGITS} (microseconds), e.g. "
+            "2025-03-31T17:00:00.123456Z")
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise InvalidInput(rule, f"malformed {what} {shown(text)}: write {INSTANT_RULE}"
+                           ) from None
+    if moment.tzinfo is None:
+        raise InvalidInput(
+            rule, f"{what} {shown(text)} has no zone: write it with Z for UTC "
+            f"({moment.replace(tzinfo=UTC).isoformat().replace('+00:00', 'Z')}) or with its "
+            "offset (+01:00 in summer time)")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(
+            rule, f"{what} {shown(text)} is out of range: 0001-01-01 to 9999-12-31 in UTC"
+        ) from None
+
+
+def end_of_day(day: date) -> datetime:
+    """The first instant after `day`, UTC (00:00 on the next day): where a bare date read
+    as an instant ends; for 9999-12-31, the last microsecond the calendar has."""
+    if day == date.max:
+        return datetime.max.replace(tzinfo=UTC)
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 def format_pence(pence: int) -> str:

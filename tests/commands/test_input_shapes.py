@@ -583,3 +583,27 @@ def test_a_known_at_finer_than_a_microsecond_answers_as_the_microsecond_it_falls
     assert all(found == answers[recorded] for found in answers.values()), answers
     assert "recorded to the microsecond" in " ".join(
         run_ledger("holders", "--help").stdout.split())
+
+
+def test_an_instant_without_a_zone_is_refused_alike_by_known_at_and_expires(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    before = head(db_url)
+    for instant in ("2024-07-15T09:30:00", "2099-03-31 17:00"):
+        malformed(invoke("holders", "--known-at", instant), "has no zone", "Z for UTC")
+        malformed(invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap", "--expires",
+                         instant), "expiry", "has no zone", "Z for UTC")
+    assert head(db_url) == before
+    for flag in ("--known-at", "--expires"):
+        shown = " ".join(invoke(*(("holders",) if flag == "--known-at" else ("token", "create")),
+                                "--help").stdout.split())
+        assert "a time without a zone is refused" in shown, (flag, shown)
+
+
+def test_an_expiry_date_is_read_however_iso_writes_it_as_known_at_reads_it(
+        invoke: Ledger, db_url: str) -> None:
+    seed(db_url)
+    done = invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap", "--expires",
+                  "20990331")
+    assert done.code == 0, (done.stdout, done.stderr)
+    assert "works through 2099-03-31 UTC" in " ".join(done.stdout.split())

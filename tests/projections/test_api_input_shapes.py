@@ -97,6 +97,18 @@ def test_an_instant_past_the_calendar_or_a_code_that_upper_cases_to_ascii_is_400
     assert head(client, secret) == before
 
 
+def test_an_instant_without_a_zone_is_400_for_known_at_and_expires_alike(
+        served: tuple[TestClient, str]) -> None:
+    client, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    refused(client.get("/holders", params={"known_at": "2024-07-15T09:30:00"}, headers=auth),
+            400, "has no zone")
+    before = head(client, secret)
+    refused(client.post("/token/create", headers={**auth, "Idempotency-Key": "t-z"}, json={
+        "actor": "service:x", "expires": "2099-03-31T17:00:00"}), 400, "expiry", "has no zone")
+    assert head(client, secret) == before
+
+
 def test_a_body_naming_one_figure_twice_or_a_rate_as_a_fraction_is_refused(
         served: tuple[TestClient, str]) -> None:
     client, secret = served
