@@ -159,23 +159,22 @@ def seal_rows(
         leaves.append((size, position, stream_id, version, leaf))
         size += 1
         last = position
-    nodes = compact.extend([leaf[4] for leaf in leaves], every=NODE_LEVEL_STEP)
+    if len(leaves) == 1:  # what `extend` gives for one leaf, without its level-by-level work
+        nodes = [node for node in compact.append(leaves[0][4])
+                 if node[0] % NODE_LEVEL_STEP == 0]
+    else:
+        nodes = compact.extend([leaf[4] for leaf in leaves], every=NODE_LEVEL_STEP)
     root = compact.root()
     if dialect.kind == "postgres":
         _write_pg(curs, dialect, leaves, nodes,
                   (size, last, compact.encode(), root))
         return TreeHead(head.origin, size, last, compact, root)
-    curs.executemany(
-        dialect.sql(
-            "INSERT INTO {leaves} (leaf_index, position, stream_id, version, leaf_hash) "
-            "VALUES (?, ?, ?, ?, ?)"
-        ),
-        leaves,
-    )
+    _insert(curs, dialect.sql(
+        "INSERT INTO {leaves} (leaf_index, position, stream_id, version, leaf_hash) "
+        "VALUES (?, ?, ?, ?, ?)"), leaves)
     if nodes:
-        curs.executemany(
-            dialect.sql("INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"), nodes
-        )
+        _insert(curs, dialect.sql(
+            "INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"), nodes)
     curs.execute(
         dialect.sql(
             "UPDATE {tree} SET size = ?, last_position = ?, frontier = ?, root = ? WHERE id = 1"
@@ -183,6 +182,15 @@ def seal_rows(
         (size, last, compact.encode(), root),
     )
     return TreeHead(head.origin, size, last, compact, root)
+
+
+def _insert(curs: Cursor, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """`statement` run for each of `rows` (SQLite): one `execute` for one row (less to
+    do than `executemany`'s), else one `executemany`."""
+    if len(rows) == 1:
+        curs.execute(statement, rows[0])
+    else:
+        curs.executemany(statement, rows)
 
 
 def _write_pg(curs: Cursor, dialect: Dialect, leaves: Sequence[tuple[Any, ...]],

@@ -268,6 +268,8 @@ class EventStore:
         self.mapper: PydanticMapper = self.app.mapper
         self._catalogued = create
         self._kinds: set[catalogue.Kind] = set()  # known to be in the catalogue
+        # The reads the catalogue's check makes, named ahead by each write transaction.
+        self._check_reads = tuple(catalogue.check_statements(self.recorder.dialect))
 
     # --- writing -----------------------------------------------------------------------
 
@@ -289,10 +291,9 @@ class EventStore:
         `written` is told the events as stored, once inserted (before the commit: if
         that fails, the caller's handling of the failure applies to them too).
         """
-        dialect = self.recorder.dialect
         reads = reads or Reads()
         reads = Reads(reads.command_ids, reads.refs, reads.practices,
-                      [*reads.rows, *catalogue.check_statements(dialect)])
+                      [*reads.rows, *self._check_reads])
         with self.recorder.write_transaction(reads) as cursor:
             tail = self._unchecked_tail()
             events, indexes, result = work()
@@ -324,8 +325,7 @@ class EventStore:
         `write` apply (an unreadable log is refused; the write hooks seal the events).
         """
         dialect = self.recorder.dialect
-        with self.recorder.write_transaction(
-                Reads(rows=catalogue.check_statements(dialect))) as cursor:
+        with self.recorder.write_transaction(Reads(rows=self._check_reads)) as cursor:
             tail = self._unchecked_tail()
             head = int(self.recorder.select_rows(dialect.sql(
                 "SELECT COALESCE(MAX({position}), 0) FROM {events}"), ())[0][0])

@@ -245,12 +245,18 @@ _PREFETCH = (
 )
 
 
+# The connection's data version as the first row of the transaction's first read
+# (https://sqlite.org/pragma.html#pragma_data_version, read as its table-valued function).
+_DATA_VERSION = "SELECT 'data_version', NULL, data_version, NULL FROM pragma_data_version()"
+
+
 @functools.lru_cache(maxsize=64)
 def _prefetch_statement(*counts: int) -> str:
-    """The UNION ALL of `_PREFETCH`'s SELECTs for that many keys each (none: left out)."""
-    return " UNION ALL ".join(select.format(",".join("?" * count))
-                              for (_, select), count in zip(_PREFETCH, counts, strict=True)
-                              if count)
+    """`_DATA_VERSION`, then the UNION ALL of `_PREFETCH`'s SELECTs for that many keys
+    each (none: left out)."""
+    return " UNION ALL ".join([_DATA_VERSION, *(
+        select.format(",".join("?" * count))
+        for (_, select), count in zip(_PREFETCH, counts, strict=True) if count)])
 
 
 _WRITE: ContextVar[_SQLiteWrite | None] = ContextVar("ledger_sqlite_write", default=None)
@@ -264,6 +270,21 @@ def _fetched_ahead(table: str, keys: Sequence[str]) -> dict[str, Any] | None:
 
 def _stream_key(stream_id: UUID | str) -> str:
     return stream_id.hex if isinstance(stream_id, UUID) else stream_id
+
+
+def _insert(cursor: sqlite3.Cursor, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """`statement` run for each of `rows`: one `execute` for one row (less to do than
+    `executemany`'s), else one `executemany`."""
+    if len(rows) == 1:
+        cursor.execute(statement, rows[0])
+    else:
+        cursor.executemany(statement, rows)
+
+
+@functools.lru_cache(maxsize=8)
+def _hook_keys(count: int) -> tuple[str, ...]:
+    """The keys a write transaction remembers each of `count` hooks' returns under."""
+    return tuple(f"hook:{i}" for i in range(count))
 
 
 BULK_ROWS = 8
@@ -331,24 +352,19 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         indexes = indexes_of(kwargs)
+        raw = c.sqlite_cursor
         if indexes.receipts:
-            c.executemany(
-                "INSERT INTO ledger_commands VALUES (?, ?, ?)",
-                [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts],
-            )
+            _insert(raw, "INSERT INTO ledger_commands VALUES (?, ?, ?)",
+                    [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts])
         if indexes.refs:
-            c.executemany(
-                "INSERT INTO ledger_refs VALUES (?, ?, ?)",
-                [(r.ref, r.practice, r.year) for r in indexes.refs],
-            )
+            _insert(raw, "INSERT INTO ledger_refs VALUES (?, ?, ?)",
+                    [(r.ref, r.practice, r.year) for r in indexes.refs])
         if indexes.affiliations:
-            c.executemany(
-                "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)", indexes.affiliations
-            )
+            _insert(raw, "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)",
+                    indexes.affiliations)
         if indexes.budget_years:
-            c.executemany(
-                "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)", indexes.budget_years
-            )
+            _insert(raw, "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)",
+                    indexes.budget_years)
         ids = self._insert_rows(c, stored_events)
         write = _WRITE.get()
         if write is None:
@@ -357,7 +373,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         write.fetched.clear()  # what was fetched ahead may have changed now
         for s in stored_events:
             write.versions[_stream_key(s.originator_id)] = s.originator_version
-        keys = [f"hook:{i}" for i in range(len(self.hooks))]
+        keys = _hook_keys(len(self.hooks))
         done = run_hooks(self.hooks, c, self.dialect, ids, stored_events, prepared=[
             write.remembered.get(key, write.carried.get(key)) for key in keys])
         write.remembered.update(zip(keys, done, strict=True))
@@ -375,7 +391,15 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         """
         n = len(stored_events)
         if n < BULK_ROWS:
-            return list(super()._insert_events(c, stored_events) or [])
+            raw = c.sqlite_cursor
+            positions: list[int] = []
+            for s in stored_events:
+                raw.execute(self.insert_events_statement, (
+                    _stream_key(s.originator_id), s.originator_version, s.topic, s.state))
+                position = raw.lastrowid
+                assert position is not None  # an INSERT into a rowid table sets it
+                positions.append(position)
+            return positions
         before = self._largest_rowid(c)
         if before > MAX_ROWID - n:
             return list(super()._insert_events(c, stored_events) or [])
@@ -420,9 +444,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             cursor = conn.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
-                write = self._begin(cursor)
-                if reads is not None:
-                    self._prefetch(write, reads)
+                write = self._begin(cursor, reads)
                 token = _WRITE.set(write)
                 try:
                     yield cursor
@@ -442,43 +464,57 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             finally:
                 cursor.sqlite_cursor.close()
 
-    def _begin(self, cursor: SQLiteCursor) -> _SQLiteWrite:
-        """The transaction just begun (its write lock held), with what it may carry."""
+    def _begin(self, cursor: SQLiteCursor, reads: Reads | None) -> _SQLiteWrite:
+        """The transaction just begun (its write lock held), with what it may carry, and
+        the side-table rows of the keys `reads` names: one statement reads them with
+        the connection's `PRAGMA data_version`."""
         with self._memo_lock:  # taken: a failed transaction leaves nothing behind
             memo, since = self._memo, self._memo_since
             self._memo, self._memo_since = {}, None
         connection = cursor.sqlite_cursor.connection
-        cursor.execute("PRAGMA data_version")
-        now = (connection, int(cursor.fetchone()[0]), connection.total_changes)
+        fetched = self._prefetch(cursor, reads) if reads is not None else None
+        if fetched is None:
+            cursor.execute("PRAGMA data_version")
+            version = int(cursor.fetchone()[0])
+            fetched = {}
+        else:
+            version = fetched.pop("data_version")
+        now = (connection, version, connection.total_changes)
         if since is None or since[0] is not connection or since[1:] != now[1:]:
             memo = {}
-        write = _SQLiteWrite(cursor, now, memo, versions=memo.get(_VERSIONS, {}))
+        write = _SQLiteWrite(cursor, now, memo, versions=memo.get(_VERSIONS, {}),
+                             fetched=fetched)
         if len(write.versions) > _VERSIONS_LIMIT:
             write.versions = {}
         write.remembered[_VERSIONS] = write.versions
         return write
 
     @staticmethod
-    def _prefetch(write: _SQLiteWrite, reads: Reads) -> None:
-        """Read the side-table rows of the keys `reads` names, in one statement."""
+    def _prefetch(cursor: SQLiteCursor, reads: Reads) -> dict[str, Any] | None:
+        """The side-table rows of the keys `reads` names, {table: {key: row or None}},
+        and the connection's data version under "data_version", read in one statement;
+        None when `reads` names no key, or too many for one statement."""
         named = (reads.command_ids, reads.refs, reads.practices)
         counts = (len(reads.command_ids), len(reads.refs), len(reads.practices))
         if not any(counts) or sum(counts) > _PREFETCH_LIMIT:
-            return
+            return None
         params: list[str] = []
+        fetched: dict[str, Any] = {}
         for (table, _), keys in zip(_PREFETCH, named, strict=True):
             if keys:
                 params.extend(keys)
-                write.fetched[table] = dict.fromkeys(keys)
-        write.cursor.execute(_prefetch_statement(*counts), params)
-        fetched = write.fetched
-        for table, key, a, b in write.cursor.fetchall():
+                fetched[table] = dict.fromkeys(keys)
+        cursor.execute(_prefetch_statement(*counts), params)
+        for table, key, a, b in cursor.fetchall():
             if table == "commands":
                 fetched[table][key] = Receipt(key, a, b)
             elif table == "refs":
                 fetched[table][key] = RefEntry(key, a, b)
-            else:
+            elif table == "affiliations":
                 fetched[table][key] = [*(fetched[table][key] or ()), a]
+            else:
+                fetched[table] = int(a)
+        return fetched
 
     def _committed(self, write: _SQLiteWrite) -> None:
         connection, version, changes = write.since
