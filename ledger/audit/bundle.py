@@ -21,8 +21,9 @@ Format `commissioning-ledger/proof-bundle`, version 2 (JSON; hashes and bytes ba
 To verify: check the checkpoint's Ed25519 signature with the log's key; for each
 event rebuild the leaf (ledger/audit/leaf.py) from position, stream id, version,
 topic and state, and check its RFC 6962 inclusion proof at `leaf_index` against the
-checkpoint's size and root; `consistency` proves each earlier checkpoint of this log
-is a prefix of this one. With witness keys, count the valid cosignatures from them
+checkpoint's size and root; the events of the practice's own streams (its practice
+stream and each budget's) run 1, 2, 3, ... with none left out; `consistency` proves
+each earlier checkpoint of this log is a prefix of this one. With witness keys, count the valid cosignatures from them
 (c2sp.org/tlog-cosignature) and require a quorum.
 
 Version 1 (no `key_id`, no `witnesses`, never cosigned) is still read and verified.
@@ -54,6 +55,7 @@ from ledger.audit.note import (
     split_note,
     unverified_checkpoint,
 )
+from ledger.domain.events import budget_stream, practice_stream
 
 FORMAT = "commissioning-ledger/proof-bundle"
 VERSION = 2
@@ -226,6 +228,7 @@ def verify_bundle(
     result.cosignatures = check_quorum(note, checkpoint, witnesses, quorum)
     events = _field(bundle, "events", list, "the bundle")
     seen: set[int] = set()
+    own: dict[uuid.UUID, list[int]] = {}
     for n, item in enumerate(events):
         where = f"event {n + 1}"
         record = _record(item, where)
@@ -248,11 +251,40 @@ def verify_bundle(
             raise BundleInvalid(f"{where}: its readable copy differs from the signed bytes")
         if decoded.get("practice") != practice:
             raise BundleInvalid(f"{where} is not an event of practice {practice}")
+        if _own_stream(practice, record.stream_uuid, decoded):
+            own.setdefault(record.stream_uuid, []).append(record.version)
         result.events.append({"position": record.position, "topic": record.topic, **decoded})
+    _check_own_streams_whole(practice, own)
     for n, entry in enumerate(_field(bundle, "consistency", list, "the bundle")
                               if "consistency" in bundle else []):
         _check_consistency_entry(entry, f"consistency entry {n + 1}", checkpoint, trusted)
     return result
+
+
+def _own_stream(practice: str, stream: uuid.UUID, decoded: dict[str, Any]) -> bool:
+    """Whether `stream` is one only `practice`'s events are in: its practice stream, or
+    the budget stream of the year the event names (ledger/domain/events.py)."""
+    if stream == practice_stream(practice):
+        return True
+    year = decoded.get("year")
+    return isinstance(year, str) and stream == budget_stream(practice, year)
+
+
+def _check_own_streams_whole(practice: str, own: dict[uuid.UUID, list[int]]) -> None:
+    """Every event of the practice's own streams up to the checkpoint is in a bundle
+    `ledger prove` made, so each such stream's versions run 1, 2, 3, ... with none
+    missing. BundleInvalid names the first version left out: an event removed from the
+    bundle (a commitment, a settlement) that its inclusion proofs alone cannot show."""
+    for stream, versions in own.items():
+        ordered = sorted(versions)
+        for expected, version in enumerate(ordered, start=1):
+            if version != expected:
+                raise BundleInvalid(
+                    f"the bundle leaves out version {expected} of stream {stream}, one of "
+                    f"practice {practice}'s own (it holds versions "
+                    f"{', '.join(map(str, ordered))}): an event of the practice was removed "
+                    "from the bundle"
+                )
 
 
 def _check_consistency_entry(entry: Any, where: str, checkpoint: Checkpoint,
