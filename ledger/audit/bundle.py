@@ -23,8 +23,8 @@ event rebuild the leaf (ledger/audit/leaf.py) from position, stream id, version,
 topic and state, and check its RFC 6962 inclusion proof at `leaf_index` against the
 checkpoint's size and root; the events of the practice's own streams (its practice
 stream and each budget's) run 1, 2, 3, ... with none left out; `consistency` proves
-each earlier checkpoint of this log is a prefix of this one. With witness keys, count the valid cosignatures from them
-(c2sp.org/tlog-cosignature) and require a quorum.
+each earlier checkpoint of this log is a prefix of this one. With witness keys, count
+the valid cosignatures from them (c2sp.org/tlog-cosignature) and require a quorum.
 
 Version 1 (no `key_id`, no `witnesses`, never cosigned) is still read and verified.
 """
