@@ -305,10 +305,10 @@ def _parse_process_start() -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:  # a parent killed outright (SIGKILL) leaves no orphan behind
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
-    # What the fork copied is never garbage to this process: its collector walks only
-    # what the parsing makes (the parent had paused it for the run).
+    # What the fork copied is never garbage to this process, and the collector is held
+    # off as in the parent (`collector_paused`): `_parse_compact` collects young garbage.
+    gc.disable()
     gc.freeze()
-    gc.enable()
 
 
 def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
@@ -408,6 +408,7 @@ def _parse_compact(chunk: Chunk, default_actor: str | None) -> list[CompactLine 
 
     Equal texts that recur from line to line (a command's name, an actor, the values of
     its arguments) are handed back as one object, which pickle writes once a batch."""
+    gc.collect(0)  # the garbage of the hand-overs before, a line refused being a cycle
     texts: dict[str, str] = {}
     return [_compact(parse_line(number, text, default_actor), texts) for number, text in chunk]
 

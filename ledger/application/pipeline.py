@@ -31,15 +31,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from ledger.application.service import LedgerService, Outcome, Request, reads_of
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.events import LedgerEvent
 from ledger.interrupts import ctrl_c_held
-from ledger.store.appender import Appender, AppendFailed
-from ledger.store.eventstore import Encoded
-from ledger.store.recorders import Indexes, Receipt, RefEntry
+from ledger.store.appender import Appender, AppendFailed, Plain, plain
+from ledger.store.mapper import encode_event
+from ledger.store.recorders import Receipt, RefEntry
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -89,7 +89,7 @@ class Pipeline(Generic[T]):
             self._on_settled(tag, self.service.execute_batch(requests))
             return
         try:
-            appending, encoded, indexes = self._decided(tag, requests)
+            appending, batch = self._decided(tag, requests)
         except (_Void, IntegrityError, OperationalError):  # the ordinary way retries these
             self._run_void()
             self._on_settled(tag, self.service.execute_batch(requests))
@@ -97,7 +97,7 @@ class Pipeline(Generic[T]):
         try:
             with ctrl_c_held():  # a batch sent is a batch tracked, and never sent in part
                 self._appending.append(appending)
-                self._appender.send(encoded, indexes)
+                self._appender.send_plain(batch)
         except AppendFailed:
             self._run_void()
             return
@@ -109,8 +109,11 @@ class Pipeline(Generic[T]):
         while self._appending:
             self._settle_oldest()
 
-    def _decided(self, tag: T, requests: Sequence[Request]
-                 ) -> tuple[_Appending[T], Encoded, Indexes]:
+    def _decided(self, tag: T, requests: Sequence[Request]) -> tuple[_Appending[T], Plain]:
+        """The batch decided, as tracked here and as handed over. Its events are encoded
+        once, into the columns the appending process inserts: each one's stored state is
+        the one `EventStore.encode` gives (the store's mapper, `PydanticMapper`, stores
+        `encode_event`'s bytes)."""
         uow = UnitOfWork(self, self.service.cache)
         try:
             outcomes = self.service.decide(uow, requests, reads_of(requests),
@@ -118,19 +121,28 @@ class Pipeline(Generic[T]):
         except BaseException:
             uow.discard()
             raise
-        encoded = self.store.encode(uow.events)
+        events = uow.events
+        states = [encode_event(e) for e in events]
         indexes = uow.indexes()
-        self.service.cache.written(encoded.stored)
+        last: dict[uuid.UUID, tuple[LedgerEvent, bytes]] = {}
+        for event, state in zip(events, states, strict=True):
+            last[event.originator_id] = (event, state)
+        self.service.cache.written([
+            StoredEvent(e.originator_id, e.originator_version, e.topic, state)
+            for e, state in last.values()])
         uow.committed()
         appending = _Appending(
             tag, requests, outcomes,
             {r.command_id: r for r in indexes.receipts},
             {r.ref: r for r in indexes.refs},
-            set(indexes.affiliations), set(indexes.budget_years))
-        streams = appending.streams
-        for event, stored in zip(uow.events, encoded.stored, strict=True):
-            streams[event.originator_id] = (event.originator_version, stored.state)
-        return appending, encoded, indexes
+            set(indexes.affiliations), set(indexes.budget_years),
+            {stream: (e.originator_version, state) for stream, (e, state) in last.items()})
+        texts = {stream: stream.hex for stream in last}  # as the store keeps a stream id
+        batch = plain([texts[e.originator_id] for e in events],
+                      [e.originator_version for e in events], [e.topic for e in events],
+                      states, kinds=[(e.topic, e.schema_version) for e in events],
+                      indexes=indexes)
+        return appending, batch
 
     def _settle_oldest(self) -> None:
         assert self._appender is not None

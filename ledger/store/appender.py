@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -47,11 +48,18 @@ class AppendFailed(Exception):  # noqa: N818 - a condition, as eventsourcing nam
     the log, unless the process ended while committing one, and nothing more will be."""
 
 
-Plain = tuple[list[tuple[Any, int, str, bytes]], list[tuple[str, int]],
-              list[tuple[str, str, str]], list[tuple[str, str, str]],
+Plain = tuple[list[Any], list[int], list[str], list[bytes], list[tuple[str, int]],
+              list[str], list[str], list[str], list[str], list[str], list[str],
               list[tuple[str, str]], list[tuple[str, str]]]
-"""A batch as it crosses the pipe: plain tuples, pickled several times faster than the
-objects they stand for."""
+"""A batch as it crosses the pipe: a list a column (the events' streams, versions, topics
+and states, their kinds; the receipts' command ids, fingerprints and answers; the refs'
+refs, practices and years; the affiliations and budget years), pickled several times
+faster than the objects they stand for, or than a tuple a row."""
+
+COLLECT_EVERY = 50
+"""Batches appended between two collections of young garbage: the collector is held off
+here as in the parent (`ledger.application.batch.collector_paused`), the objects a batch
+makes being freed by reference counting, with no cycle among them."""
 
 
 class Appender:
@@ -97,16 +105,17 @@ class Appender:
 
     def send(self, encoded: Encoded, indexes: Indexes) -> None:
         """Hand over the next batch; AppendFailed if the process is gone."""
-        plain: Plain = (
-            [(s.originator_id, s.originator_version, s.topic, s.state) for s in encoded.stored],
-            encoded.kinds,
-            [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts],
-            [(r.ref, r.practice, r.year) for r in indexes.refs],
-            list(indexes.affiliations),
-            list(indexes.budget_years),
-        )
+        stored = encoded.stored
+        self.send_plain(plain(
+            [s.originator_id for s in stored], [s.originator_version for s in stored],
+            [s.topic for s in stored], [s.state for s in stored], kinds=encoded.kinds,
+            indexes=indexes))
+
+    def send_plain(self, batch: Plain) -> None:
+        """Hand over the next batch, as `plain` gives it; AppendFailed if the process is
+        gone."""
         try:
-            self._conn.send_bytes(pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL))
+            self._conn.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as error:
             raise AppendFailed(f"the appending process is gone ({error})") from error
 
@@ -153,14 +162,16 @@ def _append_batches(store: EventStore, head: int, conn: Connection, parents: Con
     parent = multiprocessing.parent_process()
     if parent is not None:  # a parent killed outright (SIGKILL) leaves no orphan behind
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+    gc.disable()  # as in the parent while it runs batches (COLLECT_EVERY)
     gc.freeze()  # what the fork copied is never garbage here
-    gc.enable()
     try:
         own = store.reopened()
     except Exception:  # noqa: BLE001 - the parent appends the batches itself, and says why not
         return
     try:
-        while True:
+        for appended in itertools.count(1):
+            if appended % COLLECT_EVERY == 0:
+                gc.collect(1)
             try:
                 message = conn.recv_bytes()
             except EOFError:
@@ -190,13 +201,27 @@ def _answer(conn: Connection, answer: tuple[bool, int | str]) -> bool:
     return True
 
 
-def _rebuilt(plain: Plain) -> tuple[Encoded, Indexes]:
-    stored, kinds, receipts, refs, affiliations, budget_years = plain
+def plain(streams: list[Any], versions: list[int], topics: list[str], states: list[bytes], *,
+          kinds: list[tuple[str, int]], indexes: Indexes) -> Plain:
+    """A batch of events as columns (each event's stream, version, topic and stored state,
+    as `EventStore.encode` stores it, and kind) with its indexes, to `send_plain`."""
+    receipts = indexes.receipts
+    refs = indexes.refs
+    return (streams, versions, topics, states, kinds,
+            [r.command_id for r in receipts], [r.fingerprint for r in receipts],
+            [r.answer for r in receipts],
+            [r.ref for r in refs], [r.practice for r in refs], [r.year for r in refs],
+            list(indexes.affiliations), list(indexes.budget_years))
+
+
+def _rebuilt(batch: Plain) -> tuple[Encoded, Indexes]:
+    (streams, versions, topics, states, kinds, command_ids, fingerprints, answers,
+     refs, practices, years, affiliations, budget_years) = batch
     return (
-        Encoded([StoredEvent(*row) for row in stored], kinds),
+        Encoded(list(map(StoredEvent, streams, versions, topics, states)), kinds),
         Indexes(
-            receipts=[Receipt(*row) for row in receipts],
-            refs=[RefEntry(*row) for row in refs],
+            receipts=list(map(Receipt, command_ids, fingerprints, answers)),
+            refs=list(map(RefEntry, refs, practices, years)),
             affiliations=affiliations,
             budget_years=budget_years,
         ),
