@@ -41,13 +41,15 @@ class ReportFormat(StrEnum):
 
 PROGRESS_FROM = 200_000  # leaves; smaller stores verify in a blink
 
-PublicKey = Annotated[
-    str | None,
+BundleKeys = Annotated[
+    list[str] | None,
     typer.Option(
         "--public-key",
         metavar="KEY",
         help="The log's verifier key (NAME+ID+BASE64, as `ledger checkpoint --public-key` "
-        "prints it), or a file holding it or a PEM key.",
+        "prints it), or a file holding it or a PEM key; repeat per key after a rotation: "
+        "the bundle's checkpoint, each earlier one it carries and --against are each "
+        "checked with whichever given key signed it.",
         show_default=False,
     ),
 ]
@@ -374,7 +376,7 @@ def prove(
 
 def verify_bundle(
     bundle: Annotated[Path, typer.Argument(help="A bundle written by `ledger prove`.")],
-    public_key: PublicKey = None,
+    public_key: BundleKeys = None,
     witness_key: Annotated[
         list[str] | None,
         typer.Option(
@@ -414,15 +416,15 @@ def verify_bundle(
 
         data = load_bundle(_read(bundle))
         origin = bundle_checkpoint(data).origin
-        verifier = None
+        verifiers = None
         if public_key:
             from ledger.auditlog.keys import public_key_from  # noqa: PLC0415
 
-            verifier = public_key_from(public_key, origin)
+            verifiers = [public_key_from(key, origin) for key in public_key]
         witnesses = _witness_keys(witness_key or [])
         if quorum is not None and not witnesses:
             raise _usage("--quorum needs --witness-key")
-        result = verify_bundle(data, verifier, witnesses,
+        result = verify_bundle(data, verifiers, witnesses,
                                len(witnesses) if quorum is None else quorum)
         cp = result.checkpoint
         lines = [
@@ -438,7 +440,7 @@ def verify_bundle(
                             for c in result.cosignatures) + ")"
             )
         if against is not None:
-            _, older = _older(against, result.verifier)
+            _, older = _older(against, verifiers or [result.verifier])
             verify_consistency_between(data, cp, older)
             lines.append(
                 f"consistent: the log at size {min(older.size, cp.size)} is a prefix of the log "
@@ -518,25 +520,22 @@ def _read(path: Path) -> bytes:
         raise InvalidInput("bundle", error.message) from None
 
 
-def _older(path: Path, verifier: Verifier) -> tuple[dict[str, Any] | None, Checkpoint]:
-    """An earlier bundle (verified in full) or checkpoint note (signature verified).
+def _older(path: Path, verifiers: list[Verifier]) -> tuple[dict[str, Any] | None, Checkpoint]:
+    """An earlier bundle (verified in full) or checkpoint note (signature verified with
+    whichever of `verifiers` signed it: the log's keys over a rotation).
 
     A file that cannot be read as either is malformed input (NoteError, exit 2,
     naming why); a well-formed checkpoint the log's key did not sign as it reads
     is evidence of tampering (BundleInvalid, exit 4).
     """
-    from ledger.audit.bundle import BundleInvalid, load_bundle  # noqa: PLC0415
+    from ledger.audit.bundle import BundleInvalid, load_bundle, open_with_any  # noqa: PLC0415
     from ledger.audit.bundle import verify_bundle as check  # noqa: PLC0415
-    from ledger.audit.note import (  # noqa: PLC0415
-        NoteError,
-        open_checkpoint,
-        unverified_checkpoint,
-    )
+    from ledger.audit.note import NoteError, unverified_checkpoint  # noqa: PLC0415
 
     raw = _read(path)
     if raw.lstrip().startswith(b"{"):
         data = load_bundle(raw)
-        return data, check(data, verifier).checkpoint
+        return data, check(data, verifiers).checkpoint
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -546,7 +545,7 @@ def _older(path: Path, verifier: Verifier) -> tuple[dict[str, Any] | None, Check
     except NoteError as error:
         raise NoteError(f"{path} cannot be read as a checkpoint: {error}") from error
     try:
-        return None, open_checkpoint(text, verifier)
+        return None, open_with_any(text, verifiers)
     except NoteError as error:
         raise BundleInvalid(f"{path}: {error}") from error
 

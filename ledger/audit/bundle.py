@@ -49,6 +49,7 @@ from ledger.audit.merkle import EMPTY_ROOT, ProofError, verify_consistency, veri
 from ledger.audit.note import (
     Checkpoint,
     NoteError,
+    SignatureInvalid,
     Verifier,
     open_checkpoint,
     parse_verifier_key,
@@ -198,30 +199,66 @@ def bundle_checkpoint(bundle: dict[str, Any]) -> Checkpoint:
         raise BundleError(f"the bundle's checkpoint cannot be read: {error}") from error
 
 
-def verify_bundle(
-    bundle: dict[str, Any],
-    trusted: Verifier | None = None,
-    witnesses: Sequence[WitnessVerifier] = (),
-    quorum: int = 0,
-) -> BundleResult:
-    """Check signature, cosignatures, every inclusion proof and every consistency entry;
-    BundleInvalid names the first failure. With `witnesses`, at least `quorum` of them
-    must have cosigned the checkpoint."""
-    practice = _field(bundle, "practice", str, "the bundle")
-    note = _field(bundle, "checkpoint", str, "the bundle")
-    key_from_bundle = trusted is None
+def signer_among(note: str, keys: Sequence[Verifier]) -> Verifier:
+    """Of `keys` (the log's keys an auditor holds: one, or one a rotation), the one whose
+    name and key ID a signature line of `note` carries; the first when none does (its
+    check then fails, naming it). NoteError when the note cannot be read."""
+    signed = {(s.name, s.key_id) for s in split_note(note)[1]}
+    return next((k for k in keys if (k.name, k.key_id) in signed), keys[0])
+
+
+def open_with_any(note: str, keys: Sequence[Verifier]) -> Checkpoint:
+    """The checkpoint of `note`, its signature checked with whichever of `keys` signed it.
+    NoteError (SignatureInvalid) when none did, naming them all."""
+    try:
+        return open_checkpoint(note, signer_among(note, keys))
+    except SignatureInvalid as error:
+        if len(keys) == 1:
+            raise
+        ids = ", ".join(k.key_id.hex() for k in keys)
+        raise SignatureInvalid(f"not signed by any of the keys given ({ids})") from error
+
+
+def _log_keys(bundle: dict[str, Any], trusted: Verifier | Sequence[Verifier] | None
+              ) -> list[Verifier]:
+    """The keys given of the bundle's log (the bundle's own key when none is given);
+    BundleInvalid when none given is of its log, BundleError when none can be read."""
     if trusted is None:
         try:
             trusted = parse_verifier_key(_field(bundle, "public_key", str, "the bundle"))
         except NoteError as error:
             raise BundleError(f"the bundle's public key cannot be read: {error}") from error
+    keys = [trusted] if isinstance(trusted, Verifier) else list(trusted)
+    if not keys:
+        raise BundleError("no key of the log to check the bundle with")
     claimed = bundle_checkpoint(bundle)
-    if claimed.origin != trusted.name:
+    if all(k.name != claimed.origin for k in keys):
         raise BundleInvalid(
-            f"the bundle is from log {claimed.origin!r}; the key is for log {trusted.name!r}"
+            f"the bundle is from log {claimed.origin!r}; the key is for log {keys[0].name!r}"
         )
+    return [k for k in keys if k.name == claimed.origin]
+
+
+def verify_bundle(
+    bundle: dict[str, Any],
+    trusted: Verifier | Sequence[Verifier] | None = None,
+    witnesses: Sequence[WitnessVerifier] = (),
+    quorum: int = 0,
+) -> BundleResult:
+    """Check signature, cosignatures, every inclusion proof and every consistency entry;
+    BundleInvalid names the first failure. With `witnesses`, at least `quorum` of them
+    must have cosigned the checkpoint.
+
+    `trusted` is the log's key, or its keys over a rotation: the checkpoint and each
+    earlier one the bundle carries are checked with whichever of them signed it. None
+    takes the key written in the bundle (which proves nothing about who signed)."""
+    practice = _field(bundle, "practice", str, "the bundle")
+    note = _field(bundle, "checkpoint", str, "the bundle")
+    key_from_bundle = trusted is None
+    keys = _log_keys(bundle, trusted)
     try:
-        checkpoint = open_checkpoint(note, trusted)
+        trusted = signer_among(note, keys)
+        checkpoint = open_with_any(note, keys)
     except NoteError as error:
         raise BundleInvalid(f"checkpoint: {error}") from error
     result = BundleResult(practice, checkpoint, trusted, key_from_bundle)
@@ -257,7 +294,7 @@ def verify_bundle(
     _check_own_streams_whole(practice, own)
     for n, entry in enumerate(_field(bundle, "consistency", list, "the bundle")
                               if "consistency" in bundle else []):
-        _check_consistency_entry(entry, f"consistency entry {n + 1}", checkpoint, trusted)
+        _check_consistency_entry(entry, f"consistency entry {n + 1}", checkpoint, keys)
     return result
 
 
@@ -288,16 +325,17 @@ def _check_own_streams_whole(practice: str, own: dict[uuid.UUID, list[int]]) -> 
 
 
 def _check_consistency_entry(entry: Any, where: str, checkpoint: Checkpoint,
-                             trusted: Verifier) -> None:
+                             keys: Sequence[Verifier]) -> None:
     """One earlier checkpoint of the bundle: of this log, smaller, its signature good when
-    the key given signed it (one rotated out is not known here), and its RFC 6962
-    consistency proof leading to the bundle's checkpoint. BundleInvalid otherwise."""
+    a key given signed it (one rotated out and not given is not known here), and its
+    RFC 6962 consistency proof leading to the bundle's checkpoint. BundleInvalid
+    otherwise."""
     note = _field(entry, "checkpoint", str, where)
     try:
         earlier = unverified_checkpoint(note)
-        if any(s.name == trusted.name and s.key_id == trusted.key_id
-               for s in split_note(note)[1]):
-            earlier = open_checkpoint(note, trusted)
+        signed = {(s.name, s.key_id) for s in split_note(note)[1]}
+        if any((k.name, k.key_id) in signed for k in keys):
+            earlier = open_with_any(note, keys)
     except NoteError as error:
         raise BundleInvalid(f"{where}: {error}") from error
     if earlier.origin != checkpoint.origin:
