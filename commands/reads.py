@@ -66,7 +66,8 @@ def holders(
                           "2024-07-15T10:30:00+01:00; a time without a zone is refused), "
                           "or a date, meaning the end of that day, UTC. "
                           "Instants are recorded to the microsecond: digits finer than that "
-                          "are dropped, which changes no answer."),
+                          "are dropped, which changes no answer. Without --as-of, its day "
+                          "is the business date, kept inside the year as today is."),
     ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -79,6 +79,13 @@ def _year_and_practice(practice: str | None, year: str | None, on: date | None
         return None
 
 
+def _nearest_year(years: Sequence[FinancialYear], day: date) -> FinancialYear:
+    """Of `years` (in order, none containing `day`), the latest that ends before `day`,
+    else the first."""
+    before = [fy for fy in years if fy.last_day < day]
+    return before[-1] if before else years[0]
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -241,19 +248,29 @@ class Reads:
 
     def _year_and_day(self, year: str | None, as_of: date | None,
                       fallback: date | None = None) -> tuple[FinancialYear, date]:
-        """The one financial year a read covers, and the business date it looks at."""
+        """The one financial year a read covers, and the business date it looks at.
+
+        `as_of` is a date asked for: outside `year`, or in a year with no budgets, it is
+        refused. `fallback` (the day of `--known-at`) stands in for it when none is
+        asked, as today does: kept inside `year`, or, when its own year has no budgets,
+        inside the nearest year that has (the latest before it, else the first)."""
         on = as_of or fallback
         if year is not None:
             fy = FinancialYear.parse(year)
+            if as_of is None and on is not None:
+                on = min(max(on, fy.first_day), fy.last_day)
             if on is not None and on not in fy:
                 raise InvalidInput("date", f"{on} is outside the financial year {fy}")
             self._require_year(fy)
         elif on is not None:
             fy = FinancialYear.containing(on)
             if not self._has_year(str(fy)):
-                have = ", ".join(self.years()) or "none yet"
-                raise NotFound("year", f"{on} is outside every budget year (years with "
-                               f"budgets: {have})")
+                have = self.years()
+                if as_of is not None or not have:
+                    raise NotFound("year", f"{on} is outside every budget year (years with "
+                                   f"budgets: {', '.join(have) or 'none yet'})")
+                fy = _nearest_year([FinancialYear.parse(y) for y in have], on)
+                on = min(max(on, fy.first_day), fy.last_day)
         elif known := self.years():
             fy = FinancialYear.parse(known[-1])
         else:
