@@ -111,10 +111,16 @@ class Outcome:
 
 def reads_of(requests: Sequence[Request]) -> Reads:
     """What deciding `requests` reads first: their command ids, refs and practices."""
+    if len(requests) == 1:  # `execute`'s one command: one practice at most, nothing to sort
+        (request,) = requests
+        one = (request.command,)
+        return Reads(command_ids=[request.command_id], refs=list(handlers.refs_named(one)),
+                     practices=list(handlers.practices_named(one)))
+    commands = [r.command for r in requests]
     return Reads(
         command_ids=[r.command_id for r in requests],
-        refs=list(handlers.refs_named(r.command for r in requests)),
-        practices=sorted(set(handlers.practices_named(r.command for r in requests))),
+        refs=list(handlers.refs_named(commands)),
+        practices=sorted(set(handlers.practices_named(commands))),
     )
 
 

@@ -467,8 +467,9 @@ class EventStore:
         statement reads, so no round trip is added."""
         stored = self.recorder.select_events(stream_id, gt=version or None,
                                              held=held if version else None)
-        return self._decoded(stream_id, stored), (state_bytes(stored[-1].state) if stored
-                                                  else held)
+        if not stored:  # the caller is up to date (a write transaction's own streams)
+            return [], held
+        return self._decoded(stream_id, stored), state_bytes(stored[-1].state)
 
     def _decoded(self, stream_id: uuid.UUID, stored: Sequence[StoredEvent]
                  ) -> list[LedgerEvent]:

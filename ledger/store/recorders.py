@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -294,6 +295,85 @@ MAX_ROWID = 2**63 - 1
 """SQLite's largest rowid; past it new rows get random rowids."""
 
 
+class _SQLiteWriteTransaction:
+    """`LedgerSQLiteRecorder.write_transaction`: BEGIN IMMEDIATE on the writer connection
+    as it is entered, with the transaction's first read; COMMIT as it is left, or
+    ROLLBACK when an exception leaves it (or the COMMIT fails), a SQLite error raised as
+    eventsourcing's IntegrityError or OperationalError. The connection is given back
+    either way."""
+
+    __slots__ = ("conn", "cursor", "reads", "recorder", "taken", "token", "write")
+
+    def __init__(self, recorder: LedgerSQLiteRecorder, reads: Reads | None) -> None:
+        self.recorder = recorder
+        self.reads = reads
+
+    def __enter__(self) -> SQLiteCursor:
+        recorder = self.recorder
+        pool = recorder.datastore.pool
+        taken: AbstractContextManager[SQLiteConnection] = (
+            pool.writer() if isinstance(pool, LedgerSQLiteConnectionPool)
+            else recorder.datastore.get_connection(commit=True))
+        self.conn = taken.__enter__()
+        self.taken = taken
+        try:
+            self.cursor = self.conn.cursor()
+        except BaseException as error:
+            taken.__exit__(type(error), error, error.__traceback__)
+            raise
+        try:
+            self.cursor.execute("BEGIN IMMEDIATE")
+            self.write = recorder._begin(self.cursor, self.reads)
+        except BaseException as error:
+            self._fail(error)
+            raise
+        self.token = _WRITE.set(self.write)
+        return self.cursor
+
+    def __exit__(self, _kind: type[BaseException] | None, error: BaseException | None,
+                 _traceback: TracebackType | None) -> None:
+        _WRITE.reset(self.token)
+        if error is not None:
+            self._fail(error)
+            return
+        try:
+            raw = self.cursor.sqlite_cursor
+            if raw.connection.in_transaction:  # as `conn.commit()`, from the statement cache
+                raw.execute("COMMIT")
+            self.recorder._committed(self.write)
+        except BaseException as failed:
+            self._fail(failed)
+            raise
+        self._close(None)
+
+    def _fail(self, error: BaseException) -> None:
+        """Roll back and give the connection back; raise a SQLite `error` as
+        eventsourcing's (anything else is for the caller to raise)."""
+        try:
+            self.conn.rollback()
+        except BaseException as failed:
+            self._close(failed)
+            raise
+        if isinstance(error, sqlite3.IntegrityError):
+            translated: BaseException = IntegrityError(error)
+        elif isinstance(error, sqlite3.Error):
+            translated = OperationalError(error)
+        else:
+            self._close(error)
+            return
+        self._close(translated)
+        raise translated from error
+
+    def _close(self, error: BaseException | None) -> None:
+        try:
+            self.cursor.sqlite_cursor.close()
+        finally:
+            if error is None:
+                self.taken.__exit__(None, None, None)
+            else:
+                self.taken.__exit__(type(error), error, error.__traceback__)
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     # Set by the store before it creates the tables (ledger/store/hooks.py).
     hooks: Sequence[WriteHook] = ()
@@ -418,8 +498,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         row = c.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    @contextmanager
-    def write_transaction(self, reads: Reads | None = None) -> Iterator[SQLiteCursor]:
+    def write_transaction(self, reads: Reads | None = None
+                          ) -> AbstractContextManager[SQLiteCursor]:
         """One write transaction whose reads (through this recorder) see its own state.
 
         The receipts, refs and affiliations `reads` names are fetched in one statement
@@ -437,32 +517,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         through it, committed or rolled back) are as this one left them. A rolled
         back transaction leaves nothing to carry.
         """
-        pool = self.datastore.pool
-        writer = (pool.writer() if isinstance(pool, LedgerSQLiteConnectionPool)
-                  else self.datastore.get_connection(commit=True))
-        with writer as conn:
-            cursor = conn.cursor()
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                write = self._begin(cursor, reads)
-                token = _WRITE.set(write)
-                try:
-                    yield cursor
-                finally:
-                    _WRITE.reset(token)
-                conn.commit()
-                self._committed(write)
-            except sqlite3.IntegrityError as error:
-                conn.rollback()
-                raise IntegrityError(error) from error
-            except sqlite3.Error as error:
-                conn.rollback()
-                raise OperationalError(error) from error
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.sqlite_cursor.close()
+        return _SQLiteWriteTransaction(self, reads)
 
     def _begin(self, cursor: SQLiteCursor, reads: Reads | None) -> _SQLiteWrite:
         """The transaction just begun (its write lock held), with what it may carry, and
@@ -667,8 +722,7 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
 
     _writer: SQLiteConnection | None = None
 
-    @contextmanager
-    def writer(self) -> Iterator[SQLiteConnection]:
+    def writer(self) -> AbstractContextManager[SQLiteConnection]:
         """The connection write transactions use, to one thread at a time.
 
         It takes the pool's writer lock, as `get_connection(is_writer=True)` does
@@ -679,27 +733,15 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
         database, whose readers and writers exclude each other, uses the pool's.
         Raises ConnectionUnavailableError when no writer lock comes in `pool_timeout`.
         """
-        if self.is_sqlite_memory_mode:
-            conn = self.get_connection(is_writer=True)
-            try:
-                yield conn
-            finally:
-                self.put_connection(conn)
-            return
-        locked = False
+        return self._memory_writer() if self.is_sqlite_memory_mode else _Writer(self)
+
+    @contextmanager
+    def _memory_writer(self) -> Iterator[SQLiteConnection]:
+        conn = self.get_connection(is_writer=True)
         try:
-            with ctrl_c_held():
-                locked = self._writer_lock.acquire(timeout=self.pool_timeout)
-            if not locked:
-                raise ConnectionUnavailableError("Timed out waiting for return of writer")
-            if self._closed:
-                raise ConnectionPoolClosedError
-            if self._writer is None or self._writer.closed:
-                self._writer = self._create_connection()
-            yield self._writer
+            yield conn
         finally:
-            if locked:
-                self._writer_lock.release()
+            self.put_connection(conn)
 
     def get_connection(self, timeout: float | None = None, *, is_writer: bool | None = None
                        ) -> SQLiteConnection:
@@ -746,6 +788,42 @@ class LedgerSQLiteConnectionPool(SQLiteConnectionPool):
             self.is_journal_mode_wal = True
         connection.row_factory = sqlite3.Row
         return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
+
+
+class _Writer:
+    """`LedgerSQLiteConnectionPool.writer` on a database file: its writer lock taken (with
+    Ctrl-C held) as it is entered, given back as it is left."""
+
+    __slots__ = ("locked", "pool")
+
+    def __init__(self, pool: LedgerSQLiteConnectionPool) -> None:
+        self.pool = pool
+        self.locked = False
+
+    def __enter__(self) -> SQLiteConnection:
+        pool = self.pool
+        try:
+            with ctrl_c_held():
+                self.locked = pool._writer_lock.acquire(timeout=pool.pool_timeout)
+            if not self.locked:
+                raise ConnectionUnavailableError("Timed out waiting for return of writer")
+            if pool._closed:
+                raise ConnectionPoolClosedError
+            if pool._writer is None or pool._writer.closed:
+                pool._writer = pool._create_connection()
+        except BaseException:
+            self._release()
+            raise
+        return pool._writer
+
+    def __exit__(self, _kind: type[BaseException] | None, _error: BaseException | None,
+                 _traceback: TracebackType | None) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self.locked:
+            self.locked = False
+            self.pool._writer_lock.release()
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
