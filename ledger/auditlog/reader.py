@@ -186,6 +186,11 @@ class LogReader:
         )
         return (int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
 
+    def witness_sizes(self) -> list[tuple[str, int]]:
+        """(name, size) of each configured witness: the size it last cosigned (0: none)."""
+        rows = self._all("SELECT name, size FROM {witnesses} ORDER BY name")
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     def leaf_identities(self) -> dict[tuple[bytes, int], int]:
         """(stream id, version) -> leaf index, for telling moved events from new ones."""
         rows = self._all("SELECT stream_id, version, leaf_index FROM {leaves}")

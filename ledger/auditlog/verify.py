@@ -336,7 +336,24 @@ def _verify(
                                                    f"of size {cosigned.size} that witnesses "
                                                    f"cosigned ({', '.join(report.cosigned_by)})"))
 
+    _check_witness_sizes(reader, report, cosigned)
     _check_unsealed(reader, report, versions, last_position, max_position)
+
+
+def _check_witness_sizes(reader: LogReader, report: VerifyReport,
+                         cosigned: Checkpoint | None) -> None:
+    """A witness's size (`ledger_witnesses`) moves on in the transaction that keeps the
+    checkpoint it cosigned (`ledger_cosigned`), so each witness's size names a cosigned
+    checkpoint at least that large: one missing was removed (damage
+    `inconsistent-with-cosigned`), hiding what the witness vouched for."""
+    largest = cosigned.size if cosigned is not None else 0
+    for name, size in reader.witness_sizes():
+        if size > largest:
+            held = f"the largest kept is of size {largest}" if cosigned is not None else (
+                "none is kept")
+            report.add(Damage(COSIGNED_LOST, None, f"witness {name} cosigned the checkpoint "
+                                                   f"of size {size}, but {held}: the record "
+                                                   "of what it cosigned was removed"))
 
 
 def _check_unsealed(reader: LogReader, report: VerifyReport, versions: _Versions,

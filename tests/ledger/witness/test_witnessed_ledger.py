@@ -171,6 +171,7 @@ def test_rewriting_an_old_event_and_everything_above_it_is_refused(rig: Rig, db_
     db.set_state(6, state.replace(b'"amount_pence":1000,', b'"amount_pence":100,'))
     assert state != db.state(6)
     rebuild_audit_tables(db)
+    db.run(f"UPDATE {db.table('ledger_witnesses')} SET size = 0")  # hide that too
     seal(rig.store)
     write_history_more(rig.ledger)
     assert verify_store(rig.store, store_signer(rig.store).verifier).ok  # locally clean
@@ -215,6 +216,26 @@ def test_verify_reports_a_store_that_no_longer_extends_the_cosigned_checkpoint(
     report = verify_store(rig.store, store_signer(rig.store).verifier)
     assert (report.cosigned_size, report.cosigned_extended) == (11, False)
     assert "inconsistent-with-cosigned" in {d.kind for d in report.damage}
+
+
+@pytest.mark.parametrize("removed", ["every cosigned checkpoint", "the largest"])
+def test_verify_reports_a_cosigned_checkpoint_removed_while_its_witness_remembers_it(
+    rig: Rig, db_url: str, removed: str,
+) -> None:
+    rig.checkpoint()  # the witness holds size 11
+    commit(rig.ledger, "R-12")
+    rig.checkpoint()  # and now 12
+    key = store_signer(rig.store).verifier
+    assert verify_store(rig.store, key).ok
+    db = Db(db_url)
+    db.run(f"DELETE FROM {db.table('ledger_cosigned')}"
+           + (" WHERE size = 12" if removed == "the largest" else ""))
+    report = verify_store(rig.store, key)
+    assert not report.ok
+    [damage] = [d for d in report.damage if d.kind == "inconsistent-with-cosigned"]
+    kept = "the largest kept is of size 11" if removed == "the largest" else "none is kept"
+    assert damage.detail == (f"witness witness cosigned the checkpoint of size 12, but {kept}: "
+                             "the record of what it cosigned was removed")
 
 
 
