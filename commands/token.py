@@ -38,7 +38,8 @@ def create(
     actor: Annotated[str, typer.Option(
         "--actor", metavar="ROLE:CODE",
         help="Who the token acts as: allocator:Q71, practice:A81001, "
-        "consortium:16C/Name, auditor:NAME or service:NAME (read-only).")],
+        "consortium:16C/Name, auditor:NAME or service:NAME (read-only). A practice must be "
+        "registered, a consortium formed, first.")],
     name: Annotated[str | None, typer.Option(
         "--name", metavar="LABEL", help="What the token is for (shown by token list).")] = None,
     expires: Annotated[str | None, typer.Option(

@@ -52,8 +52,10 @@ from ledger.domain.organisations import Consortium, Practice
 from ledger.domain.pool import PoolAccess
 from ledger.domain.rules import check_new_holder, check_no_cycle
 from ledger.domain.values import (
+    Actor,
     Element,
     FinancialYear,
+    Role,
     format_pence,
     format_weighted,
     utc_text,
@@ -670,13 +672,23 @@ def _spend_flags(context: Context) -> str:
 # --- access to the service -------------------------------------------------------------
 
 
+def grantee_known(uow: UnitOfWork, grantee: str) -> bool:
+    """Whether a token's grantee is an organisation the ledger knows: a practice
+    registered or a consortium formed. Allocators, auditors and services are not
+    organisations of the ledger: any is known."""
+    actor = Actor.parse(grantee)
+    finder = {Role.PRACTICE: uow.practice, Role.CONSORTIUM: uow.consortium}.get(actor.role)
+    return finder is None or bool(finder(actor.code).version)
+
+
 @handles(TokenCreate)
 def create_token(command: TokenCreate, context: Context, uow: UnitOfWork) -> Result:
     register = uow.access()
     register.grant(context, token_id=command.token_id, grantee=command.actor,
                    digest=command.secret_sha256, label=command.label,
                    expires_at=command.expires, read_only=command.read_only,
-                   bootstrap=command.bootstrap)
+                   bootstrap=command.bootstrap,
+                   grantee_known=grantee_known(uow, command.actor))
     grant = register.grants[command.token_id]
     mode = "read-only" if grant.read_only else "read-write"
     until = f", {expiry_text(grant.expires_at)}" if grant.expires_at else ""

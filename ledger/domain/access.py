@@ -69,12 +69,16 @@ class AccessRegister(Aggregate):
 
     def grant(self, context: Context, *, token_id: str, grantee: str, digest: str,
               label: str | None = None, expires_at: datetime | None = None,
-              read_only: bool = False, bootstrap: bool = False) -> None:
+              read_only: bool = False, bootstrap: bool = False,
+              grantee_known: bool) -> None:
         """Record a new token for `grantee`.
 
         Raises NotAuthorised unless the issuer is the allocator (or, with
         `bootstrap`, while no token exists yet and the grantee is an allocator);
-        RuleViolation for a token id or digest already used or an expiry that has
+        NotFound (rule `practice` or `consortium`) for a practice not registered or a
+        consortium not formed (`grantee_known` False): a token for an unknown code (a
+        typo) would never work, or would later work for whichever body came to have
+        it; RuleViolation for a token id or digest already used or an expiry that has
         passed; InvalidInput for a malformed grantee.
         """
         actor = Actor.parse(grantee)
@@ -90,6 +94,10 @@ class AccessRegister(Aggregate):
                 )
         else:
             context.require_role(Role.ALLOCATOR, what="grant access tokens")
+        if not grantee_known:
+            first = "register it" if actor.role is Role.PRACTICE else "form it"
+            raise NotFound(str(actor.role), f"no {actor.role} {actor.code}: a token is granted "
+                           f"only to a {actor.role} the ledger knows; {first} first")
         if token_id in self.grants or digest in self.by_digest:
             raise RuleViolation("token", f"token {token_id} has already been granted")
         if expires_at is not None and expires_at <= context.recorded_at:

@@ -68,7 +68,11 @@ def test_malformed_grantees_and_expiries_are_usage_errors(invoke: Ledger) -> Non
 
 
 def test_the_help_examples_run_as_written_on_a_fresh_ledger(run_ledger: Ledger) -> None:
-    """Each example of `token create --help`, in order, through the real `ledger`."""
+    """Each example of `token create --help`, in order, through the real `ledger`, once the
+    consortium the example grants a token to is formed."""
+    formed = run_ledger("consortium", "form", "16C", "--name", "Tees Valley", "--officer",
+                        "Dr A", actor=ALLOCATOR)
+    assert formed.code == 0, formed.stderr
     shown = run_ledger("token", "create", "--help")
     assert shown.code == 0, shown.stderr
     examples = [" ".join(p.split()) for p in shown.stdout.partition("Examples:")[2].split("\n\n")
@@ -169,3 +173,23 @@ def test_an_expiry_finer_than_a_microsecond_is_refused_not_cut(
     assert expiry["service:bi"] == "2099-03-31T17:00:00.123456Z"
     assert "to the microsecond at most" in " ".join(
         run_ledger("token", "create", "--help").stdout.split())
+
+
+def test_a_token_for_a_practice_or_consortium_not_registered_is_refused(
+        invoke: Ledger, db_url: str) -> None:
+    assert invoke("token", "create", "--actor", ALLOCATOR, "--bootstrap").code == 0
+    before = head(db_url)
+    for grantee, rule, first in (("practice:A81009", "practice", "register it first"),
+                                 ("consortium:16X", "consortium", "form it first")):
+        done = invoke("token", "create", "--actor", grantee, actor=ALLOCATOR)
+        assert done.code == EXIT_REFUSED, (done.stdout, done.stderr)
+        done.one_line_error(f"no {grantee.replace(':', ' ')}", "a token is granted only",
+                            first, f"[rule: {rule}]")
+    assert head(db_url) == before
+    assert invoke("practice", "register", "A81009", "--name", "Densham", "--list-size", "4069",
+                  actor=ALLOCATOR).code == 0
+    assert invoke("consortium", "form", "16X", "--name", "Tees", "--officer", "Dr A",
+                  actor=ALLOCATOR).code == 0
+    for grantee in ("practice:A81009", "consortium:16X/Dr A"):
+        made = invoke("token", "create", "--actor", grantee, actor=ALLOCATOR)
+        assert made.code == 0, (made.stdout, made.stderr)

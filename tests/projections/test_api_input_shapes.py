@@ -160,11 +160,11 @@ def test_a_token_is_read_only_by_a_json_boolean_alone(served: tuple[TestClient, 
     before = head(client, secret)
     for n, flag in enumerate(("yes", "no", 1, 0, "true", None)):
         refused(client.post("/token/create", headers={**auth, "Idempotency-Key": f"ro-{n}"},
-                            json={"actor": "consortium:16C", "read_only": flag}),
+                            json={"actor": "practice:A81001", "read_only": flag}),
                 400, "read_only")
     assert head(client, secret) == before
     made = client.post("/token/create", headers={**auth, "Idempotency-Key": "ro-ok"},
-                       json={"actor": "consortium:16C", "read_only": True})
+                       json={"actor": "practice:A81001", "read_only": True})
     assert made.status_code == 201, made.text
     assert "(read-only)" in made.json()["summary"]
 

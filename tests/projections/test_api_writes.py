@@ -99,10 +99,26 @@ def other_db(db_url: str, tmp_path: Path) -> Iterator[str]:
         yield str(tmp_path / "other.db")
 
 
+class Tokens(dict[str, str]):
+    """A live token's secret per actor, granted when first asked for: a practice's or a
+    consortium's only once the lines have registered or formed it, as a token is granted
+    only to an organisation the ledger knows."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__()
+        self.ledger = ledger
+
+    def __missing__(self, actor: str) -> str:
+        self[actor] = grant_token(self.ledger, actor)
+        return self[actor]
+
+
 @pytest.fixture
 def tokens(ledger: Ledger) -> dict[str, str]:
-    actors = {actor for _, actor, _ in LINES} | {"auditor:audit"}
-    return {actor: grant_token(ledger, actor) for actor in sorted(actors)}
+    granted = Tokens(ledger)
+    for actor in (ALLOC, "auditor:audit"):
+        granted[actor] = grant_token(ledger, actor)
+    return granted
 
 
 @pytest.fixture
@@ -188,12 +204,13 @@ def test_the_actor_is_the_tokens_and_read_only_tokens_cannot_write(
     smuggled = api.post("/practice/register", json=body, headers=bearer(tokens[ALLOC]))
     assert smuggled.status_code == 400
     assert "unknown argument actor" in smuggled.json()["error"]
+    ledger.service.execute(build_command(LINES[1][0], LINES[1][2]), ALLOC)
     by_practice = api.post("/practice/register", json=LINES[0][2],
-                           headers=bearer(tokens[f"practice:{A1}"]))
+                           headers=bearer(tokens[f"practice:{A2}"]))
     assert by_practice.status_code == 403
     assert by_practice.json()["rule"] == "authority"
     for secret in (tokens["auditor:audit"],
-                   grant_token(ledger, f"practice:{A1}", read_only=True)):
+                   grant_token(ledger, f"practice:{A2}", read_only=True)):
         refused = api.post("/practice/register", json=LINES[0][2], headers=bearer(secret))
         assert refused.status_code == 403, refused.text
     assert api.post("/practice/register", json=LINES[0][2]).status_code == 401
@@ -202,7 +219,8 @@ def test_the_actor_is_the_tokens_and_read_only_tokens_cannot_write(
 
 
 def test_tokens_are_granted_and_revoked_over_http_by_the_allocator_only(
-        api: TestClient, tokens: dict[str, str]) -> None:
+        api: TestClient, tokens: dict[str, str], ledger: Ledger) -> None:
+    ledger.service.execute(build_command(LINES[3][0], LINES[3][2]), ALLOC)
     made = api.post("/token/create", json={"actor": "consortium:16C", "name": "finance"},
                     headers=bearer(tokens[ALLOC]))
     assert made.status_code == 201, made.text
@@ -215,6 +233,18 @@ def test_tokens_are_granted_and_revoked_over_http_by_the_allocator_only(
                        headers=bearer(tokens[ALLOC]))
     assert revoked.status_code == 201, revoked.text
     assert api.get("/pools", headers=bearer(secret)).status_code == 401
+
+
+def test_a_token_for_an_unknown_practice_or_consortium_is_refused_over_http(
+        api: TestClient, tokens: dict[str, str], ledger: Ledger) -> None:
+    before = ledger.store.head()
+    for grantee, rule in (("practice:A89999", "practice"), ("consortium:99X", "consortium")):
+        refused = api.post("/token/create", json={"actor": grantee},
+                           headers=bearer(tokens[ALLOC]) | {"Idempotency-Key": grantee})
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["rule"] == rule
+        assert "a token is granted only" in refused.json()["error"]
+    assert ledger.store.head() == before
 
 
 def test_a_cli_write_and_an_http_write_print_the_same_answer(

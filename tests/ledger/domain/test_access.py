@@ -18,7 +18,7 @@ SECRET = "k2V9-qXo4LmWzP0aTu7s"
 
 def granted(grantee: str = "consortium:16C", **extra: object) -> AccessRegister:
     register = AccessRegister()
-    register.grant(ctx(ALLOCATOR), token_id=TOKEN, grantee=grantee,
+    register.grant(ctx(ALLOCATOR), token_id=TOKEN, grantee=grantee, grantee_known=True,
                    digest=secret_digest(SECRET), **extra)  # type: ignore[arg-type]
     return register
 
@@ -39,20 +39,35 @@ def test_a_grant_records_the_grantee_the_issuer_and_only_the_digest() -> None:
 @pytest.mark.parametrize("issuer", [ME, "consortium:16C", "auditor:jo", "service:feed"])
 def test_only_the_allocator_grants(issuer: str) -> None:
     with pytest.raises(NotAuthorised, match="only allocator may grant"):
-        AccessRegister().grant(ctx(issuer), token_id=TOKEN, grantee=ME,
+        AccessRegister().grant(ctx(issuer), token_id=TOKEN, grantee=ME, grantee_known=True,
                                digest=secret_digest("x"))
 
 
 def test_bootstrap_gives_the_first_token_only_and_only_to_an_allocator() -> None:
     register = AccessRegister()
     with pytest.raises(InvalidInput, match="first token must be the allocator"):
-        register.grant(ctx(ME), token_id=TOKEN, grantee=ME, digest=secret_digest("x"),
-                       bootstrap=True)
-    register.grant(ctx(ALLOCATOR), token_id=TOKEN, grantee=ALLOCATOR,
+        register.grant(ctx(ME), token_id=TOKEN, grantee=ME, grantee_known=True,
+                       digest=secret_digest("x"), bootstrap=True)
+    register.grant(ctx(ALLOCATOR), token_id=TOKEN, grantee=ALLOCATOR, grantee_known=True,
                    digest=secret_digest("x"), bootstrap=True)
     with pytest.raises(RuleViolation, match="already been granted"):
         register.grant(ctx(ALLOCATOR), token_id="bbbbbbbbbbbb", grantee=ALLOCATOR,
-                       digest=secret_digest("y"), bootstrap=True)
+                       grantee_known=True, digest=secret_digest("y"), bootstrap=True)
+
+
+@pytest.mark.parametrize(("grantee", "first"), [(ME, "register it first"),
+                                                 ("consortium:16C", "form it first")])
+def test_a_practice_or_consortium_the_ledger_does_not_know_is_granted_no_token(
+        grantee: str, first: str) -> None:
+    register = AccessRegister()
+    with pytest.raises(NotAuthorised, match="only allocator may grant"):
+        register.grant(ctx(ME), token_id=TOKEN, grantee=grantee, grantee_known=False,
+                       digest=secret_digest("x"))
+    with pytest.raises(NotFound, match=f"a token is granted only .*; {first}") as refused:
+        register.grant(ctx(ALLOCATOR), token_id=TOKEN, grantee=grantee, grantee_known=False,
+                       digest=secret_digest("x"))
+    assert refused.value.rule == grantee.partition(":")[0]
+    assert not register.collect_events()
 
 
 def test_read_only_roles_always_get_read_only_tokens() -> None:
@@ -68,9 +83,10 @@ def test_read_only_roles_always_get_read_only_tokens() -> None:
 def test_a_used_id_or_a_past_expiry_is_refused() -> None:
     register = granted()
     with pytest.raises(RuleViolation, match="already been granted"):
-        register.grant(ctx(ALLOCATOR), token_id=TOKEN, grantee=ME, digest=secret_digest("z"))
+        register.grant(ctx(ALLOCATOR), token_id=TOKEN, grantee=ME, grantee_known=True,
+                       digest=secret_digest("z"))
     with pytest.raises(RuleViolation, match="has passed"):
-        register.grant(ctx(ALLOCATOR), token_id="cccccccccccc", grantee=ME,
+        register.grant(ctx(ALLOCATOR), token_id="cccccccccccc", grantee=ME, grantee_known=True,
                        digest=secret_digest("z"), expires_at=RECORDED_AT)
 
 

@@ -63,7 +63,7 @@ def one_of_each() -> list[LedgerEvent]:
     b.cancel(ctx(ME, "2024-09-06"), "R-2")
     a = AccessRegister()
     a.grant(ctx(ALLOCATOR), token_id="0123456789ab", grantee="consortium:16C",
-            digest=secret_digest("s" * 43), label="finance team")
+            grantee_known=True, digest=secret_digest("s" * 43), label="finance team")
     a.revoke(ctx(ALLOCATOR), "0123456789ab")
     for aggregate in (p, c, b, a):
         events.extend(aggregate.collect_events())
