@@ -203,8 +203,26 @@ def parse_iso_date(text: str, option: str | None = None) -> date:
         try:
             return date.fromisoformat(trimmed)
         except ValueError:
-            pass
+            raise _no_such_day(text, trimmed, option) from None
     raise malformed_date(text, option)
+
+
+def _no_such_day(text: str, trimmed: str, option: str | None) -> InvalidInput:
+    """The error (rule `date`) for a date written `YYYY-MM-DD` that the calendar has not:
+    a 29 February outside a leap year, a 31 April, month 13, day 00 or year 0000."""
+    where = f" for {option}" if option else ""
+    year, month, day = (int(part) for part in trimmed.split("-"))
+    if year == 0:
+        why = "there is no year 0000 (the first is 0001)"
+    elif not 1 <= month <= 12:
+        why = f"there is no month {month:02d}"
+    else:
+        days = calendar.monthrange(year, month)[1]
+        why = f"{calendar.month_name[month]} {year} has {days} days"
+        if day == 0:
+            why = f"days run from 01; {why}"
+    return InvalidInput("date", f"malformed date {shown(text)}{where}: written YYYY-MM-DD, "
+                                f"but no such day: {why}")
 
 
 def malformed_date(text: str, option: str | None = None) -> InvalidInput:

@@ -94,3 +94,20 @@ def test_a_business_date_written_any_other_way_is_refused(text: str) -> None:
         parse_iso_date(text, "--as-of")
     assert refused_date.value.rule == "date"
     assert "YYYY-MM-DD" in str(refused_date.value)
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("2025-02-29", "February 2025 has 28 days"),
+    ("2024-04-31", "April 2024 has 30 days"),
+    ("2024-13-01", "there is no month 13"),
+    ("2024-00-10", "there is no month 00"),
+    ("2024-06-00", "days run from 01; June 2024 has 30 days"),
+    ("0000-06-01", "there is no year 0000 (the first is 0001)"),
+])
+def test_a_date_written_yyyy_mm_dd_that_the_calendar_has_not_is_refused_saying_why(
+        text: str, why: str) -> None:
+    with pytest.raises(InvalidInput) as refused_date:
+        parse_iso_date(text, "--as-of")
+    assert refused_date.value.rule == "date"
+    assert refused_date.value.message == (f"malformed date {text!r} for --as-of: written "
+                                           f"YYYY-MM-DD, but no such day: {why}")
