@@ -35,8 +35,11 @@ is expected to make E = T x N / 1,000 commitments. Sources:
     tau^2))^2, so that a practice is outside a limit exactly when its adjusted
     z-score is beyond +/- z_p (Spiegelhalter's back-transformation).
 
-Quantiles come from scipy.stats (gamma for the Poisson limits, norm for z_p:
-1.959964... and 3.090232..., where FunnelPlotR writes 1.959964 and 3.090232).
+Quantiles come from scipy.special, the functions behind scipy.stats's gamma and norm
+(gammaincinv and gammainccinv for the Poisson limits, ndtri for z_p: 1.959964... and
+3.090232..., where FunnelPlotR writes 1.959964 and 3.090232); scipy.special loads in
+about a third of the time scipy.stats takes, which every funnel, chart and report
+command would otherwise spend at start.
 
 Edge cases:
 
@@ -129,9 +132,9 @@ def expected(target: Fraction, population: Fraction) -> Fraction:
 
 def z_critical(tail: float) -> float:
     """The standard normal quantile leaving `tail` above it (1.96 for 0.025)."""
-    from scipy.stats import norm  # noqa: PLC0415 - heavy import, funnels only
+    from scipy.special import ndtri  # noqa: PLC0415 - heavy import, funnels only
 
-    return float(norm.isf(tail))
+    return float(-ndtri(tail))
 
 
 def poisson_count_limits(e: float, tail: float) -> tuple[float, float]:
@@ -139,13 +142,18 @@ def poisson_count_limits(e: float, tail: float) -> tuple[float, float]:
 
     lower = Gamma^{-1}(tail; shape e) = chi2^{-1}(tail; 2e) / 2 (0 when e = 0);
     upper = Gamma^{-1}(1 - tail; shape e + 1) = chi2^{-1}(1 - tail; 2(e + 1)) / 2.
+    The inverses are scipy.special's regularised incomplete gamma inverses, which
+    scipy.stats.gamma's ppf and isf call.
     """
-    from scipy.stats import gamma  # noqa: PLC0415 - heavy import, funnels only
+    from scipy.special import (  # noqa: PLC0415 - heavy import, funnels only
+        gammainccinv,
+        gammaincinv,
+    )
 
     if e < 0:
         raise ValueError(f"an expected count cannot be negative: {e}")
-    lower = float(gamma.ppf(tail, e)) if e > 0 else 0.0
-    return lower, float(gamma.isf(tail, e + 1))
+    lower = float(gammaincinv(e, tail)) if e > 0 else 0.0
+    return lower, float(gammainccinv(e + 1, tail))
 
 
 def poisson_limits(target: Fraction, population: Fraction) -> Limits:
