@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import uuid
@@ -37,7 +38,15 @@ def pytest_configure(config: pytest.Config) -> None:
     """Point XDG_CONFIG_HOME at a directory of this run's before any test or fixture runs,
     so nothing the tests start (in process or as a `ledger` subprocess) makes or reads a
     signing key in the user's ~/.config/ledger; each test then gets its own (`config_home`).
+
+    Bytecode is cached (in the git-ignored `__pycache__` directories, or under
+    PYTHONPYCACHEPREFIX if that is set) even where PYTHONDONTWRITEBYTECODE is, as in many
+    container images: the suite starts the `ledger` command in a few thousand processes and
+    each xdist worker imports every test module, and without a cache every one of them
+    compiles the project's sources (and pytest rewrites the test modules' asserts) again.
     """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
     real = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
     os.environ.setdefault(REAL_CONFIG_HOME_VAR, real)
     if RUN_CONFIG_HOME_VAR not in os.environ or not hasattr(config, "workerinput"):
