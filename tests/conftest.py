@@ -28,6 +28,9 @@ PG_BASE_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
+# A memory-backed directory for the run's temporary files, where the system has one.
+MEMORY_TMP = Path("/dev/shm")
+
 # The user's own config directory, as the run found it (xdist workers inherit the value the
 # controller saved): on PostgreSQL the ledger's default signing key lives under it.
 REAL_CONFIG_HOME_VAR = "TESTS_REAL_XDG_CONFIG_HOME"
@@ -39,6 +42,12 @@ def pytest_configure(config: pytest.Config) -> None:
     so nothing the tests start (in process or as a `ledger` subprocess) makes or reads a
     signing key in the user's ~/.config/ledger; each test then gets its own (`config_home`).
 
+    Temporary files (every test's tmp_path, and so its SQLite ledgers) go to memory
+    (MEMORY_TMP) unless TMPDIR names a directory: each SQLite commit waits for fsync,
+    about 8 ms on a virtual disk and nothing in memory, and a test of a few dozen commands
+    would otherwise spend most of its time waiting for the disk. No test can observe the
+    difference: fsync matters only when the machine itself stops.
+
     Bytecode is cached (in the git-ignored `__pycache__` directories, or under
     PYTHONPYCACHEPREFIX if that is set) even where PYTHONDONTWRITEBYTECODE is, as in many
     container images: the suite starts the `ledger` command in a few thousand processes and
@@ -47,6 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.dont_write_bytecode = False
+    if "TMPDIR" not in os.environ and os.access(MEMORY_TMP, os.W_OK | os.X_OK):
+        os.environ["TMPDIR"] = str(MEMORY_TMP)
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
     real = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
     os.environ.setdefault(REAL_CONFIG_HOME_VAR, real)
     if RUN_CONFIG_HOME_VAR not in os.environ or not hasattr(config, "workerinput"):
