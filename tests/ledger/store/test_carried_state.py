@@ -10,6 +10,7 @@ still verifies with one leaf per event.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -234,3 +235,18 @@ def test_sqlite_writes_from_many_threads_and_beside_a_read_carry_state(
     assert [s for s in carried if "FROM ledger_tree" in s or "FROM ledger_event_kinds" in s] == []
     with bootstrap(sqlite_path) as ledger, pytest.raises(LedgerError):  # 1000 - 22: 978
         commit(ledger, "R-0003", "978.01")
+
+
+def test_the_catalogues_checked_position_is_the_logs_head_after_every_write(
+    ledger: Ledger,
+) -> None:
+    # A refused command first: a write transaction that writes nothing, on a new ledger.
+    with pytest.raises(LedgerError):
+        commit(ledger, "R-0001", "10.00")
+    hard_budget(ledger, "1000")
+    for ref in ("R-0001", "R-0002", "R-0001", "R-0003"):  # the second R-0001 is refused
+        with contextlib.suppress(LedgerError):
+            commit(ledger, ref, "10.00")
+        head, checked, _ = ledger.store.probe()
+        assert checked == head == ledger.store.head()
+    assert len(ledger.store.refs(["R-0001", "R-0002", "R-0003"])) == 3
