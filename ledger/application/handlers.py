@@ -44,6 +44,7 @@ from ledger.domain.budget import Budget, formula_amounts, top_slice
 from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.events import (
     CommitmentVaried,
+    LedgerEvent,
     RiskPoolDrawn,
     RiskPoolReturned,
     SpendCommitted,
@@ -650,18 +651,28 @@ def cancel(command: SpendCancel, context: Context, uow: UnitOfWork) -> Result:
 _OVERSPENDING = (SpendCommitted, CommitmentVaried)
 
 
+@functools.cache
+def _flag_kinds(kind: type[LedgerEvent]) -> tuple[bool, bool, bool]:
+    """Whether an event of this kind is one that flags an overspend, a pool draw, a pool
+    return: asked once a kind (`isinstance` asks a model's class through its metaclass,
+    event after event); `isinstance` then only narrows, on the event's own class."""
+    return (issubclass(kind, _OVERSPENDING), issubclass(kind, RiskPoolDrawn),
+            issubclass(kind, RiskPoolReturned))
+
+
 def _spend_flags(context: Context) -> str:
     """What the answer must tell staff: an indicative overspend, or a pool draw."""
     flags = []
     for event in context.journal:
-        if isinstance(event, _OVERSPENDING) and event.overspend_pence:
+        overspending, drawn, returned = _flag_kinds(type(event))
+        if overspending and isinstance(event, _OVERSPENDING) and event.overspend_pence:
             flags.append(f"OVERSPEND FLAGGED: {format_pence(event.overspend_pence)} over")
-        if isinstance(event, RiskPoolDrawn):
+        if drawn and isinstance(event, RiskPoolDrawn):
             flags.append(
                 f"{format_pence(event.amount_pence)} drawn from consortium "
                 f"{event.consortium}'s risk pool"
             )
-        if isinstance(event, RiskPoolReturned):
+        if returned and isinstance(event, RiskPoolReturned):
             flags.append(
                 f"{format_pence(event.amount_pence)} returned to consortium "
                 f"{event.consortium}'s risk pool"

@@ -99,8 +99,10 @@ class Aggregate:
         validating again, and its stored form is the one `trigger` would give
         (tests/ledger/domain/test_validated_events.py).
         """
-        values = {**context.event_fields(), "originator_id": self.id,
-                  "originator_version": self.version + 1, **fields}
+        values = context.event_fields()
+        values["originator_id"] = self.id
+        values["originator_version"] = self.version + 1
+        values.update(fields)
         if len(values) != len(fields) + 7:
             raise TypeError(f"{sorted(fields)} name a field of the context's")
         return self._triggered(construct(event_type, values), context)

@@ -27,11 +27,14 @@ _IMMUTABLE = (type(None), bool, int, float, str, bytes)
 @dataclass(frozen=True, slots=True)
 class Layout:
     """A model class's fields: every name in order with its default (None when required),
-    the required names, and the optional fields whose default is made afresh each time."""
+    the required names, the optional fields whose default is made afresh each time, and
+    every name (copied as the fields set of an instance given them all: a set's copy
+    takes the hashes it holds, where a set of a dict's keys hashes each again)."""
 
     template: dict[str, Any]
     required: frozenset[str]
     factories: tuple[tuple[str, Callable[[], Any]], ...]
+    names: frozenset[str]
 
 
 @functools.cache
@@ -50,7 +53,7 @@ def layout(cls: type[BaseModel]) -> Layout:
         else:
             factories.append(
                 (name, functools.partial(info.get_default, call_default_factory=True)))
-    return Layout(template, frozenset(required), tuple(factories))
+    return Layout(template, frozenset(required), tuple(factories), frozenset(template))
 
 
 _setattr = object.__setattr__
@@ -80,7 +83,8 @@ def construct(cls: type[M], values: dict[str, Any], private: dict[str, Any] | No
             fields[name] = factory()
     model = cls.__new__(cls)
     _setattr(model, "__dict__", fields)
-    _setattr(model, "__pydantic_fields_set__", set(values))
+    _setattr(model, "__pydantic_fields_set__",
+             set(shape.names) if len(values) == len(template) else set(values))
     _setattr(model, "__pydantic_extra__", None)
     _setattr(model, "__pydantic_private__", private)
     return model
