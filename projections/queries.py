@@ -251,32 +251,30 @@ class Reads:
         """The one financial year a read covers, and the business date it looks at.
 
         `as_of` is a date asked for: outside `year`, or in a year with no budgets, it is
-        refused. `fallback` (the day of `--known-at`) stands in for it when none is
-        asked, as today does: kept inside `year`, or, when its own year has no budgets,
-        inside the nearest year that has (the latest before it, else the first)."""
-        on = as_of or fallback
+        refused. Without it the day is `fallback` (the day of `--known-at`), else today,
+        kept inside `year`; with no `year` either, the year is that day's when it has
+        budgets, else the nearest that has (the latest ending before it, else the
+        first), and the day is kept inside it: next year's budgets, allocated before
+        1 April, are not shown in place of the current year's."""
         if year is not None:
             fy = FinancialYear.parse(year)
-            if as_of is None and on is not None:
-                on = min(max(on, fy.first_day), fy.last_day)
-            if on is not None and on not in fy:
+            on = as_of or min(max(fallback or self.today, fy.first_day), fy.last_day)
+            if on not in fy:
                 raise InvalidInput("date", f"{on} is outside the financial year {fy}")
             self._require_year(fy)
-        elif on is not None:
-            fy = FinancialYear.containing(on)
+        elif as_of is not None:
+            fy, on = FinancialYear.containing(as_of), as_of
             if not self._has_year(str(fy)):
-                have = self.years()
-                if as_of is not None or not have:
-                    raise NotFound("year", f"{on} is outside every budget year (years with "
-                                   f"budgets: {', '.join(have) or 'none yet'})")
-                fy = _nearest_year([FinancialYear.parse(y) for y in have], on)
-                on = min(max(on, fy.first_day), fy.last_day)
-        elif known := self.years():
-            fy = FinancialYear.parse(known[-1])
+                have = ", ".join(self.years()) or "none yet"
+                raise NotFound("year", f"{on} is outside every budget year (years with "
+                               f"budgets: {have})")
         else:
-            fy = FinancialYear.containing(self.today)
-        day = on if on is not None else min(max(self.today, fy.first_day), fy.last_day)
-        return fy, day
+            asked = fallback or self.today
+            fy = FinancialYear.containing(asked)
+            if not self._has_year(str(fy)) and (known := self.years()):
+                fy = _nearest_year([FinancialYear.parse(y) for y in known], asked)
+            on = min(max(asked, fy.first_day), fy.last_day)
+        return fy, on
 
     def _members(self, consortium: str, day: date) -> list[str]:
         rows = self._q(

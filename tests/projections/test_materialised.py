@@ -216,7 +216,8 @@ def test_years_with_budgets_are_listed_once_each_in_order(ledger: Ledger, reads:
         reads.holders(as_of=D(2025, 6, 1))
     assert {r["year"] for r in reads.holders(practice="A81002", as_of=D(2023, 6, 1))} == {
         "2023-24"}
-    assert {r["year"] for r in reads.holders(practice="A81002")} == {"2026-27"}
+    # No year asked: today's (TODAY, 2024-12-01), not the latest funded in advance.
+    assert {r["year"] for r in reads.holders(practice="A81002")} == {"2024-25"}
 
 
 def test_years_are_none_before_any_budget(ledger: Ledger, reads: Reads) -> None:
