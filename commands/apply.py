@@ -53,11 +53,11 @@ def apply(
     state = state_of(ctx)
     with handled(state):
         from ledger.application.batch import apply_lines  # noqa: PLC0415 - fast --help
-        from ledger.application.files import input_path  # noqa: PLC0415
+        from ledger.application.files import input_path, source_name  # noqa: PLC0415
 
         path = input_path(file)
         lines = read_lines(path)
-        source = "stdin" if file == "-" else path.name
+        source = source_name(path)
         total = sum(1 for line in lines if line.strip())
         if total == 0:
             render.nothing_to_apply(source)

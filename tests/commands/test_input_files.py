@@ -301,7 +301,7 @@ def test_apply_reads_standard_input_given_as_a_dash(db_url: str, tmp_path: Path)
     assert done.returncode == EXIT_USAGE, done.stderr
     assert "Traceback" not in done.stderr
     assert "line 3001: refused (no command id): not valid JSON" in done.stdout
-    assert "stdin: 5,201 applied, 0 already applied, 1 refused" in done.stdout
+    assert "standard input: 5,201 applied, 0 already applied, 1 refused" in done.stdout
     assert head(db_url) == 5_201
     path = tmp_path / "commands.jsonl"
     path.write_text(text, encoding="utf-8")
@@ -322,6 +322,21 @@ def test_a_file_named_dash_is_applied_when_written_as_a_path(db_url: str, tmp_pa
     assert done.returncode == 0, done.stderr
     assert "1 applied" in done.stdout, done.stdout
     assert head(db_url) == 1
+
+
+def test_apply_names_standard_input_as_the_imports_do(db_url: str, tmp_path: Path) -> None:
+    def run(stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ledger_executable(), "--db", db_url, "--actor", ALLOCATOR,
+                               "apply", "-"], input=stdin, capture_output=True, text=True,
+                              cwd=tmp_path, env=clean_env(), timeout=60, check=False)
+
+    empty = run("\n")
+    assert empty.returncode == 0, empty.stderr
+    assert "standard input: no commands to apply" in empty.stdout, empty.stdout
+    done = run(json.dumps(REGISTER) + "\n")
+    assert done.returncode == 0, done.stderr
+    assert "standard input: 1 applied, 0 already applied, 0 refused" in done.stdout, done.stdout
+    assert "stdin" not in done.stdout + done.stderr
 
 
 def test_standard_input_that_is_not_text_is_named_as_such(db_url: str, tmp_path: Path) -> None:
