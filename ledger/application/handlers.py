@@ -333,10 +333,16 @@ def agree_risk_pool(command: ConsortiumRiskPool, context: Context, uow: UnitOfWo
 
 @handles(ConsortiumAdopt)
 def adopt_standards(command: ConsortiumAdopt, context: Context, uow: UnitOfWork) -> Result:
+    """Answers with the standards this command adopted (its event's codes) and, apart,
+    those it named that were adopted for the year before: `16C adopted QS3 for 2024-25
+    (QS1 already adopted)`."""
     consortium = existing_consortium(uow, command.consortium)
+    before = consortium.standards(command.year)
     consortium.adopt_standards(context, FinancialYear.parse(command.year), list(command.codes))
-    adopted = consortium.standards(command.year)
-    return Result(f"{consortium.code} adopted {', '.join(adopted)} for {command.year}")
+    adopted = [code for code in consortium.standards(command.year) if code not in before]
+    already = [code for code in dict.fromkeys(command.codes) if code in before]
+    also = f" ({', '.join(already)} already adopted)" if already else ""
+    return Result(f"{consortium.code} adopted {', '.join(adopted)} for {command.year}{also}")
 
 
 # --- budgets -------------------------------------------------------------------------
