@@ -448,7 +448,7 @@ WHOLE_NUMBER = r"^[0-9]+$"
 
 
 def parse_whole_number(value: object, name: str, *, minimum: int = 0,
-                       maximum: int = MAX_WHOLE_NUMBER,
+                       maximum: int = MAX_WHOLE_NUMBER, rule: str | None = None,
                        malformed_rule: str | None = None) -> int:
     """A position, count, limit or port from user text (an option, a query parameter, a
     JSON integer): the ASCII digits 0-9 and nothing else, from `minimum` to `maximum`.
@@ -456,9 +456,10 @@ def parse_whole_number(value: object, name: str, *, minimum: int = 0,
     Python's int() also reads `+5`, ` 5 `, `5_0`, Arabic-Indic digits (U+0665 for 5) and, with a
     base, `0x5`; none of them is a plain number as a person or another program writes
     one, so each is refused rather than read as what int() makes of it. Raises
-    InvalidInput (rule `name` less its dashes, or `malformed_rule` for a value that is
-    not digits) saying what is expected."""
-    rule = name.lstrip("-")
+    InvalidInput saying what is expected, `name` naming the value (`--limit`, or
+    `connect_timeout (seconds) in the PostgreSQL URL '…'`): its rule is `rule`, by default
+    `name` less its dashes, or `malformed_rule` for a value that is not digits."""
+    rule = rule or name.lstrip("-")
     expected = f"{minimum} or more" if maximum == MAX_WHOLE_NUMBER else (
         f"{minimum} to {maximum}")
     if type(value) is int:

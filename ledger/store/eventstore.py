@@ -38,6 +38,7 @@ from eventsourcing.utils import get_topic
 from ledger.audit.leaf import state_bytes
 from ledger.domain.errors import InvalidInput, StoreUnavailable, UnreadableEvent
 from ledger.domain.events import LedgerEvent
+from ledger.domain.values import parse_whole_number
 from ledger.store import catalogue, faults
 from ledger.store.hooks import WriteHook
 from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event
@@ -140,7 +141,8 @@ def _postgres_target(url: str) -> StoreTarget:
     port that is not 1 to 65535, a `#` part), a parameter other than `schema` and `connect_timeout`
     (a misspelt `shema=` would otherwise write to the default schema), one given twice
     or blank, a schema name that is not 1 to 49 of `a-z 0-9 _` (not starting with a
-    digit), or a timeout that is not 1 to 3600 whole seconds. The URL is shown with its
+    digit), or a timeout that is not 1 to 3600 whole seconds (read as every whole number
+    is, by parse_whole_number, with rule db). The URL is shown with its
     password masked, and nothing of what the parser read is echoed: a password holding
     `/`, `?` or `#` unencoded is cut there, and its start read as a port.
     """
@@ -177,11 +179,9 @@ def _postgres_target(url: str) -> StoreTarget:
         raise InvalidInput(
             "db", f"malformed schema name {schema!r}: 1 to {SCHEMA_NAME_MAX} of a-z, 0-9 and "
             "_, not starting with a digit")
-    timeout = query.get("connect_timeout", "5")
-    if not re.fullmatch(r"[0-9]{1,4}", timeout) or not 1 <= int(timeout) <= _CONNECT_TIMEOUT_MAX:
-        raise InvalidInput(
-            "db", f"malformed connect_timeout {timeout!r} in the PostgreSQL URL {shown!r}: "
-            f"1 to {_CONNECT_TIMEOUT_MAX} whole seconds")
+    timeout = str(parse_whole_number(
+        query.get("connect_timeout", "5"), f"connect_timeout (seconds) in the PostgreSQL URL "
+        f"{shown!r}", minimum=1, maximum=_CONNECT_TIMEOUT_MAX, rule="db"))
     env = {
         "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",

@@ -38,8 +38,20 @@ BAD_URLS = {
         "the port must be a whole number from 1 to 65535"),
     "bracket left open": ("postgresql://postgres:hunter2@[::1/test?schema=h_v6",
                           "malformed PostgreSQL URL"),
+    # connect_timeout is read as every whole number is (parse_whole_number), as rule db
     "timeout not a number": (f"{BASE}?schema=h_timeout&connect_timeout=abc",
-                             "malformed connect_timeout 'abc'"),
+                             "connect_timeout (seconds) in the PostgreSQL URL "
+                             f"'{BASE.replace('hunter2', '***')}?schema=h_timeout&"
+                             "connect_timeout=abc' must be a whole number written in the "
+                             "digits 0-9 alone"),
+    "timeout with a sign": (f"{BASE}?schema=h_timeout&connect_timeout=%2B5",
+                            "must be a whole number written in the digits 0-9 alone (no sign"),
+    "timeout blank": (f"{BASE}?schema=h_timeout&connect_timeout=",
+                      "must be a whole number written in the digits 0-9 alone"),
+    "timeout 0": (f"{BASE}?schema=h_timeout&connect_timeout=0",
+                  "connect_timeout (seconds) in the PostgreSQL URL"),
+    "timeout past an hour": (f"{BASE}?schema=h_timeout&connect_timeout=3601",
+                             "must be 1 to 3600, not '3601'"),
     "misspelt schema": (f"{BASE}?shema=h_misspelt", "unknown parameter 'shema'"),
     "blank schema": (f"{BASE}?schema=", "malformed schema name ''"),
     "schema twice": (f"{BASE}?schema=h_one&schema=h_two", "parameter schema is given twice"),
