@@ -50,6 +50,7 @@ BundleKeys = Annotated[
         "prints it), or a file holding it or a PEM key; repeat per key after a rotation: "
         "the bundle's checkpoint, each earlier one it carries and --against are each "
         "checked with whichever given key signed it.",
+        parser=options.path_text("--public-key", "the log's key or a file holding it"),
         show_default=False,
     ),
 ]
@@ -63,6 +64,7 @@ PublicKeys = Annotated[
         "prints it), or a file holding it or a PEM key; repeat per key after a rotation. "
         "Each checkpoint is checked with whichever given key signed it; one signed by a "
         "key not given is reported. Default: every key the log lists.",
+        parser=options.path_text("--public-key", "the log's key or a file holding it"),
         show_default=False,
     ),
 ]
@@ -285,7 +287,8 @@ def checkpoint(  # noqa: PLR0917 - one parameter per CLI option
     out: Annotated[
         Path | None,
         typer.Option("--out", metavar="FILE",
-                     help="Also write the checkpoint to this file.", dir_okay=False),
+                     help="Also write the checkpoint to this file.",
+                     parser=options.path("--out", "the file to write", dir_okay=False)),
     ] = None,
     witness: WitnessOption = None,
     forget_witness: Annotated[
@@ -344,7 +347,8 @@ def prove(
     practice: Annotated[str, typer.Argument(help="ODS code of the practice (A81001).")],
     out: Annotated[
         Path, typer.Option("--out", metavar="FILE",
-                           help="Where to write the bundle (JSON).", dir_okay=False)
+                           help="Where to write the bundle (JSON).",
+                           parser=options.path("--out", "the file to write", dir_okay=False))
     ],
 ) -> None:
     """Write the practice's trail with an inclusion proof per event and a signed checkpoint."""
@@ -375,7 +379,9 @@ def prove(
 
 
 def verify_bundle(
-    bundle: Annotated[Path, typer.Argument(help="A bundle written by `ledger prove`.")],
+    bundle: Annotated[Path, typer.Argument(
+        help="A bundle written by `ledger prove`.",
+        parser=options.path("BUNDLE", "the bundle file to check"))],
     public_key: BundleKeys = None,
     witness_key: Annotated[
         list[str] | None,
@@ -384,6 +390,8 @@ def verify_bundle(
             metavar="KEY",
             help="A witness's verifier key (or a file holding it); repeat per witness. The "
             "checkpoint must carry a valid cosignature from --quorum of them.",
+            parser=options.path_text("--witness-key",
+                                     "the witness's key or a file holding it"),
             show_default=False,
         ),
     ] = None,
@@ -401,6 +409,7 @@ def verify_bundle(
             metavar="OLDER",
             help="An earlier bundle or checkpoint file of the same log: prove the log only "
             "grew between them.",
+            parser=options.path("--against", "the earlier bundle or checkpoint file"),
             show_default=False,
         ),
     ] = None,

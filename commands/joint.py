@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from commands import render
+from commands import options, render
 from commands.charts import by_group, check_plot_path
 from commands.errors import handled
 from commands.reads import AsOf, FormatOption, YearOption
@@ -127,7 +127,9 @@ def variation(
     ] = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", metavar="FILE",
-                                  help="Also draw the funnel to FILE (.svg or .png).")
+                                  help="Also draw the funnel to FILE (.svg or .png).",
+                                  parser=options.path("--plot", "the file to draw to",
+                                                      dir_okay=False))
     ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -13,6 +13,57 @@ from typing import Annotated
 
 import typer
 
+# --- paths -------------------------------------------------------------------------
+
+
+def path_text(option: str, what: str) -> Callable[[str], str]:
+    """A typer `parser` for a path kept as typed (an input file where `-` alone is
+    standard input): an empty or blank value is refused as a missing path (InvalidInput,
+    rule `path`, exit 2, nothing recorded) rather than read as the current folder `.`,
+    which is what an empty path becomes as a Path. `option` names it (`--out`, `FILE`);
+    `what` says what to give (`the file to write`)."""
+
+    def parse(value: str) -> str:
+        from commands.errors import handled  # noqa: PLC0415 - fast --help
+        from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+
+        if value.strip():
+            return value
+        with handled():  # the one mapping of errors to messages and exit codes
+            raise InvalidInput("path", f"missing path: {option} is empty; name {what}")
+        raise AssertionError("handled() raises")  # pragma: no cover
+
+    return parse
+
+
+def path(option: str, what: str, *, dir_okay: bool = True, file_okay: bool = True
+         ) -> Callable[[str | Path], Path]:
+    """A typer `parser` for every option or argument naming a file or folder to read or
+    write (`--out`, `--plot`, `--mapping`, `--key`, `--state`, a bundle): an empty or
+    blank value is refused as a missing path (`path_text`); so is an existing folder
+    where a file is wanted (`dir_okay=False`) or an existing file where a folder is
+    (`file_okay=False`). InvalidInput, rule `path`, exit 2, nothing written."""
+    present = path_text(option, what)
+
+    def parse(value: str | Path) -> Path:
+        if isinstance(value, Path):  # the option's default
+            return value
+        named = Path(present(value))
+        wrong = ("a folder" if not dir_okay and named.is_dir() else
+                 "a file" if not file_okay and named.exists() and not named.is_dir() else None)
+        if wrong is None:
+            return named
+        from commands.errors import handled  # noqa: PLC0415 - fast --help
+        from ledger.domain.errors import InvalidInput  # noqa: PLC0415
+        from ledger.domain.values import shown  # noqa: PLC0415
+
+        with handled():  # the one mapping of errors to messages and exit codes
+            raise InvalidInput("path", f"{option} {shown(str(value))} is {wrong}: name {what}")
+        raise AssertionError("handled() raises")  # pragma: no cover
+
+    return parse
+
+
 # --- repeatable NAME=VALUE options ----------------------------------------------------
 
 
@@ -63,6 +114,7 @@ CsvFile = Annotated[
     typer.Argument(
         help="UTF-8 CSV file with a header row; extra columns are ignored. - reads "
         "standard input.",
+        parser=path_text("FILE", "the CSV file (- reads standard input)"),
         show_default=False,
     ),
 ]
@@ -100,7 +152,7 @@ MappingFile = Annotated[
         metavar="FILE",
         help="A TOML mapping file: a \\[map] table (field = \"Column\") and an ignore "
         "list; --map and --ignore add to it.",
-        dir_okay=False,
+        parser=path("--mapping", "the mapping file", dir_okay=False),
         show_default=False,
     ),
 ]
@@ -116,7 +168,9 @@ IgnoredColumns = Annotated[
 
 JsonLinesFile = Annotated[
     str, typer.Argument(help="JSON-lines file: one command a line, each with its command_id; "
-                        "- reads standard input.")
+                        "- reads standard input.",
+                        parser=path_text("FILE", "the commands file (- reads standard "
+                                         "input)"))
 ]
 
 # --- options every write takes -------------------------------------------------------
@@ -263,4 +317,5 @@ def seconds(option: str, minimum: float, maximum: float | None = None
         raise AssertionError("handled() raises or returns")  # pragma: no cover
 
     return parse
+
 

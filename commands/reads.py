@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from commands.errors import handled
-from commands.options import MAX_POSITION, seconds, whole_number
+from commands.options import MAX_POSITION, path, seconds, whole_number
 from commands.reads_render import Format, Row, json_lines, rows
 from commands.run import state_of
 from ledger.domain.errors import InvalidInput
@@ -145,7 +145,8 @@ def position(
     plot: Annotated[
         Path | None, typer.Option("--plot", metavar="FILE",
                                   help="With --consortium: also draw budget against actual "
-                                       "through the year per element to FILE (.svg/.png).")
+                                       "through the year per element to FILE (.svg/.png).",
+                                  parser=path("--plot", "the file to draw to", dir_okay=False))
     ] = None,
 ) -> None:
     """Budget against actual: allocated, available, drawn, committed, settled, remaining."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from commands import render
+from commands import options, render
 from commands.errors import handled
 from commands.reads import YearOption
 from commands.run import state_of
@@ -48,7 +48,7 @@ def report(
     year: YearOption = None,
     out_file: Annotated[
         Path, typer.Option("--out", metavar="FILE", help="Where to write the report (.html).",
-                           dir_okay=False)
+                           parser=options.path("--out", "the file to write", dir_okay=False))
     ] = Path("report.html"),
 ) -> None:
     """Write an HTML report of a consortium's (or an allocator's) year, pinned to a signed

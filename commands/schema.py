@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from commands import render
+from commands import options, render
 from commands.errors import handled
 
 EPILOG = (
@@ -19,7 +19,8 @@ EPILOG = (
 
 def schema(
     out: Annotated[Path | None, typer.Option(
-        "--out", metavar="DIR", file_okay=False,
+        "--out", metavar="DIR",
+        parser=options.path("--out", "the folder to write in", file_okay=False),
         help="Write one file per event type and version into DIR (created if missing).",
     )] = None,
 ) -> None:

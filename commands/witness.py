@@ -13,7 +13,7 @@ import typer
 
 from commands import render
 from commands.errors import handled
-from commands.options import whole_number
+from commands.options import path, whole_number
 
 if TYPE_CHECKING:
     from ledger.audit.note import Verifier
@@ -34,7 +34,7 @@ EPILOG = (
 
 KeyFile = Annotated[
     Path, typer.Option("--key", metavar="FILE", help="The witness's private key file (mode 0600).",
-                       dir_okay=False)
+                       parser=path("--key", "the witness's key file", dir_okay=False))
 ]
 
 
@@ -68,7 +68,9 @@ def serve(
     state: Annotated[
         Path, typer.Option("--state", metavar="DIR",
                            help="Directory of the witness's state (one file per "
-                                           "log); created if absent.", file_okay=False)
+                                           "log); created if absent.",
+                           parser=path("--state", "the witness's state folder",
+                                       file_okay=False))
     ],
     log: Annotated[
         list[str],
