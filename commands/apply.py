@@ -44,7 +44,9 @@ def apply(
     by name, as on the command line; --actor is the default actor. Each line is atomic and
     idempotent: a re-run after a crash or a kill answers "already applied" for
     what was recorded and applies only what is missing (Ctrl-C says how far it got and
-    exits 130). A refused line records
+    exits 130). With --server a file over 16 MiB goes in parts: when a later part fails
+    or Ctrl-C comes, the outcomes of the parts already recorded are reported, then the
+    failure, with its exit code. A refused line records
     nothing and the rest go on, unless --stop-on-error. Exit 0 when no line was
     refused; otherwise the code a refused line would get as a command of its
     own, the highest of them: 2 when a line is malformed (not JSON, an unknown
@@ -63,12 +65,22 @@ def apply(
             render.nothing_to_apply(source)
             return
         if state.server:  # the service runs the file, every line as the token's actor
+            from commands.client import PartlyApplied  # noqa: PLC0415
+
             try:
                 report = state.client().apply(lines, stop_on_error=stop_on_error,
                                               batch_size=batch_size)
             except KeyboardInterrupt:
                 render.apply_interrupted(source, None, total)
                 raise typer.Exit(EXIT_INTERRUPTED) from None
+            except PartlyApplied as partly:  # what the parts already sent recorded, then why
+                render.apply_report(partly.report, source)
+                if isinstance(partly.failure, KeyboardInterrupt):
+                    render.apply_interrupted(source, partly.done, total,
+                                             in_flight=partly.in_flight)
+                    raise typer.Exit(EXIT_INTERRUPTED) from None
+                render.apply_cut_short(source, partly.done, partly.in_flight, total)
+                raise partly.failure from None
         else:
             done = 0
 

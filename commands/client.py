@@ -56,6 +56,22 @@ def _service_url(server: str) -> str:
     return url
 
 
+class PartlyApplied(Exception):  # noqa: N818 - what happened, not an error of its own
+    """`apply --server` of a file sent in parts, stopped while a later part was sent:
+    `report` holds the outcomes of the parts the service recorded (`done` commands, blank
+    lines aside), `failure` what stopped it (a LedgerError, or KeyboardInterrupt for
+    Ctrl-C), and `in_flight` how many commands the part being sent held: the service may
+    have applied any of those, each whole or not at all."""
+
+    def __init__(self, report: ApplyReport, failure: BaseException, done: int,
+                 in_flight: int) -> None:
+        super().__init__(str(failure))
+        self.report = report
+        self.failure = failure
+        self.done = done
+        self.in_flight = in_flight
+
+
 class ServiceClient:
     def __init__(self, server: str, token: str | None) -> None:
         self.server = _service_url(server)
@@ -116,15 +132,25 @@ class ServiceClient:
         The file is sent in parts of whole lines, each at most MAX_APPLY_REQUEST_BYTES
         (the most the service reads in one request), one after the other; with
         `stop_on_error`, none after a part the service stopped in. InvalidInput (exit 2,
-        nothing sent) for a line longer than that bound on its own."""
+        nothing sent) for a line longer than that bound on its own. A failure or Ctrl-C
+        while a later part is sent raises PartlyApplied, holding the outcomes of the
+        parts the service recorded before it; while the first is, it is raised as it
+        came."""
         from ledger.application.batch import ApplyReport, LineResult  # noqa: PLC0415
 
         results: list[LineResult] = []
         for offset, part in _parts(lines, MAX_APPLY_REQUEST_BYTES):
-            found = self._send("POST", "/apply", lines="\n".join(part),
-                               params={"stop_on_error": stop_on_error,
-                                       "batch_size": batch_size},
-                               timeout=APPLY_TIMEOUT_SECONDS)
+            try:
+                found = self._send("POST", "/apply", lines="\n".join(part),
+                                   params={"stop_on_error": stop_on_error,
+                                           "batch_size": batch_size},
+                                   timeout=APPLY_TIMEOUT_SECONDS)
+            except (Exception, KeyboardInterrupt) as failure:
+                if not offset:
+                    raise
+                in_flight = sum(1 for line in part if line.strip())
+                raise PartlyApplied(ApplyReport(results), failure, len(results), in_flight
+                                    ) from failure
             results += [
                 LineResult(offset + r["line"], r["command_id"], r["command"], r["status"],
                            r["message"],

@@ -435,13 +435,35 @@ def nothing_to_apply(source: str) -> None:
     _out().print(_line(f"{source}: no commands to apply"))
 
 
-def apply_interrupted(source: str, done: int | None, total: int) -> None:
+def apply_cut_short(source: str, done: int, in_flight: int, total: int) -> None:
+    """Under the report of the parts an `apply --server` sent before it failed or was
+    stopped (`done` lines of `total`), on stderr: that the report covers those lines, and
+    what became of the part being sent (`in_flight` lines) and of the rest."""
+    rest = total - done - in_flight
+    unsent = f"; the {rest:,} after it were not sent" if rest else ""
+    _err().print(_line(
+        f"{source}: the report above is of the first {done:,} of {total:,} lines, the parts "
+        f"the service recorded; the service may have applied any of the {in_flight:,} lines of "
+        f"the part being sent then, each whole or not at all{unsent}. Once the failure "
+        "below is mended, run the same command again: each line already recorded answers "
+        "'already applied', and only the rest are applied", "bold red"))
+
+
+def apply_interrupted(source: str, done: int | None, total: int, *,
+                      in_flight: int | None = None) -> None:
     """What an `apply` stopped by Ctrl-C got through (`done` lines of `total`, as the
-    progress lines count them; None when the service was running them, `--server`), on
-    stderr, and how to finish it."""
-    got = (f"{done:,} of {total:,} lines done before it, and the batch being run then was "
-           "recorded whole or not at all" if done is not None else
-           f"the service may have applied any of its {total:,} lines, each whole or not at all")
+    progress lines count them; with `--server`, the lines of the parts the service
+    answered for, `in_flight` those of the part being sent, or None for both while the
+    first part was), on stderr, and how to finish it."""
+    if in_flight is not None:
+        got = (f"{done:,} of {total:,} lines done before it (reported above), and the "
+               f"service may have applied any of the {in_flight:,} being sent then")
+    elif done is not None:
+        got = (f"{done:,} of {total:,} lines done before it, and the batch being run then "
+               "was recorded whole or not at all")
+    else:
+        got = (f"the service may have applied any of its {total:,} lines, each whole or "
+               "not at all")
     _err().print(_line(
         f"interrupted: {source}: {got}. Run the same command again: each line already "
         "recorded answers 'already applied', and only the rest are applied", "bold red"))
