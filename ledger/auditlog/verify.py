@@ -103,6 +103,7 @@ class VerifyReport:
     cosigned_size: int | None = None  # the largest checkpoint witnesses cosigned
     cosigned_by: list[str] = field(default_factory=list)  # their names (as the note says)
     cosigned_extended: bool | None = None  # does the stored log still extend it?
+    truncated_from: int | None = None  # the first sealed position past the log's end
 
     @property
     def ok(self) -> bool:
@@ -595,9 +596,14 @@ def _diagnose(  # noqa: PLR0917
         found = by_position.get(position)
         if found is None:
             if position > max_position:
-                report.add(Damage(TRUNCATED, position, f"the log ends at position {max_position}"
-                                                       f": the sealed events from position "
-                                                       f"{position} on are gone", leaf_index))
+                # One truncation, however many sealed events it cut off: reported once, at
+                # the first of them.
+                if report.truncated_from is None:
+                    report.truncated_from = position
+                    report.add(Damage(TRUNCATED, position, f"the log ends at position "
+                                                           f"{max_position}: the sealed events "
+                                                           f"from position {position} on are "
+                                                           "gone", leaf_index))
             else:
                 report.add(Damage(DELETED, position, f"the event at position {position} was "
                                                      "deleted", leaf_index))

@@ -211,6 +211,17 @@ def test_a_truncated_tail_is_found(sealed: tuple[Ledger, Db]) -> None:
     assert_first(check(ledger), TRUNCATED, 9)
 
 
+def test_a_truncated_tail_is_one_problem_however_many_events_it_cut(
+        sealed: tuple[Ledger, Db]) -> None:
+    ledger, db = sealed
+    db.run(f"DELETE FROM {db.events} WHERE {db.pos} >= ?", (5,))
+    report = check(ledger)
+    assert [(d.kind, d.position, d.detail) for d in report.damage] == [
+        (TRUNCATED, 5, "the log ends at position 4: the sealed events from position 5 on "
+                       "are gone")]
+    assert report.damage_count == 1
+
+
 def test_a_tail_cut_from_events_and_audit_tables_is_caught_by_the_checkpoint(
     sealed: tuple[Ledger, Db],
 ) -> None:
