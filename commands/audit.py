@@ -236,7 +236,7 @@ def _print_report(report: VerifyReport, late: bool) -> None:
             f"TAMPERED: {where}: {first.kind}: {first.detail}",
             style="bold red", markup=False,
         )
-        for damage in report.damage[1:10]:
+        for damage in [d for d in report.damage if d is not first][:9]:
             out.print(f"  also: {damage.kind}: {damage.detail}", style="red", markup=False)
         out.print(f"{report.damage_count} problem(s) in all", style="red", markup=False)
     if report.cosigned_size is None:

@@ -219,6 +219,32 @@ def test_verify_exits_4_on_a_stream_with_a_version_missing_sealed_over(
         False, rows[2][0], "stream-version-gap")
 
 
+def test_verify_lists_every_problem_once_the_first_by_position_at_the_top(
+    invoke: Ledger, db_url: str
+) -> None:
+    populate(invoke)
+    for ref in ("R-1", "R-2"):
+        assert invoke("spend", "commit", "A81001", "--year", "2024-25", "--element", "acute",
+                      "--ref", ref, "--amount", "10", "--provider", "RTR", "--service", "Hip",
+                      actor="practice:A81001").code == 0
+    assert invoke("checkpoint").code == 0
+    run_sql(db_url, "DELETE FROM {events} WHERE {position} >= ?", (3,))
+    run_sql(db_url, "DELETE FROM {leaves} WHERE leaf_index >= ?", (2,))
+    as_json = orjson.loads(invoke("verify", "--format", "json").stdout)
+    details = {d["detail"] for d in as_json["damage"]}
+    assert details == {"the tree head says 4 leaves up to position 4; the leaf table holds 2 "
+                       "up to 2", "checkpoint #1 signed 4 events; the log now has 2"}
+    result = invoke("verify")
+    assert result.code == 4
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        "TAMPERED: first bad position 3: truncated: checkpoint #1 signed 4 events; the log "
+        "now has 2",
+        "  also: tree-damaged: the tree head says 4 leaves up to position 4; the leaf table "
+        "holds 2 up to 2",
+        "2 problem(s) in all"]
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_a_bundle_or_checkpoint_that_never_ends_is_refused_not_read_forever(
