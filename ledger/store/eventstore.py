@@ -20,7 +20,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -624,6 +624,28 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
+def _refuse_another_database(path: Path, location: str) -> None:
+    """StoreUnavailable (exit 3, nothing written) when `path` is a SQLite database holding
+    tables but no ledger (no `stored_events`): another program's database, named by
+    mistake (the feed consumer's store, say), which a write would otherwise fill with the
+    ledger's tables. A new or empty file, a ledger, and a file that is no database at all
+    (refused when opened) pass."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as probe:
+            tables = sorted(str(row[0]) for row in probe.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"))
+    except sqlite3.Error:
+        return
+    if tables and "stored_events" not in tables:
+        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        raise StoreUnavailable(
+            "store", f"{location} is a SQLite database that holds no ledger (its tables: "
+                     f"{shown}): give the ledger's own file; nothing was written")
+
+
 def _snapshot(path: Path) -> tuple[str, sqlite3.Connection]:
     """An in-memory copy of a read-only SQLite ledger, and the connection keeping it alive."""
     name = f"file:ledger-copy-{uuid.uuid4().hex}?mode=memory&cache=shared"
@@ -684,6 +706,8 @@ def open_store(
             store = EventStore(parsed, hooks, create=False, snapshot=name)
             store._keeper = keeper
             return store
+    if create:
+        _refuse_another_database(path, parsed.location)
     created = create and discard_if_empty and not path.exists()
     store = EventStore(parsed, hooks, create=create)
     if created:
