@@ -626,10 +626,11 @@ def _writable(path: Path) -> bool:
 
 def _refuse_another_database(path: Path, location: str) -> None:
     """StoreUnavailable (exit 3, nothing written) when `path` is a SQLite database holding
-    tables but no ledger (no `stored_events`): another program's database, named by
-    mistake (the feed consumer's store, say), which a write would otherwise fill with the
-    ledger's tables. A new or empty file, a ledger, and a file that is no database at all
-    (refused when opened) pass."""
+    tables but none of a ledger's (`stored_events`, `ledger_*`): another program's
+    database, named by mistake (the feed consumer's store, say), which a write would
+    otherwise fill with the ledger's tables. A new or empty file, a ledger (of any
+    version, even one whose first write stopped part-way), and a file that is no
+    database at all (refused when opened) pass."""
     if not path.is_file() or path.stat().st_size == 0:
         return
     try:
@@ -639,7 +640,7 @@ def _refuse_another_database(path: Path, location: str) -> None:
                 "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"))
     except sqlite3.Error:
         return
-    if tables and "stored_events" not in tables:
+    if tables and not any(t == "stored_events" or t.startswith("ledger_") for t in tables):
         shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
         raise StoreUnavailable(
             "store", f"{location} is a SQLite database that holds no ledger (its tables: "
