@@ -50,6 +50,7 @@ from ledger.domain.values import WHOLE_NUMBER, parse_whole_number, shown
 from ledger.store.commits import CommitSignal, ListeningSignal, commit_signal
 from projections.access import FeedView, Scope
 from projections.api_auth import BEARER, Caller
+from projections.api_writes import header_text
 from projections.contract import documented, query_number
 from projections.queries import feed_row, refuse_past_head
 
@@ -259,7 +260,8 @@ def checkpoint_of(after: int, last_event_id: str | None, given: int = 1) -> int:
         return parse_whole_number(text, "Last-Event-ID", maximum=MAX_POSITION)
     except InvalidInput:
         raise InvalidInput("last-event-id", f"Last-Event-ID must be a position (the digits "
-                           f"0-9 alone, 0 to {MAX_POSITION}), not {shown(text)}") from None
+                           f"0-9 alone, 0 to {MAX_POSITION}), not "
+                           f"{shown(header_text(text))}") from None
 
 
 def install(app: FastAPI, open_store: Callable[[], EventStore],

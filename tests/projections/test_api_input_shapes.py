@@ -154,6 +154,14 @@ def test_a_last_event_id_given_twice_or_in_other_digits_is_refused(
         refused(live_from(value), 400, "Last-Event-ID must be a position")
 
 
+def test_a_last_event_id_refusal_names_what_the_client_sent(live_from: LiveFrom) -> None:
+    """UTF-8 is read back as UTF-8 (an Arabic-Indic three, not two Latin-1 letters); bytes
+    that are not UTF-8 are named as the server read them."""
+    refused(live_from("\u0663".encode()), 400, "not '\u0663'")
+    refused(live_from("\uff11".encode()), 400, "not '\uff11'")
+    refused(live_from(b"1\xb9"), 400, "not '1\xb9'")
+
+
 def test_a_token_is_read_only_by_a_json_boolean_alone(served: tuple[TestClient, str]) -> None:
     client, secret = served
     auth = {"Authorization": f"Bearer {secret}"}
