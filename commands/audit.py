@@ -493,10 +493,15 @@ def _witness_keys(texts: list[str]) -> list[WitnessVerifier]:
         candidate = Path(text).expanduser()
         try:
             value = candidate.read_text(encoding="utf-8") if candidate.is_file() else text
-            keys.append(parse_witness_key(value))
+            key = parse_witness_key(value)
         except (OSError, UnicodeDecodeError, NoteError) as error:
             raise InvalidInput("witness-key", f"unusable witness key {text[:60]!r}: {error}"
                                ) from error
+        if any((k.name, k.public_key) == (key.name, key.public_key) for k in keys):
+            raise InvalidInput("witness-key", f"--witness-key of witness {key.name} given "
+                                              "twice: each witness counts once toward "
+                                              "--quorum; give each witness's key once")
+        keys.append(key)
     return keys
 
 
