@@ -30,6 +30,13 @@ STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 # A memory-backed directory for the run's temporary files, where the system has one.
 MEMORY_TMP = Path("/dev/shm")
+MEMORY_TMP_ROOM = 1 << 30
+"""Bytes MEMORY_TMP must have free for a run to put its temporary files there (1 GiB). A
+run keeps every test's files until it ends: a few hundred MB for the whole suite (136 MB
+for 433 tests on one worker, 113 MB of them the service's 16 MiB request files), beside
+what PostgreSQL (its dynamic shared memory) and Python's multiprocessing semaphores need
+from the same filesystem. Docker gives a container 64 MB there by default: a run that
+filled it would fail on ENOSPC, and keep failing while earlier runs' files stay."""
 
 # The user's own config directory, as the run found it (xdist workers inherit the value the
 # controller saved): on PostgreSQL the ledger's default signing key lives under it.
@@ -43,10 +50,11 @@ def pytest_configure(config: pytest.Config) -> None:
     signing key in the user's ~/.config/ledger; each test then gets its own (`config_home`).
 
     Temporary files (every test's tmp_path, and so its SQLite ledgers) go to memory
-    (MEMORY_TMP) unless TMPDIR names a directory: each SQLite commit waits for fsync,
-    about 8 ms on a virtual disk and nothing in memory, and a test of a few dozen commands
-    would otherwise spend most of its time waiting for the disk. No test can observe the
-    difference: fsync matters only when the machine itself stops.
+    (MEMORY_TMP) unless TMPDIR names a directory or it lacks room (`memory_has_room`):
+    each SQLite commit waits for fsync, about 8 ms on a virtual disk and nothing in
+    memory, and a test of a few dozen commands would otherwise spend most of its time
+    waiting for the disk. No test can observe the difference: fsync matters only when
+    the machine itself stops.
 
     Bytecode is cached (in the git-ignored `__pycache__` directories, or under
     PYTHONPYCACHEPREFIX if that is set) even where PYTHONDONTWRITEBYTECODE is, as in many
@@ -56,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.dont_write_bytecode = False
-    if "TMPDIR" not in os.environ and os.access(MEMORY_TMP, os.W_OK | os.X_OK):
+    if "TMPDIR" not in os.environ and memory_has_room(MEMORY_TMP):
         os.environ["TMPDIR"] = str(MEMORY_TMP)
         tempfile.tempdir = None  # gettempdir() reads TMPDIR again
     real = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
@@ -64,6 +72,25 @@ def pytest_configure(config: pytest.Config) -> None:
     if RUN_CONFIG_HOME_VAR not in os.environ or not hasattr(config, "workerinput"):
         os.environ[RUN_CONFIG_HOME_VAR] = tempfile.mkdtemp(prefix="ledger-tests-config-")
     os.environ["XDG_CONFIG_HOME"] = os.environ[RUN_CONFIG_HOME_VAR]
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged process may still write to `directory`'s filesystem
+    (statvfs: f_bavail blocks of f_frsize bytes). OSError when it cannot be asked."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize
+
+
+def memory_has_room(directory: Path, free: Callable[[Path], int] = free_bytes) -> bool:
+    """Whether a run may put its temporary files in `directory`: one this process may
+    create files in, with at least MEMORY_TMP_ROOM bytes `free` (a directory that cannot
+    be asked has none)."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return False
+    try:
+        return free(directory) >= MEMORY_TMP_ROOM
+    except OSError:
+        return False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
