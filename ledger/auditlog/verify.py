@@ -346,11 +346,18 @@ def _check_witness_sizes(reader: LogReader, report: VerifyReport,
     """A witness's size (`ledger_witnesses`) moves on in the transaction that keeps the
     checkpoint it cosigned (`ledger_cosigned`), so each witness's size names a cosigned
     checkpoint at least that large: one missing was removed (damage
-    `inconsistent-with-cosigned`), hiding what the witness vouched for."""
-    largest = cosigned.size if cosigned is not None else 0
+    `inconsistent-with-cosigned`), hiding what the witness vouched for. A kept one whose
+    note cannot be opened (`cosigned` None; reported already: signed by a key not given,
+    say) counts at the size its row records: it was not removed."""
+    if cosigned is not None:
+        kept: int | None = cosigned.size
+    else:
+        latest = reader.latest_cosigned()
+        kept = latest[1] if latest is not None else None
+    largest = kept or 0
     for name, size in reader.witness_sizes():
         if size > largest:
-            held = f"the largest kept is of size {largest}" if cosigned is not None else (
+            held = f"the largest kept is of size {kept}" if kept is not None else (
                 "none is kept")
             report.add(Damage(COSIGNED_LOST, None, f"witness {name} cosigned the checkpoint "
                                                    f"of size {size}, but {held}: the record "

@@ -240,6 +240,20 @@ def test_verify_reports_a_cosigned_checkpoint_removed_while_its_witness_remember
 
 
 
+def test_a_cosigned_checkpoint_signed_by_a_key_not_given_is_reported_as_such_not_as_removed(
+    rig: Rig,
+) -> None:
+    from ledger.auditlog.rotation import rotate_key  # noqa: PLC0415
+
+    rig.checkpoint()  # cosigned at size 11, signed by the key rotated out next
+    rotated = rotate_key(rig.store, NOW)
+    report = verify_store(rig.store, rotated.new.verifier)
+    assert {(d.kind, d.detail.partition(":")[0]) for d in report.damage} == {
+        ("bad-checkpoint-signature", "checkpoint #1"),
+        ("bad-checkpoint-signature", "cosigned checkpoint #1")}, report.damage
+    assert verify_store(rig.store, None).ok  # every key the log lists
+
+
 def test_a_rotated_log_key_keeps_the_witness_cosigning(
     rig: Rig, make_witness: WitnessClient, tmp_path: Path,
 ) -> None:
