@@ -16,6 +16,7 @@ two events: a sealer working from a stale head would reuse its leaf indexes.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ ORIGIN_PREFIX = "commissioning-ledger/"
 # 5 s (eventsourcing's default guard); small chunks keep each pause far below that
 # on a busy machine and let writers waiting on the head in between.
 SEAL_CHUNK = 1_000
+
+_sha256 = hashlib.sha256
 
 
 
@@ -184,6 +187,51 @@ def seal_rows(
     return TreeHead(head.origin, size, last, compact, root)
 
 
+def _seal_next(curs: Cursor, dialect: Dialect, row: StoredRow, head: TreeHead) -> TreeHead:
+    """`seal_rows` of the one row at the position after `head`'s last: the same leaf,
+    nodes and head, its leaf hashed, merged up the compact range and the root folded
+    in one place (RFC 6962 §2.1: SHA-256(0x00 || leaf input), SHA-256(0x01 || left ||
+    right)), and on SQLite written straight to the recorder's own cursor."""
+    position, stream, version, topic, state = row
+    stream_id = stream.bytes if type(stream) is uuid.UUID else stream_bytes(stream)
+    if type(state) is not bytes:
+        state = state_bytes(state)
+    carry = event_leaf_hash(position, stream_id, version, topic, state)
+    index = head.size
+    leaf = (index, position, stream_id, version, carry)
+    frontier = list(head.compact.frontier)
+    size = index + 1
+    nodes: list[tuple[int, int, bytes]] = []
+    level = 0
+    while index & 1:  # each set low bit of the old size: a subtree this leaf completes
+        carry = _sha256(b"\x01" + frontier.pop() + carry).digest()
+        level += 1
+        index >>= 1
+        if level % NODE_LEVEL_STEP == 0:
+            nodes.append((level, (size >> level) - 1, carry))
+    frontier.append(carry)
+    root = carry
+    for left in reversed(frontier[:-1]):
+        root = _sha256(b"\x01" + left + root).digest()
+    encoded = b"".join(frontier)
+    if dialect.kind == "postgres":
+        _write_pg(curs, dialect, [leaf], nodes, (size, position, encoded, root))
+    else:
+        raw = getattr(curs, "sqlite_cursor", curs)  # eventsourcing's wraps sqlite3's
+        raw.execute(_SQLITE_LEAF, leaf)
+        for node in nodes:
+            raw.execute(_SQLITE_NODE, node)
+        raw.execute(_SQLITE_HEAD, (size, position, encoded, root))
+    return TreeHead(head.origin, size, position, CompactRange(size, frontier), root)
+
+
+_SQLITE_LEAF = ("INSERT INTO ledger_leaves (leaf_index, position, stream_id, version, "
+                "leaf_hash) VALUES (?, ?, ?, ?, ?)")
+_SQLITE_NODE = "INSERT INTO ledger_nodes (level, node_index, hash) VALUES (?, ?, ?)"
+_SQLITE_HEAD = ("UPDATE ledger_tree SET size = ?, last_position = ?, frontier = ?, root = ? "
+                "WHERE id = 1")
+
+
 def _insert(curs: Cursor, statement: str, rows: Sequence[Sequence[Any]]) -> None:
     """`statement` run for each of `rows` (SQLite): one `execute` for one row (less to
     do than `executemany`'s), else one `executemany`."""
@@ -242,6 +290,8 @@ def seal_inserted(curs: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
     # The caller has just inserted events, so it already holds the store's write
     # lock (SQLite's, or PostgreSQL's on the events table; FOR UPDATE adds the row's):
     # reading the head is enough, and it is created only on a ledger's first write.
+    if head is not None and len(rows) == 1 and rows[0][0] == head.last_position + 1:
+        return _seal_next(curs, dialect, rows[0], head)
     head = head or read_head(curs, dialect, for_update=True) or lock_head(curs, dialect)
     if not rows:
         return head
