@@ -34,44 +34,52 @@ class AggregateCache:
     Fast-forwarding (one indexed query for events after the cached version) keeps
     loads cheap however long a stream grows, and still sees other writers' events.
     Each aggregate is kept with the stored state of the event at its version (its
-    seal). When the query reads the store, it also reads the cached version's event:
-    unless that is the very event the aggregate has (its seal, byte for byte), the
-    log was rewritten under the process (a backup restored, with fewer events or
-    with others in their place), and the aggregate is loaded again from the log.
+    seal), under its stream id's 128-bit integer (`uuid.UUID.int`: a UUID is hashed by
+    Python code, an int by C). When the query reads the store, it also reads the cached
+    version's event: unless that is the very event the aggregate has (its seal, byte
+    for byte), the log was rewritten under the process (a backup restored, with fewer
+    events or with others in their place), and the aggregate is loaded again from the
+    log.
     """
 
     def __init__(self, maxsize: int = 20_000) -> None:
-        self._items: OrderedDict[uuid.UUID, tuple[Aggregate, bytes | None]] = OrderedDict()
+        self._items: OrderedDict[int, tuple[Aggregate, bytes | None]] = OrderedDict()
         self._maxsize = maxsize
 
     def get(self, stream_id: uuid.UUID) -> tuple[Aggregate, bytes | None] | None:
         """The aggregate kept for the stream and its seal (None before its first save)."""
-        item = self._items.get(stream_id)
+        key = stream_id.int
+        item = self._items.get(key)
         if item is not None:
-            self._items.move_to_end(stream_id)
+            self._items.move_to_end(key)
         return item
 
     def put(self, aggregate: Aggregate, seal: bytes | None) -> None:
-        self._items[aggregate.id] = (aggregate, seal)
-        self._items.move_to_end(aggregate.id)
+        key = aggregate.id.int
+        self._items[key] = (aggregate, seal)
+        self._items.move_to_end(key)
         while len(self._items) > self._maxsize:
             self._items.popitem(last=False)
 
     def written(self, stored: Sequence[StoredEvent]) -> None:
         """Events just written, as stored: the last of each stream is the seal of the
         aggregate kept for it (the one that recorded them)."""
-        last: dict[uuid.UUID, bytes] = {}
+        last: dict[int, bytes] = {}
         for s in stored:
             key = s.originator_id
-            last[key if isinstance(key, uuid.UUID) else uuid.UUID(key)] = s.state
+            last[key.int if isinstance(key, uuid.UUID) else uuid.UUID(key).int] = s.state
         for stream_id, state in last.items():
             item = self._items.get(stream_id)
             if item is not None:
                 self._items[stream_id] = (item[0], state)
 
     def evict(self, stream_ids: Iterable[uuid.UUID]) -> None:
-        for stream_id in stream_ids:
-            self._items.pop(stream_id, None)
+        self.evict_keys(stream_id.int for stream_id in stream_ids)
+
+    def evict_keys(self, keys: Iterable[int]) -> None:
+        """`evict` of the streams whose ids' integers (`uuid.UUID.int`) are `keys`."""
+        for key in keys:
+            self._items.pop(key, None)
 
     def clear(self) -> None:
         """Forget every aggregate kept (what was kept may never have been written)."""
@@ -102,7 +110,8 @@ class UnitOfWork:
     def __init__(self, store: StoreReads, cache: AggregateCache) -> None:
         self.store = store
         self.cache = cache
-        self.touched: dict[uuid.UUID, Aggregate] = {}
+        # By stream id's integer, as AggregateCache keeps them.
+        self.touched: dict[int, Aggregate] = {}
         self.events: list[LedgerEvent] = []
         self.receipts: list[Receipt] = []
         self.new_refs: dict[str, RefEntry] = {}
@@ -115,7 +124,8 @@ class UnitOfWork:
         self._by_key: dict[object, Aggregate] = {}
 
     def _load(self, stream_id: uuid.UUID, empty: Callable[[], A], kind: type[A]) -> A:
-        aggregate = self.touched.get(stream_id)
+        key = stream_id.int
+        aggregate = self.touched.get(key)
         if aggregate is None:
             cached = self.cache.get(stream_id)
             seal = None
@@ -130,7 +140,7 @@ class UnitOfWork:
                 events, seal = self.store.follow(stream_id, 0, None)
             for event in events:
                 aggregate.apply(event)
-            self.touched[stream_id] = aggregate
+            self.touched[key] = aggregate
             self.cache.put(aggregate, seal)
         assert isinstance(aggregate, kind)
         return aggregate
@@ -165,7 +175,7 @@ class UnitOfWork:
     def adopt(self, aggregate: Aggregate) -> None:
         """Hold `aggregate` (one just created by a command) in place of what its stream
         held: later commands of this unit, and of later units, see it."""
-        self.touched[aggregate.id] = aggregate
+        self.touched[aggregate.id.int] = aggregate
         self.cache.put(aggregate, None)
         self._by_key.clear()
 
@@ -235,7 +245,7 @@ class UnitOfWork:
 
     def discard(self) -> None:
         """Forget every aggregate this unit touched: their unsaved state is void."""
-        self.cache.evict(self.touched)
+        self.cache.evict_keys(self.touched)
         self.touched.clear()
         self._by_key.clear()
 

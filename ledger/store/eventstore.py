@@ -268,8 +268,10 @@ class EventStore:
         self.mapper: PydanticMapper = self.app.mapper
         self._catalogued = create
         self._kinds: set[catalogue.Kind] = set()  # known to be in the catalogue
-        # The reads the catalogue's check makes, named ahead by each write transaction.
-        self._check_reads = tuple(catalogue.check_statements(self.recorder.dialect))
+        # The reads the catalogue's check makes, named ahead by each write transaction
+        # where a store fetches named rows ahead (PostgreSQL; SQLite reads them when asked).
+        self._check_reads = (() if target.kind == "sqlite"
+                             else tuple(catalogue.check_statements(self.recorder.dialect)))
 
     # --- writing -----------------------------------------------------------------------
 
@@ -292,8 +294,9 @@ class EventStore:
         that fails, the caller's handling of the failure applies to them too).
         """
         reads = reads or Reads()
-        reads = Reads(reads.command_ids, reads.refs, reads.practices,
-                      [*reads.rows, *self._check_reads])
+        if self._check_reads:
+            reads = Reads(reads.command_ids, reads.refs, reads.practices,
+                          [*reads.rows, *self._check_reads])
         with self.recorder.write_transaction(reads) as cursor:
             tail = self._unchecked_tail()
             events, indexes, result = work()
