@@ -340,19 +340,6 @@ def apply_progress(total: int, batch_size: int) -> Iterator[Callable[[int], None
     yield log
 
 
-def _runs(numbers: Sequence[int]) -> str:
-    """`1-4, 7, 9-10` from sorted line numbers."""
-    parts: list[str] = []
-    start = prev = numbers[0]
-    for n in [*numbers[1:], -1]:
-        if n == prev + 1:
-            prev = n
-            continue
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-        start = prev = n
-    return ", ".join(parts)
-
-
 def _cut(text: str, limit: int = 130) -> str:
     """A line's own words (its command id, its command) as given, cut short when long: a
     refused line of megabytes is named, not echoed."""
@@ -392,6 +379,8 @@ def _tells_staff(message: str) -> bool:
 def apply_report(report: ApplyReport, source: str) -> None:
     from rich.text import Text  # noqa: PLC0415 - rich only when printing
 
+    from ledger.domain.values import number_runs  # noqa: PLC0415 - keeps --help fast
+
     results = report.results
     if len(results) <= LIST_EACH_LINE_UP_TO:
         for result in results:
@@ -402,7 +391,8 @@ def apply_report(report: ApplyReport, source: str) -> None:
             if chosen:
                 _out().print(
                     _line(
-                        f"{status}: {len(chosen):,} lines ({_runs([r.line for r in chosen])}), "
+                        f"{status}: {len(chosen):,} lines "
+                        f"({number_runs([r.line for r in chosen])}), "
                         f"command ids {chosen[0].command_id} … {chosen[-1].command_id}",
                         _STATUS_STYLE[status],
                     )

@@ -57,6 +57,7 @@ from ledger.audit.note import (
     unverified_checkpoint,
 )
 from ledger.domain.events import budget_stream, practice_stream
+from ledger.domain.values import number_runs
 
 FORMAT = "commissioning-ledger/proof-bundle"
 VERSION = 2
@@ -318,9 +319,8 @@ def _check_own_streams_whole(practice: str, own: dict[uuid.UUID, list[int]]) -> 
             if version != expected:
                 raise BundleInvalid(
                     f"the bundle leaves out version {expected} of stream {stream}, one of "
-                    f"practice {practice}'s own (it holds versions "
-                    f"{', '.join(map(str, ordered))}): an event of the practice was removed "
-                    "from the bundle"
+                    f"practice {practice}'s own (it holds versions {number_runs(ordered)}): "
+                    "an event of the practice was removed from the bundle"
                 )
 
 

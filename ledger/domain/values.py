@@ -11,7 +11,7 @@ import functools
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -386,6 +386,20 @@ def end_of_day(day: date) -> datetime:
     if day == date.max:
         return datetime.max.replace(tzinfo=UTC)
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def number_runs(numbers: Sequence[int]) -> str:
+    """`1-4, 7, 9-10` from sorted whole numbers (line numbers, stream versions): a list of
+    thousands in a few characters when few are missing."""
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], -1]:
+        if n == prev + 1:
+            prev = n
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        start = prev = n
+    return ", ".join(parts)
 
 
 def format_pence(pence: int) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ledger.domain.events import budget_stream, consortium_stream, practice_stream
+from ledger.domain.values import number_runs
 from tests.commands.conftest import Ledger
 
 pytestmark = pytest.mark.usefixtures("signing_key")
@@ -92,3 +93,17 @@ def test_a_bundle_with_an_event_of_the_practice_left_out_is_tampering(
     done.one_line_error("verification failed", f"leaves out version {version} of stream "
                         f"{stream_id}", "practice A81002")
     assert "verified" not in done.stdout
+
+
+def test_the_refusal_names_the_versions_held_as_runs_in_one_short_line(
+    invoke: Ledger, bundle: Path, tmp_path: Path
+) -> None:
+    """A budget of thousands of events with one left out is named in a few characters
+    (`1-2, 4-5`), not one number each."""
+    stream_id = str(budget_stream("A81002", "2024-25"))
+    edited = _without(bundle, tmp_path / "edited.json", stream_id, 3)
+    done = invoke("verify-bundle", str(edited))
+    assert done.code == 4, done.stdout
+    done.one_line_error(f"leaves out version 3 of stream {stream_id}",
+                        "(it holds versions 1-2, 4-5)")
+    assert number_runs([*range(1, 100), *range(101, 6002)]) == "1-99, 101-6001"
