@@ -627,17 +627,38 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_HEADER_BYTES = 100
+_WRITE_VERSION = 18
+"""Offset of the header's file format write version: 1 rollback journal, 2 WAL
+(https://sqlite.org/fileformat2.html#the_database_header)."""
+
+
 def _refuse_another_database(path: Path, location: str) -> None:
     """StoreUnavailable (exit 3, nothing written) when `path` is a SQLite database holding
     tables but none of a ledger's (`stored_events`, `ledger_*`): another program's
     database, named by mistake (the feed consumer's store, say), which a write would
     otherwise fill with the ledger's tables. A new or empty file, a ledger (of any
     version, even one whose first write stopped part-way), and a file that is no
-    database at all (refused when opened) pass."""
+    database at all (refused when opened) pass.
+
+    The probe leaves the folder as it found it: a read-only connection to a WAL database
+    no connection has open makes its -wal and -shm files and cannot remove them on
+    closing (https://sqlite.org/walformat.html), so such a database (header byte 18 is
+    2, no -wal file beside it: its main file is all of it, and only a checkpoint,
+    which needs that file, changes it) is read as immutable."""
     if not path.is_file() or path.stat().st_size == 0:
         return
     try:
-        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as probe:
+        with path.open("rb") as file:
+            header = file.read(_SQLITE_HEADER_BYTES)
+    except OSError:  # unreadable: opening the store says why
+        return
+    closed_wal = (header.startswith(_SQLITE_MAGIC) and header[_WRITE_VERSION:][:1] == b"\x02"
+                  and not path.with_name(f"{path.name}-wal").exists())
+    mode = "immutable=1" if closed_wal else "mode=ro"
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?{mode}", uri=True)) as probe:
             tables = sorted(str(row[0]) for row in probe.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
                 "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"))

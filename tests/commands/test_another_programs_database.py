@@ -50,3 +50,23 @@ def test_a_ledger_an_empty_file_and_a_new_path_are_written(invoke: Ledger, db_ur
         done = invoke(*FORM, "--command-id", "form-16C", actor=ALLOCATOR, db=db)
         assert done.code == 0, done.stderr
     assert "stored_events" in _tables(empty)
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_a_refused_write_leaves_the_other_programs_folder_as_it_was(
+        invoke: Ledger, tmp_path: Path, journal: str) -> None:
+    """Its -wal and -shm files are not made beside it (they would be the ledger's user's,
+    perhaps not the program's)."""
+    folder = tmp_path / "consumer"
+    folder.mkdir()
+    consumer = folder / "consumer.db"
+    with closing(sqlite3.connect(consumer)) as db:
+        db.execute(f"PRAGMA journal_mode = {journal}")
+        db.execute("CREATE TABLE handled (position INTEGER PRIMARY KEY)")
+        db.commit()
+    before = sorted(p.name for p in folder.iterdir())
+    assert before == ["consumer.db"]
+    done = invoke(*FORM, actor=ALLOCATOR, db=str(consumer))
+    assert done.code == 3, done.stdout
+    done.one_line_error("holds no ledger (its tables: handled)", "nothing was written")
+    assert sorted(p.name for p in folder.iterdir()) == before
