@@ -217,11 +217,13 @@ def _seal_next(curs: Cursor, dialect: Dialect, row: StoredRow, head: TreeHead) -
     if dialect.kind == "postgres":
         _write_pg(curs, dialect, [leaf], nodes, (size, position, encoded, root))
     else:
+        # Hashes bound as bytearrays: the same BLOBs, bound with less work (sqlite_blob).
         raw = getattr(curs, "sqlite_cursor", curs)  # eventsourcing's wraps sqlite3's
-        raw.execute(_SQLITE_LEAF, leaf)
-        for node in nodes:
-            raw.execute(_SQLITE_NODE, node)
-        raw.execute(_SQLITE_HEAD, (size, position, encoded, root))
+        raw.execute(_SQLITE_LEAF, (leaf[0], position, bytearray(stream_id), version,
+                                   bytearray(leaf[4])))
+        for level, node_index, node in nodes:
+            raw.execute(_SQLITE_NODE, (level, node_index, bytearray(node)))
+        raw.execute(_SQLITE_HEAD, (size, position, bytearray(encoded), bytearray(root)))
     return TreeHead(head.origin, size, position, CompactRange(size, frontier), root)
 
 

@@ -167,7 +167,9 @@ def record(cursor: Cursor, dialect: Dialect, rows: Iterable[tuple[int, str, int]
     if last:
         # Queued to go with the COMMIT where the cursor queues writes (PostgreSQL's
         # write transaction, ledger/store/postgres.py WriteCursor).
-        write = getattr(cursor, "write", None) or cursor.execute
+        # sqlite3's own cursor where eventsourcing's wraps it (one call less).
+        write = (getattr(cursor, "write", None)
+                 or getattr(cursor, "sqlite_cursor", cursor).execute)
         write(dialect.sql("INSERT INTO {kinds_checked} (id, position) VALUES (1, ?) "
                           "ON CONFLICT (id) DO UPDATE SET position = excluded.position"),
               (last,))

@@ -269,8 +269,33 @@ def _fetched_ahead(table: str, keys: Sequence[str]) -> dict[str, Any] | None:
     return None if write is None else write.answers(table, keys)
 
 
+_STREAM_KEYS: dict[int, str] = {}
+_STREAM_KEYS_LIMIT = 65_536
+
+
 def _stream_key(stream_id: UUID | str) -> str:
-    return stream_id.hex if isinstance(stream_id, UUID) else stream_id
+    """A stream id as the events table keeps it (32 hex digits), remembered by its
+    integer (`UUID.hex` formats it anew each time); at most _STREAM_KEYS_LIMIT kept."""
+    if not isinstance(stream_id, UUID):
+        return stream_id
+    number = stream_id.int
+    key = _STREAM_KEYS.get(number)
+    if key is None:
+        if len(_STREAM_KEYS) >= _STREAM_KEYS_LIMIT:
+            _STREAM_KEYS.clear()
+        key = _STREAM_KEYS[number] = f"{number:032x}"
+    return key
+
+
+def sqlite_blob(value: Any) -> Any:
+    """`value` as sqlite3 binds it with least work: bytes as a bytearray (the same BLOB).
+
+    sqlite3 (CPython 3.11, Modules/_sqlite/cursor.c `need_adapt`) binds an int, float,
+    str or bytearray as it is, but looks anything else, bytes included, up among its
+    adapters and then asks its protocol class for `__adapt__`, an AttributeError raised
+    and formatted each time: some 2,000 instructions a value, copying 32 or 500 bytes
+    some 300. Anything not bytes is given back as it is."""
+    return bytearray(value) if type(value) is bytes else value
 
 
 def _insert(cursor: sqlite3.Cursor, statement: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -322,7 +347,7 @@ class _SQLiteWriteTransaction:
             taken.__exit__(type(error), error, error.__traceback__)
             raise
         try:
-            self.cursor.execute("BEGIN IMMEDIATE")
+            self.cursor.sqlite_cursor.execute("BEGIN IMMEDIATE")
             self.write = recorder._begin(self.cursor, self.reads)
         except BaseException as error:
             self._fail(error)
@@ -445,14 +470,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if indexes.budget_years:
             _insert(raw, "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)",
                     indexes.budget_years)
-        ids = self._insert_rows(c, stored_events)
+        streams = [_stream_key(s.originator_id) for s in stored_events]
+        ids = self._insert_rows(c, stored_events, streams)
         write = _WRITE.get()
         if write is None:
             run_hooks(self.hooks, c, self.dialect, ids, stored_events)
             return ids
         write.fetched.clear()  # what was fetched ahead may have changed now
-        for s in stored_events:
-            write.versions[_stream_key(s.originator_id)] = s.originator_version
+        versions = write.versions
+        for stream, s in zip(streams, stored_events, strict=True):
+            versions[stream] = s.originator_version
         hooks = self.hooks
         keys = _hook_keys(len(hooks))
         if len(hooks) == 1:  # the Merkle log's sealing alone: run_hooks' work, for one
@@ -469,8 +496,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         write.remembered.update(zip(keys, done, strict=True))
         return ids
 
-    def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Insert the events; their positions (rowids), in order.
+    def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
+                     streams: Sequence[str]) -> list[int]:
+        """Insert the events, `streams` their stream ids as stored; their positions
+        (rowids), in order.
 
         Many events go in one `executemany`, which reports no rowids: they are read
         off the table's largest rowid before the insert. The write transaction holds
@@ -483,9 +512,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if n < BULK_ROWS:
             raw = c.sqlite_cursor
             positions: list[int] = []
-            for s in stored_events:
+            for stream, s in zip(streams, stored_events, strict=True):
+                state = s.state
                 raw.execute(self.insert_events_statement, (
-                    _stream_key(s.originator_id), s.originator_version, s.topic, s.state))
+                    stream, s.originator_version, s.topic,
+                    bytearray(state) if type(state) is bytes else state))  # sqlite_blob
                 position = raw.lastrowid
                 assert position is not None  # an INSERT into a rowid table sets it
                 positions.append(position)
@@ -494,8 +525,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if before > MAX_ROWID - n:
             return list(super()._insert_events(c, stored_events) or [])
         c.executemany(self.insert_events_statement, [
-            (_stream_key(s.originator_id), s.originator_version, s.topic, s.state)
-            for s in stored_events])
+            (stream, s.originator_version, s.topic, sqlite_blob(s.state))
+            for stream, s in zip(streams, stored_events, strict=True)])
         after = self._largest_rowid(c)
         if after != before + n:
             raise OperationalError(
@@ -569,8 +600,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             if keys:
                 params.extend(keys)
                 fetched[table] = dict.fromkeys(keys)
-        cursor.execute(_prefetch_statement(*counts), params)
-        for table, key, a, b in cursor.fetchall():
+        raw = cursor.sqlite_cursor  # sqlite3's own: eventsourcing's adds a call
+        raw.execute(_prefetch_statement(*counts), params)
+        for table, key, a, b in raw.fetchall():
             if table == "commands":
                 fetched[table][key] = Receipt(key, a, b)
             elif table == "refs":
