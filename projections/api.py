@@ -428,7 +428,7 @@ def _read_routes(app: FastAPI, served: _Ledger) -> None:
             "What the ledger knew at this instant, written with its zone "
             "(2024-07-15T09:30:00Z; a time without a zone is refused) or a date, meaning the "
             "end of that day, UTC; digits finer than the microsecond, which instants are "
-            "recorded to, are dropped: the answer is the same). Without as_of, its day is "
+            "recorded to, are dropped: the answer is the same. Without as_of, its day is "
             "the business date, kept inside the year as today is")] = None,
     ) -> Response:
         scope.require(Role.CONSORTIUM, Role.PRACTICE, what="holders")

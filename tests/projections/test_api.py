@@ -315,6 +315,31 @@ def test_the_openapi_schema_has_a_title_a_description_and_every_endpoint(
                                     "/events"}
 
 
+def test_every_description_in_the_openapi_schema_closes_the_brackets_it_opens(
+        client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    unbalanced: list[str] = []
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "description" and isinstance(value, str):
+                    depth = 0
+                    for char in value:
+                        depth += {"(": 1, ")": -1}.get(char, 0)
+                        if depth < 0:
+                            break
+                    if depth:
+                        unbalanced.append(f"{where}: {value}")
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for n, value in enumerate(node):
+                walk(value, f"{where}[{n}]")
+
+    walk(schema, "")
+    assert unbalanced == []
+
+
 # --- the real `ledger serve` ---------------------------------------------------------
 
 
