@@ -335,6 +335,8 @@ class MerkleSealing:
                  prepared: TreeHead | None = None) -> TreeHead:
         """Seal `rows`; `prepared` is the tree head as this transaction found it, if
         known (read with its lock, or left by the previous write with nothing since)."""
+        if prepared is not None and len(rows) == 1 and rows[0][0] == prepared.last_position + 1:
+            return _seal_next(cursor, dialect, rows[0], prepared)  # as seal_inserted would
         return seal_inserted(cursor, dialect, rows, prepared)
 
 

@@ -302,7 +302,8 @@ class EventStore:
             events, indexes, result = work()
             ids: Sequence[int] = ()
             if events or indexes.receipts:
-                stored = [self._to_stored(e) for e in events]
+                to_stored = self.mapper.to_stored_event
+                stored = [to_stored(e) for e in events]
                 ids = self.recorder.insert_in_transaction(cursor, stored, indexes)
                 if written is not None:
                     written(stored)
@@ -353,8 +354,7 @@ class EventStore:
                    kinds: Sequence[tuple[str, int]]) -> set[catalogue.Kind]:
         """Inside a write transaction: add the kinds of the `tail` and of the events just
         inserted at `ids` to the catalogue; the kinds added (known once it commits)."""
-        rows = [*tail, *((i, topic, version)
-                         for i, (topic, version) in zip(ids, kinds, strict=True))]
+        rows = [*tail, *zip(ids, *zip(*kinds, strict=True), strict=True)] if kinds else tail
         added = (catalogue.record(cursor, self.recorder.dialect, rows, self._kinds)
                  if rows else set())
         self.recorder.remember(_CATALOGUED, value=True)  # every event is in the catalogue

@@ -458,12 +458,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         indexes = indexes_of(kwargs)
         raw = c.sqlite_cursor
-        if indexes.receipts:
-            _insert(raw, "INSERT INTO ledger_commands VALUES (?, ?, ?)",
-                    [(r.command_id, r.fingerprint, r.answer) for r in indexes.receipts])
-        if indexes.refs:
-            _insert(raw, "INSERT INTO ledger_refs VALUES (?, ?, ?)",
-                    [(r.ref, r.practice, r.year) for r in indexes.refs])
+        receipts, refs = indexes.receipts, indexes.refs
+        if len(receipts) == 1:  # a single command's: one execute, no list of rows
+            (receipt,) = receipts
+            raw.execute("INSERT INTO ledger_commands VALUES (?, ?, ?)",
+                        (receipt.command_id, receipt.fingerprint, receipt.answer))
+        elif receipts:
+            raw.executemany("INSERT INTO ledger_commands VALUES (?, ?, ?)",
+                            [(r.command_id, r.fingerprint, r.answer) for r in receipts])
+        if len(refs) == 1:
+            (entry,) = refs
+            raw.execute("INSERT INTO ledger_refs VALUES (?, ?, ?)",
+                        (entry.ref, entry.practice, entry.year))
+        elif refs:
+            raw.executemany("INSERT INTO ledger_refs VALUES (?, ?, ?)",
+                            [(r.ref, r.practice, r.year) for r in refs])
         if indexes.affiliations:
             _insert(raw, "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)",
                     indexes.affiliations)
@@ -486,7 +495,11 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             (key,) = keys
             remembered = write.remembered
             prepared = remembered[key] if key in remembered else write.carried.get(key)
-            rows = sealable(ids, stored_events)
+            if len(ids) == 1:  # `sealable`'s one row
+                (s,) = stored_events
+                rows = [(ids[0], s.originator_id, s.originator_version, s.topic, s.state)]
+            else:
+                rows = sealable(ids, stored_events)
             remembered[key] = (
                 hooks[0].inserted(c, self.dialect, rows) if prepared is None
                 else hooks[0].inserted(c, self.dialect, rows, prepared))
