@@ -113,9 +113,11 @@ def reads_of(requests: Sequence[Request]) -> Reads:
     """What deciding `requests` reads first: their command ids, refs and practices."""
     if len(requests) == 1:  # `execute`'s one command: one practice at most, nothing to sort
         (request,) = requests
-        one = (request.command,)
-        return Reads(command_ids=[request.command_id], refs=list(handlers.refs_named(one)),
-                     practices=list(handlers.practices_named(one)))
+        values = request.command.__dict__  # as refs_named and practices_named read it
+        ref, practice = values.get("ref"), values.get("practice")
+        return Reads(command_ids=[request.command_id],
+                     refs=[ref] if isinstance(ref, str) else [],
+                     practices=[practice] if isinstance(practice, str) else [])
     commands = [r.command for r in requests]
     return Reads(
         command_ids=[r.command_id for r in requests],

@@ -263,12 +263,6 @@ def _prefetch_statement(*counts: int) -> str:
 _WRITE: ContextVar[_SQLiteWrite | None] = ContextVar("ledger_sqlite_write", default=None)
 
 
-def _fetched_ahead(table: str, keys: Sequence[str]) -> dict[str, Any] | None:
-    """`_SQLiteWrite.answers` of this thread's write transaction; None outside one."""
-    write = _WRITE.get()
-    return None if write is None else write.answers(table, keys)
-
-
 _STREAM_KEYS: dict[int, str] = {}
 _STREAM_KEYS_LIMIT = 65_536
 
@@ -686,7 +680,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]:
         wanted = list(command_ids)
-        fetched = _fetched_ahead("commands", wanted)
+        write = _WRITE.get()  # fetched ahead by this thread's write transaction?
+        fetched = None if write is None else write.answers("commands", wanted)
         if fetched is not None:
             return fetched
         rows = self._select_in(
@@ -697,7 +692,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_refs(self, refs: Iterable[str]) -> dict[str, RefEntry]:
         wanted = list(refs)
-        fetched = _fetched_ahead("refs", wanted)
+        write = _WRITE.get()  # fetched ahead by this thread's write transaction?
+        fetched = None if write is None else write.answers("refs", wanted)
         if fetched is not None:
             return fetched
         rows = self._select_in("SELECT ref, practice, year FROM ledger_refs WHERE ref", wanted)
@@ -714,7 +710,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
     def select_affiliations(self, practices: Iterable[str]) -> dict[str, list[str]]:
         wanted = list(practices)
-        fetched = _fetched_ahead("affiliations", wanted)
+        write = _WRITE.get()  # fetched ahead by this thread's write transaction?
+        fetched = None if write is None else write.answers("affiliations", wanted)
         if fetched is not None:
             return {key: list(value) for key, value in fetched.items()}
         rows = self._select_in(
