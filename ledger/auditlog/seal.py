@@ -29,7 +29,7 @@ from ledger.audit.merkle import EMPTY_ROOT, CompactRange
 from ledger.auditlog.tables import NODE_LEVEL_STEP, create_statements, ensure_tables
 from ledger.auditlog.tables import transaction as store_transaction
 from ledger.domain.errors import LogDamaged
-from ledger.store.dialect import Cursor, Dialect, as_tuple, pg_rows
+from ledger.store.dialect import Cursor, Dialect, as_tuple, execute_rows, pg_rows
 from ledger.store.hooks import StoredRow
 
 if TYPE_CHECKING:
@@ -172,11 +172,11 @@ def seal_rows(
         _write_pg(curs, dialect, leaves, nodes,
                   (size, last, compact.encode(), root))
         return TreeHead(head.origin, size, last, compact, root)
-    _insert(curs, dialect.sql(
+    execute_rows(curs, dialect.sql(
         "INSERT INTO {leaves} (leaf_index, position, stream_id, version, leaf_hash) "
         "VALUES (?, ?, ?, ?, ?)"), leaves)
     if nodes:
-        _insert(curs, dialect.sql(
+        execute_rows(curs, dialect.sql(
             "INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"), nodes)
     curs.execute(
         dialect.sql(
@@ -232,15 +232,6 @@ _SQLITE_LEAF = ("INSERT INTO ledger_leaves (leaf_index, position, stream_id, ver
 _SQLITE_NODE = "INSERT INTO ledger_nodes (level, node_index, hash) VALUES (?, ?, ?)"
 _SQLITE_HEAD = ("UPDATE ledger_tree SET size = ?, last_position = ?, frontier = ?, root = ? "
                 "WHERE id = 1")
-
-
-def _insert(curs: Cursor, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-    """`statement` run for each of `rows` (SQLite): one `execute` for one row (less to
-    do than `executemany`'s), else one `executemany`."""
-    if len(rows) == 1:
-        curs.execute(statement, rows[0])
-    else:
-        curs.executemany(statement, rows)
 
 
 def _write_pg(curs: Cursor, dialect: Dialect, leaves: Sequence[tuple[Any, ...]],

@@ -21,6 +21,15 @@ class Cursor(Protocol):
     def fetchall(self) -> Any: ...
 
 
+def execute_rows(cursor: Cursor, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """`statement` run once for each of `rows`: one `execute` for one row (less work
+    than `executemany`'s), else one `executemany`."""
+    if len(rows) == 1:
+        cursor.execute(statement, rows[0])
+    else:
+        cursor.executemany(statement, rows)
+
+
 def as_tuple(row: Any) -> tuple[Any, ...]:
     """Rows come as tuples, sqlite3.Row or (psycopg DictRow) dicts: always a tuple."""
     if isinstance(row, dict):

@@ -46,7 +46,7 @@ from eventsourcing.sqlite import (
 from ledger.audit.leaf import state_bytes
 from ledger.interrupts import ctrl_c_held
 from ledger.store import catalogue
-from ledger.store.dialect import Dialect
+from ledger.store.dialect import Dialect, execute_rows
 from ledger.store.hooks import StoredRow, WriteHook
 
 
@@ -292,15 +292,6 @@ def sqlite_blob(value: Any) -> Any:
     return bytearray(value) if type(value) is bytes else value
 
 
-def _insert(cursor: sqlite3.Cursor, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-    """`statement` run for each of `rows`: one `execute` for one row (less to do than
-    `executemany`'s), else one `executemany`."""
-    if len(rows) == 1:
-        cursor.execute(statement, rows[0])
-    else:
-        cursor.executemany(statement, rows)
-
-
 @functools.lru_cache(maxsize=8)
 def _hook_keys(count: int) -> tuple[str, ...]:
     """The keys a write transaction remembers each of `count` hooks' returns under."""
@@ -468,10 +459,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             raw.executemany("INSERT INTO ledger_refs VALUES (?, ?, ?)",
                             [(r.ref, r.practice, r.year) for r in refs])
         if indexes.affiliations:
-            _insert(raw, "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)",
+            execute_rows(raw, "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)",
                     indexes.affiliations)
         if indexes.budget_years:
-            _insert(raw, "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)",
+            execute_rows(raw, "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)",
                     indexes.budget_years)
         streams = [_stream_key(s.originator_id) for s in stored_events]
         ids = self._insert_rows(c, stored_events, streams)
