@@ -57,7 +57,9 @@ class SealError(LogDamaged):
         super().__init__("merkle-log", message)
 
 
-@dataclass(frozen=True, slots=True)
+# Built once a sealed write and only read after: a slotted dataclass that is not
+# frozen, which sets each field as an attribute (a frozen one calls object.__setattr__).
+@dataclass(slots=True)
 class TreeHead:
     origin: str
     size: int

@@ -70,9 +70,9 @@ def construct(cls: type[M], values: dict[str, Any], private: dict[str, Any] | No
     template = shape.template
     fields = template.copy()
     fields.update(values)
+    size, given = len(template), len(values)
     # Every field given, and none other (the hot path): nothing required is missing.
-    if len(fields) != len(template) or (
-            len(values) != len(template) and not values.keys() >= shape.required):
+    if len(fields) != size or (given != size and not values.keys() >= shape.required):
         if not values.keys() >= shape.required:
             missing = ", ".join(sorted(shape.required - set(values)))
             raise TypeError(f"{cls.__name__} needs {missing}")
@@ -84,7 +84,7 @@ def construct(cls: type[M], values: dict[str, Any], private: dict[str, Any] | No
     model = cls.__new__(cls)
     _setattr(model, "__dict__", fields)
     _setattr(model, "__pydantic_fields_set__",
-             set(shape.names) if len(values) == len(template) else set(values))
+             set(shape.names) if given == size else set(values))
     _setattr(model, "__pydantic_extra__", None)
     _setattr(model, "__pydantic_private__", private)
     return model
