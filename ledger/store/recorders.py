@@ -463,10 +463,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                             [(r.ref, r.practice, r.year) for r in refs])
         if indexes.affiliations:
             execute_rows(raw, "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)",
-                    indexes.affiliations)
+                         indexes.affiliations)
         if indexes.budget_years:
             execute_rows(raw, "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)",
-                    indexes.budget_years)
+                         indexes.budget_years)
         streams = [_stream_key(s.originator_id) for s in stored_events]
         ids = self._insert_rows(c, stored_events, streams)
         write = _WRITE.get()
