@@ -10,30 +10,21 @@ from typing import Any
 
 import pytest
 
-from ledger.application.commands import build_command
 from ledger.auditlog.seal import seal
 from ledger.bootstrap import Ledger, bootstrap
+from tests.ledger.audit.test_tampering import write_history
 from tests.ledger.audit.test_verify_parallel import run_sql
 
-COMMITMENTS = 45  # with the setup's events, 47 leaves: two nodes at level 4
+COMMITMENTS = 44
+LEAVES = COMMITMENTS + 3  # two registrations and an allocation: 47, two nodes at level 4
 
 
 @pytest.fixture
 def written(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    """A practice, its budget and COMMITMENTS commitments, one command a transaction."""
+    """Two practices, a budget and COMMITMENTS commitments, one command a transaction."""
     monkeypatch.setenv("LEDGER_SIGNING_KEY", str(tmp_path / "keys" / "signing-key"))
     ledger = bootstrap(db_url)
-    run = ledger.service.execute
-    run(build_command("practice register", {"practice": "A81001", "name": "Densham",
-                                            "list_size": 4069, "on": "2024-04-01"}),
-        "allocator:Q71")
-    run(build_command("budget allocate", {"practice": "A81001", "year": "2024-25",
-                                          "element": {"acute": "1200000"}}), "allocator:Q71")
-    for i in range(COMMITMENTS):
-        run(build_command("spend commit", {
-            "practice": "A81001", "year": "2024-25", "element": "acute", "ref": f"R-{i:04d}",
-            "amount": "10.00", "provider": "RTR", "service": "Hip replacement"}),
-            "practice:A81001")
+    write_history(ledger, COMMITMENTS)
     yield ledger
     ledger.close()
 
@@ -55,9 +46,9 @@ def test_sealing_each_write_gives_the_log_sealing_them_all_at_once_gives(
     written: Ledger, db_url: str
 ) -> None:
     as_written = sealed_log(written, db_url)
-    assert as_written["head"][0][0] == COMMITMENTS + 2
+    assert as_written["head"][0][0] == LEAVES == 47
     assert [row[:2] for row in as_written["nodes"]] == [(4, 0), (4, 1)]
     for table in ("leaves", "nodes", "tree"):
         run_sql(written, db_url, f"DELETE FROM {{{table}}}")
-    assert seal(written.store).sealed == COMMITMENTS + 2
+    assert seal(written.store).sealed == LEAVES
     assert sealed_log(written, db_url) == as_written
