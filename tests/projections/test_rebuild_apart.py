@@ -155,13 +155,7 @@ def test_a_build_apart_copies_in_the_indexes_it_built_beside_the_rows(
 
     expected = {t.name: in_index_order(t) for t in indexed}
     views.rebuild(names, workers=1)
-    with views.db.cursor(write=True) as c:
-        c.execute("UPDATE tracking SET notification_id = 0 "
-                  "WHERE application_name LIKE 'projection:%'")
-        for name in names:
-            for table in views.projections[name].tables:
-                c.execute(f"DROP TABLE {table.name}")
-                c.execute(views._create_sql(table)[0])
+    _emptied_as_at_position_0(views, names)
     statements: list[str] = []
     connect = Materialiser._scratch_connection
 
@@ -206,6 +200,16 @@ def test_a_build_apart_writing_its_rows_out_part_way_builds_what_catch_up_builds
                 for n in names for t in views.projections[n].tables}
 
     incremental = snapshot()
+    _emptied_as_at_position_0(views, names)
+    monkeypatch.setattr(materialise, "REBUILD_BATCH", 37)
+    monkeypatch.setattr(materialise, "SCRATCH_HELD_ROWS", held)
+    views.build_apart(names)
+    assert snapshot() == incremental
+
+
+def _emptied_as_at_position_0(views: Materialiser, names: list[str]) -> None:
+    """The projections `names` with their tables made again empty and their tracked
+    positions at 0, as before their first event."""
     with views.db.cursor(write=True) as c:
         c.execute("UPDATE tracking SET notification_id = 0 "
                   "WHERE application_name LIKE 'projection:%'")
@@ -213,7 +217,3 @@ def test_a_build_apart_writing_its_rows_out_part_way_builds_what_catch_up_builds
             for table in views.projections[name].tables:
                 c.execute(f"DROP TABLE {table.name}")
                 c.execute(views._create_sql(table)[0])
-    monkeypatch.setattr(materialise, "REBUILD_BATCH", 37)
-    monkeypatch.setattr(materialise, "SCRATCH_HELD_ROWS", held)
-    views.build_apart(names)
-    assert snapshot() == incremental
