@@ -116,8 +116,8 @@ class CompactRange:
         completed: list[tuple[int, int, bytes]] = []
         carry = subtree
         bits = self.size >> level
-        while bits & 1:
-            carry = node_hash(self.frontier.pop(), carry)
+        while bits & 1:  # node_hash, inline: this runs for every sealed event
+            carry = _sha256(b"\x01" + self.frontier.pop() + carry).digest()
             level += 1
             bits >>= 1
             completed.append((level, (new_size >> level) - 1, carry))
@@ -132,6 +132,8 @@ class CompactRange:
         level is a multiple of `every`: the same set `append` would give, perhaps in
         another order.
         """
+        if len(leaves) == 1:  # one leaf: `append`, without the level-by-level work
+            return [c for c in self.append_subtree(0, leaves[0]) if c[0] % every == 0]
         completed: list[tuple[int, int, bytes]] = []
         at = 0
         for level, index in aligned_pieces(self.size, self.size + len(leaves)):
@@ -149,8 +151,8 @@ class CompactRange:
         if not self.frontier:
             return EMPTY_ROOT
         result = self.frontier[-1]
-        for h in reversed(self.frontier[:-1]):
-            result = node_hash(h, result)
+        for h in reversed(self.frontier[:-1]):  # node_hash, inline, as in append_subtree
+            result = _sha256(b"\x01" + h + result).digest()
         return result
 
     def encode(self) -> bytes:

@@ -16,7 +16,6 @@ two events: a sealer working from a stale head would reuse its leaf indexes.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,9 +40,6 @@ ORIGIN_PREFIX = "commissioning-ledger/"
 # 5 s (eventsourcing's default guard); small chunks keep each pause far below that
 # on a busy machine and let writers waiting on the head in between.
 SEAL_CHUNK = 1_000
-
-_sha256 = hashlib.sha256
-
 
 
 class SealError(LogDamaged):
@@ -164,11 +160,7 @@ def seal_rows(
         leaves.append((size, position, stream_id, version, leaf))
         size += 1
         last = position
-    if len(leaves) == 1:  # what `extend` gives for one leaf, without its level-by-level work
-        nodes = [node for node in compact.append(leaves[0][4])
-                 if node[0] % NODE_LEVEL_STEP == 0]
-    else:
-        nodes = compact.extend([leaf[4] for leaf in leaves], every=NODE_LEVEL_STEP)
+    nodes = compact.extend([leaf[4] for leaf in leaves], every=NODE_LEVEL_STEP)
     root = compact.root()
     if dialect.kind == "postgres":
         _write_pg(curs, dialect, leaves, nodes,
@@ -191,31 +183,18 @@ def seal_rows(
 
 def _seal_next(curs: Cursor, dialect: Dialect, row: StoredRow, head: TreeHead) -> TreeHead:
     """`seal_rows` of the one row at the position after `head`'s last: the same leaf,
-    nodes and head, its leaf hashed, merged up the compact range and the root folded
-    in one place (RFC 6962 §2.1: SHA-256(0x00 || leaf input), SHA-256(0x01 || left ||
-    right)), and on SQLite written straight to the recorder's own cursor."""
+    nodes and head (the leaf appended to a copy of the compact range, RFC 6962 §2.1),
+    without the checks of an order `head` already proves, and on SQLite written
+    straight to the recorder's own cursor."""
     position, stream, version, topic, state = row
     stream_id = stream.bytes if type(stream) is uuid.UUID else stream_bytes(stream)
     if type(state) is not bytes:
         state = state_bytes(state)
-    carry = event_leaf_hash(position, stream_id, version, topic, state)
-    index = head.size
-    leaf = (index, position, stream_id, version, carry)
-    frontier = list(head.compact.frontier)
-    size = index + 1
-    nodes: list[tuple[int, int, bytes]] = []
-    level = 0
-    while index & 1:  # each set low bit of the old size: a subtree this leaf completes
-        carry = _sha256(b"\x01" + frontier.pop() + carry).digest()
-        level += 1
-        index >>= 1
-        if level % NODE_LEVEL_STEP == 0:
-            nodes.append((level, (size >> level) - 1, carry))
-    frontier.append(carry)
-    root = carry
-    for left in reversed(frontier[:-1]):
-        root = _sha256(b"\x01" + left + root).digest()
-    encoded = b"".join(frontier)
+    leaf_hash = event_leaf_hash(position, stream_id, version, topic, state)
+    leaf = (head.size, position, stream_id, version, leaf_hash)
+    compact = head.compact.copy()
+    nodes = [n for n in compact.append(leaf_hash) if n[0] % NODE_LEVEL_STEP == 0]
+    size, root, encoded = compact.size, compact.root(), compact.encode()
     if dialect.kind == "postgres":
         _write_pg(curs, dialect, [leaf], nodes, (size, position, encoded, root))
     else:
@@ -226,7 +205,7 @@ def _seal_next(curs: Cursor, dialect: Dialect, row: StoredRow, head: TreeHead) -
         for level, node_index, node in nodes:
             raw.execute(_SQLITE_NODE, (level, node_index, bytearray(node)))
         raw.execute(_SQLITE_HEAD, (size, position, bytearray(encoded), bytearray(root)))
-    return TreeHead(head.origin, size, position, CompactRange(size, frontier), root)
+    return TreeHead(head.origin, size, position, compact, root)
 
 
 _SQLITE_LEAF = ("INSERT INTO ledger_leaves (leaf_index, position, stream_id, version, "
@@ -328,8 +307,6 @@ class MerkleSealing:
                  prepared: TreeHead | None = None) -> TreeHead:
         """Seal `rows`; `prepared` is the tree head as this transaction found it, if
         known (read with its lock, or left by the previous write with nothing since)."""
-        if prepared is not None and len(rows) == 1 and rows[0][0] == prepared.last_position + 1:
-            return _seal_next(cursor, dialect, rows[0], prepared)  # as seal_inserted would
         return seal_inserted(cursor, dialect, rows, prepared)
 
 
