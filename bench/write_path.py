@@ -2,7 +2,7 @@
 
     python bench/write_path.py                       # SQLite file in a temp dir
     python bench/write_path.py --store postgres      # PostgreSQL (own schema, dropped after)
-    python bench/write_path.py --commands 2000 --apply 100000 --rounds 3
+    python bench/write_path.py --commands 1000 --apply 50000 --rounds 5
     python bench/write_path.py --served 2000         # also group commit over HTTP
 
 Prints each ledger rate beside its baseline, measured in the same run on the same store:
@@ -18,8 +18,11 @@ Prints each ledger rate beside its baseline, measured in the same run on the sam
 and, with --served N, N `spend commit`s POSTed by 8 concurrent clients on loopback to
 `ledger serve` with group commit (the default) against `ledger serve --no-group-commit`
 (one command per transaction) from the same clients: the multiple group commit gives.
-Then the load average when it ran. Not a test: figures depend on the machine (and on what
-else runs on it); compare the ratios.
+Rounds are interleaved (3 by default): each headline rate is the best of its rounds,
+and each round's own ratio (the ledger against the baseline just measured) follows,
+to show how far a single round strays on the machine. Then the load average.
+Not a test: figures depend on the machine (and on what else runs on it); compare the
+ratios.
 """
 
 from __future__ import annotations
@@ -295,24 +298,31 @@ def main() -> None:
     parser.add_argument("--apply", type=int, default=100_000, help="lines for ledger apply")
     parser.add_argument("--served", type=int, default=0,
                         help="commits over HTTP for the group-commit comparison (0: skip)")
-    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; best of each")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds; best of each, and each round's own ratios")
     args = parser.parse_args()
     bare = batched = command = unsealed = applied = grouped = one_by_one = 0.0
+    single_ratios: list[float] = []
+    apply_ratios: list[float] = []
     with stores(args.store) as (bare_env, db):
         tokens = setup_writers(db) if args.served else {}
         # Interleaved rounds, best of each: the baseline and the ledger see the same
         # neighbours on a shared machine.
         for r in range(args.rounds):
-            bare = max(bare, bare_rate(bare_env, args.commands))
-            if args.apply:
-                batched = max(batched, bare_batched_rate(bare_env, args.apply))
-            command = max(command, command_rate(db, args.commands, practice=f"B1{r:04d}"))
+            round_bare = bare_rate(bare_env, args.commands)
+            round_batched = bare_batched_rate(bare_env, args.apply) if args.apply else 0.0
+            round_command = command_rate(db, args.commands, practice=f"B1{r:04d}")
+            single_ratios.append(round_command / round_bare)
+            bare, batched = max(bare, round_bare), max(batched, round_batched)
+            command = max(command, round_command)
             if args.store == "sqlite":
                 with sealing_off():
                     unsealed = max(unsealed,
                                    command_rate(db, args.commands, practice=f"B3{r:04d}"))
             if args.apply:
-                applied = max(applied, apply_rate(db, args.apply, practice=f"B2{r:04d}"))
+                round_applied = apply_rate(db, args.apply, practice=f"B2{r:04d}")
+                apply_ratios.append(round_applied / round_batched)
+                applied = max(applied, round_applied)
             if args.served:
                 one_by_one = max(one_by_one, served_rate(
                     db, tokens, args.served, group_commit=False, tag=f"S{r}"))
@@ -325,6 +335,7 @@ def main() -> None:
         print(f"bare eventsourcing, 100 events a save  {batched:10,.0f} events/s")
     print(f"ledger spend commit, 1 a transaction   {command:10,.0f} commands/s   "
           f"ratio {command / bare:.2f}x bare   (target >= {single_target})")
+    print(f"  each round's own ratio               {spread(single_ratios)}")
     if unsealed:
         print(f"  without sealing                      {unsealed:10,.0f} commands/s   "
               f"sealing adds {unsealed / command - 1:.0%} per command   (target <= 20%)")
@@ -333,6 +344,7 @@ def main() -> None:
                 else "target >= 0.50, aim 0.70")
         print(f"ledger apply ({args.apply:,} lines)   {applied:10,.0f} commands/s   "
               f"ratio {applied / batched:.2f}x bare batched   ({goal})")
+        print(f"  each round's own ratio               {spread(apply_ratios)}")
         processes = ", ".join(map(str, sorted(APPLY_PROCESSES)))
         print(f"  processes per apply: {processes} (1: busy cores, everything in one; "
               "2: lines parsed by a second; 3: batches appended by a third, SQLite)")
@@ -342,6 +354,12 @@ def main() -> None:
               f"({CLIENTS} clients on loopback)")
         print(f"served, group commit                {grouped:10,.0f} commands/s   "
               f"{grouped / one_by_one:.2f}x one a transaction")
+
+
+def spread(ratios: list[float]) -> str:
+    """Each round's ratio of the ledger to the baseline measured just before it, in
+    round order: how far one round's figure can stray on this machine."""
+    return "  ".join(f"{ratio:.2f}x" for ratio in ratios)
 
 
 def load() -> str:
