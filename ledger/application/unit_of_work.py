@@ -141,7 +141,8 @@ class UnitOfWork:
             for event in events:
                 aggregate.apply(event)
             self.touched[key] = aggregate
-            self.cache.put(aggregate, seal)
+            if cached is None or aggregate is not cached[0] or seal is not cached[1]:
+                self.cache.put(aggregate, seal)  # else kept as it is, `get` made it recent
         assert isinstance(aggregate, kind)
         return aggregate
 
