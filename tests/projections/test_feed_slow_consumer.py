@@ -87,7 +87,9 @@ def test_a_client_that_stops_reading_is_paced_then_disconnected_and_resumes_whol
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting
         sock.settimeout(30)
         sock.connect(("127.0.0.1", port))
+        # One request on the connection: the service closes it once the stream ends.
         sock.sendall(f"GET /events/live?after=0 HTTP/1.1\r\nHost: ledger\r\n"
+                     f"Connection: close\r\n"
                      f"Authorization: {bearer(token)['Authorization']}\r\n\r\n".encode())
         received = b""
         while b"\r\n\r\n" not in received:
