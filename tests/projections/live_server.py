@@ -3,6 +3,7 @@ server-sent-events reader that hands messages over a queue."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import socket
@@ -59,6 +60,7 @@ class SseReader:
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         self.messages: queue.Queue[tuple[str, dict[str, Any]] | BaseException] = queue.Queue()
         self.status: int | None = None
+        self._socket: socket.socket | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
@@ -70,6 +72,7 @@ class SseReader:
             with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=None)
                               ) as response:
                 self.status = response.status_code
+                self._socket = response.extensions["network_stream"].get_extra_info("socket")
                 self._ready.set()
                 ident, data = "", list[str]()
                 for line in response.iter_lines():
@@ -95,7 +98,13 @@ class SseReader:
         return item
 
     def close(self) -> None:
+        """Stop reading and end the connection, as a consumer that leaves does: the
+        service's stream ends at once, and a server stopping after it need not wait."""
         self._stop.set()
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # the service has closed it already
+                self._socket.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=10)
 
 
 @contextmanager
