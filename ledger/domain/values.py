@@ -402,11 +402,17 @@ def number_runs(numbers: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
+_HUNDREDTHS = tuple(f"{n:02d}" for n in range(100))
+
+
 def format_pence(pence: int) -> str:
     """`£1,234.56`, with a leading minus for negative amounts."""
     sign = "-" if pence < 0 else ""
     pounds, rest = divmod(abs(pence), 100)
-    return f"{sign}£{pounds:,}.{rest:02d}"
+    # Every answer names an amount: a format spec costs several times what str() and a
+    # lookup do, so one is used only where it adds something (thousands separators).
+    whole = str(pounds) if pounds < 1000 else f"{pounds:,}"
+    return f"{sign}£{whole}.{_HUNDREDTHS[rest]}"
 
 
 def parse_percent(text: str) -> int:

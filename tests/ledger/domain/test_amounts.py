@@ -113,3 +113,13 @@ def test_formatted_pence_parse_back_to_the_same_amount(pence: int) -> None:
         assert parse_signed_amount(text) == pence
     else:
         assert parse_amount(text, allow_zero=True) == pence
+
+
+@pytest.mark.parametrize(("pence", "text"), [
+    (0, "£0.00"), (7, "£0.07"), (99, "£0.99"), (100, "£1.00"), (12_345, "£123.45"),
+    (99_999, "£999.99"), (100_000, "£1,000.00"), (123_456_789, "£1,234,567.89"),
+    (-5, "-£0.05"), (-99_999, "-£999.99"), (-100_001, "-£1,000.01"),
+])
+def test_formatted_pence_are_pounds_with_thousands_separators_and_two_decimals(
+        pence: int, text: str) -> None:
+    assert format_pence(pence) == text
