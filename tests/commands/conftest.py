@@ -84,22 +84,28 @@ def topics(db: str) -> Counter[str]:
 Ledger = Callable[..., Run]
 
 
+def run_command(db: str, cwd: Path, *args: str, actor: str | None = None,
+                timeout: float = 60) -> Run:
+    """Runs the real `ledger` command on the ledger `db`, in `cwd`."""
+    head_args = ["--db", db] + (["--actor", actor] if actor else [])
+    done = subprocess.run(
+        [*ledger_executable(), *head_args, *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
 @pytest.fixture
 def run_ledger(db_url: str, tmp_path: Path) -> Ledger:
     """Runs the real `ledger` command on the test's store, in tmp_path."""
 
     def run(*args: str, actor: str | None = None, timeout: float = 60) -> Run:
-        head_args = ["--db", db_url] + (["--actor", actor] if actor else [])
-        done = subprocess.run(
-            [*ledger_executable(), *head_args, *args],
-            cwd=tmp_path,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
+        return run_command(db_url, tmp_path, *args, actor=actor, timeout=timeout)
 
     return run
 

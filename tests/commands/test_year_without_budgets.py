@@ -4,12 +4,16 @@ never an empty table for one read and a refusal for another."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ledger.bootstrap import Ledger
+from ledger.bootstrap import Ledger, bootstrap
 from tests.commands.conftest import Ledger as Run
+from tests.commands.conftest import run_command
+from tests.conftest import PG_BASE_URL, STORES, FakeClock, _drop_schema
 from tests.ledger.application.scenario import bearer, grant_token
 from tests.projections import joint_scenario
 from tests.projections.builders import YEAR
@@ -31,30 +35,48 @@ READS = [
 ]
 
 
+@pytest.fixture(scope="module", params=STORES)
+def scenario_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[str]:
+    """The `--db` of the joint scenario's ledger on each store, written once for the reads
+    below: they are refused, so they record nothing and each finds the ledger as written."""
+    home = tmp_path_factory.mktemp("joint-scenario")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    db = str(home / "ledger.db") if request.param == "sqlite" else (
+        f"{PG_BASE_URL}?schema={schema}")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_CONFIG_HOME", str(home / "config"))  # its signing key on PostgreSQL
+        ledger = bootstrap(db, clock=FakeClock())
+        try:
+            joint_scenario.write(ledger)
+        finally:
+            ledger.close()
+    yield db
+    if request.param != "sqlite":
+        _drop_schema(schema)
+
+
 @pytest.mark.parametrize("read", READS, ids=" ".join)
 def test_every_read_of_a_year_without_budgets_is_refused_alike(
-        ledger: Ledger, run_ledger: Run, read: tuple[str, ...]) -> None:
-    joint_scenario.write(ledger)
-    done = run_ledger(*read, "--year", EMPTY)
+        scenario_db: str, tmp_path: Path, read: tuple[str, ...]) -> None:
+    done = run_command(scenario_db, tmp_path, *read, "--year", EMPTY)
     assert done.code == 1, (done.stdout, done.stderr)
     done.one_line_error(REFUSAL, "[rule: year]")
     assert done.stdout == ""
 
 
 def test_a_date_in_a_year_without_budgets_is_refused_by_every_read(
-        ledger: Ledger, run_ledger: Run) -> None:
-    joint_scenario.write(ledger)
+        scenario_db: str, tmp_path: Path) -> None:
     for read in (("holders",), ("position",), ("pools",), ("variation",)):
-        done = run_ledger(*read, "--as-of", "2040-06-01")
+        done = run_command(scenario_db, tmp_path, *read, "--as-of", "2040-06-01")
         assert done.code == 1, (read, done.stdout, done.stderr)
         done.one_line_error("2040-06-01", f"years with budgets: {YEAR}", "[rule: year]")
 
 
 def test_the_report_of_a_year_without_budgets_is_refused_alike(
-        ledger: Ledger, run_ledger: Run, tmp_path: Path) -> None:
-    joint_scenario.write(ledger)
-    done = run_ledger("report", "--consortium", "16C", "--year", EMPTY, "--out",
-                      str(tmp_path / "r.html"))
+        scenario_db: str, tmp_path: Path) -> None:
+    done = run_command(scenario_db, tmp_path, "report", "--consortium", "16C", "--year",
+                       EMPTY, "--out", str(tmp_path / "r.html"))
     assert done.code == 1, done.stderr
     done.one_line_error(REFUSAL, "[rule: year]")
 
