@@ -303,6 +303,12 @@ class MerkleSealing:
             "WHERE leaf_index = {tree}.size - 1))::text FROM {tree} WHERE id = 1 FOR UPDATE)"
         ), _head_read
 
+    def stamp(self, dialect: Dialect) -> str:
+        """The transaction that last wrote the tree head (its xmin, PostgreSQL): every
+        seal rewrites the head, so one the transaction that inserted the log's last
+        event wrote is still the head that transaction left."""
+        return dialect.sql("(SELECT xmin::text FROM {tree} WHERE id = 1)")
+
     def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
                  prepared: TreeHead | None = None) -> TreeHead:
         """Seal `rows`; `prepared` is the tree head as this transaction found it, if

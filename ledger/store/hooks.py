@@ -14,6 +14,12 @@ to `finish` and what that gives to `inserted` as `prepared`. Without `prepared`,
 `inserted` returns what it knows once the rows are in (the Merkle log's new tree
 head). A store that can tell nothing was written since (SQLite, recorders.py)
 passes that back as `prepared` to the next transaction's `inserted`.
+
+PostgreSQL tells so from the log's last event and, for a hook with `stamp(dialect)
+-> column`, a scalar SQL expression without parameters giving the transaction id
+(xmin, as text) of the row that hook rewrites on every `inserted`: the return is
+passed back only while that is the transaction that inserted the log's last event,
+the one that returned it.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from ledger.store.recorders import (
     Receipt,
     RefEntry,
     check_held,
+    hook_keys,
     hook_statements,
     indexes_of,
     run_hooks,
@@ -78,6 +79,24 @@ class _Transaction:
     tail: str | None = None
     known_tail: str | None = None
     last_state: bytes = b""
+    # What the previous write transaction remembered, when its state is still the
+    # store's (`_Memo`), else None; what this one remembers for the next.
+    carried: dict[str, Any] | None = None
+    remembered: dict[str, Any] = field(default_factory=dict)
+    taken: _Memo | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Memo:
+    """What this recorder's last committed write transaction remembered, and the state
+    it left: the log's head, the md5 digest of the event there. It is carried to the
+    next write transaction only if, read under that one's lock, the head is still
+    there with the same event and every hook's state row was last written by the
+    transaction that inserted that event (`WriteHook.stamp`)."""
+
+    head: int
+    tail: str
+    remembered: dict[str, Any]
 
 
 _BEGIN = b"BEGIN"
@@ -139,6 +158,17 @@ def _affiliations(curs: Cursor[DictRow]) -> dict[str, list[str]]:
     for row in curs.fetchall():
         found.setdefault(row["practice"], []).append(row["consortium"])
     return found
+
+
+def _take_keys(txn: _Transaction, row: DictRow) -> None:
+    """Keep in `txn` the receipts, refs and affiliations a first statement read."""
+    txn.receipts = {r[0]: Receipt(r[0], r[1], r[2])
+                    for r in orjson.loads(row["receipts"] or "[]")}
+    txn.refs = {r[0]: RefEntry(r[0], r[1], r[2]) for r in orjson.loads(row["refs"] or "[]")}
+    affiliations: dict[str, list[str]] = {}
+    for practice, consortium in orjson.loads(row["affiliations"] or "[]"):
+        affiliations.setdefault(practice, []).append(consortium)
+    txn.affiliations = affiliations
 
 
 def _one_statement(writes: Sequence[tuple[str, Sequence[Any]]], last: str = "SELECT 1",
@@ -203,6 +233,21 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             "(SELECT json_agg(json_build_array(practice, consortium))::text "
             "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations"
         ).format(schema, events).as_bytes(None)
+        # The first statement when what the last write transaction remembered may still
+        # hold (`_Memo`): the head with its event's digest and inserting transaction,
+        # then the receipts, refs and affiliations asked (each hook's stamp is added).
+        self._select_carried = SQL(
+            "SELECT (SELECT ARRAY[notification_id::text, md5(state), xmin::text] "
+            "FROM {0}.{1} ORDER BY notification_id DESC LIMIT 1) AS last, "
+            "(SELECT json_agg(json_build_array(command_id, fingerprint, answer))::text "
+            "FROM {0}.ledger_commands WHERE command_id = ANY(%b)) AS receipts, "
+            "(SELECT json_agg(json_build_array(ref, practice, year))::text "
+            "FROM {0}.ledger_refs WHERE ref = ANY(%b)) AS refs, "
+            "(SELECT json_agg(json_build_array(practice, consortium))::text "
+            "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations"
+        ).format(schema, events).as_bytes(None)
+        self._carried_statement: bytes | None = None
+        self._memo: _Memo | None = None
         self.dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
         # The catalogue's reads (catalogue.check_statements), when a write names them:
         # the kinds as JSON, and the checked position. The events after it are read
@@ -336,12 +381,16 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
 
         The transaction runs in pipeline mode: BEGIN, the lock, the highest
         position, the hooks' reads and `reads` go in one round trip; the writes
-        are queued and sent with COMMIT in one more. A read made in between costs
+        are queued and sent with COMMIT in one more. When this recorder's last
+        write is still the last one, its catalogue check and hooks' state are
+        carried over (`_Memo`) instead of read again. A read made in between costs
         a round trip, unless it was named in `reads` or is a stream this recorder
         already knows to be unchanged (`select_events`). A failed write raises
         from the end of the block (the COMMIT), and nothing is recorded.
         """
         with self.datastore.get_connection() as conn:
+            with self._versions_lock:
+                memo, self._memo = self._memo, None  # taken: one transaction carries it
             try:
                 with conn.pipeline() as pipeline:
                     curs = WriteCursor(conn)
@@ -349,7 +398,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                     # transaction block would sync the pipeline on entry and before COMMIT.
                     curs.execute(_BEGIN)
                     self._lock_table(curs)
-                    txn = self._prefetch(conn, pipeline, reads or Reads())
+                    txn = self._prefetch(conn, pipeline, reads or Reads(), memo)
                     txn.curs = curs
                     token = _WRITE.set(txn)
                     try:
@@ -362,6 +411,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     with suppress(psycopg.Error):
                         conn.execute(_ROLLBACK)
+                self._put_back(memo)
                 raise
             self._committed(txn)
 
@@ -380,13 +430,16 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             curs.execute(statement, params)
 
     def _prefetch(self, conn: psycopg.Connection[DictRow], pipeline: psycopg.Pipeline,
-                  reads: Reads) -> _Transaction:
-        """Send the transaction's first reads in one round trip, under the lock."""
+                  reads: Reads, memo: _Memo | None) -> _Transaction:
+        """Send the transaction's first reads in one round trip, under the lock; with
+        `memo`, what the last write transaction left, fewer reads, unless it no
+        longer holds: then the full first statement in one more round trip."""
         with self._versions_lock:
             known_head, known_tail = self._known_head, self._known_tail
             knows_any = bool(self._versions)
         queued: list[tuple[Cursor[DictRow], Callable[[Cursor[DictRow]], None]]] = []
         txn = _Transaction()
+        txn.taken = memo
 
         def read(statement: Any, params: Any, take: Callable[[Cursor[DictRow]], None]) -> None:
             curs = conn.cursor()
@@ -410,15 +463,23 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         txn.receipt_keys = frozenset(reads.command_ids)
         txn.ref_keys = frozenset(reads.refs)
         txn.practice_keys = frozenset(reads.practices)
+        keys = (list(txn.receipt_keys), list(txn.ref_keys), list(txn.practice_keys))
         # Nothing known: no need to look for changes (an empty range).
         after, upto = (known_head, known_head + _CHANGED_LIMIT) if knows_any else (0, 0)
-        read(self._first_statement(catalogued, tuple(
-                 (i, column[0]) for i, column in enumerate(columns) if column is not None)),
-             (known_head, after, upto, list(txn.receipt_keys), list(txn.ref_keys),
-              list(txn.practice_keys)), first)
+
+        def read_first() -> None:
+            read(self._first_statement(catalogued, tuple(
+                     (i, column[0]) for i, column in enumerate(columns) if column is not None)),
+                 (known_head, after, upto, *keys), first)
+
+        may_carry = memo is not None and (memo.head, memo.tail) == (known_head, known_tail)
+        if may_carry:
+            read(self._carried_first(), keys, lambda curs: self._take_carried(txn, curs))
+        else:
+            read_first()
         for statement, params in reads.rows:
             if catalogued and (statement, params) in catalogue_reads:
-                continue  # answered by the first statement
+                continue  # answered by the first statement, or carried
             def rows(curs: Cursor[DictRow], key: tuple[str, tuple[Any, ...]] = (statement, params)
                      ) -> None:
                 txn.rows[key] = [tuple(row.values()) for row in curs.fetchall()]
@@ -426,6 +487,22 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         pipeline.sync()
         for curs, take in queued:
             take(curs)
+        if may_carry and txn.carried is None:
+            # Written since, some other way: what the full first statement reads, in
+            # one more round trip.
+            queued.clear()
+            read_first()
+            pipeline.sync()
+            for curs, take in queued:
+                take(curs)
+        self._learn_versions(txn, changed, (known_head, known_tail, upto) if knows_any else None)
+        return txn
+
+    def _learn_versions(self, txn: _Transaction, changed: list[tuple[UUID, int]],
+                        known: tuple[int, str | None, int] | None) -> None:
+        """Bring the known versions up to the head `txn` read, from the streams `changed`
+        since the head they were known as of; `known`: that head, the digest of its
+        event then, the last position looked at for changes (None: none were known)."""
         with self._versions_lock:
             # Known versions are as of a head >= known_head (another thread may have
             # moved it on since): what changed after known_head brings every stream
@@ -434,8 +511,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             # under the process, then written on) means the log up to it is not the
             # one the versions were learnt from: each stream is then read when
             # loaded, and a cached aggregate checked against it (check_held).
-            if knows_any and (not known_head <= txn.head <= upto
-                              or txn.known_tail != known_tail):
+            if known is not None and (not known[0] <= txn.head <= known[2]
+                                      or txn.known_tail != known[1]):
                 self._versions.clear()
             else:
                 self._versions.update(changed)
@@ -444,7 +521,6 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             self._known_head, self._known_tail = txn.head, txn.tail
             self._generation += 1
             txn.generation = self._generation
-        return txn
 
     def _first_statement(self, catalogued: bool, columns: tuple[tuple[int, str], ...]
                          ) -> bytes:
@@ -465,11 +541,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         the catalogue too, and answers its reads (`_select_first_catalogued`)."""
         txn.head = int(row["head"])
         txn.tail, txn.known_tail = row["tail"], row["known_tail"]
-        txn.receipts = {r[0]: Receipt(r[0], r[1], r[2])
-                        for r in orjson.loads(row["receipts"] or "[]")}
-        txn.refs = {r[0]: RefEntry(r[0], r[1], r[2]) for r in orjson.loads(row["refs"] or "[]")}
-        for practice, consortium in orjson.loads(row["affiliations"] or "[]"):
-            txn.affiliations.setdefault(practice, []).append(consortium)
+        _take_keys(txn, row)
         if catalogued:
             txn.rows[(self._catalogue_kinds, ())] = [
                 tuple(kind) for kind in orjson.loads(row["kinds"] or "[]")]
@@ -478,8 +550,38 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         return [(UUID(stream), int(version))
                 for stream, version in orjson.loads(row["changed"] or "[]")]
 
+    def _carried_first(self) -> bytes:
+        """`_select_carried` with each hook's stamp (`WriteHook.stamp`) as stamp_<index>."""
+        if self._carried_statement is None:
+            stamps = [getattr(hook, "stamp", None) for hook in self.hooks]
+            self._carried_statement = self._select_carried + "".join(
+                f", {stamp(self.dialect)} AS stamp_{i}"
+                for i, stamp in enumerate(stamps) if stamp is not None).encode()
+        return self._carried_statement
+
+    def _take_carried(self, txn: _Transaction, curs: Cursor[DictRow]) -> None:
+        """Keep what `_carried_first` read in `txn`; carry what the memo remembered if the
+        head, its event and the hooks' state are still those the memo was left with."""
+        row = curs.fetchone()
+        memo = txn.taken
+        assert row is not None
+        assert memo is not None
+        _take_keys(txn, row)
+        last = row["last"]
+        if last is None or (int(last[0]), last[1]) != (memo.head, memo.tail):
+            return
+        keys = hook_keys(len(self.hooks))
+        stamped = [f"stamp_{i}" in row for i in range(len(self.hooks))]
+        if any(row[f"stamp_{i}"] != last[2] for i, has in enumerate(stamped) if has):
+            return
+        txn.head, txn.tail, txn.known_tail = memo.head, memo.tail, memo.tail
+        txn.carried = memo.remembered
+        txn.prepared = [memo.remembered.get(key) if has else None
+                        for key, has in zip(keys, stamped, strict=True)]
+
     def _committed(self, txn: _Transaction) -> None:
-        """Remember the streams this transaction wrote, unless another has started since."""
+        """Remember the streams this transaction wrote, unless another has started since,
+        and what it remembered for the next (`_Memo`)."""
         with self._versions_lock:
             if txn.generation == self._generation and txn.written:
                 self._versions.update(txn.written)
@@ -487,13 +589,28 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                 self._known_tail = hashlib.md5(txn.last_state, usedforsecurity=False
                                                ).hexdigest()
                 self._generation += 1
+                self._memo = _Memo(txn.head, self._known_tail, txn.remembered)
+            elif not txn.written and txn.carried is not None and txn.taken is not None:
+                # Wrote no event: what it carried still holds.
+                self._memo = _Memo(txn.taken.head, txn.taken.tail,
+                                   {**txn.carried, **txn.remembered})
 
-    def carried(self, key: str) -> Any:  # noqa: ARG002 - nothing is carried here
-        """None: the first reads go with the lock in one round trip anyway (`_prefetch`)."""
-        return None
+    def _put_back(self, memo: _Memo | None) -> None:
+        """Put back the memo a failed transaction took: it recorded nothing (and the
+        memo is checked against the store before it is carried again)."""
+        if memo is not None:
+            with self._versions_lock:
+                if self._memo is None:
+                    self._memo = memo
+
+    def carried(self, key: str) -> Any:
+        txn = _WRITE.get()
+        return None if txn is None or txn.carried is None else txn.carried.get(key)
 
     def remember(self, key: str, value: Any) -> None:
-        """Nothing is carried between transactions on PostgreSQL (`carried`)."""
+        txn = _WRITE.get()
+        assert txn is not None, "remember outside write_transaction"
+        txn.remembered[key] = value
 
     def insert_in_transaction(
         self, curs: WriteCursor, stored_events: Sequence[StoredEvent], indexes: Indexes
@@ -512,7 +629,9 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             curs.write(statement, params)
         if not stored_events:
             return []
-        run_hooks(self.hooks, curs, self.dialect, ids, stored_events, prepared=txn.prepared)
+        done = run_hooks(self.hooks, curs, self.dialect, ids, stored_events,
+                         prepared=txn.prepared)
+        txn.remembered.update(zip(hook_keys(len(done)), done, strict=True))
         txn.head = ids[-1]
         txn.last_state = stored_events[-1].state
         for e in stored_events:

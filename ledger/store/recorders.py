@@ -296,7 +296,7 @@ def sqlite_blob(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _hook_keys(count: int) -> tuple[str, ...]:
+def hook_keys(count: int) -> tuple[str, ...]:
     """The keys a write transaction remembers each of `count` hooks' returns under."""
     return tuple(f"hook:{i}" for i in range(count))
 
@@ -478,7 +478,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         for stream, s in zip(streams, stored_events, strict=True):
             versions[stream] = s.originator_version
         hooks = self.hooks
-        keys = _hook_keys(len(hooks))
+        keys = hook_keys(len(hooks))
         if len(hooks) == 1:  # the Merkle log's sealing alone: run_hooks' work, for one
             (key,) = keys
             remembered = write.remembered

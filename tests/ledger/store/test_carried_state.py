@@ -1,8 +1,9 @@
 """What a write transaction carries to the next: only while nothing else was written.
 
-On SQLite a command does not read the catalogue, the Merkle tree head or a stream it
-already knows again when this store's previous write is still the last one
-(recorders.py `carried`). These tests write in between (another process, another
+A command does not read the catalogue, the Merkle tree head or a stream it already
+knows again when this store's previous write is still the last one (recorders.py
+`carried`; on PostgreSQL, the log's last event and the tree head still the ones
+that write left). These tests write in between (another process, another
 connection, the same connection another way, a rolled-back write) and check that
 the next command sees it: the budget rules, the catalogue, and a Merkle log that
 still verifies with one leaf per event.
@@ -27,10 +28,12 @@ from ledger.auditlog.seal import current_head
 from ledger.auditlog.tables import transaction
 from ledger.auditlog.verify import verify_store
 from ledger.bootstrap import Ledger, bootstrap
-from ledger.domain.errors import LedgerError, UnreadableEvent
+from ledger.domain.errors import LedgerError, LogDamaged, UnreadableEvent
 from ledger.domain.events import budget_stream
 from ledger.store import catalogue
+from tests.conftest import FakeClock
 from tests.ledger.application.scenario import A1, ALLOCATOR, YEAR, commit, run, seed
+from tests.pg_round_trips import round_trips
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -250,3 +253,24 @@ def test_the_catalogues_checked_position_is_the_logs_head_after_every_write(
         head, checked, _ = ledger.store.probe()
         assert checked == head == ledger.store.head()
     assert len(ledger.store.refs(["R-0001", "R-0002", "R-0003"])) == 3
+
+
+@pytest.mark.postgres
+def test_a_tree_head_edited_around_the_ledger_after_its_write_stops_the_next_command(
+    pg_url: str, clock: FakeClock,
+) -> None:
+    with bootstrap(pg_url, clock=clock) as ledger:
+        hard_budget(ledger, "1000")
+        commit(ledger, "R-0001", "10.00")
+        with round_trips(ledger.store) as carried:
+            commit(ledger, "R-0002", "10.00")  # follows its own write: carried over
+        assert carried == [2]
+        head = current_head(ledger.store)
+        assert head is not None
+        with transaction(ledger.store, commit=True) as curs:  # one leaf fewer in the head
+            curs.execute(ledger.store.recorder.dialect.sql(
+                "UPDATE {tree} SET size = size - 1 WHERE id = 1"))
+        with pytest.raises(LogDamaged):  # read again, not carried over
+            commit(ledger, "R-0003", "10.00")
+        assert ledger.store.refs(["R-0003"]) == {}
+        assert ledger.store.head() == head.last_position
