@@ -13,7 +13,9 @@ pytestmark = pytest.mark.usefixtures("signing_key")
 ALLOCATOR = "allocator:Q71"
 
 
-def populate(run_ledger: Run) -> None:
+def populate(invoke: Run) -> None:
+    """16C with two members, each with an acute budget and nothing committed; written
+    through the command line in-process (what the tests read runs the real `ledger`)."""
     steps: list[tuple[str, tuple[str, ...]]] = [
         (ALLOCATOR, ("consortium", "form", "16C", "--name", "Tees", "--officer", "Dr J")),
         *[(ALLOCATOR, ("practice", "register", code, "--name", code, "--list-size", size,
@@ -25,14 +27,14 @@ def populate(run_ledger: Run) -> None:
                        "acute=1000")) for code in ("A81001", "A81002")],
     ]
     for actor, args in steps:
-        done = run_ledger(*args, "--on", "2024-04-01", actor=actor)
+        done = invoke(*args, "--on", "2024-04-01", actor=actor)
         assert done.code == 0, (args, done.stderr)
 
 
 @pytest.mark.parametrize("adjusted", [(), ("--overdispersion",)], ids=["exact", "adjusted"])
 def test_a_funnel_with_nothing_committed_says_there_is_nothing_to_compare(
-        run_ledger: Run, adjusted: tuple[str, ...]) -> None:
-    populate(run_ledger)
+        invoke: Run, run_ledger: Run, adjusted: tuple[str, ...]) -> None:
+    populate(invoke)
     asked = ("variation", "--consortium", "16C", "--element", "acute", "--year", "2024-25",
              *adjusted)
     table = run_ledger(*asked)
@@ -53,8 +55,8 @@ def test_a_funnel_with_nothing_committed_says_there_is_nothing_to_compare(
 
 
 def test_a_review_of_every_element_with_nothing_committed_says_why_it_is_empty(
-        run_ledger: Run) -> None:
-    populate(run_ledger)
+        invoke: Run, run_ledger: Run) -> None:
+    populate(invoke)
     done = run_ledger("variation", "--consortium", "16C", "--year", "2024-25")
     assert done.code == 0, done.stderr
     assert "no commitments by member practices in scope: nothing to compare" in " ".join(

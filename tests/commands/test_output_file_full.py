@@ -34,16 +34,16 @@ def blames_the_file(done: Run, name: str) -> None:
     ("position", "--consortium", "16C", "--plot", "funnel.svg"),
 ], ids=["variation", "position"])
 def test_a_plot_on_a_full_disk_names_the_plot_file(
-        run_ledger: Ledger, tmp_path: Path, read: tuple[str, ...]) -> None:
-    populate(run_ledger)
+        invoke: Ledger, run_ledger: Ledger, tmp_path: Path, read: tuple[str, ...]) -> None:
+    populate(invoke)
     full(tmp_path, "funnel.svg")
     done = run_ledger(*read, "--year", "2024-25")
     blames_the_file(done, "funnel.svg")
 
 
 def test_a_report_on_a_full_disk_names_the_report_file(
-        run_ledger: Ledger, tmp_path: Path) -> None:
-    populate(run_ledger)
+        invoke: Ledger, run_ledger: Ledger, tmp_path: Path) -> None:
+    populate(invoke)
     full(tmp_path, "report.html")
     done = run_ledger("report", "--consortium", "16C", "--year", "2024-25", "--out",
                       "report.html")
@@ -51,8 +51,8 @@ def test_a_report_on_a_full_disk_names_the_report_file(
 
 
 def test_a_checkpoint_or_schemas_on_a_full_disk_name_the_file(
-        run_ledger: Ledger, tmp_path: Path) -> None:
-    populate(run_ledger)
+        invoke: Ledger, run_ledger: Ledger, tmp_path: Path) -> None:
+    populate(invoke)
     full(tmp_path, "checkpoint.txt")
     blames_the_file(run_ledger("checkpoint", "--out", "checkpoint.txt"), "checkpoint.txt")
     (tmp_path / "schemas").mkdir()
