@@ -17,7 +17,9 @@ ALLOCATOR = "allocator:Q71"
 YEAR = "2024-25"
 
 
-def populate(run_ledger: Run) -> None:
+def populate(invoke: Run) -> None:
+    """Two practices, A81001's budget (a zero allocation too) and a delegation; written
+    through the command line in-process (what the tests read runs the real `ledger`)."""
     steps: list[tuple[str, tuple[str, ...]]] = [
         (ALLOCATOR, ("practice", "register", "A81001", "--name", "Densham", "--list-size",
                      "4069", "--on", "2024-04-01")),
@@ -29,12 +31,13 @@ def populate(run_ledger: Run) -> None:
                              "prescribing", "--to", "practice:A81002", "--on", "2024-06-01")),
     ]
     for actor, args in steps:
-        done = run_ledger(*args, actor=actor)
+        done = invoke(*args, actor=actor)
         assert done.code == 0, (args, done.stderr)
 
 
-def test_holders_show_only_the_elements_allocated_or_delegated(run_ledger: Run) -> None:
-    populate(run_ledger)
+def test_holders_show_only_the_elements_allocated_or_delegated(invoke: Run,
+                                                                run_ledger: Run) -> None:
+    populate(invoke)
     done = run_ledger("holders", "--practice", "A81001", "--format", "json")
     assert done.code == 0, done.stderr
     assert [(r["element"], r["holder"], r["since"]) for r in json.loads(done.stdout)] == [
@@ -56,12 +59,12 @@ def test_holders_show_only_the_elements_allocated_or_delegated(run_ledger: Run) 
 
 
 def test_the_service_answers_the_holders_the_command_line_prints(
-        ledger: Ledger, run_ledger: Run, db_url: str) -> None:
+        ledger: Ledger, invoke: Run, run_ledger: Run, db_url: str) -> None:
     from fastapi.testclient import TestClient  # noqa: PLC0415
 
     from projections.api import create_app  # noqa: PLC0415
 
-    populate(run_ledger)
+    populate(invoke)
     secret = grant_token(ledger, "auditor:peer")
     with TestClient(create_app(db_url)) as client:
         for params in ({}, {"as_of": "2024-05-31"}, {"holder": "practice:A81002"}):
@@ -75,10 +78,11 @@ def test_the_service_answers_the_holders_the_command_line_prints(
                 "acute", "maternity", "prescribing"}
 
 
-def test_replay_shows_the_holders_of_the_elements_the_budget_has(run_ledger: Run) -> None:
+def test_replay_shows_the_holders_of_the_elements_the_budget_has(invoke: Run,
+                                                                  run_ledger: Run) -> None:
     """An opt-out moves every element; a step of replay, like holders, shows those the
     budget has."""
-    populate(run_ledger)
+    populate(invoke)
     done = run_ledger("budget", "opt-out", "A81001", "--year", YEAR, "--to",
                       "practice:A81002", "--reason", "Merger talks", "--on", "2024-07-01",
                       actor="practice:A81001")
@@ -109,13 +113,13 @@ UNKNOWN_HOLDERS = [("practice:B82099", "no practice B82099", "practice"),
 
 @pytest.mark.parametrize(("holder", "message", "rule"), UNKNOWN_HOLDERS)
 def test_a_holder_the_ledger_does_not_know_is_refused_not_shown_holding_nothing(
-        ledger: Ledger, run_ledger: Run, db_url: str, holder: str, message: str,
-        rule: str) -> None:
+        ledger: Ledger, invoke: Run, run_ledger: Run, db_url: str, holder: str,
+        message: str, rule: str) -> None:
     from fastapi.testclient import TestClient  # noqa: PLC0415
 
     from projections.api import create_app  # noqa: PLC0415
 
-    populate(run_ledger)
+    populate(invoke)
     for year in ((), ("--year", YEAR)):
         done = run_ledger("holders", "--holder", holder, *year)
         assert done.code == 1, (done.stdout, done.stderr)
