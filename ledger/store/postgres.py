@@ -48,6 +48,9 @@ from ledger.store.recorders import (
 # (or the log is now shorter), every known version is forgotten instead (each stream
 # is then read when loaded). At most _VERSIONS_LIMIT are kept.
 _CHANGED_LIMIT = 5_000
+# A write transaction that found its recorder's memo stale makes the next up to
+# 2**_MAX_MISSES - 1 read in full without trying theirs (`_take_memo`).
+_MAX_MISSES = 6
 _VERSIONS_LIMIT = 200_000
 
 
@@ -248,6 +251,11 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         ).format(schema, events).as_bytes(None)
         self._carried_statement: bytes | None = None
         self._memo: _Memo | None = None
+        # After a memo found stale (another writer wrote since), the next 2**misses - 1
+        # write transactions read in full without trying one: writers taking turns
+        # would otherwise pay a third round trip on every write.
+        self._misses = 0
+        self._skips = 0
         self.dialect = Dialect("postgres", self.datastore.schema, self.events_table_name)
         # The catalogue's reads (catalogue.check_statements), when a write names them:
         # the kinds as JSON, and the checked position. The events after it are read
@@ -389,8 +397,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         from the end of the block (the COMMIT), and nothing is recorded.
         """
         with self.datastore.get_connection() as conn:
-            with self._versions_lock:
-                memo, self._memo = self._memo, None  # taken: one transaction carries it
+            memo = self._take_memo()
             try:
                 with conn.pipeline() as pipeline:
                     curs = WriteCursor(conn)
@@ -487,6 +494,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         pipeline.sync()
         for curs, take in queued:
             take(curs)
+        if may_carry:
+            self._carry_tried(hit=txn.carried is not None)
         if may_carry and txn.carried is None:
             # Written since, some other way: what the full first statement reads, in
             # one more round trip.
@@ -594,6 +603,20 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
                 # Wrote no event: what it carried still holds.
                 self._memo = _Memo(txn.taken.head, txn.taken.tail,
                                    {**txn.carried, **txn.remembered})
+
+    def _take_memo(self) -> _Memo | None:
+        """The memo, taken (one transaction carries it); None while misses say to skip."""
+        with self._versions_lock:
+            memo, self._memo = self._memo, None
+            if memo is not None and self._skips:
+                self._skips -= 1
+                return None
+            return memo
+
+    def _carry_tried(self, *, hit: bool) -> None:
+        with self._versions_lock:
+            self._misses = 0 if hit else min(self._misses + 1, _MAX_MISSES)
+            self._skips = 2 ** self._misses - 1
 
     def _put_back(self, memo: _Memo | None) -> None:
         """Put back the memo a failed transaction took: it recorded nothing (and the

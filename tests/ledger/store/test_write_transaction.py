@@ -21,7 +21,7 @@ from ledger.domain.errors import LedgerError, StoreUnavailable
 from ledger.domain.events import LedgerEvent, budget_stream
 from ledger.store.recorders import Indexes, Receipt
 from tests.conftest import FakeClock
-from tests.ledger.application.scenario import A1, ALLOCATOR, YEAR, commit, run, seed
+from tests.ledger.application.scenario import A1, A2, ALLOCATOR, YEAR, commit, run, seed
 from tests.pg_round_trips import round_trips, traced
 
 
@@ -103,6 +103,27 @@ def test_a_command_on_postgresql_takes_two_round_trips(pg_url: str, clock: FakeC
         with round_trips(ledger.store) as counted:
             commit(ledger, "R-0002", "10.00")
         assert counted == [2]
+
+
+@pytest.mark.postgres
+def test_writers_taking_turns_on_postgresql_seldom_take_a_third_round_trip(
+    pg_url: str, clock: FakeClock,
+) -> None:
+    # Each write of one follows one of the other: what it carried from its own last
+    # write never holds, and once found stale it is tried less and less often.
+    with bootstrap(pg_url, clock=clock) as first, bootstrap(pg_url, clock=clock) as second:
+        seed(first)
+        commit(first, "R-a00", "10.00")
+        turns: list[int] = []
+        for n in range(1, 21):
+            commit(second, f"R-b{n:02d}", "10.00", practice=A2)  # streams of its own
+            with round_trips(first.store) as counted:
+                commit(first, f"R-a{n:02d}", "10.00")
+            turns.extend(counted)
+        assert set(turns) == {2, 3}
+        assert turns.count(3) <= 4  # the 1st, 3rd, 7th and 15th
+        versions = budget_versions(first)
+        assert versions == list(range(1, len(versions) + 1))
 
 
 @pytest.mark.postgres
