@@ -152,6 +152,24 @@ def pg_url() -> Iterator[str]:
     _drop_schema(schema)
 
 
+def written_once(store: str, home: Path, write: Callable[[Ledger], None]) -> Iterator[str]:
+    """The `--db` of a ledger on `store` that `write` records once (at FakeClock's time),
+    for tests that only read it or are refused: a fixture of module scope yields from it.
+    Its files (and its PostgreSQL signing key) are in `home`; its schema is dropped after."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    db = str(home / "ledger.db") if store == "sqlite" else f"{PG_BASE_URL}?schema={schema}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_CONFIG_HOME", str(home / "config"))
+        ledger = bootstrap(db, clock=FakeClock())
+        try:
+            write(ledger)
+        finally:
+            ledger.close()
+    yield db
+    if store != "sqlite":
+        _drop_schema(schema)
+
+
 @pytest.fixture
 def sqlite_path(tmp_path: Path) -> str:
     return str(tmp_path / "ledger.db")

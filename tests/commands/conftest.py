@@ -110,18 +110,23 @@ def run_ledger(db_url: str, tmp_path: Path) -> Ledger:
     return run
 
 
+def invoke_app(db: str, *args: str, actor: str | None = None) -> Run:
+    """Runs the `ledger` app in-process on the ledger `db` (fast): same code, no new
+    interpreter."""
+    head_args = ["--db", db] + (["--actor", actor] if actor else [])
+    result = CliRunner().invoke(
+        app, [*head_args, *args], env={"LEDGER_DB": None, "LEDGER_ACTOR": None}
+    )
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.fixture
 def invoke(db_url: str) -> Ledger:
-    """Runs the `ledger` app in-process (fast): same code, no new interpreter."""
-    runner = CliRunner()
+    """Runs the `ledger` app in-process (fast) on the test's store."""
 
     def run(*args: str, actor: str | None = None, db: str = db_url) -> Run:
-        head_args = ["--db", db] + (["--actor", actor] if actor else [])
-        result = runner.invoke(
-            app, [*head_args, *args], env={"LEDGER_DB": None, "LEDGER_ACTOR": None}
-        )
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return Run(result.exit_code, result.stdout, result.stderr)
+        return invoke_app(db, *args, actor=actor)
 
     return run

@@ -7,6 +7,8 @@ subprocess to prove the same holds end to end.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,16 +17,15 @@ from commands.errors import EXIT_REFUSED, EXIT_USAGE
 from ledger.application.commands import build_command
 from ledger.bootstrap import Ledger
 from tests.commands.conftest import Ledger as RunLedger
-from tests.commands.conftest import head
+from tests.commands.conftest import head, invoke_app, run_command
+from tests.conftest import STORES, written_once
 
 ALLOCATOR = "allocator:Q71"
 PRACTICE = "practice:A81001"
 
 
-@pytest.fixture
-def base(ledger: Ledger, db_url: str) -> str:
+def write_base(ledger: Ledger) -> None:
     """A81001 in consortium 16C with a 2024-25 budget and one commitment, R-0001."""
-    service = ledger.service
     steps: list[tuple[str, str, dict[str, Any]]] = [
         (ALLOCATOR, "consortium form",
          {"consortium": "16C", "name": "Tees Valley", "officer": "Dr A Example",
@@ -44,9 +45,23 @@ def base(ledger: Ledger, db_url: str) -> str:
                                     "service": "Hip replacement", "on": "2024-06-01"}),
     ]
     for actor, name, args in steps:
-        service.execute(build_command(name, args), actor)
+        ledger.service.execute(build_command(name, args), actor)
+
+
+@pytest.fixture
+def base(ledger: Ledger, db_url: str) -> str:
+    """The base ledger, for a test that records on it."""
+    write_base(ledger)
     ledger.close()
     return db_url
+
+
+@pytest.fixture(scope="module", params=STORES)
+def refusing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[str]:
+    """The base ledger on each store, written once for the cases that are refused: each
+    records nothing (it says so), so each finds the ledger as written."""
+    yield from written_once(request.param, tmp_path_factory.mktemp("bad-input"), write_base)
 
 
 COMMIT = ["spend", "commit", "A81001", "--year", "2024-25", "--element", "acute",
@@ -194,18 +209,17 @@ CASES: list[tuple[str, str | None, list[str], int, tuple[str, ...]]] = [
     [pytest.param(*case[1:], id=case[0]) for case in CASES],
 )
 def test_bad_input_is_one_line_with_its_exit_code_and_records_nothing(
-    base: str, invoke: RunLedger, actor: str | None, args: list[str], code: int,
-    fragments: tuple[str, ...],
+    refusing: str, actor: str | None, args: list[str], code: int, fragments: tuple[str, ...],
 ) -> None:
-    before = head(base)
+    before = head(refusing)
     if args[0] == "--db":  # another store than the test's
-        result = invoke(*args[2:], actor=actor, db=args[1])
+        result = invoke_app(args[1], *args[2:], actor=actor)
     else:
-        result = invoke(*args, actor=actor)
+        result = invoke_app(refusing, *args, actor=actor)
     assert result.code == code, (result.stdout, result.stderr)
     result.one_line_error(*fragments)
     assert result.stdout == ""
-    assert head(base) == before
+    assert head(refusing) == before
 
 
 def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: RunLedger) -> None:
@@ -230,14 +244,14 @@ def test_the_valid_neighbours_of_the_bad_cases_are_accepted(base: str, invoke: R
                     "top-slice under one without its sign"}],
 )
 def test_bad_input_in_the_real_command(
-    base: str, run_ledger: RunLedger, actor: str | None, args: list[str], code: int,
+    refusing: str, tmp_path: Path, actor: str | None, args: list[str], code: int,
     fragments: tuple[str, ...],
 ) -> None:
-    before = head(base)
-    result = run_ledger(*args, actor=actor)
+    before = head(refusing)
+    result = run_command(refusing, tmp_path, *args, actor=actor)
     assert result.code == code, result.stderr
     result.one_line_error(*fragments)
-    assert head(base) == before
+    assert head(refusing) == before
 
 
 def test_a_usage_error_from_the_parser_exits_2(base: str, invoke: RunLedger) -> None:
@@ -249,10 +263,10 @@ def test_a_usage_error_from_the_parser_exits_2(base: str, invoke: RunLedger) -> 
 
 @pytest.mark.e2e
 def test_a_read_given_a_day_month_year_date_shows_it_as_iso(
-    base: str, run_ledger: RunLedger,
+    refusing: str, tmp_path: Path,
 ) -> None:
-    result = run_ledger("position", "--practice", "A81001", "--year", "2024-25",
-                        "--as-of", "31/12/2024", actor=None)
+    result = run_command(refusing, tmp_path, "position", "--practice", "A81001", "--year",
+                         "2024-25", "--as-of", "31/12/2024")
     assert result.code == EXIT_USAGE, result.stderr
     result.one_line_error("malformed date '31/12/2024' for --as-of",
                           "YYYY-MM-DD, here 2024-12-31 if it is day/month/year")
@@ -262,10 +276,10 @@ def test_a_read_given_a_day_month_year_date_shows_it_as_iso(
 @pytest.mark.e2e
 @pytest.mark.parametrize("given", ["20241231", "2024-W52", "2024-366"])
 def test_a_read_given_a_date_in_another_iso_form_is_refused_naming_yyyy_mm_dd(
-    base: str, run_ledger: RunLedger, given: str,
+    refusing: str, tmp_path: Path, given: str,
 ) -> None:
-    result = run_ledger("position", "--practice", "A81001", "--year", "2024-25",
-                        "--as-of", given, actor=None)
+    result = run_command(refusing, tmp_path, "position", "--practice", "A81001", "--year",
+                         "2024-25", "--as-of", given)
     assert result.code == EXIT_USAGE, result.stderr
     result.one_line_error(f"malformed date '{given}' for --as-of", "YYYY-MM-DD")
     assert result.stdout == ""

@@ -4,16 +4,15 @@ never an empty table for one read and a refusal for another."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ledger.bootstrap import Ledger, bootstrap
+from ledger.bootstrap import Ledger
 from tests.commands.conftest import Ledger as Run
 from tests.commands.conftest import run_command
-from tests.conftest import PG_BASE_URL, STORES, FakeClock, _drop_schema
+from tests.conftest import STORES, written_once
 from tests.ledger.application.scenario import bearer, grant_token
 from tests.projections import joint_scenario
 from tests.projections.builders import YEAR
@@ -40,20 +39,8 @@ def scenario_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
                 ) -> Iterator[str]:
     """The `--db` of the joint scenario's ledger on each store, written once for the reads
     below: they are refused, so they record nothing and each finds the ledger as written."""
-    home = tmp_path_factory.mktemp("joint-scenario")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    db = str(home / "ledger.db") if request.param == "sqlite" else (
-        f"{PG_BASE_URL}?schema={schema}")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("XDG_CONFIG_HOME", str(home / "config"))  # its signing key on PostgreSQL
-        ledger = bootstrap(db, clock=FakeClock())
-        try:
-            joint_scenario.write(ledger)
-        finally:
-            ledger.close()
-    yield db
-    if request.param != "sqlite":
-        _drop_schema(schema)
+    yield from written_once(request.param, tmp_path_factory.mktemp("joint-scenario"),
+                            joint_scenario.write)
 
 
 @pytest.mark.parametrize("read", READS, ids=" ".join)
