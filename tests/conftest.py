@@ -15,6 +15,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,9 +153,10 @@ def pg_url() -> Iterator[str]:
     _drop_schema(schema)
 
 
+@contextmanager
 def written_once(store: str, home: Path, write: Callable[[Ledger], None]) -> Iterator[str]:
     """The `--db` of a ledger on `store` that `write` records once (at FakeClock's time),
-    for tests that only read it or are refused: a fixture of module scope yields from it.
+    for tests that only read it or are refused (a fixture of module scope holds it open).
     Its files (and its PostgreSQL signing key) are in `home`; its schema is dropped after."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
     db = str(home / "ledger.db") if store == "sqlite" else f"{PG_BASE_URL}?schema={schema}"

@@ -61,7 +61,8 @@ def refusing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
              ) -> Iterator[str]:
     """The base ledger on each store, written once for the cases that are refused: each
     records nothing (it says so), so each finds the ledger as written."""
-    yield from written_once(request.param, tmp_path_factory.mktemp("bad-input"), write_base)
+    with written_once(request.param, tmp_path_factory.mktemp("bad-input"), write_base) as db:
+        yield db
 
 
 COMMIT = ["spend", "commit", "A81001", "--year", "2024-25", "--element", "acute",

@@ -39,8 +39,9 @@ def scenario_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
                 ) -> Iterator[str]:
     """The `--db` of the joint scenario's ledger on each store, written once for the reads
     below: they are refused, so they record nothing and each finds the ledger as written."""
-    yield from written_once(request.param, tmp_path_factory.mktemp("joint-scenario"),
-                            joint_scenario.write)
+    with written_once(request.param, tmp_path_factory.mktemp("joint-scenario"),
+                      joint_scenario.write) as db:
+        yield db
 
 
 @pytest.mark.parametrize("read", READS, ids=" ".join)

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from ledger.bootstrap import Ledger
 from ledger.domain.events import budget_stream
 from projections.api import create_app
+from tests.conftest import STORES, written_once
 from tests.ledger.application.scenario import (
     ALLOCATOR,
     YEAR,
@@ -32,8 +33,8 @@ ROLES = ("allocator", "auditor", "service", "consortium", "other-consortium", "p
          "holder-practice")
 
 
-@pytest.fixture
-def tokens(ledger: Ledger) -> dict[str, str]:
+def write_roles(ledger: Ledger) -> dict[str, str]:
+    """The ledger of the module's docstring, and a token for each role (by role)."""
     write_ledger(ledger)
     run(ledger, "practice register", ALLOCATOR, practice=A4, name="Far Surgery", list_size=10,
         on="2024-04-01")
@@ -51,8 +52,36 @@ def tokens(ledger: Ledger) -> dict[str, str]:
         "practice": "practice:A81001", "holder-practice": "practice:A81002"}.items()}
 
 
+@pytest.fixture(scope="module", params=STORES)
+def roles(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[tuple[str, dict[str, str]]]:
+    """The ledger and its tokens on each store, written once for the tests that only read
+    it through the service: reads record nothing."""
+    tokens: dict[str, str] = {}
+    with written_once(request.param, tmp_path_factory.mktemp("roles"),
+                      lambda ledger: tokens.update(write_roles(ledger))) as db:
+        yield db, tokens
+
+
 @pytest.fixture
-def api(tokens: dict[str, str], db_url: str) -> Iterator[TestClient]:
+def tokens(roles: tuple[str, dict[str, str]]) -> dict[str, str]:
+    return roles[1]
+
+
+@pytest.fixture
+def api(roles: tuple[str, dict[str, str]]) -> Iterator[TestClient]:
+    with TestClient(create_app(roles[0])) as c:
+        yield c
+
+
+@pytest.fixture
+def own_tokens(ledger: Ledger) -> dict[str, str]:
+    """The tokens of a ledger of the test's own, for a test that records on it."""
+    return write_roles(ledger)
+
+
+@pytest.fixture
+def own_api(own_tokens: dict[str, str], db_url: str) -> Iterator[TestClient]:
     with TestClient(create_app(db_url)) as c:
         yield c
 
@@ -76,7 +105,8 @@ FORBIDDEN: dict[str, set[str]] = {
 
 
 def test_without_a_live_token_every_endpoint_but_health_is_401(
-        api: TestClient, ledger: Ledger, tokens: dict[str, str]) -> None:
+        own_api: TestClient, ledger: Ledger) -> None:
+    api = own_api
     assert api.get("/health").status_code == 200
     expired = grant_token(ledger, "consortium:16C", expires="2024-08-01T00:00:00Z")
     revoked = grant_token(ledger, "auditor:gone")
@@ -261,13 +291,14 @@ def test_a_practice_reads_the_budgets_it_holds_for_others_but_not_their_practice
 
 
 @pytest.fixture
-def served(api: TestClient, db_url: str) -> Iterator[str]:
+def served(own_api: TestClient, db_url: str) -> Iterator[str]:
     with live_server(db_url) as base:
         yield base
 
 
 def test_the_live_feed_streams_each_organisation_its_part_and_resumes_in_it(
-        served: str, ledger: Ledger, tokens: dict[str, str]) -> None:
+        served: str, ledger: Ledger, own_tokens: dict[str, str]) -> None:
+    tokens = own_tokens
     head = ledger.store.head()
     readers = {role: SseReader(f"{served}/events/live?after={head}", bearer(tokens[role]))
                for role in ("consortium", "other-consortium", "holder-practice")}
