@@ -575,17 +575,19 @@ def basis_points_of(uow: UnitOfWork, budget: Budget, day: date) -> int:
 
 @handles(SpendCommit)
 def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
-    existing_practice(uow, command.practice).require_open_on(context.effective_on)
-    budget = uow.budget(command.practice, command.financial_year)
-    if uow.ref(command.ref) is not None:
-        raise RuleViolation("commitment", f"commitment reference {command.ref} is already used")
+    # Each field read once: a command's attributes are read through pydantic's __getattr__
+    # hook, several times the cost of a local's, and every bulk-load line runs this.
+    practice, year, ref, element = command.practice, command.year, command.ref, command.element
     amount = command.amount
-    basis_points, pool = pool_for_spend(uow, budget, command.element, amount,
-                                        context.effective_on)
+    existing_practice(uow, practice).require_open_on(context.effective_on)
+    budget = uow.budget(practice, FinancialYear.parse(year))
+    if uow.ref(ref) is not None:
+        raise RuleViolation("commitment", f"commitment reference {ref} is already used")
+    basis_points, pool = pool_for_spend(uow, budget, element, amount, context.effective_on)
     budget.commit(
         context,
-        ref=command.ref,
-        element=command.element,
+        ref=ref,
+        element=element,
         amount=amount,
         provider=command.provider,
         service=command.service,
@@ -595,9 +597,9 @@ def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
     )
     flag = _spend_flags(context)
     return Result(
-        f"committed {format_pence(amount)} as {command.ref} against {command.element} of "
-        f"{command.practice} {command.year}{flag}",
-        refs=(RefEntry(command.ref, command.practice, command.year),),
+        f"committed {format_pence(amount)} as {ref} against {element} of "
+        f"{practice} {year}{flag}",
+        refs=(RefEntry(ref, practice, year),),
     )
 
 
