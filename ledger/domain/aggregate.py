@@ -76,11 +76,12 @@ class Aggregate:
         return aggregate
 
     def apply(self, event: LedgerEvent) -> None:
-        if event.originator_version != self.version + 1:
-            msg = f"event version {event.originator_version} does not follow {self.version}"
+        version = event.originator_version  # read once: through pydantic's __getattr__ hook
+        if version != self.version + 1:
+            msg = f"event version {version} does not follow {self.version}"
             raise ValueError(msg)
         self._handlers[type(event)](self, event)
-        self.version = event.originator_version
+        self.version = version
 
     def trigger(self, event_type: type[E], context: Context, **fields: Any) -> E:
         event = event_type(

@@ -418,11 +418,12 @@ class Budget(Aggregate):
 
     @applies(SpendCommitted)
     def _committed(self, event: SpendCommitted) -> None:
-        self.commitments[event.ref] = Commitment(
-            event.ref, event.element, event.effective_on, event.amount_pence
-        )
-        self.outstanding[event.element] += event.amount_pence
-        self.turnover[event.element] += event.amount_pence
+        # Each field read once: an event's attributes are read through pydantic's
+        # __getattr__ hook, several times the cost of a local's.
+        ref, element, amount = event.ref, event.element, event.amount_pence
+        self.commitments[ref] = Commitment(ref, element, event.effective_on, amount)
+        self.outstanding[element] += amount
+        self.turnover[element] += amount
 
     def shortfall(self, element: Element, extra: int, basis_points: int = 0) -> int:
         """How far `extra` more spend would take the element past what it has."""
