@@ -354,7 +354,8 @@ class EventStore:
                    kinds: Sequence[tuple[str, int]]) -> set[catalogue.Kind]:
         """Inside a write transaction: add the kinds of the `tail` and of the events just
         inserted at `ids` to the catalogue; the kinds added (known once it commits)."""
-        rows = [*tail, *zip(ids, *zip(*kinds, strict=True), strict=True)] if kinds else tail
+        # Paired by index, not by zip(strict=True), which parses its keyword on every call.
+        rows = tail + [(ids[i], topic, version) for i, (topic, version) in enumerate(kinds)]
         added = (catalogue.record(cursor, self.recorder.dialect, rows, self._kinds)
                  if rows else set())
         self.recorder.remember(_CATALOGUED, value=True)  # every event is in the catalogue

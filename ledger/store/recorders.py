@@ -475,8 +475,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             return ids
         write.fetched.clear()  # what was fetched ahead may have changed now
         versions = write.versions
-        for stream, s in zip(streams, stored_events, strict=True):
-            versions[stream] = s.originator_version
+        for i, s in enumerate(stored_events):  # not zip(strict=True): it parses its keyword
+            versions[streams[i]] = s.originator_version
         hooks = self.hooks
         keys = hook_keys(len(hooks))
         if len(hooks) == 1:  # the Merkle log's sealing alone: run_hooks' work, for one
@@ -513,10 +513,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if n < BULK_ROWS:
             raw = c.sqlite_cursor
             positions: list[int] = []
-            for stream, s in zip(streams, stored_events, strict=True):
+            for i, s in enumerate(stored_events):  # not zip(strict=True): it parses its keyword
                 state = s.state
                 raw.execute(self.insert_events_statement, (
-                    stream, s.originator_version, s.topic,
+                    streams[i], s.originator_version, s.topic,
                     bytearray(state) if type(state) is bytes else state))  # sqlite_blob
                 position = raw.lastrowid
                 assert position is not None  # an INSERT into a rowid table sets it
@@ -597,7 +597,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             return None
         params: list[str] = []
         fetched: dict[str, Any] = {}
-        for (table, _), keys in zip(_PREFETCH, named, strict=True):
+        for i, (table, _) in enumerate(_PREFETCH):  # not zip(strict=True): it parses its keyword
+            keys = named[i]
             if keys:
                 params.extend(keys)
                 fetched[table] = dict.fromkeys(keys)
