@@ -494,14 +494,26 @@ NOT_PLAIN_NUMBERS = ["5_0", "+5", " 5", "5 ", "\u0665", "0x5", "\u00b2", "", "1e
                      "\uff15"]
 
 
+NOT_A_POSITION = ("--after must be a whole number written in the digits 0-9 alone",
+                  "[rule: after]")
+
+
 @pytest.mark.parametrize("given", NOT_PLAIN_NUMBERS)
 def test_a_position_not_written_in_the_digits_0_to_9_alone_is_refused(
-        run_ledger: Ledger, db_url: str, given: str) -> None:
+        invoke: Ledger, db_url: str, given: str) -> None:
     seed(db_url)
-    done = run_ledger("events", "--after", given)
+    done = invoke("events", "--after", given)
     assert done.stdout == ""
-    malformed(done, "--after must be a whole number written in the digits 0-9 alone",
-              "[rule: after]")
+    malformed(done, *NOT_A_POSITION)
+
+
+@pytest.mark.e2e
+def test_the_real_command_reads_a_position_in_the_digits_0_to_9_alone(
+        run_ledger: Ledger, db_url: str) -> None:
+    seed(db_url)
+    done = run_ledger("events", "--after", "\u0665")
+    assert done.stdout == ""
+    malformed(done, *NOT_A_POSITION)
     assert run_ledger("events", "--after", "01").code == 0
     malformed(run_ledger("events", "--after=-1"), "--after must be 0 or more, not '-1'")
 
@@ -527,19 +539,33 @@ def test_a_count_or_port_not_written_in_the_digits_0_to_9_alone_is_refused(
     assert not (tmp_path / "w").exists()
 
 
+def seconds_options(given: str) -> list[list[str]]:
+    """Each command's option of seconds, given `given`."""
+    return [["events", "--follow", "--poll", given], ["project", "--follow", "--poll", given],
+            ["verify", "--max-unsealed-age", given]]
+
+
+def refused_as_seconds(done: Run, option: str) -> None:
+    assert done.stdout == ""
+    malformed(done, f"{option} must be seconds written in the digits 0-9 with an optional "
+              "decimal point", f"[rule: {option.lstrip('-')}]")
+
+
 @pytest.mark.parametrize("given", ["1_0", "+2", " 2", "2e1", "nan", "inf", "\u0662", "2.",
                                    ".5", ""])
 def test_seconds_not_written_in_the_digits_0_to_9_and_a_point_are_refused(
-        run_ledger: Ledger, db_url: str, given: str) -> None:
+        invoke: Ledger, db_url: str, given: str) -> None:
     seed(db_url)
-    for args in (["events", "--follow", "--poll", given], ["project", "--follow", "--poll",
-                                                           given],
-                 ["verify", "--max-unsealed-age", given]):
-        option = args[-2]
-        done = run_ledger(*args, timeout=20)
-        assert done.stdout == ""
-        malformed(done, f"{option} must be seconds written in the digits 0-9 with an optional "
-                  "decimal point", f"[rule: {option.lstrip('-')}]")
+    for args in seconds_options(given):
+        refused_as_seconds(invoke(*args), args[-2])
+
+
+@pytest.mark.e2e
+def test_the_real_command_reads_seconds_in_the_digits_0_to_9_and_a_point(
+        run_ledger: Ledger, db_url: str) -> None:
+    seed(db_url)
+    for args in seconds_options("2e1"):
+        refused_as_seconds(run_ledger(*args, timeout=20), args[-2])
     malformed(run_ledger("events", "--poll", "0.01"), "--poll must be 0.05 to 3600 seconds")
     assert run_ledger("verify", "--max-unsealed-age", "86400.5").code == 0
 
