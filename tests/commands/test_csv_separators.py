@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from commands.errors import EXIT_USAGE
-from tests.commands.conftest import Ledger, head
+from tests.commands.conftest import Ledger, Run, head
 
 ALLOCATOR = "allocator:Q71"
 
@@ -43,26 +43,46 @@ def registered(invoke: Ledger, db_url: str) -> str:
     return db_url
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("quoted", [False, True], ids=["bare", "quoted"])
-@pytest.mark.parametrize("separator", [";", "\t"], ids=["semicolons", "tabs"])
-@pytest.mark.parametrize("kind", list(IMPORTS))
-def test_an_import_of_a_file_not_separated_by_commas_says_how_to_save_it(
-        kind: str, separator: str, quoted: bool, registered: str, run_ledger: Ledger,
-        tmp_path: Path) -> None:
-    words, columns = IMPORTS[kind]
+def write_export(tmp_path: Path, columns: tuple[str, ...], separator: str, quoted: bool
+                 ) -> Path:
+    """A header and one row of `columns`, separated by `separator`, the cells `quoted`."""
     cell = (lambda text: f'"{text}"') if quoted else (lambda text: text)
     path = tmp_path / "export.csv"
     path.write_text(separator.join(cell(c) for c in columns) + "\r\n"
                     + separator.join(cell(ROWS[c]) for c in columns) + "\r\n",
                     encoding="utf-8", newline="")
-    before = head(registered)
-    result = run_ledger(*words, str(path), actor=ALLOCATOR)
+    return path
+
+
+def says_how_to_save_it(result: Run, columns: tuple[str, ...], separator: str) -> None:
     assert result.code == EXIT_USAGE, result.stdout + result.stderr
     line = result.one_line_error("export.csv", *HOW[separator], "nothing was imported",
                                  "[rule: csv-separator]")
     assert columns[0] in line
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["bare", "quoted"])
+@pytest.mark.parametrize("separator", [";", "\t"], ids=["semicolons", "tabs"])
+@pytest.mark.parametrize("kind", list(IMPORTS))
+def test_an_import_of_a_file_not_separated_by_commas_says_how_to_save_it(
+        kind: str, separator: str, quoted: bool, registered: str, invoke: Ledger,
+        tmp_path: Path) -> None:
+    words, columns = IMPORTS[kind]
+    path = write_export(tmp_path, columns, separator, quoted)
+    before = head(registered)
+    says_how_to_save_it(invoke(*words, str(path), actor=ALLOCATOR), columns, separator)
+    assert head(registered) == before
+
+
+@pytest.mark.e2e
+def test_the_real_command_says_how_to_save_a_file_not_separated_by_commas(
+        registered: str, run_ledger: Ledger, tmp_path: Path) -> None:
+    words, columns = IMPORTS["allocations"]
+    before = head(registered)
+    for separator in HOW:
+        path = write_export(tmp_path, columns, separator, quoted=False)
+        says_how_to_save_it(run_ledger(*words, str(path), actor=ALLOCATOR), columns, separator)
     assert head(registered) == before
 
 
