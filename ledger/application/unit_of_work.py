@@ -237,11 +237,14 @@ class UnitOfWork:
             self.new_refs[entry.ref] = entry
 
     def indexes(self) -> Indexes:
+        # Most commands join nothing and open no budget: nothing to sort (sorted() of an
+        # empty set costs as much as the rest of this).
+        affiliations, budget_years = self.new_affiliations, self.new_budget_years
         return Indexes(
             receipts=self.receipts,
             refs=list(self.new_refs.values()),
-            affiliations=sorted(self.new_affiliations),
-            budget_years=sorted(self.new_budget_years),
+            affiliations=sorted(affiliations) if affiliations else (),
+            budget_years=sorted(budget_years) if budget_years else (),
         )
 
     def discard(self) -> None:
