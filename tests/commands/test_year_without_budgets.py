@@ -11,7 +11,7 @@ import pytest
 
 from ledger.bootstrap import Ledger
 from tests.commands.conftest import Ledger as Run
-from tests.commands.conftest import run_command
+from tests.commands.conftest import invoke_app, run_command
 from tests.conftest import STORES, written_once
 from tests.ledger.application.scenario import bearer, grant_token
 from tests.projections import joint_scenario
@@ -46,11 +46,20 @@ def scenario_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 @pytest.mark.parametrize("read", READS, ids=" ".join)
 def test_every_read_of_a_year_without_budgets_is_refused_alike(
-        scenario_db: str, tmp_path: Path, read: tuple[str, ...]) -> None:
-    done = run_command(scenario_db, tmp_path, *read, "--year", EMPTY)
+        scenario_db: str, read: tuple[str, ...]) -> None:
+    done = invoke_app(scenario_db, *read, "--year", EMPTY)
     assert done.code == 1, (done.stdout, done.stderr)
     done.one_line_error(REFUSAL, "[rule: year]")
     assert done.stdout == ""
+
+
+def test_the_real_command_refuses_a_read_of_a_year_without_budgets_alike(
+        scenario_db: str, tmp_path: Path) -> None:
+    for read in (("position", "--by", "consortium"), ("trail", "16C")):
+        done = run_command(scenario_db, tmp_path, *read, "--year", EMPTY)
+        assert done.code == 1, (read, done.stdout, done.stderr)
+        done.one_line_error(REFUSAL, "[rule: year]")
+        assert done.stdout == ""
 
 
 def test_a_date_in_a_year_without_budgets_is_refused_by_every_read(
