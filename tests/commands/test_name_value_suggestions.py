@@ -48,12 +48,12 @@ def test_unprintable_input_is_suggested_escaped_and_cut_short() -> None:
     assert name_value_written("a" * 100, "ELEMENT=N") == "a" * 40 + "=N"
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize(("given", "written"), SHAPES)
-def test_the_command_line_and_an_apply_line_suggest_the_same_element_figure(
-        given: str, written: str, run_ledger: Ledger, db_url: str, tmp_path: Path) -> None:
-    cli = run_ledger("budget", "allocate", "A81001", "--year", "2024-25",
-                     "--element", given, actor=ALLOCATOR)
+def suggests_the_same_element_figure(run: Ledger, db_url: str, tmp_path: Path, given: str,
+                                    written: str) -> None:
+    """`run` (the app in-process, or the real `ledger`) refuses `given` as an element's
+    figure on the command line and on an apply line alike, saying to write `written`."""
+    cli = run("budget", "allocate", "A81001", "--year", "2024-25", "--element", given,
+              actor=ALLOCATOR)
     assert cli.code == EXIT_USAGE, cli.stderr
     assert cli.one_line_error() == (
         "error: --element takes ELEMENT=AMOUNT, e.g. --element acute=5000: "
@@ -65,11 +65,23 @@ def test_the_command_line_and_an_apply_line_suggest_the_same_element_figure(
         "command": "budget allocate", "command_id": "a-1", "actor": ALLOCATOR,
         "args": {"practice": "A81001", "year": "2024-25", "element": [given]}}) + "\n",
         encoding="utf-8")
-    applied = run_ledger("apply", str(lines))
+    applied = run("apply", str(lines))
     assert applied.code == EXIT_USAGE, applied.stdout + applied.stderr
     assert (f"line 1: refused a-1 budget allocate: write --element {written} "
             "[rule: element]") in applied.stdout, applied.stdout
     assert head(db_url) == 0
+
+
+@pytest.mark.parametrize(("given", "written"), SHAPES)
+def test_the_command_line_and_an_apply_line_suggest_the_same_element_figure(
+        given: str, written: str, invoke: Ledger, db_url: str, tmp_path: Path) -> None:
+    suggests_the_same_element_figure(invoke, db_url, tmp_path, given, written)
+
+
+@pytest.mark.e2e
+def test_the_real_command_and_an_apply_line_suggest_the_same_element_figure(
+        run_ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+    suggests_the_same_element_figure(run_ledger, db_url, tmp_path, "acute:5000", "acute=5000")
 
 
 @pytest.mark.parametrize(("given", "written"), [
