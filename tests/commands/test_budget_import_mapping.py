@@ -22,9 +22,11 @@ MAPS = ("--map", "practice=Practice Code", "--map", "element=Element",
         "--map", "amount=Allocation (GBP)")
 
 
-def register(run_ledger: Ledger) -> None:
+def register(invoke: Ledger) -> None:
+    """A81001 and A81002, registered through the command line in-process (what the tests
+    import runs the real `ledger`)."""
     for code in ("A81001", "A81002"):
-        done = run_ledger("practice", "register", code, "--name", code, "--list-size", "4069",
+        done = invoke("practice", "register", code, "--name", code, "--list-size", "4069",
                           "--on", "2024-04-01", actor=ALLOCATOR)
         assert done.code == 0, done.stderr
 
@@ -37,8 +39,8 @@ def allocated(run_ledger: Ledger) -> dict[tuple[str, str], int]:
 
 
 def test_budget_import_reads_a_published_file_by_its_mapped_columns(
-        run_ledger: Ledger, tmp_path: Path) -> None:
-    register(run_ledger)
+        invoke: Ledger, run_ledger: Ledger, tmp_path: Path) -> None:
+    register(invoke)
     (tmp_path / "published.csv").write_text(PUBLISHED, encoding="utf-8")
     done = run_ledger("budget", "import", "published.csv", "--year", "2024-25",
                       "--on", "2024-04-01", *MAPS, "--ignore", "ICB", actor=ALLOCATOR)
@@ -48,8 +50,9 @@ def test_budget_import_reads_a_published_file_by_its_mapped_columns(
                                      ("A81002", "acute"): 20_000}
 
 
-def test_budget_import_takes_a_mapping_file(run_ledger: Ledger, tmp_path: Path) -> None:
-    register(run_ledger)
+def test_budget_import_takes_a_mapping_file(invoke: Ledger, run_ledger: Ledger,
+                                            tmp_path: Path) -> None:
+    register(invoke)
     (tmp_path / "published.csv").write_text(PUBLISHED, encoding="utf-8")
     (tmp_path / "allocations.toml").write_text(
         'ignore = ["ICB"]\n[map]\npractice = "Practice Code"\nelement = "Element"\n'
@@ -73,9 +76,9 @@ def test_budget_import_takes_a_mapping_file(run_ledger: Ledger, tmp_path: Path) 
                       "map a column with --map FIELD=COLUMN"), id="no mapping"),
 ])
 def test_budget_import_refuses_a_mapping_it_cannot_follow_and_records_nothing(
-        run_ledger: Ledger, db_url: str, tmp_path: Path, options: tuple[str, ...],
-        fragments: tuple[str, ...]) -> None:
-    register(run_ledger)
+        invoke: Ledger, run_ledger: Ledger, db_url: str, tmp_path: Path,
+        options: tuple[str, ...], fragments: tuple[str, ...]) -> None:
+    register(invoke)
     before = head(db_url)
     (tmp_path / "published.csv").write_text(PUBLISHED, encoding="utf-8")
     done = run_ledger("budget", "import", "published.csv", "--year", "2024-25", *options,
@@ -86,10 +89,10 @@ def test_budget_import_refuses_a_mapping_it_cannot_follow_and_records_nothing(
 
 
 def test_budget_import_without_a_mapping_still_skips_other_columns(
-        run_ledger: Ledger, tmp_path: Path) -> None:
+        invoke: Ledger, run_ledger: Ledger, tmp_path: Path) -> None:
     """Extra columns are ignored, even ones named like population figures: an allocations
     file holds its element as a value, so no column of it is taken for one."""
-    register(run_ledger)
+    register(invoke)
     (tmp_path / "alloc.csv").write_text(
         "Practice,Element,Amount,acute_weighted,List Size\nA81001,acute,10,4310,4069\n",
         encoding="utf-8")
