@@ -79,7 +79,6 @@ def test_a_practice_s_trail_is_as_it_was(consortium: Ledger) -> None:
                       "QualityStandardsAdopted", "PracticeLeft"]
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize(("code", "code_exit", "fragments"), [
     ("allocator:Q71", EXIT_USAGE,
      ("trail takes a practice's ODS code (A81001) or a consortium's code (16C), "
@@ -94,11 +93,20 @@ def test_a_practice_s_trail_is_as_it_was(consortium: Ledger) -> None:
       "consortium's code (16C)",)),
 ])
 def test_a_code_trail_does_not_take_is_refused_saying_what_it_takes(
-        code: str, code_exit: int, fragments: tuple[str, ...], consortium: Ledger,
-        run_ledger: Ledger) -> None:
-    done = run_ledger("trail", code)
+        code: str, code_exit: int, fragments: tuple[str, ...], consortium: Ledger) -> None:
+    done = consortium("trail", code)
     assert done.code == code_exit, done.stderr
     done.one_line_error(*fragments)
+    assert done.stdout == ""
+
+
+@pytest.mark.e2e
+def test_the_real_command_refuses_a_code_trail_does_not_take(consortium: Ledger,
+                                                             run_ledger: Ledger) -> None:
+    done = run_ledger("trail", "consortium:16C")
+    assert done.code == EXIT_USAGE, done.stderr
+    done.one_line_error("trail takes the code alone, without consortium: before it: write "
+                        "ledger trail 16C")
     assert done.stdout == ""
 
 
