@@ -57,6 +57,9 @@ def layout(cls: type[BaseModel]) -> Layout:
 
 
 _setattr = object.__setattr__
+# What `cls.__new__` is for every model here (none defines its own), without reading it
+# off the class through pydantic's metaclass, whose __getattr__ hook makes that a slow read.
+_new = object.__new__
 
 
 def construct(cls: type[M], values: dict[str, Any], private: dict[str, Any] | None = None) -> M:
@@ -81,7 +84,7 @@ def construct(cls: type[M], values: dict[str, Any], private: dict[str, Any] | No
     for name, factory in shape.factories:
         if name not in values:
             fields[name] = factory()
-    model = cls.__new__(cls)
+    model = _new(cls)
     _setattr(model, "__dict__", fields)
     _setattr(model, "__pydantic_fields_set__",
              set(shape.names) if given == size else set(values))
