@@ -522,7 +522,7 @@ def pool_for_spend(
     uow: UnitOfWork, budget: Budget, element: Element, extra: int, day: date
 ) -> tuple[int, PoolAccess | None]:
     """Top-slice basis points, and the pool only when the spend would overspend."""
-    code, basis_points = top_slice_terms(uow, budget.practice, str(budget.year), day)
+    code, basis_points = top_slice_terms(uow, budget.practice, budget.year.text, day)
     if not code or budget.shortfall(element, extra, basis_points) == 0:
         return basis_points, None
     return basis_points, pool_access(uow, code, str(budget.year), day)

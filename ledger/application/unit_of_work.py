@@ -168,7 +168,7 @@ class UnitOfWork:
         found = self._by_key.get((practice, year.start_year))
         if type(found) is Budget:
             return found
-        budget = self._load(budget_stream(practice, str(year)),
+        budget = self._load(budget_stream(practice, year.text),
                             lambda: Budget.empty(practice, year), Budget)
         self._by_key[practice, year.start_year] = budget
         return budget

@@ -405,7 +405,7 @@ class Budget(Aggregate):
             SpendCommitted,
             context,
             practice=self.practice,
-            year=str(self.year),
+            year=self.year.text,
             ref=ref,
             element=element,
             amount_pence=amount,

@@ -110,6 +110,12 @@ class FinancialYear:
     """1 April to 31 March, written `2024-25`."""
 
     start_year: int
+    # `str(year)`, kept: the write path names a budget's year several times a command, and
+    # an attribute is read for a fraction of what a call of __str__ costs.
+    text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _year_text(self.start_year))
 
     @classmethod
     def parse(cls, text: str) -> FinancialYear:
@@ -145,7 +151,7 @@ class FinancialYear:
         return isinstance(day, date) and self.first_day <= day <= self.last_day
 
     def __str__(self) -> str:
-        return _year_text(self.start_year)
+        return self.text
 
 
 @functools.lru_cache(maxsize=256)
