@@ -304,10 +304,15 @@ class MerkleSealing:
         ), _head_read
 
     def stamp(self, dialect: Dialect) -> str:
-        """The transaction that last wrote the tree head (its xmin, PostgreSQL): every
-        seal rewrites the head, so one the transaction that inserted the log's last
-        event wrote is still the head that transaction left."""
-        return dialect.sql("(SELECT xmin::text FROM {tree} WHERE id = 1)")
+        """The transaction that last wrote the tree head (its xmin, PostgreSQL), while the
+        head ends at its last leaf and that transaction inserted the leaf (else NULL):
+        every seal rewrites the head and inserts its leaves, so one the transaction that
+        inserted the log's last event wrote is still the head that transaction left, and
+        a leaf deleted or rewritten since is not taken for it (`prepare` reads the leaf)."""
+        return dialect.sql(
+            "(SELECT t.xmin::text FROM {tree} t JOIN {leaves} l "
+            "ON l.leaf_index = t.size - 1 AND l.position = t.last_position "
+            "AND l.xmin = t.xmin WHERE t.id = 1)")
 
     def inserted(self, cursor: Cursor, dialect: Dialect, rows: Sequence[StoredRow],
                  prepared: TreeHead | None = None) -> TreeHead:

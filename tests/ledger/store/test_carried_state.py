@@ -274,3 +274,20 @@ def test_a_tree_head_edited_around_the_ledger_after_its_write_stops_the_next_com
             commit(ledger, "R-0003", "10.00")
         assert ledger.store.refs(["R-0003"]) == {}
         assert ledger.store.head() == head.last_position
+
+
+def test_a_last_leaf_deleted_around_the_ledger_after_its_write_stops_the_next_command(
+    ledger: Ledger,
+) -> None:
+    hard_budget(ledger, "1000")
+    commit(ledger, "R-0001", "10.00")
+    commit(ledger, "R-0002", "10.00")  # follows its own write: carried over
+    head = current_head(ledger.store)
+    assert head is not None
+    with transaction(ledger.store, commit=True) as curs:  # the tree head now ends at no leaf
+        curs.execute(ledger.store.recorder.dialect.sql(
+            "DELETE FROM {leaves} WHERE leaf_index = ?"), (head.size - 1,))
+    with pytest.raises(LogDamaged):  # read again, not carried over
+        commit(ledger, "R-0003", "10.00")
+    assert ledger.store.refs(["R-0003"]) == {}
+    assert ledger.store.head() == head.last_position
