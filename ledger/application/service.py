@@ -115,9 +115,10 @@ def reads_of(requests: Sequence[Request]) -> Reads:
         (request,) = requests
         values = request.command.__dict__  # as refs_named and practices_named read it
         ref, practice = values.get("ref"), values.get("practice")
-        return Reads(command_ids=[request.command_id],
-                     refs=[ref] if isinstance(ref, str) else [],
-                     practices=[practice] if isinstance(practice, str) else [])
+        # Command ids, refs and practices by position: a class called with keywords has
+        # them made into a dict first.
+        return Reads([request.command_id], [ref] if isinstance(ref, str) else [],
+                     [practice] if isinstance(practice, str) else [])
     commands = [r.command for r in requests]
     return Reads(
         command_ids=[r.command_id for r in requests],

@@ -240,12 +240,11 @@ class UnitOfWork:
         # Most commands join nothing and open no budget: nothing to sort (sorted() of an
         # empty set costs as much as the rest of this).
         affiliations, budget_years = self.new_affiliations, self.new_budget_years
-        return Indexes(
-            receipts=self.receipts,
-            refs=list(self.new_refs.values()),
-            affiliations=sorted(affiliations) if affiliations else (),
-            budget_years=sorted(budget_years) if budget_years else (),
-        )
+        # Receipts, refs, affiliations and budget years by position: a class called with
+        # keywords has them made into a dict first.
+        return Indexes(self.receipts, list(self.new_refs.values()),
+                       sorted(affiliations) if affiliations else (),
+                       sorted(budget_years) if budget_years else ())
 
     def discard(self) -> None:
         """Forget every aggregate this unit touched: their unsaved state is void."""

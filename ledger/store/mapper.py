@@ -195,12 +195,10 @@ class PydanticMapper(Mapper[uuid.UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event: LedgerEvent = domain_event
-        return StoredEvent(
-            originator_id=event.originator_id,
-            originator_version=event.originator_version,
-            topic=event.topic,
-            state=encode_event(event),
-        )
+        # Fields by position (originator_id, originator_version, topic, state): a class
+        # called with keywords has them made into a dict first, on every event stored.
+        return StoredEvent(event.originator_id, event.originator_version, event.topic,
+                           encode_event(event))
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return decode_event(
