@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.domain.errors import InvalidInput
-from ledger.domain.values import format_pence, parse_amount, parse_signed_amount
+from ledger.domain.values import (
+    MAX_AMOUNT_PENCE,
+    format_pence,
+    parse_amount,
+    parse_signed_amount,
+)
+
+LARGEST_SUM = 2**63 - 1
+"""Pence a total may reach: the stores' signed 64-bit integers."""
 
 
 @pytest.mark.parametrize(
@@ -123,3 +133,21 @@ def test_formatted_pence_parse_back_to_the_same_amount(pence: int) -> None:
 def test_formatted_pence_are_pounds_with_thousands_separators_and_two_decimals(
         pence: int, text: str) -> None:
     assert format_pence(pence) == text
+
+
+@given(st.one_of(st.integers(-100_000_00, 100_000_00),
+                 st.integers(-MAX_AMOUNT_PENCE, MAX_AMOUNT_PENCE),
+                 st.integers(-LARGEST_SUM, LARGEST_SUM)))
+def test_every_amount_is_written_as_pounds_in_groups_of_three_and_two_digits_of_pence(
+        pence: int) -> None:
+    text = format_pence(pence)
+    sign = "-" if pence < 0 else ""
+    assert text.startswith(f"{sign}£")
+    pounds, rest = text.removeprefix(f"{sign}£").split(".")
+    first, *groups = pounds.split(",")
+    assert 1 <= len(first) <= 3
+    assert first == "0" or not first.startswith("0")
+    assert all(len(group) == 3 for group in groups)
+    assert set(pounds.replace(",", "") + rest) <= set("0123456789")
+    assert len(rest) == 2
+    assert int(first + "".join(groups)) * 100 + int(rest) == abs(pence)
