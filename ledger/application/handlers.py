@@ -599,7 +599,7 @@ def commit(command: SpendCommit, context: Context, uow: UnitOfWork) -> Result:
     return Result(
         f"committed {format_pence(amount)} as {ref} against {element} of "
         f"{practice} {year}{flag}",
-        refs=(RefEntry(ref, practice, year),),
+        (RefEntry(ref, practice, year),),  # the refs, by position: no dict of keywords
     )
 
 

@@ -264,7 +264,7 @@ class LedgerService:
                     break
                 continue
             receipts[request.command_id] = uow.receipts[-1]
-            outcomes.append(Outcome(request, answer=answer))
+            outcomes.append(Outcome(request, answer))  # by position: no dict of keywords
         return outcomes
 
     def _replayed(self, request: Request, earlier: Receipt, actor: str) -> Outcome:

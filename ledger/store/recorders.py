@@ -579,8 +579,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         now = (connection, version, connection.total_changes)
         if since is None or since[0] is not connection or since[1:] != now[1:]:
             memo = {}
-        write = _SQLiteWrite(cursor, now, memo, versions=memo.get(_VERSIONS, {}),
-                             fetched=fetched)
+        # Remembered, versions and fetched by position: no dict of keywords.
+        write = _SQLiteWrite(cursor, now, memo, {}, memo.get(_VERSIONS, {}), fetched)
         if len(write.versions) > _VERSIONS_LIMIT:
             write.versions = {}
         write.remembered[_VERSIONS] = write.versions
