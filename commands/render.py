@@ -50,9 +50,16 @@ def _consoles() -> tuple[Console, Console]:
     for name in ("COLUMNS", "LINES"):
         if name in os.environ and _size(os.environ[name]) is None:
             del os.environ[name]
-    return (Console(highlight=False, soft_wrap=True,
-                    width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL),
-            Console(stderr=True, highlight=False, soft_wrap=True))
+    class RaisingConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1, the code of a refusal, even after a write was recorded:
+            # a closed pipe is left to the command's handler, which ends as SIGPIPE would.
+            self.quiet = True
+            raise BrokenPipeError
+
+    return (RaisingConsole(highlight=False, soft_wrap=True,
+                           width=None if sys.stdout.isatty() else WIDTH_OFF_TERMINAL),
+            RaisingConsole(stderr=True, highlight=False, soft_wrap=True))
 
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -43,3 +44,29 @@ def test_a_pipe_read_to_the_end_ends_the_command_as_done(db_url: str, tmp_path: 
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") > 1000
+
+
+def _run_into_a_closed_pipe(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the real `ledger` with its output a pipe nobody reads any more."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([*ledger_executable(), *args], cwd=cwd, env=clean_env(),
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+def test_a_write_whose_output_is_closed_is_recorded_and_ends_as_sigpipe_would(
+        db_url: str, tmp_path: Path) -> None:
+    form = ["--db", db_url, "--actor", "allocator:Q71", "--command-id", "c-1",
+            "consortium", "form", "16C", "--name", "Tees Valley", "--officer", "Dr Jane Smith"]
+    code, errors = _run_into_a_closed_pipe(form, tmp_path)
+    assert errors == ""
+    assert code == EXIT_OUTPUT_CLOSED
+    again = subprocess.run([*ledger_executable(), *form], cwd=tmp_path, env=clean_env(),
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("already applied: formed consortium 16C")
