@@ -97,7 +97,8 @@ CompactCommand = tuple[type["Command"], dict[str, Any], set[str] | None, dict[st
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A run makes one kind of command: each builds its validator when first used.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: ClassVar[str]
     on: date | None = Field(default=None, description="effective date (default today)")
