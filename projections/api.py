@@ -34,6 +34,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from ledger.application.commands import build_validators
 from ledger.application.service import LedgerService
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.access import Grant
@@ -227,6 +228,7 @@ def create_app(store_target: str, *, projected: bool = False,
     transaction per group, each command still its own atomic, idempotent unit
     (api_writes.Writer); without it, one transaction per command.
     """
+    build_validators()  # before any request thread validates a command
     served = _Ledger(store_target, projected=projected)
     notifier = api_feed.Notifier()
 

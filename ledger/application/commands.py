@@ -660,6 +660,19 @@ COMMANDS: dict[str, type[Command]] = {
     )
 }
 
+def build_validators() -> None:
+    """Build every command's validator now rather than at its first use.
+
+    Commands defer building (`defer_build`), so a run of the command line pays only for
+    the one kind it makes. A server that validates on several threads calls this before
+    it serves: in some pydantic 2 releases this project allows, a first use racing a
+    build on another thread validates with the base class's validator and refuses good
+    input as extra fields (pydantic issue 11849).
+    """
+    for command in COMMANDS.values():
+        command.model_rebuild()
+
+
 # Commands that carry a secret's digest drawn by the caller: not offered as plain writes.
 ACCESS_COMMANDS: frozenset[type[Command]] = frozenset({TokenCreate, TokenRevoke})
 

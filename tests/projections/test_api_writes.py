@@ -8,6 +8,8 @@ and the events recorded must agree, on both stores.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -368,3 +370,27 @@ def test_a_practice_token_cannot_commit_against_an_element_it_no_longer_holds(
     assert commit(f"practice:{A1}", "acute", "R-A1").status_code == 201
     refs = [e.ref for _, e in ledger.store.iter_events() if isinstance(e, SpendCommitted)]
     assert refs == ["R-C1", "R-A1"]
+
+
+BUILT_BEFORE_AND_AFTER = """
+from ledger.application.commands import COMMANDS
+from projections.api import create_app
+
+def built():
+    return sum(command.__pydantic_complete__ for command in COMMANDS.values())
+
+before = built()
+create_app(DB)
+print(before, built(), len(COMMANDS))
+"""
+
+
+def test_the_service_builds_every_command_validator_before_it_serves(tmp_path: Path) -> None:
+    """Commands build their validators at first use; a server validating on several
+    threads must not race that build, so it builds them all as it is made."""
+    script = f"DB = {str(tmp_path / 'l.db')!r}\n{BUILT_BEFORE_AND_AFTER}"
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    before, after, commands = map(int, printed.split())
+    assert before < commands
+    assert after == commands
