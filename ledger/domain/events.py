@@ -159,7 +159,8 @@ class BudgetEvent(LedgerEvent):
 class FormulaTerm(BaseModel):
     """How one element's allocation was set by formula: weighted population x rate."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built when first validated, as the events are: most runs never decode an allocation.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     weighted_population: WeightedPopulation = Field(
         description="the practice's weighted population in force on the effective date")

@@ -74,6 +74,29 @@ def test_a_read_on_sqlite_loads_neither_the_write_side_nor_the_postgres_driver(
     assert heavy(loaded, NOT_FOR_A_READ) == []
 
 
+BUILT = ("import json, pydantic\n"
+         "models = [v for v in vars(module).values() if isinstance(v, type)\n"
+         "          and issubclass(v, pydantic.BaseModel) and v.__module__ == module.__name__]\n"
+         "assert models\n"
+         "print(json.dumps(sorted(m.__name__ for m in models if m.__pydantic_complete__)))")
+
+
+def models_built_on_import(module: str) -> list[str]:
+    """The pydantic models of `module` whose validators a fresh import builds."""
+    code = f"import {module} as module\n{BUILT}"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=clean_env(),
+                          capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("module", ["ledger.domain.events", "ledger.application.commands"])
+def test_importing_the_models_builds_none_of_their_validators(module: str) -> None:
+    # A run validates one kind of command and reads events it may never validate:
+    # each model builds its validator when first used.
+    assert models_built_on_import(module) == []
+
+
 # --- the lazy entry point gives what Typer's own build gives ----------------------------
 
 
