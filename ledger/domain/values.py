@@ -182,10 +182,10 @@ _MAX_UNITS_DIGITS = len(str(MAX_AMOUNT_PENCE // 100))
 
 
 def _out_of_range(text: str) -> InvalidInput:
-    return InvalidInput(
-        "amount-range",
-        f"amount {shown(text)} is out of range: at most {format_pence(MAX_AMOUNT_PENCE)}",
-    )
+    """Names the bound the amount passed: a reduction passes the lower one."""
+    bound = (f"at least {format_pence(-MAX_AMOUNT_PENCE)}" if trim_spaces(text).startswith("-")
+             else f"at most {format_pence(MAX_AMOUNT_PENCE)}")
+    return InvalidInput("amount-range", f"amount {shown(text)} is out of range: {bound}")
 
 
 def shown(text: str, limit: int = 40) -> str:

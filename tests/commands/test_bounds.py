@@ -96,8 +96,9 @@ def test_an_amount_above_the_input_range_is_malformed(
     before = head(budget)
     result = invoke(*args, actor=actor)
     assert result.code == EXIT_USAGE
-    result.one_line_error("is out of range: at most £1,000,000,000,000.00",
-                          "[rule: amount-range]")
+    bound = ("at least -£1,000,000,000,000.00" if f"-{ABOVE_INPUT}" in args
+             else "at most £1,000,000,000,000.00")
+    result.one_line_error(f"is out of range: {bound}", "[rule: amount-range]")
     assert head(budget) == before
 
 

@@ -110,6 +110,19 @@ def test_adjustments_refuse_zero_and_malformed_amounts(text: str) -> None:
         parse_signed_amount(text)
 
 
+@pytest.mark.parametrize(("text", "bound"), [
+    ("-1000000000000.01", "at least -£1,000,000,000,000.00"),
+    ("-£99,999,999,999,999", "at least -£1,000,000,000,000.00"),
+    ("1000000000000.01", "at most £1,000,000,000,000.00"),
+    ("+1000000000000.01", "at most £1,000,000,000,000.00"),
+])
+def test_an_adjustment_out_of_range_names_the_bound_on_its_side(text: str, bound: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_signed_amount(text)
+    assert refused.value.rule == "amount-range"
+    assert f"is out of range: {bound} [" in str(refused.value)
+
+
 def test_money_is_integer_pence_never_float() -> None:
     value = parse_amount("310000.50")
     assert type(value) is int
