@@ -10,18 +10,27 @@ shown. The top-level help lists the sub-commands from their names and help
 texts alone. Commands are registered on the Typer app exactly as before; tests
 that drive the app through `typer.testing.CliRunner` get Typer's own eager
 build, and the two are checked to give the same help.
+
+Typer coerces each parameter's value through a pydantic TypeAdapter, built for
+the parameter's first value even when that needs none: an option not given
+(None), or text for a text option, which its adapter gives back as it is. The
+first adapter imports pydantic, so `ledger holders --help` loaded it for the
+default of `--db`. Here an adapter is built only for a value that needs one.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import typer
 import typer.main
-from typer.core import TyperCommand, TyperGroup
+from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandInfo, TyperInfo
 
 Click = Any  # typer's vendored click types are private; commands are duck-typed here
@@ -34,6 +43,56 @@ def _name_of(info: CommandInfo | TyperInfo) -> str:
     name = typer.main.solve_typer_info_defaults(info).name
     assert name, "a sub-app needs a name"
     return str(name)
+
+
+@dataclass(frozen=True)
+class Coercion(RuntimeParam):
+    """A parameter's coercion: Typer's own, built when a value first needs it; text
+    (`str`, `list[str]`) already text is taken as given, which is what Typer's gives."""
+
+    descriptor: TypeDescriptor
+
+    @functools.cached_property
+    def typers(self) -> RuntimeParam:
+        return build_runtime_param(self.descriptor)
+
+    @functools.cached_property
+    def text(self) -> bool:
+        descriptor = self.descriptor
+        return (descriptor.file_annotation is None and descriptor.parameter_info.parser is None
+                and (descriptor.annotation is str or descriptor.annotation == list[str]))
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+        if self.text:
+            if not self.descriptor.is_list:
+                if type(value) is str:
+                    return value
+            elif isinstance(value, list | tuple) and all(type(item) is str for item in value):
+                return list(value)
+        return self.typers._coerce_value(value, param=param, ctx=ctx)
+
+
+def coerce_on_first_use(command: Click, ctx: Click) -> None:
+    """Give `command`'s parameters, its help option and those of the commands of a group
+    Typer built, a Coercion each: no TypeAdapter for an option not given or given as text.
+    `ctx` is a context for `command`, as it is invoked (its help option's names)."""
+    help_option = command.get_help_option(ctx)  # made now rather than when parsing; kept
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if isinstance(param, TyperArgument | TyperOption):
+            # Where Typer keeps a parameter's coercion, built on first use when unset.
+            param._runtime_param = Coercion(
+                parameter_info=param.type_descriptor.parameter_info,
+                annotation=param.type_descriptor.annotation,
+                descriptor=param.type_descriptor)
+    if isinstance(command, TyperGroup) and not isinstance(command, LazyGroup):
+        for name, sub in command.commands.items():
+            coerce_on_first_use(sub, context_for(sub, name, ctx))
+
+
+def context_for(command: Click, name: str, parent: Click | None) -> Click:
+    """A context for `command` as invoking it makes one, without parsing anything."""
+    return command.context_class(command, info_name=name, parent=parent,
+                                 **command.context_settings)
 
 
 class _OnDemand(MutableMapping[str, Click]):
@@ -75,6 +134,7 @@ class LazyGroup(TyperGroup):
         self.commands = self.on_demand
         self.source = typer.Typer()
         self.listing = False
+        self.coerced: set[str] = set()
 
     def defer(self, source: typer.Typer) -> None:
         """Take the commands and sub-apps registered on `source`, to build when used."""
@@ -116,10 +176,14 @@ class LazyGroup(TyperGroup):
     def list_commands(self, ctx: Click) -> list[str]:  # noqa: ARG002 - click's signature
         return list(self.on_demand)
 
-    def get_command(self, ctx: Click, cmd_name: str) -> Click | None:  # noqa: ARG002
+    def get_command(self, ctx: Click, cmd_name: str) -> Click | None:
         if self.listing and cmd_name in self.on_demand.pending:
             return self.stand_in(cmd_name)
-        return self.on_demand.get(cmd_name)
+        found = self.on_demand.get(cmd_name)
+        if found is not None and cmd_name not in self.coerced:
+            coerce_on_first_use(found, context_for(found, cmd_name, ctx))
+            self.coerced.add(cmd_name)
+        return found
 
     def format_help(self, ctx: Click, formatter: Click) -> None:
         self.listing = True
@@ -144,4 +208,5 @@ def command(app: typer.Typer) -> Click:
     group = typer.main.get_command(shell)
     assert isinstance(group, LazyGroup)
     group.defer(app)
+    coerce_on_first_use(group, context_for(group, str(group.name), None))
     return group

@@ -11,13 +11,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
-from typer.core import TyperGroup
+from typer._click.exceptions import BadParameter
+from typer._coercion import build_runtime_param
+from typer.core import TyperGroup, TyperOption
 
 from commands.app import app
-from commands.lazy import command
+from commands.lazy import Coercion, command
+from commands.reads_render import Format
 from ledger.store.eventstore import open_store
 from tests.commands.conftest import REPO, clean_env
 
@@ -148,3 +152,90 @@ def test_the_lazy_entry_point_lists_the_same_commands_in_the_same_order() -> Non
     ctx = lazy.make_context("ledger", [], resilient_parsing=True)
     assert lazy.list_commands(ctx) == EAGER.list_commands(ctx)
     assert [p.name for p in lazy.params] == [p.name for p in EAGER.params]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("args", [("holders", "--help"), ("spend", "commit", "--help"),
+                                  ("--db", "x.db", "trail", "--help")],
+                         ids=["holders", "spend commit", "trail after --db"])
+def test_a_commands_help_loads_nothing_heavy(args: tuple[str, ...]) -> None:
+    assert heavy(modules_after(run_main(*args), REPO), HEAVY) == []
+
+
+# --- options coerce as Typer's own coercion does, built only when needed ---------------
+
+
+class Spelled(str):
+    """Text of a str subclass: Typer's coercion gives it back as a plain str."""
+
+    __slots__ = ()
+
+
+@pytest.mark.parametrize("value", ["R-0001", "", " £12,500.50 ", "\u202e", Spelled("QS3"),
+                                   b"R-0002", None],
+                         ids=["text", "empty", "spaces", "bidi", "str subclass", "bytes", "none"])
+def test_a_text_option_takes_the_value_typers_own_coercion_gives(value: object) -> None:
+    param, ctx = option_of(("spend", "commit"), "ref")
+    assert isinstance(param.get_runtime_param(), Coercion)
+    typers = build_runtime_param(param.type_descriptor).coerce(value, param=param, ctx=ctx)
+    ours = param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+    assert (ours, type(ours)) == (typers, type(typers))
+
+
+@pytest.mark.parametrize("value", [("QS3", "QS2"), (), ["QS1"], (Spelled("QS3"),),
+                                   (b"QS4",), None],
+                         ids=["tuple", "empty", "list", "str subclass", "bytes", "none"])
+def test_a_repeatable_text_option_takes_the_values_typers_own_coercion_gives(
+    value: object,
+) -> None:
+    param, ctx = option_of(("spend", "commit"), "qs")
+    assert isinstance(param.get_runtime_param(), Coercion)
+    typers = build_runtime_param(param.type_descriptor).coerce(value, param=param, ctx=ctx)
+    ours = param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+    assert (ours, [type(v) for v in ours]) == (typers, [type(v) for v in typers])
+
+
+def test_a_repeatable_option_refuses_what_typers_own_coercion_refuses() -> None:
+    param, ctx = option_of(("spend", "commit"), "qs")
+    with pytest.raises(BadParameter) as typers:
+        build_runtime_param(param.type_descriptor).coerce("QS3", param=param, ctx=ctx)
+    with pytest.raises(BadParameter) as ours:
+        param.get_runtime_param().coerce("QS3", param=param, ctx=ctx)
+    assert str(ours.value) == str(typers.value)
+
+
+def test_an_option_not_given_builds_no_coercion() -> None:
+    group = command(app)
+    ctx = group.make_context("ledger", [], resilient_parsing=True)
+    params = [p for p in group.get_params(ctx) if isinstance(p, TyperOption)]
+    assert "help" in [p.name for p in params]
+    for param in params:
+        coercion = param.get_runtime_param()
+        assert isinstance(coercion, Coercion), param.name
+        assert coercion.coerce(None, param=param, ctx=ctx) is None
+        assert "typers" not in vars(coercion), param.name  # no TypeAdapter was built
+
+
+def test_a_choice_coerces_and_refuses_as_typers_own_coercion_does() -> None:
+    param, ctx = option_of(("holders",), "fmt")
+    typers = build_runtime_param(param.type_descriptor)
+    with pytest.raises(BadParameter) as refused_by_typer:
+        typers.coerce("yaml", param=param, ctx=ctx)
+    with pytest.raises(BadParameter) as refused:
+        param.get_runtime_param().coerce("yaml", param=param, ctx=ctx)
+    assert str(refused.value) == str(refused_by_typer.value)
+    for given in ("json", "CSV", Format.table):
+        assert param.get_runtime_param().coerce(given, param=param, ctx=ctx) is typers.coerce(
+            given, param=param, ctx=ctx)
+
+
+def option_of(path: tuple[str, ...], name: str) -> tuple[TyperOption, Any]:
+    """A parameter of a command the lazy entry point built, and a context for it."""
+    current: Any = command(app)
+    ctx = current.make_context("ledger", [], resilient_parsing=True)
+    for word in path:
+        current = current.get_command(ctx, word)
+        ctx = current.make_context(word, [], parent=ctx, resilient_parsing=True)
+    found = next(p for p in current.params if p.name == name)
+    assert isinstance(found, TyperOption)
+    return found, ctx
