@@ -140,15 +140,15 @@ def verify(
 def _store_verifier(store: Any, public_keys: list[str] | None) -> KeyRing | None:
     """The keys given, or every key the log has signed with (rotation keeps old ones)."""
     from ledger.auditlog.keys import KeyFileMissing, public_key_from  # noqa: PLC0415
-    from ledger.auditlog.seal import current_head  # noqa: PLC0415
+    from ledger.auditlog.seal import current_origin  # noqa: PLC0415
 
-    head = current_head(store)
-    if head is None:
+    origin = current_origin(store)
+    if origin is None:
         return None
     from ledger.auditlog.rotation import key_ring, trusted_ring  # noqa: PLC0415
 
     if public_keys:
-        return trusted_ring(store, [public_key_from(key, head.origin) for key in public_keys])
+        return trusted_ring(store, [public_key_from(key, origin) for key in public_keys])
 
     try:
         return key_ring(store)

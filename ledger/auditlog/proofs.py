@@ -24,7 +24,7 @@ from ledger.audit.note import (
 )
 from ledger.auditlog.keys import KeyFileMissing, default_key_path, load_signer
 from ledger.auditlog.reader import LogReader, StoreNodes, snapshot
-from ledger.auditlog.seal import current_head, lock_head, seal
+from ledger.auditlog.seal import current_origin, lock_head, seal
 from ledger.auditlog.tables import ensure_tables, fetch, transaction
 from ledger.domain.errors import LedgerError, NotFound
 from ledger.domain.events import practice_stream
@@ -46,11 +46,11 @@ def store_signer(store: EventStore, *, create: bool = True) -> Signer:
     """The log's signer; without `create`, neither the key nor the log head is made."""
     dialect = ensure_tables(store)
     if not create:
-        head = current_head(store)
-        if head is None:
+        origin = current_origin(store)
+        if origin is None:
             raise KeyFileMissing("signing-key",
                                  f"the log at {store.target.display} has no head yet")
-        return load_signer(key_path(store), head.origin, create=False)
+        return load_signer(key_path(store), origin, create=False)
     with transaction(store, commit=True) as curs:
         origin = lock_head(curs, dialect).origin
     return load_signer(key_path(store), origin, create=create)

@@ -22,6 +22,15 @@ CheckpointRow = tuple[int, int, bytes, str, str]
 
 
 @dataclass(frozen=True, slots=True)
+class StoredHead:
+    origin: str
+    size: int
+    last_position: int
+    frontier: bytes
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class SharedSnapshot:
     """A PostgreSQL snapshot other sessions can read in: where, and its exported id.
 
@@ -70,6 +79,17 @@ class LogReader:
 
     def head(self) -> TreeHead | None:
         return read_head(self.curs, self.dialect)
+
+    def stored_head(self) -> StoredHead | None:
+        """The tree head row as it is, its compact range not decoded: verify reports a
+        head that does not fit its leaves rather than failing to read it."""
+        self.curs.execute(self.dialect.sql(
+            "SELECT origin, size, last_position, frontier, root FROM {tree} WHERE id = 1"))
+        row = self.curs.fetchone()
+        if row is None:
+            return None
+        origin, size, last, frontier, root = as_tuple(row)
+        return StoredHead(str(origin), int(size), int(last), bytes(frontier), bytes(root))
 
     def max_event_position(self) -> int:
         return int(self._one("SELECT MAX({position}) FROM {events}") or 0)

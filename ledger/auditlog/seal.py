@@ -104,10 +104,12 @@ def _head_from(row: Sequence[Any]) -> TreeHead:
             f"seals position {int(last)}, but that leaf "
             + ("is missing" if tail[0] is None else f"seals position {int(tail[0])}")
             + "; nothing recorded, run `ledger verify`")
-    return TreeHead(
-        str(origin), int(size), int(last), CompactRange.decode(int(size), bytes(frontier)),
-        bytes(root),
-    )
+    try:
+        compact = CompactRange.decode(int(size), bytes(frontier))
+    except ValueError as misfit:
+        raise SealError(f"the log no longer matches its Merkle log: its head's {misfit}; "
+                        "nothing recorded, run `ledger verify`") from None
+    return TreeHead(str(origin), int(size), int(last), compact, bytes(root))
 
 
 def _create_head(curs: Cursor, dialect: Dialect) -> None:
@@ -354,6 +356,15 @@ def seal(
             progress(len(rows))
         if len(rows) < chunk:
             return SealResult(sealed, head)
+
+
+def current_origin(store: EventStore) -> str | None:
+    """The log's origin, read alone: it names the log even when its head is damaged."""
+    dialect = ensure_tables(store)
+    with store_transaction(store, commit=False) as curs:
+        curs.execute(dialect.sql("SELECT origin FROM {tree} WHERE id = 1"))
+        row = curs.fetchone()
+        return None if row is None else str(as_tuple(row)[0])
 
 
 def current_head(store: EventStore) -> TreeHead | None:

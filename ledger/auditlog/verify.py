@@ -281,7 +281,7 @@ def _verify(
     verifier: Verifier | KeyRing | None,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    head = reader.head()
+    head = reader.stored_head()
     max_position = reader.max_event_position()
     checkpoints = reader.checkpoints()
     report.origin = head.origin if head else None
@@ -632,8 +632,9 @@ def _check_head(report: VerifyReport, head: Any, compact: CompactRange, last: in
         report.add(Damage(TREE, None, f"the tree head says {head.size} leaves up to position "
                                       f"{head.last_position}; the leaf table holds "
                                       f"{compact.size} up to {last}"))
-    elif head.root != compact.root() or head.compact.frontier != compact.frontier:
-        report.add(Damage(TREE, None, "the tree head's root does not match the leaves"))
+    elif head.root != compact.root() or head.frontier != compact.encode():
+        report.add(Damage(TREE, None, "the tree head's root or compact range does not "
+                                      "match the leaves"))
 
 
 def _open(note: str, keys: Verifier | KeyRing) -> Checkpoint:

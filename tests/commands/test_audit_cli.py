@@ -259,3 +259,24 @@ def test_a_bundle_or_checkpoint_that_never_ends_is_refused_not_read_forever(
         done = run_ledger(*args, timeout=60)
         assert done.code == 2, (args, done.stderr)
         done.one_line_error(device, "NUL byte", "[rule: bundle]")
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE {tree} SET size = size + 1",
+    "UPDATE {tree} SET frontier = ?",
+], ids=["size one more", "compact range emptied"])
+def test_a_tree_head_that_does_not_fit_its_compact_range_is_damage_verify_reports(
+        invoke: Ledger, db_url: str, edit: str) -> None:
+    populate(invoke)
+    run_sql(db_url, edit, (b"",) if "?" in edit else ())
+    result = invoke("verify")
+    assert result.code == 4, result.stderr
+    assert "tree-damaged" in result.stdout
+    assert "Traceback" not in result.stderr
+    as_json = orjson.loads(invoke("verify", "--format", "json").stdout)
+    assert (as_json["ok"], as_json["first_damage"]) == (False, "tree-damaged")
+    write = invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
+                   "--by", "5", "--reason", "r", actor=ALLOCATOR)
+    assert write.code != 0
+    assert "Traceback" not in write.stderr
+    assert "[rule: merkle-log]" in write.stderr
