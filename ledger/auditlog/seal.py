@@ -75,7 +75,9 @@ def _select_head(curs: Cursor, dialect: Dialect, *, for_update: bool) -> None:
     A sealer extends the log from the head, and refuses positions at or below its last
     sealed one; a head that does not match its leaves (an edited row) would let it seal
     a position twice where no index of positions forbids it (new SQLite ledgers, tables.py),
-    so `_head_of` refuses it: one more lookup by primary key in the same statement.
+    so `_head_of` refuses it: one more lookup by primary key in the same statement. An
+    empty head looks up leaf 0, which must not exist: a head deleted (and made again,
+    empty) or cut to size 0 would seal leaf 0 a second time.
     """
     if not for_update:
         curs.execute(dialect.sql(
@@ -84,7 +86,8 @@ def _select_head(curs: Cursor, dialect: Dialect, *, for_update: bool) -> None:
     lock = " FOR UPDATE" if dialect.kind == "postgres" else ""
     curs.execute(dialect.sql(
         "SELECT origin, size, last_position, frontier, root, (SELECT position FROM {leaves} "
-        "WHERE leaf_index = {tree}.size - 1) FROM {tree} WHERE id = 1") + lock)
+        "WHERE leaf_index = CASE WHEN {tree}.size = 0 THEN 0 ELSE {tree}.size - 1 END) "
+        "FROM {tree} WHERE id = 1") + lock)
 
 
 def _head_of(curs: Cursor) -> TreeHead | None:
@@ -98,6 +101,9 @@ def _head_from(row: Sequence[Any]) -> TreeHead:
     """The head in `row` as `_select_head` reads it; SealError if read to seal (with the
     position of its last leaf) and it does not end at its last leaf."""
     origin, size, last, frontier, root, *tail = row
+    if tail and not int(size) and tail[0] is not None:
+        raise SealError("the log no longer matches its Merkle log: its tree head holds no "
+                        "leaves, but leaf 0 is stored; nothing recorded, run `ledger verify`")
     if tail and int(size) and tail[0] != last:
         raise SealError(
             f"the log no longer matches its Merkle log: its head says leaf {int(size) - 1} "
@@ -302,7 +308,8 @@ class MerkleSealing:
         return dialect.sql(
             "(SELECT json_build_array(origin, size, last_position, encode(frontier, 'hex'), "
             "encode(root, 'hex'), (SELECT position FROM {leaves} "
-            "WHERE leaf_index = {tree}.size - 1))::text FROM {tree} WHERE id = 1 FOR UPDATE)"
+            "WHERE leaf_index = CASE WHEN {tree}.size = 0 THEN 0 ELSE {tree}.size - 1 END))::text "
+            "FROM {tree} WHERE id = 1 FOR UPDATE)"
         ), _head_read
 
     def stamp(self, dialect: Dialect) -> str:

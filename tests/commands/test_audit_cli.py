@@ -280,3 +280,22 @@ def test_a_tree_head_that_does_not_fit_its_compact_range_is_damage_verify_report
     assert write.code != 0
     assert "Traceback" not in write.stderr
     assert "[rule: merkle-log]" in write.stderr
+
+
+@pytest.mark.parametrize("edit", [
+    "DELETE FROM {tree}",
+    "UPDATE {tree} SET size = 0, last_position = 0, frontier = ?",
+], ids=["deleted", "emptied"])
+def test_a_write_after_the_tree_head_was_deleted_or_emptied_is_refused_as_a_damaged_log(
+        invoke: Ledger, db_url: str, edit: str) -> None:
+    populate(invoke)
+    run_sql(db_url, edit, (b"",) if "?" in edit else ())
+    write = invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
+                   "--by", "5", "--reason", "r", actor=ALLOCATOR)
+    assert write.code == 4, write.stderr
+    assert "its tree head holds no leaves, but leaf 0 is stored" in write.stderr
+    assert "[rule: merkle-log]" in write.stderr
+    assert run_sql(db_url, "SELECT COUNT(*) FROM {leaves}") == [(2,)]
+    result = invoke("verify")
+    assert result.code == 4
+    assert "tree-damaged" in result.stdout
