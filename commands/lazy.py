@@ -25,6 +25,7 @@ import functools
 import inspect
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import typer
@@ -48,7 +49,8 @@ def _name_of(info: CommandInfo | TyperInfo) -> str:
 @dataclass(frozen=True)
 class Coercion(RuntimeParam):
     """A parameter's coercion: Typer's own, built when a value first needs it; text
-    (`str`, `list[str]`) already text is taken as given, which is what Typer's gives."""
+    (`str`, `list[str]`) already text, and a choice already one of its Enum's members
+    (a default), are taken as given, which is what Typer's gives."""
 
     descriptor: TypeDescriptor
 
@@ -57,12 +59,21 @@ class Coercion(RuntimeParam):
         return build_runtime_param(self.descriptor)
 
     @functools.cached_property
+    def members(self) -> tuple[Enum, ...]:
+        """The choices of an option of an Enum type (none for any other type)."""
+        annotation = self.descriptor.annotation
+        is_enum = isinstance(annotation, type) and issubclass(annotation, Enum)
+        return tuple(annotation) if is_enum and not self.descriptor.is_list else ()
+
+    @functools.cached_property
     def text(self) -> bool:
         descriptor = self.descriptor
         return (descriptor.file_annotation is None and descriptor.parameter_info.parser is None
                 and (descriptor.annotation is str or descriptor.annotation == list[str]))
 
     def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+        if any(value is member for member in self.members):  # as Typer's choices take one
+            return value
         if self.text:
             if not self.descriptor.is_list:
                 if type(value) is str:

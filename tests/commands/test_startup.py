@@ -229,6 +229,18 @@ def test_a_choice_coerces_and_refuses_as_typers_own_coercion_does() -> None:
             given, param=param, ctx=ctx)
 
 
+@pytest.mark.parametrize("member", list(Format), ids=[f.value for f in Format])
+def test_a_choice_given_as_its_member_is_taken_as_typers_own_coercion_takes_it(
+    member: Format,
+) -> None:
+    param, ctx = option_of(("holders",), "fmt")
+    coercion = param.get_runtime_param()
+    assert isinstance(coercion, Coercion)
+    typers = build_runtime_param(param.type_descriptor).coerce(member, param=param, ctx=ctx)
+    assert coercion.coerce(member, param=param, ctx=ctx) is typers is member
+    assert "typers" not in vars(coercion)  # a default needs no TypeAdapter
+
+
 def option_of(path: tuple[str, ...], name: str) -> tuple[TyperOption, Any]:
     """A parameter of a command the lazy entry point built, and a context for it."""
     current: Any = command(app)
