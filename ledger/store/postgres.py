@@ -26,7 +26,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.domain.errors import StoreUnavailable
+from ledger.domain.errors import StoreUnavailable, UnreadableEvent
 from ledger.store import catalogue
 from ledger.store.dialect import Dialect, pg_rows
 from ledger.store.hooks import WriteHook
@@ -247,7 +247,10 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             "(SELECT json_agg(json_build_array(ref, practice, year))::text "
             "FROM {0}.ledger_refs WHERE ref = ANY(%b)) AS refs, "
             "(SELECT json_agg(json_build_array(practice, consortium))::text "
-            "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations"
+            "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations, "
+            "COALESCE((SELECT position FROM {0}.ledger_kinds_checked WHERE id = 1), 0) "
+            "AS checked, (SELECT json_agg(json_build_array(topic, version, first_position) "
+            "ORDER BY first_position)::text FROM {0}.ledger_event_kinds) AS kinds"
         ).format(schema, events).as_bytes(None)
         self._carried_statement: bytes | None = None
         self._memo: _Memo | None = None
@@ -583,6 +586,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         stamped = [f"stamp_{i}" in row for i in range(len(self.hooks))]
         if any(row[f"stamp_{i}"] != last[2] for i, has in enumerate(stamped) if has):
             return
+        if not _catalogue_holds(row, memo.head):
+            return
         txn.head, txn.tail, txn.known_tail = memo.head, memo.tail, memo.tail
         txn.carried = memo.remembered
         txn.prepared = [memo.remembered.get(key) if has else None
@@ -894,3 +899,17 @@ def discard_if_empty(env: dict[str, str], display: str, events_table: str) -> No
                 conn.execute(sql.SQL("DROP SCHEMA {0} CASCADE").format(sql.Identifier(schema)))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_OPENING_LOCK,))
+
+
+def _catalogue_holds(row: DictRow, head: int) -> bool:
+    """Whether the catalogue `_select_carried` read still vouches for the log up to `head`:
+    every event checked, and every kind one this code reads. The catalogue is edited only
+    with an event, by the ledger; an edit around it (a kind added or made newer, the checked
+    position moved back) is then read again in full, and refused as the full check does."""
+    if int(row["checked"]) != head:
+        return False
+    try:
+        catalogue.check_kinds(row["kinds"])
+    except UnreadableEvent:
+        return False
+    return True

@@ -165,6 +165,31 @@ def test_an_unknown_event_written_on_the_stores_own_connection_stops_the_next_co
         commit(ledger, "R-0002", "10.00")
 
 
+@pytest.mark.parametrize("edit", [
+    "INSERT INTO {event_kinds} (topic, version, first_position) "
+    "VALUES ('ledger.domain.events:Unheard', 1, 1)",
+    "UPDATE {event_kinds} SET version = version + 100 WHERE topic LIKE '%SpendCommitted'",
+    "UPDATE {kinds_checked} SET position = 1 WHERE id = 1",
+], ids=["kind added", "kind made newer", "checked position moved back"])
+def test_a_catalogue_edited_around_the_ledger_after_its_write_is_read_again_by_the_next(
+    ledger: Ledger, edit: str,
+) -> None:
+    hard_budget(ledger, "1000")
+    commit(ledger, "R-0001", "10.00")
+    commit(ledger, "R-0002", "10.00")  # follows its own write: carried over
+    head = ledger.store.head()
+    with transaction(ledger.store, commit=True) as curs:
+        curs.execute(ledger.store.recorder.dialect.sql(edit))
+    if "checked" in edit:  # every event after it is read and checked again: all readable
+        commit(ledger, "R-0003", "10.00")
+        assert set(ledger.store.refs(["R-0003"])) == {"R-0003"}
+        return
+    with pytest.raises(UnreadableEvent):  # read again, not carried over
+        commit(ledger, "R-0003", "10.00")
+    assert ledger.store.refs(["R-0003"]) == {}
+    assert ledger.store.head() == head
+
+
 def test_an_unknown_event_another_sqlite_connection_wrote_stops_the_next_command(
     sqlite_path: str,
 ) -> None:
