@@ -355,6 +355,7 @@ class EventStore:
         """Inside a write transaction: add the kinds of the `tail` and of the events just
         inserted at `ids` to the catalogue; the kinds added (known once it commits)."""
         # Paired by index, not by zip(strict=True), which parses its keyword on every call.
+        assert len(ids) == len(kinds), "one position for each event stored"
         rows = tail + [(ids[i], topic, version) for i, (topic, version) in enumerate(kinds)]
         added = (catalogue.record(cursor, self.recorder.dialect, rows, self._kinds)
                  if rows else set())
