@@ -20,6 +20,7 @@ default of `--db`. Here an adapter is built only for a value that needs one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -31,6 +32,7 @@ from typing import Any
 import typer
 import typer.main
 from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
+from typer._param_types import coerce_cli_choice
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandInfo, TyperInfo
 
@@ -48,9 +50,10 @@ def _name_of(info: CommandInfo | TyperInfo) -> str:
 
 @dataclass(frozen=True)
 class Coercion(RuntimeParam):
-    """A parameter's coercion: Typer's own, built when a value first needs it; text
-    (`str`, `list[str]`) already text, and a choice already one of its Enum's members
-    (a default), are taken as given, which is what Typer's gives."""
+    """A parameter's coercion: Typer's own, built when a value first needs it. Text
+    (`str`, `list[str]`) already text is taken as given, and a choice of an Enum is
+    matched by the function Typer's adapter calls: what Typer's gives, without the
+    adapter; a value Typer's coercion refuses still goes to it, for its message."""
 
     descriptor: TypeDescriptor
 
@@ -72,8 +75,10 @@ class Coercion(RuntimeParam):
                 and (descriptor.annotation is str or descriptor.annotation == list[str]))
 
     def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-        if any(value is member for member in self.members):  # as Typer's choices take one
-            return value
+        if self.members:
+            with contextlib.suppress(ValueError):  # refused: Typer's coercion says how
+                return coerce_cli_choice(value, choices=self.members,
+                                         case_sensitive=self.descriptor.case_sensitive, ctx=ctx)
         if self.text:
             if not self.descriptor.is_list:
                 if type(value) is str:

@@ -216,17 +216,29 @@ def test_an_option_not_given_builds_no_coercion() -> None:
         assert "typers" not in vars(coercion), param.name  # no TypeAdapter was built
 
 
-def test_a_choice_coerces_and_refuses_as_typers_own_coercion_does() -> None:
+@pytest.mark.parametrize("given", ["yaml", " table", "", "json,csv"])
+def test_a_choice_refuses_as_typers_own_coercion_refuses(given: str) -> None:
     param, ctx = option_of(("holders",), "fmt")
-    typers = build_runtime_param(param.type_descriptor)
     with pytest.raises(BadParameter) as refused_by_typer:
-        typers.coerce("yaml", param=param, ctx=ctx)
+        build_runtime_param(param.type_descriptor).coerce(given, param=param, ctx=ctx)
     with pytest.raises(BadParameter) as refused:
-        param.get_runtime_param().coerce("yaml", param=param, ctx=ctx)
+        param.get_runtime_param().coerce(given, param=param, ctx=ctx)
     assert str(refused.value) == str(refused_by_typer.value)
-    for given in ("json", "CSV", Format.table):
-        assert param.get_runtime_param().coerce(given, param=param, ctx=ctx) is typers.coerce(
-            given, param=param, ctx=ctx)
+
+
+@pytest.mark.parametrize("given", ["json", "CSV", "tablE", Format.table])
+def test_a_choice_coerces_as_typers_own_coercion_does(given: object) -> None:
+    param, ctx = option_of(("holders",), "fmt")
+    typers = build_runtime_param(param.type_descriptor).coerce(given, param=param, ctx=ctx)
+    assert param.get_runtime_param().coerce(given, param=param, ctx=ctx) is typers
+
+
+def test_a_choice_given_as_text_builds_no_coercion() -> None:
+    param, ctx = option_of(("holders",), "fmt")
+    coercion = param.get_runtime_param()
+    assert isinstance(coercion, Coercion)
+    assert coercion.coerce("JSON", param=param, ctx=ctx) is Format.json
+    assert "typers" not in vars(coercion)  # no TypeAdapter was built
 
 
 @pytest.mark.parametrize("member", list(Format), ids=[f.value for f in Format])
