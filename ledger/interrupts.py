@@ -31,7 +31,10 @@ class CtrlCHeld:
 
     def __enter__(self) -> None:
         self.depth += 1
-        if self.depth > 1 or threading.current_thread() is not threading.main_thread():
+        # By ident: current_thread() on a thread Python no longer tracks (a finalizer run
+        # as a thread ends) registers a stand-in for it that is never removed, and
+        # `ledger apply` forks its helper processes only where no other thread is known.
+        if self.depth > 1 or threading.get_ident() != threading.main_thread().ident:
             return
         previous = _signal.getsignal(signal.SIGINT)
         if previous == _signal.SIG_IGN or isinstance(previous, CtrlCHeld):

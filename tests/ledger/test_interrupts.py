@@ -4,6 +4,7 @@ holds it already."""
 
 from __future__ import annotations
 
+import _thread
 import signal
 import threading
 from collections.abc import Iterator
@@ -128,3 +129,20 @@ def test_one_hold_used_for_two_blocks_delivers_only_what_came_in_each() -> None:
     with held:
         pass
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_thread_python_does_not_track_leaves_no_thread_registered_behind() -> None:
+    """As a finalizer closing a store does on a thread that is ending: the hold must not
+    register the thread with `threading`, which keeps such a stand-in for ever (and
+    `ledger apply` forks its helper processes only where no other thread is known)."""
+    before = threading.active_count()
+    done = threading.Event()
+
+    def untracked() -> None:
+        with ctrl_c_held():
+            pass
+        done.set()
+
+    _thread.start_new_thread(untracked, ())
+    assert done.wait(10)
+    assert threading.active_count() == before
