@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
+from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from typer.testing import CliRunner
 
@@ -43,6 +46,18 @@ def transport_options(operation: Any) -> dict[str, float]:
     streams = any("text/event-stream" in answer.get("content", {})
                   for answer in operation.definition.raw["responses"].values())
     return {"timeout": STREAM_SECONDS} if streams else {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def asgi_thread_stopped() -> Iterator[None]:
+    """schemathesis calls an app in this process through an event-loop thread it keeps,
+    with the apps' lifespans it started, until the process exits: stopped after these
+    tests, so no later test runs beside a thread it did not start (`ledger apply` forks
+    its appending process only when no other thread runs)."""
+    yield
+    asgi._shutdown()  # its exit hook: no public way to stop the thread
+    left = [t.name for t in threading.enumerate() if t.name.startswith("asyncio-portal")]
+    assert not left, f"schemathesis's event-loop thread still runs: {left}"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,9 +46,22 @@ CLOSE = ("practice close", ALLOCATOR, "close-1")
 CLOSE_ARGS = {"practice": A1, "on": "2024-06-02", "reason": "merged"}
 
 
+def others_after(seconds: float) -> list[str]:
+    """The threads other than this one still running after up to `seconds` (one an
+    earlier test's server or client is ending may take a moment)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        if not others or time.monotonic() >= deadline:
+            return others
+        time.sleep(0.05)
+
+
 @pytest.fixture(autouse=True)
 def spare_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runs here are large and a core is taken as free: the pipeline is used."""
+    """The runs here are large and a core is taken as free: the pipeline is used, which
+    forks only where no other thread runs (one an earlier test left would be copied half)."""
+    assert not others_after(5.0), f"threads left running by an earlier test: {others_after(0)}"
     monkeypatch.setattr(batch, "_spare_core", lambda: True)
     monkeypatch.setattr(batch, "PARSE_STAGE_MIN_LINES", 1)
 
