@@ -247,10 +247,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
             "(SELECT json_agg(json_build_array(ref, practice, year))::text "
             "FROM {0}.ledger_refs WHERE ref = ANY(%b)) AS refs, "
             "(SELECT json_agg(json_build_array(practice, consortium))::text "
-            "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations, "
-            "COALESCE((SELECT position FROM {0}.ledger_kinds_checked WHERE id = 1), 0) "
-            "AS checked, (SELECT json_agg(json_build_array(topic, version, first_position) "
-            "ORDER BY first_position)::text FROM {0}.ledger_event_kinds) AS kinds"
+            "FROM {0}.ledger_affiliations WHERE practice = ANY(%b)) AS affiliations"
         ).format(schema, events).as_bytes(None)
         self._carried_statement: bytes | None = None
         self._memo: _Memo | None = None
@@ -265,10 +262,13 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         # only when there are any (the head is past it): rows written around the ledger.
         self._catalogue_kinds, self._catalogue_tail = (
             statement for statement, _ in catalogue.check_statements(self.dialect))
-        self._select_first_catalogued = self._select_first + self.dialect.sql(
+        catalogued = self.dialect.sql(
             ", COALESCE((SELECT position FROM {kinds_checked} WHERE id = 1), 0) AS checked, "
             "(SELECT json_agg(json_build_array(topic, version, first_position) "
             "ORDER BY first_position)::text FROM {event_kinds}) AS kinds").encode()
+        self._select_first_catalogued = self._select_first + catalogued
+        # The carried statement reads the catalogue too (`_catalogue_holds`).
+        self._select_carried += catalogued
         self._first_statements: dict[tuple[bool, tuple[tuple[int, str], ...]], bytes] = {}
         # Last known version of streams, as of position _known_head (write path only),
         # whose event's state has the md5 digest _known_tail.
