@@ -665,9 +665,9 @@ def build_validators() -> None:
 
     Commands defer building (`defer_build`), so a run of the command line pays only for
     the one kind it makes. A server that validates on several threads calls this before
-    it serves: in some pydantic 2 releases this project allows, a first use racing a
-    build on another thread validates with the base class's validator and refuses good
-    input as extra fields (pydantic issue 11849).
+    it serves: in some pydantic 2 releases this project allows, a build takes the class's
+    own validator away until it is done, and a first use racing it on another thread
+    validates with the base class's validator, refusing good input as extra fields.
     """
     for command in COMMANDS.values():
         command.model_rebuild()
