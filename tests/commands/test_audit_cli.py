@@ -14,7 +14,7 @@ from psycopg import sql
 from ledger.auditlog.seal import seal
 from ledger.domain.events import budget_stream
 from ledger.store.eventstore import open_store
-from tests.commands.conftest import Ledger
+from tests.commands.conftest import Ledger, Run
 
 pytestmark = pytest.mark.usefixtures("signing_key")
 ALLOCATOR = "allocator:Q71"
@@ -25,6 +25,13 @@ def populate(invoke: Ledger) -> None:
                   "--on", "2024-04-01", actor=ALLOCATOR).code == 0
     assert invoke("budget", "allocate", "A81001", "--year", "2024-25", "--element",
                   "acute=1200000", actor=ALLOCATOR).code == 0
+
+
+def adjust(invoke: Ledger, by: str = "-5000") -> Run:
+    """The allocator's `budget adjust` of A81001's acute element in 2024-25 by `by` pounds:
+    one more event to seal."""
+    return invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
+                  "--by", by, "--reason", "recount", actor=ALLOCATOR)
 
 
 def test_the_audit_round_trip(invoke: Ledger, tmp_path: Path, signing_key: Path) -> None:
@@ -38,8 +45,7 @@ def test_the_audit_round_trip(invoke: Ledger, tmp_path: Path, signing_key: Path)
     ok = invoke("verify")
     assert ok.code == 0, ok.stdout
     assert "sound: 2 sealed events" in ok.stdout
-    assert invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
-                  "--by", "-5000", "--reason", "recount", actor=ALLOCATOR).code == 0
+    assert adjust(invoke).code == 0
     bundle = tmp_path / "bundle.json"
     proved = invoke("prove", "A81001", "--out", str(bundle))
     assert proved.code == 0, proved.stderr
@@ -122,8 +128,7 @@ def test_key_rotation_and_retirement(invoke: Ledger, tmp_path: Path) -> None:
     assert new == invoke("checkpoint", "--public-key").stdout.strip()
     listed = invoke("key", "list").stdout.splitlines()
     assert [line.split()[0] for line in listed] == [old.split("+")[1], new.split("+")[1]]
-    assert invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
-                  "--by", "-5000", "--reason", "recount", actor=ALLOCATOR).code == 0
+    assert adjust(invoke).code == 0
     assert invoke("checkpoint").code == 0
     verified = invoke("verify")
     assert verified.code == 0, verified.stdout
@@ -152,8 +157,7 @@ def test_verify_after_a_rotation_checks_each_checkpoint_with_the_key_that_signed
     rotated = invoke("key", "rotate")
     assert rotated.code == 0, rotated.stderr
     new = rotated.stdout.strip()
-    assert invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
-                  "--by", "-5000", "--reason", "recount", actor=ALLOCATOR).code == 0
+    assert adjust(invoke).code == 0
     assert invoke("checkpoint").code == 0
     both = invoke("verify", "--public-key", old, "--public-key", new)
     assert both.code == 0, both.stdout
@@ -261,22 +265,27 @@ def test_a_bundle_or_checkpoint_that_never_ends_is_refused_not_read_forever(
         done.one_line_error(device, "NUL byte", "[rule: bundle]")
 
 
+def populate_then_edit(invoke: Ledger, db_url: str, edit: str) -> None:
+    """A sealed ledger, then `edit` run on its tree head around the ledger (a `?` in it
+    binds empty bytes: a compact range emptied)."""
+    populate(invoke)
+    run_sql(db_url, edit, (b"",) if "?" in edit else ())
+
+
 @pytest.mark.parametrize("edit", [
     "UPDATE {tree} SET size = size + 1",
     "UPDATE {tree} SET frontier = ?",
 ], ids=["size one more", "compact range emptied"])
 def test_a_tree_head_that_does_not_fit_its_compact_range_is_damage_verify_reports(
         invoke: Ledger, db_url: str, edit: str) -> None:
-    populate(invoke)
-    run_sql(db_url, edit, (b"",) if "?" in edit else ())
+    populate_then_edit(invoke, db_url, edit)
     result = invoke("verify")
     assert result.code == 4, result.stderr
     assert "tree-damaged" in result.stdout
     assert "Traceback" not in result.stderr
     as_json = orjson.loads(invoke("verify", "--format", "json").stdout)
     assert (as_json["ok"], as_json["first_damage"]) == (False, "tree-damaged")
-    write = invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
-                   "--by", "5", "--reason", "r", actor=ALLOCATOR)
+    write = adjust(invoke, by="5")
     assert write.code != 0
     assert "Traceback" not in write.stderr
     assert "[rule: merkle-log]" in write.stderr
@@ -288,10 +297,8 @@ def test_a_tree_head_that_does_not_fit_its_compact_range_is_damage_verify_report
 ], ids=["deleted", "emptied"])
 def test_a_write_after_the_tree_head_was_deleted_or_emptied_is_refused_as_a_damaged_log(
         invoke: Ledger, db_url: str, edit: str) -> None:
-    populate(invoke)
-    run_sql(db_url, edit, (b"",) if "?" in edit else ())
-    write = invoke("budget", "adjust", "A81001", "--year", "2024-25", "--element", "acute",
-                   "--by", "5", "--reason", "r", actor=ALLOCATOR)
+    populate_then_edit(invoke, db_url, edit)
+    write = adjust(invoke, by="5")
     assert write.code == 4, write.stderr
     assert "its tree head holds no leaves, but leaf 0 is stored" in write.stderr
     assert "[rule: merkle-log]" in write.stderr
