@@ -140,8 +140,7 @@ class Pipeline(Generic[T]):
         texts = {stream: stream.hex for stream in last}  # as the store keeps a stream id
         batch = plain([texts[e.originator_id] for e in events],
                       [e.originator_version for e in events], [e.topic for e in events],
-                      states, kinds=[(e.topic, e.schema_version) for e in events],
-                      indexes=indexes)
+                      states, [e.schema_version for e in events], indexes=indexes)
         return appending, batch
 
     def _settle_oldest(self) -> None:

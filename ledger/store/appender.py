@@ -29,10 +29,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-
-from ledger.store.eventstore import Encoded, EventStore
-from ledger.store.recorders import Indexes, Receipt, RefEntry
+from ledger.store.eventstore import EventStore
+from ledger.store.recorders import Columns, Indexes
 
 PROCESS_NAME = "ledger-appender"
 
@@ -48,13 +46,14 @@ class AppendFailed(Exception):  # noqa: N818 - a condition, as eventsourcing nam
     the log, unless the process ended while committing one, and nothing more will be."""
 
 
-Plain = tuple[list[Any], list[int], list[str], list[bytes], list[tuple[str, int]],
+Plain = tuple[list[Any], list[int], list[str], list[bytes], list[int],
               list[str], list[str], list[str], list[str], list[str], list[str],
               list[tuple[str, str]], list[tuple[str, str]]]
-"""A batch as it crosses the pipe: a list a column (the events' streams, versions, topics
-and states, their kinds; the receipts' command ids, fingerprints and answers; the refs'
-refs, practices and years; the affiliations and budget years), pickled several times
-faster than the objects they stand for, or than a tuple a row."""
+"""A batch as it crosses the pipe: `Columns`' fields, in order (the events' streams,
+versions, topics, states and schema versions; the receipts' command ids, fingerprints
+and answers; the refs' refs, practices and years; the affiliations and budget years),
+a list each: pickled several times faster than the objects they stand for, or than a
+tuple a row, and inserted as they are (`EventStore.append_encoded`)."""
 
 COLLECT_EVERY = 50
 """Batches appended between two collections of young garbage: the collector is held off
@@ -103,13 +102,15 @@ class Appender:
             theirs.close()
         return cls(process, ours)
 
-    def send(self, encoded: Encoded, indexes: Indexes) -> None:
-        """Hand over the next batch; AppendFailed if the process is gone."""
-        stored = encoded.stored
-        self.send_plain(plain(
-            [s.originator_id for s in stored], [s.originator_version for s in stored],
-            [s.topic for s in stored], [s.state for s in stored], kinds=encoded.kinds,
-            indexes=indexes))
+    def send(self, columns: Columns) -> None:
+        """Hand over the next batch (`EventStore.encode`); AppendFailed if the process is
+        gone."""
+        self.send_plain((
+            list(columns.streams), list(columns.versions), list(columns.topics),
+            list(columns.states), list(columns.schema_versions), list(columns.command_ids),
+            list(columns.fingerprints), list(columns.answers), list(columns.refs),
+            list(columns.practices), list(columns.years), list(columns.affiliations),
+            list(columns.budget_years)))
 
     def send_plain(self, batch: Plain) -> None:
         """Hand over the next batch, as `plain` gives it; AppendFailed if the process is
@@ -178,9 +179,9 @@ def _append_batches(store: EventStore, head: int, conn: Connection, parents: Con
                 return
             if not message:  # the end (Appender.close)
                 return
-            encoded, indexes = _rebuilt(pickle.loads(message))  # noqa: S301 - our parent's
+            columns = Columns(*pickle.loads(message))  # noqa: S301 - our parent's
             try:
-                head = own.append_encoded(encoded, indexes, after=head)
+                head = own.append_encoded(columns, after=head)
             except Exception as error:  # noqa: BLE001 - told to the parent, which acts on it
                 _answer(conn, (False, f"{type(error).__name__}: {error}"))
                 return
@@ -201,31 +202,18 @@ def _answer(conn: Connection, answer: tuple[bool, int | str]) -> bool:
     return True
 
 
-def plain(streams: list[Any], versions: list[int], topics: list[str], states: list[bytes], *,
-          kinds: list[tuple[str, int]], indexes: Indexes) -> Plain:
-    """A batch of events as columns (each event's stream, version, topic and stored state,
-    as `EventStore.encode` stores it, and kind) with its indexes, to `send_plain`."""
+def plain(streams: list[str], versions: list[int], topics: list[str], states: list[bytes],
+          schema_versions: list[int], *, indexes: Indexes) -> Plain:
+    """A batch of events as columns (each event's stream as 32 hex digits, version, topic,
+    stored state, as `EventStore.encode` stores it, and schema version) with its
+    indexes, to `send_plain`."""
     receipts = indexes.receipts
     refs = indexes.refs
-    return (streams, versions, topics, states, kinds,
+    return (streams, versions, topics, states, schema_versions,
             [r.command_id for r in receipts], [r.fingerprint for r in receipts],
             [r.answer for r in receipts],
             [r.ref for r in refs], [r.practice for r in refs], [r.year for r in refs],
             list(indexes.affiliations), list(indexes.budget_years))
-
-
-def _rebuilt(batch: Plain) -> tuple[Encoded, Indexes]:
-    (streams, versions, topics, states, kinds, command_ids, fingerprints, answers,
-     refs, practices, years, affiliations, budget_years) = batch
-    return (
-        Encoded(list(map(StoredEvent, streams, versions, topics, states)), kinds),
-        Indexes(
-            receipts=list(map(Receipt, command_ids, fingerprints, answers)),
-            refs=list(map(RefEntry, refs, practices, years)),
-            affiliations=affiliations,
-            budget_years=budget_years,
-        ),
-    )
 
 
 def _end_with(parent: multiprocessing.process.BaseProcess) -> None:

@@ -43,6 +43,7 @@ from ledger.store import catalogue, faults
 from ledger.store.hooks import WriteHook
 from ledger.store.mapper import OrjsonTranscoder, PydanticMapper, decode_event
 from ledger.store.recorders import (
+    Columns,
     IndexedRecorder,
     Indexes,
     LedgerSQLiteFactory,
@@ -62,15 +63,6 @@ MAX_POSITION = 2**63 - 1
 
 class HeadMoved(IntegrityError):  # noqa: N818 - a condition, as eventsourcing names them
     """The log's head is not the one a write was decided against (`append_encoded`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """Events encoded for the store: `stored` (eventsourcing's StoredEvent), and the
-    (topic, schema version) of each, in order."""
-
-    stored: list[StoredEvent]
-    kinds: list[tuple[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,21 +299,32 @@ class EventStore:
                 ids = self.recorder.insert_in_transaction(cursor, stored, indexes)
                 if written is not None:
                     written(stored)
-            added = self._catalogue(cursor, tail, ids,
-                                    [(e.topic, e.schema_version) for e in events])
+            added = self._catalogue(cursor, tail, ids, [e.topic for e in events],
+                                    [e.schema_version for e in events])
         self._kinds |= added  # known once committed
         return result
 
-    def encode(self, events: Sequence[LedgerEvent]) -> Encoded:
-        """Events as `append_encoded` takes them: stored as this store stores them, and the
-        kind (topic, schema version) of each."""
-        return Encoded([self._to_stored(e) for e in events],
-                       [(e.topic, e.schema_version) for e in events])
+    def encode(self, events: Sequence[LedgerEvent], indexes: Indexes | None = None
+               ) -> Columns:
+        """Events and their indexes as `append_encoded` takes them: each event stored as
+        this store stores it (its stream id as 32 hex digits), with its schema version."""
+        stored = [self._to_stored(e) for e in events]
+        rows = indexes or Indexes()
+        return Columns(
+            [_stream_text(s.originator_id) for s in stored],
+            [s.originator_version for s in stored], [s.topic for s in stored],
+            [s.state for s in stored], [e.schema_version for e in events],
+            [r.command_id for r in rows.receipts], [r.fingerprint for r in rows.receipts],
+            [r.answer for r in rows.receipts], [r.ref for r in rows.refs],
+            [r.practice for r in rows.refs], [r.year for r in rows.refs],
+            list(rows.affiliations), list(rows.budget_years))
 
-    def append_encoded(self, encoded: Encoded, indexes: Indexes, *, after: int) -> int:
-        """Append events `encode`d before (by this process or another on the same ledger)
-        and their indexes in one write transaction, if the log's head is still `after`;
-        returns the new head (a position).
+    def append_encoded(self, columns: Columns, *, after: int) -> int:
+        """Append events and their indexes, `encode`d before (by this process or another on
+        the same ledger, or given as columns by `ledger apply`), in one write
+        transaction, if the log's head is still `after`; returns the new head (a
+        position). ValueError, nothing written, for columns of a group that differ in
+        length.
 
         What was decided against the log as it stood at `after` is void once anything
         else was appended: HeadMoved (an IntegrityError, as a taken stream version
@@ -336,9 +339,10 @@ class EventStore:
             if head != after:
                 raise HeadMoved(f"the log's head is {head}, not {after}")
             ids: Sequence[int] = ()
-            if encoded.stored or indexes.receipts:
-                ids = self.recorder.insert_in_transaction(cursor, encoded.stored, indexes)
-            added = self._catalogue(cursor, tail, ids, encoded.kinds)
+            if columns.streams or columns.command_ids:
+                ids = self.recorder.insert_columns(cursor, columns)
+            added = self._catalogue(cursor, tail, ids, columns.topics,
+                                    columns.schema_versions)
         self._kinds |= added
         return ids[-1] if ids else head
 
@@ -351,12 +355,21 @@ class EventStore:
         return catalogue.check(self.recorder.select_rows, self.recorder.dialect)
 
     def _catalogue(self, cursor: Any, tail: list[tuple[int, str, int]], ids: Sequence[int],
-                   kinds: Sequence[tuple[str, int]]) -> set[catalogue.Kind]:
+                   topics: Sequence[str], versions: Sequence[int]) -> set[catalogue.Kind]:
         """Inside a write transaction: add the kinds of the `tail` and of the events just
-        inserted at `ids` to the catalogue; the kinds added (known once it commits)."""
-        # Paired by index, not by zip(strict=True), which parses its keyword on every call.
-        assert len(ids) == len(kinds), "one position for each event stored"
-        rows = tail + [(ids[i], topic, version) for i, (topic, version) in enumerate(kinds)]
+        inserted at `ids` (ascending), of `topics` and schema `versions`, to the
+        catalogue; the kinds added (known once it commits)."""
+        assert len(ids) == len(topics) == len(versions), "one position for each event stored"
+        rows = tail
+        if ids:
+            # What `record` keeps of the events: the first of each kind, and the last.
+            # The first of each is found by pairing them backwards (a later pair of one
+            # kind is overwritten by an earlier one), with no Python loop an event.
+            first = dict(zip(zip(reversed(topics), reversed(versions), strict=True),
+                             reversed(ids), strict=True))
+            rows = [*tail, *sorted([(position, topic, version)
+                                    for (topic, version), position in first.items()]),
+                    (ids[-1], topics[-1], versions[-1])]
         added = (catalogue.record(cursor, self.recorder.dialect, rows, self._kinds)
                  if rows else set())
         self.recorder.remember(_CATALOGUED, value=True)  # every event is in the catalogue
@@ -588,6 +601,11 @@ class EventStore:
             return self.head() == 0
         except Exception:  # noqa: BLE001 - when in doubt, keep the file
             return False
+
+
+def _stream_text(stream_id: uuid.UUID | str) -> str:
+    """A stream id as 32 hex digits (the form `Columns` carries)."""
+    return stream_id.hex if isinstance(stream_id, uuid.UUID) else stream_id
 
 
 def _isolated(env: dict[str, str]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from ledger.store.dialect import Dialect, pg_rows
 from ledger.store.hooks import WriteHook
 from ledger.store.pgread import BinaryNotifications
 from ledger.store.recorders import (
+    Columns,
     Indexes,
     Reads,
     Receipt,
@@ -665,6 +666,15 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         for e in stored_events:
             txn.written[_uuid(e.originator_id)] = e.originator_version
         return ids
+
+    def insert_columns(self, curs: WriteCursor, columns: Columns) -> Sequence[int]:
+        """`insert_in_transaction` of the events and side-table rows of `columns` (the
+        stream ids read as UUIDs); ValueError, nothing inserted, for columns of a group
+        that differ in length."""
+        columns.check()
+        stored = list(map(StoredEvent, map(_uuid, columns.streams), columns.versions,
+                          columns.topics, columns.states))
+        return self.insert_in_transaction(curs, stored, columns.indexes())
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any

@@ -97,6 +97,53 @@ class Indexes:
     budget_years: Sequence[tuple[str, str]] = ()  # (practice, year) of each budget opened
 
 
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Events to store and the side-table rows they add, a list a column: the shape a
+    batch crosses to `ledger apply`'s appending process in (ledger/store/appender.py),
+    and is inserted from, with no object made a row.
+
+    The events' `streams` are their stream ids as the events table keeps them (32 hex
+    digits); `schema_versions` each one's schema version (with its topic, its kind, for
+    the catalogue). A receipt is a command id, fingerprint and answer at one index of
+    theirs, a ref a ref, practice and year. Every column of a group is as long as the
+    others (`insert_columns` refuses one that is not).
+    """
+
+    streams: Sequence[str] = ()
+    versions: Sequence[int] = ()
+    topics: Sequence[str] = ()
+    states: Sequence[bytes] = ()
+    schema_versions: Sequence[int] = ()
+    command_ids: Sequence[str] = ()
+    fingerprints: Sequence[str] = ()
+    answers: Sequence[str] = ()
+    refs: Sequence[str] = ()
+    practices: Sequence[str] = ()
+    years: Sequence[str] = ()
+    affiliations: Sequence[tuple[str, str]] = ()  # (practice, consortium) ever joined
+    budget_years: Sequence[tuple[str, str]] = ()  # (practice, year) of each budget opened
+
+    def stored(self) -> list[StoredEvent]:
+        """The events as eventsourcing's StoredEvent, in order."""
+        return list(map(StoredEvent, self.streams, self.versions, self.topics, self.states))
+
+    def indexes(self) -> Indexes:
+        """The side-table rows as `Indexes`."""
+        return Indexes(list(map(Receipt, self.command_ids, self.fingerprints, self.answers)),
+                       list(map(RefEntry, self.refs, self.practices, self.years)),
+                       self.affiliations, self.budget_years)
+
+    def check(self) -> None:
+        """ValueError unless every column of a group is as long as the others."""
+        events = {len(self.streams), len(self.versions), len(self.topics), len(self.states),
+                  len(self.schema_versions)}
+        receipts = {len(self.command_ids), len(self.fingerprints), len(self.answers)}
+        refs = {len(self.refs), len(self.practices), len(self.years)}
+        if len(events) != 1 or len(receipts) != 1 or len(refs) != 1:
+            raise ValueError("columns of one batch differ in length")
+
+
 @dataclass(slots=True)
 class Reads:
     """What a write transaction will read first, named before it starts.
@@ -133,6 +180,12 @@ class IndexedRecorder(Protocol):
     def insert_in_transaction(
         self, cursor: Any, stored_events: Sequence[StoredEvent], indexes: Indexes
     ) -> Sequence[int]: ...
+
+    def insert_columns(self, cursor: Any, columns: Columns) -> Sequence[int]:
+        """`insert_in_transaction` of the events and side-table rows of `columns`: the
+        same rows; the events' positions, in order. ValueError for columns of a group
+        that differ in length, with nothing inserted."""
+        ...
 
     def select_receipts(self, command_ids: Iterable[str]) -> dict[str, Receipt]: ...
 
@@ -176,7 +229,13 @@ def run_hooks(
     """
     if not hooks:
         return []
-    rows = sealable(ids, stored)
+    return run_hook_rows(hooks, cursor, dialect, sealable(ids, stored), prepared=prepared)
+
+
+def run_hook_rows(hooks: Sequence[WriteHook], cursor: Any, dialect: Dialect,
+                  rows: Sequence[StoredRow], *, prepared: Sequence[Any] = ()) -> list[Any]:
+    """`run_hooks` with the inserted events as rows, (position, stream, version, topic,
+    state) each, in position order."""
     done: list[Any] = []
     for i, hook in enumerate(hooks):
         if i < len(prepared) and prepared[i] is not None:
@@ -299,6 +358,21 @@ def sqlite_blob(value: Any) -> Any:
 def hook_keys(count: int) -> tuple[str, ...]:
     """The keys a write transaction remembers each of `count` hooks' returns under."""
     return tuple(f"hook:{i}" for i in range(count))
+
+
+_INSERT_RECEIPT = "INSERT INTO ledger_commands VALUES (?, ?, ?)"
+_INSERT_REF = "INSERT INTO ledger_refs VALUES (?, ?, ?)"
+
+
+def _insert_joined(raw: sqlite3.Cursor, affiliations: Sequence[tuple[str, str]],
+                   budget_years: Sequence[tuple[str, str]]) -> None:
+    """The affiliations and budget years a write adds (each kept once)."""
+    if affiliations:
+        execute_rows(raw, "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)",
+                     affiliations)
+    if budget_years:
+        execute_rows(raw, "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)",
+                     budget_years)
 
 
 BULK_ROWS = 8
@@ -449,85 +523,129 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         receipts, refs = indexes.receipts, indexes.refs
         if len(receipts) == 1:  # a single command's: one execute, no list of rows
             (receipt,) = receipts
-            raw.execute("INSERT INTO ledger_commands VALUES (?, ?, ?)",
+            raw.execute(_INSERT_RECEIPT,
                         (receipt.command_id, receipt.fingerprint, receipt.answer))
         elif receipts:
-            raw.executemany("INSERT INTO ledger_commands VALUES (?, ?, ?)",
+            raw.executemany(_INSERT_RECEIPT,
                             [(r.command_id, r.fingerprint, r.answer) for r in receipts])
         if len(refs) == 1:
             (entry,) = refs
-            raw.execute("INSERT INTO ledger_refs VALUES (?, ?, ?)",
-                        (entry.ref, entry.practice, entry.year))
+            raw.execute(_INSERT_REF, (entry.ref, entry.practice, entry.year))
         elif refs:
-            raw.executemany("INSERT INTO ledger_refs VALUES (?, ?, ?)",
-                            [(r.ref, r.practice, r.year) for r in refs])
-        if indexes.affiliations:
-            execute_rows(raw, "INSERT OR IGNORE INTO ledger_affiliations VALUES (?, ?)",
-                         indexes.affiliations)
-        if indexes.budget_years:
-            execute_rows(raw, "INSERT OR IGNORE INTO ledger_budget_years VALUES (?, ?)",
-                         indexes.budget_years)
+            raw.executemany(_INSERT_REF, [(r.ref, r.practice, r.year) for r in refs])
+        _insert_joined(raw, indexes.affiliations, indexes.budget_years)
         streams = [_stream_key(s.originator_id) for s in stored_events]
         ids = self._insert_rows(c, stored_events, streams)
         write = _WRITE.get()
         if write is None:
             run_hooks(self.hooks, c, self.dialect, ids, stored_events)
             return ids
-        write.fetched.clear()  # what was fetched ahead may have changed now
+        hooks = self.hooks
+        if not hooks:
+            rows: list[StoredRow] = []
+        elif len(ids) == 1 and len(hooks) == 1:  # `sealable`'s one row
+            (s,) = stored_events
+            rows = [(ids[0], s.originator_id, s.originator_version, s.topic, s.state)]
+        else:
+            rows = sealable(ids, stored_events)
         versions = write.versions
         for i, s in enumerate(stored_events):  # not zip(strict=True): it parses its keyword
             versions[streams[i]] = s.originator_version
+        self._run_hooks(c, write, rows)
+        return ids
+
+    def insert_columns(self, cursor: SQLiteCursor, columns: Columns) -> Sequence[int]:
+        """Append the events and side-table rows of `columns` inside `write_transaction`,
+        as `insert_in_transaction` appends them: the same rows, in the same order, each
+        made by sqlite3 from the columns. ValueError (nothing inserted) for columns of a
+        group that differ in length."""
+        columns.check()
+        raw = cursor.sqlite_cursor
+        if columns.command_ids:
+            raw.executemany(_INSERT_RECEIPT, zip(columns.command_ids, columns.fingerprints,
+                                                 columns.answers, strict=True))
+        if columns.refs:
+            raw.executemany(_INSERT_REF, zip(columns.refs, columns.practices,
+                                             columns.years, strict=True))
+        _insert_joined(raw, columns.affiliations, columns.budget_years)
+        streams, versions = columns.streams, columns.versions
+        n = len(streams)
+        ids = self._insert_bulk(cursor, n, zip(
+            streams, versions, columns.topics, map(bytearray, columns.states), strict=True)
+        ) if n >= BULK_ROWS else None
+        if ids is None:  # few (or past the largest rowid): one by one, as they are
+            ids = self._insert_rows(cursor, columns.stored(), streams)
+        rows: list[StoredRow] = list(zip(ids, streams, versions, columns.topics,
+                                         columns.states, strict=True)) if self.hooks else []
+        write = _WRITE.get()
+        if write is None:
+            run_hook_rows(self.hooks, cursor, self.dialect, rows)
+            return ids
+        write.versions.update(zip(streams, versions, strict=True))  # the last of each stream wins
+        self._run_hooks(cursor, write, rows)
+        return ids
+
+    def _run_hooks(self, c: SQLiteCursor, write: _SQLiteWrite, rows: list[StoredRow]
+                   ) -> None:
+        """The write hooks, told the `rows` just inserted in `write`, each prepared with
+        what it returned in this transaction or left from the one before."""
+        write.fetched.clear()  # what was fetched ahead may have changed now
         hooks = self.hooks
         keys = hook_keys(len(hooks))
         if len(hooks) == 1:  # the Merkle log's sealing alone: run_hooks' work, for one
             (key,) = keys
             remembered = write.remembered
             prepared = remembered[key] if key in remembered else write.carried.get(key)
-            if len(ids) == 1:  # `sealable`'s one row
-                (s,) = stored_events
-                rows = [(ids[0], s.originator_id, s.originator_version, s.topic, s.state)]
-            else:
-                rows = sealable(ids, stored_events)
             remembered[key] = (
                 hooks[0].inserted(c, self.dialect, rows) if prepared is None
                 else hooks[0].inserted(c, self.dialect, rows, prepared))
-            return ids
-        done = run_hooks(hooks, c, self.dialect, ids, stored_events, prepared=[
+            return
+        done = run_hook_rows(hooks, c, self.dialect, rows, prepared=[
             write.remembered.get(key, write.carried.get(key)) for key in keys])
         write.remembered.update(zip(keys, done, strict=True))
-        return ids
 
     def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent],
                      streams: Sequence[str]) -> list[int]:
         """Insert the events, `streams` their stream ids as stored; their positions
-        (rowids), in order.
-
-        Many events go in one `executemany`, which reports no rowids: they are read
-        off the table's largest rowid before the insert. The write transaction holds
-        SQLite's write lock, and a table without AUTOINCREMENT gives each new row the
-        largest rowid plus one (https://sqlite.org/autoinc.html) while that stays
-        below the largest integer, so the n rows get the next n positions; the
-        largest rowid after the insert is checked to be the last of them.
-        """
+        (rowids), in order: one by one, each position read as it is inserted, or many
+        in one `executemany` (`_insert_bulk`)."""
         n = len(stored_events)
-        if n < BULK_ROWS:
-            raw = c.sqlite_cursor
-            positions: list[int] = []
-            for i, s in enumerate(stored_events):  # not zip(strict=True): it parses its keyword
-                state = s.state
-                raw.execute(self.insert_events_statement, (
-                    streams[i], s.originator_version, s.topic,
-                    bytearray(state) if type(state) is bytes else state))  # sqlite_blob
-                position = raw.lastrowid
-                assert position is not None  # an INSERT into a rowid table sets it
-                positions.append(position)
-            return positions
+        if n >= BULK_ROWS:
+            ids = self._insert_bulk(c, n, [
+                (stream, s.originator_version, s.topic, sqlite_blob(s.state))
+                for stream, s in zip(streams, stored_events, strict=True)])
+            if ids is not None:
+                return ids
+            return list(super()._insert_events(c, stored_events) or [])
+        raw = c.sqlite_cursor
+        positions: list[int] = []
+        for i, s in enumerate(stored_events):  # not zip(strict=True): it parses its keyword
+            state = s.state
+            raw.execute(self.insert_events_statement, (
+                streams[i], s.originator_version, s.topic,
+                bytearray(state) if type(state) is bytes else state))  # sqlite_blob
+            position = raw.lastrowid
+            assert position is not None  # an INSERT into a rowid table sets it
+            positions.append(position)
+        return positions
+
+    def _insert_bulk(self, c: SQLiteCursor, n: int, rows: Iterable[Sequence[Any]]
+                     ) -> list[int] | None:
+        """Insert `n` events, `rows`, with one `executemany`; their
+        positions (rowids), in order. None, with nothing inserted, where the positions
+        would pass the largest rowid: the caller inserts them one by one.
+
+        `executemany` reports no rowids: they are read off the table's largest rowid
+        before the insert. The write transaction holds SQLite's write lock, and a table
+        without AUTOINCREMENT gives each new row the largest rowid plus one
+        (https://sqlite.org/autoinc.html) while that stays below the largest integer,
+        so the n rows get the next n positions; the largest rowid after the insert is
+        checked to be the last of them.
+        """
         before = self._largest_rowid(c)
         if before > MAX_ROWID - n:
-            return list(super()._insert_events(c, stored_events) or [])
-        c.executemany(self.insert_events_statement, [
-            (stream, s.originator_version, s.topic, sqlite_blob(s.state))
-            for stream, s in zip(streams, stored_events, strict=True)])
+            return None
+        c.sqlite_cursor.executemany(self.insert_events_statement, rows)
         after = self._largest_rowid(c)
         if after != before + n:
             raise OperationalError(

@@ -24,8 +24,8 @@ from ledger.application.batch import apply_lines
 from ledger.application.unit_of_work import AggregateCache
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.store import appender
-from ledger.store.eventstore import Encoded, EventStore
-from ledger.store.recorders import Indexes
+from ledger.store.eventstore import EventStore
+from ledger.store.recorders import Columns
 from tests.conftest import FakeClock
 from tests.ledger.application.scenario import A1, A2, A3, ALLOCATOR, ME, YEAR, run, seed
 from tests.ledger.application.test_apply_parse_stage import (
@@ -443,7 +443,7 @@ def test_an_appending_process_whose_parent_stopped_listening_ends_without_a_trac
         seed(ledger)
         started = appender.Appender.start(ledger.store, ledger.store.head())
         assert started is not None
-        started.send(Encoded([], []), Indexes())
+        started.send(Columns())
         started.close()
     assert "Traceback" not in capfd.readouterr().err
 
