@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,8 @@ def test_columns_of_unequal_lengths_are_refused_and_nothing_is_written(
     store = written(ledger)
     head = store.head()
     good = columns_of(store, 0, head)
-    bad = [
-        Columns(*[getattr(good, name) for name in Columns.__slots__][:1], [], *(
-            getattr(good, name) for name in Columns.__slots__[2:])),
-        Columns(*(getattr(good, name) if name != "answers" else good.answers[1:]
-                  for name in Columns.__slots__)),
-        Columns(*(getattr(good, name) if name != "years" else good.years[1:]
-                  for name in Columns.__slots__)),
-    ]
+    bad = [replace(good, versions=good.versions[1:]), replace(good, answers=good.answers[1:]),
+           replace(good, years=good.years[1:])]
     for columns in bad:
         with pytest.raises(ValueError, match="differ in length"):
             store.append_encoded(columns, after=head)
