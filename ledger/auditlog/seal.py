@@ -155,7 +155,12 @@ def seal_rows(
         return head
     compact = head.compact.copy()
     size, last = head.size, head.last_position
-    leaves: list[tuple[int, int, bytes, int, bytes]] = []
+    # On SQLite the hashes are bound as bytearrays: the same BLOBs, bound with less work
+    # (ledger.store.recorders.sqlite_blob). A stream's id is worked out once a batch.
+    blob: Callable[[bytes], Any] = bytes if dialect.kind == "postgres" else bytearray
+    streams: dict[str, tuple[bytes, Any]] = {}
+    leaves: list[tuple[int, int, Any, int, Any]] = []
+    hashes: list[bytes] = []
     for position, stream, version, topic, state in rows:
         if position <= last:
             raise SealError(
@@ -163,12 +168,19 @@ def seal_rows(
                 f"cannot be sealed after position {last} (already sealed or out of "
                 "order); nothing recorded, run `ledger verify`"
             )
-        stream_id = stream_bytes(stream)
-        leaf = event_leaf_hash(position, stream_id, version, topic, state_bytes(state))
-        leaves.append((size, position, stream_id, version, leaf))
+        known = streams.get(stream) if type(stream) is str else None
+        if known is None:
+            stream_id = stream_bytes(stream)
+            known = (stream_id, blob(stream_id))
+            if type(stream) is str:
+                streams[stream] = known
+        leaf = event_leaf_hash(position, known[0], version, topic,
+                               state if type(state) is bytes else state_bytes(state))
+        hashes.append(leaf)
+        leaves.append((size, position, known[1], version, blob(leaf)))
         size += 1
         last = position
-    nodes = compact.extend([leaf[4] for leaf in leaves], every=NODE_LEVEL_STEP)
+    nodes = compact.extend(hashes, every=NODE_LEVEL_STEP)
     root = compact.root()
     if dialect.kind == "postgres":
         _write_pg(curs, dialect, leaves, nodes,
@@ -179,7 +191,8 @@ def seal_rows(
         "VALUES (?, ?, ?, ?, ?)"), leaves)
     if nodes:
         execute_rows(curs, dialect.sql(
-            "INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"), nodes)
+            "INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"),
+            [(level, index, bytearray(node)) for level, index, node in nodes])
     curs.execute(
         dialect.sql(
             "UPDATE {tree} SET size = ?, last_position = ?, frontier = ?, root = ? WHERE id = 1"
