@@ -21,7 +21,8 @@ from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresFactory,
 )
-from psycopg import Cursor, sql
+from psycopg import Cursor, generators, sql
+from psycopg.abc import PQGen
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -141,6 +142,58 @@ class WriteCursor(psycopg.Cursor[DictRow]):
         the COMMIT, and the transaction records nothing.
         """
         self.writes.append((statement, params))
+
+
+class _Batched(psycopg.Pipeline):
+    """A pipeline that hands what is queued to libpq as it is queued, and writes it to the
+    socket only when synced (or a result is fetched).
+
+    psycopg's own pipeline writes each statement to the socket as it is executed, and
+    waits for the socket to be writable first: two system calls a statement, and the
+    server woken for each. libpq keeps what it is handed in pipeline mode until its
+    buffer passes 64 kB, so a sync writes the statements queued since the last one in
+    one go, and the server reads them together.
+    """
+
+    def _hand_over(self) -> None:
+        queue = self.command_queue
+        while queue:
+            queue.popleft()()
+
+    def _communicate_gen(self) -> PQGen[None]:
+        self._hand_over()
+        yield from ()
+
+    def _sync_gen(self) -> PQGen[None]:
+        self._enqueue_sync()
+        self._hand_over()
+        yield from generators.send(self.pgconn)
+        yield from self._fetch_gen(flush=False)
+
+    def _exit_gen(self) -> PQGen[None]:
+        try:
+            self._enqueue_sync()
+            self._hand_over()
+            yield from generators.send(self.pgconn)
+        except BaseException:
+            yield from self._fetch_gen(flush=True)
+            raise
+        # The sync just sent has the server send every result: no flush request.
+        yield from self._fetch_gen(flush=False)
+
+
+@contextmanager
+def _batched(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Pipeline]:
+    """`conn.pipeline()`, with the pipeline `_Batched`."""
+    with conn.lock:
+        assert conn._pipeline is None, "a pipeline already open"
+        pipeline = conn._pipeline = _Batched(conn)
+    try:
+        with pipeline:
+            yield pipeline
+    finally:
+        with conn.lock:
+            conn._pipeline = None
 
 
 def _uuid(value: UUID | str) -> UUID:
@@ -393,7 +446,8 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
 
         The transaction runs in pipeline mode: BEGIN, the lock, the highest
         position, the hooks' reads and `reads` go in one round trip; the writes
-        are queued and sent with COMMIT in one more. When this recorder's last
+        are queued and sent with COMMIT in one more. Each round trip's statements
+        are written to the socket together (`_Batched`). When this recorder's last
         write is still the last one, its catalogue check and hooks' state are
         carried over (`_Memo`) instead of read again. A read made in between costs
         a round trip, unless it was named in `reads` or is a stream this recorder
@@ -403,7 +457,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:
             memo = self._take_memo()
             try:
-                with conn.pipeline() as pipeline:
+                with _batched(conn) as pipeline:
                     curs = WriteCursor(conn)
                     # BEGIN and COMMIT as statements, queued with the rest: psycopg's
                     # transaction block would sync the pipeline on entry and before COMMIT.

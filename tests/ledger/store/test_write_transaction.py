@@ -8,9 +8,11 @@ and count the round trips one command makes on PostgreSQL.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
@@ -19,8 +21,9 @@ from ledger.auditlog.verify import verify_store
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import LedgerError, StoreUnavailable
 from ledger.domain.events import LedgerEvent, budget_stream
+from ledger.store.postgres import _batched
 from ledger.store.recorders import Indexes, Receipt
-from tests.conftest import FakeClock
+from tests.conftest import PG_BASE_URL, FakeClock
 from tests.ledger.application.scenario import A1, A2, ALLOCATOR, YEAR, commit, run, seed
 from tests.pg_round_trips import round_trips, traced
 
@@ -136,6 +139,32 @@ def test_a_command_on_postgresql_sends_six_statements(pg_url: str, clock: FakeCl
         with traced(ledger.store) as counted:
             commit(ledger, "R-0002", "10.00")
         assert counted == [2, 6]
+
+
+@pytest.mark.postgres
+def test_statements_queued_in_a_write_transaction_reach_the_server_together_at_a_sync() -> None:
+    # The write transaction's pipeline writes what is queued to the socket only when it
+    # is synced (or a result is fetched): the server reads a batch in one go, rather
+    # than being sent (and woken for) each statement as it is queued.
+    key = 0x5EED
+    held = ("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+            "AND pid = %s")
+    with (psycopg.connect(PG_BASE_URL, autocommit=True) as conn,
+          psycopg.connect(PG_BASE_URL, autocommit=True) as other):
+        pid = conn.info.backend_pid
+        with _batched(conn) as pipeline:
+            first = conn.execute("SELECT pg_advisory_lock(%s), 41 + 1", (key,))
+            waited = time.monotonic() + 0.3
+            while time.monotonic() < waited:  # long enough for the server to have run it
+                assert other.execute(held, (key, pid)).fetchone() is None
+            pipeline.sync()
+            assert other.execute(held, (key, pid)).fetchone() is not None
+            assert first.fetchone() == ("", 42)
+            # A result fetched before any sync is asked for, and comes back.
+            second = conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            assert second.fetchone() == (True,)
+        assert other.execute(held, (key, pid)).fetchone() is None
+        assert conn.execute("SELECT 7").fetchone() == (7,)  # out of pipeline mode again
 
 
 @pytest.mark.postgres
