@@ -21,6 +21,7 @@ from ledger.auditlog.verify import verify_store
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import LedgerError, StoreUnavailable
 from ledger.domain.events import LedgerEvent, budget_stream
+from ledger.store.dialect import as_tuple
 from ledger.store.postgres import _batched
 from ledger.store.recorders import Indexes, Receipt
 from tests.conftest import PG_BASE_URL, FakeClock
@@ -199,3 +200,24 @@ def budget_event(ledger: Ledger) -> LedgerEvent:
     """The next event of a budget's stream, as a command would append it."""
     last = ledger.store.stream(budget_stream(A1, YEAR))[-1]
     return last.model_copy(update={"originator_version": last.originator_version + 1})
+
+
+@pytest.mark.postgres
+def test_the_position_sequence_is_kept_at_the_head_for_writers_that_draw_from_it(
+    pg_url: str, clock: FakeClock,
+) -> None:
+    with bootstrap(pg_url, clock=clock) as ledger:
+        seed(ledger)  # the first write looks the sequence up; the others only name it
+        dialect = ledger.store.recorder.dialect
+        commit(ledger, "R-0001", "10.00")
+        for ref in ("R-0002", "R-0003"):
+            with traced(ledger.store) as counted:
+                commit(ledger, ref, "10.00")
+            assert counted == [2, 6]
+            with transaction(ledger.store, commit=False) as curs:
+                curs.execute(dialect.sql(
+                    "SELECT pg_get_serial_sequence(?, 'notification_id') AS name"),
+                    (dialect.events,))
+                name = as_tuple(curs.fetchone())[0]
+                curs.execute(dialect.sql("SELECT last_value, is_called FROM " + name))
+                assert as_tuple(curs.fetchone()) == (ledger.store.head(), True)
