@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 LEAF_FORMAT = 1
@@ -65,14 +66,32 @@ def leaf_input(position: int, stream_id: bytes, version: int, topic: str, state:
 def event_leaf_hash(
     position: int, stream_id: bytes, version: int, topic: str, state: bytes
 ) -> bytes:
-    """SHA-256(0x00 || leaf input), without building the input twice."""
-    topic_bytes = topic.encode()
+    """SHA-256(0x00 || leaf input), without building the input twice: all of it before
+    the state packed in one call, by a packer made once for the topic."""
+    shape = _SHAPES.get(topic)
+    if shape is None:
+        shape = _shape(topic)
+    pack, size, encoded = shape
     return _sha256(
-        _HEAD.pack(0, LEAF_FORMAT, position, stream_id, version, len(topic_bytes))
-        + topic_bytes
-        + _LEN.pack(len(state))
-        + state
+        pack(0, LEAF_FORMAT, position, stream_id, version, size, encoded, len(state)) + state
     ).digest()
+
+
+_SHAPES: dict[str, tuple[Callable[..., bytes], int, bytes]] = {}
+_SHAPES_LIMIT = 1_024
+
+
+def _shape(topic: str) -> tuple[Callable[..., bytes], int, bytes]:
+    """The packer of 0x00 and the leaf input up to its state for events of `topic` (as
+    `_HEAD`, the topic and `_LEN` would pack them), its length and UTF-8 bytes;
+    remembered (at most _SHAPES_LIMIT)."""
+    encoded = topic.encode()
+    if len(_SHAPES) >= _SHAPES_LIMIT:
+        _SHAPES.clear()
+    shape = _SHAPES[topic] = (
+        struct.Struct(f"{_HEAD.format}{len(encoded)}s{_LEN.format[1:]}").pack, len(encoded),
+        encoded)
+    return shape
 
 
 def stream_bytes(value: object) -> bytes:
