@@ -145,6 +145,12 @@ def check_kinds(kinds: str | None) -> None:
             raise problem.at(int(first))
 
 
+def all_readable(kinds: Iterable[Sequence[Any]]) -> bool:
+    """Whether this code reads every kind in `kinds`, (topic, version) pairs in any order
+    (the version as an int or its text)."""
+    return all(readable(str(topic), int(version)) is None for topic, version in kinds)
+
+
 def record(cursor: Cursor, dialect: Dialect, rows: Iterable[tuple[int, str, int]],
            known: set[Kind]) -> set[Kind]:
     """Add the kinds of `rows` (position, topic, version) and move the checked position.

@@ -31,8 +31,10 @@ from ledger.bootstrap import Ledger, bootstrap
 from ledger.domain.errors import LedgerError, LogDamaged, UnreadableEvent
 from ledger.domain.events import budget_stream
 from ledger.store import catalogue
+from ledger.store.eventstore import _CATALOGUED
+from ledger.store.recorders import Reads, RefEntry
 from tests.conftest import FakeClock
-from tests.ledger.application.scenario import A1, ALLOCATOR, YEAR, commit, run, seed
+from tests.ledger.application.scenario import A1, A2, ALLOCATOR, YEAR, commit, run, seed
 from tests.pg_round_trips import round_trips
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -316,3 +318,31 @@ def test_a_last_leaf_deleted_around_the_ledger_after_its_write_stops_the_next_co
         commit(ledger, "R-0003", "10.00")
     assert ledger.store.refs(["R-0003"]) == {}
     assert ledger.store.head() == head.last_position
+
+
+@pytest.mark.postgres
+def test_a_write_carried_over_on_postgresql_reads_the_receipts_refs_and_affiliations_asked(
+    pg_url: str, clock: FakeClock,
+) -> None:
+    # The carried first statement reads them as arrays of text arrays: an answer (JSON:
+    # quotes, commas, braces, a pound sign) comes back as stored, and a key not stored
+    # is not there.
+    with bootstrap(pg_url, clock=clock) as ledger:
+        seed(ledger)  # A1 in consortium 16C, A2 in none
+        commit(ledger, "R-0001", "10.00", command_id="c-1")
+        commit(ledger, "R-0002", "10.00", command_id="c-2")
+        stored = ledger.store.receipts(["c-1", "c-2"])
+        recorder: Any = ledger.store.recorder
+        reads = Reads(["c-2", "c-1", "c-none"], ["R-0002", "R-none"], [A1, A2])
+        with round_trips(ledger.store) as counted, recorder.write_transaction(reads):
+            carried = recorder.carried(_CATALOGUED)
+            receipts = recorder.select_receipts(["c-1", "c-2", "c-none"])
+            refs = recorder.select_refs(["R-0002", "R-none"])
+            affiliations = recorder.select_affiliations([A1, A2])
+        assert carried  # what the last write left still held
+        assert counted == [2]  # all of it read with the lock, none asked again
+    assert receipts == stored
+    assert set(receipts) == {"c-1", "c-2"}
+    assert "£10.00" in receipts["c-2"].answer
+    assert refs == {"R-0002": RefEntry("R-0002", A1, YEAR)}
+    assert affiliations == {A1: ["16C"]}
