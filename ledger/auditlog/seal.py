@@ -28,7 +28,7 @@ from ledger.audit.merkle import EMPTY_ROOT, CompactRange
 from ledger.auditlog.tables import NODE_LEVEL_STEP, create_statements, ensure_tables
 from ledger.auditlog.tables import transaction as store_transaction
 from ledger.domain.errors import LogDamaged
-from ledger.store.dialect import Cursor, Dialect, as_tuple, execute_rows, pg_rows
+from ledger.store.dialect import Cursor, Dialect, as_tuple, insert_values, pg_rows
 from ledger.store.hooks import StoredRow
 
 if TYPE_CHECKING:
@@ -154,12 +154,14 @@ def seal_rows(
     if not rows:
         return head
     compact = head.compact.copy()
-    size, last = head.size, head.last_position
+    last = head.last_position
     # On SQLite the hashes are bound as bytearrays: the same BLOBs, bound with less work
     # (ledger.store.recorders.sqlite_blob). A stream's id is worked out once a batch.
     blob: Callable[[bytes], Any] = bytes if dialect.kind == "postgres" else bytearray
     streams: dict[str, tuple[bytes, Any]] = {}
-    leaves: list[tuple[int, int, Any, int, Any]] = []
+    positions: list[int] = []
+    stream_ids: list[Any] = []
+    versions: list[int] = []
     hashes: list[bytes] = []
     for position, stream, version, topic, state in rows:
         if position <= last:
@@ -174,25 +176,28 @@ def seal_rows(
             known = (stream_id, blob(stream_id))
             if type(stream) is str:
                 streams[stream] = known
-        leaf = event_leaf_hash(position, known[0], version, topic,
-                               state if type(state) is bytes else state_bytes(state))
-        hashes.append(leaf)
-        leaves.append((size, position, known[1], version, blob(leaf)))
-        size += 1
+        hashes.append(event_leaf_hash(position, known[0], version, topic,
+                                      state if type(state) is bytes else state_bytes(state)))
+        positions.append(position)
+        stream_ids.append(known[1])
+        versions.append(version)
         last = position
+    indexes = range(head.size, head.size + len(hashes))
+    size = indexes.stop
     nodes = compact.extend(hashes, every=NODE_LEVEL_STEP)
     root = compact.root()
     if dialect.kind == "postgres":
-        _write_pg(curs, dialect, leaves, nodes,
-                  (size, last, compact.encode(), root))
+        _write_pg(curs, dialect,
+                  list(zip(indexes, positions, stream_ids, versions, hashes, strict=True)),
+                  nodes, (size, last, compact.encode(), root))
         return TreeHead(head.origin, size, last, compact, root)
-    execute_rows(curs, dialect.sql(
-        "INSERT INTO {leaves} (leaf_index, position, stream_id, version, leaf_hash) "
-        "VALUES (?, ?, ?, ?, ?)"), leaves)
+    raw = getattr(curs, "sqlite_cursor", curs)  # eventsourcing's wraps sqlite3's
+    insert_values(raw, "ledger_leaves (leaf_index, position, stream_id, version, leaf_hash)",
+                  (indexes, positions, stream_ids, versions, map(bytearray, hashes)))
     if nodes:
-        execute_rows(curs, dialect.sql(
-            "INSERT INTO {nodes} (level, node_index, hash) VALUES (?, ?, ?)"),
-            [(level, index, bytearray(node)) for level, index, node in nodes])
+        insert_values(raw, "ledger_nodes (level, node_index, hash)", (
+            [node[0] for node in nodes], [node[1] for node in nodes],
+            [bytearray(node[2]) for node in nodes]))
     curs.execute(
         dialect.sql(
             "UPDATE {tree} SET size = ?, last_position = ?, frontier = ?, root = ? WHERE id = 1"

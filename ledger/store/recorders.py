@@ -46,7 +46,7 @@ from eventsourcing.sqlite import (
 from ledger.audit.leaf import state_bytes
 from ledger.interrupts import ctrl_c_held
 from ledger.store import catalogue
-from ledger.store.dialect import Dialect, execute_rows
+from ledger.store.dialect import Dialect, execute_rows, insert_values
 from ledger.store.hooks import StoredRow, WriteHook
 
 
@@ -376,7 +376,8 @@ def _insert_joined(raw: sqlite3.Cursor, affiliations: Sequence[tuple[str, str]],
 
 
 BULK_ROWS = 8
-"""Events from which one write inserts them with one `executemany` (fewer: one by one)."""
+"""Events from which one write inserts them with multi-row statements (fewer: one by
+one, each position read as it is inserted)."""
 
 MAX_ROWID = 2**63 - 1
 """SQLite's largest rowid; past it new rows get random rowids."""
@@ -562,16 +563,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         columns.check()
         raw = cursor.sqlite_cursor
         if columns.command_ids:
-            raw.executemany(_INSERT_RECEIPT, zip(columns.command_ids, columns.fingerprints,
-                                                 columns.answers, strict=True))
+            insert_values(raw, "ledger_commands",
+                          (columns.command_ids, columns.fingerprints, columns.answers))
         if columns.refs:
-            raw.executemany(_INSERT_REF, zip(columns.refs, columns.practices,
-                                             columns.years, strict=True))
+            insert_values(raw, "ledger_refs",
+                          (columns.refs, columns.practices, columns.years))
         _insert_joined(raw, columns.affiliations, columns.budget_years)
         streams, versions = columns.streams, columns.versions
         n = len(streams)
-        ids = self._insert_bulk(cursor, n, zip(
-            streams, versions, columns.topics, map(bytearray, columns.states), strict=True)
+        ids = self._insert_bulk(cursor, n, (
+            streams, versions, columns.topics, map(bytearray, columns.states))
         ) if n >= BULK_ROWS else None
         if ids is None:  # few (or past the largest rowid): one by one, as they are
             ids = self._insert_rows(cursor, columns.stored(), streams)
@@ -608,12 +609,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                      streams: Sequence[str]) -> list[int]:
         """Insert the events, `streams` their stream ids as stored; their positions
         (rowids), in order: one by one, each position read as it is inserted, or many
-        in one `executemany` (`_insert_bulk`)."""
+        at once (`_insert_bulk`)."""
         n = len(stored_events)
         if n >= BULK_ROWS:
-            ids = self._insert_bulk(c, n, [
-                (stream, s.originator_version, s.topic, sqlite_blob(s.state))
-                for stream, s in zip(streams, stored_events, strict=True)])
+            ids = self._insert_bulk(c, n, (
+                streams, [s.originator_version for s in stored_events],
+                [s.topic for s in stored_events], [sqlite_blob(s.state) for s in stored_events]))
             if ids is not None:
                 return ids
             return list(super()._insert_events(c, stored_events) or [])
@@ -629,13 +630,14 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             positions.append(position)
         return positions
 
-    def _insert_bulk(self, c: SQLiteCursor, n: int, rows: Iterable[Sequence[Any]]
+    def _insert_bulk(self, c: SQLiteCursor, n: int, columns: Sequence[Iterable[Any]]
                      ) -> list[int] | None:
-        """Insert `n` events, `rows`, with one `executemany`; their
-        positions (rowids), in order. None, with nothing inserted, where the positions
-        would pass the largest rowid: the caller inserts them one by one.
+        """Insert `n` events, given as `columns` (stream, version, topic, state), with a
+        few multi-row statements (`insert_values`); their positions (rowids), in order.
+        None, with nothing inserted, where the positions would pass the largest rowid:
+        the caller inserts them one by one.
 
-        `executemany` reports no rowids: they are read off the table's largest rowid
+        Those statements report no rowids: they are read off the table's largest rowid
         before the insert. The write transaction holds SQLite's write lock, and a table
         without AUTOINCREMENT gives each new row the largest rowid plus one
         (https://sqlite.org/autoinc.html) while that stays below the largest integer,
@@ -645,7 +647,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         before = self._largest_rowid(c)
         if before > MAX_ROWID - n:
             return None
-        c.sqlite_cursor.executemany(self.insert_events_statement, rows)
+        insert_values(c.sqlite_cursor, self.events_table_name, columns)
         after = self._largest_rowid(c)
         if after != before + n:
             raise OperationalError(

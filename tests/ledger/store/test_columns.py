@@ -8,17 +8,21 @@ as columns, in one batch or two, and the two are compared table by table.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from ledger.auditlog.seal import MerkleSealing
 from ledger.auditlog.verify import verify_store
 from ledger.bootstrap import Ledger
+from ledger.store.dialect import VALUES_ROWS, insert_values
 from ledger.store.eventstore import EventStore, open_store
 from ledger.store.mapper import stored_version
 from ledger.store.recorders import BULK_ROWS, Columns
@@ -138,3 +142,60 @@ def test_columns_give_back_the_stored_events_and_indexes() -> None:
     assert [(r.ref, r.practice, r.year) for r in indexes.refs] == [("R-1", "P", "2024-25")]
     assert list(indexes.affiliations) == [("P", "C")]
     assert list(indexes.budget_years) == [("P", "2024-25")]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5, 127, 128, 129, 300, 1000])
+def test_rows_given_as_columns_are_inserted_in_order_by_statements_of_a_few_sizes(
+    count: int
+) -> None:
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        cursor = conn.cursor()
+        assert insert_values(cursor, "t", (range(count), map(str, range(count)),
+                                           [bytearray([i % 256]) for i in range(count)])) == count
+        conn.set_trace_callback(None)
+        assert conn.execute("SELECT rowid, a, b, c FROM t ORDER BY rowid").fetchall() == [
+            (i + 1, i, str(i), bytes([i % 256])) for i in range(count)]
+        assert conn.execute("SELECT count(*) FROM t WHERE typeof(c) = 'blob'").fetchone() == (
+            count,)
+    sizes = [statement.count("(") for statement in statements
+             if statement.startswith("INSERT")]
+    assert sum(sizes) == count
+    assert set(sizes) <= {VALUES_ROWS, *(2**k for k in range(VALUES_ROWS.bit_length()))}
+    assert len(sizes) <= count // VALUES_ROWS + VALUES_ROWS.bit_length()
+
+
+def test_columns_of_another_length_insert_no_row() -> None:
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("CREATE TABLE t (a, b)")
+        with pytest.raises(ValueError, match="size"):
+            insert_values(conn.cursor(), "t", ([1, 2, 3], [1, 2]))
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_a_batch_breaking_a_key_rolls_its_whole_write_back(ledger: Ledger) -> None:
+    """A command id already stored, in the middle of a batch: the write is refused
+    (IntegrityError) and leaves nothing; the same batch without it is then appended."""
+    store = written(ledger)
+    head = store.head()
+    before = {table: rows(store, table) for table in TABLES}
+    n = VALUES_ROWS + 3
+    stream = uuid.uuid4().hex
+    taken = rows(store, "receipts")[0][0]
+    ids = [f"new-{i}" for i in range(n)]
+
+    def batch(command_ids: list[str]) -> Columns:
+        return Columns([stream] * n, list(range(1, n + 1)), ["PracticeRegistered"] * n,
+                       [b'{"schema_version":1}'] * n, [1] * n, command_ids, ["f"] * n,
+                       ["a"] * n, [f"N-{i}" for i in range(n)], ["P"] * n, ["2024-25"] * n)
+
+    with pytest.raises(IntegrityError):
+        store.append_encoded(batch([*ids[:n // 2], taken, *ids[n // 2 + 1:]]), after=head)
+    assert {table: rows(store, table) for table in TABLES} == before
+    assert store.append_encoded(batch(ids), after=head) == head + n
+    assert [r[0] for r in rows(store, "receipts") if r[0].startswith("new-")] == sorted(ids)
+    report = verify_store(store)
+    assert report.ok, report.first
+    assert report.sealed == head + n
