@@ -54,7 +54,7 @@ def create_statements(dialect: Dialect) -> list[str]:
         dialect.sql(
             "CREATE TABLE IF NOT EXISTS {tree} (id integer PRIMARY KEY CHECK (id = 1), "
             f"origin text NOT NULL, size {big} NOT NULL, last_position {big} NOT NULL, "
-            f"frontier {blob} NOT NULL, root {blob} NOT NULL)"
+            f"frontier {blob} NOT NULL, root {blob} NOT NULL){dialect.rewritten}"
         ),
         dialect.sql(
             f"CREATE TABLE IF NOT EXISTS {{checkpoints}} (checkpoint_id {serial} PRIMARY KEY, "

@@ -39,7 +39,7 @@ def create_statements(dialect: Dialect) -> list[str]:
         ),
         dialect.sql(
             "CREATE TABLE IF NOT EXISTS {kinds_checked} (id integer PRIMARY KEY "
-            f"CHECK (id = 1), position {big} NOT NULL)"
+            f"CHECK (id = 1), position {big} NOT NULL){dialect.rewritten}"
         ),
     ]
 

@@ -221,3 +221,34 @@ def test_the_position_sequence_is_kept_at_the_head_for_writers_that_draw_from_it
                 name = as_tuple(curs.fetchone())[0]
                 curs.execute(dialect.sql("SELECT last_value, is_called FROM " + name))
                 assert as_tuple(curs.fetchone()) == (ledger.store.head(), True)
+
+
+def fill_factors(ledger: Ledger) -> dict[str, list[str] | None]:
+    """The storage options of the tables of one row every write rewrites."""
+    schema = ledger.store.recorder.datastore.schema  # type: ignore[attr-defined]
+    with transaction(ledger.store, commit=False) as curs:
+        curs.execute("SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n "
+                     "ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                     "AND c.relname IN ('ledger_tree', 'ledger_kinds_checked')", (schema,))
+        return {str(name): options for name, options in map(as_tuple, curs.fetchall())}
+
+
+@pytest.mark.postgres
+def test_a_new_postgresql_ledger_has_the_pages_of_its_rewritten_rows_pruned_early(
+    pg_url: str, clock: FakeClock,
+) -> None:
+    with bootstrap(pg_url, clock=clock) as ledger:
+        seed(ledger)
+        assert fill_factors(ledger) == {"ledger_tree": ["fillfactor=10"],
+                                        "ledger_kinds_checked": ["fillfactor=10"]}
+        # A ledger made before, with the default fill factor, writes as it did.
+        dialect = ledger.store.recorder.dialect
+        with transaction(ledger.store, commit=True) as curs:
+            for table in ("ledger_tree", "ledger_kinds_checked"):
+                curs.execute(f"ALTER TABLE {dialect.table(table)} RESET (fillfactor)")
+        assert fill_factors(ledger) == {"ledger_tree": None, "ledger_kinds_checked": None}
+        for n in range(30):
+            commit(ledger, f"R-{n:04d}", "1.00")
+        head, checked, _ = ledger.store.probe()
+        assert checked == head
+        assert verify_store(ledger.store).ok
