@@ -47,7 +47,7 @@ class AppendFailed(Exception):  # noqa: N818 - a condition, as eventsourcing nam
 
 
 Plain = tuple[list[Any], list[int], list[str], list[bytes], list[int],
-              list[str], list[str], list[str], list[str], list[str], list[str],
+              list[str], list[str], list[bytes], list[str], list[str], list[str],
               list[tuple[str, str]], list[tuple[str, str]]]
 """A batch as it crosses the pipe: `Columns`' fields, in order (the events' streams,
 versions, topics, states and schema versions; the receipts' command ids, fingerprints
@@ -206,12 +206,12 @@ def plain(streams: list[str], versions: list[int], topics: list[str], states: li
           schema_versions: list[int], *, indexes: Indexes) -> Plain:
     """A batch of events as columns (each event's stream as 32 hex digits, version, topic,
     stored state, as `EventStore.encode` stores it, and schema version) with its
-    indexes, to `send_plain`."""
+    indexes (each answer in UTF-8), to `send_plain`."""
     receipts = indexes.receipts
     refs = indexes.refs
     return (streams, versions, topics, states, schema_versions,
             [r.command_id for r in receipts], [r.fingerprint for r in receipts],
-            [r.answer for r in receipts],
+            [r.answer.encode() for r in receipts],
             [r.ref for r in refs], [r.practice for r in refs], [r.year for r in refs],
             list(indexes.affiliations), list(indexes.budget_years))
 

@@ -37,15 +37,16 @@ variables, under the 999 SQLite allowed before 3.32."""
 
 
 @functools.lru_cache(maxsize=64)
-def _values_statement(into: str, width: int, count: int) -> str:
-    row = "(" + ", ".join("?" * width) + ")"
+def _values_statement(into: str, row: str, count: int) -> str:
     return f"INSERT OR ROLLBACK INTO {into} VALUES " + ", ".join([row] * count)  # noqa: S608
 
 
-def insert_values(cursor: Cursor, into: str, columns: Sequence[Iterable[Any]]) -> int:
+def insert_values(cursor: Cursor, into: str, columns: Sequence[Iterable[Any]],
+                  row: str | None = None) -> int:
     """On SQLite: insert rows given as `columns` (each as long as the first, else
     ValueError with nothing inserted) into `into` (a table, with its columns named in
-    parentheses if need be), in order, in multi-row statements: one each whole
+    parentheses if need be), `row` the VALUES of one (one `?` a column, by default),
+    in order, in multi-row statements: one each whole
     VALUES_ROWS, then one each power of two left (a few statements, each prepared
     once); how many rows.
 
@@ -56,6 +57,7 @@ def insert_values(cursor: Cursor, into: str, columns: Sequence[Iterable[Any]]) -
     keeps no statement journal (copies of the pages a statement of many rows changes,
     to undo it alone: https://sqlite.org/tempfiles.html, section 2.5)."""
     width = len(columns)
+    row = row or "(" + ", ".join("?" * width) + ")"
     first = list(columns[0])
     n = len(first)
     flat: list[Any] = [None] * (n * width)
@@ -66,7 +68,7 @@ def insert_values(cursor: Cursor, into: str, columns: Sequence[Iterable[Any]]) -
     while start < n:
         left = n - start
         count = VALUES_ROWS if left >= VALUES_ROWS else 1 << (left.bit_length() - 1)
-        cursor.execute(_values_statement(into, width, count),
+        cursor.execute(_values_statement(into, row, count),
                        flat[start * width:(start + count) * width])
         start += count
     return n

@@ -307,7 +307,8 @@ class EventStore:
     def encode(self, events: Sequence[LedgerEvent], indexes: Indexes | None = None
                ) -> Columns:
         """Events and their indexes as `append_encoded` takes them: each event stored as
-        this store stores it (its stream id as 32 hex digits), with its schema version."""
+        this store stores it (its stream id as 32 hex digits), with its schema version;
+        each answer in UTF-8."""
         stored = [self._to_stored(e) for e in events]
         rows = indexes or Indexes()
         return Columns(
@@ -315,7 +316,7 @@ class EventStore:
             [s.originator_version for s in stored], [s.topic for s in stored],
             [s.state for s in stored], [e.schema_version for e in events],
             [r.command_id for r in rows.receipts], [r.fingerprint for r in rows.receipts],
-            [r.answer for r in rows.receipts], [r.ref for r in rows.refs],
+            [r.answer.encode() for r in rows.receipts], [r.ref for r in rows.refs],
             [r.practice for r in rows.refs], [r.year for r in rows.refs],
             list(rows.affiliations), list(rows.budget_years))
 

@@ -106,8 +106,10 @@ class Columns:
     The events' `streams` are their stream ids as the events table keeps them (32 hex
     digits); `schema_versions` each one's schema version (with its topic, its kind, for
     the catalogue). A receipt is a command id, fingerprint and answer at one index of
-    theirs, a ref a ref, practice and year. Every column of a group is as long as the
-    others (`insert_columns` refuses one that is not).
+    theirs (the answer in UTF-8: it crosses a pipe, and goes into SQLite, as bytes,
+    with none of the work of converting text), a ref a ref, practice and year. Every
+    column of a group is as long as the others (`insert_columns` refuses one that is
+    not).
     """
 
     streams: Sequence[str] = ()
@@ -117,7 +119,7 @@ class Columns:
     schema_versions: Sequence[int] = ()
     command_ids: Sequence[str] = ()
     fingerprints: Sequence[str] = ()
-    answers: Sequence[str] = ()
+    answers: Sequence[bytes] = ()  # UTF-8
     refs: Sequence[str] = ()
     practices: Sequence[str] = ()
     years: Sequence[str] = ()
@@ -130,7 +132,8 @@ class Columns:
 
     def indexes(self) -> Indexes:
         """The side-table rows as `Indexes`."""
-        return Indexes(list(map(Receipt, self.command_ids, self.fingerprints, self.answers)),
+        answers = [answer.decode() for answer in self.answers]
+        return Indexes(list(map(Receipt, self.command_ids, self.fingerprints, answers)),
                        list(map(RefEntry, self.refs, self.practices, self.years)),
                        self.affiliations, self.budget_years)
 
@@ -563,8 +566,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         columns.check()
         raw = cursor.sqlite_cursor
         if columns.command_ids:
+            # Each answer bound as a BLOB of its UTF-8, read back by CAST as the TEXT it
+            # spells (https://sqlite.org/lang_expr.html#castexpr): the same value as the
+            # answer bound as text, which sqlite3 would encode to UTF-8 first.
             insert_values(raw, "ledger_commands",
-                          (columns.command_ids, columns.fingerprints, columns.answers))
+                          (columns.command_ids, columns.fingerprints,
+                           map(bytearray, columns.answers)), row="(?, ?, CAST(? AS TEXT))")
         if columns.refs:
             insert_values(raw, "ledger_refs",
                           (columns.refs, columns.practices, columns.years))
