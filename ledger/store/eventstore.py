@@ -362,7 +362,9 @@ class EventStore:
         catalogue; the kinds added (known once it commits)."""
         assert len(ids) == len(topics) == len(versions), "one position for each event stored"
         rows = tail
-        if ids:
+        if len(ids) == 1:  # a single command's
+            rows = [*tail, (ids[0], topics[0], versions[0])]
+        elif ids:
             # What `record` keeps of the events: the first of each kind, and the last.
             # The first of each is found by pairing them backwards (a later pair of one
             # kind is overwritten by an earlier one), with no Python loop an event.
