@@ -332,6 +332,7 @@ class EventStore:
         is) when the head is not `after`, with nothing written. The same checks as
         `write` apply (an unreadable log is refused; the write hooks seal the events).
         """
+        columns.check()  # here too: a batch of no event and no receipt is not inserted
         dialect = self.recorder.dialect
         with self.recorder.write_transaction(Reads(rows=self._check_reads)) as cursor:
             tail = self._unchecked_tail()

@@ -134,6 +134,22 @@ def test_columns_of_unequal_lengths_are_refused_and_nothing_is_written(
         assert rows(store, "leaves")[-1][1] == head
 
 
+@pytest.mark.parametrize("columns", [
+    Columns(topics=["ledger.domain.events:PracticeRegistered"], schema_versions=[2]),
+    Columns(fingerprints=["f"], answers=[b"{}"]),
+    Columns(refs=["R-1"], years=["2024-25"]),
+], ids=["events without streams", "receipts without command ids", "refs without practices"])
+def test_columns_of_unequal_lengths_with_no_event_or_receipt_are_refused_too(
+    ledger: Ledger, columns: Columns
+) -> None:
+    store = written(ledger)
+    head = store.head()
+    before = {table: rows(store, table) for table in TABLES}
+    with pytest.raises(ValueError, match="differ in length"):
+        store.append_encoded(columns, after=head)
+    assert {table: rows(store, table) for table in TABLES} == before
+
+
 def test_columns_give_back_the_stored_events_and_indexes() -> None:
     columns = Columns(["0" * 32, "1" * 32], [1, 2], ["A", "B"], [b"{}", b"[]"], [1, 1],
                       ["c-1"], ["f"], [b"a"], ["R-1"], ["P"], ["2024-25"], [("P", "C")],
