@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import DataError, IntegrityError, ProgrammingError
 
 from ledger.auditlog.tables import transaction
 from ledger.auditlog.verify import verify_store
@@ -23,7 +23,7 @@ from ledger.domain.errors import LedgerError, StoreUnavailable
 from ledger.domain.events import LedgerEvent, budget_stream
 from ledger.store.dialect import as_tuple
 from ledger.store.postgres import _batched
-from ledger.store.recorders import Indexes, Receipt
+from ledger.store.recorders import Indexes, Reads, Receipt
 from tests.conftest import PG_BASE_URL, FakeClock
 from tests.ledger.application.scenario import A1, A2, ALLOCATOR, YEAR, commit, run, seed
 from tests.pg_round_trips import round_trips, traced
@@ -194,6 +194,53 @@ def test_writes_sent_with_the_commit_record_nothing_when_one_of_them_fails(
         assert verify_store(ledger.store).ok
         commit(ledger, "R-0001", "10.00")  # the ledger writes on, without a gap
         assert positions(ledger) == list(range(1, len(before) + 2))
+
+
+def refused_with_the_first_reads(recorder: Any) -> None:
+    with recorder.write_transaction(Reads(rows=[("SELECT * FROM no_such_table", ())])):
+        pass
+
+
+def refused_by_a_read_in_between(recorder: Any) -> None:
+    with recorder.write_transaction():
+        recorder.select_rows("SELECT 1 / 0", ())
+
+
+def refused_by_a_statement_never_fetched(recorder: Any) -> None:
+    with recorder.write_transaction() as curs:
+        curs.executemany("INSERT INTO no_such_table VALUES (%s)", [(1,), (2,)])
+
+
+def refused_after_reads(recorder: Any) -> None:
+    with recorder.write_transaction():
+        recorder.select_rows("SELECT 1", ())
+        raise LookupError("refused by the command")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("refused", "error"), [
+    (refused_with_the_first_reads, ProgrammingError), (refused_by_a_read_in_between, DataError),
+    (refused_by_a_statement_never_fetched, ProgrammingError), (refused_after_reads, LookupError),
+], ids=["with the first reads", "a read in between", "a statement never fetched",
+        "the block raising after reads"])
+def test_a_write_transaction_refused_part_way_through_its_pipeline_leaves_its_connection_usable(
+    pg_url: str, clock: FakeClock, refused: Callable[[Any], None], error: type[Exception],
+) -> None:
+    with bootstrap(pg_url, clock=clock) as ledger:
+        seed(ledger)
+        before = positions(ledger)
+        recorder: Any = ledger.store.recorder
+        for _ in range(3):  # the pool's connection each time, as the refusal left it
+            with pytest.raises(error):
+                refused(recorder)
+            with recorder.datastore.get_connection() as conn:
+                assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                assert conn.execute("SELECT 7 AS seven").fetchone() == {"seven": 7}
+        assert positions(ledger) == before
+        commit(ledger, "R-0001", "10.00")
+        commit(ledger, "R-0002", "10.00")
+        assert positions(ledger) == list(range(1, len(before) + 3))
+        assert verify_store(ledger.store).ok
 
 
 def budget_event(ledger: Ledger) -> LedgerEvent:
