@@ -152,7 +152,11 @@ class Command(BaseModel):
         (never their spelling): `--amount 100` and `--amount 100.00` are one command."""
         # The parsed values: every field that is not None (what `model_dump(exclude_none=
         # True)` gives, without its cost: no command has a nested model).
-        body = {name: value for name, value in self.__dict__.items() if value is not None}
+        values = self.__dict__
+        # Most commands have no field at None: their values are the body as they are (a
+        # value that merely compares equal to None is left to the comprehension).
+        body = values if None not in values.values() else {
+            name: value for name, value in values.items() if value is not None}
         return f"{FINGERPRINT_VERSION}:{_digest(self.name, actor, body)}"
 
     def matches(self, stored: str, actor: str, given_actor: str) -> bool:
@@ -770,33 +774,13 @@ class _Unsure(Exception):  # noqa: N818 - control flow only, never leaves this m
     """The fast path does not decide this value: validation does."""
 
 
-def _text(value: Any) -> str:
-    if type(value) is not str:
+def _none(value: Any) -> None:
+    if value is not None:
         raise _Unsure
-    return value
-
-
-def _cached(parse: Any, size: int = 4096) -> Any:
-    cached = functools.lru_cache(maxsize=size)(parse)
-
-    def fast(value: Any) -> Any:
-        if type(value) is not str:
-            raise _Unsure
-        return cached(value)
-
-    return fast
-
-
-def _fast_on(value: Any) -> date | None:
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise _Unsure
-    return _cached_date(value)
 
 
 @functools.lru_cache(maxsize=4096)
-def _cached_date(text: str) -> date:
+def _date_text(text: str) -> date:
     day = _date(text)
     assert type(day) is date
     return day
@@ -807,19 +791,22 @@ def _amount_text(text: str) -> int:
     return _pence(text)
 
 
-def _fast_amount(value: Any) -> int:
-    if type(value) is str:
-        return _amount_text(value)
-    if type(value) is int:
-        return _pence(value)
-    raise _Unsure
+def _amount_number(value: Any) -> int:
+    if type(value) is not int:
+        raise _Unsure
+    return _pence(value)
 
 
-def _fast_qs(value: Any) -> tuple[str, ...]:
+@functools.lru_cache(maxsize=4096)
+def _qs_one(text: str) -> tuple[str, ...]:
+    return _qs_codes([text])
+
+
+def _qs_value(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    if type(value) is str:
-        return _qs_of((value,))
+    if type(value) is list and len(value) == 1 and type(value[0]) is str:
+        return _qs_one(value[0])
     if type(value) is list and all(type(v) is str for v in value):
         return _qs_of(tuple(value))
     raise _Unsure
@@ -830,66 +817,62 @@ def _qs_of(texts: tuple[str, ...]) -> tuple[str, ...]:
     return _qs_codes(list(texts) or [])
 
 
-_name_of = functools.lru_cache(maxsize=8192)(name_text)
-_long_of = functools.lru_cache(maxsize=4096)(long_text)
-
-
-def _fast_name(field: str) -> Any:
-    def parse(value: Any) -> str:
-        if type(value) is not str:
-            raise _Unsure
-        return _name_of(value, field)
-    return parse
-
-
-def _fast_reason(value: Any) -> str | None:
-    return None if value is None else _long_of(_text(value), "reason")
-
-
-def _fast_ref(value: Any) -> str:
-    if type(value) is not str:
-        raise _Unsure
-    return parse_ref(value)
-
-
-def _fast_bool(value: Any) -> bool:
+def _bool(value: Any) -> bool:
     if type(value) is not bool:
         raise _Unsure
     return value
 
 
-_PRACTICE = _cached(parse_practice_code)
-_YEAR = _cached(_year, 256)
-_ELEMENT = _cached(parse_element, 256)
+def _text_parser(parse: Any, size: int = 4096) -> Any:
+    """`parse` of a text cached on the text: a hit costs no Python call."""
+    return functools.lru_cache(maxsize=size)(parse)
 
-_FAST: dict[type[Command], dict[str, Any]] = {
-    SpendCommit: {"on": _fast_on, "practice": _PRACTICE, "year": _YEAR, "element": _ELEMENT,
-                  "ref": _fast_ref, "amount": _fast_amount, "provider": _fast_name("provider"),
-                  "service": _fast_name("service"), "qs": _fast_qs},
-    SpendVary: {"on": _fast_on, "ref": _fast_ref, "amount": _fast_amount,
-                "reason": _fast_reason},
-    SpendSettle: {"on": _fast_on, "ref": _fast_ref, "amount": _fast_amount,
-                  "reason": _fast_reason, "final": _fast_bool},
-    SpendCancel: {"on": _fast_on, "ref": _fast_ref, "reason": _fast_reason},
+
+_PRACTICE = _text_parser(parse_practice_code)
+_YEAR = _text_parser(_year, 256)
+_ELEMENT = _text_parser(parse_element, 256)
+_REASON = _text_parser(functools.partial(long_text, field="reason"))
+_PROVIDER = _text_parser(functools.partial(name_text, field="provider"), 8192)
+_SERVICE = _text_parser(functools.partial(name_text, field="service"), 8192)
+
+_VARY_TEXT = {"on": _date_text, "ref": parse_ref, "amount": _amount_text, "reason": _REASON}
+_VARY_VALUE = {"on": _none, "amount": _amount_number, "reason": _none}
+
+_FAST: dict[type[Command], tuple[dict[str, Any], dict[str, Any]]] = {
+    SpendCommit: (
+        {"on": _date_text, "practice": _PRACTICE, "year": _YEAR, "element": _ELEMENT,
+         "ref": parse_ref, "amount": _amount_text, "provider": _PROVIDER,
+         "service": _SERVICE, "qs": _qs_one},
+        {"on": _none, "amount": _amount_number, "qs": _qs_value}),
+    SpendVary: (_VARY_TEXT, _VARY_VALUE),
+    SpendSettle: (_VARY_TEXT, _VARY_VALUE | {"final": _bool}),
+    SpendCancel: ({"on": _date_text, "ref": parse_ref, "reason": _REASON},
+                  {"on": _none, "reason": _none}),
 }
-"""Per command: a parser for each field (every field, by name; none has an alias)."""
+"""Per command: a parser for each field given as text, and one for each field that may
+be given as another JSON value (by name; none has an alias). A field given in a shape
+its command has no parser for here is left to validation."""
 
 _REQUIRED: dict[type[Command], frozenset[str]] = {
     cls: frozenset(name for name, info in cls.model_fields.items() if info.is_required())
     for cls in _FAST
 }
-
+_SIZE: dict[type[Command], int] = {cls: len(cls.model_fields) for cls in _FAST}
 
 def _trusted(cls: type[C], args: dict[str, Any]) -> C | None:
     """`cls` parsed from `args` as validation would parse it, or None when not sure
     (a field missing or unknown, a value of another type, a value refused)."""
     parsers = _FAST.get(cls)
-    if parsers is None or type(args) is not dict or not _REQUIRED[cls] <= args.keys():
+    if parsers is None or type(args) is not dict:
         return None
+    # Every field given (each key is checked to be one below): none required is missing.
+    if len(args) != _SIZE[cls] and not _REQUIRED[cls] <= args.keys():
+        return None
+    texts, others = parsers
     values: dict[str, Any] = {}
     try:
         for name, value in args.items():
-            values[name] = parsers[name](value)
+            values[name] = (texts if type(value) is str else others)[name](value)
     except Exception:  # noqa: BLE001 - validation decides, and words, every refusal
         return None
     return construct(cls, values, {"_given": dict(args)})

@@ -46,7 +46,7 @@ FIELD_VALUES: dict[str, list[Any]] = {
                  "NHS 943 476 5919", "\u0301x"],
     "service": ["Hip replacement", "svc", "\t", "\u3164"],
     "qs": [["QS3"], ["qs10", "QS2", "QS2"], "QS1", ["QS0"], [], ["QS1", 3], "QS1,QS2",
-           ["Q\u017f1"]],
+           ["Q\u017f1"], [""], "", [" QS4 "], ["QS1", None]],
     "on": ["2024-06-01", " 2024-06-01 ", "2024-6-1", "20240601", "2024-02-30"],
     "reason": ["late invoice", " padded ", "\x00", "NHS 943 476 5919", "y" * 1001],
     "final": [True, False, "true", 1],

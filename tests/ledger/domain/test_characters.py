@@ -6,6 +6,7 @@ import json
 import unicodedata
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from ledger.domain.characters import (
     escaped,
     json_escaped,
     parse_command_id,
+    parse_identifier,
     parse_ref,
     parse_text,
     unprintable,
@@ -273,3 +275,25 @@ def test_the_spaces_trimmed_are_every_space_separator_this_python_knows() -> Non
                   if unicodedata.category(chr(point)) == "Zs"}
     assert set(SPACES) == separators
     assert len(SPACES) == len(separators)
+
+
+def _identifier_outcome(parse: Any, value: object) -> object:
+    try:
+        return ("ok", parse(value))
+    except InvalidInput as error:
+        return ("refused", str(error))
+
+
+_IDENTIFIER_TEXT = st.text(alphabet=st.sampled_from("Aa0._-:/#@+= \t\u200b\u00e9"),
+                           max_size=140)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(_IDENTIFIER_TEXT, st.integers(), st.none()))
+def test_refs_and_command_ids_read_as_the_identifier_reader_reads_them(value: object) -> None:
+    """`parse_ref` and `parse_command_id` answer an identifier given with nothing to trim
+    without the full reader: the same text, and every other value as the reader says."""
+    assert _identifier_outcome(parse_ref, value) == _identifier_outcome(
+        lambda v: parse_identifier(v, "commitment reference", max_length=REF_MAX), value)
+    assert _identifier_outcome(parse_command_id, value) == _identifier_outcome(
+        lambda v: parse_identifier(v, "command id", max_length=COMMAND_ID_MAX), value)
