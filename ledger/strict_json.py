@@ -120,11 +120,18 @@ def _plain(text: str) -> Any:
 
 
 def _key_ends(text: str) -> int:
-    """How many times a quote, optional JSON whitespace and a colon follow one another."""
+    """How many times a quote, optional JSON whitespace and a colon follow one another,
+    in a text orjson read: a tab, line feed or carriage return there is whitespace
+    between tokens (a string holds none unescaped, or orjson refuses it), so a text
+    without them holds no key end spaced but by spaces before its colon."""
     ends = text.count('":')
-    if " :" in text or "\t:" in text or "\n:" in text or "\r:" in text:
+    if " :" in text or "\t" in text or "\n" in text or "\r" in text:
         ends += len(_SPACED_KEY_END.findall(text))
     return ends
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+"""What orjson reads a JSON value into, a float and the containers aside."""
 
 
 def _keys(value: Any) -> int:
@@ -137,13 +144,15 @@ def _keys(value: Any) -> int:
         values = value
     else:
         return -1 if type(value) is float else 0
+    scalars = _SCALARS
     for item in values:
         kind = type(item)
-        if kind is dict or kind is list:
-            inner = _keys(item)
-            if inner < 0:
-                return -1
-            count += inner
-        elif kind is float:
+        if kind in scalars:
+            continue
+        if kind is not dict and kind is not list:  # a float
             return -1
+        inner = _keys(item)
+        if inner < 0:
+            return -1
+        count += inner
     return count

@@ -46,7 +46,7 @@ def documents(draw: st.DrawFn, depth: int = 0) -> str:
     twice = draw(st.booleans())
     if keys and twice:
         keys.append(draw(st.sampled_from(keys)))  # a key given twice
-    colon = draw(st.sampled_from([":", " :", ": ", "\n:\t"]))
+    colon = draw(st.sampled_from([":", " :", ": ", "\n:\t", "\t:", "\r:", "\r\n :"]))
     members = [json.dumps(k, ensure_ascii=draw(st.booleans())) + colon
                + draw(documents(depth + 1)) for k in keys]
     return "{" + space + ("," + space).join(members) + space + "}"
@@ -90,7 +90,8 @@ def test_loads_reads_every_text_as_the_strict_parser_does(text: str, before: str
 
 @pytest.mark.parametrize("text", [
     '{"a":1,"a":2}', '{"a" :1,"a":2}', '{"a":{"b":1,"b":1}}', '[{"a":1},{"b":2,"b":2}]',
-    '{"a":1,"\\u0061":2}',
+    '{"a":1,"\\u0061":2}', '{"a"\t:1,"a":2}', '{"a":1,"a"\n:2}', '{"a"\r:1,"a":2}',
+    '{"a":"\\t:","a"\t:2}', '{"a":[1,{"b" :1,"b":2}]}',
 ])
 def test_a_key_given_twice_is_refused_however_it_is_spaced_or_spelled(text: str) -> None:
     with pytest.raises(StrictJsonError, match="appears twice"):
