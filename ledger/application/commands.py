@@ -33,7 +33,7 @@ from pydantic import (
 
 from ledger.domain.characters import parse_ref
 from ledger.domain.errors import InvalidInput
-from ledger.domain.trusted import construct
+from ledger.domain.trusted import construct, set_dict, set_extra, set_fields_set, set_private
 from ledger.domain.values import (
     ELEMENTS,
     Actor,
@@ -90,8 +90,6 @@ def _digest(name: str, actor: str, body: dict[str, Any]) -> str:
     )).hexdigest()
 
 
-_setattr = object.__setattr__
-
 CompactCommand = tuple[type["Command"], dict[str, Any], set[str] | None, dict[str, Any]]
 """A command's class, field values, fields given and arguments as given (`Command.compact`)."""
 
@@ -140,11 +138,10 @@ class Command(BaseModel):
         """The command `compact` gave these of, field for field, without validating its
         values again: they are what validation made of them."""
         command = kind.__new__(kind)
-        _setattr(command, "__dict__", values)
-        _setattr(command, "__pydantic_fields_set__",
-                 set(values) if fields_set is None else fields_set)
-        _setattr(command, "__pydantic_extra__", None)
-        _setattr(command, "__pydantic_private__", {"_given": given})
+        set_dict(command, values)
+        set_fields_set(command, set(values) if fields_set is None else fields_set)
+        set_extra(command, None)
+        set_private(command, {"_given": given})
         return command
 
     def fingerprint(self, actor: str) -> str:

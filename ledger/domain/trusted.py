@@ -56,7 +56,13 @@ def layout(cls: type[BaseModel]) -> Layout:
     return Layout(template, frozenset(required), tuple(factories), frozenset(template))
 
 
-_setattr = object.__setattr__
+# The setters of the attributes every model keeps (BaseModel's slots and __dict__),
+# called directly: object.__setattr__ finds the same descriptor by name each time.
+_SLOTS = BaseModel.__dict__
+set_dict = _SLOTS["__dict__"].__set__
+set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+set_extra = _SLOTS["__pydantic_extra__"].__set__
+set_private = _SLOTS["__pydantic_private__"].__set__
 # What `cls.__new__` is for every model here (none defines its own), without reading it
 # off the class through pydantic's metaclass, whose __getattr__ hook makes that a slow read.
 _new = object.__new__
@@ -85,9 +91,8 @@ def construct(cls: type[M], values: dict[str, Any], private: dict[str, Any] | No
         if name not in values:
             fields[name] = factory()
     model = _new(cls)
-    _setattr(model, "__dict__", fields)
-    _setattr(model, "__pydantic_fields_set__",
-             set(shape.names) if given == size else set(values))
-    _setattr(model, "__pydantic_extra__", None)
-    _setattr(model, "__pydantic_private__", private)
+    set_dict(model, fields)
+    set_fields_set(model, set(shape.names) if given == size else set(values))
+    set_extra(model, None)
+    set_private(model, private)
     return model
