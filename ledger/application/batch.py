@@ -214,10 +214,11 @@ some 150 us of CPU (pickling, and the executor's threads waking) against about 7
 saved: handed over one by one, batches of 1 to 20 lines cost it more than parsing them."""
 
 Chunk = list[tuple[int, str]]
-CompactLine = tuple[type[Command], dict[str, Any], set[str] | None, dict[str, Any], str, str,
-                    str | None, tuple[str, str] | None]
-"""A line parsed into a request: its command (`Command.compact`), actor, command id,
-command as named, and fingerprint; `_parse_compact`."""
+CompactLine = tuple[type[Command], dict[str, Any], set[str] | None, str, str, str | None,
+                    tuple[str, str] | None]
+"""A line parsed into a request: its command (`Command.compact`, but for its arguments as
+given, which the running process reads again from the line if ever asked: `_line_args`),
+actor, command id, command as named, and fingerprint; `_parse_compact`."""
 
 
 def _head(chunks: Iterator[Chunk]) -> tuple[list[Chunk], bool]:
@@ -395,19 +396,25 @@ def _made_again(chunk: Chunk, compact: list[CompactLine | None], default_actor: 
         if line is None:
             add(parse_line(number, text, default_actor))
             continue
-        cls, values, fields_set, given, actor, command_id, name, fingerprint = line
-        command = from_compact(cls, values, fields_set, given)
+        cls, values, fields_set, actor, command_id, name, fingerprint = line
+        command = from_compact(cls, values, fields_set, (_line_args, text))
         add(ParsedLine(number, Request(command, actor, command_id, fingerprint), command_id,
                        name))
     return parsed
+
+
+def _line_args(text: str) -> dict[str, Any]:
+    """The arguments as given of a line `parse_line` made a command of (`Command.given`)."""
+    args: dict[str, Any] = strict_json.loads(text).get("args", {})
+    return dict(args)
 
 
 def _parse_compact(chunk: Chunk, default_actor: str | None) -> list[CompactLine | None]:
     """In the parse process: each line as plain values (pickled several times faster than
     the objects), its fingerprint taken; None for a line refused.
 
-    Equal texts that recur from line to line (a command's name, an actor, the values of
-    its arguments) are handed back as one object, which pickle writes once a batch."""
+    Equal texts that recur from line to line (a command's name, an actor) are handed
+    back as one object, which pickle writes once a batch."""
     gc.collect(0)  # the garbage of the hand-overs before, a line refused being a cycle
     texts: dict[str, str] = {}
     return [_compact(parse_line(number, text, default_actor), texts) for number, text in chunk]
@@ -424,11 +431,10 @@ def _compact(parsed: ParsedLine, texts: dict[str, str]) -> CompactLine | None:
         fingerprint = actor, command.fingerprint(actor)
     except LedgerError:
         fingerprint = None
-    cls, values, fields_set, given = command.compact()
+    cls, values, fields_set, _ = command.compact()
     same = texts.setdefault
-    given = {k: same(v, v) if type(v) is str else v for k, v in given.items()}
     name = parsed.command
-    return (cls, values, fields_set, given, same(request.actor, request.actor),
+    return (cls, values, fields_set, same(request.actor, request.actor),
             request.command_id, name and same(name, name), fingerprint)
 
 

@@ -90,8 +90,9 @@ def _digest(name: str, actor: str, body: dict[str, Any]) -> str:
     )).hexdigest()
 
 
-CompactCommand = tuple[type["Command"], dict[str, Any], set[str] | None, dict[str, Any]]
-"""A command's class, field values, fields given and arguments as given (`Command.compact`)."""
+CompactCommand = tuple[type["Command"], dict[str, Any], set[str] | None, Any]
+"""A command's class, field values, fields given and arguments as given (`Command.compact`;
+the arguments may be `(read, source)`, see `Command._given`)."""
 
 
 class Command(BaseModel):
@@ -100,14 +101,23 @@ class Command(BaseModel):
 
     name: ClassVar[str]
     on: date | None = Field(default=None, description="effective date (default today)")
-    _given: dict[str, Any] = PrivateAttr(default_factory=dict)
-    """The arguments as given (`parse_command`), for comparing with older receipts."""
+    _given: Any = PrivateAttr(default_factory=dict)
+    """The arguments as given (`parse_command`), for comparing with older receipts; or,
+    for a command made again without them (`from_compact`), `(read, source)`: they are
+    `read(source)`, read when first asked for (`_arguments`)."""
 
     @property
     def given(self) -> dict[str, Any]:
         """The arguments it was built from, by their CLI names (`build_command` builds the
         same command from them again, as a service does from an `apply` line)."""
-        return dict(self._given)
+        return dict(self._arguments())
+
+    def _arguments(self) -> dict[str, Any]:
+        given: Any = self._given
+        if type(given) is tuple:
+            read, source = given
+            given = self._given = read(source)
+        return given  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
         """Commands are equal when their parsed values are, however they were spelled."""
@@ -134,9 +144,10 @@ class Command(BaseModel):
 
     @staticmethod
     def from_compact(kind: type[Command], values: dict[str, Any], fields_set: set[str] | None,
-                     given: dict[str, Any]) -> Command:
+                     given: Any) -> Command:
         """The command `compact` gave these of, field for field, without validating its
-        values again: they are what validation made of them."""
+        values again: they are what validation made of them. `given` is its arguments as
+        given, or `(read, source)` that reads them when they are first asked for."""
         command = kind.__new__(kind)
         set_dict(command, values)
         set_fields_set(command, set(values) if fields_set is None else fields_set)
@@ -173,14 +184,15 @@ class Command(BaseModel):
         return stored == self.fingerprint(actor)
 
     def _given_text(self) -> dict[str, Any]:
-        return {field: self._given[key] for field, key in _TEXT_FIELDS.items()
-                if field in type(self).model_fields and isinstance(self._given.get(key), str)}
+        given = self._arguments()
+        return {field: given[key] for field, key in _TEXT_FIELDS.items()
+                if field in type(self).model_fields and isinstance(given.get(key), str)}
 
     def _v1_body(self) -> dict[str, Any]:
         """The body v1 took: parsed values, but amounts, percentages and text as written
         and elements and QS codes in the order given."""
         body = self.model_dump(mode="json", exclude_none=True) | self._given_text()
-        given = self._given
+        given = self._arguments()
         for key in ("amount", "by", "top_slice"):
             if key in body and isinstance(given.get(key), str):
                 body[key] = given[key].strip()

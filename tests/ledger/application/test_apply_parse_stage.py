@@ -512,3 +512,32 @@ def test_an_executor_whose_thread_cannot_start_leaves_the_lines_to_be_parsed_her
             assert not multiprocessing.active_children()
     finally:
         end_children()
+
+
+@settings(max_examples=60, deadline=None)
+@given(kinds=st.lists(st.sampled_from(sorted(KINDS)), min_size=1, max_size=12))
+def test_a_line_made_again_from_the_parse_process_is_the_line_parse_line_makes(
+    kinds: list[str],
+) -> None:
+    """Its command, fingerprint and arguments as given (read again from the line when
+    asked for, as receipts of older versions compare with them) are parse_line's."""
+    chunk = list(enumerate(mixed_lines(kinds), start=1))
+    compact = pickle.loads(pickle.dumps(batch._parse_compact(chunk, ME)))
+    again = batch._made_again(chunk, compact, ME)
+    for (number, text), made in zip(chunk, again, strict=True):
+        parsed = batch.parse_line(number, text, ME)
+        assert (made.line, made.command_id, made.command) == (
+            parsed.line, parsed.command_id, parsed.command)
+        assert str(made.error) == str(parsed.error)
+        if parsed.request is None:
+            assert made.request is None
+            continue
+        assert made.request is not None
+        command, expected = made.request.command, parsed.request.command
+        assert command == expected
+        assert made.request.actor == parsed.request.actor
+        assert command.given == expected.given
+        assert command.given is not command.given  # a copy each time, as before
+        assert command._v1_body() == expected._v1_body()
+        assert command._given_text() == expected._given_text()
+        assert command.fingerprint(ME) == expected.fingerprint(ME)
