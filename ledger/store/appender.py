@@ -23,9 +23,11 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -169,15 +171,13 @@ def _append_batches(store: EventStore, head: int, conn: Connection, parents: Con
         own = store.reopened()
     except Exception:  # noqa: BLE001 - the parent appends the batches itself, and says why not
         return
+    next_message = _receiving(conn)
     try:
         for appended in itertools.count(1):
             if appended % COLLECT_EVERY == 0:
                 gc.collect(1)
-            try:
-                message = conn.recv_bytes()
-            except EOFError:
-                return
-            if not message:  # the end (Appender.close)
+            message = next_message()
+            if not message:  # the end (Appender.close), or of the input
                 return
             columns = Columns(*pickle.loads(message))  # noqa: S301 - our parent's
             try:
@@ -189,6 +189,35 @@ def _append_batches(store: EventStore, head: int, conn: Connection, parents: Con
                 return
     finally:
         own.close()
+
+
+def _receiving(conn: Connection) -> Callable[[], bytes]:
+    """The next message of `conn` (b"" at the end of the input), read ahead by a thread
+    of its own where one can be started. A batch is far larger than what the pipe holds:
+    read only between two appends, the parent sending the next one would wait, its
+    batch decided, for the append before to end, rather than decide the one after."""
+    received: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while message := conn.recv_bytes():
+                received.put(message)
+        except (EOFError, OSError):
+            pass
+        finally:
+            received.put(b"")
+
+    def read_one() -> bytes:
+        try:
+            return conn.recv_bytes()
+        except (EOFError, OSError):
+            return b""
+
+    try:
+        threading.Thread(target=read, name=f"{PROCESS_NAME}-reader", daemon=True).start()
+    except RuntimeError:  # no thread to be had: each batch is read when it is appended
+        return read_one
+    return received.get
 
 
 def _answer(conn: Connection, answer: tuple[bool, int | str]) -> bool:

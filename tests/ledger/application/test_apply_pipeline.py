@@ -434,6 +434,46 @@ def test_a_read_failing_while_deciding_runs_the_rest_the_ordinary_way_at_once(
     assert took < 30, f"{took:.0f} s"
 
 
+def test_the_next_batch_is_taken_while_the_one_before_is_still_being_appended(
+    sqlite_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch far larger than the pipe holds is taken by the appending process while it
+    still appends the one before, so the deciding process hands it over and goes on to
+    decide the next rather than wait for that append to end; both are then appended."""
+    release = tmp_path / "release"  # until it exists, the appending process's first append waits
+    original = EventStore.append_encoded
+
+    def held(store: EventStore, *args: Any, **kwargs: Any) -> int:
+        while not release.exists():
+            time.sleep(0.01)
+        return original(store, *args, **kwargs)
+
+    count = 20_000  # some 2.5 MB pickled: several times what a pipe or socket buffers
+    large = Columns(command_ids=[f"large-{n}" for n in range(count)],
+                    fingerprints=[f"v3:{n:064x}" for n in range(count)],
+                    answers=[b'{"summary":"' + b"x" * 60 + b'"}'] * count)
+    monkeypatch.setattr(EventStore, "append_encoded", held)
+    with bootstrap(sqlite_path, clock=FakeClock()) as ledger:
+        seed(ledger)
+        head = ledger.store.head()
+        started = appender.Appender.start(ledger.store, head)
+        assert started is not None
+        try:
+            started.send(Columns())
+            handing_over = threading.Thread(target=started.send, args=(large,), daemon=True)
+            handing_over.start()
+            handing_over.join(timeout=30)
+            taken_while_held = not handing_over.is_alive()
+        finally:
+            release.touch()
+        handing_over.join()
+        assert taken_while_held
+        assert [started.receive(), started.receive()] == [head, head]
+        started.close()
+        assert ledger.store.receipts(["large-0", f"large-{count - 1}"]).keys() == {
+            "large-0", f"large-{count - 1}"}
+
+
 def test_an_appending_process_whose_parent_stopped_listening_ends_without_a_traceback(
     sqlite_path: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
