@@ -112,8 +112,7 @@ class Pipeline(Generic[T]):
     def _decided(self, tag: T, requests: Sequence[Request]) -> tuple[_Appending[T], Plain]:
         """The batch decided, as tracked here and as handed over. Its events are encoded
         once, into the columns the appending process inserts: each one's stored state is
-        the one `EventStore.encode` gives (the store's mapper, `PydanticMapper`, stores
-        `encode_event`'s bytes)."""
+        the one the store's mapper, `PydanticMapper`, gives: `encode_event`'s bytes."""
         uow = UnitOfWork(self, self.service.cache)
         try:
             outcomes = self.service.decide(uow, requests, reads_of(requests),

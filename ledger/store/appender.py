@@ -105,7 +105,7 @@ class Appender:
         return cls(process, ours)
 
     def send(self, columns: Columns) -> None:
-        """Hand over the next batch (`EventStore.encode`); AppendFailed if the process is
+        """Hand over the next batch, given as columns; AppendFailed if the process is
         gone."""
         self.send_plain((
             list(columns.streams), list(columns.versions), list(columns.topics),
@@ -234,7 +234,7 @@ def _answer(conn: Connection, answer: tuple[bool, int | str]) -> bool:
 def plain(streams: list[str], versions: list[int], topics: list[str], states: list[bytes],
           schema_versions: list[int], *, indexes: Indexes) -> Plain:
     """A batch of events as columns (each event's stream as 32 hex digits, version, topic,
-    stored state, as `EventStore.encode` stores it, and schema version) with its
+    stored state, as the store's mapper stores it, and schema version) with its
     indexes (each answer in UTF-8), to `send_plain`."""
     receipts = indexes.receipts
     refs = indexes.refs

@@ -304,28 +304,12 @@ class EventStore:
         self._kinds |= added  # known once committed
         return result
 
-    def encode(self, events: Sequence[LedgerEvent], indexes: Indexes | None = None
-               ) -> Columns:
-        """Events and their indexes as `append_encoded` takes them: each event stored as
-        this store stores it (its stream id as 32 hex digits), with its schema version;
-        each answer in UTF-8."""
-        stored = [self._to_stored(e) for e in events]
-        rows = indexes or Indexes()
-        return Columns(
-            [_stream_text(s.originator_id) for s in stored],
-            [s.originator_version for s in stored], [s.topic for s in stored],
-            [s.state for s in stored], [e.schema_version for e in events],
-            [r.command_id for r in rows.receipts], [r.fingerprint for r in rows.receipts],
-            [r.answer.encode() for r in rows.receipts], [r.ref for r in rows.refs],
-            [r.practice for r in rows.refs], [r.year for r in rows.refs],
-            list(rows.affiliations), list(rows.budget_years))
-
     def append_encoded(self, columns: Columns, *, after: int) -> int:
-        """Append events and their indexes, `encode`d before (by this process or another on
-        the same ledger, or given as columns by `ledger apply`), in one write
-        transaction, if the log's head is still `after`; returns the new head (a
-        position). ValueError, nothing written, for columns of a group that differ in
-        length.
+        """Append events and their indexes, given as columns (a batch `ledger apply`
+        decided, each event's state as this store's mapper stores it, by this process or
+        another on the same ledger), in one write transaction, if the log's head is
+        still `after`; returns the new head (a position). ValueError, nothing written,
+        for columns of a group that differ in length.
 
         What was decided against the log as it stood at `after` is void once anything
         else was appended: HeadMoved (an IntegrityError, as a taken stream version
@@ -605,11 +589,6 @@ class EventStore:
             return self.head() == 0
         except Exception:  # noqa: BLE001 - when in doubt, keep the file
             return False
-
-
-def _stream_text(stream_id: uuid.UUID | str) -> str:
-    """A stream id as 32 hex digits (the form `Columns` carries)."""
-    return stream_id.hex if isinstance(stream_id, uuid.UUID) else stream_id
 
 
 def _isolated(env: dict[str, str]) -> dict[str, Any]:
