@@ -217,25 +217,23 @@ def _affiliations(curs: Cursor[DictRow]) -> dict[str, list[str]]:
     return found
 
 
-def _take_key_arrays(txn: _Transaction, row: DictRow) -> None:
-    """Keep in `txn` the receipts, refs and affiliations the carried statement read."""
-    txn.receipts = {r[0]: Receipt(r[0], r[1], r[2]) for r in row["receipts"]}
-    txn.refs = {r[0]: RefEntry(r[0], r[1], r[2]) for r in row["refs"]}
-    affiliations: dict[str, list[str]] = {}
-    for practice, consortium in row["affiliations"]:
-        affiliations.setdefault(practice, []).append(consortium)
-    txn.affiliations = affiliations
+def _take_keys(txn: _Transaction, receipts: Iterable[Sequence[str]],
+               refs: Iterable[Sequence[str]], affiliations: Iterable[Sequence[str]]) -> None:
+    """Keep in `txn` the receipts, refs and affiliations a first statement read, as rows
+    of text: (command id, fingerprint, answer), (ref, practice, year), (practice,
+    consortium)."""
+    txn.receipts = {r[0]: Receipt(r[0], r[1], r[2]) for r in receipts}
+    txn.refs = {r[0]: RefEntry(r[0], r[1], r[2]) for r in refs}
+    joined: dict[str, list[str]] = {}
+    for practice, consortium in affiliations:
+        joined.setdefault(practice, []).append(consortium)
+    txn.affiliations = joined
 
 
-def _take_keys(txn: _Transaction, row: DictRow) -> None:
-    """Keep in `txn` the receipts, refs and affiliations a first statement read."""
-    txn.receipts = {r[0]: Receipt(r[0], r[1], r[2])
-                    for r in orjson.loads(row["receipts"] or "[]")}
-    txn.refs = {r[0]: RefEntry(r[0], r[1], r[2]) for r in orjson.loads(row["refs"] or "[]")}
-    affiliations: dict[str, list[str]] = {}
-    for practice, consortium in orjson.loads(row["affiliations"] or "[]"):
-        affiliations.setdefault(practice, []).append(consortium)
-    txn.affiliations = affiliations
+def _take_json_keys(txn: _Transaction, row: DictRow) -> None:
+    """`_take_keys` of the full first statement's row, whose rows are JSON arrays."""
+    _take_keys(txn, *(orjson.loads(row[key] or "[]")
+                      for key in ("receipts", "refs", "affiliations")))
 
 
 def _one_statement(writes: Sequence[tuple[str, Sequence[Any]]], last: str = "SELECT 1",
@@ -639,7 +637,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         the catalogue too, and answers its reads (`_select_first_catalogued`)."""
         txn.head = int(row["head"])
         txn.tail, txn.known_tail = row["tail"], row["known_tail"]
-        _take_keys(txn, row)
+        _take_json_keys(txn, row)
         if catalogued:
             txn.rows[(self._catalogue_kinds, ())] = [
                 tuple(kind) for kind in orjson.loads(row["kinds"] or "[]")]
@@ -664,7 +662,7 @@ class LedgerPostgresRecorder(BinaryNotifications, PostgresApplicationRecorder):
         memo = txn.taken
         assert row is not None
         assert memo is not None
-        _take_key_arrays(txn, row)
+        _take_keys(txn, row["receipts"], row["refs"], row["affiliations"])
         last = row["last"]
         if last is None or (int(last[0]), last[1]) != (memo.head, memo.tail):
             return
