@@ -69,6 +69,12 @@ def read_head(curs: Cursor, dialect: Dialect, *, for_update: bool = False) -> Tr
     return _head_of(curs)
 
 
+_LAST_LEAF = ("(SELECT position FROM {leaves} "
+              "WHERE leaf_index = CASE WHEN {tree}.size = 0 THEN 0 ELSE {tree}.size - 1 END)")
+"""The position the head's last leaf seals, read beside the head to seal after it
+(`_select_head`); for an empty head, leaf 0's, which must not exist."""
+
+
 def _select_head(curs: Cursor, dialect: Dialect, *, for_update: bool) -> None:
     """The tree head; read to seal (`for_update`), with the position of its last leaf.
 
@@ -85,8 +91,7 @@ def _select_head(curs: Cursor, dialect: Dialect, *, for_update: bool) -> None:
         return
     lock = " FOR UPDATE" if dialect.kind == "postgres" else ""
     curs.execute(dialect.sql(
-        "SELECT origin, size, last_position, frontier, root, (SELECT position FROM {leaves} "
-        "WHERE leaf_index = CASE WHEN {tree}.size = 0 THEN 0 ELSE {tree}.size - 1 END) "
+        f"SELECT origin, size, last_position, frontier, root, {_LAST_LEAF} "  # noqa: S608
         "FROM {tree} WHERE id = 1") + lock)
 
 
@@ -324,9 +329,8 @@ class MerkleSealing:
         that gives the head from its value (None: no head yet). SealError from it if
         the head does not end at its last leaf."""
         return dialect.sql(
-            "(SELECT json_build_array(origin, size, last_position, encode(frontier, 'hex'), "
-            "encode(root, 'hex'), (SELECT position FROM {leaves} "
-            "WHERE leaf_index = CASE WHEN {tree}.size = 0 THEN 0 ELSE {tree}.size - 1 END))::text "
+            "(SELECT json_build_array(origin, size, last_position, encode(frontier, 'hex'), "  # noqa: S608
+            f"encode(root, 'hex'), {_LAST_LEAF})::text "
             "FROM {tree} WHERE id = 1 FOR UPDATE)"
         ), _head_read
 
