@@ -673,6 +673,7 @@ COMMANDS: dict[str, type[Command]] = {
     )
 }
 
+
 def build_validators() -> None:
     """Build every command's validator now rather than at its first use.
 
@@ -867,6 +868,7 @@ _REQUIRED: dict[type[Command], frozenset[str]] = {
     for cls in _FAST
 }
 _SIZE: dict[type[Command], int] = {cls: len(cls.model_fields) for cls in _FAST}
+
 
 def _trusted(cls: type[C], args: dict[str, Any]) -> C | None:
     """`cls` parsed from `args` as validation would parse it, or None when not sure
